@@ -1,0 +1,51 @@
+# Dazaar Vision. `make run` and `make test` do all set-up on a fresh Debian machine.
+GO       ?= go
+BIN      ?= dazaar-vision
+ARGS     ?=
+# Built test tools (btcd, lnd, ...) live outside the repository, keyed by version.
+export DV_TOOLS_CACHE ?= $(HOME)/.cache/dazaar-vision/tools
+export HYPERCORE_VECTORS_DIR ?= $(abspath ../shared/testdata/hypercore)
+
+# System packages: what the app needs to build and run, and what the tests add.
+APT_RUN  := pkg-config gcc libvpx-dev libopus-dev libgl1-mesa-dev libx11-dev libxext-dev \
+            libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
+APT_TEST := $(APT_RUN) xvfb xauth x11-apps ffmpeg zbar-tools dbus dbus-x11 gnome-keyring \
+            libsecret-tools iproute2 iptables nodejs npm
+
+.PHONY: all build run test test-go test-fuzz bench fuzz vet fmt deps-run deps-test tools clean
+
+all: build
+
+deps-run:
+	@scripts/apt.sh $(APT_RUN)
+
+deps-test:
+	@scripts/apt.sh $(APT_TEST)
+
+build: deps-run
+	$(GO) build -o $(BIN) .
+
+run: build
+	./$(BIN) $(ARGS)
+
+# Test tools that are built, not installed from apt (real bitcoin/lightning nodes).
+tools:
+	@scripts/tools.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+test: deps-test tools vet
+	@scripts/test.sh
+
+# Every fuzz target for a few minutes each (FUZZTIME=2m by default).
+fuzz:
+	@FUZZTIME=$${FUZZTIME:-2m} scripts/fuzz.sh
+
+# Our benchmarks and the reference's, in the same run, printed as ratios.
+bench: deps-test
+	@scripts/bench.sh
+
+clean:
+	rm -f $(BIN)

@@ -1,0 +1,3 @@
+module github.com/dazaarvision/dazaar-vision
+
+go 1.26.8
