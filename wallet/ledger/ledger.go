@@ -1,0 +1,460 @@
+// Package ledger is the access ledger: per (stream, viewer), payments become milliseconds of
+// access, and access burns as media time is delivered to that viewer (catching up on an hour of
+// history costs an hour, a pause costs nothing). Credits are keyed by payment ID, so replaying a
+// payment never credits it twice; they are written and synced before Credit returns. Consumption
+// is kept in memory and written as absolute totals by Flush (the owner calls it about once a
+// second), so a crash can forget at most the media time delivered since the last Flush.
+package ledger
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Key names one viewer's account for one stream. Both parts are opaque to the ledger.
+type Key struct {
+	Stream string `json:"s"`
+	Viewer string `json:"v"`
+}
+
+// MaxIDLen caps stream IDs, viewer IDs and credit IDs.
+const MaxIDLen = 256
+
+func (k Key) validate() error {
+	if k.Stream == "" || k.Viewer == "" {
+		return errors.New("ledger: empty stream or viewer")
+	}
+	if len(k.Stream) > MaxIDLen || len(k.Viewer) > MaxIDLen {
+		return errors.New("ledger: stream or viewer ID too long")
+	}
+	return nil
+}
+
+// State is where a payment stands.
+type State uint8
+
+// Credit states. Provisional credit (an unconfirmed on-chain payment) counts towards access until
+// it is settled or revoked; revoked credit counts for nothing.
+const (
+	Provisional State = iota + 1
+	Settled
+	Revoked
+)
+
+func (s State) String() string {
+	switch s {
+	case Provisional:
+		return "provisional"
+	case Settled:
+		return "settled"
+	case Revoked:
+		return "revoked"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Credit is one payment's contribution to an account.
+type Credit struct {
+	ID     string `json:"id"` // unique per payment, e.g. "ln:<payment hash>" or "btc:<txid>:<vout>"
+	Msat   uint64 `json:"msat"`
+	Millis uint64 `json:"ms"` // media time the payment buys
+	State  State  `json:"st"`
+	Note   string `json:"note,omitempty"` // why the state changed, for people
+}
+
+// Balance is an account's standing.
+type Balance struct {
+	GrantedMillis     uint64 // provisional + settled
+	ProvisionalMillis uint64
+	ConsumedMillis    uint64
+	SettledMsat       uint64
+}
+
+// Remaining is the access left; negative when revoked credit had already been used.
+func (b Balance) Remaining() time.Duration {
+	return time.Duration(int64(b.GrantedMillis)-int64(b.ConsumedMillis)) * time.Millisecond
+}
+
+type account struct {
+	credits map[string]Credit
+	bal     Balance
+	dirty   bool // consumption not yet written
+}
+
+type record struct {
+	Op       string  `json:"op"` // "credit", "consumed", "meta"
+	Key      Key     `json:"k,omitzero"`
+	Credit   *Credit `json:"c,omitempty"`
+	Consumed uint64  `json:"n,omitempty"`
+	Name     string  `json:"name,omitempty"`
+	Value    string  `json:"val,omitempty"`
+}
+
+// Ledger is safe for concurrent use.
+type Ledger struct {
+	path string
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	f        *os.File
+	w        *bufio.Writer
+	accounts map[Key]*account
+	meta     map[string]string
+	closed   bool
+}
+
+// Open loads the ledger at path, creating it if needed, and compacts it when it has grown.
+func Open(path string, log *slog.Logger) (*Ledger, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	l := &Ledger{path: path, log: log, accounts: map[Key]*account{}, meta: map[string]string{}}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	records := 0
+	end, err := readFrames(f, func(b []byte) error {
+		records++
+		var r record
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		return l.apply(r)
+	})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ledger: reading %s: %w", path, err)
+	}
+	st, _ := f.Stat()
+	if st != nil && st.Size() > end {
+		log.Warn("ledger: dropping a record cut short by a crash", "file", path, "bytes", st.Size()-end)
+		if err := f.Truncate(end); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("ledger: truncating torn record: %w", err)
+		}
+	}
+	f.Close()
+	live := len(l.meta)
+	for _, a := range l.accounts {
+		live += len(a.credits) + 1
+	}
+	if records > 2*live+1024 {
+		if err := l.compact(); err != nil {
+			return nil, err
+		}
+	}
+	l.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	l.w = bufio.NewWriterSize(l.f, 64<<10)
+	return l, nil
+}
+
+func (l *Ledger) apply(r record) error {
+	switch r.Op {
+	case "credit":
+		if r.Credit == nil || r.Key.validate() != nil {
+			return errors.New("bad credit record")
+		}
+		l.setCredit(r.Key, *r.Credit)
+	case "consumed":
+		if r.Key.validate() != nil {
+			return errors.New("bad consumed record")
+		}
+		a := l.account(r.Key)
+		a.bal.ConsumedMillis = r.Consumed
+	case "meta":
+		l.meta[r.Name] = r.Value
+	default:
+		return fmt.Errorf("unknown record %q", r.Op)
+	}
+	return nil
+}
+
+func (l *Ledger) account(k Key) *account {
+	a := l.accounts[k]
+	if a == nil {
+		a = &account{credits: map[string]Credit{}}
+		l.accounts[k] = a
+	}
+	return a
+}
+
+func (l *Ledger) setCredit(k Key, c Credit) {
+	a := l.account(k)
+	if old, ok := a.credits[c.ID]; ok {
+		a.bal.sub(old)
+	}
+	a.credits[c.ID] = c
+	a.bal.add(c)
+}
+
+func (b *Balance) add(c Credit) {
+	switch c.State {
+	case Provisional:
+		b.GrantedMillis += c.Millis
+		b.ProvisionalMillis += c.Millis
+	case Settled:
+		b.GrantedMillis += c.Millis
+		b.SettledMsat += c.Msat
+	}
+}
+
+func (b *Balance) sub(c Credit) {
+	switch c.State {
+	case Provisional:
+		b.GrantedMillis -= c.Millis
+		b.ProvisionalMillis -= c.Millis
+	case Settled:
+		b.GrantedMillis -= c.Millis
+		b.SettledMsat -= c.Msat
+	}
+}
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("ledger: closed")
+
+// SetCredit records payment c for k and syncs it to disk. Recording the same credit again is a
+// no-op (changed is false); a new state for a known ID (provisional → settled, or revoked)
+// replaces the old one, so a payment always counts once.
+func (l *Ledger) SetCredit(k Key, c Credit) (changed bool, err error) {
+	if err := k.validate(); err != nil {
+		return false, err
+	}
+	if c.ID == "" || len(c.ID) > MaxIDLen || len(c.Note) > 1024 {
+		return false, errors.New("ledger: credit needs an ID of at most 256 bytes")
+	}
+	if c.State < Provisional || c.State > Revoked {
+		return false, fmt.Errorf("ledger: bad credit state %d", c.State)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false, ErrClosed
+	}
+	if a := l.accounts[k]; a != nil {
+		if old, ok := a.credits[c.ID]; ok && old.Msat == c.Msat && old.Millis == c.Millis && old.State == c.State {
+			return false, nil
+		}
+	}
+	if err := l.writeLocked(record{Op: "credit", Key: k, Credit: &c}, true); err != nil {
+		return false, err
+	}
+	l.setCredit(k, c)
+	return true, nil
+}
+
+// Credit returns the stored credit with id for k.
+func (l *Ledger) Credit(k Key, id string) (Credit, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.accounts[k]
+	if a == nil {
+		return Credit{}, false
+	}
+	c, ok := a.credits[id]
+	return c, ok
+}
+
+// Consume burns ms milliseconds of delivered media from k's account and returns what is left.
+// It does not write to disk; Flush does.
+func (l *Ledger) Consume(k Key, ms uint64) (time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	a := l.accounts[k]
+	if a == nil {
+		if err := k.validate(); err != nil {
+			return 0, err
+		}
+		a = l.account(k)
+	}
+	a.bal.ConsumedMillis += ms
+	a.dirty = true
+	return a.bal.Remaining(), nil
+}
+
+// Balance returns k's standing.
+func (l *Ledger) Balance(k Key) Balance {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a := l.accounts[k]; a != nil {
+		return a.bal
+	}
+	return Balance{}
+}
+
+// Remaining is k's access left (never negative).
+func (l *Ledger) Remaining(k Key) time.Duration {
+	r := l.Balance(k).Remaining()
+	if r < 0 {
+		return 0
+	}
+	return r
+}
+
+// Credits lists k's credits ordered by ID.
+func (l *Ledger) Credits(k Key) []Credit {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.accounts[k]
+	if a == nil {
+		return nil
+	}
+	out := make([]Credit, 0, len(a.credits))
+	for _, c := range a.credits {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Meta returns a stored value (for example a Lightning subscription's resume index).
+func (l *Ledger) Meta(name string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, ok := l.meta[name]
+	return v, ok
+}
+
+// SetMeta stores a value durably.
+func (l *Ledger) SetMeta(name, value string) error {
+	if len(name) > MaxIDLen || len(value) > 4096 {
+		return errors.New("ledger: meta entry too long")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if v, ok := l.meta[name]; ok && v == value {
+		return nil
+	}
+	if err := l.writeLocked(record{Op: "meta", Name: name, Value: value}, true); err != nil {
+		return err
+	}
+	l.meta[name] = value
+	return nil
+}
+
+// Flush writes consumption since the last Flush and syncs the file.
+func (l *Ledger) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return l.flushLocked()
+}
+
+func (l *Ledger) flushLocked() error {
+	n := 0
+	for k, a := range l.accounts {
+		if !a.dirty {
+			continue
+		}
+		if err := l.writeLocked(record{Op: "consumed", Key: k, Consumed: a.bal.ConsumedMillis}, false); err != nil {
+			return err
+		}
+		a.dirty = false
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("ledger: write: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("ledger: sync: %w", err)
+	}
+	return nil
+}
+
+func (l *Ledger) writeLocked(r record, sync bool) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := appendFrame(l.w, b); err != nil {
+		return fmt.Errorf("ledger: write: %w", err)
+	}
+	if !sync {
+		return nil
+	}
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("ledger: write: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("ledger: sync: %w", err)
+	}
+	return nil
+}
+
+// Run flushes consumption every interval until ctx-like done is closed; the caller owns it.
+func (l *Ledger) Run(done <-chan struct{}, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if err := l.Flush(); err != nil && !errors.Is(err, ErrClosed) {
+				l.log.Error("ledger: saving consumed time failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close flushes and closes the file.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	err := l.flushLocked()
+	if err2 := l.f.Close(); err == nil {
+		err = err2
+	}
+	l.closed = true
+	return err
+}
+
+func (l *Ledger) compact() error {
+	return writeAtomically(l.path, func(w io.Writer) error {
+		for name, v := range l.meta {
+			b, _ := json.Marshal(record{Op: "meta", Name: name, Value: v})
+			if err := appendFrame(w, b); err != nil {
+				return err
+			}
+		}
+		for k, a := range l.accounts {
+			for _, c := range a.credits {
+				c := c
+				b, _ := json.Marshal(record{Op: "credit", Key: k, Credit: &c})
+				if err := appendFrame(w, b); err != nil {
+					return err
+				}
+			}
+			b, _ := json.Marshal(record{Op: "consumed", Key: k, Consumed: a.bal.ConsumedMillis})
+			if err := appendFrame(w, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

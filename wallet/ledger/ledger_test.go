@@ -1,0 +1,220 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func open(t testing.TB, path string) *Ledger {
+	t.Helper()
+	l, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+var k = Key{Stream: "stream1", Viewer: "12D3KooWviewer"}
+
+func TestCreditsConsumeAndRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, path)
+	steps := []struct {
+		c       Credit
+		changed bool
+		want    time.Duration
+	}{
+		{Credit{ID: "ln:a", Msat: 1_000_000, Millis: 3_600_000, State: Settled}, true, time.Hour},
+		{Credit{ID: "ln:a", Msat: 1_000_000, Millis: 3_600_000, State: Settled}, false, time.Hour}, // replay
+		{Credit{ID: "btc:t:0", Msat: 500_000, Millis: 1_800_000, State: Provisional}, true, 90 * time.Minute},
+		{Credit{ID: "btc:t:0", Msat: 500_000, Millis: 1_800_000, State: Settled}, true, 90 * time.Minute},
+		{Credit{ID: "btc:u:1", Msat: 100_000, Millis: 360_000, State: Provisional}, true, 96 * time.Minute},
+		{Credit{ID: "btc:u:1", Msat: 100_000, Millis: 360_000, State: Revoked}, true, 90 * time.Minute},
+	}
+	for i, s := range steps {
+		ch, err := l.SetCredit(k, s.c)
+		if err != nil || ch != s.changed {
+			t.Fatalf("step %d: changed=%v err=%v", i, ch, err)
+		}
+		if got := l.Remaining(k); got != s.want {
+			t.Fatalf("step %d: remaining %v, want %v", i, got, s.want)
+		}
+	}
+	left, err := l.Consume(k, 60_000)
+	if err != nil || left != 89*time.Minute {
+		t.Fatalf("consume: %v %v", left, err)
+	}
+	if err := l.SetMeta("lnd.settle_index", "42"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, path)
+	defer l.Close()
+	b := l.Balance(k)
+	if b.Remaining() != 89*time.Minute || b.SettledMsat != 1_500_000 || b.ProvisionalMillis != 0 {
+		t.Fatalf("after restart: %+v", b)
+	}
+	if v, _ := l.Meta("lnd.settle_index"); v != "42" {
+		t.Fatalf("meta lost: %q", v)
+	}
+	if len(l.Credits(k)) != 3 {
+		t.Fatalf("credits: %+v", l.Credits(k))
+	}
+	if l.Remaining(Key{"stream1", "other"}) != 0 {
+		t.Fatal("another viewer has access")
+	}
+}
+
+func TestRevokedAfterUseGoesNegative(t *testing.T) {
+	l := open(t, filepath.Join(t.TempDir(), "l"))
+	defer l.Close()
+	l.SetCredit(k, Credit{ID: "btc:x:0", Msat: 1000, Millis: 10_000, State: Provisional})
+	l.Consume(k, 8_000)
+	l.SetCredit(k, Credit{ID: "btc:x:0", Msat: 1000, Millis: 10_000, State: Revoked})
+	if b := l.Balance(k); b.Remaining() != -8*time.Second || l.Remaining(k) != 0 {
+		t.Fatalf("balance %+v", b)
+	}
+	// A top-up first pays off the debt.
+	l.SetCredit(k, Credit{ID: "ln:y", Msat: 2000, Millis: 20_000, State: Settled})
+	if got := l.Remaining(k); got != 12*time.Second {
+		t.Fatalf("remaining %v", got)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	l := open(t, filepath.Join(t.TempDir(), "l"))
+	defer l.Close()
+	long := string(make([]byte, MaxIDLen+1))
+	for _, c := range []struct {
+		k Key
+		c Credit
+	}{
+		{Key{"", "v"}, Credit{ID: "a", State: Settled}},
+		{Key{"s", long}, Credit{ID: "a", State: Settled}},
+		{k, Credit{ID: "", State: Settled}},
+		{k, Credit{ID: long, State: Settled}},
+		{k, Credit{ID: "a", State: 9}},
+	} {
+		if _, err := l.SetCredit(c.k, c.c); err == nil {
+			t.Errorf("accepted %+v %+v", c.k, c.c)
+		}
+	}
+}
+
+func TestTornTailIsDroppedCorruptionIsReported(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l")
+	l := open(t, path)
+	l.SetCredit(k, Credit{ID: "ln:1", Msat: 1000, Millis: 1000, State: Settled})
+	l.SetCredit(k, Credit{ID: "ln:2", Msat: 1000, Millis: 1000, State: Settled})
+	l.Close()
+	whole, _ := os.ReadFile(path)
+	// Crash in the middle of writing the second record: the first survives.
+	os.WriteFile(path, whole[:len(whole)-5], 0o600)
+	l = open(t, path)
+	if got := l.Remaining(k); got != time.Second {
+		t.Fatalf("after torn write: %v", got)
+	}
+	l.SetCredit(k, Credit{ID: "ln:3", Msat: 1000, Millis: 1000, State: Settled})
+	l.Close()
+	l = open(t, path)
+	if got := l.Remaining(k); got != 2*time.Second {
+		t.Fatalf("after append past torn write: %v", got)
+	}
+	l.Close()
+	// A flipped bit in the first record is damage, not a torn write: refuse to open.
+	b, _ := os.ReadFile(path)
+	b[12] ^= 0x40
+	os.WriteFile(path, b, 0o600)
+	if _, err := Open(path, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt file opened: %v", err)
+	}
+}
+
+func TestCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l")
+	l := open(t, path)
+	l.SetCredit(k, Credit{ID: "ln:1", Msat: 1000, Millis: 100_000, State: Settled})
+	for i := 0; i < 3000; i++ {
+		l.Consume(k, 10)
+		l.Flush()
+	}
+	l.Close()
+	before, _ := os.Stat(path)
+	l = open(t, path)
+	after, _ := os.Stat(path)
+	if after.Size() >= before.Size()/10 {
+		t.Fatalf("not compacted: %d -> %d", before.Size(), after.Size())
+	}
+	if got := l.Remaining(k); got != 70*time.Second {
+		t.Fatalf("remaining after compaction %v", got)
+	}
+	l.Close()
+}
+
+func TestConcurrentViewers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l")
+	l := open(t, path)
+	var wg sync.WaitGroup
+	for v := 0; v < 50; v++ {
+		wg.Add(1)
+		go func(v int) {
+			defer wg.Done()
+			key := Key{"s", fmt.Sprint("viewer", v)}
+			l.SetCredit(key, Credit{ID: fmt.Sprint("ln:", v), Msat: 1, Millis: 10_000, State: Settled})
+			for i := 0; i < 100; i++ {
+				l.Consume(key, 10)
+			}
+		}(v)
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() { l.Run(done, time.Millisecond); close(stopped) }()
+	wg.Wait()
+	close(done)
+	<-stopped
+	l.Close()
+	l = open(t, path)
+	defer l.Close()
+	for v := 0; v < 50; v++ {
+		if got := l.Remaining(Key{"s", fmt.Sprint("viewer", v)}); got != 9*time.Second {
+			t.Fatalf("viewer %d: %v", v, got)
+		}
+	}
+}
+
+// BenchmarkLedger1000Viewers is 1 000 viewers each burning 1 s of media per tick, then one Flush:
+// the per-second cost of the ledger for 1 000 concurrent viewers.
+func BenchmarkLedger1000Viewers(b *testing.B) {
+	l := open(b, filepath.Join(b.TempDir(), "l"))
+	defer l.Close()
+	keys := make([]Key, 1000)
+	for i := range keys {
+		keys[i] = Key{"stream", fmt.Sprint("12D3KooWviewer", i)}
+		l.SetCredit(keys[i], Credit{ID: fmt.Sprint("ln:", i), Msat: 1e9, Millis: 1 << 40, State: Settled})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for j := w; j < len(keys); j += 8 {
+					l.Consume(keys[j], 1000)
+					l.Remaining(keys[j])
+				}
+			}(w)
+		}
+		wg.Wait()
+		if err := l.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
