@@ -1,0 +1,503 @@
+package feed
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"golang.org/x/crypto/blake2b"
+)
+
+// The conformance test reads every *.json file of the Hypercore test vector
+// schema in $HYPERCORE_VECTORS_DIR (default ../shared/testdata/hypercore beside
+// the repository) and in testdata/hypercore, and recomputes or verifies every
+// value in them. Nothing of those files is known to the code under test.
+
+type hexBytes []byte
+
+func (h *hexBytes) UnmarshalJSON(b []byte) error {
+	var s *string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if s == nil {
+		*h = nil
+		return nil
+	}
+	v, err := hex.DecodeString(*s)
+	*h = v
+	return err
+}
+
+type vNode struct {
+	Index uint64   `json:"index"`
+	Size  uint64   `json:"size"`
+	Hash  hexBytes `json:"hash"`
+}
+
+func (n vNode) node() Node {
+	var out Node
+	out.Index, out.Size = n.Index, n.Size
+	copy(out.Hash[:], n.Hash)
+	return out
+}
+
+type vectorFile struct {
+	Seed    hexBytes `json:"seed"`
+	KeyPair struct {
+		PublicKey hexBytes `json:"publicKey"`
+		SecretKey hexBytes `json:"secretKey"`
+	} `json:"keyPair"`
+	Namespaces map[string]hexBytes `json:"namespaces"`
+	Manifest   struct {
+		Encoded hexBytes `json:"encoded"`
+		Hash    hexBytes `json:"hash"`
+	} `json:"manifest"`
+	Keys struct {
+		ManifestMode struct {
+			Key          hexBytes `json:"key"`
+			DiscoveryKey hexBytes `json:"discoveryKey"`
+			CapInit      hexBytes `json:"replicateCapabilityInitiator_handshakeAA"`
+			CapResp      hexBytes `json:"replicateCapabilityResponder_handshakeAA"`
+		} `json:"manifestMode"`
+		CompatMode struct {
+			Key          hexBytes `json:"key"`
+			DiscoveryKey hexBytes `json:"discoveryKey"`
+		} `json:"compatMode"`
+	} `json:"keys"`
+	Blocks []struct {
+		Index     uint64   `json:"index"`
+		Size      int      `json:"size"`
+		Hex       hexBytes `json:"hex"`
+		Blake2b   hexBytes `json:"blake2b256"`
+	} `json:"blocks"`
+	LeafHashes []vNode `json:"leafHashes"`
+	TreeNodes  []vNode `json:"treeNodes"`
+	Lengths    []struct {
+		Length       uint64   `json:"length"`
+		Fork         uint64   `json:"fork"`
+		ByteLength   uint64   `json:"byteLength"`
+		Roots        []vNode  `json:"roots"`
+		TreeHash     hexBytes `json:"treeHash"`
+		ManifestMode struct {
+			Signable         hexBytes `json:"signable"`
+			SignatureEd25519 hexBytes `json:"signatureEd25519"`
+			SignatureEncoded hexBytes `json:"signatureEncoded"`
+			Verifies         bool     `json:"verifies"`
+		} `json:"manifestMode"`
+		CompatMode struct {
+			Signable  hexBytes `json:"signable"`
+			Signature hexBytes `json:"signature"`
+			Verifies  bool     `json:"verifies"`
+		} `json:"compatMode"`
+	} `json:"lengths"`
+	Proofs []struct {
+		Name         string `json:"name"`
+		WriterLength uint64 `json:"writerLength"`
+		Request      struct {
+			Block *struct {
+				Index uint64 `json:"index"`
+				Nodes uint64 `json:"nodes"`
+			} `json:"block"`
+			Upgrade *struct {
+				Start  uint64 `json:"start"`
+				Length uint64 `json:"length"`
+			} `json:"upgrade"`
+		} `json:"request"`
+		Proof struct {
+			Fork  uint64 `json:"fork"`
+			Block *struct {
+				Index uint64   `json:"index"`
+				Value hexBytes `json:"value"`
+				Nodes []vNode  `json:"nodes"`
+			} `json:"block"`
+			Upgrade *struct {
+				Start           uint64   `json:"start"`
+				Length          uint64   `json:"length"`
+				Nodes           []vNode  `json:"nodes"`
+				AdditionalNodes []vNode  `json:"additionalNodes"`
+				Signature       hexBytes `json:"signature"`
+			} `json:"upgrade"`
+		} `json:"proof"`
+		VerifiedByHypercore any `json:"verifiedByHypercore"`
+		ReaderCheck         *struct {
+			LengthAfter *uint64 `json:"lengthAfter"`
+		} `json:"readerCheck"`
+	} `json:"proofs"`
+	V10 *struct {
+		Key        hexBytes   `json:"key"`
+		TreeHash   hexBytes   `json:"treeHash"`
+		Signatures []hexBytes `json:"signatures"`
+	} `json:"v10"`
+}
+
+// vectorDirs lists the directories the conformance test reads.
+func vectorDirs(t *testing.T) []string {
+	dir := os.Getenv("HYPERCORE_VECTORS_DIR")
+	if dir == "" {
+		if root, err := repoRoot(); err == nil {
+			dir = filepath.Join(root, "..", "shared", "testdata", "hypercore")
+		}
+	}
+	return []string{dir, filepath.Join("testdata", "hypercore")}
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above %s", dir)
+		}
+		dir = parent
+	}
+}
+
+type checker struct {
+	t      *testing.T
+	file   string
+	checks int
+}
+
+func (c *checker) eq(what string, got, want []byte) {
+	c.t.Helper()
+	c.checks++
+	if !bytes.Equal(got, want) {
+		c.t.Errorf("%s: %s:\n got %x\nwant %x", c.file, what, got, want)
+	}
+}
+
+func (c *checker) ok(what string, cond bool) {
+	c.t.Helper()
+	c.checks++
+	if !cond {
+		c.t.Errorf("%s: %s", c.file, what)
+	}
+}
+
+func (c *checker) noErr(what string, err error) {
+	c.t.Helper()
+	c.checks++
+	if err != nil {
+		c.t.Errorf("%s: %s: %v", c.file, what, err)
+	}
+}
+
+func nodesEqual(c *checker, what string, got []Node, want []vNode) {
+	c.t.Helper()
+	c.checks++
+	if len(got) != len(want) {
+		c.t.Errorf("%s: %s: %d nodes, want %d (%v vs %v)", c.file, what, len(got), len(want), got, want)
+		return
+	}
+	for i := range got {
+		if got[i] != want[i].node() {
+			c.t.Errorf("%s: %s: node %d is %d/%d/%x, want %d/%d/%x", c.file, what, i, got[i].Index, got[i].Size, got[i].Hash, want[i].Index, want[i].Size, want[i].Hash)
+		}
+	}
+}
+
+func TestConformance(t *testing.T) {
+	var files []string
+	for _, dir := range vectorDirs(t) {
+		m, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	checked := 0
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v vectorFile
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Errorf("%s: not a vectors file: %v", f, err)
+			continue
+		}
+		if len(v.Seed) == 0 || len(v.Lengths) == 0 {
+			t.Logf("%s: not of the vectors schema (no seed or lengths), skipped", f)
+			continue
+		}
+		c := &checker{t: t, file: f}
+		checkVectors(c, &v)
+		t.Logf("%s: %d checks", f, c.checks)
+		checked++
+	}
+	if checked == 0 {
+		msg := fmt.Sprintf("no Hypercore vector file found in %v", vectorDirs(t))
+		if os.Getenv("DV_REQUIRE_VECTORS") != "" {
+			t.Fatal(msg + " (DV_REQUIRE_VECTORS is set: make test needs the shared vectors)")
+		}
+		t.Skip(msg)
+	}
+}
+
+func checkVectors(c *checker, v *vectorFile) {
+	// Namespaces.
+	name := NameHash()
+	c.eq("H(hypercore)", name[:], v.Namespaces["hypercoreNameHash"])
+	for i, n := range []string{"TREE", "REPLICATE_INITIATOR", "REPLICATE_RESPONDER", "MANIFEST", "DEFAULT_NAMESPACE", "DEFAULT_ENCRYPTION"} {
+		ns := Namespace(i)
+		c.eq("namespace "+n, ns[:], v.Namespaces[n])
+	}
+	// Keys.
+	kp, err := KeyPairFromSeed(v.Seed)
+	c.noErr("key pair from seed", err)
+	if err != nil {
+		return
+	}
+	c.eq("public key", kp.Public, v.KeyPair.PublicKey)
+	c.eq("secret key", kp.Secret, v.KeyPair.SecretKey)
+	m := DefaultManifest(kp.Public)
+	c.eq("manifest encoding", m.Encode(), v.Manifest.Encoded)
+	dm, err := DecodeManifest(v.Manifest.Encoded)
+	c.noErr("manifest decodes", err)
+	c.eq("manifest re-encoding", dm.Encode(), v.Manifest.Encoded)
+	mh := m.Hash()
+	c.eq("manifest hash", mh[:], v.Manifest.Hash)
+	c.eq("manifest-mode key", mh[:], v.Keys.ManifestMode.Key)
+	dk := DiscoveryKey(mh)
+	c.eq("manifest-mode discovery key", dk[:], v.Keys.ManifestMode.DiscoveryKey)
+	aa := bytes.Repeat([]byte{0xaa}, 32)
+	capI := ReplicationCapability(aa, true, mh)
+	capR := ReplicationCapability(aa, false, mh)
+	c.eq("initiator capability", capI[:], v.Keys.ManifestMode.CapInit)
+	c.eq("responder capability", capR[:], v.Keys.ManifestMode.CapResp)
+	var pk [32]byte
+	copy(pk[:], kp.Public)
+	c.eq("compat key", pk[:], v.Keys.CompatMode.Key)
+	dkc := DiscoveryKey(pk)
+	c.eq("compat discovery key", dkc[:], v.Keys.CompatMode.DiscoveryKey)
+
+	// Blocks and leaves.
+	blocks := make([][]byte, len(v.Blocks))
+	for i, b := range v.Blocks {
+		blocks[i] = b.Hex
+		if blocks[i] == nil {
+			blocks[i] = []byte{}
+		}
+		c.ok(fmt.Sprintf("block %d size", i), len(b.Hex) == b.Size && b.Index == uint64(i))
+		h := blake2b.Sum256(b.Hex)
+		c.eq(fmt.Sprintf("block %d plain hash", i), h[:], b.Blake2b)
+	}
+	for _, l := range v.LeafHashes {
+		if l.Index/2 >= uint64(len(blocks)) {
+			c.ok(fmt.Sprintf("leaf %d names a block that exists", l.Index), false)
+			continue
+		}
+		n := LeafNode(l.Index/2, blocks[l.Index/2])
+		c.ok(fmt.Sprintf("leaf %d", l.Index), n == l.node())
+	}
+
+	// Every length: roots, tree hash, byte length, both signatures.
+	ms, _ := newSigner(kp, Manifest)
+	cs, _ := newSigner(kp, Compat)
+	var tr tree
+	for i, l := range v.Lengths {
+		for tr.length < l.Length && tr.length < uint64(len(blocks)) {
+			for _, n := range tr.appendLeaves(nil, []Node{LeafNode(tr.length, blocks[tr.length])}) {
+				tr.nodes.put(n)
+			}
+		}
+		what := fmt.Sprintf("length %d", l.Length)
+		c.ok(what+" reached", tr.length == l.Length && l.Fork == 0)
+		nodesEqual(c, what+" roots", tr.roots, l.Roots)
+		th := tr.hash()
+		c.eq(what+" tree hash", th[:], l.TreeHash)
+		c.ok(what+" byte length", tr.byteLength == l.ByteLength)
+		c.eq(what+" manifest signable", ms.signable(th, l.Length, l.Fork), l.ManifestMode.Signable)
+		c.eq(what+" compat signable", cs.signable(th, l.Length, l.Fork), l.CompatMode.Signable)
+		msig := ms.sign(th, l.Length, l.Fork)
+		c.eq(what+" manifest signature envelope", msig, l.ManifestMode.SignatureEncoded)
+		c.eq(what+" manifest raw signature", l.ManifestMode.SignatureEncoded[2:min(66, len(l.ManifestMode.SignatureEncoded))], l.ManifestMode.SignatureEd25519)
+		c.eq(what+" compat signature", cs.sign(th, l.Length, l.Fork), l.CompatMode.Signature)
+		c.noErr(what+" manifest signature verifies", ms.verify(th, l.Length, l.Fork, l.ManifestMode.SignatureEncoded))
+		c.noErr(what+" compat signature verifies", cs.verify(th, l.Length, l.Fork, l.CompatMode.Signature))
+		c.ok(what+" verifies flags", l.ManifestMode.Verifies && l.CompatMode.Verifies)
+		if v.V10 != nil && i < len(v.V10.Signatures) {
+			c.eq(what+" v10 signature", v.V10.Signatures[i], l.CompatMode.Signature)
+		}
+	}
+	if v.V10 != nil {
+		c.eq("v10 key", v.V10.Key, pk[:])
+		th := tr.hash()
+		c.eq("v10 tree hash", v.V10.TreeHash, th[:])
+	}
+	for _, n := range v.TreeNodes {
+		got, ok := tr.nodes.get(n.Index)
+		c.ok(fmt.Sprintf("tree node %d", n.Index), ok && got == n.node())
+	}
+
+	// Proofs.
+	for _, p := range v.Proofs {
+		checkProof(c, p, blocks, ms)
+	}
+}
+
+// writerAt builds the writer's tree at a length, signed in manifest mode.
+func writerAt(blocks [][]byte, length uint64, s *signer) *tree {
+	tr := &tree{}
+	var leaves []Node
+	for i := uint64(0); i < length; i++ {
+		leaves = append(leaves, LeafNode(i, blocks[i]))
+	}
+	for _, n := range tr.appendLeaves(nil, leaves) {
+		tr.nodes.put(n)
+	}
+	tr.signature = s.sign(tr.hash(), tr.length, tr.fork)
+	return tr
+}
+
+// readerAt is a reader that has verified the writer's tree up to length: it
+// holds that tree's nodes and roots but no later ones.
+func readerAt(w *tree, length uint64) *tree {
+	r := &tree{}
+	if length == 0 {
+		return r
+	}
+	for i := uint64(0); i < 2*length; i++ {
+		if flatRightSpan(i) < 2*length {
+			if n, ok := w.nodes.get(i); ok {
+				r.nodes.put(n)
+			}
+		}
+	}
+	roots, err := r.rootsFor(length)
+	if err != nil {
+		panic(err)
+	}
+	r.roots, r.length = roots, length
+	for _, n := range roots {
+		r.byteLength += n.Size
+	}
+	return r
+}
+
+func checkProof(c *checker, p struct {
+	Name         string `json:"name"`
+	WriterLength uint64 `json:"writerLength"`
+	Request      struct {
+		Block *struct {
+			Index uint64 `json:"index"`
+			Nodes uint64 `json:"nodes"`
+		} `json:"block"`
+		Upgrade *struct {
+			Start  uint64 `json:"start"`
+			Length uint64 `json:"length"`
+		} `json:"upgrade"`
+	} `json:"request"`
+	Proof struct {
+		Fork  uint64 `json:"fork"`
+		Block *struct {
+			Index uint64   `json:"index"`
+			Value hexBytes `json:"value"`
+			Nodes []vNode  `json:"nodes"`
+		} `json:"block"`
+		Upgrade *struct {
+			Start           uint64   `json:"start"`
+			Length          uint64   `json:"length"`
+			Nodes           []vNode  `json:"nodes"`
+			AdditionalNodes []vNode  `json:"additionalNodes"`
+			Signature       hexBytes `json:"signature"`
+		} `json:"upgrade"`
+	} `json:"proof"`
+	VerifiedByHypercore any `json:"verifiedByHypercore"`
+	ReaderCheck         *struct {
+		LengthAfter *uint64 `json:"lengthAfter"`
+	} `json:"readerCheck"`
+}, blocks [][]byte, s *signer) {
+	what := "proof " + p.Name
+	if p.WriterLength > uint64(len(blocks)) {
+		c.ok(what+": writer length within the blocks", false)
+		return
+	}
+	w := writerAt(blocks, p.WriterLength, s)
+	var req Request
+	if b := p.Request.Block; b != nil {
+		req.Block = &BlockRequest{Index: b.Index, Nodes: b.Nodes}
+	}
+	if u := p.Request.Upgrade; u != nil {
+		req.Upgrade = &UpgradeRequest{Start: u.Start, Length: u.Length}
+	}
+
+	// The recorded proof, as Hypercore made it.
+	rec := &Proof{Fork: p.Proof.Fork}
+	if b := p.Proof.Block; b != nil {
+		rec.Block = &BlockProof{Index: b.Index, Value: []byte(b.Value)}
+		if rec.Block.Value == nil {
+			rec.Block.Value = []byte{}
+		}
+		for _, n := range b.Nodes {
+			rec.Block.Nodes = append(rec.Block.Nodes, n.node())
+		}
+	}
+	if u := p.Proof.Upgrade; u != nil {
+		rec.Upgrade = &UpgradeProof{Start: u.Start, Length: u.Length, Signature: u.Signature}
+		for _, n := range u.Nodes {
+			rec.Upgrade.Nodes = append(rec.Upgrade.Nodes, n.node())
+		}
+		for _, n := range u.AdditionalNodes {
+			rec.Upgrade.AdditionalNodes = append(rec.Upgrade.AdditionalNodes, n.node())
+		}
+	}
+
+	// Ours must equal it node for node and byte for byte.
+	ours, err := w.proof(req)
+	c.noErr(what+": we produce a proof", err)
+	if err == nil {
+		c.ok(what+": fork", ours.Fork == rec.Fork)
+		c.ok(what+": block part present alike", (ours.Block == nil) == (rec.Block == nil))
+		if ours.Block != nil && rec.Block != nil {
+			ours.Block.Value = blocks[ours.Block.Index]
+			c.ok(what+": block index", ours.Block.Index == rec.Block.Index)
+			c.eq(what+": block value", ours.Block.Value, rec.Block.Value)
+			nodesEqual(c, what+": block nodes", ours.Block.Nodes, p.Proof.Block.Nodes)
+		}
+		c.ok(what+": upgrade part present alike", (ours.Upgrade == nil) == (rec.Upgrade == nil))
+		if ours.Upgrade != nil && rec.Upgrade != nil {
+			c.ok(what+": upgrade range", ours.Upgrade.Start == rec.Upgrade.Start && ours.Upgrade.Length == rec.Upgrade.Length)
+			nodesEqual(c, what+": upgrade nodes", ours.Upgrade.Nodes, p.Proof.Upgrade.Nodes)
+			nodesEqual(c, what+": additional nodes", ours.Upgrade.AdditionalNodes, p.Proof.Upgrade.AdditionalNodes)
+			c.eq(what+": signature", ours.Upgrade.Signature, rec.Upgrade.Signature)
+		}
+		// Our encoding round-trips it.
+		enc, _ := ours.MarshalBinary()
+		dec, err := DecodeProof(enc, 0)
+		c.noErr(what+": encoding round trip", err)
+		if err == nil {
+			enc2, _ := dec.MarshalBinary()
+			c.eq(what+": re-encoding", enc2, enc)
+		}
+	}
+
+	// Hypercore's proof verifies with our verifier, for a reader at the
+	// length the request started from.
+	readerLen := p.WriterLength
+	if req.Upgrade != nil {
+		readerLen = req.Upgrade.Start
+	}
+	if p.VerifiedByHypercore != true {
+		// Hypercore refused this proof on its (fresh) reader: so must we.
+		_, err := (&tree{}).verify(rec, s.verifier)
+		c.ok(fmt.Sprintf("%s: refused as Hypercore did (%v)", what, p.VerifiedByHypercore), err != nil)
+		return
+	}
+	r := readerAt(w, readerLen)
+	got, err := r.verify(rec, s.verifier)
+	c.noErr(what+": verifies", err)
+	if err == nil && p.ReaderCheck != nil && p.ReaderCheck.LengthAfter != nil {
+		c.ok(fmt.Sprintf("%s: reader length after is %d", what, *p.ReaderCheck.LengthAfter), got.length == *p.ReaderCheck.LengthAfter)
+	}
+}

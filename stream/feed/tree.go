@@ -1,0 +1,505 @@
+package feed
+
+import (
+	"errors"
+	"fmt"
+)
+
+// nodeSet holds tree nodes by flat-tree index in pages, so that a sparse
+// reader pays only for the pages it touches and a writer gets slice speed.
+type nodeSet struct {
+	pages map[uint64]*nodePage
+	last  *nodePage // one-entry cache: appends and proofs touch neighbours
+	lastN uint64
+	count int
+}
+
+const nodePageBits = 10
+
+type nodeSlot struct {
+	size uint64
+	hash [32]byte
+	ok   bool
+}
+
+type nodePage [1 << nodePageBits]nodeSlot
+
+func (s *nodeSet) page(i uint64, create bool) *nodePage {
+	n := i >> nodePageBits
+	if s.last != nil && s.lastN == n {
+		return s.last
+	}
+	p := s.pages[n]
+	if p == nil {
+		if !create {
+			return nil
+		}
+		if s.pages == nil {
+			s.pages = map[uint64]*nodePage{}
+		}
+		p = new(nodePage)
+		s.pages[n] = p
+	}
+	s.last, s.lastN = p, n
+	return p
+}
+
+func (s *nodeSet) get(i uint64) (Node, bool) {
+	p := s.page(i, false)
+	if p == nil {
+		return Node{}, false
+	}
+	sl := &p[i&(1<<nodePageBits-1)]
+	if !sl.ok {
+		return Node{}, false
+	}
+	return Node{Index: i, Size: sl.size, Hash: sl.hash}, true
+}
+
+func (s *nodeSet) has(i uint64) bool {
+	_, ok := s.get(i)
+	return ok
+}
+
+func (s *nodeSet) put(n Node) {
+	sl := &s.page(n.Index, true)[n.Index&(1<<nodePageBits-1)]
+	if !sl.ok {
+		s.count++
+	}
+	*sl = nodeSlot{size: n.Size, hash: n.Hash, ok: true}
+}
+
+// tree is the Merkle tree state of a feed: its nodes, its roots (peaks) and
+// its newest signed head. It does no I/O and no locking.
+type tree struct {
+	nodes      nodeSet
+	roots      []Node
+	length     uint64
+	byteLength uint64
+	fork       uint64
+	signature  []byte
+}
+
+// appendLeaves adds blocks' leaves and the parents they complete, returning
+// the new nodes (leaves and parents, in creation order) in out.
+func (t *tree) appendLeaves(out []Node, leaves []Node) []Node {
+	for _, n := range leaves {
+		t.length++
+		t.byteLength += n.Size
+		out = append(out, n)
+		t.roots = append(t.roots, n)
+		for len(t.roots) > 1 {
+			a, b := t.roots[len(t.roots)-2], t.roots[len(t.roots)-1]
+			if flatSibling(b.Index) != a.Index {
+				break
+			}
+			p := ParentNode(a, b)
+			out = append(out, p)
+			t.roots = append(t.roots[:len(t.roots)-2], p)
+		}
+	}
+	return out
+}
+
+func (t *tree) hash() [32]byte { return TreeHash(t.roots) }
+
+// rootsFor returns the roots of the tree at an earlier length, from stored nodes.
+func (t *tree) rootsFor(length uint64) ([]Node, error) {
+	var idx [64]uint64
+	var out []Node
+	for _, i := range flatFullRoots(idx[:0], length) {
+		n, ok := t.nodes.get(i)
+		if !ok {
+			return nil, fmt.Errorf("feed: node %d of length %d is not stored", i, length)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// missingNodes counts how many levels above block i's leaf the local tree
+// lacks before reaching a stored node (Hypercore's missingNodes): what a
+// request for block i asks the peer to include.
+func (t *tree) missingNodes(i uint64) uint64 {
+	head := 2 * t.length
+	it := newFlatIter(2 * i)
+	var n uint64
+	for !it.contains(head) && !t.nodes.has(it.index) {
+		n++
+		it.parent()
+	}
+	return n
+}
+
+// Errors wrapped by proof generation and verification.
+var (
+	ErrInvalidRequest = errors.New("invalid request")
+	ErrInvalidProof   = errors.New("invalid proof")
+	ErrNotAvailable   = errors.New("not available")
+)
+
+// proofBuilder collects the nodes of a proof in Hypercore's order.
+type proofBuilder struct {
+	t           *tree
+	block       []Node
+	blockSet    bool
+	upgrade     []Node
+	upgradeSet  bool
+	additional  []Node
+	err         error
+}
+
+func (p *proofBuilder) get(i uint64) Node {
+	n, ok := p.t.nodes.get(i)
+	if !ok && p.err == nil {
+		p.err = fmt.Errorf("feed: %w: node %d is not stored here", ErrNotAvailable, i)
+	}
+	return n
+}
+
+// blockPath adds the nodes from block index up to (not including) root.
+func (p *proofBuilder) blockPath(index, root uint64) {
+	it := newFlatIter(2 * index)
+	p.blockSet = true
+	for it.index != root {
+		it.sibling()
+		p.block = append(p.block, p.get(it.index))
+		it.parent()
+	}
+}
+
+// proof builds the proof that answers req, following Hypercore's
+// MerkleTree.proof node for node.
+func (t *tree) proof(req Request) (*Proof, error) {
+	head := 2 * t.length
+	var from, to uint64 = 0, head
+	if u := req.Upgrade; u != nil {
+		if u.Length == 0 || u.Start > t.length || u.Length > t.length-u.Start {
+			return nil, fmt.Errorf("feed: %w: upgrade %d+%d does not fit length %d", ErrInvalidRequest, u.Start, u.Length, t.length)
+		}
+		from = 2 * u.Start
+		to = from + 2*u.Length
+	}
+	if req.Block != nil && req.Block.Nodes > 64 {
+		return nil, fmt.Errorf("feed: %w: %d nodes asked for block %d", ErrInvalidRequest, req.Block.Nodes, req.Block.Index)
+	}
+	if req.Block != nil && req.Block.Index >= t.length {
+		return nil, fmt.Errorf("feed: %w: block %d is past length %d", ErrInvalidRequest, req.Block.Index, t.length)
+	}
+	if req.Block != nil && 2*req.Block.Index >= to {
+		return nil, fmt.Errorf("feed: %w: block %d is past the upgrade's length %d", ErrInvalidRequest, req.Block.Index, to/2)
+	}
+	p := &proofBuilder{t: t}
+	subTree := head
+	if req.Block != nil && (req.Upgrade == nil || req.Block.Index < req.Upgrade.Start) {
+		it := newFlatIter(2 * req.Block.Index)
+		for i := uint64(0); i < req.Block.Nodes; i++ {
+			it.parent()
+			if it.contains(to) {
+				return nil, fmt.Errorf("feed: %w: %d nodes for block %d reach past the tree", ErrInvalidRequest, req.Block.Nodes, req.Block.Index)
+			}
+		}
+		subTree = it.index
+		p.blockPath(req.Block.Index, subTree)
+	} else if req.Block != nil && req.Upgrade != nil {
+		subTree = 2 * req.Block.Index
+	}
+	if req.Upgrade != nil {
+		p.upgradeProof(req.Block, from, to, subTree)
+		if head > to {
+			p.additionalProof(to, head)
+		}
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	out := &Proof{Fork: t.fork}
+	if req.Block != nil {
+		out.Block = &BlockProof{Index: req.Block.Index, Nodes: p.block}
+	}
+	if req.Upgrade != nil {
+		out.Upgrade = &UpgradeProof{
+			Start:           req.Upgrade.Start,
+			Length:          req.Upgrade.Length,
+			Nodes:           p.upgrade,
+			AdditionalNodes: p.additional,
+			Signature:       t.signature,
+		}
+	}
+	return out, nil
+}
+
+func (p *proofBuilder) upgradeProof(block *BlockRequest, from, to, subTree uint64) {
+	p.upgradeSet = from == 0
+	for it := newFlatIter(0); it.fullRoot(to); it.nextTree() {
+		// The reader already has this subtree.
+		if it.index+it.factor/2 < from {
+			continue
+		}
+		// Connect the reader's existing tree to this root.
+		if !p.upgradeSet && it.contains(from-2) {
+			p.upgradeSet = true
+			root, target := it.index, from-2
+			it.seek(target)
+			for it.index != root {
+				it.sibling()
+				if it.index > target {
+					if !p.blockSet && block != nil && it.contains(subTree) {
+						p.blockPath(block.Index, it.index)
+					} else {
+						p.upgrade = append(p.upgrade, p.get(it.index))
+					}
+				}
+				it.parent()
+			}
+			continue
+		}
+		p.upgradeSet = true
+		// The block's path replaces this root instead of repeating it.
+		if !p.blockSet && block != nil && it.contains(subTree) {
+			p.blockPath(block.Index, it.index)
+			continue
+		}
+		p.upgrade = append(p.upgrade, p.get(it.index))
+	}
+}
+
+func (p *proofBuilder) additionalProof(from, to uint64) {
+	set := from == 0
+	for it := newFlatIter(0); it.fullRoot(to); it.nextTree() {
+		if it.index+it.factor/2 < from {
+			continue
+		}
+		if !set && it.contains(from-2) {
+			set = true
+			root, target := it.index, from-2
+			it.seek(target)
+			for it.index != root {
+				it.sibling()
+				if it.index > target {
+					p.additional = append(p.additional, p.get(it.index))
+				}
+				it.parent()
+			}
+			continue
+		}
+		set = true
+		p.additional = append(p.additional, p.get(it.index))
+	}
+}
+
+// verified is what checking a proof established, ready to be stored.
+type verified struct {
+	nodes      []Node // every node the proof proved, to store
+	block      *BlockProof
+	upgraded   bool
+	roots      []Node
+	length     uint64
+	byteLength uint64
+	fork       uint64
+	signature  []byte
+}
+
+// nodeQueue hands out a proof's nodes in the order the verifier asks for them,
+// plus one extra node (the block's subtree root) wherever it is asked for.
+type nodeQueue struct {
+	nodes []Node
+	i     int
+	extra *Node
+	err   error
+}
+
+func (q *nodeQueue) left() int {
+	n := len(q.nodes) - q.i
+	if q.extra != nil {
+		n++
+	}
+	return n
+}
+
+func (q *nodeQueue) shift(index uint64) Node {
+	if q.extra != nil && q.extra.Index == index {
+		n := *q.extra
+		q.extra = nil
+		return n
+	}
+	if q.i >= len(q.nodes) {
+		if q.err == nil {
+			q.err = fmt.Errorf("feed: %w: expected node %d, got none", ErrInvalidProof, index)
+		}
+		return Node{Index: index}
+	}
+	n := q.nodes[q.i]
+	q.i++
+	if n.Index != index && q.err == nil {
+		q.err = fmt.Errorf("feed: %w: expected node %d, got node %d", ErrInvalidProof, index, n.Index)
+	}
+	return n
+}
+
+// verifyBlock hashes a block up its path and returns the untrusted subtree root.
+func verifyBlock(b *BlockProof, out *verified) (*Node, error) {
+	if b == nil {
+		return nil, nil
+	}
+	it := newFlatIter(2 * b.Index)
+	q := nodeQueue{nodes: b.Nodes}
+	root := LeafNode(b.Index, b.Value)
+	out.nodes = append(out.nodes, root)
+	for q.left() > 0 {
+		n := q.shift(it.sibling())
+		if q.err != nil {
+			return nil, q.err
+		}
+		root = parentAt(it.parent(), root, n)
+		out.nodes = append(out.nodes, n, root)
+	}
+	return &root, nil
+}
+
+// parentAt joins two nodes whose parent is index (checked by the caller's walk).
+func parentAt(index uint64, a, b Node) Node {
+	p := ParentNode(a, b)
+	p.Index = index
+	return p
+}
+
+// upgradeBatch grows a copy of the reader's roots with an upgrade proof.
+type upgradeBatch struct {
+	roots      []Node
+	length     uint64
+	byteLength uint64
+	nodes      *[]Node
+}
+
+func (b *upgradeBatch) appendRoot(n Node, it *flatIter) {
+	b.length += it.factor / 2
+	b.byteLength += n.Size
+	b.roots = append(b.roots, n)
+	*b.nodes = append(*b.nodes, n)
+	for len(b.roots) > 1 {
+		x := b.roots[len(b.roots)-1]
+		y := b.roots[len(b.roots)-2]
+		if it.sibling() != y.Index {
+			it.sibling() // step back onto the newest root
+			break
+		}
+		p := parentAt(it.parent(), x, y)
+		*b.nodes = append(*b.nodes, p)
+		b.roots = append(b.roots[:len(b.roots)-2], p)
+	}
+}
+
+// verifyUpgrade rebuilds the roots of the upgraded tree. It reports whether
+// the block's subtree root was used (and so is covered by the signature).
+func verifyUpgrade(u *UpgradeProof, blockRoot *Node, b *upgradeBatch) (bool, error) {
+	q := nodeQueue{nodes: u.Nodes, extra: blockRoot}
+	grow := len(b.roots) > 0
+	i := 0
+	to := 2 * (u.Start + u.Length)
+	it := newFlatIter(0)
+	for ; it.fullRoot(to); it.nextTree() {
+		if i < len(b.roots) && b.roots[i].Index == it.index {
+			i++
+			continue
+		}
+		if grow {
+			grow = false
+			root := it.index
+			if i < len(b.roots) {
+				it.seek(b.roots[len(b.roots)-1].Index)
+				for it.index != root {
+					n := q.shift(it.sibling())
+					if q.err != nil {
+						return false, q.err
+					}
+					b.appendRoot(n, it)
+				}
+				continue
+			}
+		}
+		n := q.shift(it.index)
+		if q.err != nil {
+			return false, q.err
+		}
+		b.appendRoot(n, it)
+	}
+	if q.i != len(q.nodes) {
+		return false, fmt.Errorf("feed: %w: %d upgrade nodes left over", ErrInvalidProof, len(q.nodes)-q.i)
+	}
+	if len(b.roots) == 0 {
+		return false, fmt.Errorf("feed: %w: upgrade gives an empty tree", ErrInvalidProof)
+	}
+	extra := u.AdditionalNodes
+	it.seek(b.roots[len(b.roots)-1].Index)
+	i = 0
+	for i < len(extra) && extra[i].Index == it.sibling() {
+		b.appendRoot(extra[i], it)
+		i++
+	}
+	for i < len(extra) {
+		n := extra[i]
+		i++
+		for n.Index != it.index {
+			if it.factor == 2 {
+				return false, fmt.Errorf("feed: %w: unexpected additional node %d", ErrInvalidProof, n.Index)
+			}
+			it.leftChild()
+		}
+		b.appendRoot(n, it)
+		it.sibling()
+	}
+	return q.extra == nil, nil
+}
+
+// verify checks a proof against the tree and the verifier without changing
+// anything; the caller stores what it returns.
+func (t *tree) verify(p *Proof, v *verifier) (*verified, error) {
+	out := &verified{block: p.Block, fork: t.fork, length: t.length, byteLength: t.byteLength, roots: t.roots}
+	if p.Block == nil && p.Upgrade == nil {
+		return nil, fmt.Errorf("feed: %w: it carries neither a block nor an upgrade", ErrInvalidProof)
+	}
+	if p.Fork != t.fork && !(t.length == 0 && p.Upgrade != nil) {
+		return nil, fmt.Errorf("feed: %w: proof is for fork %d but the feed is at fork %d", ErrInvalidProof, p.Fork, t.fork)
+	}
+	root, err := verifyBlock(p.Block, out)
+	if err != nil {
+		return nil, err
+	}
+	if u := p.Upgrade; u != nil {
+		if u.Start != t.length {
+			return nil, fmt.Errorf("feed: %w: upgrade starts at length %d but this feed has length %d", ErrInvalidProof, u.Start, t.length)
+		}
+		if u.Length == 0 || u.Start+u.Length < u.Start || u.Start+u.Length > 1<<62 {
+			return nil, fmt.Errorf("feed: %w: upgrade length %d", ErrInvalidProof, u.Length)
+		}
+		b := &upgradeBatch{roots: append([]Node(nil), t.roots...), length: t.length, byteLength: t.byteLength, nodes: &out.nodes}
+		used, err := verifyUpgrade(u, root, b)
+		if err != nil {
+			return nil, err
+		}
+		if err := v.verify(TreeHash(b.roots), b.length, p.Fork, u.Signature); err != nil {
+			return nil, err
+		}
+		if used {
+			root = nil
+		}
+		out.upgraded = true
+		out.roots, out.length, out.byteLength, out.fork = b.roots, b.length, b.byteLength, p.Fork
+		out.signature = u.Signature
+	}
+	if root != nil {
+		trusted, ok := t.nodes.get(root.Index)
+		if !ok {
+			// The block's path does not reach a node we trust.
+			return nil, fmt.Errorf("feed: %w: block %d's path ends at node %d, which is not verified here (ask with more nodes or an upgrade)", ErrInvalidProof, p.Block.Index, root.Index)
+		}
+		if trusted.Hash != root.Hash || trusted.Size != root.Size {
+			return nil, fmt.Errorf("feed: %w: block %d does not hash to the verified node %d", ErrInvalidProof, p.Block.Index, root.Index)
+		}
+	}
+	if out.block != nil && out.block.Index >= out.length {
+		return nil, fmt.Errorf("feed: %w: block %d is past length %d", ErrInvalidProof, out.block.Index, out.length)
+	}
+	return out, nil
+}
