@@ -1,0 +1,186 @@
+// Package onchain receives bitcoin payments to a seller's watch-only wallet: it derives a fresh
+// BIP84 (P2WPKH) address per invoice from an account extended public key, writes BIP21/BIP321
+// payment URIs, and watches a node for payments to those addresses (btcd websocket notifications,
+// or a JSON-RPC poller that uses only calls Bitcoin Core also has).
+package onchain
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/chaincfg"
+)
+
+// Network returns the parameters for a network name: mainnet, testnet, signet, regtest or simnet.
+func Network(name string) (*chaincfg.Params, error) {
+	switch strings.ToLower(name) {
+	case "mainnet", "main", "bitcoin":
+		return &chaincfg.MainNetParams, nil
+	case "testnet", "testnet3", "test":
+		return &chaincfg.TestNet3Params, nil
+	case "signet":
+		return &chaincfg.SigNetParams, nil
+	case "regtest":
+		return &chaincfg.RegressionNetParams, nil
+	case "simnet":
+		return &chaincfg.SimNetParams, nil
+	}
+	return nil, fmt.Errorf("onchain: unknown network %q (use mainnet, testnet, signet, regtest or simnet)", name)
+}
+
+// NetworkName is the inverse of Network.
+func NetworkName(p *chaincfg.Params) string {
+	switch p.Net {
+	case chaincfg.MainNetParams.Net:
+		return "mainnet"
+	case chaincfg.TestNet3Params.Net:
+		return "testnet"
+	case chaincfg.SigNetParams.Net:
+		return "signet"
+	case chaincfg.RegressionNetParams.Net:
+		return "regtest"
+	case chaincfg.SimNetParams.Net:
+		return "simnet"
+	}
+	return p.Name
+}
+
+type keyVersion struct {
+	name    string
+	private bool
+	mainnet bool
+	bip84   bool   // native segwit single-sig (or an xpub/tpub, whose script type is implied)
+	hint    string // why it is refused, when it is
+}
+
+// SLIP-132 version bytes.
+var versions = map[[4]byte]keyVersion{
+	{0x04, 0x88, 0xb2, 0x1e}: {name: "xpub", mainnet: true, bip84: true},
+	{0x04, 0xb2, 0x47, 0x46}: {name: "zpub", mainnet: true, bip84: true},
+	{0x04, 0x35, 0x87, 0xcf}: {name: "tpub", bip84: true},
+	{0x04, 0x5f, 0x1c, 0xf6}: {name: "vpub", bip84: true},
+	{0x04, 0x20, 0xbd, 0x3a}: {name: "spub", bip84: true}, // btcd simnet
+	{0x04, 0x9d, 0x7c, 0xb2}: {name: "ypub", mainnet: true, hint: "a ypub is for BIP49 nested-segwit (3…) addresses"},
+	{0x04, 0x4a, 0x52, 0x62}: {name: "upub", hint: "a upub is for BIP49 nested-segwit (2…) addresses"},
+	{0x02, 0xaa, 0x7e, 0xd3}: {name: "Zpub", mainnet: true, hint: "a Zpub is a multisig key"},
+	{0x02, 0x95, 0xb4, 0x3f}: {name: "Ypub", mainnet: true, hint: "a Ypub is a multisig key"},
+	{0x02, 0x57, 0x54, 0x83}: {name: "Vpub", hint: "a Vpub is a multisig key"},
+	{0x02, 0x42, 0x89, 0xef}: {name: "Upub", hint: "a Upub is a multisig key"},
+	{0x04, 0x88, 0xad, 0xe4}: {name: "xprv", private: true, mainnet: true},
+	{0x04, 0xb2, 0x43, 0x0c}: {name: "zprv", private: true, mainnet: true},
+	{0x04, 0x9d, 0x78, 0x78}: {name: "yprv", private: true, mainnet: true},
+	{0x04, 0x35, 0x83, 0x94}: {name: "tprv", private: true},
+	{0x04, 0x5f, 0x18, 0xbc}: {name: "vprv", private: true},
+	{0x04, 0x4a, 0x4e, 0x28}: {name: "uprv", private: true},
+	{0x04, 0x20, 0xb9, 0x00}: {name: "sprv", private: true},
+	{0x02, 0xaa, 0x7a, 0x99}: {name: "Zprv", private: true, mainnet: true},
+	{0x02, 0x57, 0x50, 0x48}: {name: "Vprv", private: true},
+}
+
+// Errors from ParseAccountKey; each is wrapped with an explanation for the seller.
+var (
+	ErrPrivateKey   = errors.New("onchain: this is a private key")
+	ErrWrongNetwork = errors.New("onchain: key or address is for another network")
+	ErrBadKey       = errors.New("onchain: not a usable account public key")
+)
+
+// AccountKey is a watch-only BIP84 account key (m/84'/coin'/account'): it can derive receive
+// addresses and nothing else.
+type AccountKey struct {
+	key    *hdkeychain.ExtendedKey
+	net    *chaincfg.Params
+	prefix string
+}
+
+// ParseAccountKey reads an xpub, zpub, tpub, vpub (or btcd's spub) for net. Private keys, keys for
+// another network, other script types and keys that are not at account depth are refused with a
+// plain explanation.
+func ParseAccountKey(s string, net *chaincfg.Params) (*AccountKey, error) {
+	s = strings.TrimSpace(s)
+	if len(s) < 100 || len(s) > 120 {
+		return nil, fmt.Errorf("%w: an extended public key is 111 characters starting with xpub, zpub, tpub or vpub", ErrBadKey)
+	}
+	k, err := hdkeychain.NewKeyFromString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (check that it was copied whole)", ErrBadKey, err)
+	}
+	var ver [4]byte
+	copy(ver[:], k.Version())
+	v, known := versions[ver]
+	if k.IsPrivate() || v.private {
+		name := v.name
+		if name == "" {
+			name = "an extended private key"
+		}
+		return nil, fmt.Errorf("%w (%s). Dazaar Vision never holds keys that can spend your money: "+
+			"export the account's extended PUBLIC key (xpub, zpub, tpub or vpub) from your wallet instead, "+
+			"and keep this private key secret", ErrPrivateKey, name)
+	}
+	if !known {
+		return nil, fmt.Errorf("%w: unknown key version %x", ErrBadKey, ver)
+	}
+	if !v.bip84 {
+		return nil, fmt.Errorf("%w: %s; Dazaar Vision pays into native segwit (BIP84, bc1…) addresses, "+
+			"so export the account's zpub or xpub", ErrBadKey, v.hint)
+	}
+	isMain := net.Net == chaincfg.MainNetParams.Net
+	if v.mainnet != isMain {
+		return nil, fmt.Errorf("%w: a %s is for %s, but the wallet is set to %s", ErrWrongNetwork, v.name,
+			map[bool]string{true: "mainnet", false: "a test network"}[v.mainnet], NetworkName(net))
+	}
+	if v.name == "spub" && net.Net != chaincfg.SimNetParams.Net {
+		return nil, fmt.Errorf("%w: an spub is for simnet", ErrWrongNetwork)
+	}
+	if k.Depth() != 3 {
+		return nil, fmt.Errorf("%w: this key is at depth %d, but an account key (m/84'/coin'/account') is at depth 3; "+
+			"export the account's key, not the wallet's master or an address's key", ErrBadKey, k.Depth())
+	}
+	if !bytes.Equal(ver[:], net.HDPublicKeyID[:]) {
+		if k, err = k.CloneWithVersion(net.HDPublicKeyID[:]); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		}
+	}
+	return &AccountKey{key: k, net: net, prefix: v.name}, nil
+}
+
+// Net is the key's network.
+func (a *AccountKey) Net() *chaincfg.Params { return a.net }
+
+// Address derives the external (receive) address at index: m/84'/coin'/account'/0/index.
+func (a *AccountKey) Address(index uint32) (*btcutil.AddressWitnessPubKeyHash, error) {
+	if index >= hdkeychain.HardenedKeyStart {
+		return nil, errors.New("onchain: address index out of range")
+	}
+	ext, err := a.key.Derive(0)
+	if err != nil {
+		return nil, err
+	}
+	child, err := ext.Derive(index)
+	if err != nil {
+		return nil, err // astronomically rare invalid child; the caller moves to the next index
+	}
+	pub, err := child.ECPubKey()
+	if err != nil {
+		return nil, err
+	}
+	return btcutil.NewAddressWitnessPubKeyHash(btcutil.Hash160(pub.SerializeCompressed()), a.net)
+}
+
+// ParseAddress decodes a receive address and checks it belongs to net.
+func ParseAddress(s string, net *chaincfg.Params) (btcutil.Address, error) {
+	if len(s) > 100 {
+		return nil, errors.New("onchain: address too long")
+	}
+	a, err := btcutil.DecodeAddress(s, net)
+	if err != nil {
+		return nil, fmt.Errorf("onchain: %q is not a bitcoin address: %w", s, err)
+	}
+	if !a.IsForNet(net) {
+		return nil, fmt.Errorf("%w: %s is not a %s address", ErrWrongNetwork, s, NetworkName(net))
+	}
+	return a, nil
+}

@@ -1,0 +1,141 @@
+package onchain
+
+import (
+	"crypto/sha256"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/chaincfg"
+)
+
+// BIP84's published test vector.
+const (
+	bip84Zpub  = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs"
+	bip84Zprv  = "zprvAdG4iTXWBoARxkkzNpNh8r6Qag3irQB8PzEMkAFeTRXxHpbF9z4QgEvBRmfvqWvGp42t42nvgGpNgYSJA9iefm1yYNZKEm7z6qUWCroSQnE"
+	bip84Addr0 = "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu"
+	bip84Addr1 = "bc1qnjg0jd8228aq7egyzacy8cys3knf9xvrerkf9g"
+)
+
+// testAccount derives m/84'/coin'/0' from a fixed seed (test only) and returns its public key
+// encoded with version.
+func testAccount(t testing.TB, net *chaincfg.Params, version []byte) string {
+	seed := sha256.Sum256([]byte("dazaar-vision wallet test seed; never use with real coins"))
+	m, err := hdkeychain.NewMaster(seed[:], net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := m
+	for _, i := range []uint32{84, net.HDCoinType, 0} {
+		if k, err = k.Derive(hdkeychain.HardenedKeyStart + i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, err := k.Neuter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version != nil {
+		pub, _ = pub.CloneWithVersion(version)
+	}
+	return pub.String()
+}
+
+func TestBIP84Vector(t *testing.T) {
+	k, err := ParseAccountKey(bip84Zpub, &chaincfg.MainNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{bip84Addr0, bip84Addr1} {
+		a, err := k.Address(uint32(i))
+		if err != nil || a.EncodeAddress() != want {
+			t.Fatalf("index %d: %v %v, want %s", i, a, err, want)
+		}
+	}
+	// The same key written as an xpub gives the same addresses.
+	x, _ := hdkeychain.NewKeyFromString(bip84Zpub)
+	x, _ = x.CloneWithVersion(chaincfg.MainNetParams.HDPublicKeyID[:])
+	k2, err := ParseAccountKey(x.String(), &chaincfg.MainNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := k2.Address(0); a.EncodeAddress() != bip84Addr0 {
+		t.Fatalf("xpub form gives %s", a)
+	}
+}
+
+func TestTestnetKeys(t *testing.T) {
+	vpub := []byte{0x04, 0x5f, 0x1c, 0xf6}
+	for _, net := range []*chaincfg.Params{&chaincfg.TestNet3Params, &chaincfg.RegressionNetParams, &chaincfg.SimNetParams, &chaincfg.SigNetParams} {
+		for _, ver := range [][]byte{nil, vpub, chaincfg.TestNet3Params.HDPublicKeyID[:]} {
+			s := testAccount(t, net, ver)
+			k, err := ParseAccountKey(s, net)
+			if err != nil {
+				t.Fatalf("%s %s: %v", net.Name, s[:4], err)
+			}
+			a, err := k.Address(7)
+			if err != nil || !strings.HasPrefix(a.EncodeAddress(), net.Bech32HRPSegwit+"1q") {
+				t.Fatalf("%s: address %v %v", net.Name, a, err)
+			}
+		}
+	}
+}
+
+func TestRefusedKeys(t *testing.T) {
+	main := &chaincfg.MainNetParams
+	tpub := testAccount(t, &chaincfg.TestNet3Params, nil)
+	master, _ := hdkeychain.NewMaster(make([]byte, 32), main)
+	masterPub, _ := master.Neuter()
+	ypubKey, _ := hdkeychain.NewKeyFromString(bip84Zpub)
+	ypubKey, _ = ypubKey.CloneWithVersion([]byte{0x04, 0x9d, 0x7c, 0xb2})
+	cases := []struct {
+		name string
+		key  string
+		net  *chaincfg.Params
+		want error
+		text string
+	}{
+		{"zprv", bip84Zprv, main, ErrPrivateKey, "never holds keys that can spend"},
+		{"xprv", master.String(), main, ErrPrivateKey, "PUBLIC"},
+		{"tpub on mainnet", tpub, main, ErrWrongNetwork, "test network"},
+		{"zpub on testnet", bip84Zpub, &chaincfg.TestNet3Params, ErrWrongNetwork, "mainnet"},
+		{"master xpub", masterPub.String(), main, ErrBadKey, "depth 0"},
+		{"ypub", ypubKey.String(), main, ErrBadKey, "BIP49"},
+		{"bad checksum", bip84Zpub[:len(bip84Zpub)-1] + "t", main, ErrBadKey, "copied whole"},
+		{"truncated", bip84Zpub[:60], main, ErrBadKey, "111 characters"},
+		{"garbage", strings.Repeat("0", 111), main, ErrBadKey, ""},
+	}
+	for _, c := range cases {
+		_, err := ParseAccountKey(c.key, c.net)
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.text) {
+			t.Errorf("%s: %v, want %v containing %q", c.name, err, c.want, c.text)
+		}
+	}
+}
+
+func TestParseAddressNetwork(t *testing.T) {
+	if _, err := ParseAddress(bip84Addr0, &chaincfg.MainNetParams); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseAddress(bip84Addr0, &chaincfg.TestNet3Params); err == nil {
+		t.Fatal("mainnet address accepted on testnet")
+	}
+	if _, err := ParseAddress("bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyv", &chaincfg.MainNetParams); err == nil {
+		t.Fatal("bad checksum accepted")
+	}
+}
+
+func FuzzParseAccountKey(f *testing.F) {
+	f.Add(bip84Zpub)
+	f.Add(bip84Zprv)
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParseAccountKey(s, &chaincfg.MainNetParams)
+		if err != nil {
+			return
+		}
+		if _, err := k.Address(0); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

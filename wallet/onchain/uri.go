@@ -1,0 +1,140 @@
+package onchain
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/btcsuite/btcd/chaincfg"
+)
+
+// PaymentURI is a BIP21 payment request, with BIP321's lightning= parameter when an invoice can
+// be paid either way.
+type PaymentURI struct {
+	Address   string
+	Sats      uint64
+	Label     string
+	Message   string
+	Lightning string // BOLT11 invoice, optional
+}
+
+// FormatBTC renders sats as a decimal BTC amount without floating point: 150000 → "0.0015".
+func FormatBTC(sats uint64) string {
+	s := fmt.Sprintf("%d.%08d", sats/100_000_000, sats%100_000_000)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
+
+// ParseBTC reads a decimal BTC amount into sats, refusing more than 8 decimals.
+func ParseBTC(s string) (uint64, error) {
+	if s == "" || len(s) > 20 {
+		return 0, errors.New("onchain: bad amount")
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(frac) > 8 || (whole == "" && frac == "") {
+		return 0, fmt.Errorf("onchain: amount %q has more than 8 decimals", s)
+	}
+	for _, c := range whole + frac {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("onchain: amount %q is not a decimal number", s)
+		}
+	}
+	w := uint64(0)
+	if whole != "" {
+		var err error
+		if w, err = strconv.ParseUint(whole, 10, 64); err != nil || w > 21_000_000 {
+			return 0, fmt.Errorf("onchain: amount %q out of range", s)
+		}
+	}
+	f := uint64(0)
+	if frac != "" {
+		f, _ = strconv.ParseUint(frac+strings.Repeat("0", 8-len(frac)), 10, 64)
+	}
+	return w*100_000_000 + f, nil
+}
+
+func escape(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+
+// String renders the URI.
+func (u PaymentURI) String() string {
+	var b strings.Builder
+	b.WriteString("bitcoin:")
+	b.WriteString(u.Address)
+	sep := byte('?')
+	add := func(k, v string) {
+		b.WriteByte(sep)
+		sep = '&'
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(v)
+	}
+	if u.Sats > 0 {
+		add("amount", FormatBTC(u.Sats))
+	}
+	if u.Label != "" {
+		add("label", escape(u.Label))
+	}
+	if u.Message != "" {
+		add("message", escape(u.Message))
+	}
+	if u.Lightning != "" {
+		add("lightning", escape(u.Lightning))
+	}
+	return b.String()
+}
+
+// MaxURILen caps a URI handed to ParseURI.
+const MaxURILen = 4096
+
+// ParseURI reads a BIP21/BIP321 URI and checks its address against net. Unknown required (req-)
+// parameters are refused, as BIP21 demands.
+func ParseURI(s string, net *chaincfg.Params) (PaymentURI, error) {
+	var u PaymentURI
+	if len(s) > MaxURILen {
+		return u, errors.New("onchain: payment URI too long")
+	}
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok || !strings.EqualFold(scheme, "bitcoin") {
+		return u, errors.New("onchain: not a bitcoin: payment URI")
+	}
+	addr, query, _ := strings.Cut(rest, "?")
+	if addr != "" {
+		a, err := ParseAddress(addr, net)
+		if err != nil {
+			return u, err
+		}
+		u.Address = a.EncodeAddress()
+	}
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return u, fmt.Errorf("onchain: malformed payment URI parameters: %w", err)
+	}
+	for k, vs := range vals {
+		if len(vs) != 1 {
+			return u, fmt.Errorf("onchain: parameter %q given %d times", k, len(vs))
+		}
+		v := vs[0]
+		switch strings.ToLower(k) {
+		case "amount":
+			if u.Sats, err = ParseBTC(v); err != nil {
+				return u, err
+			}
+		case "label":
+			u.Label = v
+		case "message":
+			u.Message = v
+		case "lightning":
+			u.Lightning = v
+		default:
+			if strings.HasPrefix(strings.ToLower(k), "req-") {
+				return u, fmt.Errorf("onchain: payment URI requires %q, which this app does not understand", k)
+			}
+		}
+	}
+	if u.Address == "" && u.Lightning == "" {
+		return u, errors.New("onchain: payment URI has neither an address nor a lightning invoice")
+	}
+	return u, nil
+}

@@ -1,0 +1,69 @@
+package onchain
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/btcsuite/btcd/chaincfg"
+)
+
+func TestURIRoundTrip(t *testing.T) {
+	cases := []struct {
+		u    PaymentURI
+		want string
+	}{
+		{PaymentURI{Address: bip84Addr0, Sats: 150_000, Label: "Dazaar stream", Message: "Access to abc (60 min) & more"},
+			"bitcoin:" + bip84Addr0 + "?amount=0.0015&label=Dazaar%20stream&message=Access%20to%20abc%20%2860%20min%29%20%26%20more"},
+		{PaymentURI{Address: bip84Addr0, Sats: 2_100_000_000_000_000}, "bitcoin:" + bip84Addr0 + "?amount=21000000"},
+		{PaymentURI{Address: bip84Addr0, Sats: 1}, "bitcoin:" + bip84Addr0 + "?amount=0.00000001"},
+		{PaymentURI{Address: bip84Addr0, Sats: 1000, Lightning: "lnbc10u1pxyz"}, "bitcoin:" + bip84Addr0 + "?amount=0.00001&lightning=lnbc10u1pxyz"},
+	}
+	for _, c := range cases {
+		if got := c.u.String(); got != c.want {
+			t.Errorf("got  %s\nwant %s", got, c.want)
+		}
+		back, err := ParseURI(c.u.String(), &chaincfg.MainNetParams)
+		if err != nil || back != c.u {
+			t.Errorf("parse %s: %+v %v", c.want, back, err)
+		}
+	}
+}
+
+func TestBadURIs(t *testing.T) {
+	for _, s := range []string{
+		"",
+		"bitcoin:",
+		"litecoin:" + bip84Addr0,
+		"bitcoin:notanaddress",
+		"bitcoin:tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx?amount=1", // testnet address
+		"bitcoin:" + bip84Addr0 + "?amount=0.000000001",               // 9 decimals
+		"bitcoin:" + bip84Addr0 + "?amount=-1",
+		"bitcoin:" + bip84Addr0 + "?amount=1e3",
+		"bitcoin:" + bip84Addr0 + "?amount=1&amount=2",
+		"bitcoin:" + bip84Addr0 + "?req-somethingnew=1",
+		"bitcoin:" + bip84Addr0 + "?label=%zz",
+		"bitcoin:" + bip84Addr0 + "?amount=" + strings.Repeat("9", 30),
+		"bitcoin:" + strings.Repeat("a", MaxURILen),
+	} {
+		if u, err := ParseURI(s, &chaincfg.MainNetParams); err == nil {
+			t.Errorf("accepted %q: %+v", s, u)
+		}
+	}
+	if _, err := ParseURI("BITCOIN:"+strings.ToUpper(bip84Addr0)+"?amount=1&unknown=ok", &chaincfg.MainNetParams); err != nil {
+		t.Errorf("uppercase URI refused: %v", err)
+	}
+}
+
+func FuzzParseURI(f *testing.F) {
+	f.Add("bitcoin:" + bip84Addr0 + "?amount=0.0015&label=x&lightning=lnbc1")
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseURI(s, &chaincfg.MainNetParams)
+		if err != nil {
+			return
+		}
+		back, err := ParseURI(u.String(), &chaincfg.MainNetParams)
+		if err != nil || back != u {
+			t.Fatalf("round trip %q: %+v %v", u.String(), back, err)
+		}
+	})
+}

@@ -1,0 +1,51 @@
+package paymentqr
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
+)
+
+// zbarDecode decodes a PNG with zbarimg (Debian package zbar-tools).
+func zbarDecode(t *testing.T, png []byte) string {
+	t.Helper()
+	bin, err := exec.LookPath("zbarimg")
+	if err != nil {
+		t.Fatalf("zbarimg not found: install zbar-tools (make deps-test does): %v", err)
+	}
+	cmd := exec.Command(bin, "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", "-")
+	cmd.Stdin = bytes.NewReader(png)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("zbarimg could not decode the QR: %v", err)
+	}
+	return strings.TrimRight(string(out), "\n")
+}
+
+func TestQRDecodesToURI(t *testing.T) {
+	uris := []string{
+		onchain.PaymentURI{Address: "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu", Sats: 150_000,
+			Label: "Dazaar Vision", Message: "1 hour of stream 3f2a…"}.String(),
+		onchain.PaymentURI{Address: "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu", Sats: 1000,
+			Lightning: "lnbc10u1pjdazaar" + strings.Repeat("q", 300)}.String(),
+		"lightning:lnbc10u1pjdazaar" + strings.Repeat("x", 200),
+	}
+	for _, u := range uris {
+		png, err := PNG(u, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := zbarDecode(t, png); !strings.EqualFold(got, u) || (got != u && got != QRText(u)) {
+			t.Errorf("QR decodes to\n%s\nwant\n%s", got, u)
+		}
+	}
+	if _, err := PNG(strings.Repeat("a", MaxURILen+1), 512); err == nil {
+		t.Error("oversized URI rendered")
+	}
+	if _, err := PNG("", 512); err == nil {
+		t.Error("empty URI rendered")
+	}
+}
