@@ -1,0 +1,113 @@
+package vp8
+
+/*
+#cgo pkg-config: vpx
+#include "dv_vpx.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"image"
+	"unsafe"
+)
+
+// MaxFrameSize caps one compressed frame handed to the decoder.
+const MaxFrameSize = 4 << 20
+
+// Decoder decodes VP8 frames. Use it from one goroutine at a time.
+type Decoder struct {
+	ctx *C.vpx_codec_ctx_t
+}
+
+// NewDecoder creates a decoder.
+func NewDecoder() (*Decoder, error) {
+	d := &Decoder{}
+	if code := C.dv_dec_new(&d.ctx, 1); code != C.VPX_CODEC_OK {
+		return nil, vpxError("creating the decoder", code)
+	}
+	return d, nil
+}
+
+// decode runs libvpx on one frame; the image it returns is libvpx's and valid until the
+// next call.
+func (d *Decoder) decode(data []byte) (*C.vpx_image_t, error) {
+	if d.ctx == nil {
+		return nil, ErrClosed
+	}
+	if len(data) == 0 {
+		return nil, ErrEmptyFrame
+	}
+	if len(data) > MaxFrameSize {
+		return nil, fmt.Errorf("vp8: frame of %d bytes exceeds %d", len(data), MaxFrameSize)
+	}
+	var img *C.vpx_image_t
+	code := C.dv_dec_decode(d.ctx, (*C.uint8_t)(unsafe.Pointer(&data[0])), C.uint(len(data)), &img)
+	if code != C.VPX_CODEC_OK {
+		return nil, vpxError("decoding", code)
+	}
+	if img == nil {
+		return nil, fmt.Errorf("vp8: decoder produced no picture")
+	}
+	if img.fmt != C.VPX_IMG_FMT_I420 {
+		return nil, fmt.Errorf("vp8: unexpected decoded pixel format %d", img.fmt)
+	}
+	return img, nil
+}
+
+func planes(img *C.vpx_image_t) (w, h int, Y, U, V []byte, ys, us, vs int) {
+	w, h = int(img.d_w), int(img.d_h)
+	ch := (h + 1) / 2
+	ys, us, vs = int(img.stride[0]), int(img.stride[1]), int(img.stride[2])
+	Y = unsafe.Slice((*byte)(unsafe.Pointer(img.planes[0])), ys*h)
+	U = unsafe.Slice((*byte)(unsafe.Pointer(img.planes[1])), us*ch)
+	V = unsafe.Slice((*byte)(unsafe.Pointer(img.planes[2])), vs*ch)
+	return
+}
+
+// Decode decodes one frame into a new 4:2:0 image owned by the caller. Frames must be fed
+// in order from a key frame on; after an error, feed the next key frame.
+func (d *Decoder) Decode(data []byte) (*image.YCbCr, error) {
+	img, err := d.decode(data)
+	if err != nil {
+		return nil, err
+	}
+	w, h, Y, U, V, ys, us, vs := planes(img)
+	dst := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	cw := (w + 1) / 2
+	for y := 0; y < h; y++ {
+		copy(dst.Y[y*dst.YStride:y*dst.YStride+w], Y[y*ys:])
+	}
+	for y := 0; y < (h+1)/2; y++ {
+		copy(dst.Cb[y*dst.CStride:y*dst.CStride+cw], U[y*us:])
+		copy(dst.Cr[y*dst.CStride:y*dst.CStride+cw], V[y*vs:])
+	}
+	return dst, nil
+}
+
+// DecodeRGBA decodes one frame and converts it to RGBA in dst, which it reuses when it
+// has the frame's size (allocating a new one otherwise), and returns. RGBA is what a
+// Fyne canvas draws without another conversion.
+func (d *Decoder) DecodeRGBA(data []byte, dst *image.RGBA) (*image.RGBA, error) {
+	img, err := d.decode(data)
+	if err != nil {
+		return nil, err
+	}
+	w, h, Y, U, V, ys, us, vs := planes(img)
+	if dst == nil || dst.Rect.Dx() != w || dst.Rect.Dy() != h {
+		dst = image.NewRGBA(image.Rect(0, 0, w, h))
+	}
+	p := dst.Pix[dst.PixOffset(dst.Rect.Min.X, dst.Rect.Min.Y):]
+	C.dv_i420_to_rgba((*C.uint8_t)(unsafe.Pointer(&Y[0])), C.int(ys), (*C.uint8_t)(unsafe.Pointer(&U[0])), C.int(us),
+		(*C.uint8_t)(unsafe.Pointer(&V[0])), C.int(vs), C.int(w), C.int(h), (*C.uint8_t)(unsafe.Pointer(&p[0])), C.int(dst.Stride))
+	return dst, nil
+}
+
+// Close releases the decoder. It is safe to call more than once.
+func (d *Decoder) Close() error {
+	if d.ctx != nil {
+		C.dv_dec_free(d.ctx)
+		d.ctx = nil
+	}
+	return nil
+}
