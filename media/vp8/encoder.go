@@ -74,12 +74,12 @@ type Frame struct {
 // Encoder encodes images to VP8. It is safe for use by one goroutine at a time, except
 // ForceKeyFrame and SetBitRate, which may be called from any goroutine.
 type Encoder struct {
-	cfg Config
-	enc *C.dv_enc
+	cfg      Config
+	enc      *C.dv_enc
 	pts      int64 // frames encoded, libvpx's timestamp
 	sinceKey int   // frames since the last key frame
-	out []byte
-	rgb *image.RGBA // scratch for image types without a fast path
+	out      []byte
+	rgb      *image.RGBA // scratch for image types without a fast path
 
 	mu        sync.Mutex // guards forceKey, bitRate and closed
 	forceKey  bool
