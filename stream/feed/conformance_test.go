@@ -71,10 +71,10 @@ type vectorFile struct {
 		} `json:"compatMode"`
 	} `json:"keys"`
 	Blocks []struct {
-		Index     uint64   `json:"index"`
-		Size      int      `json:"size"`
-		Hex       hexBytes `json:"hex"`
-		Blake2b   hexBytes `json:"blake2b256"`
+		Index   uint64   `json:"index"`
+		Size    int      `json:"size"`
+		Hex     hexBytes `json:"hex"`
+		Blake2b hexBytes `json:"blake2b256"`
 	} `json:"blocks"`
 	LeafHashes []vNode `json:"leafHashes"`
 	TreeNodes  []vNode `json:"treeNodes"`

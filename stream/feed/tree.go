@@ -140,13 +140,13 @@ var (
 
 // proofBuilder collects the nodes of a proof in Hypercore's order.
 type proofBuilder struct {
-	t           *tree
-	block       []Node
-	blockSet    bool
-	upgrade     []Node
-	upgradeSet  bool
-	additional  []Node
-	err         error
+	t          *tree
+	block      []Node
+	blockSet   bool
+	upgrade    []Node
+	upgradeSet bool
+	additional []Node
+	err        error
 }
 
 func (p *proofBuilder) get(i uint64) Node {

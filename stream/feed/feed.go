@@ -1,0 +1,976 @@
+// Package feed is Dazaar Vision's signed append-only log: a Merkle tree over
+// the blocks whose hashes, signatures and proofs follow Hypercore v10 (and
+// v11's manifest-mode keys), stored on disk so that it survives crashes.
+//
+// A writer (created with a key pair) appends blocks and answers requests with
+// proofs; a reader (opened with the feed key) verifies proofs and stores only
+// what verified, in any order. Both keep their state across restarts.
+package feed
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Durability says when appended data reaches stable storage.
+type Durability uint8
+
+const (
+	// SyncBeforeShare writes appends to the OS at once (they survive the
+	// process being killed) and syncs them to disk before any signature
+	// covering them leaves the process (Proof). After power loss the feed
+	// reopens at the last synced or later state, and never signs a different
+	// block at a length whose signature it may have sent. This is the default.
+	SyncBeforeShare Durability = iota
+	// SyncEveryAppend syncs to disk before Append returns.
+	SyncEveryAppend
+)
+
+// Options configure Create and Open.
+type Options struct {
+	// KeyPair makes the feed writable. Create needs it; Open with it checks
+	// that it matches the stored key. The app keeps it in its secret store:
+	// the feed never writes the secret key to disk.
+	KeyPair *KeyPair
+	// Mode of a new writable feed's key (Compat, Hypercore v10's default, or Manifest).
+	Mode Mode
+	// Key is the feed key a reader is created with (Create without KeyPair).
+	Key *[32]byte
+	// Manifest is the encoded manifest when a reader already knows it.
+	Manifest []byte
+	// MaxBlockSize caps appended and received blocks (default 4 MiB).
+	MaxBlockSize int
+	Durability   Durability
+	Logger       *slog.Logger
+}
+
+// Head is a feed's newest signed state.
+type Head struct {
+	Fork       uint64
+	Length     uint64
+	ByteLength uint64
+	TreeHash   [32]byte
+	Signature  []byte
+	// SyncPoint is the index of the newest block the appender marked as a
+	// sync point (for video: a keyframe); HasSyncPoint says whether any is.
+	SyncPoint    uint64
+	HasSyncPoint bool
+}
+
+// Errors callers can test for with errors.Is.
+var (
+	ErrClosed       = errors.New("feed is closed")
+	ErrReadOnly     = errors.New("feed is read-only: it has no signing key")
+	ErrBlockTooBig  = errors.New("block is larger than the maximum block size")
+	ErrNotStored    = errors.New("block is not stored here")
+	ErrCorrupt      = errors.New("stored data is corrupt")
+	ErrExists       = errors.New("a feed already exists there")
+	ErrWrongKeyPair = errors.New("key pair does not match the feed")
+)
+
+// Feed is a signed append-only log on disk. Its methods are safe for
+// concurrent use.
+type Feed struct {
+	dir      string
+	maxBlock int
+	dur      Durability
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	closed   bool
+	failed   error // a write failed: memory and disk may differ; reopen to recover
+	t        tree
+	v        *verifier // nil for a reader that does not know its signer yet
+	s        *signer   // nil for readers
+	meta     *metaInfo
+	fs       *files
+	index    []blockEntry // by block index; length 0 = absent unless present bit
+	present  bitset
+	have     uint64 // number of blocks stored
+	dataEnd  uint64
+	seq      uint64
+	syncPt   uint64 // index+1 of newest sync point
+	dirty    map[uint64]Node
+	dirtyBl  map[uint64]blockEntry
+	scratch  []byte
+	frame    []byte
+	subs     map[chan Head]struct{}
+
+	syncMu    sync.Mutex // serialises syncs; held without mu
+	syncedSeq uint64     // guarded by mu
+}
+
+type bitset []uint64
+
+func (b bitset) has(i uint64) bool { return i/64 < uint64(len(b)) && b[i/64]&(1<<(i%64)) != 0 }
+func (b *bitset) set(i uint64) {
+	for uint64(len(*b)) <= i/64 {
+		*b = append(*b, 0)
+	}
+	(*b)[i/64] |= 1 << (i % 64)
+}
+
+// Create makes a new feed in dir (created if missing). With o.KeyPair it is a
+// writable feed; with o.Key a reader of someone else's feed.
+func Create(dir string, o Options) (*Feed, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("feed: create %s: %w", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, metaFile)); err == nil {
+		return nil, fmt.Errorf("feed: %s: %w", dir, ErrExists)
+	}
+	m := &metaInfo{maxBlockSize: uint64(o.MaxBlockSize)}
+	switch {
+	case o.KeyPair != nil:
+		s, err := newSigner(*o.KeyPair, o.Mode)
+		if err != nil {
+			return nil, err
+		}
+		m.key, m.modeKnown, m.mode, m.manifest = s.key, true, s.mode, s.encoded
+	case o.Key != nil:
+		m.key = *o.Key
+		if o.Manifest != nil {
+			v, err := newManifestVerifier(o.Manifest)
+			if err != nil {
+				return nil, err
+			}
+			if v.key != m.key {
+				return nil, fmt.Errorf("feed: the manifest does not hash to the feed key")
+			}
+			m.modeKnown, m.mode, m.manifest = true, Manifest, v.encoded
+		}
+	default:
+		return nil, errors.New("feed: Create needs a key pair (to write) or a key (to read)")
+	}
+	for _, name := range []string{"data", "blocks", "tree", "header", "oplog"} {
+		os.Remove(filepath.Join(dir, name)) // leftovers of a create that crashed before meta
+	}
+	if err := writeMeta(dir, m); err != nil {
+		return nil, fmt.Errorf("feed: create %s: %w", dir, err)
+	}
+	return Open(dir, o)
+}
+
+// Open opens the feed in dir, recovering from a crash: a torn log tail is cut
+// off and the feed comes back at its last complete signed state.
+func Open(dir string, o Options) (*Feed, error) {
+	m, err := readMeta(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("feed: no feed in %s: %w", dir, err)
+		}
+		return nil, err
+	}
+	f := &Feed{dir: dir, meta: m, dur: o.Durability, log: o.Logger, maxBlock: o.MaxBlockSize,
+		dirty: map[uint64]Node{}, dirtyBl: map[uint64]blockEntry{}, subs: map[chan Head]struct{}{}}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	if f.maxBlock <= 0 {
+		f.maxBlock = int(m.maxBlockSize)
+	}
+	if f.maxBlock <= 0 {
+		f.maxBlock = DefaultMaxBlockSize
+	}
+	if m.modeKnown {
+		switch m.mode {
+		case Compat:
+			f.v = newCompatVerifier(m.key)
+		case Manifest:
+			if f.v, err = newManifestVerifier(m.manifest); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if o.Key != nil && *o.Key != m.key {
+		return nil, fmt.Errorf("feed: %s holds feed %x, not %x", dir, m.key[:8], o.Key[:8])
+	}
+	if o.KeyPair != nil {
+		mode := Compat
+		if m.modeKnown {
+			mode = m.mode
+		}
+		s, err := newSigner(*o.KeyPair, mode)
+		if err != nil {
+			return nil, err
+		}
+		if s.key != m.key {
+			return nil, fmt.Errorf("feed: %s: %w", dir, ErrWrongKeyPair)
+		}
+		f.s, f.v = s, s.verifier
+	}
+	if f.fs, err = openFiles(dir); err != nil {
+		return nil, err
+	}
+	if err := f.load(); err != nil {
+		f.fs.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// load reads the checkpointed files and replays the log.
+func (f *Feed) load() error {
+	cp, err := f.fs.readHeader()
+	if err != nil {
+		return fmt.Errorf("feed: read header: %w", err)
+	}
+	if cp != nil {
+		f.seq = cp.seq
+		f.t.fork, f.t.length, f.t.byteLength, f.t.signature, f.syncPt = cp.fork, cp.length, cp.byteLength, cp.signature, cp.syncPoint
+	}
+	// Tree nodes.
+	raw, err := io.ReadAll(io.NewSectionReader(f.fs.tree, 0, 1<<62))
+	if err != nil {
+		return fmt.Errorf("feed: read tree: %w", err)
+	}
+	var zero [nodeRecordSize]byte
+	for i := 0; i+nodeRecordSize <= len(raw); i += nodeRecordSize {
+		rec := raw[i : i+nodeRecordSize]
+		if bytes.Equal(rec, zero[:]) {
+			continue
+		}
+		n := Node{Index: uint64(i / nodeRecordSize), Size: leU64(rec)}
+		copy(n.Hash[:], rec[8:])
+		f.t.nodes.put(n)
+	}
+	// Block entries.
+	raw, err = io.ReadAll(io.NewSectionReader(f.fs.blocks, 0, 1<<62))
+	if err != nil {
+		return fmt.Errorf("feed: read blocks: %w", err)
+	}
+	for i := 0; i+blockRecordSize <= len(raw); i += blockRecordSize {
+		rec := raw[i : i+blockRecordSize]
+		l := leU32(rec[8:])
+		if l == 0 {
+			continue
+		}
+		f.setBlock(uint64(i/blockRecordSize), blockEntry{offset: leU64(rec), length: l - 1, crc: leU32(rec[12:])})
+	}
+	// The log: records after the checkpoint, up to the first torn one.
+	recs, end, err := f.fs.readLog()
+	if err != nil {
+		return fmt.Errorf("feed: read log: %w", err)
+	}
+	replayed := 0
+	for _, r := range recs {
+		if r.seq <= f.seq {
+			continue // already in the checkpoint
+		}
+		if r.seq != f.seq+1 {
+			return fmt.Errorf("feed: %w: the log continues at record %d but the checkpoint ends at %d (header damaged?)", ErrCorrupt, r.seq, f.seq)
+		}
+		f.apply(r)
+		replayed++
+	}
+	if cp == nil && len(recs) == 0 {
+		if st, err := f.fs.tree.Stat(); err == nil && st.Size() > 0 {
+			return fmt.Errorf("feed: %w: the header is unreadable but the tree holds data", ErrCorrupt)
+		}
+	}
+	if st, err := f.fs.log.Stat(); err == nil && st.Size() > end {
+		f.log.Warn("feed: cut a torn write off the log, rolling back to the last complete signed state",
+			"dir", f.dir, "bytes", st.Size()-end, "length", f.t.length)
+		if err := f.fs.log.Truncate(end); err != nil {
+			return fmt.Errorf("feed: cut torn log tail: %w", err)
+		}
+	}
+	f.fs.logSize, f.fs.logRecords = end, len(recs)
+	// Roots of the signed length.
+	if f.t.length > 0 {
+		roots, err := f.t.rootsFor(f.t.length)
+		if err != nil {
+			return fmt.Errorf("feed: %w: %v", ErrCorrupt, err)
+		}
+		f.t.roots = roots
+		if f.v != nil {
+			if err := f.v.verify(TreeHash(roots), f.t.length, f.t.fork, f.t.signature); err != nil {
+				return fmt.Errorf("feed: %w: stored head does not verify: %v", ErrCorrupt, err)
+			}
+		}
+	}
+	// Blocks a torn record referenced may sit past the last entry; new data goes after the last one.
+	f.syncedSeq = f.seq
+	if replayed > 0 {
+		f.log.Debug("feed: replayed log", "dir", f.dir, "records", replayed, "length", f.t.length)
+	}
+	return nil
+}
+
+func leU64(b []byte) uint64 { return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56 }
+func leU32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+
+func (f *Feed) setBlock(i uint64, e blockEntry) {
+	for uint64(len(f.index)) <= i {
+		if cap(f.index) > len(f.index) {
+			f.index = f.index[:len(f.index)+1]
+		} else {
+			f.index = append(f.index, blockEntry{})
+		}
+	}
+	f.index[i] = e
+	if !f.present.has(i) {
+		f.have++
+	}
+	f.present.set(i)
+	if end := e.offset + uint64(e.length); end > f.dataEnd {
+		f.dataEnd = end
+	}
+}
+
+// apply puts a record's content in memory and marks it for the next checkpoint.
+func (f *Feed) apply(r *record) {
+	for _, n := range r.nodes {
+		f.t.nodes.put(n)
+		f.dirty[n.Index] = n
+	}
+	for _, b := range r.blocks {
+		f.setBlock(b.index, b.entry)
+		f.dirtyBl[b.index] = b.entry
+	}
+	if r.upgraded {
+		f.t.fork, f.t.length, f.t.byteLength, f.t.signature, f.syncPt = r.fork, r.length, r.byteLength, r.signature, r.syncPoint
+	}
+	f.seq = r.seq
+}
+
+// Key is the feed key: the public key in compat mode, the manifest hash in manifest mode.
+func (f *Feed) Key() [32]byte { return f.meta.key }
+
+// DiscoveryKey is the name peers find the feed by without learning its key.
+func (f *Feed) DiscoveryKey() [32]byte { return DiscoveryKey(f.meta.key) }
+
+// Writable reports whether the feed can append (it holds the signing key).
+func (f *Feed) Writable() bool { return f.s != nil }
+
+// Mode reports the key's mode, and whether a reader knows it yet (a reader
+// with a manifest-mode key learns its manifest with its first upgrade).
+func (f *Feed) Mode() (Mode, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.v == nil {
+		return 0, false
+	}
+	return f.v.mode, true
+}
+
+// Manifest is the encoded manifest in manifest mode (nil in compat mode).
+func (f *Feed) Manifest() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.v == nil || f.v.mode != Manifest {
+		return nil
+	}
+	return append([]byte(nil), f.v.encoded...)
+}
+
+// MaxBlockSize is the largest block the feed accepts.
+func (f *Feed) MaxBlockSize() int { return f.maxBlock }
+
+// Dir is the feed's directory.
+func (f *Feed) Dir() string { return f.dir }
+
+func (f *Feed) headLocked() Head {
+	h := Head{Fork: f.t.fork, Length: f.t.length, ByteLength: f.t.byteLength,
+		Signature: append([]byte(nil), f.t.signature...)}
+	if f.t.length > 0 {
+		h.TreeHash = f.t.hash()
+	} else {
+		h.TreeHash = TreeHash(nil)
+	}
+	if f.syncPt > 0 {
+		h.SyncPoint, h.HasSyncPoint = f.syncPt-1, true
+	}
+	return h
+}
+
+// Head is the newest signed state.
+func (f *Feed) Head() Head {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.headLocked()
+}
+
+// Length is the signed length.
+func (f *Feed) Length() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.t.length
+}
+
+func (f *Feed) usable() error {
+	if f.closed {
+		return fmt.Errorf("feed: %w", ErrClosed)
+	}
+	if f.failed != nil {
+		return fmt.Errorf("feed: an earlier write failed, reopen the feed: %w", f.failed)
+	}
+	return nil
+}
+
+// Append adds blocks under one signature and returns the new head.
+func (f *Feed) Append(blocks ...[]byte) (Head, error) { return f.append(blocks, false) }
+
+// AppendSync is Append with the first block marked as a sync point (for video,
+// a keyframe a viewer can start from). The mark is opaque to the feed.
+func (f *Feed) AppendSync(blocks ...[]byte) (Head, error) { return f.append(blocks, true) }
+
+func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
+	if len(blocks) == 0 {
+		return f.Head(), nil
+	}
+	if f.s == nil {
+		return Head{}, fmt.Errorf("feed: %w", ErrReadOnly)
+	}
+	leaves := make([]Node, len(blocks))
+	var total int
+	for i, b := range blocks {
+		if len(b) > f.maxBlock {
+			return Head{}, fmt.Errorf("feed: block %d of the batch has %d bytes: %w (%d)", i, len(b), ErrBlockTooBig, f.maxBlock)
+		}
+		total += len(b)
+	}
+	// Hash outside the lock; indexes are fixed below.
+	hashes := make([][32]byte, len(blocks))
+	hashLeaves(blocks, hashes)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.usable(); err != nil {
+		return Head{}, err
+	}
+	start := f.t.length
+	for i, b := range blocks {
+		leaves[i] = Node{Index: 2 * (start + uint64(i)), Size: uint64(len(b)), Hash: hashes[i]}
+	}
+	// Write the block bytes first: a crash before the log record leaves them
+	// unreferenced.
+	off := f.dataEnd
+	refs := make([]blockRef, len(blocks))
+	pos := off
+	for i, b := range blocks {
+		refs[i] = blockRef{index: start + uint64(i), entry: blockEntry{offset: pos, length: uint32(len(b)), crc: crc32.Checksum(b, crcTable)}}
+		pos += uint64(len(b))
+	}
+	if err := f.writeData(blocks, off, total); err != nil {
+		f.failed = err
+		return Head{}, fmt.Errorf("feed: write blocks: %w", err)
+	}
+	nt := f.t // copy of the scalar state; nodes are shared but only added to
+	nt.roots = append([]Node(nil), f.t.roots...)
+	newNodes := nt.appendLeaves(make([]Node, 0, 2*len(leaves)), leaves)
+	th := nt.hash()
+	nt.signature = f.s.sign(th, nt.length, nt.fork)
+	syncPt := f.syncPt
+	if sync {
+		syncPt = start + 1
+	}
+	r := &record{seq: f.seq + 1, upgraded: true, fork: nt.fork, length: nt.length, byteLength: nt.byteLength,
+		signature: nt.signature, syncPoint: syncPt, nodes: newNodes, blocks: refs}
+	if err := f.writeRecord(r); err != nil {
+		f.failed = err
+		return Head{}, fmt.Errorf("feed: write log: %w", err)
+	}
+	if f.dur == SyncEveryAppend {
+		if err := f.syncFilesLocked(); err != nil {
+			f.failed = err
+			return Head{}, fmt.Errorf("feed: sync: %w", err)
+		}
+	}
+	f.t.roots = nt.roots
+	f.apply(r)
+	if err := f.maybeCheckpoint(); err != nil {
+		f.failed = err
+		return Head{}, err
+	}
+	h := f.headLocked()
+	f.notify(h)
+	return h, nil
+}
+
+// hashLeaves hashes blocks, spreading big batches over two goroutines.
+func hashLeaves(blocks [][]byte, out [][32]byte) {
+	total := 0
+	for _, b := range blocks {
+		total += len(b)
+	}
+	if len(blocks) < 2 || total < 256<<10 {
+		for i, b := range blocks {
+			out[i] = LeafHash(b)
+		}
+		return
+	}
+	half := len(blocks) / 2
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := half; i < len(blocks); i++ {
+			out[i] = LeafHash(blocks[i])
+		}
+	}()
+	for i := 0; i < half; i++ {
+		out[i] = LeafHash(blocks[i])
+	}
+	wg.Wait()
+}
+
+func (f *Feed) writeData(blocks [][]byte, off uint64, total int) error {
+	if len(blocks) == 1 {
+		_, err := f.fs.data.WriteAt(blocks[0], int64(off))
+		return err
+	}
+	buf := f.scratch[:0]
+	if cap(buf) < total {
+		buf = make([]byte, 0, total)
+	}
+	for _, b := range blocks {
+		buf = append(buf, b...)
+	}
+	if cap(buf) <= 1<<20 {
+		f.scratch = buf
+	}
+	_, err := f.fs.data.WriteAt(buf, int64(off))
+	return err
+}
+
+func (f *Feed) writeRecord(r *record) error {
+	body := r.encode(f.scratch[:0])
+	var err error
+	f.frame, err = f.fs.appendLog(body, f.frame)
+	if cap(body) <= 1<<20 {
+		f.scratch = body[:0]
+	}
+	if cap(f.frame) > 1<<20 {
+		f.frame = nil
+	}
+	return err
+}
+
+func (f *Feed) syncFilesLocked() error {
+	if err := f.fs.data.Sync(); err != nil {
+		return err
+	}
+	if err := f.fs.log.Sync(); err != nil {
+		return err
+	}
+	f.syncedSeq = f.seq
+	return nil
+}
+
+// Sync makes everything appended so far durable on disk.
+func (f *Feed) Sync() error {
+	f.mu.Lock()
+	seq := f.seq
+	f.mu.Unlock()
+	return f.syncTo(seq)
+}
+
+// syncTo syncs the data and log files unless seq is already synced. Concurrent
+// callers share one sync (group commit); appends go on meanwhile.
+func (f *Feed) syncTo(seq uint64) error {
+	f.mu.Lock()
+	done := f.syncedSeq >= seq
+	data, log := f.fs.data, f.fs.log
+	closed := f.closed
+	f.mu.Unlock()
+	if done {
+		return nil
+	}
+	if closed {
+		return fmt.Errorf("feed: %w", ErrClosed)
+	}
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
+	f.mu.Lock()
+	if f.syncedSeq >= seq {
+		f.mu.Unlock()
+		return nil
+	}
+	target := f.seq
+	f.mu.Unlock()
+	// Data before log, so that a synced record never points at unsynced bytes.
+	if err := data.Sync(); err != nil {
+		return fmt.Errorf("feed: sync data: %w", err)
+	}
+	if err := log.Sync(); err != nil {
+		return fmt.Errorf("feed: sync log: %w", err)
+	}
+	f.mu.Lock()
+	if target > f.syncedSeq {
+		f.syncedSeq = target
+	}
+	f.mu.Unlock()
+	return nil
+}
+
+// maybeCheckpoint folds the log into the tree and blocks files when it is big.
+func (f *Feed) maybeCheckpoint() error {
+	if f.fs.logSize < checkpointBytes && f.fs.logRecords < checkpointCount {
+		return nil
+	}
+	return f.checkpointLocked()
+}
+
+func (f *Feed) checkpointLocked() error {
+	if f.fs.logRecords == 0 && len(f.dirty) == 0 && len(f.dirtyBl) == 0 {
+		return nil
+	}
+	var rec [nodeRecordSize]byte
+	for _, n := range f.dirty {
+		putNodeRecord(rec[:], n)
+		if _, err := f.fs.tree.WriteAt(rec[:], int64(n.Index)*nodeRecordSize); err != nil {
+			return fmt.Errorf("feed: checkpoint tree: %w", err)
+		}
+	}
+	var brec [blockRecordSize]byte
+	for i, e := range f.dirtyBl {
+		putBlockRecord(brec[:], e)
+		if _, err := f.fs.blocks.WriteAt(brec[:], int64(i)*blockRecordSize); err != nil {
+			return fmt.Errorf("feed: checkpoint blocks: %w", err)
+		}
+	}
+	for _, file := range []*os.File{f.fs.data, f.fs.tree, f.fs.blocks} {
+		if err := file.Sync(); err != nil {
+			return fmt.Errorf("feed: checkpoint sync: %w", err)
+		}
+	}
+	cp := &checkpoint{seq: f.seq, fork: f.t.fork, length: f.t.length, byteLength: f.t.byteLength, signature: f.t.signature, syncPoint: f.syncPt}
+	if err := f.fs.writeHeader(cp); err != nil {
+		return fmt.Errorf("feed: checkpoint header: %w", err)
+	}
+	if err := f.fs.log.Truncate(0); err != nil {
+		return fmt.Errorf("feed: checkpoint log: %w", err)
+	}
+	f.fs.logSize, f.fs.logRecords = 0, 0
+	clear(f.dirty)
+	clear(f.dirtyBl)
+	f.syncedSeq = f.seq
+	return nil
+}
+
+// Has reports whether block i is stored here.
+func (f *Feed) Has(i uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.present.has(i)
+}
+
+// Stored is the number of blocks stored here (a sparse reader holds some).
+func (f *Feed) Stored() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.have
+}
+
+// Bitfield calls fn with each stored block index in [start, end), in order.
+func (f *Feed) Bitfield(start, end uint64, fn func(i uint64) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := start; i < end && i/64 < uint64(len(f.present)); i++ {
+		if f.present.has(i) && !fn(i) {
+			return
+		}
+	}
+}
+
+// ContiguousLength is the number of blocks stored from block 0 on without a gap.
+func (f *Feed) ContiguousLength() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var i uint64
+	for i < f.t.length && f.present.has(i) {
+		i++
+	}
+	return i
+}
+
+// Get reads block i. It checks the block's checksum, so bytes damaged on disk
+// are reported (ErrCorrupt), never returned.
+func (f *Feed) Get(i uint64) ([]byte, error) {
+	f.mu.Lock()
+	if err := f.usable(); err != nil {
+		f.mu.Unlock()
+		return nil, err
+	}
+	if !f.present.has(i) {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("feed: block %d: %w", i, ErrNotStored)
+	}
+	e := f.index[i]
+	data := f.fs.data
+	f.mu.Unlock()
+	buf := make([]byte, e.length)
+	if _, err := data.ReadAt(buf, int64(e.offset)); err != nil {
+		return nil, fmt.Errorf("feed: read block %d: %w", i, err)
+	}
+	if crc32.Checksum(buf, crcTable) != e.crc {
+		return nil, fmt.Errorf("feed: block %d: %w (checksum mismatch on disk)", i, ErrCorrupt)
+	}
+	return buf, nil
+}
+
+// MissingNodes is what to put in BlockRequest.Nodes when asking a peer for block i.
+func (f *Feed) MissingNodes(i uint64) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i >= f.t.length {
+		return 0
+	}
+	return f.t.missingNodes(i)
+}
+
+// Proof answers a request with the block and the nodes and signature that
+// prove it. The signature it carries is on disk before Proof returns (see
+// Durability).
+func (f *Feed) Proof(req Request) (*Proof, error) {
+	f.mu.Lock()
+	if err := f.usable(); err != nil {
+		f.mu.Unlock()
+		return nil, err
+	}
+	p, err := f.t.proof(req)
+	if err != nil {
+		f.mu.Unlock()
+		return nil, err
+	}
+	if req.Manifest && f.v != nil && f.v.mode == Manifest {
+		p.Manifest = append([]byte(nil), f.v.encoded...)
+	}
+	if p.Upgrade != nil {
+		p.Upgrade.Signature = append([]byte(nil), p.Upgrade.Signature...)
+	}
+	var e blockEntry
+	if p.Block != nil {
+		if !f.present.has(p.Block.Index) {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("feed: block %d: %w", p.Block.Index, ErrNotStored)
+		}
+		e = f.index[p.Block.Index]
+	}
+	seq, data := f.seq, f.fs.data
+	f.mu.Unlock()
+	if p.Block != nil {
+		buf := make([]byte, e.length)
+		if _, err := data.ReadAt(buf, int64(e.offset)); err != nil {
+			return nil, fmt.Errorf("feed: read block %d: %w", p.Block.Index, err)
+		}
+		if crc32.Checksum(buf, crcTable) != e.crc {
+			return nil, fmt.Errorf("feed: block %d: %w (checksum mismatch on disk)", p.Block.Index, ErrCorrupt)
+		}
+		p.Block.Value = buf
+	}
+	if p.Upgrade != nil && f.s != nil {
+		if err := f.syncTo(seq); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Verify checks a proof from a peer against the feed key and stores what it
+// proves: the block, the nodes and, for an upgrade, the new signed head.
+// Nothing is stored when it fails.
+func (f *Feed) Verify(p *Proof) error {
+	if p.Block != nil && len(p.Block.Value) > f.maxBlock {
+		return fmt.Errorf("feed: block %d has %d bytes: %w (%d)", p.Block.Index, len(p.Block.Value), ErrBlockTooBig, f.maxBlock)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.usable(); err != nil {
+		return err
+	}
+	v := f.v
+	learned := false
+	if p.Manifest != nil && (v == nil || v.mode == Manifest) {
+		mv, err := newManifestVerifier(p.Manifest)
+		if err != nil {
+			return fmt.Errorf("feed: %w: %w", ErrInvalidProof, err)
+		}
+		if mv.key != f.meta.key {
+			return fmt.Errorf("feed: %w: the manifest does not hash to the feed key", ErrInvalidProof)
+		}
+		if v == nil {
+			v, learned = mv, true
+		}
+	}
+	if v == nil {
+		// No manifest: the key is an Ed25519 public key (compat mode).
+		v, learned = newCompatVerifier(f.meta.key), true
+	}
+	res, err := f.t.verify(p, v)
+	if err != nil {
+		return err
+	}
+	if learned {
+		f.meta.modeKnown, f.meta.mode, f.meta.manifest = true, v.mode, v.encoded
+		if err := writeMeta(f.dir, f.meta); err != nil {
+			return fmt.Errorf("feed: store the signer: %w", err)
+		}
+		f.v = v
+	}
+	r := &record{seq: f.seq + 1}
+	for _, n := range res.nodes {
+		if !f.t.nodes.has(n.Index) {
+			r.nodes = append(r.nodes, n)
+		}
+	}
+	if p.Block != nil && !f.present.has(p.Block.Index) {
+		b := p.Block.Value
+		off := f.dataEnd
+		if _, err := f.fs.data.WriteAt(b, int64(off)); err != nil {
+			f.failed = err
+			return fmt.Errorf("feed: write block: %w", err)
+		}
+		r.blocks = []blockRef{{index: p.Block.Index, entry: blockEntry{offset: off, length: uint32(len(b)), crc: crc32.Checksum(b, crcTable)}}}
+	}
+	if res.upgraded {
+		r.upgraded, r.fork, r.length, r.byteLength, r.signature = true, res.fork, res.length, res.byteLength, append([]byte(nil), res.signature...)
+	}
+	if len(r.nodes) == 0 && len(r.blocks) == 0 && !r.upgraded {
+		return nil // nothing new
+	}
+	if err := f.writeRecord(r); err != nil {
+		f.failed = err
+		return fmt.Errorf("feed: write log: %w", err)
+	}
+	f.apply(r)
+	if res.upgraded {
+		f.t.roots = res.roots
+	}
+	if err := f.maybeCheckpoint(); err != nil {
+		f.failed = err
+		return err
+	}
+	if res.upgraded {
+		f.notify(f.headLocked())
+	}
+	return nil
+}
+
+// Subscribe returns a channel that receives the newest head after each append
+// or verified upgrade, and a function that ends the subscription. Overflow
+// policy: the channel holds one head; a newer head replaces one not yet
+// received, so a slow receiver sees the newest state, never a backlog.
+func (f *Feed) Subscribe() (<-chan Head, func()) {
+	ch := make(chan Head, 1)
+	f.mu.Lock()
+	f.subs[ch] = struct{}{}
+	f.mu.Unlock()
+	return ch, func() {
+		f.mu.Lock()
+		delete(f.subs, ch)
+		f.mu.Unlock()
+	}
+}
+
+func (f *Feed) notify(h Head) {
+	for ch := range f.subs {
+		select {
+		case ch <- h:
+		default:
+			select {
+			case <-ch:
+			default:
+			}
+			select {
+			case ch <- h:
+			default:
+			}
+		}
+	}
+}
+
+// VerifyAll re-reads every stored block and checks it against the tree, then
+// checks the signed head against the key. It is what `feed verify` runs.
+func (f *Feed) VerifyAll() (checked uint64, err error) {
+	f.mu.Lock()
+	length, v := f.t.length, f.v
+	roots := append([]Node(nil), f.t.roots...)
+	sig, fork := f.t.signature, f.t.fork
+	f.mu.Unlock()
+	if length == 0 {
+		return 0, nil
+	}
+	if v == nil {
+		return 0, errors.New("feed: the signer is not known yet (no upgrade verified)")
+	}
+	if err := v.verify(TreeHash(roots), length, fork, sig); err != nil {
+		return 0, err
+	}
+	for i := uint64(0); i < length; i++ {
+		if !f.Has(i) {
+			continue
+		}
+		b, err := f.Get(i)
+		if err != nil {
+			return checked, err
+		}
+		f.mu.Lock()
+		n, ok := f.t.nodes.get(2 * i)
+		f.mu.Unlock()
+		if !ok || LeafNode(i, b) != n {
+			return checked, fmt.Errorf("feed: block %d: %w (does not match its tree node)", i, ErrCorrupt)
+		}
+		checked++
+	}
+	// Every stored parent must hash from its children where both are stored.
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for pg, page := range f.t.nodes.pages {
+		for j := range page {
+			idx := pg<<nodePageBits | uint64(j)
+			if idx&1 == 0 || !page[j].ok {
+				continue
+			}
+			it := newFlatIter(idx)
+			l := it.leftChild()
+			r := l + it.factor
+			ln, lok := f.t.nodes.get(l)
+			rn, rok := f.t.nodes.get(r)
+			if lok && rok {
+				if p := ParentNode(ln, rn); p.Hash != page[j].hash || p.Size != page[j].size {
+					return checked, fmt.Errorf("feed: tree node %d: %w", idx, ErrCorrupt)
+				}
+			}
+		}
+	}
+	return checked, nil
+}
+
+// Close checkpoints the log and closes the files.
+func (f *Feed) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	var err error
+	if f.failed == nil {
+		err = f.checkpointLocked()
+	}
+	if cerr := f.fs.close(); err == nil {
+		err = cerr
+	}
+	for ch := range f.subs {
+		delete(f.subs, ch)
+	}
+	return err
+}
+
+// PublicKey is the writer's Ed25519 public key (nil for a reader).
+func (f *Feed) PublicKey() ed25519.PublicKey {
+	if f.s == nil {
+		return nil
+	}
+	return f.s.secret.Public().(ed25519.PublicKey)
+}
