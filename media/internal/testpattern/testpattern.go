@@ -164,3 +164,37 @@ func Bars(w, h int) *image.YCbCr {
 	}
 	return img
 }
+
+// Frequency estimates the frequency of a clean tone in mono PCM from its rising zero
+// crossings (interpolated between samples), in Hz; 0 when there are fewer than two.
+func Frequency(pcm []float32, sampleRate int) float64 {
+	first, last := -1.0, -1.0
+	n := 0
+	for i := 1; i < len(pcm); i++ {
+		a, b := float64(pcm[i-1]), float64(pcm[i])
+		if a < 0 && b >= 0 {
+			t := float64(i-1) + a/(a-b)
+			if first < 0 {
+				first = t
+			}
+			last = t
+			n++
+		}
+	}
+	if n < 2 {
+		return 0
+	}
+	return float64(n-1) * float64(sampleRate) / (last - first)
+}
+
+// RMS is the root mean square of PCM samples.
+func RMS(pcm []float32) float64 {
+	var s float64
+	for _, v := range pcm {
+		s += float64(v) * float64(v)
+	}
+	if len(pcm) == 0 {
+		return 0
+	}
+	return math.Sqrt(s / float64(len(pcm)))
+}
