@@ -1,0 +1,463 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	tcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// DHTProtocolPrefix keeps the app's DHT apart from other libp2p networks (such as IPFS's):
+// nodes of this app only answer each other.
+const DHTProtocolPrefix protocol.ID = "/dazaar-vision"
+
+// Reachability tells the node what to assume about being reachable from outside.
+type Reachability int
+
+const (
+	// ReachabilityAuto lets AutoNAT find out (the default).
+	ReachabilityAuto Reachability = iota
+	// ReachabilityPublic skips AutoNAT and never takes relay reservations.
+	ReachabilityPublic
+	// ReachabilityPrivate takes relay reservations at once (a node known to be behind NAT).
+	ReachabilityPrivate
+)
+
+// Config configures a Node. Only Identity is required.
+type Config struct {
+	// Identity is the node's private key (see NewIdentity and ParseIdentity). The peer ID
+	// printed on cards derives from it.
+	Identity crypto.PrivKey
+	// ListenAddrs are multiaddrs to listen on. Empty means TCP and QUIC on every interface,
+	// IPv4 and IPv6, on ports the system picks.
+	ListenAddrs []string
+	// NoListen makes a node that only dials out; it is then reachable only through relays.
+	NoListen bool
+	// Bootstrap are the DHT's entry points (other nodes of this app). Empty is allowed: the
+	// node then only learns peers from cards and from those who connect to it.
+	Bootstrap []peer.AddrInfo
+	// StaticRelays are relays to take reservations on when the node is not reachable. Empty
+	// means relays are found through the DHT among the connected nodes.
+	StaticRelays []peer.AddrInfo
+	// DHTClientOnly stops the node from answering DHT queries. By default every node of the
+	// app serves the DHT for others.
+	DHTClientOnly bool
+	// NoRelayService stops the node from relaying for others. By default every node relays
+	// with circuit relay v2's default limits (2 minutes and 128 KiB per relayed connection),
+	// which carry the set-up of a hole punch and nothing more.
+	NoRelayService bool
+	// Reachability overrides AutoNAT (tests, or a user who knows).
+	Reachability Reachability
+	// PrivateAddrs lets hole punching and direct upgrades use private and loopback addresses
+	// (a LAN, or tests on one machine). Off by default: on the internet only public addresses
+	// are worth punching.
+	PrivateAddrs bool
+	// Limits are the resource manager's limits; zero fields take DefaultLimits.
+	Limits Limits
+	// Protocols are the application protocols that get per-peer stream limits.
+	Protocols []protocol.ID
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is a running libp2p host with its DHT. It is safe for concurrent use.
+type Node struct {
+	host host.Host
+	dht  *dht.IpfsDHT
+	bw   *metrics.BandwidthCounter
+	log  *slog.Logger
+	priv bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	sub    event.Subscription
+	closed sync.Once
+
+	mu      sync.Mutex
+	circuit map[peer.ID][]ma.Multiaddr // relay addresses held by reserveLoop
+	cerr    error
+}
+
+// New starts a node. Close stops it.
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Identity == nil {
+		return nil, errors.New("p2p: no node identity given")
+	}
+	if cfg.Identity.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("p2p: node identity is a %s key; an Ed25519 key is required", cfg.Identity.Type())
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	lim := cfg.Limits.withDefaults()
+	rm, err := lim.resourceManager(cfg.Protocols)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := connmgr.NewConnManager(lim.Conns*3/4, lim.Conns*7/8, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	bw := metrics.NewBandwidthCounter()
+
+	n := &Node{bw: bw, log: log, priv: cfg.PrivateAddrs}
+	hpOpts := []holepunch.Option{}
+	if cfg.PrivateAddrs {
+		hpOpts = append(hpOpts, holepunch.WithAddrFilter(allAddrs{}))
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Identity),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.BandwidthReporter(bw),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.DefaultMuxers,
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(hpOpts...),
+		libp2p.DisableMetrics(),
+		libp2p.UserAgent("dazaar-vision"),
+	}
+	switch {
+	case cfg.NoListen:
+		opts = append(opts, libp2p.NoListenAddrs)
+	case len(cfg.ListenAddrs) > 0:
+		opts = append(opts, libp2p.ListenAddrStrings(cfg.ListenAddrs...))
+	default:
+		opts = append(opts, libp2p.ListenAddrStrings(
+			"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1",
+			"/ip6/::/tcp/0", "/ip6/::/udp/0/quic-v1"))
+	}
+	if !cfg.NoRelayService {
+		opts = append(opts, libp2p.EnableRelayService())
+	}
+	switch cfg.Reachability {
+	case ReachabilityAuto:
+		// Answer other nodes' AutoNAT probes. (With a forced reachability go-libp2p v0.51
+		// never stops the service's dialer, so forced nodes do not serve it.)
+		opts = append(opts, libp2p.EnableNATService())
+	case ReachabilityPublic:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case ReachabilityPrivate:
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	if len(cfg.StaticRelays) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(cfg.StaticRelays))
+	} else {
+		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates))
+	}
+	if cfg.PrivateAddrs {
+		opts = append(opts, libp2p.NonPublicAddrPublishing(true))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		_ = rm.Close()
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	n.host = h
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	mode := dht.ModeServer
+	if cfg.DHTClientOnly {
+		mode = dht.ModeClient
+	}
+	d, err := dht.New(h,
+		dht.Mode(mode),
+		dht.ProtocolPrefix(DHTProtocolPrefix),
+		dht.BootstrapPeers(cfg.Bootstrap...),
+		dht.DisableValues(),
+	)
+	if err != nil {
+		n.cancel()
+		_ = h.Close()
+		return nil, fmt.Errorf("start DHT: %w", err)
+	}
+	n.dht = d
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("subscribe to identify events: %w", err)
+	}
+	n.sub = sub
+	n.wg.Add(1)
+	go n.upgradeRelayed()
+	if cfg.PrivateAddrs {
+		// AutoRelay publishes relay addresses only for relays with public addresses; on a
+		// LAN or in tests the node holds its reservations on the static relays itself.
+		n.circuit = map[peer.ID][]ma.Multiaddr{}
+		for _, r := range cfg.StaticRelays {
+			n.wg.Add(1)
+			go n.reserveLoop(r)
+		}
+	}
+	if len(cfg.Bootstrap) > 0 {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := d.Bootstrap(n.ctx); err != nil {
+				log.Warn("DHT bootstrap failed", "err", err)
+			}
+		}()
+	}
+	return n, nil
+}
+
+// Host is the libp2p host, for registering protocols and opening streams.
+func (n *Node) Host() host.Host { return n.host }
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// DHT is the node's Kademlia DHT.
+func (n *Node) DHT() *dht.IpfsDHT { return n.dht }
+
+// AddrInfo is what a card carries: the peer ID and the addresses others can dial (relay
+// addresses included once a reservation is held).
+func (n *Node) AddrInfo() peer.AddrInfo {
+	addrs := n.host.Addrs()
+	n.mu.Lock()
+	for _, c := range n.circuit {
+		for _, a := range c {
+			if !slices.ContainsFunc(addrs, a.Equal) {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	n.mu.Unlock()
+	return peer.AddrInfo{ID: n.host.ID(), Addrs: addrs}
+}
+
+// reserveLoop holds a reservation on relay r, renewing it before it expires and retrying with
+// backoff after failures, until the node closes.
+func (n *Node) reserveLoop(r peer.AddrInfo) {
+	defer n.wg.Done()
+	backoff := time.Second
+	for {
+		ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+		rsv, err := client.Reserve(ctx, n.host, r)
+		cancel()
+		wait := backoff
+		if err != nil {
+			n.log.Debug("relay reservation failed", "relay", r.ID, "err", err)
+			backoff = min(2*backoff, time.Minute)
+			n.mu.Lock()
+			delete(n.circuit, r.ID)
+			n.mu.Unlock()
+		} else {
+			backoff = time.Second
+			circ := ma.StringCast("/p2p/" + r.ID.String() + "/p2p-circuit")
+			var addrs []ma.Multiaddr
+			for _, a := range r.Addrs {
+				addrs = append(addrs, a.Encapsulate(circ))
+			}
+			n.mu.Lock()
+			n.circuit[r.ID] = addrs
+			n.mu.Unlock()
+			wait = max(time.Until(rsv.Expiration)*3/4, time.Second)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Bandwidth returns the bytes this node sent to and received from p over all protocols,
+// as counted at the transport.
+func (n *Node) Bandwidth(p peer.ID) metrics.Stats { return n.bw.GetBandwidthForPeer(p) }
+
+// ProtocolBandwidth returns the bytes sent and received over one protocol, all peers together.
+func (n *Node) ProtocolBandwidth(proto protocol.ID) metrics.Stats {
+	return n.bw.GetBandwidthForProtocol(proto)
+}
+
+// Connect reaches the peer of a card: first at the addresses given, then at addresses the DHT
+// knows for its peer ID (which include relay addresses). It returns once a connection, direct
+// or relayed, is up.
+func (n *Node) Connect(ctx context.Context, info peer.AddrInfo) error {
+	var firstErr error
+	if len(info.Addrs) > 0 {
+		err := n.host.Connect(ctx, info)
+		if err == nil {
+			return nil
+		}
+		firstErr = err
+		n.log.Info("card addresses failed; asking the DHT", "peer", info.ID, "err", err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("connect to %s: %w", info.ID, ctx.Err())
+	}
+	found, err := n.dht.FindPeer(ctx, info.ID)
+	if err != nil {
+		if firstErr != nil {
+			return fmt.Errorf("connect to %s: its addresses failed (%w) and the DHT did not find it: %v", info.ID, firstErr, err)
+		}
+		return fmt.Errorf("connect to %s: the DHT did not find it: %w", info.ID, err)
+	}
+	if err := n.host.Connect(ctx, found); err != nil {
+		return fmt.Errorf("connect to %s at the addresses the DHT gave: %w", info.ID, err)
+	}
+	return nil
+}
+
+// WaitDirect waits until a direct (not relayed) connection to p is up, as a hole punch or a
+// direct dial makes it after a relayed connection. Replication only runs on direct connections.
+func (n *Node) WaitDirect(ctx context.Context, p peer.ID) error {
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for {
+		if n.host.Network().Connectedness(p) == network.Connected {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no direct connection to %s (only relayed): %w", p, ctx.Err())
+		case <-sub.Out():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Close stops the DHT and the host and waits for the node's goroutines.
+func (n *Node) Close() error {
+	n.closed.Do(func() {
+		n.cancel()
+		if n.sub != nil {
+			n.sub.Close()
+		}
+		var errs []error
+		if n.dht != nil {
+			errs = append(errs, n.dht.Close())
+		}
+		errs = append(errs, n.host.Close())
+		n.wg.Wait()
+		n.cerr = errors.Join(errs...)
+	})
+	return n.cerr
+}
+
+// relayCandidates feeds AutoRelay with connected DHT peers that speak the relay protocol.
+func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, num)
+	defer close(out)
+	if n.host == nil {
+		return out
+	}
+	for _, p := range n.host.Network().Peers() {
+		if len(out) == num {
+			break
+		}
+		ok, _ := n.host.Peerstore().SupportsProtocols(p, "/libp2p/circuit/relay/0.2.0/hop")
+		if len(ok) == 0 {
+			continue
+		}
+		out <- peer.AddrInfo{ID: p, Addrs: n.host.Peerstore().Addrs(p)}
+	}
+	return out
+}
+
+// upgradeRelayed dials straight back to a peer that came in over a relay when that peer
+// listens on addresses we can reach (connection reversal). Hole punching covers the case
+// where both sides are behind NAT; this covers a dialer that is itself reachable, which
+// libp2p's hole puncher only tries for public addresses.
+func (n *Node) upgradeRelayed() {
+	defer n.wg.Done()
+	sem := make(chan struct{}, 8) // at most 8 reversal dials at once; more are skipped
+	var dials sync.WaitGroup
+	defer dials.Wait()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case e, ok := <-n.sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerIdentificationCompleted)
+			if ev.Conn == nil || !ev.Conn.Stat().Limited {
+				continue
+			}
+			if n.host.Network().Connectedness(ev.Peer) == network.Connected {
+				continue
+			}
+			var addrs []ma.Multiaddr
+			for _, a := range ev.ListenAddrs {
+				if isRelayAddr(a) || (!n.priv && !manet.IsPublicAddr(a)) {
+					continue
+				}
+				addrs = append(addrs, a)
+			}
+			if len(addrs) == 0 {
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			default:
+				continue
+			}
+			dials.Add(1)
+			go func(p peer.ID, addrs []ma.Multiaddr) {
+				defer dials.Done()
+				defer func() { <-sem }()
+				ctx, cancel := context.WithTimeout(network.WithForceDirectDial(n.ctx, "connection reversal"), 10*time.Second)
+				defer cancel()
+				if err := n.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
+					n.log.Debug("direct dial back to relayed peer failed", "peer", p, "err", err)
+				}
+			}(ev.Peer, addrs)
+		}
+	}
+}
+
+func isRelayAddr(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+// allAddrs is a hole-punch address filter that keeps private and loopback addresses.
+type allAddrs struct{}
+
+func (allAddrs) FilterLocal(_ peer.ID, a []ma.Multiaddr) []ma.Multiaddr {
+	return keepDirect(a)
+}
+func (allAddrs) FilterRemote(_ peer.ID, a []ma.Multiaddr) []ma.Multiaddr {
+	return keepDirect(a)
+}
+
+func keepDirect(in []ma.Multiaddr) []ma.Multiaddr {
+	out := in[:0:0]
+	for _, a := range in {
+		if !isRelayAddr(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
