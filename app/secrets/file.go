@@ -1,0 +1,280 @@
+package secrets
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// ErrChangedOnDisk is returned when the encrypted file was replaced by
+// someone else (another instance of the app) since this Store read it; the
+// write is refused so that neither side's secrets are silently lost.
+var ErrChangedOnDisk = errors.New("the secrets file was changed by another program; reopen it")
+
+// fileBackend keeps all secrets in memory, decrypted, and rewrites the whole
+// encrypted file atomically on every change.
+type fileBackend struct {
+	path    string
+	key     *derivedKey
+	entries map[string][]byte
+	sum     [sha256.Size]byte // hash of the file as last read or written
+}
+
+// maxFileSize caps what is read from disk before parsing.
+const maxFileSize = headerLen + maxCiphertext
+
+// OpenFile opens the encrypted secrets file at path, creating it (and its
+// directory, mode 0700) if it does not exist. The passphrase is asked once;
+// kdf sets the Argon2id parameters of a new file (zero: DefaultKDF). A wrong
+// passphrase returns an error wrapping ErrWrongPassphrase, a damaged file one
+// wrapping ErrCorrupt; neither changes the file.
+func OpenFile(path string, passphrase func() ([]byte, error), kdf KDFParams, opts ...FileOption) (*Store, error) {
+	var o fileOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	b, err := openFileBackend(path, passphrase, kdf)
+	if err != nil {
+		return nil, err
+	}
+	return newStore(KindFile, "encrypted file "+path, o.reason, b, o.log), nil
+}
+
+func openFileBackend(path string, passphrase func() ([]byte, error), kdf KDFParams) (*fileBackend, error) {
+	if path == "" {
+		return nil, errors.New("no path given for the encrypted secrets file")
+	}
+	if passphrase == nil {
+		return nil, errors.New("no passphrase prompt given for the encrypted secrets file")
+	}
+	data, err := readCapped(path, maxFileSize)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading secrets file: %w", err)
+	}
+	if exists {
+		// Check the header before asking for the passphrase.
+		if _, err := parseEnvelope(data); err != nil {
+			return nil, fmt.Errorf("secrets file %s: %w", path, err)
+		}
+	}
+	pass, err := passphrase()
+	if err != nil {
+		return nil, fmt.Errorf("asking for the secrets passphrase: %w", err)
+	}
+	defer wipe(pass)
+	if len(pass) == 0 {
+		return nil, ErrEmptyPassphrase
+	}
+	b := &fileBackend{path: path}
+	if exists {
+		key, entries, err := decryptFile(data, pass, purposeStore)
+		if err != nil {
+			return nil, fmt.Errorf("opening secrets file %s: %w", path, err)
+		}
+		b.key, b.entries, b.sum = key, entries, sha256.Sum256(data)
+		return b, nil
+	}
+	if b.key, err = newDerivedKey(pass, kdf.orDefault()); err != nil {
+		return nil, err
+	}
+	b.entries = map[string][]byte{}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the secrets directory: %w", err)
+	}
+	if err := b.write(b.entries, true); err != nil {
+		b.key.wipe()
+		return nil, err
+	}
+	return b, nil
+}
+
+// FileOption adjusts OpenFile.
+type FileOption func(*fileOptions)
+
+type fileOptions struct {
+	log    *slog.Logger
+	reason string
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) FileOption { return func(o *fileOptions) { o.log = l } }
+
+func withReason(r string) FileOption { return func(o *fileOptions) { o.reason = r } }
+
+func readCapped(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%w: file is larger than %d bytes", ErrCorrupt, max)
+	}
+	return data, nil
+}
+
+func (b *fileBackend) get(name string) ([]byte, error) {
+	v, ok := b.entries[name]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return append([]byte{}, v...), nil
+}
+
+func (b *fileBackend) set(name string, value []byte) error {
+	return b.setMany(map[string][]byte{name: value})
+}
+
+func (b *fileBackend) setMany(in map[string][]byte) error {
+	next := make(map[string][]byte, len(b.entries)+len(in))
+	for n, v := range b.entries {
+		next[n] = v
+	}
+	for n, v := range in {
+		next[n] = append([]byte{}, v...)
+	}
+	if err := b.write(next, false); err != nil {
+		for n := range in {
+			wipe(next[n]) // fresh copies, referenced nowhere else
+		}
+		return err
+	}
+	for n := range in {
+		if old, ok := b.entries[n]; ok {
+			wipe(old) // replaced by a fresh copy in next
+		}
+	}
+	b.entries = next
+	return nil
+}
+
+func (b *fileBackend) del(name string) error {
+	old, ok := b.entries[name]
+	if !ok {
+		return ErrNotFound
+	}
+	next := make(map[string][]byte, len(b.entries))
+	for n, v := range b.entries {
+		if n != name {
+			next[n] = v
+		}
+	}
+	if err := b.write(next, false); err != nil {
+		return err
+	}
+	wipe(old)
+	b.entries = next
+	return nil
+}
+
+func (b *fileBackend) list() ([]string, error) {
+	names := make([]string, 0, len(b.entries))
+	for n := range b.entries {
+		names = append(names, n)
+	}
+	return names, nil
+}
+
+func (b *fileBackend) close() error {
+	b.key.wipe()
+	for n, v := range b.entries {
+		wipe(v)
+		delete(b.entries, n)
+	}
+	return nil
+}
+
+// write encrypts entries and replaces the file atomically: a temporary file
+// in the same directory (mode 0600), fsync, rename over the old file, fsync
+// of the directory. Until the rename the old file is untouched. Unless
+// creating, it first checks that the file on disk is still the one this
+// backend last read or wrote.
+func (b *fileBackend) write(entries map[string][]byte, creating bool) error {
+	if !creating {
+		cur, err := readCapped(b.path, maxFileSize)
+		if err != nil {
+			return fmt.Errorf("re-reading secrets file before writing: %w", err)
+		}
+		if sha256.Sum256(cur) != b.sum {
+			return ErrChangedOnDisk
+		}
+	}
+	payload, err := encodePayload(entries)
+	if err != nil {
+		return err
+	}
+	img, err := b.key.seal(purposeStore, payload)
+	wipe(payload)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(b.path, img); err != nil {
+		return err
+	}
+	b.sum = sha256.Sum256(img)
+	return nil
+}
+
+// testHookBeforeRename, when set by a test, runs before the rename and can
+// fail the write (fault injection).
+var testHookBeforeRename func() error
+
+// writeAtomic writes data to path through a temporary file and a rename.
+func writeAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("creating temporary secrets file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// CreateTemp makes the file 0600 already; say so explicitly.
+	if err = tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+		return fmt.Errorf("setting secrets file mode: %w", err)
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("writing temporary secrets file: %w", err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("syncing temporary secrets file: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("closing temporary secrets file: %w", err)
+	}
+	if testHookBeforeRename != nil {
+		if err = testHookBeforeRename(); err != nil {
+			return err
+		}
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replacing secrets file: %w", err)
+	}
+	syncDir(dir)
+	return nil
+}
+
+// syncDir makes a rename durable where the OS allows fsync on directories.
+func syncDir(dir string) {
+	if runtime.GOOS == "windows" {
+		return
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
