@@ -87,13 +87,21 @@ func (d *decoder) uint() uint64 {
 	}
 	p := d.b[d.off : d.off+n]
 	d.off += n
+	var v, floor uint64
 	switch n {
 	case 2:
-		return uint64(binary.LittleEndian.Uint16(p))
+		v, floor = uint64(binary.LittleEndian.Uint16(p)), 0xfd
 	case 4:
-		return uint64(binary.LittleEndian.Uint32(p))
+		v, floor = uint64(binary.LittleEndian.Uint32(p)), 0x10000
+	default:
+		v, floor = binary.LittleEndian.Uint64(p), 0x100000000
 	}
-	return binary.LittleEndian.Uint64(p)
+	if v < floor {
+		// Each number has one encoding: refuse padded ones.
+		d.fail(fmt.Errorf("number %d is not in its shortest encoding", v))
+		return 0
+	}
+	return v
 }
 
 func (d *decoder) fixed(dst []byte) {

@@ -84,28 +84,29 @@ type Feed struct {
 	dur      Durability
 	log      *slog.Logger
 
-	mu       sync.Mutex
-	closed   bool
-	failed   error // a write failed: memory and disk may differ; reopen to recover
-	t        tree
-	v        *verifier // nil for a reader that does not know its signer yet
-	s        *signer   // nil for readers
-	meta     *metaInfo
-	fs       *files
-	index    []blockEntry // by block index; length 0 = absent unless present bit
-	present  bitset
-	have     uint64 // number of blocks stored
-	dataEnd  uint64
-	seq      uint64
-	syncPt   uint64 // index+1 of newest sync point
-	dirty    map[uint64]Node
-	dirtyBl  map[uint64]blockEntry
-	scratch  []byte
-	frame    []byte
-	subs     map[chan Head]struct{}
+	mu      sync.Mutex
+	closed  bool
+	failed  error // a write failed: memory and disk may differ; reopen to recover
+	t       tree
+	v       *verifier // nil for a reader that does not know its signer yet
+	s       *signer   // nil for readers
+	meta    *metaInfo
+	fs      *files
+	index   []blockEntry // by block index; length 0 = absent unless present bit
+	present bitset
+	have    uint64 // number of blocks stored
+	dataEnd uint64
+	seq     uint64
+	syncPt  uint64 // index+1 of newest sync point
+	dirty   map[uint64]Node
+	dirtyBl map[uint64]blockEntry
+	scratch []byte
+	frame   []byte
+	subs    map[chan Head]struct{}
 
 	syncMu    sync.Mutex // serialises syncs; held without mu
 	syncedSeq uint64     // guarded by mu
+	syncedLog int64      // log size covered by the last sync (for power-loss tests)
 }
 
 type bitset []uint64
@@ -298,15 +299,19 @@ func (f *Feed) load() error {
 		}
 	}
 	// Blocks a torn record referenced may sit past the last entry; new data goes after the last one.
-	f.syncedSeq = f.seq
+	f.syncedSeq, f.syncedLog = f.seq, end
 	if replayed > 0 {
 		f.log.Debug("feed: replayed log", "dir", f.dir, "records", replayed, "length", f.t.length)
 	}
 	return nil
 }
 
-func leU64(b []byte) uint64 { return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56 }
-func leU32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func leU64(b []byte) uint64 {
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+func leU32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 
 func (f *Feed) setBlock(i uint64, e blockEntry) {
 	for uint64(len(f.index)) <= i {
@@ -479,14 +484,14 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 		f.failed = err
 		return Head{}, fmt.Errorf("feed: write log: %w", err)
 	}
+	f.t.roots = nt.roots
+	f.apply(r)
 	if f.dur == SyncEveryAppend {
 		if err := f.syncFilesLocked(); err != nil {
 			f.failed = err
 			return Head{}, fmt.Errorf("feed: sync: %w", err)
 		}
 	}
-	f.t.roots = nt.roots
-	f.apply(r)
 	if err := f.maybeCheckpoint(); err != nil {
 		f.failed = err
 		return Head{}, err
@@ -562,7 +567,7 @@ func (f *Feed) syncFilesLocked() error {
 	if err := f.fs.log.Sync(); err != nil {
 		return err
 	}
-	f.syncedSeq = f.seq
+	f.syncedSeq, f.syncedLog = f.seq, f.fs.logSize
 	return nil
 }
 
@@ -595,7 +600,7 @@ func (f *Feed) syncTo(seq uint64) error {
 		f.mu.Unlock()
 		return nil
 	}
-	target := f.seq
+	target, logSize := f.seq, f.fs.logSize
 	f.mu.Unlock()
 	// Data before log, so that a synced record never points at unsynced bytes.
 	if err := data.Sync(); err != nil {
@@ -606,7 +611,7 @@ func (f *Feed) syncTo(seq uint64) error {
 	}
 	f.mu.Lock()
 	if target > f.syncedSeq {
-		f.syncedSeq = target
+		f.syncedSeq, f.syncedLog = target, logSize
 	}
 	f.mu.Unlock()
 	return nil
@@ -653,7 +658,7 @@ func (f *Feed) checkpointLocked() error {
 	f.fs.logSize, f.fs.logRecords = 0, 0
 	clear(f.dirty)
 	clear(f.dirtyBl)
-	f.syncedSeq = f.seq
+	f.syncedSeq, f.syncedLog = f.seq, 0
 	return nil
 }
 

@@ -35,13 +35,18 @@ import (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// The log is checkpointed when it passes checkpointBytes or checkpointCount
+// records (variables so that crash tests can checkpoint often).
+var (
+	checkpointBytes int64 = 4 << 20
+	checkpointCount       = 4096
+)
+
 const (
 	headerSlotSize   = 512
 	nodeRecordSize   = 40
 	blockRecordSize  = 16
 	maxRecordSize    = 64 << 20 // a log record never exceeds this; larger is corruption
-	checkpointBytes  = 4 << 20  // checkpoint when the log passes this size...
-	checkpointCount  = 4096     // ...or holds this many records
 	metaFile         = "meta"
 	maxMetaSize      = 8192
 	recordKindAppend = 1
