@@ -1,0 +1,190 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	st := Status{Fork: 1, Length: 10, Flags: StatusHasSyncPoint | StatusLive, SyncPoint: 7}
+	rg := Range{ID: 3, Start: 5, End: 9, FromLength: 4}
+	nd := NoData{ID: 9, Reason: "no time left on your subscription"}
+	ac := Access{State: Allowed, RemainingMs: 60000}
+	app := []byte("invoice please")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(w.Frame(TStatus, st.AppendBinary))
+	must(w.Frame(TRange, rg.AppendBinary))
+	must(w.Frame(TNoData, nd.AppendBinary))
+	must(w.Frame(TAccess, ac.AppendBinary))
+	must(w.Frame(TApp, func(b []byte) ([]byte, error) { return append(b, app...), nil }))
+	must(w.Frame(TData, func(b []byte) ([]byte, error) {
+		return AppendTagged(b, 42, func(b []byte) ([]byte, error) { return append(b, "proof"...), nil })
+	}))
+	must(w.Flush())
+	total := buf.Len()
+
+	r := NewReader(&buf, 1024)
+	next := func(want Type) []byte {
+		t.Helper()
+		ty, body, err := r.Next()
+		if err != nil || ty != want {
+			t.Fatalf("got %v %v, want %v", ty, err, want)
+		}
+		return body
+	}
+	if got, err := DecodeStatus(next(TStatus)); err != nil || got != st {
+		t.Fatalf("status %+v %v", got, err)
+	}
+	if got, err := DecodeRange(next(TRange)); err != nil || got != rg {
+		t.Fatalf("range %+v %v", got, err)
+	}
+	if got, err := DecodeNoData(next(TNoData)); err != nil || got != nd {
+		t.Fatalf("nodata %+v %v", got, err)
+	}
+	if got, err := DecodeAccess(next(TAccess)); err != nil || got != ac {
+		t.Fatalf("access %+v %v", got, err)
+	}
+	if got, err := DecodeApp(next(TApp)); err != nil || !bytes.Equal(got, app) {
+		t.Fatalf("app %q %v", got, err)
+	}
+	if got, err := DecodeTagged(next(TData)); err != nil || got.ID != 42 || string(got.Payload) != "proof" {
+		t.Fatalf("tagged %+v %v", got, err)
+	}
+	if _, _, err := r.Next(); err != io.EOF {
+		t.Fatalf("want EOF, got %v", err)
+	}
+	if r.BytesRead() != uint64(total) || w.BytesWritten() != uint64(total) {
+		t.Fatalf("byte counts %d %d, want %d", r.BytesRead(), w.BytesWritten(), total)
+	}
+}
+
+// The reader is given only a length prefix: reading a body would hit EOF instead of
+// ErrFrameTooBig, and allocating it would show in the memory statistics.
+func TestOversizedFrameRefusedBeforeAllocation(t *testing.T) {
+	hdr := binary.AppendUvarint(nil, 1<<40)
+	r := NewReader(bytes.NewReader(hdr), 1<<20)
+	_, _, err := r.Next()
+	if !errors.Is(err, ErrFrameTooBig) {
+		t.Fatalf("got %v, want ErrFrameTooBig", err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		r := NewReader(bytes.NewReader(hdr), 1<<20)
+		_, _, _ = r.Next()
+	}
+	runtime.ReadMemStats(&after)
+	// The reader's 64 KiB buffer each time, never the 1 TiB body (nor the 1 MiB cap).
+	if got := after.TotalAlloc - before.TotalAlloc; got > 10*(80<<10) {
+		t.Fatalf("%d bytes allocated for 10 refused frames", got)
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	cases := []struct {
+		name string
+		dec  func([]byte) error
+		in   []byte
+	}{
+		{"status trailing", func(b []byte) error { _, err := DecodeStatus(b); return err }, []byte{0, 1, 0, 0, 9}},
+		{"status flags", func(b []byte) error { _, err := DecodeStatus(b); return err }, []byte{0, 1, 0x80, 1, 0}},
+		{"status sync past length", func(b []byte) error { _, err := DecodeStatus(b); return err }, []byte{0, 1, 1, 5}},
+		{"status short", func(b []byte) error { _, err := DecodeStatus(b); return err }, []byte{0}},
+		{"range empty", func(b []byte) error { _, err := DecodeRange(b); return err }, []byte{1, 5, 5, 0}},
+		{"range huge", func(b []byte) error { _, err := DecodeRange(b); return err }, Range{1, 0, 1 << 30, 0}.must()},
+		{"nodata long reason", func(b []byte) error { _, err := DecodeNoData(b); return err }, append([]byte{1, 0xff, 0x7f}, make([]byte, 20)...)},
+		{"access state", func(b []byte) error { _, err := DecodeAccess(b); return err }, []byte{9, 0, 0}},
+		{"app too big", func(b []byte) error { _, err := DecodeApp(b); return err }, make([]byte, MaxApp+1)},
+		{"tagged bad id", func(b []byte) error { _, err := DecodeTagged(b); return err }, []byte{0xff}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.dec(c.in); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("got %v, want ErrMalformed", err)
+			}
+		})
+	}
+	if _, _, err := NewReader(strings.NewReader("\x00"), 10).Next(); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("empty frame: %v", err)
+	}
+	if _, _, err := NewReader(strings.NewReader("\x05ab"), 10).Next(); err == nil || errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short body: %v", err)
+	}
+}
+
+func (r Range) must() []byte { b, _ := r.AppendBinary(nil); return b }
+
+func FuzzReader(f *testing.F) {
+	f.Add([]byte{3, 1, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := NewReader(bytes.NewReader(b), 4096)
+		for {
+			ty, body, err := r.Next()
+			if err != nil {
+				return
+			}
+			if len(body) >= 4096 {
+				t.Fatalf("frame of %d bytes passed a 4096 cap", len(body)+1)
+			}
+			decodeAny(ty, body)
+		}
+	})
+}
+
+func decodeAny(ty Type, body []byte) {
+	switch ty {
+	case TStatus:
+		_, _ = DecodeStatus(body)
+	case TRange:
+		_, _ = DecodeRange(body)
+	case TNoData:
+		_, _ = DecodeNoData(body)
+	case TAccess:
+		_, _ = DecodeAccess(body)
+	case TApp:
+		_, _ = DecodeApp(body)
+	case TRequest, TData:
+		_, _ = DecodeTagged(body)
+	}
+}
+
+func FuzzMessages(f *testing.F) {
+	for _, s := range []func([]byte) ([]byte, error){
+		Status{1, 2, 1, 1}.AppendBinary, Range{1, 2, 3, 4}.AppendBinary,
+		NoData{1, "x"}.AppendBinary, Access{Allowed, 5, ""}.AppendBinary,
+	} {
+		b, _ := s(nil)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, err := DecodeStatus(b); err == nil {
+			e, _ := s.AppendBinary(nil)
+			if s2, err := DecodeStatus(e); err != nil || s2 != s {
+				t.Fatalf("status does not round-trip: %+v %+v %v", s, s2, err)
+			}
+		}
+		if r, err := DecodeRange(b); err == nil && (r.End <= r.Start || r.End-r.Start > MaxRangeBlocks) {
+			t.Fatalf("bad range accepted: %+v", r)
+		}
+		if n, err := DecodeNoData(b); err == nil && len(n.Reason) > MaxReason {
+			t.Fatal("long reason accepted")
+		}
+		if a, err := DecodeAccess(b); err == nil && (a.State > Free || len(a.Reason) > MaxReason) {
+			t.Fatalf("bad access accepted: %+v", a)
+		}
+		_, _ = DecodeTagged(b)
+	})
+}
