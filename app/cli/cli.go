@@ -1,0 +1,240 @@
+// Package cli is Dazaar Vision's command line. Until the desktop UI exists it
+// is the whole app: `dazaar-vision feed ...` manages signed feeds and
+// `dazaar-vision secrets ...` backs up the secrets they sign with.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+)
+
+// Environment variables the command line reads.
+const (
+	// EnvPassphrase supplies the secrets file's passphrase without a prompt
+	// (for scripts and tests).
+	EnvPassphrase = "DAZAAR_VISION_PASSPHRASE"
+	serviceName   = "dazaar-vision"
+)
+
+// Run runs the command line with args (without the program name) and returns
+// the process exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{ctx: ctx, stdin: stdin, out: stdout, err: stderr}
+	gf := flag.NewFlagSet("dazaar-vision", flag.ContinueOnError)
+	gf.SetOutput(stderr)
+	gf.StringVar(&e.secretsKind, "secrets", "auto", "where secrets live: auto, keyring or file")
+	gf.StringVar(&e.secretsFile, "secrets-file", defaultSecretsFile(), "the encrypted secrets file (used when there is no OS keyring, or with -secrets file)")
+	verbose := gf.Bool("v", false, "log debug messages")
+	gf.Usage = func() { usage(stderr) }
+	if err := gf.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	rest := gf.Args()
+	if len(rest) == 0 {
+		usage(stdout)
+		return 0
+	}
+	var err error
+	switch rest[0] {
+	case "feed":
+		err = e.feed(rest[1:])
+	case "secrets":
+		err = e.secrets(rest[1:])
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "dazaar-vision: unknown command %q\n\n", rest[0])
+		usage(stderr)
+		return 2
+	}
+	if e.store != nil {
+		e.store.Close()
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "dazaar-vision: %v\n", err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "dazaar-vision: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Dazaar Vision: paid peer-to-peer live video.
+
+Usage: dazaar-vision [-secrets auto|keyring|file] [-secrets-file PATH] [-v] COMMAND ...
+
+Feeds (signed append-only logs in Hypercore v10 format):
+  feed create [-mode compat|manifest] [-max-block BYTES] DIR
+                              make a feed; its signing key goes to the secret store
+  feed append [-sync-point] [-lines] DIR FILE...
+                              append each FILE as one block under one signature
+                              (- reads stdin; -lines makes each line a block)
+  feed info [-json] DIR       key, discovery key, length, byte length, tree hash, signature
+  feed verify DIR             re-hash every block and check the signature
+  feed get [-raw] DIR INDEX   a block and its proof (JSON), or only its bytes with -raw
+
+Secrets (feed signing keys, the network identity, Lightning credentials):
+  secrets where               which store is in use and why
+  secrets export FILE         write an encrypted backup of every secret
+  secrets import FILE         restore a backup into the store in use
+
+The secrets file's passphrase is read from $DAZAAR_VISION_PASSPHRASE, or asked for.
+`)
+}
+
+func defaultSecretsFile() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		dir = "."
+	}
+	return filepath.Join(dir, "dazaar-vision", "secrets.enc")
+}
+
+type env struct {
+	ctx         context.Context
+	stdin       io.Reader
+	out, err    io.Writer
+	log         *slog.Logger
+	secretsKind string
+	secretsFile string
+	store       *secrets.Store
+}
+
+// openSecrets opens the secret store on first use.
+func (e *env) openSecrets() (*secrets.Store, error) {
+	if e.store != nil {
+		return e.store, nil
+	}
+	kind := secrets.KindAuto
+	switch e.secretsKind {
+	case "auto", "":
+	case "keyring":
+		kind = secrets.KindKeyring
+	case "file":
+		kind = secrets.KindFile
+	default:
+		return nil, usagef("-secrets is auto, keyring or file, not %q", e.secretsKind)
+	}
+	if err := os.MkdirAll(filepath.Dir(e.secretsFile), 0o700); err != nil {
+		return nil, fmt.Errorf("cannot make the secrets folder: %w", err)
+	}
+	s, err := secrets.Open(e.ctx, secrets.Options{
+		Service:      serviceName,
+		FallbackPath: e.secretsFile,
+		Passphrase:   e.passphrase,
+		Backend:      kind,
+		Logger:       e.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the secret store: %w", err)
+	}
+	e.log.Debug("secret store", "backend", s.Description(), "why", s.Reason())
+	e.store = s
+	return s, nil
+}
+
+// passphrase comes from the environment or one line of stdin.
+func (e *env) passphrase() ([]byte, error) {
+	if p := os.Getenv(EnvPassphrase); p != "" {
+		return []byte(p), nil
+	}
+	fmt.Fprint(e.err, "Passphrase for the secrets file: ")
+	var line []byte
+	buf := make([]byte, 1)
+	for len(line) < 1024 {
+		n, err := e.stdin.Read(buf)
+		if n == 1 {
+			if buf[0] == '\n' {
+				break
+			}
+			line = append(line, buf[0])
+		}
+		if err != nil {
+			if len(line) > 0 && errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("no passphrase given (set %s or type it): %w", EnvPassphrase, err)
+		}
+	}
+	return []byte(strings.TrimRight(string(line), "\r")), nil
+}
+
+func (e *env) secrets(args []string) error {
+	if len(args) == 0 {
+		return usagef("secrets needs a subcommand: where, export or import")
+	}
+	s, err := e.openSecrets()
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "where":
+		fmt.Fprintf(e.out, "%s\n(%s)\n", s.Description(), s.Reason())
+		return nil
+	case "export":
+		if len(args) != 2 {
+			return usagef("usage: secrets export FILE")
+		}
+		p, err := e.passphrase()
+		if err != nil {
+			return err
+		}
+		blob, err := s.Export(p, secrets.KDFParams{})
+		if err != nil {
+			return fmt.Errorf("cannot export the secrets: %w", err)
+		}
+		if err := secrets.WriteBackupFile(args[1], blob); err != nil {
+			return fmt.Errorf("cannot write the backup: %w", err)
+		}
+		names, _ := s.List()
+		fmt.Fprintf(e.out, "backed up %d secrets to %s (encrypted with the passphrase)\n", len(names), args[1])
+		return nil
+	case "import":
+		if len(args) != 2 {
+			return usagef("usage: secrets import FILE")
+		}
+		blob, err := secrets.ReadBackupFile(args[1])
+		if err != nil {
+			return fmt.Errorf("cannot read the backup: %w", err)
+		}
+		p, err := e.passphrase()
+		if err != nil {
+			return err
+		}
+		names, err := s.Import(blob, p)
+		if err != nil {
+			return fmt.Errorf("cannot restore the backup: %w", err)
+		}
+		fmt.Fprintf(e.out, "restored %d secrets\n", len(names))
+		return nil
+	}
+	return usagef("unknown secrets subcommand %q", args[0])
+}
