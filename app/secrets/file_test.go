@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -51,8 +52,11 @@ func leakForms(v []byte) [][]byte {
 	}
 }
 
-func assertNoPlaintext(t *testing.T, dir string, secrets [][]byte) {
+// findPlaintext returns "file: secret i" for every file below dir that holds
+// a secret in any leak form.
+func findPlaintext(t *testing.T, dir string, secrets [][]byte) []string {
 	t.Helper()
+	var hits []string
 	for _, f := range filesUnder(t, dir) {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -61,9 +65,33 @@ func assertNoPlaintext(t *testing.T, dir string, secrets [][]byte) {
 		for i, v := range secrets {
 			for _, form := range leakForms(v) {
 				if bytes.Contains(data, form) {
-					t.Errorf("secret %d found in plaintext in %s", i, f)
+					hits = append(hits, fmt.Sprintf("%s: secret %d", f, i))
+					break
 				}
 			}
+		}
+	}
+	return hits
+}
+
+func assertNoPlaintext(t *testing.T, dir string, secrets [][]byte) {
+	t.Helper()
+	for _, h := range findPlaintext(t, dir, secrets) {
+		t.Errorf("plaintext on disk: %s", h)
+	}
+}
+
+// TestPlaintextScanFindsLeaks checks the scanner itself: each leak form
+// planted in a file is found.
+func TestPlaintextScanFindsLeaks(t *testing.T) {
+	v := randBytes(t, 64)
+	for i, form := range leakForms(v) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "leak"), append(append([]byte("prefix "), form...), " suffix"...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if hits := findPlaintext(t, dir, [][]byte{v}); len(hits) != 1 {
+			t.Errorf("leak form %d not found: %q", i, hits)
 		}
 	}
 }

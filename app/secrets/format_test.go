@@ -220,20 +220,20 @@ func FuzzDecodePayload(f *testing.F) {
 // FuzzKeyringItem: the keyring item parser never panics and accepts only
 // well-formed items.
 func FuzzKeyringItem(f *testing.F) {
-	f.Add("dv1:1:0123456789abcdef:AAAA")
-	f.Add("dv1:3:0123456789abcdef:")
+	f.Add("dv1:1:0:0123456789abcdef:AAAA")
+	f.Add("dv1:3:1:0123456789abcdef:")
 	f.Add("dv1:x::")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, item string) {
-		parts, sum, _, err := parseMain(item)
+		m, err := parseMain(item)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error %v is not ErrCorrupt", err)
 			}
 			return
 		}
-		if parts < 1 || parts > maxKeyringParts || len(sum) != keyringSumHexLen {
-			t.Fatalf("accepted parts=%d sum=%q", parts, sum)
+		if m.parts < 1 || m.parts > maxKeyringParts || len(m.sum) != keyringSumHexLen || m.gen < 0 || m.gen > 1 {
+			t.Fatalf("accepted %+v", m)
 		}
 	})
 }

@@ -62,7 +62,7 @@ func TestKeyring(t *testing.T) {
 		big := randBytes(t, 5*defaultChunk+10) // 6 items
 		mustSet(t, s, "cert", big)
 		for i := 1; i < 6; i++ {
-			item, err := kr.Get(svc, partUser("cert", i))
+			item, err := kr.Get(svc, partUser("cert", 0, i))
 			if err != nil {
 				t.Fatalf("part %d of a 6-part value: %v", i, err)
 			}
@@ -73,7 +73,7 @@ func TestKeyring(t *testing.T) {
 		// Shrinking deletes the parts no longer needed.
 		mustSet(t, s, "cert", []byte("short"))
 		for i := 1; i < 6; i++ {
-			if _, err := kr.Get(svc, partUser("cert", i)); !errors.Is(err, ErrNotFound) {
+			if _, err := kr.Get(svc, partUser("cert", 0, i)); !errors.Is(err, ErrNotFound) {
 				t.Errorf("part %d still in the keyring after shrinking: %v", i, err)
 			}
 		}
@@ -92,11 +92,11 @@ func TestKeyring(t *testing.T) {
 		if err := s.Delete("cert"); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 6; i++ {
-			u := "cert"
-			if i > 0 {
-				u = partUser("cert", i)
-			}
+		users := []string{"cert"}
+		for i := 1; i < 6; i++ {
+			users = append(users, partUser("cert", 0, i), partUser("cert", 1, i))
+		}
+		for _, u := range users {
 			if _, err := kr.Get(svc, u); !errors.Is(err, ErrNotFound) {
 				t.Errorf("item %q still in the keyring after Delete: %v", u, err)
 			}
@@ -104,19 +104,19 @@ func TestKeyring(t *testing.T) {
 	})
 
 	t.Run("TornValue", func(t *testing.T) {
-		// A crash between writing a value's parts and its main item leaves a
-		// mix of old and new parts: Get must say so, not return garbage.
+		// Parts changed or lost behind the store's back: Get must say so,
+		// not return garbage.
 		svc := testService(t)
 		s := openKeyring(t, svc)
 		mustSet(t, s, "cert", randBytes(t, 3*defaultChunk))
 		kr := zalandoKeyring{}
-		if err := kr.Set(svc, partUser("cert", 1), keyringPartTag+"AAAA"); err != nil {
+		if err := kr.Set(svc, partUser("cert", 0, 1), keyringPartTag+"AAAA"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Get("cert"); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("Get of a torn value: %v, want ErrCorrupt", err)
 		}
-		if err := kr.Delete(svc, partUser("cert", 2)); err != nil {
+		if err := kr.Delete(svc, partUser("cert", 0, 2)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Get("cert"); !errors.Is(err, ErrCorrupt) {

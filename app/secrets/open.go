@@ -39,13 +39,16 @@ const defaultKeyringTimeout = 20 * time.Second
 
 // Open opens the secret store. With Backend KindAuto it chooses:
 //
-//  1. the encrypted file, if FallbackPath names an existing file (secrets
-//     stay where they are; move them with Export and Import);
-//  2. otherwise the OS keyring, if it answers within KeyringTimeout;
-//  3. otherwise a new encrypted file at FallbackPath (an error if empty).
+//  1. the OS keyring, if it answers within KeyringTimeout and already holds
+//     secrets of this Service;
+//  2. otherwise the encrypted file, if FallbackPath names an existing file;
+//  3. otherwise the OS keyring, if it answered (a first start);
+//  4. otherwise a new encrypted file at FallbackPath (an error if empty).
 //
-// Store.Kind, Store.Description and Store.Reason tell the UI which backend
-// was chosen and why.
+// Secrets stay where they are: Open never moves them (Export and Import
+// do). If both the keyring and the file hold secrets, the keyring wins and
+// Reason says so. Store.Kind, Store.Description and Store.Reason tell the
+// UI which backend was chosen and why.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	log := o.Logger
 	if log == nil {
@@ -59,28 +62,46 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	case KindFile:
 		return openFileStore(o, log, "chosen in settings")
 	case KindKeyring:
-		s, err := openKeyringStore(ctx, o, log, "chosen in settings")
+		s, _, err := openKeyringStore(ctx, o, log)
 		if err != nil {
 			return nil, fmt.Errorf("the OS keyring is not available: %w", err)
 		}
+		s.reason = "chosen in settings"
 		return s, nil
 	case KindAuto:
 	default:
 		return nil, fmt.Errorf("unknown secrets backend %q", o.Backend)
 	}
+	fileExists := false
 	if o.FallbackPath != "" {
 		if _, err := os.Stat(o.FallbackPath); err == nil {
-			return openFileStore(o, log, "an encrypted secrets file already exists")
+			fileExists = true
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("checking the secrets file: %w", err)
 		}
 	}
-	s, kerr := openKeyringStore(ctx, o, log, "the OS keyring is reachable")
+	s, hasSecrets, kerr := openKeyringStore(ctx, o, log)
 	if kerr == nil {
-		return s, nil
+		switch {
+		case hasSecrets && fileExists:
+			s.reason = "the OS keyring holds this app's secrets (an encrypted secrets file also exists at " + o.FallbackPath + "; import a backup of it to use its secrets)"
+			log.Warn("both the keyring and an encrypted file hold secrets; using the keyring", "component", "secrets", "path", o.FallbackPath)
+			return s, nil
+		case hasSecrets:
+			s.reason = "the OS keyring holds this app's secrets"
+			return s, nil
+		case !fileExists:
+			s.reason = "the OS keyring is reachable"
+			return s, nil
+		}
+		s.Close()
+		return openFileStore(o, log, "an encrypted secrets file exists and the OS keyring holds none of this app's secrets")
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	if fileExists {
+		return openFileStore(o, log, "an encrypted secrets file exists and no OS keyring is reachable: "+kerr.Error())
 	}
 	if o.FallbackPath == "" {
 		return nil, fmt.Errorf("no OS keyring is reachable (%w) and no fallback file is configured", kerr)
@@ -93,14 +114,14 @@ func openFileStore(o Options, log *slog.Logger, reason string) (*Store, error) {
 	return OpenFile(o.FallbackPath, o.Passphrase, o.KDF, WithLogger(log), withReason(reason))
 }
 
-func openKeyringStore(ctx context.Context, o Options, log *slog.Logger, reason string) (*Store, error) {
+func openKeyringStore(ctx context.Context, o Options, log *slog.Logger) (s *Store, hasSecrets bool, err error) {
 	if o.Service == "" {
-		return nil, errors.New("no keyring service name given")
+		return nil, false, errors.New("no keyring service name given")
 	}
 	kr := o.keyring
 	if kr == nil {
 		if err := keyringReachable(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		kr = zalandoKeyring{}
 	}
@@ -109,10 +130,11 @@ func openKeyringStore(ctx context.Context, o Options, log *slog.Logger, reason s
 	if timeout <= 0 {
 		timeout = defaultKeyringTimeout
 	}
-	if err := probeWithin(ctx, b, timeout); err != nil {
-		return nil, err
+	hasSecrets, err = probeWithin(ctx, b, timeout)
+	if err != nil {
+		return nil, false, err
 	}
-	return newStore(KindKeyring, "OS keyring ("+keyringName+", service "+o.Service+")", reason, b, log), nil
+	return newStore(KindKeyring, "OS keyring ("+keyringName+", service "+o.Service+")", "", b, log), hasSecrets, nil
 }
 
 // probeWithin runs the keyring probe, waiting at most timeout or until ctx
@@ -120,17 +142,24 @@ func openKeyringStore(ctx context.Context, o Options, log *slog.Logger, reason s
 // goroutine is left to finish on its own: it ends when the keyring answers
 // (a locked keyring's unlock prompt is answered or dismissed) and sends into
 // a buffered channel nobody reads.
-func probeWithin(ctx context.Context, b *keyringBackend, timeout time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- b.probe() }()
+func probeWithin(ctx context.Context, b *keyringBackend, timeout time.Duration) (hasSecrets bool, err error) {
+	type result struct {
+		has bool
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		has, err := b.probe()
+		done <- result{has, err}
+	}()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case err := <-done:
-		return err
+	case r := <-done:
+		return r.has, r.err
 	case <-t.C:
-		return fmt.Errorf("the keyring did not answer within %v", timeout)
+		return false, fmt.Errorf("the keyring did not answer within %v", timeout)
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 }

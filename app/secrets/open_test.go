@@ -21,10 +21,11 @@ import (
 // tightest platform limit on an item (Windows: 2560 bytes), so the item
 // format is checked to fit everywhere.
 type fakeKeyring struct {
-	mu    sync.Mutex
-	items map[string]string
-	err   error         // returned by every call when set
-	block chan struct{} // every call waits for it when set
+	mu      sync.Mutex
+	items   map[string]string
+	err     error                   // returned by every call when set
+	block   chan struct{}           // every call waits for it when set
+	setHook func(user string) error // fails a Set when it returns an error
 }
 
 const windowsItemLimit = 2560
@@ -41,6 +42,11 @@ func (f *fakeKeyring) wait() error {
 func (f *fakeKeyring) Set(service, user, password string) error {
 	if err := f.wait(); err != nil {
 		return err
+	}
+	if f.setHook != nil {
+		if err := f.setHook(user); err != nil {
+			return err
+		}
 	}
 	if len(password) > windowsItemLimit {
 		return fmt.Errorf("item of %d bytes is over the platform limit", len(password))
@@ -114,6 +120,7 @@ func TestOpenChoosesBackend(t *testing.T) {
 		backend    Kind
 		keyringErr error
 		fileExists bool
+		keyringHas bool // the keyring already holds a secret of the service
 		noFallback bool
 		noService  bool
 		want       Kind
@@ -121,6 +128,9 @@ func TestOpenChoosesBackend(t *testing.T) {
 	}{
 		{name: "auto uses the keyring", want: KindKeyring},
 		{name: "auto keeps an existing file", fileExists: true, want: KindFile},
+		{name: "auto keeps a keyring with secrets", keyringHas: true, want: KindKeyring},
+		{name: "auto prefers a keyring with secrets to a file", keyringHas: true, fileExists: true, want: KindKeyring},
+		{name: "auto uses an existing file when the keyring is down", keyringErr: down, fileExists: true, want: KindFile},
 		{name: "auto falls back to a new file", keyringErr: down, want: KindFile},
 		{name: "auto with neither", keyringErr: down, noFallback: true, wantErr: "no OS keyring is reachable"},
 		{name: "auto without a service name", noService: true, want: KindFile},
@@ -134,6 +144,14 @@ func TestOpenChoosesBackend(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			kr := newFakeKeyring()
+			if c.keyringHas {
+				ks, err := Open(context.Background(), Options{Service: "dazaar-vision", Backend: KindKeyring, keyring: kr})
+				if err != nil {
+					t.Fatal(err)
+				}
+				mustSet(t, ks, NameP2PIdentity, []byte("id"))
+				ks.Close()
+			}
 			kr.err = c.keyringErr
 			path := filepath.Join(t.TempDir(), "secrets.dvs")
 			if c.fileExists {
@@ -278,4 +296,89 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if !strings.Contains(buf.String(), "secret stored") {
 		t.Errorf("expected events missing from the log:\n%s", buf.String())
 	}
+}
+
+// TestKeyringCrashSafe fails every keyring write in turn while a secret is
+// added and while a multi-part secret is overwritten: whatever fails, the
+// old value (or the new one) still reads, List names only secrets that
+// read, and a retry succeeds.
+func TestKeyringCrashSafe(t *testing.T) {
+	for _, op := range []string{"add", "overwrite"} {
+		t.Run(op, func(t *testing.T) {
+			for failAt := 1; ; failAt++ {
+				if done := keyringFailOnce(t, op, failAt); done {
+					return
+				}
+			}
+		})
+	}
+}
+
+// keyringFailOnce runs op with the failAt-th keyring write failing; done is
+// true when op needed fewer writes than that (every position was covered).
+func keyringFailOnce(t *testing.T, op string, failAt int) (done bool) {
+	kr := newFakeKeyring()
+	s, err := Open(context.Background(), Options{Service: "dv", Backend: KindKeyring, keyring: kr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Enough names that the index takes several items.
+	var names []string
+	for i := range 20 {
+		n := FeedSeedName(strings.Repeat(string(rune('a'+i)), 64))
+		names = append(names, n)
+		mustSet(t, s, n, []byte{byte(i)})
+	}
+	oldCert, newCert := randBytes(t, 3000), randBytes(t, 2500)
+	mustSet(t, s, NameLNDTLSCert, oldCert)
+	calls := 0
+	kr.setHook = func(string) error {
+		calls++
+		if calls == failAt {
+			return errors.New("crash")
+		}
+		return nil
+	}
+	if op == "add" {
+		err = s.Set("new/secret", randBytes(t, 2000))
+	} else {
+		err = s.Set(NameLNDTLSCert, newCert)
+	}
+	kr.setHook = nil
+	if err == nil && calls >= failAt {
+		t.Fatalf("failAt %d: Set succeeded although a write failed", failAt)
+	}
+	listed := mustList(t, s)
+	for _, n := range listed {
+		if _, err := s.Get(n); err != nil {
+			t.Fatalf("failAt %d: listed %q does not read: %v", failAt, n, err)
+		}
+	}
+	if len(listed) < len(names)+1 {
+		t.Fatalf("failAt %d: List lost names: %d of %d", failAt, len(listed), len(names)+1)
+	}
+	cert := mustGet(t, s, NameLNDTLSCert)
+	switch {
+	case bytes.Equal(cert, newCert):
+		if op == "overwrite" && err != nil && calls < failAt {
+			t.Fatalf("failAt %d: new value visible but Set failed early", failAt)
+		}
+	case bytes.Equal(cert, oldCert):
+		if op == "overwrite" && err == nil {
+			t.Fatalf("failAt %d: Set succeeded but the old value reads", failAt)
+		}
+	default:
+		t.Fatalf("failAt %d: the certificate reads as neither the old nor the new value", failAt)
+	}
+	if err == nil {
+		return true
+	}
+	// A retry succeeds.
+	if op == "add" {
+		mustSet(t, s, "new/secret", []byte("retry"))
+	} else {
+		mustSet(t, s, NameLNDTLSCert, newCert)
+	}
+	return false
 }
