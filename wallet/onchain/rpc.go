@@ -1,0 +1,203 @@
+package onchain
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/wire"
+)
+
+// NodeConfig says how to reach a bitcoin node's JSON-RPC interface (btcd or Bitcoin Core).
+type NodeConfig struct {
+	Host string // host:port
+	User string
+	Pass string
+	// CACert is the node's PEM TLS certificate (btcd's rpc.cert). Empty means plain HTTP, which
+	// is only sensible on loopback (Bitcoin Core serves RPC without TLS).
+	CACert []byte
+}
+
+func (c NodeConfig) httpClient() (*http.Client, string, error) {
+	scheme := "http"
+	tr := &http.Transport{MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second}
+	if len(c.CACert) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(c.CACert) {
+			return nil, "", errors.New("onchain: the node's TLS certificate is not a PEM certificate")
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
+	return &http.Client{Transport: tr}, scheme + "://" + c.Host + "/", nil
+}
+
+// rpcClient is a minimal JSON-RPC 1.0 client for the calls both btcd and Bitcoin Core answer.
+type rpcClient struct {
+	cfg  NodeConfig
+	hc   *http.Client
+	url  string
+	next atomic.Uint64
+}
+
+func newRPCClient(cfg NodeConfig) (*rpcClient, error) {
+	hc, url, err := cfg.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return &rpcClient{cfg: cfg, hc: hc, url: url}, nil
+}
+
+// maxRPCResponse caps a response body; a 4 MB block is 8 MB of hex.
+const maxRPCResponse = 32 << 20
+
+// RPCError is an error answered by the node.
+type RPCError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *RPCError) Error() string { return fmt.Sprintf("node: %s (code %d)", e.Message, e.Code) }
+
+func (c *rpcClient) call(ctx context.Context, method string, result any, params ...any) error {
+	if params == nil {
+		params = []any{}
+	}
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "1.0", "id": c.next.Add(1), "method": method, "params": params})
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(c.cfg.User, c.cfg.Pass)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("onchain: node unreachable at %s: %w", c.cfg.Host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("onchain: the node refused the RPC user name or password (HTTP %d)", resp.StatusCode)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxRPCResponse+1))
+	if err != nil {
+		return fmt.Errorf("onchain: reading node answer: %w", err)
+	}
+	if len(raw) > maxRPCResponse {
+		return errors.New("onchain: node answer too large")
+	}
+	var env struct {
+		Result json.RawMessage `json:"result"`
+		Error  *RPCError       `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return fmt.Errorf("onchain: node answered %s to %s with something that is not JSON-RPC", resp.Status, method)
+	}
+	if env.Error != nil {
+		return env.Error
+	}
+	if result == nil {
+		return nil
+	}
+	return json.Unmarshal(env.Result, result)
+}
+
+func (c *rpcClient) blockCount(ctx context.Context) (int32, error) {
+	var n int32
+	return n, c.call(ctx, "getblockcount", &n)
+}
+
+func (c *rpcClient) blockHash(ctx context.Context, h int32) (chainhash.Hash, error) {
+	var s string
+	if err := c.call(ctx, "getblockhash", &s, h); err != nil {
+		return chainhash.Hash{}, err
+	}
+	hh, err := chainhash.NewHashFromStr(s)
+	if err != nil {
+		return chainhash.Hash{}, err
+	}
+	return *hh, nil
+}
+
+func (c *rpcClient) bestBlockHash(ctx context.Context) (chainhash.Hash, error) {
+	var s string
+	if err := c.call(ctx, "getbestblockhash", &s); err != nil {
+		return chainhash.Hash{}, err
+	}
+	hh, err := chainhash.NewHashFromStr(s)
+	if err != nil {
+		return chainhash.Hash{}, err
+	}
+	return *hh, nil
+}
+
+// block fetches a block raw (verbosity 0) and decodes it locally: the most portable form.
+func (c *rpcClient) block(ctx context.Context, h chainhash.Hash) (*wire.MsgBlock, error) {
+	var s string
+	if err := c.call(ctx, "getblock", &s, h.String(), 0); err != nil {
+		return nil, err
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("onchain: block %s: %w", h, err)
+	}
+	var blk wire.MsgBlock
+	if err := blk.Deserialize(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("onchain: block %s: %w", h, err)
+	}
+	return &blk, nil
+}
+
+func (c *rpcClient) rawMempool(ctx context.Context) ([]chainhash.Hash, error) {
+	var ss []string
+	if err := c.call(ctx, "getrawmempool", &ss, false); err != nil {
+		return nil, err
+	}
+	out := make([]chainhash.Hash, 0, len(ss))
+	for _, s := range ss {
+		h, err := chainhash.NewHashFromStr(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *h)
+	}
+	return out, nil
+}
+
+var errTxNotFound = errors.New("onchain: transaction not found")
+
+func (c *rpcClient) rawTx(ctx context.Context, h chainhash.Hash) (*wire.MsgTx, error) {
+	var s string
+	if err := c.call(ctx, "getrawtransaction", &s, h.String(), 0); err != nil {
+		var re *RPCError
+		if errors.As(err, &re) && (re.Code == -5 || strings.Contains(re.Message, "No information")) {
+			return nil, errTxNotFound
+		}
+		return nil, err
+	}
+	return decodeTx(s)
+}
+
+func decodeTx(s string) (*wire.MsgTx, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	var tx wire.MsgTx
+	if err := tx.Deserialize(bytes.NewReader(b)); err != nil {
+		return nil, err
+	}
+	return &tx, nil
+}

@@ -1,0 +1,414 @@
+package onchain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/txscript"
+	"github.com/btcsuite/btcd/wire"
+)
+
+// EventKind says what happened to a payment.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// Seen: the payment is in the node's mempool (unconfirmed; it can still be replaced or
+	// dropped), or came back there after a reorg disconnected its block.
+	Seen EventKind = iota + 1
+	// Confirmed: the payment is in the best chain with Confirmations ≥ 1.
+	Confirmed
+	// Gone: the payment is neither in the best chain nor in the mempool any more: it was
+	// replaced (RBF), dropped, or its block was reorganised away and it did not come back.
+	Gone
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Seen:
+		return "seen"
+	case Confirmed:
+		return "confirmed"
+	case Gone:
+		return "gone"
+	}
+	return "?"
+}
+
+// Event reports a change in one output paying a watched address.
+type Event struct {
+	Kind          EventKind
+	OutPoint      wire.OutPoint
+	Address       string
+	Sats          int64
+	Confirmations int32
+	RBF           bool   // the transaction signals replaceability (BIP125)
+	Reason        string // for Gone, and for Seen after a reorg
+	At            time.Time
+}
+
+// Watcher watches a node for payments to addresses. Backends: NewPoller (JSON-RPC calls that
+// Bitcoin Core and btcd both answer) and NewWebsocket (btcd notifications).
+type Watcher interface {
+	// Watch adds addresses; payments to them already in the mempool or in blocks not yet
+	// scanned are reported.
+	Watch(addrs ...btcutil.Address) error
+	// Run watches until ctx ends. Events go to the OnEvent callback, one at a time.
+	Run(ctx context.Context) error
+	// Height is the highest block scanned, to persist and pass as StartHeight after a restart.
+	Height() int32
+}
+
+// WatchConfig configures a Watcher.
+type WatchConfig struct {
+	Node NodeConfig
+	Net  *chaincfg.Params
+	// OnEvent receives events in order from one goroutine; it should return quickly.
+	OnEvent func(Event)
+	// Interval between polls (poller, default 2 s) or between safety resyncs (websocket,
+	// default 30 s).
+	Interval time.Duration
+	// StartHeight is the first block to scan; 0 means the tip minus FinalDepth.
+	StartHeight int32
+	// FinalDepth is the confirmation count after which a payment is no longer followed and
+	// reorgs are no longer looked for below it (default 6).
+	FinalDepth int32
+	Log        *slog.Logger
+}
+
+type tracked struct {
+	ev       Event // last emitted
+	height   int32 // 0 while unconfirmed
+	emitted  bool
+	reorgMsg string
+	inputs   []wire.OutPoint
+}
+
+// tracker is the chain-following core both backends share.
+type tracker struct {
+	cfg WatchConfig
+	rpc *rpcClient
+	log *slog.Logger
+
+	mu       sync.Mutex
+	scripts  map[string]string // pkScript → address
+	payments map[wire.OutPoint]*tracked
+	hashes   map[int32]chainhash.Hash
+	base     int32 // lowest height in hashes
+	tip      int32 // highest scanned height; -1 before the first sync
+	seenTx   map[chainhash.Hash]bool
+}
+
+func newTracker(cfg WatchConfig) (*tracker, error) {
+	if cfg.Net == nil || cfg.OnEvent == nil {
+		return nil, errors.New("onchain: watcher needs a network and an event handler")
+	}
+	if cfg.FinalDepth <= 0 {
+		cfg.FinalDepth = 6
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	rpc, err := newRPCClient(cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	return &tracker{cfg: cfg, rpc: rpc, log: cfg.Log, scripts: map[string]string{},
+		payments: map[wire.OutPoint]*tracked{}, hashes: map[int32]chainhash.Hash{}, tip: -1,
+		seenTx: map[chainhash.Hash]bool{}}, nil
+}
+
+func (t *tracker) Height() int32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tip
+}
+
+func (t *tracker) watch(addrs []btcutil.Address) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, a := range addrs {
+		if !a.IsForNet(t.cfg.Net) {
+			return fmt.Errorf("%w: %s", ErrWrongNetwork, a)
+		}
+		s, err := txscript.PayToAddrScript(a)
+		if err != nil {
+			return err
+		}
+		t.scripts[string(s)] = a.EncodeAddress()
+	}
+	// Transactions already looked at may pay the new addresses: look again.
+	clear(t.seenTx)
+	return nil
+}
+
+func rbf(tx *wire.MsgTx) bool {
+	for _, in := range tx.TxIn {
+		if in.Sequence < wire.MaxTxInSequenceNum-1 {
+			return true
+		}
+	}
+	return false
+}
+
+// scanTx records outputs of tx paying watched scripts at height (0: mempool). Locked.
+func (t *tracker) scanTx(tx *wire.MsgTx, height int32) {
+	var txid chainhash.Hash
+	hashed := false
+	for i, out := range tx.TxOut {
+		addr, ok := t.scripts[string(out.PkScript)]
+		if !ok {
+			continue
+		}
+		if !hashed {
+			txid, hashed = tx.TxHash(), true
+		}
+		op := wire.OutPoint{Hash: txid, Index: uint32(i)}
+		p := t.payments[op]
+		if p == nil {
+			p = &tracked{ev: Event{OutPoint: op, Address: addr, Sats: out.Value, RBF: rbf(tx)}}
+			for _, in := range tx.TxIn {
+				p.inputs = append(p.inputs, in.PreviousOutPoint)
+			}
+			t.payments[op] = p
+		}
+		if height > 0 {
+			p.height = height
+		}
+	}
+}
+
+func (t *tracker) emit(p *tracked, kind EventKind, confs int32, reason string) {
+	if p.emitted && p.ev.Kind == kind && p.ev.Confirmations == confs {
+		return
+	}
+	p.emitted = true
+	p.ev.Kind, p.ev.Confirmations, p.ev.Reason, p.ev.At = kind, confs, reason, time.Now()
+	t.cfg.OnEvent(p.ev)
+}
+
+// acceptMempoolTx is the websocket fast path: report a relevant transaction at once.
+func (t *tracker) acceptMempoolTx(tx *wire.MsgTx) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seenTx[tx.TxHash()] = true
+	t.scanTx(tx, 0)
+	for i := range tx.TxOut {
+		if p := t.payments[wire.OutPoint{Hash: tx.TxHash(), Index: uint32(i)}]; p != nil && p.height == 0 {
+			t.emit(p, Seen, 0, "")
+		}
+	}
+}
+
+// sync brings the tracker up to the node's best chain and mempool and emits what changed.
+func (t *tracker) sync(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		stable, err := t.syncOnce(ctx)
+		if err != nil || stable || attempt == 4 {
+			return err
+		}
+	}
+}
+
+func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	best, err := t.rpc.blockCount(ctx)
+	if err != nil {
+		return false, err
+	}
+	if t.tip < 0 {
+		start := t.cfg.StartHeight
+		if start <= 0 {
+			start = best - t.cfg.FinalDepth
+		}
+		start = max(1, min(start, best+1))
+		h, err := t.rpc.blockHash(ctx, start-1)
+		if err != nil {
+			return false, err
+		}
+		t.base, t.tip = start-1, start-1
+		t.hashes[start-1] = h
+	}
+	// Walk back until our view agrees with the node: everything above is disconnected.
+	for t.tip > t.base {
+		var h chainhash.Hash
+		if t.tip <= best {
+			if h, err = t.rpc.blockHash(ctx, t.tip); err != nil {
+				return false, err
+			}
+			if h == t.hashes[t.tip] {
+				break
+			}
+		}
+		t.log.Warn("onchain: block disconnected (reorg)", "height", t.tip, "hash", t.hashes[t.tip])
+		for _, p := range t.payments {
+			if p.height == t.tip {
+				p.height = 0
+				p.reorgMsg = fmt.Sprintf("its block %d was replaced by a reorganisation of the chain", t.tip)
+			}
+		}
+		delete(t.hashes, t.tip)
+		t.tip--
+	}
+	for h := t.tip + 1; h <= best; h++ {
+		hash, err := t.rpc.blockHash(ctx, h)
+		if err != nil {
+			return false, err
+		}
+		blk, err := t.rpc.block(ctx, hash)
+		if err != nil {
+			return false, err
+		}
+		if blk.Header.PrevBlock != t.hashes[h-1] {
+			return false, nil // the chain moved under us; start over
+		}
+		for _, tx := range blk.Transactions {
+			t.scanTx(tx, h)
+		}
+		t.hashes[h] = hash
+		t.tip = h
+	}
+	pool, err := t.rpc.rawMempool(ctx)
+	if err != nil {
+		return false, err
+	}
+	inPool := make(map[chainhash.Hash]bool, len(pool))
+	for _, id := range pool {
+		inPool[id] = true
+		if t.seenTx[id] {
+			continue
+		}
+		tx, err := t.rpc.rawTx(ctx, id)
+		if errors.Is(err, errTxNotFound) {
+			continue // left the mempool since getrawmempool
+		}
+		if err != nil {
+			return false, err
+		}
+		t.scanTx(tx, 0)
+	}
+	t.seenTx = inPool
+	// Judge missing transactions only against a chain that did not move meanwhile.
+	bestHash, err := t.rpc.bestBlockHash(ctx)
+	if err != nil {
+		return false, err
+	}
+	if bestHash != t.hashes[t.tip] {
+		return false, nil
+	}
+	for op, p := range t.payments {
+		switch {
+		case p.height > 0:
+			confs := t.tip - p.height + 1
+			t.emit(p, Confirmed, confs, "")
+			if confs > t.cfg.FinalDepth {
+				delete(t.payments, op)
+			}
+		case inPool[op.Hash]:
+			spent, err := t.inputSpentInChain(ctx, p, inPool)
+			if err != nil {
+				return false, err
+			}
+			if spent {
+				// A node may keep a transaction in its mempool after a reorg confirmed a
+				// conflicting one (btcd does); it can never confirm.
+				if p.emitted {
+					t.emit(p, Gone, 0, "the payment was double-spent: a transaction in the chain spends the same coins")
+				}
+				delete(t.payments, op)
+				continue
+			}
+			t.emit(p, Seen, 0, p.reorgMsg)
+			p.reorgMsg = ""
+		default:
+			reason := "the transaction left the mempool unconfirmed: it was replaced by another (RBF) or dropped"
+			if p.reorgMsg != "" {
+				reason = "the transaction is no longer valid: " + p.reorgMsg + " and it did not return to the mempool"
+			}
+			if p.emitted {
+				t.emit(p, Gone, 0, reason)
+			}
+			delete(t.payments, op)
+		}
+	}
+	for h := range t.hashes {
+		if h < t.tip-t.cfg.FinalDepth-1 {
+			delete(t.hashes, h)
+		}
+	}
+	t.base = max(t.base, t.tip-t.cfg.FinalDepth-1)
+	return true, nil
+}
+
+// inputSpentInChain reports whether an input of an unconfirmed payment is already spent (or
+// gone) in the best chain. Inputs from unconfirmed parents are not checked.
+func (t *tracker) inputSpentInChain(ctx context.Context, p *tracked, inPool map[chainhash.Hash]bool) (bool, error) {
+	for _, in := range p.inputs {
+		if inPool[in.Hash] {
+			continue
+		}
+		var out json.RawMessage
+		if err := t.rpc.call(ctx, "gettxout", &out, in.Hash.String(), in.Index, false); err != nil {
+			return false, err
+		}
+		if len(out) == 0 || string(out) == "null" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Poller is the Watcher that polls JSON-RPC calls Bitcoin Core and btcd both answer:
+// getblockcount, getblockhash, getblock (raw), getbestblockhash, getrawmempool and
+// getrawtransaction (mempool transactions only; no transaction index needed).
+type Poller struct{ *tracker }
+
+// NewPoller returns a polling watcher.
+func NewPoller(cfg WatchConfig) (*Poller, error) {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	t, err := newTracker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Poller{t}, nil
+}
+
+// Watch implements Watcher.
+func (p *Poller) Watch(addrs ...btcutil.Address) error { return p.watch(addrs) }
+
+// Run implements Watcher.
+func (p *Poller) Run(ctx context.Context) error {
+	tick := time.NewTicker(p.cfg.Interval)
+	defer tick.Stop()
+	failing := false
+	for {
+		if err := p.sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !failing {
+				p.log.Error("onchain: cannot reach the bitcoin node; retrying", "err", err)
+			}
+			failing = true
+		} else if failing {
+			p.log.Info("onchain: bitcoin node reachable again")
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package onchain
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/rpcclient"
+	"github.com/btcsuite/btcd/wire"
+)
+
+// Websocket is the Watcher for btcd: the node pushes each mempool transaction that pays a watched
+// address (loadtxfilter → relevanttxaccepted), reported within milliseconds, and each connected
+// or disconnected block, which starts a resync. The resync is the poller's, so replacement,
+// drops and reorgs are judged the same way; it also runs every Interval as a safety net, and
+// keeps running while the websocket is down.
+type Websocket struct {
+	*tracker
+
+	kick   chan struct{} // capacity 1: a pending kick already means "resync"; more are dropped
+	reload atomic.Bool   // the filter must be loaded again (after a (re)connect)
+
+	mu     sync.Mutex
+	client *rpcclient.Client
+	addrs  []btcutil.Address
+}
+
+// NewWebsocket returns a btcd websocket watcher.
+func NewWebsocket(cfg WatchConfig) (*Websocket, error) {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	t, err := newTracker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Websocket{tracker: t, kick: make(chan struct{}, 1)}, nil
+}
+
+func (w *Websocket) poke() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Watch implements Watcher.
+func (w *Websocket) Watch(addrs ...btcutil.Address) error {
+	if err := w.watch(addrs); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.addrs = append(w.addrs, addrs...)
+	c := w.client
+	w.mu.Unlock()
+	if c != nil && !w.reload.Load() {
+		if err := c.LoadTxFilter(false, addrs, nil); err != nil {
+			w.reload.Store(true)
+		}
+	}
+	w.poke()
+	return nil
+}
+
+func (w *Websocket) handlers() *rpcclient.NotificationHandlers {
+	return &rpcclient.NotificationHandlers{
+		OnClientConnected: func() {
+			w.reload.Store(true)
+			w.poke()
+		},
+		OnRelevantTxAccepted: func(raw []byte) {
+			var tx wire.MsgTx
+			if err := tx.Deserialize(bytes.NewReader(raw)); err != nil {
+				w.log.Warn("onchain: undecodable transaction from btcd", "err", err)
+				return
+			}
+			w.acceptMempoolTx(&tx)
+		},
+		OnFilteredBlockConnected: func(int32, *wire.BlockHeader, []*btcutil.Tx) { w.poke() },
+		OnFilteredBlockDisconnected: func(int32, *wire.BlockHeader) {
+			w.poke()
+		},
+		OnBlockConnected:    func(*chainhash.Hash, int32, time.Time) { w.poke() },
+		OnBlockDisconnected: func(*chainhash.Hash, int32, time.Time) { w.poke() },
+	}
+}
+
+func (w *Websocket) connect() (*rpcclient.Client, error) {
+	cfg := &rpcclient.ConnConfig{
+		Host: w.cfg.Node.Host, Endpoint: "ws", User: w.cfg.Node.User, Pass: w.cfg.Node.Pass,
+		DisableTLS: len(w.cfg.Node.CACert) == 0, Certificates: w.cfg.Node.CACert,
+		DisableConnectOnNew: true,
+	}
+	c, err := rpcclient.New(cfg, w.handlers())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Connect(1); err != nil {
+		c.Shutdown()
+		c.WaitForShutdown()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (w *Websocket) loadFilter(c *rpcclient.Client) error {
+	w.mu.Lock()
+	addrs := append([]btcutil.Address(nil), w.addrs...)
+	w.mu.Unlock()
+	if err := c.NotifyBlocks(); err != nil {
+		return err
+	}
+	return c.LoadTxFilter(true, addrs, nil)
+}
+
+// Run implements Watcher.
+func (w *Websocket) Run(ctx context.Context) error {
+	tick := time.NewTicker(w.cfg.Interval)
+	defer tick.Stop()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	defer func() {
+		w.mu.Lock()
+		c := w.client
+		w.client = nil
+		w.mu.Unlock()
+		if c != nil {
+			c.Shutdown()
+			c.WaitForShutdown()
+		}
+	}()
+	failing := false
+	for {
+		w.mu.Lock()
+		c := w.client
+		w.mu.Unlock()
+		if c == nil {
+			nc, err := w.connect()
+			if err == nil {
+				w.mu.Lock()
+				w.client, c = nc, nc
+				w.mu.Unlock()
+				w.reload.Store(true)
+			} else if !failing {
+				w.log.Error("onchain: cannot open btcd's websocket; polling meanwhile", "err", err)
+			}
+		}
+		if c != nil && w.reload.Swap(false) {
+			if err := w.loadFilter(c); err != nil {
+				w.reload.Store(true)
+				w.log.Warn("onchain: loading btcd's transaction filter failed; will retry", "err", err)
+			}
+		}
+		if err := w.sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !failing {
+				w.log.Error("onchain: cannot reach the bitcoin node; retrying", "err", err)
+			}
+			failing = true
+		} else if failing {
+			w.log.Info("onchain: bitcoin node reachable again")
+			failing = false
+		}
+		wait := tick.C
+		if failing || c == nil || w.reload.Load() {
+			wait = retry.C
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.kick:
+		case <-wait:
+		}
+	}
+}
