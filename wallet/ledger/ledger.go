@@ -17,6 +17,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/dazaarvision/dazaar-vision/wallet/internal/journal"
 )
 
 // Key names one viewer's account for one stream. Both parts are opaque to the ledger.
@@ -122,7 +124,7 @@ func Open(path string, log *slog.Logger) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
 	}
 	records := 0
-	end, err := readFrames(f, func(b []byte) error {
+	end, err := journal.ReadFrames(f, func(b []byte) error {
 		records++
 		var r record
 		if err := json.Unmarshal(b, &r); err != nil {
@@ -220,6 +222,9 @@ func (b *Balance) sub(c Credit) {
 		b.SettledMsat -= c.Msat
 	}
 }
+
+// ErrCorrupt means the ledger file is damaged (not merely cut short by a crash).
+var ErrCorrupt = journal.ErrCorrupt
 
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("ledger: closed")
@@ -388,7 +393,7 @@ func (l *Ledger) writeLocked(r record, sync bool) error {
 	if err != nil {
 		return err
 	}
-	if err := appendFrame(l.w, b); err != nil {
+	if err := journal.AppendFrame(l.w, b); err != nil {
 		return fmt.Errorf("ledger: write: %w", err)
 	}
 	if !sync {
@@ -435,10 +440,10 @@ func (l *Ledger) Close() error {
 }
 
 func (l *Ledger) compact() error {
-	return writeAtomically(l.path, func(w io.Writer) error {
+	return journal.WriteAtomically(l.path, func(w io.Writer) error {
 		for name, v := range l.meta {
 			b, _ := json.Marshal(record{Op: "meta", Name: name, Value: v})
-			if err := appendFrame(w, b); err != nil {
+			if err := journal.AppendFrame(w, b); err != nil {
 				return err
 			}
 		}
@@ -446,12 +451,12 @@ func (l *Ledger) compact() error {
 			for _, c := range a.credits {
 				c := c
 				b, _ := json.Marshal(record{Op: "credit", Key: k, Credit: &c})
-				if err := appendFrame(w, b); err != nil {
+				if err := journal.AppendFrame(w, b); err != nil {
 					return err
 				}
 			}
 			b, _ := json.Marshal(record{Op: "consumed", Key: k, Consumed: a.bal.ConsumedMillis})
-			if err := appendFrame(w, b); err != nil {
+			if err := journal.AppendFrame(w, b); err != nil {
 				return err
 			}
 		}

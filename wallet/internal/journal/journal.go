@@ -1,4 +1,5 @@
-package ledger
+// Package journal is the crash-safe record file under the wallet's stores.
+package journal
 
 import (
 	"bufio"
@@ -15,16 +16,16 @@ import (
 // payload, payload. A frame cut short at the end of the file (a crash mid-write) is dropped on
 // open; a frame whose checksum fails anywhere else is reported, never skipped silently.
 
-const maxFrame = 64 << 10
+const MaxFrame = 64 << 10
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// ErrCorrupt means the ledger file holds a damaged record that is not a torn final write.
-var ErrCorrupt = errors.New("ledger: file is damaged")
+// ErrCorrupt means the file holds a damaged record that is not a torn final write.
+var ErrCorrupt = errors.New("journal: file is damaged")
 
-func appendFrame(w io.Writer, payload []byte) error {
-	if len(payload) > maxFrame {
-		return fmt.Errorf("ledger: record of %d bytes exceeds %d", len(payload), maxFrame)
+func AppendFrame(w io.Writer, payload []byte) error {
+	if len(payload) > MaxFrame {
+		return fmt.Errorf("journal: record of %d bytes exceeds %d", len(payload), MaxFrame)
 	}
 	var hdr [8]byte
 	binary.BigEndian.PutUint32(hdr[:4], uint32(len(payload)))
@@ -36,8 +37,8 @@ func appendFrame(w io.Writer, payload []byte) error {
 	return err
 }
 
-// readFrames calls fn for each intact frame and returns the offset after the last intact frame.
-func readFrames(f *os.File, fn func([]byte) error) (int64, error) {
+// ReadFrames calls fn for each intact frame and returns the offset after the last intact frame.
+func ReadFrames(f *os.File, fn func([]byte) error) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, err
@@ -55,7 +56,7 @@ func readFrames(f *os.File, fn func([]byte) error) (int64, error) {
 			return off, err
 		}
 		n := int64(binary.BigEndian.Uint32(hdr[:4]))
-		if n > maxFrame {
+		if n > MaxFrame {
 			if off+8+n > size {
 				return off, nil // torn write of a garbage length at the tail
 			}
@@ -81,8 +82,8 @@ func readFrames(f *os.File, fn func([]byte) error) (int64, error) {
 	}
 }
 
-// writeAtomically replaces path with the frames produced by fill, via a synced temporary file.
-func writeAtomically(path string, fill func(w io.Writer) error) error {
+// WriteAtomically replaces path with the frames produced by fill, via a synced temporary file.
+func WriteAtomically(path string, fill func(w io.Writer) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {
