@@ -1,0 +1,424 @@
+// Package broadcast is the broadcaster's media pipeline: it pulls pictures and sound from
+// capture sources, stamps both from one capture clock, encodes VP8 (media/vp8) and Opus
+// (mediadevices' encoder), and frames the result as blocks (media/block) for a BlockSink,
+// which the app backs with the signed feed.
+package broadcast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/media/vp8"
+	mdcodec "github.com/pion/mediadevices/pkg/codec"
+	mdopus "github.com/pion/mediadevices/pkg/codec/opus"
+	"github.com/pion/mediadevices/pkg/prop"
+)
+
+// BlockSink receives a stream's blocks in order: the header (block 0), then media blocks.
+// sync marks the blocks a viewer can start playing at (the header, and every media block
+// that begins with a key frame); the feed keeps it as opaque metadata so that a viewer
+// finds the newest one without reading blocks. block is not retained by the caller after
+// Append returns, and the sink must not modify it.
+type BlockSink interface {
+	Append(ctx context.Context, block []byte, sync bool) error
+}
+
+// Clock reads the capture clock: time since the stream's start, monotonic.
+type Clock func() time.Duration
+
+// Config configures a Broadcaster.
+type Config struct {
+	Preset Preset
+	// Video and Audio are the sources; either may be nil, not both. Run closes them when
+	// it returns.
+	Video *capture.VideoSource
+	Audio *capture.AudioSource
+	// Description goes into the stream header (at most block.MaxDescription bytes).
+	Description string
+	Sink        BlockSink
+	// GroupDuration is the most media a block holds after its first video frame; 0 puts
+	// each video frame in its own block (lowest latency: blocks of 1 frame plus the audio
+	// captured alongside). Audio-only blocks are cut every 100 ms.
+	GroupDuration time.Duration
+	// Clock overrides the capture clock (tests); by default it is monotonic time since Run
+	// started.
+	Clock Clock
+	// Now gives the header's start time (tests); default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// audioBlockSpan is how much audio an audio-only block gathers before it is appended.
+const audioBlockSpan = 100 * time.Millisecond
+
+// unitQueue is the capacity of the queue from the encoders to the framer. When it is full
+// the encoders wait (nothing is dropped here); the capture drivers then skip frames they
+// cannot hand over.
+const unitQueue = 64
+
+// Stats counts what a broadcast produced.
+type Stats struct {
+	Blocks, Bytes             int64
+	VideoFrames, KeyFrames    int64
+	AudioPackets              int64
+	VideoBytes, AudioBytes    int64
+	LastVideoPTS, LastAudioTS time.Duration
+}
+
+// Broadcaster runs the pipeline. Create it with New, run it with Run.
+type Broadcaster struct {
+	cfg    Config
+	log    *slog.Logger
+	header *block.Header
+
+	vmu  sync.Mutex
+	vctl mdcodec.KeyFrameController
+
+	stats struct {
+		blocks, bytes, vframes, keys, apackets, vbytes, abytes atomic.Int64
+	}
+}
+
+// New checks cfg.
+func New(cfg Config) (*Broadcaster, error) {
+	if cfg.Video == nil && cfg.Audio == nil {
+		return nil, errors.New("broadcast: neither video nor audio to send")
+	}
+	if cfg.Sink == nil {
+		return nil, errors.New("broadcast: no block sink")
+	}
+	if cfg.Preset.Name == "" {
+		cfg.Preset = Medium
+	}
+	if len(cfg.Description) > block.MaxDescription {
+		return nil, fmt.Errorf("broadcast: description of %d bytes is longer than %d", len(cfg.Description), block.MaxDescription)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Broadcaster{cfg: cfg, log: log.With("component", "media/broadcast")}, nil
+}
+
+// ForceKeyFrame makes the next video frame a key frame (and so the start of a sync block).
+func (b *Broadcaster) ForceKeyFrame() {
+	b.vmu.Lock()
+	defer b.vmu.Unlock()
+	if b.vctl != nil {
+		b.vctl.ForceKeyFrame()
+	}
+}
+
+// Stats returns counters so far.
+func (b *Broadcaster) Stats() Stats {
+	return Stats{
+		Blocks: b.stats.blocks.Load(), Bytes: b.stats.bytes.Load(),
+		VideoFrames: b.stats.vframes.Load(), KeyFrames: b.stats.keys.Load(),
+		AudioPackets: b.stats.apackets.Load(),
+		VideoBytes:   b.stats.vbytes.Load(), AudioBytes: b.stats.abytes.Load(),
+	}
+}
+
+// Run captures, encodes and appends blocks until ctx ends or something fails. It closes
+// the sources and waits for its goroutines before returning. The header is appended once
+// the first video frame has fixed the picture size.
+func (b *Broadcaster) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	clock := b.cfg.Clock
+	if clock == nil {
+		clock = func() time.Duration { return time.Since(start) }
+	}
+	startWall := b.cfg.Now()
+
+	units := make(chan block.Unit, unitQueue)
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	var videoSize chan [2]int
+	if b.cfg.Video != nil {
+		videoSize = make(chan [2]int, 1)
+		enc, err := b.videoEncoder(clock)
+		if err != nil {
+			b.closeSources()
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer enc.Close()
+			errc <- b.runVideo(ctx, enc, units, videoSize)
+		}()
+	}
+	if b.cfg.Audio != nil {
+		enc, stamper, err := b.audioEncoder(clock)
+		if err != nil {
+			cancel()
+			b.closeSources()
+			wg.Wait()
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer enc.Close()
+			errc <- b.runAudio(ctx, enc, stamper, units)
+		}()
+	}
+	err := b.frame(ctx, startWall, units, videoSize, errc)
+	cancel()
+	b.closeSources()
+	wg.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	return err
+}
+
+func (b *Broadcaster) closeSources() {
+	if b.cfg.Video != nil {
+		b.cfg.Video.Close()
+	}
+	if b.cfg.Audio != nil {
+		b.cfg.Audio.Close()
+	}
+}
+
+func (b *Broadcaster) videoEncoder(clock Clock) (*vp8.ReadEncoder, error) {
+	p := b.cfg.Preset
+	src := b.cfg.Video
+	builder := &vp8.Builder{
+		Config: vp8.Config{
+			FrameRateNum: p.FrameRate, FrameRateDen: 1,
+			BitRate: p.VideoBitRate, KeyFrameInterval: p.keyFrameFrames(), CPUUsed: p.CPUUsed,
+		},
+		Clock: clock,
+	}
+	r := newDecimator(src.Reader, clock, time.Second/time.Duration(p.FrameRate))
+	rc, err := builder.BuildVideoEncoder(r, prop.Media{Video: prop.Video{Width: src.Width, Height: src.Height}})
+	if err != nil {
+		return nil, fmt.Errorf("broadcast: starting the VP8 encoder: %w", err)
+	}
+	re := rc.(*vp8.ReadEncoder)
+	b.vmu.Lock()
+	b.vctl = re.Controller().(mdcodec.KeyFrameController)
+	b.vmu.Unlock()
+	return re, nil
+}
+
+func (b *Broadcaster) runVideo(ctx context.Context, enc *vp8.ReadEncoder, out chan<- block.Unit, size chan<- [2]int) error {
+	dur := time.Second / time.Duration(b.cfg.Preset.FrameRate)
+	first := true
+	for {
+		f, err := enc.ReadFrame()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("broadcast: video: %w", err)
+		}
+		if first {
+			c := enc.Encoder().Config()
+			size <- [2]int{c.Width, c.Height}
+			first = false
+		}
+		b.stats.vframes.Add(1)
+		b.stats.vbytes.Add(int64(len(f.Data)))
+		if f.Key {
+			b.stats.keys.Add(1)
+		}
+		u := block.Unit{Track: block.Video, Key: f.Key, PTS: f.Capture, Duration: dur, Payload: f.Data}
+		select {
+		case out <- u:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+const opusFrame = 20 * time.Millisecond
+
+func (b *Broadcaster) audioEncoder(clock Clock) (mdcodec.ReadCloser, *audioStamper, error) {
+	src := b.cfg.Audio
+	params, err := mdopus.NewParams()
+	if err != nil {
+		return nil, nil, err
+	}
+	params.BitRate = b.cfg.Preset.AudioBitRate
+	params.Latency = mdopus.Latency20ms
+	stamper := newAudioStamper(src.Reader, clock, src.SampleRate, b.log)
+	enc, err := params.BuildAudioEncoder(stamper, prop.Media{Audio: prop.Audio{SampleRate: src.SampleRate, ChannelCount: 1}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("broadcast: starting the Opus encoder: %w", err)
+	}
+	return enc, stamper, nil
+}
+
+func (b *Broadcaster) runAudio(ctx context.Context, enc mdcodec.ReadCloser, st *audioStamper, out chan<- block.Unit) error {
+	frameSamples := int64(b.cfg.Audio.SampleRate) * int64(opusFrame) / int64(time.Second)
+	var k int64
+	last := time.Duration(-1)
+	for {
+		pkt, release, err := enc.Read()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("broadcast: audio: %w", err)
+		}
+		// Corrections of the sample clock (stamp.go) never make time run backwards.
+		pts := max(0, st.PTS(k*frameSamples), last+time.Millisecond)
+		last = pts
+		u := block.Unit{Track: block.Audio, PTS: pts, Duration: opusFrame, Payload: append([]byte(nil), pkt...)}
+		release()
+		k++
+		b.stats.apackets.Add(1)
+		b.stats.abytes.Add(int64(len(u.Payload)))
+		select {
+		case out <- u:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// frame gathers units into blocks and appends them.
+func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-chan block.Unit, videoSize <-chan [2]int, errc <-chan error) error {
+	p := b.cfg.Preset
+	h := &block.Header{Start: startWall, Preset: p.Name, Description: b.cfg.Description}
+	if b.cfg.Audio != nil {
+		h.Audio = &block.AudioParams{Codec: block.CodecOpus, SampleRate: b.cfg.Audio.SampleRate, Channels: 1, FrameDuration: opusFrame, BitRate: p.AudioBitRate}
+	}
+	var early []block.Unit // audio captured before the first picture fixed the size
+	if videoSize != nil {
+	wait:
+		for {
+			select {
+			case sz := <-videoSize:
+				h.Video = &block.VideoParams{Codec: block.CodecVP8, Width: sz[0], Height: sz[1], FrameRateNum: p.FrameRate, FrameRateDen: 1, BitRate: p.VideoBitRate, KeyFrameInterval: p.keyFrameFrames()}
+				break wait
+			case u := <-units:
+				if len(early) < unitQueue {
+					early = append(early, u)
+				}
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	hb, err := h.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("broadcast: stream header: %w", err)
+	}
+	if err := b.append(ctx, hb, true); err != nil {
+		return err
+	}
+	b.header = h
+
+	var pending []block.Unit
+	var seq uint64
+	var firstVideo time.Duration = -1
+	var firstAudioAt time.Time
+	flush := func(ctx context.Context) error {
+		if len(pending) == 0 {
+			return nil
+		}
+		seq++
+		m := &block.Media{Seq: seq, Units: pending}
+		data, err := m.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("broadcast: framing block %d: %w", seq, err)
+		}
+		sync := m.IsSync()
+		if h.Video != nil {
+			// With video, only a block that starts the picture afresh is a place to join.
+			sync = firstVideo >= 0 && sync
+		}
+		pending = pending[:0:0]
+		firstVideo = -1
+		firstAudioAt = time.Time{}
+		return b.append(ctx, data, sync)
+	}
+	add := func(u block.Unit) error {
+		if u.Track == block.Video {
+			if u.Key {
+				if err := flush(ctx); err != nil {
+					return err
+				}
+			}
+			pending = append(pending, u)
+			if firstVideo < 0 {
+				firstVideo = u.PTS
+			}
+			if u.PTS+u.Duration-firstVideo > b.cfg.GroupDuration || len(pending) >= block.MaxUnits/2 {
+				return flush(ctx)
+			}
+			return nil
+		}
+		if len(pending) == 0 {
+			firstAudioAt = time.Now()
+		}
+		pending = append(pending, u)
+		if len(pending) >= block.MaxUnits/2 {
+			return flush(ctx)
+		}
+		return nil
+	}
+	for _, u := range early {
+		if err := add(u); err != nil {
+			return err
+		}
+	}
+	tick := time.NewTicker(audioBlockSpan / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case u := <-units:
+			if err := add(u); err != nil {
+				return err
+			}
+		case <-tick.C:
+			// Audio waits for the next picture only briefly: when pictures stall (or there
+			// are none), audio goes out on its own every audioBlockSpan.
+			if firstVideo < 0 && !firstAudioAt.IsZero() && time.Since(firstAudioAt) >= audioBlockSpan {
+				if err := flush(ctx); err != nil {
+					return err
+				}
+			}
+		case err := <-errc:
+			if errors.Is(err, context.Canceled) {
+				continue
+			}
+			return err
+		case <-ctx.Done():
+			// Append what was captured before the stop, with a short grace period.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if err := flush(fctx); err != nil {
+				b.log.Warn("last block not stored", "err", err)
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *Broadcaster) append(ctx context.Context, data []byte, sync bool) error {
+	if err := b.cfg.Sink.Append(ctx, data, sync); err != nil {
+		return fmt.Errorf("broadcast: storing block: %w", err)
+	}
+	b.stats.blocks.Add(1)
+	b.stats.bytes.Add(int64(len(data)))
+	return nil
+}

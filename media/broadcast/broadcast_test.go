@@ -1,0 +1,379 @@
+package broadcast
+
+import (
+	"context"
+	"image"
+	"math"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/media/internal/memfeed"
+	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
+	"github.com/dazaarvision/dazaar-vision/media/opus"
+	"github.com/dazaarvision/dazaar-vision/media/vp8"
+	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/mediadevices/pkg/wave"
+)
+
+// minPSNR: see media/vp8's test for the reasoning; here the picture is mediadevices'
+// videotest pattern, compared above its noise strip (random black and white pixels, new
+// every frame, that no lossy codec at these rates reproduces).
+const minPSNR = 35
+
+// painter paints a frame counter into every picture and keeps a copy of each painted
+// source picture, by counter.
+type painter struct {
+	mu   sync.Mutex
+	n    uint32
+	kept map[uint32]*image.YCbCr
+}
+
+func (p *painter) wrap(r video.Reader) video.Reader {
+	return video.ReaderFunc(func() (image.Image, func(), error) {
+		img, release, err := r.Read()
+		if err != nil {
+			return img, release, err
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		testpattern.PaintCounter(img, p.n)
+		if y, ok := img.(*image.YCbCr); ok && p.kept != nil {
+			c := *y
+			c.Y, c.Cb, c.Cr = append([]byte(nil), y.Y...), append([]byte(nil), y.Cb...), append([]byte(nil), y.Cr...)
+			p.kept[p.n] = &c
+		}
+		p.n++
+		return img, release, nil
+	})
+}
+
+func (p *painter) source(n uint32) *image.YCbCr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.kept[n]
+}
+
+func openTestSources(t *testing.T, preset Preset) (*capture.VideoSource, *capture.AudioSource) {
+	t.Helper()
+	vd, err := capture.TestDevice(capture.Camera)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, err := capture.TestDevice(capture.Microphone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := capture.OpenVideo(vd, capture.VideoWant{Width: preset.Width, Height: preset.Height, FrameRate: float64(preset.FrameRate)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := capture.OpenAudio(ad, capture.AudioWant{SampleRate: 48000, Channels: 1})
+	if err != nil {
+		vs.Close()
+		t.Fatal(err)
+	}
+	return vs, as
+}
+
+type decoded struct {
+	header *block.Header
+	media  []*block.Media
+	sync   []bool
+}
+
+func decodeFeed(t *testing.T, f *memfeed.Feed) decoded {
+	t.Helper()
+	var d decoded
+	n := f.Len()
+	if n < 2 {
+		t.Fatalf("only %d blocks", n)
+	}
+	b0, _ := f.Block(context.Background(), 0)
+	h, err := block.DecodeHeader(b0)
+	if err != nil {
+		t.Fatalf("block 0: %v", err)
+	}
+	if !f.IsSync(0) {
+		t.Fatal("header not flagged as a sync point")
+	}
+	d.header = h
+	for i := uint64(1); i < n; i++ {
+		b, _ := f.Block(context.Background(), i)
+		m, err := block.DecodeMedia(b)
+		if err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		if m.Seq != i {
+			t.Fatalf("block %d has sequence number %d", i, m.Seq)
+		}
+		d.media = append(d.media, m)
+		d.sync = append(d.sync, f.IsSync(i))
+	}
+	return d
+}
+
+func run(t *testing.T, cfg Config, d time.Duration, during func(b *Broadcaster)) *Broadcaster {
+	t.Helper()
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	if during != nil {
+		during(b)
+	}
+	time.Sleep(d)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	return b
+}
+
+// TestTestDriversToDecodedFrames runs the whole broadcaster pipeline from mediadevices'
+// test drivers to blocks, then decodes the blocks: pictures match their sources, the tone
+// survives, key frames come at the interval and on demand, blocks are flagged correctly,
+// and both tracks are stamped from the one clock.
+func TestTestDriversToDecodedFrames(t *testing.T) {
+	preset := Medium
+	preset.KeyFrameInterval = 500 * time.Millisecond // 15 frames
+	vs, as := openTestSources(t, preset)
+	p := &painter{kept: map[uint32]*image.YCbCr{}}
+	vs.Reader = p.wrap(vs.Reader)
+	feed := memfeed.New()
+	start := time.Now()
+	run(t, Config{Preset: preset, Video: vs, Audio: as, Sink: feed, Description: "test"}, 2500*time.Millisecond, func(b *Broadcaster) {
+		go func() {
+			for b.Stats().VideoFrames < 8 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			b.ForceKeyFrame()
+		}()
+	})
+	elapsed := time.Since(start)
+	d := decodeFeed(t, feed)
+	h := d.header
+	if h.Video == nil || h.Video.Width != 640 || h.Video.Height != 480 || h.Video.FrameRateNum != 30 || h.Video.Codec != block.CodecVP8 {
+		t.Fatalf("video header %+v", h.Video)
+	}
+	if h.Audio == nil || h.Audio.SampleRate != 48000 || h.Audio.Codec != block.CodecOpus || h.Preset != "medium" || h.Description != "test" {
+		t.Fatalf("header %+v audio %+v", h, h.Audio)
+	}
+	if time.Since(h.Start) > time.Minute {
+		t.Fatalf("start time %v", h.Start)
+	}
+
+	vdec, _ := vp8.NewDecoder()
+	defer vdec.Close()
+	adec, _ := opus.NewDecoder(48000, 1)
+	defer adec.Close()
+	pcmBuf := make([]float32, adec.MaxSamples())
+	var pcm []float32
+	var vpts, apts []time.Duration
+	var keyPTS []time.Duration
+	var keyIdx []int
+	frames, checked := 0, 0
+	compare := image.Rect(0, 0, 640, 480*3/4) // above videotest's noise strip
+	for i, m := range d.media {
+		firstVideo := true
+		for _, u := range m.Units {
+			switch u.Track {
+			case block.Video:
+				if firstVideo {
+					if d.sync[i] != u.Key {
+						t.Fatalf("block %d: sync flag %v, first video unit key %v", i+1, d.sync[i], u.Key)
+					}
+					firstVideo = false
+				} else if u.Key {
+					t.Fatalf("block %d: key frame not first in its block", i+1)
+				}
+				if u.Key {
+					keyPTS = append(keyPTS, u.PTS)
+					keyIdx = append(keyIdx, len(vpts))
+				}
+				vpts = append(vpts, u.PTS)
+				img, err := vdec.Decode(u.Payload)
+				if err != nil {
+					t.Fatalf("block %d: %v", i+1, err)
+				}
+				frames++
+				n, ok := testpattern.ReadCounter(img)
+				if !ok {
+					t.Fatalf("block %d: counter unreadable", i+1)
+				}
+				src := p.source(n)
+				if src == nil {
+					t.Fatalf("no source picture %d", n)
+				}
+				psnr := testpattern.PSNR(img, src, compare)
+				if psnr < minPSNR {
+					t.Fatalf("frame %d: PSNR %.1f dB < %d", n, psnr, minPSNR)
+				}
+				if frames == 40 {
+					shifted := testpattern.PSNR(img, testpattern.Shift(src, 4), compare)
+					other := p.source(n - 10)
+					otherPSNR := testpattern.PSNR(img, other, compare)
+					t.Logf("frame %d: %.1f dB; shifted by 4 px %.1f dB; frame %d %.1f dB", n, psnr, shifted, n-10, otherPSNR)
+					if shifted >= minPSNR || otherPSNR >= minPSNR {
+						t.Fatal("the PSNR check does not tell a wrong picture")
+					}
+				}
+				checked++
+			case block.Audio:
+				apts = append(apts, u.PTS)
+				k, err := adec.Decode(u.Payload, pcmBuf)
+				if err != nil {
+					t.Fatalf("block %d: %v", i+1, err)
+				}
+				pcm = append(pcm, pcmBuf[:k]...)
+			}
+		}
+		if firstVideo && d.sync[i] {
+			t.Fatalf("audio-only block %d flagged as a sync point in a video stream", i+1)
+		}
+	}
+	t.Logf("%d blocks, %d frames, %d key frames at %v, %d audio packets, in %v", len(d.media), frames, len(keyPTS), keyPTS, len(apts), elapsed)
+	if frames < 30 || len(apts) < 50 {
+		t.Fatalf("too little media: %d frames, %d audio packets", frames, len(apts))
+	}
+	if keyPTS[0] != vpts[0] {
+		t.Fatal("stream does not start with a key frame")
+	}
+	// Key frames: at most 15 frames apart, and one forced a few frames in (the frame
+	// counts, not times: the shared machine may slow the frame rate down).
+	forced := false
+	for i, k := range keyIdx {
+		if i > 0 && k-keyIdx[i-1] > 15 {
+			t.Fatalf("key frames at frames %v: more than 15 apart", keyIdx)
+		}
+		if k >= 8 && k < 15 {
+			forced = true
+		}
+	}
+	if len(keyIdx) < 3 || !forced {
+		t.Fatalf("key frames at frames %v: want the interval's and one forced after frame 8", keyIdx)
+	}
+	for _, ts := range [][]time.Duration{vpts, apts} {
+		if !sort.SliceIsSorted(ts, func(i, j int) bool { return ts[i] < ts[j] }) {
+			t.Fatal("timestamps go backwards")
+		}
+		if ts[len(ts)-1] > elapsed {
+			t.Fatalf("timestamp %v after the run's end (%v)", ts[len(ts)-1], elapsed)
+		}
+	}
+	// One clock: the tracks start within 100 ms and end within 100 ms of each other.
+	if d := vpts[0] - apts[0]; d > 100*time.Millisecond || d < -100*time.Millisecond {
+		t.Fatalf("first video %v, first audio %v", vpts[0], apts[0])
+	}
+	if d := vpts[len(vpts)-1] - apts[len(apts)-1]; d > 100*time.Millisecond || d < -100*time.Millisecond {
+		t.Fatalf("last video %v, last audio %v", vpts[len(vpts)-1], apts[len(apts)-1])
+	}
+	// The tone: mediadevices' audiotest plays 480 Hz.
+	if f := testpattern.Frequency(pcm[4800:], 48000); math.Abs(f-480) > 2 {
+		t.Fatalf("tone decoded at %.2f Hz, want 480", f)
+	}
+}
+
+// TestPresetsDiffer runs each preset briefly and checks that the streams really differ
+// in size, rate and bit rate.
+func TestPresetsDiffer(t *testing.T) {
+	type result struct {
+		w, h, fps, br int
+		medianStep    time.Duration
+	}
+	var got []result
+	for _, preset := range Presets() {
+		vs, as := openTestSources(t, preset)
+		feed := memfeed.New()
+		run(t, Config{Preset: preset, Video: vs, Audio: as, Sink: feed}, 1200*time.Millisecond, nil)
+		d := decodeFeed(t, feed)
+		dec, _ := vp8.NewDecoder()
+		var pts []time.Duration
+		for _, m := range d.media {
+			for _, u := range m.Units {
+				if u.Track != block.Video {
+					continue
+				}
+				img, err := dec.Decode(u.Payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if img.Rect.Dx() != preset.Width || img.Rect.Dy() != preset.Height {
+					t.Fatalf("%s: decoded %v", preset.Name, img.Rect)
+				}
+				pts = append(pts, u.PTS)
+			}
+		}
+		dec.Close()
+		steps := make([]time.Duration, 0, len(pts))
+		for i := 1; i < len(pts); i++ {
+			steps = append(steps, pts[i]-pts[i-1])
+		}
+		sort.Slice(steps, func(i, j int) bool { return steps[i] < steps[j] })
+		v := d.header.Video
+		r := result{v.Width, v.Height, v.FrameRateNum, v.BitRate, steps[len(steps)/2]}
+		t.Logf("%s: %dx%d@%d, %d bit/s, median frame step %v, %d frames", preset.Name, r.w, r.h, r.fps, r.br, r.medianStep, len(pts))
+		// The machine is shared: frames may come slower than the preset's rate, never
+		// faster.
+		want := time.Second / time.Duration(preset.FrameRate)
+		if r.medianStep < want*3/4 {
+			t.Fatalf("%s: median frame step %v, want at least %v", preset.Name, r.medianStep, want)
+		}
+		got = append(got, r)
+	}
+	for i := 1; i < len(got); i++ {
+		a, b := got[i-1], got[i]
+		if a.w*a.h > b.w*b.h || a.fps > b.fps || a.br >= b.br || (a.w*a.h == b.w*b.h && a.fps == b.fps) {
+			t.Fatalf("presets %d and %d do not differ upward: %+v %+v", i-1, i, a, b)
+		}
+	}
+}
+
+// fakeAudio returns chunks of n samples whose capture times follow a device clock
+// running at rate ratio to the capture clock.
+func TestAudioStamperFollowsCaptureClock(t *testing.T) {
+	for _, ratio := range []float64{1.0, 1.02, 0.97} {
+		var now time.Duration
+		const n = 480 // 10 ms chunks
+		chunks := 0
+		r := audioReaderFunc(func() (wave.Audio, func(), error) {
+			chunks++
+			// The device delivers 10 ms of its own samples every 10 ms × ratio of capture
+			// time, with ±2 ms of scheduling jitter.
+			now = time.Duration(float64(chunks)*float64(10*time.Millisecond)*ratio) + time.Duration((chunks%5)-2)*time.Millisecond
+			return wave.NewFloat32Interleaved(wave.ChunkInfo{Len: n, Channels: 1, SamplingRate: 48000}), func() {}, nil
+		})
+		s := newAudioStamper(r, func() time.Duration { return now }, 48000, nil)
+		var worst time.Duration
+		for i := 0; i < 3000; i++ { // 30 s
+			s.Read()
+			if i > 500 {
+				// The chunk just read started at (i)*10ms*ratio on the capture clock.
+				want := time.Duration(float64(i) * float64(10*time.Millisecond) * ratio)
+				e := s.PTS(int64(i)*n) - want
+				if e < 0 {
+					e = -e
+				}
+				worst = max(worst, e)
+			}
+		}
+		if worst > 15*time.Millisecond {
+			t.Fatalf("device clock ratio %.2f: audio stamps off the capture clock by up to %v", ratio, worst)
+		}
+	}
+}
+
+type audioReaderFunc func() (wave.Audio, func(), error)
+
+func (f audioReaderFunc) Read() (wave.Audio, func(), error) { return f() }

@@ -1,0 +1,303 @@
+// Package capture finds and opens cameras, microphones and screens through
+// pion/mediadevices' drivers: v4l2 cameras and ALSA/PulseAudio microphones (miniaudio) on
+// Linux, the library's own drivers on Windows and macOS, X11 screens, and its test drivers
+// (videotest, audiotest), which are the default when no real device exists.
+package capture
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/pion/mediadevices/pkg/driver"
+	_ "github.com/pion/mediadevices/pkg/driver/audiotest" // default microphone when none exists
+	_ "github.com/pion/mediadevices/pkg/driver/camera"    // v4l2 / AVFoundation / DirectShow
+	_ "github.com/pion/mediadevices/pkg/driver/microphone"
+	"github.com/pion/mediadevices/pkg/driver/screen"
+	_ "github.com/pion/mediadevices/pkg/driver/videotest" // default camera when none exists
+	"github.com/pion/mediadevices/pkg/frame"
+	"github.com/pion/mediadevices/pkg/io/audio"
+	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/mediadevices/pkg/prop"
+)
+
+// Kind is what a device captures.
+type Kind int
+
+// Kinds of device.
+const (
+	Camera Kind = iota + 1
+	Microphone
+	Screen
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Camera:
+		return "camera"
+	case Microphone:
+		return "microphone"
+	case Screen:
+		return "screen"
+	}
+	return "unknown"
+}
+
+// Device is one capture device.
+type Device struct {
+	// ID identifies the device for Open* during this process's life.
+	ID   string
+	Kind Kind
+	// Label is the driver's label (a device path, an X11 screen, "VideoTest").
+	Label string
+	// Name is a human name where the driver has one.
+	Name string
+	// Test is set on mediadevices' synthetic test drivers.
+	Test    bool
+	Default bool // the system's default device of its kind
+}
+
+// Test drivers' labels in mediadevices.
+const (
+	videoTestLabel = "VideoTest"
+	audioTestLabel = "AudioTest"
+)
+
+var screensOnce sync.Mutex
+
+// RescanScreens registers the X11 screens of the current $DISPLAY. mediadevices looks for
+// screens once, when the program starts; call this after a display appears (as tests do
+// after starting Xvfb).
+func RescanScreens() {
+	screensOnce.Lock()
+	defer screensOnce.Unlock()
+	for _, d := range driver.GetManager().Query(driver.FilterDeviceType(driver.Screen)) {
+		driver.GetManager().Delete(d.ID())
+	}
+	screen.Initialize()
+}
+
+func kindOf(t driver.DeviceType) Kind {
+	switch t {
+	case driver.Camera:
+		return Camera
+	case driver.Microphone:
+		return Microphone
+	case driver.Screen:
+		return Screen
+	}
+	return 0
+}
+
+// Devices lists every device, real ones first (highest priority first), test drivers
+// last, each kind together.
+func Devices() []Device {
+	var out []Device
+	for _, d := range driver.GetManager().Query(func(driver.Driver) bool { return true }) {
+		info := d.Info()
+		k := kindOf(info.DeviceType)
+		if k == 0 {
+			continue
+		}
+		out = append(out, Device{
+			ID: d.ID(), Kind: k, Label: info.Label, Name: info.Name,
+			Test:    info.Label == videoTestLabel || info.Label == audioTestLabel,
+			Default: info.Priority > driver.PriorityNormal,
+		})
+	}
+	slices.SortStableFunc(out, func(a, b Device) int {
+		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		if a.Test != b.Test {
+			if a.Test {
+				return 1
+			}
+			return -1
+		}
+		if a.Default != b.Default {
+			if a.Default {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.Label, b.Label)
+	})
+	return out
+}
+
+// ErrNoDevice is returned when no device of the wanted kind exists.
+var ErrNoDevice = errors.New("no capture device")
+
+// DefaultDevice picks the device of kind k to use when the user chose none: a real
+// device when there is one, the test driver otherwise.
+func DefaultDevice(k Kind) (Device, error) {
+	for _, d := range Devices() {
+		if d.Kind == k {
+			return d, nil
+		}
+	}
+	return Device{}, fmt.Errorf("%w: no %s", ErrNoDevice, k)
+}
+
+// TestDevice returns mediadevices' test driver of kind k (Camera or Microphone).
+func TestDevice(k Kind) (Device, error) {
+	for _, d := range Devices() {
+		if d.Kind == k && d.Test {
+			return d, nil
+		}
+	}
+	return Device{}, fmt.Errorf("%w: no test %s", ErrNoDevice, k)
+}
+
+func find(id string) (driver.Driver, error) {
+	ds := driver.GetManager().Query(driver.FilterID(id))
+	if len(ds) == 0 {
+		return nil, fmt.Errorf("%w: device %q is gone", ErrNoDevice, id)
+	}
+	return ds[0], nil
+}
+
+// VideoWant is the picture a caller asks a video device for.
+type VideoWant struct {
+	Width, Height int
+	FrameRate     float64
+}
+
+// VideoSource is an open video device.
+type VideoSource struct {
+	video.Reader
+	// Width, Height and FrameRate are what the device was opened with; the frames' real
+	// size is authoritative (the encoder configures itself from the first frame).
+	Width, Height int
+	FrameRate     float64
+	Device        Device
+	d             driver.Driver
+	once          sync.Once
+}
+
+// Close releases the device; Read returns an error afterwards.
+func (s *VideoSource) Close() error {
+	var err error
+	s.once.Do(func() { err = s.d.Close() })
+	return err
+}
+
+// OpenVideo opens a camera or screen with the properties nearest to want. Test drivers
+// and screens produce exactly the size (screens: the screen's size) and rate asked for.
+func OpenVideo(dev Device, want VideoWant) (*VideoSource, error) {
+	d, err := find(dev.ID)
+	if err != nil {
+		return nil, err
+	}
+	rec, ok := d.(driver.VideoRecorder)
+	if !ok {
+		return nil, fmt.Errorf("capture: %s %q does not capture video", dev.Kind, dev.Label)
+	}
+	if err := d.Open(); err != nil {
+		return nil, fmt.Errorf("capture: opening %s %q: %w", dev.Kind, dev.Label, err)
+	}
+	p := nearestVideo(d.Properties(), want)
+	switch {
+	case dev.Test:
+		p.Width, p.Height, p.FrameRate = want.Width, want.Height, float32(want.FrameRate)
+		p.FrameFormat = frame.FormatYUYV
+	case dev.Kind == Screen:
+		p.FrameRate = float32(want.FrameRate)
+	}
+	r, err := rec.VideoRecord(p)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("capture: starting %s %q at %dx%d: %w", dev.Kind, dev.Label, p.Width, p.Height, err)
+	}
+	return &VideoSource{Reader: r, Width: p.Width, Height: p.Height, FrameRate: float64(p.FrameRate), Device: dev, d: d}, nil
+}
+
+func nearestVideo(ps []prop.Media, want VideoWant) prop.Media {
+	var best prop.Media
+	bestScore := -1.0
+	for _, p := range ps {
+		dw := float64(p.Width-want.Width) / float64(max(want.Width, 1))
+		dh := float64(p.Height-want.Height) / float64(max(want.Height, 1))
+		df := 0.0
+		if p.FrameRate > 0 && want.FrameRate > 0 {
+			df = (float64(p.FrameRate) - want.FrameRate) / want.FrameRate
+			if df < 0 {
+				df *= 2 // too slow is worse than too fast (extra frames are dropped)
+			}
+		}
+		score := dw*dw + dh*dh + 0.5*df*df
+		// Prefer formats that need no decompression.
+		if p.FrameFormat == frame.FormatMJPEG {
+			score += 0.01
+		}
+		if bestScore < 0 || score < bestScore {
+			best, bestScore = p, score
+		}
+	}
+	return best
+}
+
+// AudioWant is the sound a caller asks a microphone for.
+type AudioWant struct {
+	SampleRate int // the encoder's rate; 48000 for Opus
+	Channels   int
+}
+
+// AudioSource is an open microphone.
+type AudioSource struct {
+	audio.Reader
+	SampleRate, Channels int
+	Device               Device
+	d                    driver.Driver
+	once                 sync.Once
+}
+
+// Close releases the device.
+func (s *AudioSource) Close() error {
+	var err error
+	s.once.Do(func() { err = s.d.Close() })
+	return err
+}
+
+// OpenAudio opens a microphone at the wanted rate and channels when the device offers
+// them, else at its nearest.
+func OpenAudio(dev Device, want AudioWant) (*AudioSource, error) {
+	d, err := find(dev.ID)
+	if err != nil {
+		return nil, err
+	}
+	rec, ok := d.(driver.AudioRecorder)
+	if !ok {
+		return nil, fmt.Errorf("capture: %s %q does not capture audio", dev.Kind, dev.Label)
+	}
+	if err := d.Open(); err != nil {
+		return nil, fmt.Errorf("capture: opening microphone %q: %w", dev.Label, err)
+	}
+	var best prop.Media
+	bestScore := -1
+	for _, p := range d.Properties() {
+		score := abs(p.SampleRate-want.SampleRate) + 10000*abs(p.ChannelCount-want.Channels)
+		if bestScore < 0 || score < bestScore {
+			best, bestScore = p, score
+		}
+	}
+	if best.SampleRate == 0 {
+		best.SampleRate, best.ChannelCount = want.SampleRate, want.Channels
+	}
+	r, err := rec.AudioRecord(best)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("capture: starting microphone %q: %w", dev.Label, err)
+	}
+	return &AudioSource{Reader: r, SampleRate: best.SampleRate, Channels: best.ChannelCount, Device: dev, d: d}, nil
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
