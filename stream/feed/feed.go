@@ -533,18 +533,17 @@ func (f *Feed) writeData(blocks [][]byte, off uint64, total int) error {
 		_, err := f.fs.data.WriteAt(blocks[0], int64(off))
 		return err
 	}
-	buf := f.scratch[:0]
-	if cap(buf) < total {
-		buf = make([]byte, 0, total)
-	}
+	return writeBlocks(f.fs.data, blocks, int64(off))
+}
+
+func writeBlocksEach(file *os.File, blocks [][]byte, off int64) error {
 	for _, b := range blocks {
-		buf = append(buf, b...)
+		if _, err := file.WriteAt(b, off); err != nil {
+			return err
+		}
+		off += int64(len(b))
 	}
-	if cap(buf) <= 1<<20 {
-		f.scratch = buf
-	}
-	_, err := f.fs.data.WriteAt(buf, int64(off))
-	return err
+	return nil
 }
 
 func (f *Feed) writeRecord(r *record) error {
