@@ -278,3 +278,40 @@ func syncDir(dir string) {
 		d.Close()
 	}
 }
+
+// ErrNotFile is returned by ChangePassphrase on a store that is not the
+// encrypted file.
+var ErrNotFile = errors.New("only the encrypted secrets file has a passphrase")
+
+// ChangePassphrase re-encrypts the file backend's secrets under a key
+// derived from newPassphrase with a fresh salt (kdf zero: DefaultKDF), in
+// one atomic write: until it succeeds the old passphrase still opens the
+// file.
+func (s *Store) ChangePassphrase(newPassphrase []byte, kdf KDFParams) error {
+	if len(newPassphrase) == 0 {
+		return ErrEmptyPassphrase
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	b, ok := s.b.(*fileBackend)
+	if !ok {
+		return ErrNotFile
+	}
+	key, err := newDerivedKey(newPassphrase, kdf.orDefault())
+	if err != nil {
+		return err
+	}
+	old := b.key
+	b.key = key
+	if err := b.write(b.entries, false); err != nil {
+		b.key = old
+		key.wipe()
+		return fmt.Errorf("changing the secrets passphrase: %w", err)
+	}
+	old.wipe()
+	s.log.Info("secrets passphrase changed")
+	return nil
+}

@@ -385,3 +385,44 @@ func TestFileNoPlaintextOnDisk(t *testing.T) {
 		t.Errorf("files: %q, want the store and the backup", filesUnder(t, dir))
 	}
 }
+
+func TestFileChangePassphrase(t *testing.T) {
+	path, _ := createTestFile(t, map[string][]byte{"k": []byte("v")})
+	s, err := OpenFile(path, testPass("right"), testKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A failed write keeps the old passphrase working.
+	testHookBeforeRename = func() error { return errors.New("disk full") }
+	err = s.ChangePassphrase([]byte("new"), testKDF)
+	testHookBeforeRename = nil
+	if err == nil {
+		t.Fatal("ChangePassphrase succeeded with a failing write")
+	}
+	mustSet(t, s, "k2", []byte("v2")) // still written with the old key
+	if _, err := OpenFile(path, testPass("right"), testKDF); err != nil {
+		t.Fatalf("old passphrase after a failed change: %v", err)
+	}
+	if err := s.ChangePassphrase(nil, testKDF); !errors.Is(err, ErrEmptyPassphrase) {
+		t.Errorf("empty new passphrase: %v", err)
+	}
+	if err := s.ChangePassphrase([]byte("new"), testKDF); err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, s, "k3", []byte("v3"))
+	s.Close()
+	if _, err := OpenFile(path, testPass("right"), testKDF); !errors.Is(err, ErrWrongPassphrase) {
+		t.Errorf("old passphrase after the change: %v", err)
+	}
+	s, err = OpenFile(path, testPass("new"), testKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := mustList(t, s); len(got) != 3 {
+		t.Errorf("after the change List = %q", got)
+	}
+	if err := NewMemory().ChangePassphrase([]byte("x"), testKDF); !errors.Is(err, ErrNotFile) {
+		t.Errorf("ChangePassphrase on memory: %v", err)
+	}
+}
