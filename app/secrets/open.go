@@ -46,8 +46,8 @@ const defaultKeyringTimeout = 20 * time.Second
 //  4. otherwise a new encrypted file at FallbackPath (an error if empty).
 //
 // Secrets stay where they are: Open never moves them (Export and Import
-// do). If both the keyring and the file hold secrets, the keyring wins and
-// Reason says so. Store.Kind, Store.Description and Store.Reason tell the
+// do). If the keyring holds secrets and the file exists too, the keyring
+// wins and Reason says so (the UI can offer to import the file's backup). Store.Kind, Store.Description and Store.Reason tell the
 // UI which backend was chosen and why.
 func Open(ctx context.Context, o Options) (*Store, error) {
 	log := o.Logger
