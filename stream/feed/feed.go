@@ -50,6 +50,13 @@ type Options struct {
 	MaxBlockSize int
 	Durability   Durability
 	Logger       *slog.Logger
+	// Encryption, when set, encrypts appended blocks before hashing and
+	// decrypts them in Read. A feed created with it is marked encrypted; a
+	// reader of an encrypted feed without it verifies and serves ciphertext.
+	Encryption BlockEncryption
+	// Encrypted marks a new reader's feed as encrypted when the reader (a
+	// relay) does not hold the key: it verifies and serves, Read refuses.
+	Encrypted bool
 }
 
 // Head is a feed's newest signed state.
@@ -80,6 +87,7 @@ var (
 // concurrent use.
 type Feed struct {
 	dir      string
+	enc      BlockEncryption
 	maxBlock int
 	dur      Durability
 	log      *slog.Logger
@@ -128,7 +136,7 @@ func Create(dir string, o Options) (*Feed, error) {
 	if _, err := os.Stat(filepath.Join(dir, metaFile)); err == nil {
 		return nil, fmt.Errorf("feed: %s: %w", dir, ErrExists)
 	}
-	m := &metaInfo{maxBlockSize: uint64(o.MaxBlockSize)}
+	m := &metaInfo{maxBlockSize: uint64(o.MaxBlockSize), encrypted: o.Encryption != nil || o.Encrypted}
 	switch {
 	case o.KeyPair != nil:
 		s, err := newSigner(*o.KeyPair, o.Mode)
@@ -170,7 +178,10 @@ func Open(dir string, o Options) (*Feed, error) {
 		}
 		return nil, err
 	}
-	f := &Feed{dir: dir, meta: m, dur: o.Durability, log: o.Logger, maxBlock: o.MaxBlockSize,
+	if o.Encryption != nil && !m.encrypted {
+		return nil, fmt.Errorf("feed: %s holds a feed whose blocks are not encrypted", dir)
+	}
+	f := &Feed{dir: dir, meta: m, enc: o.Encryption, dur: o.Durability, log: o.Logger, maxBlock: o.MaxBlockSize,
 		dirty: map[uint64]Node{}, dirtyBl: map[uint64]blockEntry{}, subs: map[chan Head]struct{}{}}
 	if f.log == nil {
 		f.log = slog.Default()
@@ -435,17 +446,26 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 	if f.s == nil {
 		return Head{}, fmt.Errorf("feed: %w", ErrReadOnly)
 	}
+	if f.meta.encrypted && f.enc == nil {
+		return Head{}, errors.New("feed: this feed is encrypted: open it with its Encryption to append")
+	}
+	overhead := 0
+	if f.enc != nil {
+		overhead = f.enc.Overhead()
+	}
 	leaves := make([]Node, len(blocks))
 	var total int
 	for i, b := range blocks {
-		if len(b) > f.maxBlock {
-			return Head{}, fmt.Errorf("feed: block %d of the batch has %d bytes: %w (%d)", i, len(b), ErrBlockTooBig, f.maxBlock)
+		if len(b)+overhead > f.maxBlock {
+			return Head{}, fmt.Errorf("feed: block %d of the batch has %d bytes: %w (%d)", i, len(b), ErrBlockTooBig, f.maxBlock-overhead)
 		}
-		total += len(b)
+		total += len(b) + overhead
 	}
-	// Hash outside the lock; indexes are fixed below.
 	hashes := make([][32]byte, len(blocks))
-	hashLeaves(blocks, hashes)
+	if f.enc == nil {
+		// Hash outside the lock; a block's hash does not depend on its index.
+		hashLeaves(blocks, hashes)
+	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -453,6 +473,16 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 		return Head{}, err
 	}
 	start := f.t.length
+	if f.enc != nil {
+		// Encrypt, then hash: the tree covers the ciphertext. The nonce
+		// needs the index, known only under the lock.
+		sealed := make([][]byte, len(blocks))
+		for i, b := range blocks {
+			sealed[i] = f.enc.Encrypt(make([]byte, 0, len(b)+overhead), start+uint64(i), f.t.fork, b)
+		}
+		blocks = sealed
+		hashLeaves(blocks, hashes)
+	}
 	for i, b := range blocks {
 		leaves[i] = Node{Index: 2 * (start + uint64(i)), Size: uint64(len(b)), Hash: hashes[i]}
 	}
@@ -500,6 +530,21 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 	f.notify(h)
 	return h, nil
 }
+
+// Read returns block i's plaintext: Get, decrypted when the feed is encrypted.
+func (f *Feed) Read(i uint64) ([]byte, error) {
+	b, err := f.Get(i)
+	if err != nil || !f.meta.encrypted {
+		return b, err
+	}
+	if f.enc == nil {
+		return nil, fmt.Errorf("feed: block %d is encrypted and this feed was opened without its key", i)
+	}
+	return f.enc.Decrypt(nil, i, 0, b)
+}
+
+// Encrypted reports whether the feed's blocks are encrypted.
+func (f *Feed) Encrypted() bool { return f.meta.encrypted }
 
 // hashLeaves hashes blocks, spreading big batches over two goroutines.
 func hashLeaves(blocks [][]byte, out [][32]byte) {

@@ -498,3 +498,57 @@ func TestProofEncodingLimits(t *testing.T) {
 		t.Fatalf("request round trip: %+v %v", got, err)
 	}
 }
+
+// TestEncryptedFeedRelays checks the room left for block encryption: the tree
+// covers the ciphertext, so a relay without the key verifies and serves the
+// blocks, and only a holder of the key reads them.
+func TestEncryptedFeedRelays(t *testing.T) {
+	kp := testKeyPair(t, 8)
+	secret := bytes.Repeat([]byte{0x5e}, 32)
+	var pk [32]byte
+	copy(pk[:], kp.Public)
+	enc, err := NewXChaCha20Encryption(pk, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Create(t.TempDir(), Options{KeyPair: &kp, Encryption: enc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	plain := []byte("paid video frame")
+	mustAppend(t, w, plain, []byte("second"))
+	if got, err := w.Read(0); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("writer Read: %q %v", got, err)
+	}
+	stored, _ := w.Get(0)
+	if bytes.Contains(stored, plain) || len(stored) != len(plain)+enc.Overhead() {
+		t.Fatal("stored block is not encrypted")
+	}
+	// A relay: verifies and stores ciphertext, cannot read it.
+	key := w.Key()
+	relay, err := Create(t.TempDir(), Options{Key: &key, Encrypted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	replicate(t, w, relay, 1)
+	replicate(t, w, relay, 0)
+	if _, err := relay.Read(0); err == nil {
+		t.Fatal("relay read an encrypted block without the key")
+	}
+	// A paying viewer gets the blocks from the relay and reads them with the key.
+	viewer, err := Create(t.TempDir(), Options{Key: &key, Encryption: enc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Close()
+	replicate(t, relay, viewer, 0)
+	if got, err := viewer.Read(0); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("viewer Read: %q %v", got, err)
+	}
+	wrong, _ := NewXChaCha20Encryption(pk, bytes.Repeat([]byte{1}, 32))
+	if got, _ := wrong.Decrypt(nil, 0, 0, stored); bytes.Equal(got, plain) {
+		t.Fatal("a wrong key decrypted the block")
+	}
+}

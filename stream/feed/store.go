@@ -373,6 +373,7 @@ type metaInfo struct {
 	mode         Mode
 	manifest     []byte
 	maxBlockSize uint64
+	encrypted    bool // blocks are encrypted before hashing (BlockEncryption)
 }
 
 func (m *metaInfo) encode() []byte {
@@ -386,6 +387,11 @@ func (m *metaInfo) encode() []byte {
 	}
 	e.bytes(m.manifest)
 	e.uint(m.maxBlockSize)
+	var enc uint64
+	if m.encrypted {
+		enc = 1
+	}
+	e.uint(enc) // block encoding: 0 plain, 1 encrypted
 	return e.b
 }
 
@@ -416,6 +422,13 @@ func readMeta(dir string) (*metaInfo, error) {
 	}
 	m.manifest = append([]byte(nil), d.bytes(maxManifestSize)...)
 	m.maxBlockSize = d.uint()
+	switch enc := d.uint(); enc {
+	case 0:
+	case 1:
+		m.encrypted = true
+	default:
+		d.fail(fmt.Errorf("unknown block encoding %d", enc))
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("feed: %s/meta: %w", dir, d.err)
 	}
