@@ -1,0 +1,362 @@
+//go:build linux
+
+package invoice
+
+import (
+	"context"
+	"crypto/sha256"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/dazaarvision/dazaar-vision/wallet/internal/btcdtest"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// clock is a settable fake clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func accountKey(t testing.TB) *onchain.AccountKey {
+	seed := sha256.Sum256([]byte("dazaar-vision invoice test seed; never use with real coins"))
+	m, _ := hdkeychain.NewMaster(seed[:], btcdtest.Net)
+	k := m
+	for _, i := range []uint32{84, 1, 0} {
+		k, _ = k.Derive(hdkeychain.HardenedKeyStart + i)
+	}
+	pub, _ := k.Neuter()
+	pub, _ = pub.CloneWithVersion([]byte{0x04, 0x5f, 0x1c, 0xf6}) // vpub
+	ak, err := onchain.ParseAccountKey(pub.String(), btcdtest.Net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ak
+}
+
+const streamID = "3f2a9c0d5e7b1a46c8d2e0f9b3a7c5d1e4f6a8b0c2d4e6f8a0b2c4d6e8f0a2b4"
+
+var perMinute = price.Price{Sats: 100, Interval: 1, Unit: price.Minute}
+
+type fixture struct {
+	t      *testing.T
+	node   *btcdtest.Node
+	dir    string
+	clock  *clock
+	key    *onchain.AccountKey
+	ledger *ledger.Ledger
+	seller *Seller
+	stop   func()
+	cfg    func(*Config)
+}
+
+func newFixture(t *testing.T, node *btcdtest.Node, dir string, cfg func(*Config)) *fixture {
+	f := &fixture{t: t, node: node, dir: dir, clock: &clock{t: time.Now()}, key: accountKey(t), cfg: cfg}
+	f.start()
+	return f
+}
+
+func (f *fixture) start() {
+	t := f.t
+	l, err := ledger.Open(filepath.Join(f.dir, "ledger"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *Seller
+	w, err := onchain.NewWebsocket(onchain.WatchConfig{
+		Node: onchain.NodeConfig{Host: f.node.RPCAddr, User: f.node.User(), Pass: f.node.Pass()},
+		Net:  btcdtest.Net, OnEvent: func(e onchain.Event) { s.OnChainEvent(e) }, StartHeight: 290,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		PriceOf: func(stream string) (price.Price, bool) {
+			if stream == "free" {
+				return price.Free, true
+			}
+			return perMinute, stream == streamID
+		},
+		Ledger: l, StorePath: filepath.Join(f.dir, "invoices"),
+		OnChain: &OnChain{Key: f.key, Watcher: w, ProvisionalCapSats: 1500},
+		Now:     f.clock.Now,
+	}
+	if f.cfg != nil {
+		f.cfg(&cfg)
+	}
+	s, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	f.ledger, f.seller = l, s
+	f.stop = func() {
+		cancel()
+		<-done
+		s.Close()
+		l.Close()
+	}
+	t.Cleanup(func() {
+		if f.stop != nil {
+			f.stop()
+		}
+	})
+}
+
+func (f *fixture) restart() {
+	f.stop()
+	f.stop = nil
+	f.start()
+}
+
+func (f *fixture) ask(viewer string, req invoicemsg.Request) invoicemsg.Answer {
+	f.t.Helper()
+	a := f.seller.Handle(context.Background(), viewer, req)
+	// What goes on the wire must survive the trip.
+	if b, err := a.MarshalBinary(); err != nil {
+		f.t.Fatalf("answer does not encode: %v (%+v)", err, a)
+	} else {
+		var back invoicemsg.Answer
+		if err := back.UnmarshalBinary(b); err != nil || back != a {
+			f.t.Fatalf("answer round trip: %v", err)
+		}
+	}
+	return a
+}
+
+func (f *fixture) invoice(viewer string, minutes uint32) (invoicemsg.Answer, btcutil.Address) {
+	f.t.Helper()
+	a := f.ask(viewer, invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: minutes})
+	if a.Code != invoicemsg.OK {
+		f.t.Fatalf("refused: %s", a.Error)
+	}
+	addr, err := onchain.ParseAddress(a.Address, btcdtest.Net)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return a, addr
+}
+
+// waitAccess waits until viewer has want of access and no provisional credit if settled is set.
+func (f *fixture) waitAccess(viewer string, want time.Duration, settled bool) ledger.Balance {
+	f.t.Helper()
+	k := ledger.Key{Stream: streamID, Viewer: viewer}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b := f.ledger.Balance(k)
+		if b.Remaining() == want && (!settled || b.ProvisionalMillis == 0) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("viewer %s: balance %+v (remaining %v), want %v settled=%v; credits %+v", viewer, b, b.Remaining(), want, settled, f.ledger.Credits(k))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOnChainPaymentsBecomeAccess(t *testing.T) {
+	node := btcdtest.Setup(t, btcdtest.Options{})
+	f := newFixture(t, node, t.TempDir(), nil)
+
+	// 10 minutes at 100 sats a minute.
+	a, addr := f.invoice("alice", 10)
+	if a.Sats != 1000 || a.Millis != 600_000 || a.Network != "simnet" {
+		t.Fatalf("answer %+v", a)
+	}
+	u, err := onchain.ParseURI(a.URI, btcdtest.Net)
+	if err != nil || u.Address != a.Address || u.Sats != 1000 || u.Label == "" || u.Message == "" {
+		t.Fatalf("URI %q: %+v %v", a.URI, u, err)
+	}
+	node.Pay(addr, 1000)
+	f.waitAccess("alice", 10*time.Minute, false) // provisional, under the 1 500-sat cap
+	node.Generate(1)
+	f.waitAccess("alice", 10*time.Minute, true)
+
+	// Underpayment: less sats, less time. Overpayment: more. Above the provisional cap, only
+	// the cap counts until the payment confirms.
+	_, addr2 := f.invoice("alice", 10)
+	node.Pay(addr2, 500)
+	f.waitAccess("alice", 15*time.Minute, false)
+	_, addr3 := f.invoice("bob", 10)
+	node.Pay(addr3, 3000)
+	f.waitAccess("bob", 15*time.Minute, false) // capped at 1 500 sats unconfirmed
+	node.Generate(1)
+	f.waitAccess("alice", 15*time.Minute, true)
+	f.waitAccess("bob", 30*time.Minute, true)
+	notes := ""
+	for _, c := range f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "alice"}) {
+		notes += c.Note + "\n"
+	}
+	for _, c := range f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "bob"}) {
+		notes += c.Note + "\n"
+	}
+	for _, want := range []string{"paid in full", "underpaid: 500 of 1000 sats", "overpaid: 3000 sats"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("no %q in notes:\n%s", want, notes)
+		}
+	}
+
+	// Burning access is per viewer and by media time.
+	left, _ := f.ledger.Consume(ledger.Key{Stream: streamID, Viewer: "alice"}, 60_000)
+	if left != 14*time.Minute || f.ledger.Remaining(ledger.Key{Stream: streamID, Viewer: "bob"}) != 30*time.Minute {
+		t.Fatalf("consume: %v", left)
+	}
+
+	// A payment after expiry, within the monitoring window, still goes to the viewer it was
+	// issued to, and says so.
+	_, addr4 := f.invoice("carol", 10)
+	f.clock.Add(20 * time.Minute)
+	node.Pay(addr4, 1000)
+	node.Generate(1)
+	f.waitAccess("carol", 10*time.Minute, true)
+	cs := f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "carol"})
+	if len(cs) != 1 || !strings.Contains(cs[0].Note, "after the invoice expired") {
+		t.Fatalf("late payment credit %+v", cs)
+	}
+
+	// Restart: nothing is lost and nothing is credited twice; a payment made while the seller
+	// was down is found.
+	_, addr5 := f.invoice("dave", 10)
+	f.stop()
+	f.stop = nil
+	node.Pay(addr5, 1000)
+	node.Generate(1)
+	f.start()
+	f.waitAccess("dave", 10*time.Minute, true)
+	f.waitAccess("alice", 14*time.Minute, true)
+	f.waitAccess("bob", 30*time.Minute, true)
+	if n := len(f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "alice"})); n != 2 {
+		t.Fatalf("alice has %d credits", n)
+	}
+}
+
+func TestReplacedPaymentIsRevoked(t *testing.T) {
+	node := btcdtest.Setup(t, btcdtest.Options{})
+	f := newFixture(t, node, t.TempDir(), nil)
+	_, addr := f.invoice("mallory", 10)
+	coin := node.NextCoin()
+	pay := btcdtest.BuildTx(t, coin, 1000, btcdtest.Output{Address: addr, Sats: 1000})
+	if _, err := node.Send(pay); err != nil {
+		t.Fatal(err)
+	}
+	f.waitAccess("mallory", 10*time.Minute, false)
+	f.ledger.Consume(ledger.Key{Stream: streamID, Viewer: "mallory"}, 30_000) // watched 30 s
+	repl := btcdtest.BuildTx(t, coin, 5000, btcdtest.Output{Address: btcdtest.MinerAddress(), Sats: 10_000})
+	if _, err := node.Send(repl); err != nil {
+		t.Fatal(err)
+	}
+	node.Generate(1)
+	b := f.waitAccess("mallory", -30*time.Second, true)
+	cs := f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "mallory"})
+	if len(cs) != 1 || cs[0].State != ledger.Revoked || !strings.Contains(cs[0].Note, "replaced") {
+		t.Fatalf("credits %+v balance %+v", cs, b)
+	}
+	if f.ledger.Remaining(ledger.Key{Stream: streamID, Viewer: "mallory"}) != 0 {
+		t.Fatal("access after revocation")
+	}
+}
+
+func TestLimits(t *testing.T) {
+	node := btcdtest.Setup(t, btcdtest.Options{})
+	f := newFixture(t, node, t.TempDir(), func(c *Config) {
+		c.OnChain.GapLimit = 5
+		c.Burst = 8
+		c.RatePerSec = 1
+	})
+	req := invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10}
+	seen := map[string]bool{}
+	// Per viewer: 3 unpaid invoices.
+	for i := 0; i < 3; i++ {
+		a := f.ask("v1", req)
+		if a.Code != invoicemsg.OK || seen[a.Address] {
+			t.Fatalf("invoice %d: %+v", i, a)
+		}
+		seen[a.Address] = true
+	}
+	if a := f.ask("v1", req); a.Code != invoicemsg.RateLimited || !strings.Contains(a.Error, "unpaid invoices") {
+		t.Fatalf("4th invoice for one viewer: %+v", a)
+	}
+	// Gap limit: 5 unused addresses in a row at most.
+	for i := 0; i < 2; i++ {
+		if a := f.ask("v2", req); a.Code != invoicemsg.OK || seen[a.Address] {
+			t.Fatalf("%+v", a)
+		} else {
+			seen[a.Address] = true
+		}
+	}
+	if a := f.ask("v3", req); a.Code != invoicemsg.Unavailable || !strings.Contains(a.Error, "addresses") {
+		t.Fatalf("past the gap limit: %+v", a)
+	}
+	// Paying the newest address frees the gap: every earlier one counts as before a used one.
+	last := ""
+	for a := range seen {
+		inv := f.seller.byAddress[a]
+		if inv.Index == 4 {
+			last = a
+		}
+	}
+	addr, _ := onchain.ParseAddress(last, btcdtest.Net)
+	node.Pay(addr, 1000)
+	f.waitAccess(f.seller.byAddress[last].Viewer, 10*time.Minute, false)
+	// Global rate: the burst of 8 is spent after 3 more.
+	ok := 0
+	for i := 0; i < 6; i++ {
+		if a := f.ask("w"+string(rune('a'+i)), req); a.Code == invoicemsg.OK {
+			if seen[a.Address] {
+				t.Fatal("address handed out twice")
+			}
+			seen[a.Address] = true
+			ok++
+		} else if a.Code != invoicemsg.RateLimited {
+			t.Fatalf("%+v", a)
+		}
+	}
+	if ok != 3 {
+		t.Fatalf("%d invoices within the burst, want 3", ok)
+	}
+	f.clock.Add(2 * time.Second)
+	if a := f.ask("x", req); a.Code != invoicemsg.OK {
+		t.Fatalf("rate limit did not refill: %+v", a)
+	}
+	// Bad requests get plain refusals.
+	for _, c := range []struct {
+		viewer string
+		req    invoicemsg.Request
+		code   invoicemsg.Code
+		text   string
+	}{
+		{"", req, invoicemsg.BadRequest, "unauthenticated"},
+		{"v9", invoicemsg.Request{Stream: "other", Method: invoicemsg.OnChain, Sats: 5000}, invoicemsg.Refused, "does not sell"},
+		{"v9", invoicemsg.Request{Stream: "free", Method: invoicemsg.OnChain, Sats: 5000}, invoicemsg.Refused, "free"},
+		{"v9", invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Sats: 10}, invoicemsg.Refused, "start at 1000"},
+		{"v9", invoicemsg.Request{Stream: streamID, Method: invoicemsg.Lightning, Sats: 5000}, invoicemsg.Unavailable, "on-chain payments only"},
+	} {
+		if a := f.ask(c.viewer, c.req); a.Code != c.code || !strings.Contains(a.Error, c.text) {
+			t.Errorf("%+v: %+v", c.req, a)
+		}
+	}
+	// After a restart, addresses continue where they stopped: none is handed out again.
+	f.clock.Add(time.Hour)
+	f.restart()
+	a := f.ask("y", req)
+	if a.Code != invoicemsg.OK || seen[a.Address] {
+		t.Fatalf("after restart: %+v (reused=%v)", a, seen[a.Address])
+	}
+}

@@ -1,0 +1,95 @@
+package invoice
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/wallet/internal/journal"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// Invoice is one issued invoice, as the seller keeps it.
+type Invoice struct {
+	ID      string            `json:"id"`
+	Stream  string            `json:"stream"`
+	Viewer  string            `json:"viewer"` // the authenticated peer ID it was issued to
+	Method  invoicemsg.Method `json:"method"`
+	Sats    uint64            `json:"sats"`
+	Price   price.Price       `json:"price"` // the price when issued: payments convert at it
+	Created time.Time         `json:"created"`
+	Expires time.Time         `json:"expires"`
+	Address string            `json:"addr,omitempty"`
+	Index   uint32            `json:"index,omitempty"` // derivation index of Address
+	Hash    string            `json:"hash,omitempty"`  // Lightning payment hash, hex
+	Bolt11  string            `json:"bolt11,omitempty"`
+	Paid    bool              `json:"paid,omitempty"` // some payment was seen for it
+}
+
+// store persists invoices and the next address index in a journal file. Every write is synced
+// before the invoice is handed out, so an address is never given to two viewers, even across a
+// crash.
+type store struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+type storeRecord struct {
+	Invoice   *Invoice `json:"inv,omitempty"`
+	NextIndex *uint32  `json:"next,omitempty"`
+}
+
+func openStore(path string, onInvoice func(Invoice), onNext func(uint32)) (*store, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("invoice: open %s: %w", path, err)
+	}
+	end, err := journal.ReadFrames(f, func(b []byte) error {
+		var r storeRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		if r.Invoice != nil {
+			onInvoice(*r.Invoice)
+		}
+		if r.NextIndex != nil {
+			onNext(*r.NextIndex)
+		}
+		return nil
+	})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("invoice: reading %s: %w", path, err)
+	}
+	if err := f.Truncate(end); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(end, 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &store{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+func (s *store) put(r storeRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := journal.AppendFrame(s.w, b); err != nil {
+		return err
+	}
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("invoice: write: %w", err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("invoice: sync: %w", err)
+	}
+	return nil
+}
+
+func (s *store) close() error { return s.f.Close() }
