@@ -1,0 +1,274 @@
+package replicate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/internal/leaktest"
+	"github.com/dazaarvision/dazaar-vision/stream/p2p"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+func TestMain(m *testing.M) { leaktest.Main(m) }
+
+func newNode(t testing.TB, identity []byte) *p2p.Node {
+	t.Helper()
+	if identity == nil {
+		var err error
+		if identity, err = p2p.NewIdentity(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sk, err := p2p.ParseIdentity(identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := p2p.New(context.Background(), p2p.Config{Identity: sk, PrivateAddrs: true,
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Reachability: p2p.ReachabilityPublic,
+		Protocols: []protocol.ID{wire.Protocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// block returns the benchmark's block i: size bytes of i&0xff, with i little-endian first.
+func block(i uint64, size int) []byte {
+	b := make([]byte, size)
+	for j := range b {
+		b[j] = byte(i)
+	}
+	binary.LittleEndian.PutUint32(b, uint32(i))
+	return b
+}
+
+func newWriter(t testing.TB, dir string, n, size int) (*feed.Feed, []byte) {
+	t.Helper()
+	seed := make([]byte, 32)
+	_, _ = rand.Read(seed)
+	kp, err := feed.KeyPairFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := feed.Create(dir, feed.Options{KeyPair: &kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	appendBlocks(t, f, 0, n, size)
+	return f, seed
+}
+
+func appendBlocks(t testing.TB, f *feed.Feed, from, n, size int) {
+	t.Helper()
+	const batch = 256
+	for i := 0; i < n; i += batch {
+		var bs [][]byte
+		for j := i; j < n && j < i+batch; j++ {
+			bs = append(bs, block(uint64(from+j), size))
+		}
+		if _, err := f.Append(bs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func newReader(t testing.TB, dir string, key [32]byte) *feed.Feed {
+	t.Helper()
+	f, err := feed.Create(dir, feed.Options{Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// fakeClock is a manual clock: time moves only when the test calls Advance.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c    *fakeClock
+	at   time.Time
+	f    func()
+	done bool
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_800_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.done
+	t.done = true
+	return was
+}
+
+// Set moves the clock without firing timers (a timer goroutine that is late).
+func (c *fakeClock) Set(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Advance moves the clock and fires the timers that came due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []func()
+	for _, t := range c.timers {
+		if !t.done && !t.at.After(c.now) {
+			t.done = true
+			due = append(due, t.f)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range due {
+		go f()
+	}
+}
+
+// testGate is a gate whose answers the test sets.
+type testGate struct {
+	mu        sync.Mutex
+	allow     map[peer.ID]Allowance
+	checks    int
+	delivered map[peer.ID][]uint64
+}
+
+func newTestGate() *testGate {
+	return &testGate{allow: map[peer.ID]Allowance{}, delivered: map[peer.ID][]uint64{}}
+}
+
+func (g *testGate) set(p peer.ID, a Allowance) {
+	g.mu.Lock()
+	g.allow[p] = a
+	g.mu.Unlock()
+}
+
+func (g *testGate) Check(_ context.Context, p peer.ID) (Allowance, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.checks++
+	return g.allow[p], nil
+}
+
+func (g *testGate) Delivered(p peer.ID, i uint64, _ int) {
+	g.mu.Lock()
+	g.delivered[p] = append(g.delivered[p], i)
+	g.mu.Unlock()
+}
+
+func (g *testGate) deliveredTo(p peer.ID) []uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]uint64(nil), g.delivered[p]...)
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type viewerRig struct {
+	node   *p2p.Node
+	feed   *feed.Feed
+	viewer *Viewer
+	cancel context.CancelFunc
+	done   chan error
+	blocks chan uint64
+	access chan wire.Access
+	apps   chan []byte
+}
+
+// startViewer runs a viewer of seller's feed until the test ends.
+func startViewer(t testing.TB, node *p2p.Node, seller peer.AddrInfo, key [32]byte, live bool) *viewerRig {
+	t.Helper()
+	if node == nil {
+		node = newNode(t, nil)
+	}
+	r := &viewerRig{node: node, feed: newReader(t, filepath.Join(t.TempDir(), "viewer"), key),
+		done: make(chan error, 1), blocks: make(chan uint64, 1<<16), access: make(chan wire.Access, 64),
+		apps: make(chan []byte, 16)}
+	v, err := NewViewer(ViewerConfig{Dialer: node, Seller: seller, Feed: r.feed, Live: live,
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		OnBlock:  func(i uint64) { r.blocks <- i },
+		OnAccess: func(a wire.Access) { r.access <- a },
+		OnApp:    func(m []byte) { r.apps <- m },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.viewer = v
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- v.Run(ctx) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *viewerRig) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+		r.cancel = nil
+	}
+}
+
+func (r *viewerRig) waitAccess(t testing.TB, want wire.AccessState) wire.Access {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case a := <-r.access:
+			if a.State == want {
+				return a
+			}
+		case <-timeout:
+			t.Fatalf("no %s access decision within 20 s (last %+v)", want, r.viewer.Access())
+		}
+	}
+}
+
+func startSeller(t testing.TB, node *p2p.Node, f Feed, gate Gate, clock Clock) *Seller {
+	t.Helper()
+	s, err := NewSeller(SellerConfig{Host: node.Host(), Feed: f, Gate: gate, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}

@@ -1,0 +1,145 @@
+// Package replicate carries a signed feed from its seller to viewers over libp2p, with
+// per-viewer gating: the seller asks a Gate whether a viewer may have blocks, sends nothing of
+// the feed (no block, no proof) to a viewer the gate refuses, and stops at the deadline the gate
+// gave on its own clock. Viewers verify every block against the feed key before storing it.
+//
+// One libp2p stream of protocol wire.Protocol carries one session. The seller pushes each new
+// block to viewers that follow the live edge; viewers fetch older ranges on demand.
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Feed is what replication needs of a feed; *feed.Feed implements it. A seller's feed is
+// writable; a viewer's is a reader created with the feed key from the card.
+type Feed interface {
+	Key() [32]byte
+	Head() feed.Head
+	Length() uint64
+	MaxBlockSize() int
+	Has(i uint64) bool
+	MissingNodes(i uint64) uint64
+	Proof(feed.Request) (*feed.Proof, error)
+	Verify(*feed.Proof) error
+	Subscribe() (<-chan feed.Head, func())
+}
+
+var _ Feed = (*feed.Feed)(nil)
+
+// Allowance is a gate's answer for one viewer.
+type Allowance struct {
+	// Free lets the viewer have every block with no deadline.
+	Free bool
+	// Until lets the viewer have blocks until then. Zero or past (and not Free) refuses.
+	Until time.Time
+	// Reason tells a refused viewer why, in plain words ("No paid time left: pay the
+	// invoice to keep watching."). Empty gets a default.
+	Reason string
+}
+
+// Gate decides which viewers get blocks. The app implements it with the wallet.
+type Gate interface {
+	// Check is called when a viewer connects, when Seller.Recheck names it (a payment
+	// arrived) and when its deadline passes. An error refuses the viewer and is shown to
+	// it. Check may block (it runs on its own goroutine per viewer), and should honour ctx.
+	Check(ctx context.Context, viewer peer.ID) (Allowance, error)
+	// Delivered is told of each block sent to a viewer (paid time is billed on what was
+	// delivered). It is called from the viewer's send loop and must not block.
+	Delivered(viewer peer.ID, index uint64, size int)
+}
+
+// FreeGate lets everyone have everything (a free stream).
+type FreeGate struct{}
+
+// Check allows every viewer with no deadline.
+func (FreeGate) Check(context.Context, peer.ID) (Allowance, error) { return Allowance{Free: true}, nil }
+
+// Delivered does nothing.
+func (FreeGate) Delivered(peer.ID, uint64, int) {}
+
+// Clock is the time source for deadlines (a fake in tests).
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f on its own goroutine once d has passed.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending AfterFunc.
+type Timer interface{ Stop() bool }
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now is time.Now.
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// AfterFunc is time.AfterFunc.
+func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// Errors the session reports, wrapped with details.
+var (
+	ErrInvalidData = errors.New("the seller sent data that does not verify against the feed key")
+	ErrProtocol    = errors.New("the peer broke the replication protocol")
+	ErrClosed      = errors.New("replication is closed")
+	ErrNoSession   = errors.New("not connected to the seller")
+)
+
+// Default refusal reasons.
+const (
+	reasonNoTime    = "No paid time left on this stream: pay the invoice to watch."
+	reasonExpired   = "Your paid time has run out: top up to keep watching."
+	reasonGateError = "The seller could not check your payment: "
+)
+
+// levelsToRoot is how many levels block i's path climbs to the root (peak) that covers it in a
+// tree of length n. A proof with that many nodes verifies against the roots alone, whatever
+// else the reader stores.
+func levelsToRoot(i, n uint64) uint64 {
+	idx := 2 * i
+	var k uint64
+	for {
+		p := flatParent(idx)
+		if flatRightSpan(p) >= 2*n {
+			return k
+		}
+		idx = p
+		k++
+	}
+}
+
+func flatDepth(i uint64) uint           { return uint(bits.TrailingZeros64(^i)) }
+func flatOffset(i uint64) uint64        { return i >> (flatDepth(i) + 1) }
+func flatIndex(d uint, o uint64) uint64 { return (2*o+1)<<d - 1 }
+func flatParent(i uint64) uint64 {
+	d := flatDepth(i)
+	return flatIndex(d+1, flatOffset(i)>>1)
+}
+func flatRightSpan(i uint64) uint64 {
+	d := flatDepth(i)
+	return (flatOffset(i)+1)<<(d+1) - 2
+}
+
+// PeerStats counts one viewer's traffic on the seller, over all its sessions.
+type PeerStats struct {
+	BytesSent, BytesReceived uint64 // replication protocol bytes, framing included
+	Blocks, BlockBytes       uint64 // blocks (with their proofs) sent, and their payload
+	Proofs                   uint64 // data messages sent (blocks and upgrades)
+}
+
+func describeAllowance(a Allowance, now time.Time) string {
+	switch {
+	case a.Free:
+		return "free"
+	case a.Until.After(now):
+		return fmt.Sprintf("allowed for %s", a.Until.Sub(now).Round(time.Second))
+	}
+	return "refused"
+}

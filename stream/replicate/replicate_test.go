@@ -1,0 +1,129 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func TestLevelsToRoot(t *testing.T) {
+	cases := []struct{ i, n, want uint64 }{
+		{0, 1, 0}, {0, 2, 1}, {1, 2, 1}, {2, 3, 0}, {0, 4, 2}, {3, 4, 2}, {4, 6, 1}, {5, 6, 1}, {6, 7, 0}, {7, 8, 3},
+	}
+	for _, c := range cases {
+		if got := levelsToRoot(c.i, c.n); got != c.want {
+			t.Errorf("levelsToRoot(%d, %d) = %d, want %d", c.i, c.n, got, c.want)
+		}
+	}
+}
+
+func TestCatchUpThenLive(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 1000, 1024)
+	sn := newNode(t, nil)
+	seller := startSeller(t, sn, sf, nil, nil)
+	r := startViewer(t, nil, sn.AddrInfo(), sf.Key(), true)
+	r.waitAccess(t, wire.Free)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.viewer.Fetch(ctx, 0, 1000); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(0); i < 1000; i++ {
+		got, err := r.feed.Get(i)
+		if err != nil || !bytes.Equal(got, block(i, 1024)) {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	// Live: each append reaches the viewer, verified, with no request.
+	for i := 1000; i < 1050; i++ {
+		appendBlocks(t, sf, i, 1, 1024)
+		waitFor(t, 10*time.Second, "live block", func() bool { return r.feed.Has(uint64(i)) })
+	}
+	if st := seller.Stats(r.node.ID()); st.Blocks != 1050 {
+		t.Fatalf("seller sent %d blocks, want 1050 (nothing twice)", st.Blocks)
+	}
+}
+
+func TestLateJoinGetsSyncPointAndNewest(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 0, 0)
+	// 20 "groups of pictures" of 50 blocks, each starting with a sync point.
+	for g := 0; g < 20; g++ {
+		var bs [][]byte
+		for j := 0; j < 50; j++ {
+			bs = append(bs, block(uint64(g*50+j), 512))
+		}
+		if _, err := sf.AppendSync(bs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := sf.Head()
+	if !h.HasSyncPoint || h.SyncPoint != 950 {
+		t.Fatalf("head %+v", h)
+	}
+	sn := newNode(t, nil)
+	startSeller(t, sn, sf, nil, nil)
+	r := startViewer(t, nil, sn.AddrInfo(), sf.Key(), true)
+	waitFor(t, 20*time.Second, "sync point and newest block", func() bool { return r.feed.Has(950) && r.feed.Has(999) })
+	time.Sleep(100 * time.Millisecond)
+	if n := r.feed.Stored(); n != 2 {
+		t.Fatalf("late joiner stored %d blocks, want 2 (sync point and newest)", n)
+	}
+	// Rewind: the blocks from the sync point on.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.viewer.Fetch(ctx, 950, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.feed.Stored(); n != 50 {
+		t.Fatalf("stored %d blocks after rewinding to the sync point, want 50", n)
+	}
+}
+
+func TestAppMessages(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 1, 16)
+	sn := newNode(t, nil)
+	got := make(chan string, 1)
+	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, Gate: newTestGate(),
+		OnApp: func(from peer.ID, msg []byte) { got <- from.String() + ":" + string(msg) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := startViewer(t, nil, sn.AddrInfo(), sf.Key(), false)
+	a := r.waitAccess(t, wire.Refused) // unpaid: app messages still flow
+	if a.Reason == "" {
+		t.Fatal("refusal without a reason")
+	}
+	if err := r.viewer.Send([]byte("invoice please")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != r.node.ID().String()+":invoice please" {
+			t.Fatalf("seller got %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("app message did not arrive")
+	}
+	if err := s.Send(r.node.ID(), []byte("lnbc1...")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-r.apps:
+		if string(m) != "lnbc1..." {
+			t.Fatalf("viewer got %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("app message did not reach the viewer")
+	}
+	if err := r.viewer.Send(make([]byte, wire.MaxApp+1)); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("oversized app message: %v", err)
+	}
+}

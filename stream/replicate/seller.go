@@ -1,0 +1,775 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// SellerConfig configures a Seller.
+type SellerConfig struct {
+	Host host.Host
+	Feed Feed
+	// Gate decides who gets blocks; nil makes the stream free for all.
+	Gate Gate
+	// Clock for deadlines; nil is the system clock.
+	Clock Clock
+	// OnApp receives application messages from viewers with their authenticated peer ID.
+	// It runs on the viewer's read loop: hand long work to another goroutine.
+	OnApp func(from peer.ID, msg []byte)
+	// MaxLiveLag is how far (in blocks) a live viewer may fall behind before it skips ahead
+	// to the newest sync point instead of receiving every block. Default 90 (3 s at 30 fps).
+	MaxLiveLag uint64
+	Logger     *slog.Logger
+}
+
+// Seller serves a feed to viewers. Create it with NewSeller, stop it with Close.
+type Seller struct {
+	cfg     SellerConfig
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	maxData int
+
+	mu       sync.Mutex
+	sessions map[*sellerSession]struct{}
+	stats    map[peer.ID]*peerCounters
+	closed   bool
+}
+
+type peerCounters struct {
+	sent, recv, blocks, blockBytes, proofs atomic.Uint64
+}
+
+// NewSeller registers the replication protocol on the host and starts serving.
+func NewSeller(cfg SellerConfig) (*Seller, error) {
+	if cfg.Host == nil || cfg.Feed == nil {
+		return nil, errors.New("replicate: a seller needs a host and a feed")
+	}
+	if cfg.Gate == nil {
+		cfg.Gate = FreeGate{}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.MaxLiveLag == 0 {
+		cfg.MaxLiveLag = 90
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Seller{cfg: cfg, log: cfg.Logger.With("component", "seller"),
+		sessions: map[*sellerSession]struct{}{}, stats: map[peer.ID]*peerCounters{},
+		maxData: wire.MaxFrame(cfg.Feed.MaxBlockSize())}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	heads, unsub := cfg.Feed.Subscribe()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer unsub()
+		s.fanOut(heads)
+	}()
+	cfg.Host.SetStreamHandler(wire.Protocol, s.handle)
+	return s, nil
+}
+
+// fanOut wakes every session's send loop when the feed grows. Each session keeps only a
+// "something new" flag, so a slow viewer never holds a backlog of heads.
+func (s *Seller) fanOut(heads <-chan feed.Head) {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-heads:
+			s.mu.Lock()
+			for ss := range s.sessions {
+				ss.wake()
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// Recheck asks the gate again about viewer p at once (call it when a payment arrived).
+func (s *Seller) Recheck(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		if ss.peer == p {
+			ss.recheck()
+		}
+	}
+}
+
+// RecheckAll asks the gate again about every connected viewer.
+func (s *Seller) RecheckAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		ss.recheck()
+	}
+}
+
+// Send sends an application message to viewer p on every session it has open.
+func (s *Seller) Send(p peer.ID, msg []byte) error {
+	if len(msg) > wire.MaxApp {
+		return fmt.Errorf("replicate: app message of %d bytes is over the %d byte limit", len(msg), wire.MaxApp)
+	}
+	s.mu.Lock()
+	var targets []*sellerSession
+	for ss := range s.sessions {
+		if ss.peer == p {
+			targets = append(targets, ss)
+		}
+	}
+	s.mu.Unlock()
+	if len(targets) == 0 {
+		return fmt.Errorf("replicate: viewer %s: %w", p, ErrNoSession)
+	}
+	for _, ss := range targets {
+		if err := ss.queueApp(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Viewers lists the peers with an open session.
+func (s *Seller) Viewers() []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[peer.ID]bool{}
+	var out []peer.ID
+	for ss := range s.sessions {
+		if !seen[ss.peer] {
+			seen[ss.peer] = true
+			out = append(out, ss.peer)
+		}
+	}
+	return out
+}
+
+// Stats returns what was exchanged with viewer p so far.
+func (s *Seller) Stats(p peer.ID) PeerStats {
+	s.mu.Lock()
+	c := s.stats[p]
+	s.mu.Unlock()
+	if c == nil {
+		return PeerStats{}
+	}
+	return PeerStats{BytesSent: c.sent.Load(), BytesReceived: c.recv.Load(), Blocks: c.blocks.Load(),
+		BlockBytes: c.blockBytes.Load(), Proofs: c.proofs.Load()}
+}
+
+// Close stops serving, ends every session and waits for their goroutines.
+func (s *Seller) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cfg.Host.RemoveStreamHandler(wire.Protocol)
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Seller) handle(str network.Stream) {
+	p := str.Conn().RemotePeer()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = str.Reset()
+		return
+	}
+	c := s.stats[p]
+	if c == nil {
+		c = &peerCounters{}
+		s.stats[p] = c
+	}
+	ss := newSellerSession(s, str, c)
+	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		err := ss.run()
+		s.mu.Lock()
+		delete(s.sessions, ss)
+		s.mu.Unlock()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Info("viewer session ended", "viewer", p, "err", err)
+		}
+	}()
+}
+
+// item is one unit of work queued for a session's send loop.
+type item struct {
+	req    *feed.Request
+	rng    *wire.Range
+	id     uint64
+	app    []byte
+	access *wire.Access
+}
+
+// Queue bounds. reqQueue holds requests read from the viewer and not yet answered: when it is
+// full the read loop stops reading, so a viewer that asks faster than it downloads is slowed
+// down by its own stream's flow control (overflow policy: back-pressure, nothing dropped).
+// ctrlQueue holds access changes and app messages for the viewer; an app message that finds it
+// full is refused with an error to the sender (overflow policy: reject). Live blocks have no
+// queue at all: the send loop keeps a "new head" flag and the viewer's verified length, and a
+// viewer more than MaxLiveLag blocks behind skips ahead to the newest sync point.
+const (
+	reqQueue  = 64
+	ctrlQueue = 16
+)
+
+type sellerSession struct {
+	s     *Seller
+	str   network.Stream
+	peer  peer.ID
+	c     *peerCounters
+	ctx   context.Context
+	stop  context.CancelFunc
+	reqs  chan item
+	ctrl  chan item
+	live  chan struct{} // new head (coalescing, holds one)
+	gateC chan struct{} // recheck wanted (coalescing, holds one)
+
+	mu       sync.Mutex
+	allow    Allowance
+	decided  bool
+	timer    Timer
+	follow   bool   // viewer follows the live edge
+	vlenHint uint64 // viewer's length from its last status
+	hinted   bool
+}
+
+func newSellerSession(s *Seller, str network.Stream, c *peerCounters) *sellerSession {
+	ss := &sellerSession{s: s, str: str, peer: str.Conn().RemotePeer(), c: c,
+		reqs: make(chan item, reqQueue), ctrl: make(chan item, ctrlQueue),
+		live: make(chan struct{}, 1), gateC: make(chan struct{}, 1)}
+	ss.ctx, ss.stop = context.WithCancel(s.ctx)
+	return ss
+}
+
+func (ss *sellerSession) wake() {
+	select {
+	case ss.live <- struct{}{}:
+	default:
+	}
+}
+
+func (ss *sellerSession) recheck() {
+	select {
+	case ss.gateC <- struct{}{}:
+	default:
+	}
+}
+
+func (ss *sellerSession) queueApp(msg []byte) error {
+	select {
+	case ss.ctrl <- item{app: append([]byte(nil), msg...)}:
+		return nil
+	case <-ss.ctx.Done():
+		return fmt.Errorf("replicate: viewer %s: %w", ss.peer, ErrNoSession)
+	default:
+		return fmt.Errorf("replicate: viewer %s is not reading its messages (queue full)", ss.peer)
+	}
+}
+
+// allowed reports whether blocks may go to the viewer now: by the gate's last answer and the
+// clock, so that a deadline stops sending even before its timer has fired.
+func (ss *sellerSession) allowed() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.decided && (ss.allow.Free || ss.allow.Until.After(ss.s.cfg.Clock.Now()))
+}
+
+func (ss *sellerSession) run() error {
+	defer ss.stop()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- ss.readLoop() }()
+	go func() { defer wg.Done(); errc <- ss.gateLoop() }()
+	go func() { defer wg.Done(); errc <- ss.sendLoop() }()
+	err := <-errc
+	ss.stop()
+	_ = ss.str.Reset() // unblocks the read loop and a blocked write
+	wg.Wait()
+	ss.mu.Lock()
+	if ss.timer != nil {
+		ss.timer.Stop()
+	}
+	ss.mu.Unlock()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// gateLoop asks the gate on connect and whenever a recheck is wanted (payment, deadline).
+func (ss *sellerSession) gateLoop() error {
+	ss.recheck()
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		case <-ss.gateC:
+		}
+		a, err := ss.s.cfg.Gate.Check(ss.ctx, ss.peer)
+		if ss.ctx.Err() != nil {
+			return ss.ctx.Err()
+		}
+		now := ss.s.cfg.Clock.Now()
+		msg := wire.Access{}
+		switch {
+		case err != nil:
+			a = Allowance{}
+			msg.Reason = reasonGateError + err.Error()
+		case a.Free:
+			msg.State = wire.Free
+		case a.Until.After(now):
+			msg.State = wire.Allowed
+			msg.RemainingMs = uint64(a.Until.Sub(now).Milliseconds())
+		default:
+			msg.Reason = a.Reason
+			if msg.Reason == "" {
+				msg.Reason = reasonNoTime
+				ss.mu.Lock()
+				if ss.decided && !ss.allow.Free && !ss.allow.Until.IsZero() {
+					msg.Reason = reasonExpired
+				}
+				ss.mu.Unlock()
+			}
+		}
+		ss.mu.Lock()
+		ss.allow, ss.decided = a, true
+		if ss.timer != nil {
+			ss.timer.Stop()
+			ss.timer = nil
+		}
+		if msg.State == wire.Allowed {
+			// Re-ask at the deadline: the gate may know of a top-up by then, and if not the
+			// viewer is told. allowed() already stops blocks at the deadline itself.
+			ss.timer = ss.s.cfg.Clock.AfterFunc(a.Until.Sub(now), ss.recheck)
+		}
+		ss.mu.Unlock()
+		ss.s.log.Debug("gate", "viewer", ss.peer, "access", describeAllowance(a, now))
+		select {
+		case ss.ctrl <- item{access: &msg}:
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		}
+		ss.wake()
+	}
+}
+
+func (ss *sellerSession) readLoop() error {
+	r := wire.NewReader(ss.str, 64<<10) // viewers send only small messages
+	var last uint64
+	for {
+		t, body, err := r.Next()
+		n := r.BytesRead()
+		ss.c.recv.Add(n - last)
+		last = n
+		if err != nil {
+			return err
+		}
+		var it item
+		switch t {
+		case wire.TStatus:
+			st, err := wire.DecodeStatus(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			ss.mu.Lock()
+			ss.follow = st.Flags&wire.StatusLive != 0
+			ss.vlenHint, ss.hinted = st.Length, true
+			ss.mu.Unlock()
+			ss.wake()
+			continue
+		case wire.TRequest:
+			tg, err := wire.DecodeTagged(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			req, err := feed.DecodeRequest(tg.Payload)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			it = item{req: req, id: tg.ID}
+		case wire.TRange:
+			rg, err := wire.DecodeRange(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			it = item{rng: &rg, id: rg.ID}
+		case wire.TApp:
+			msg, err := wire.DecodeApp(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			if ss.s.cfg.OnApp != nil {
+				ss.s.cfg.OnApp(ss.peer, msg)
+			}
+			continue
+		default:
+			return fmt.Errorf("%w: a viewer may not send %s messages", ErrProtocol, t)
+		}
+		select {
+		case ss.reqs <- it:
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		}
+	}
+}
+
+// sendLoop is the only writer of the stream.
+type sendLoop struct {
+	ss      *sellerSession
+	w       *wire.Writer
+	last    uint64 // bytes written when last counted
+	vlen    uint64 // the viewer's verified length as far as this session knows
+	lenSet  bool
+	rng     *wire.Range // range being streamed
+	next    uint64      // its next block
+	started bool        // the first access decision was sent
+	// recent holds the blocks pushed live most recently, so that a range asked for at the
+	// same time does not send them twice.
+	recent [256]uint64
+	nrec   int
+}
+
+func (l *sendLoop) pushed(i uint64) bool {
+	for _, j := range l.recent[:min(l.nrec, len(l.recent))] {
+		if j == i+1 {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *sendLoop) remember(i uint64) {
+	l.recent[l.nrec%len(l.recent)] = i + 1
+	l.nrec++
+}
+
+func (ss *sellerSession) sendLoop() error {
+	l := &sendLoop{ss: ss, w: wire.NewWriter(ss.str)}
+	// Tell the viewer the signed length at once: the live flow and a late joiner's first
+	// requests start from it.
+	if err := l.status(); err != nil {
+		return err
+	}
+	for {
+		// Control messages (access, app) go first, then the live edge, then requests.
+		select {
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		case it := <-ss.ctrl:
+			if err := l.control(it); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		if !l.started {
+			// Nothing but control messages before the gate has answered once.
+			if err := l.flush(); err != nil {
+				return err
+			}
+			select {
+			case <-ss.ctx.Done():
+				return ss.ctx.Err()
+			case it := <-ss.ctrl:
+				if err := l.control(it); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		select {
+		case <-ss.live:
+			if err := l.pushLive(); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		if l.rng == nil {
+			select {
+			case it := <-ss.reqs:
+				if err := l.request(it); err != nil {
+					return err
+				}
+				continue
+			default:
+			}
+		}
+		if l.rng != nil {
+			if err := l.rangeStep(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := l.flush(); err != nil {
+			return err
+		}
+		select {
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		case it := <-ss.ctrl:
+			if err := l.control(it); err != nil {
+				return err
+			}
+		case <-ss.live:
+			if err := l.pushLive(); err != nil {
+				return err
+			}
+		case it := <-ss.reqs:
+			if err := l.request(it); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (l *sendLoop) count() {
+	n := l.w.BytesWritten()
+	l.ss.c.sent.Add(n - l.last)
+	l.last = n
+}
+
+func (l *sendLoop) flush() error {
+	if l.w.Buffered() == 0 {
+		return nil
+	}
+	return l.w.Flush()
+}
+
+func (l *sendLoop) status() error {
+	h := l.ss.s.cfg.Feed.Head()
+	st := wire.Status{Fork: h.Fork, Length: h.Length, SyncPoint: h.SyncPoint}
+	if h.HasSyncPoint {
+		st.Flags |= wire.StatusHasSyncPoint
+	}
+	if err := l.w.Frame(wire.TStatus, st.AppendBinary); err != nil {
+		return err
+	}
+	l.count()
+	return l.flush()
+}
+
+func (l *sendLoop) control(it item) error {
+	var err error
+	switch {
+	case it.access != nil:
+		l.started = true
+		err = l.w.Frame(wire.TAccess, it.access.AppendBinary)
+		if err == nil && it.access.State == wire.Refused {
+			// Whatever was being streamed stops here; the viewer asks again after a top-up.
+			if l.rng != nil {
+				err = l.noData(l.rng.ID, it.access.Reason)
+				l.rng = nil
+			}
+		}
+	case it.app != nil:
+		err = l.w.Frame(wire.TApp, func(b []byte) ([]byte, error) { return append(b, it.app...), nil })
+	}
+	l.count()
+	if err != nil {
+		return err
+	}
+	return l.flush()
+}
+
+// viewerLength is the viewer's verified length: what this session last upgraded it to, or
+// what it said in its status.
+func (l *sendLoop) viewerLength() uint64 {
+	if !l.lenSet {
+		l.ss.mu.Lock()
+		if l.ss.hinted {
+			l.vlen, l.lenSet = l.ss.vlenHint, true
+		}
+		l.ss.mu.Unlock()
+	}
+	return l.vlen
+}
+
+func (l *sendLoop) noData(id uint64, reason string) error {
+	err := l.w.Frame(wire.TNoData, wire.NoData{ID: id, Reason: reason}.AppendBinary)
+	l.count()
+	return err
+}
+
+func (l *sendLoop) refusal() string {
+	l.ss.mu.Lock()
+	defer l.ss.mu.Unlock()
+	if !l.ss.allow.Until.IsZero() {
+		return reasonExpired
+	}
+	return reasonNoTime
+}
+
+// send makes the proof for req and writes it, if the viewer may have it. pinned says the
+// request carries an upgrade, after which the viewer's length is the feed's length at the time
+// of the proof; the proof is made again if an append raced with it.
+func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
+	f := l.ss.s.cfg.Feed
+	if !l.ss.allowed() {
+		return false, l.noData(id, l.refusal())
+	}
+	var p *feed.Proof
+	var length uint64
+	for try := 0; ; try++ {
+		before := f.Length()
+		var err error
+		p, err = f.Proof(req)
+		if err != nil {
+			return false, l.noData(id, "The seller cannot answer this request: "+err.Error())
+		}
+		if req.Upgrade == nil {
+			break
+		}
+		if length = f.Length(); length == before || try == 8 {
+			break
+		}
+	}
+	// The deadline may have passed while the proof was made.
+	if !l.ss.allowed() {
+		return false, l.noData(id, l.refusal())
+	}
+	err := l.w.Frame(wire.TData, func(b []byte) ([]byte, error) {
+		return wire.AppendTagged(b, id, p.AppendBinary)
+	})
+	l.count()
+	if err != nil {
+		return false, err
+	}
+	c := l.ss.c
+	c.proofs.Add(1)
+	if p.Block != nil {
+		c.blocks.Add(1)
+		c.blockBytes.Add(uint64(len(p.Block.Value)))
+		l.ss.s.cfg.Gate.Delivered(l.ss.peer, p.Block.Index, len(p.Block.Value))
+	}
+	if req.Upgrade != nil {
+		l.vlen, l.lenSet = length, true
+	}
+	if id == 0 && p.Block != nil {
+		l.remember(p.Block.Index)
+	}
+	return true, nil
+}
+
+// request answers one request or starts streaming a range.
+func (l *sendLoop) request(it item) error {
+	if it.rng != nil {
+		if !l.ss.allowed() {
+			return l.noData(it.id, l.refusal())
+		}
+		l.rng, l.next = it.rng, it.rng.Start
+		if !l.lenSet && it.rng.FromLength > 0 {
+			l.vlen, l.lenSet = it.rng.FromLength, true
+		}
+		return nil
+	}
+	_, err := l.send(it.id, *it.req)
+	return err
+}
+
+// rangeStep sends the next block of the range being streamed (first the upgrade that proves
+// it, when the viewer's length does not cover it).
+func (l *sendLoop) rangeStep() error {
+	f := l.ss.s.cfg.Feed
+	r := l.rng
+	vlen := l.viewerLength()
+	if r.End > vlen {
+		n := f.Length()
+		if n > vlen {
+			ok, err := l.send(r.ID, feed.Request{Fork: f.Head().Fork, Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}})
+			if err != nil || !ok {
+				l.rng = nil
+				return err
+			}
+			vlen = l.vlen
+		}
+		if r.End > vlen {
+			r.End = vlen // the rest does not exist yet
+		}
+	}
+	if l.next >= r.End {
+		l.rng = nil
+		return l.noData(r.ID, "") // end of range
+	}
+	i := l.next
+	l.next++
+	if l.pushed(i) {
+		return nil // already pushed live in this session
+	}
+	ok, err := l.send(r.ID, feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: levelsToRoot(i, vlen)}})
+	if err != nil || !ok {
+		l.rng = nil
+	}
+	return err
+}
+
+// pushLive sends a live viewer what appeared since its length: every block when it is at most
+// MaxLiveLag behind, else the newest block and the newest sync point (skip ahead).
+func (l *sendLoop) pushLive() error {
+	ss := l.ss
+	ss.mu.Lock()
+	follow := ss.follow
+	ss.mu.Unlock()
+	if !follow || !ss.allowed() {
+		return nil
+	}
+	f := ss.s.cfg.Feed
+	head := f.Head()
+	vlen := l.viewerLength()
+	n := head.Length
+	if n <= vlen {
+		return nil
+	}
+	if n-vlen <= ss.s.cfg.MaxLiveLag {
+		// Block vlen with the upgrade to the newest length (the viewer holds the peaks of
+		// vlen, so one block needs no extra hashes), then the rest with their paths.
+		ok, err := l.send(0, feed.Request{Fork: head.Fork, Block: &feed.BlockRequest{Index: vlen},
+			Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}})
+		if err != nil || !ok {
+			return err
+		}
+		for i := vlen + 1; i < l.vlen; i++ {
+			if ok, err := l.send(0, feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: levelsToRoot(i, l.vlen)}}); err != nil || !ok {
+				return err
+			}
+		}
+		return nil
+	}
+	// Skip ahead: the newest block proves the new length; the newest sync point lets the
+	// viewer start playing from there.
+	ok, err := l.send(0, feed.Request{Fork: head.Fork, Block: &feed.BlockRequest{Index: n - 1},
+		Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}})
+	if err != nil || !ok {
+		return err
+	}
+	if head.HasSyncPoint && head.SyncPoint < n-1 && head.SyncPoint >= vlen {
+		_, err = l.send(0, feed.Request{Block: &feed.BlockRequest{Index: head.SyncPoint, Nodes: levelsToRoot(head.SyncPoint, l.vlen)}})
+	}
+	return err
+}

@@ -1,0 +1,431 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Dialer reaches a seller; *p2p.Node implements it.
+type Dialer interface {
+	Host() host.Host
+	// Connect reaches the peer at the given addresses, else through the DHT.
+	Connect(ctx context.Context, info peer.AddrInfo) error
+	// WaitDirect waits for a direct (not relayed) connection.
+	WaitDirect(ctx context.Context, p peer.ID) error
+}
+
+// ViewerConfig configures a Viewer.
+type ViewerConfig struct {
+	Dialer Dialer
+	// Seller is the seller's peer ID and addresses from the card. The session is only ever
+	// opened with this peer ID (libp2p's Noise handshake authenticates it).
+	Seller peer.AddrInfo
+	// Feed is a reader created with the feed key from the card; every block is verified
+	// against it before it is stored.
+	Feed Feed
+	// Live asks the seller to push each new block as it is appended.
+	Live bool
+	// OnAccess is told each access decision of the seller (allowed, free, refused and why).
+	OnAccess func(wire.Access)
+	// OnApp receives application messages from the seller.
+	OnApp func(msg []byte)
+	// OnBlock is called after block index was verified and stored. It runs on the read
+	// loop: keep it short.
+	OnBlock func(index uint64)
+	// OnStatus is told the seller's signed length and newest sync point.
+	OnStatus func(wire.Status)
+	// Backoff bounds the reconnect delays. Defaults: 200 ms doubling to 10 s, with jitter.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxInflight bounds the blocks requested and not yet received. Default 1024, asked for
+	// in ranges of at most 256 blocks (at most 4 ranges in flight).
+	MaxInflight uint64
+	Logger      *slog.Logger
+}
+
+// Viewer downloads a seller's feed, reconnecting with backoff until its context ends.
+type Viewer struct {
+	cfg ViewerConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	sess    *viewerSession
+	sessC   chan struct{} // closed and replaced when sess changes
+	access  wire.Access
+	status  wire.Status
+	changed chan struct{} // closed and replaced when a block is stored or a range ends
+	stored  atomic.Uint64 // blocks verified and stored by this viewer
+}
+
+// NewViewer makes a viewer; Run connects it.
+func NewViewer(cfg ViewerConfig) (*Viewer, error) {
+	if cfg.Dialer == nil || cfg.Feed == nil || cfg.Seller.ID == "" {
+		return nil, errors.New("replicate: a viewer needs a dialer, a feed and the seller's peer ID")
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 200 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Viewer{cfg: cfg, log: cfg.Logger.With("component", "viewer", "seller", cfg.Seller.ID),
+		sessC: make(chan struct{}), changed: make(chan struct{})}, nil
+}
+
+// Run connects to the seller and keeps the session up, reconnecting with exponential backoff
+// after failures, until ctx ends. It returns ctx's error, or an error that reconnecting cannot
+// fix (none so far: even a seller that sent invalid data is retried, with backoff).
+func (v *Viewer) Run(ctx context.Context) error {
+	backoff := v.cfg.MinBackoff
+	for {
+		start := time.Now()
+		err := v.session(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(start) > 30*time.Second {
+			backoff = v.cfg.MinBackoff
+		}
+		v.log.Info("disconnected from the seller; reconnecting", "err", err, "in", backoff)
+		d := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+		backoff = min(2*backoff, v.cfg.MaxBackoff)
+	}
+}
+
+// Access is the seller's last access decision.
+func (v *Viewer) Access() wire.Access {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.access
+}
+
+// Status is the seller's last announced signed length and sync point.
+func (v *Viewer) Status() wire.Status {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.status
+}
+
+// Connected reports whether a session is up.
+func (v *Viewer) Connected() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.sess != nil
+}
+
+// Send sends an application message to the seller.
+func (v *Viewer) Send(msg []byte) error {
+	if len(msg) > wire.MaxApp {
+		return fmt.Errorf("replicate: app message of %d bytes is over the %d byte limit", len(msg), wire.MaxApp)
+	}
+	v.mu.Lock()
+	s := v.sess
+	v.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("replicate: %w", ErrNoSession)
+	}
+	return s.write(wire.TApp, func(b []byte) ([]byte, error) { return append(b, msg...), nil })
+}
+
+func (v *Viewer) setSession(s *viewerSession) {
+	v.mu.Lock()
+	v.sess = s
+	close(v.sessC)
+	v.sessC = make(chan struct{})
+	v.mu.Unlock()
+}
+
+func (v *Viewer) notify() {
+	v.mu.Lock()
+	close(v.changed)
+	v.changed = make(chan struct{})
+	v.mu.Unlock()
+}
+
+// session runs one connection to the seller until it fails or ctx ends.
+func (v *Viewer) session(ctx context.Context) error {
+	d := v.cfg.Dialer
+	seller := v.cfg.Seller
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := d.Connect(cctx, seller); err != nil {
+		return fmt.Errorf("reach the seller: %w", err)
+	}
+	if err := d.WaitDirect(cctx, seller.ID); err != nil {
+		return err
+	}
+	str, err := d.Host().NewStream(cctx, seller.ID, wire.Protocol)
+	if err != nil {
+		return fmt.Errorf("open a replication stream: %w", err)
+	}
+	if got := str.Conn().RemotePeer(); got != seller.ID {
+		_ = str.Reset()
+		return fmt.Errorf("%w: stream is with %s, not the seller %s", ErrProtocol, got, seller.ID)
+	}
+	s := &viewerSession{v: v, str: str, w: wire.NewWriter(str), ranges: map[uint64]*pending{}}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		<-sctx.Done()
+		_ = str.Reset()
+	}()
+	st := wire.Status{Length: v.cfg.Feed.Length()}
+	if v.cfg.Live {
+		st.Flags |= wire.StatusLive
+	}
+	if err := s.write(wire.TStatus, st.AppendBinary); err != nil {
+		return fmt.Errorf("send status: %w", err)
+	}
+	v.setSession(s)
+	defer func() {
+		v.setSession(nil)
+		s.closeRanges()
+		v.notify()
+	}()
+	err = s.readLoop()
+	if errors.Is(err, io.EOF) {
+		err = errors.New("the seller closed the stream")
+	}
+	if errors.Is(err, ErrInvalidData) || errors.Is(err, ErrProtocol) {
+		v.log.Warn("dropping the seller's connection", "err", err)
+		_ = d.Host().Network().ClosePeer(seller.ID)
+	}
+	return err
+}
+
+type pending struct {
+	start, end uint64
+	done       atomic.Bool // the seller ended the range (or the session ended)
+}
+
+type viewerSession struct {
+	v   *Viewer
+	str network.Stream
+
+	wmu sync.Mutex
+	w   *wire.Writer
+
+	mu     sync.Mutex
+	nextID uint64
+	ranges map[uint64]*pending // ranges asked for and not finished
+}
+
+func (s *viewerSession) write(t wire.Type, fill func([]byte) ([]byte, error)) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.w.Frame(t, fill); err != nil {
+		return err
+	}
+	return s.w.Flush()
+}
+
+func (s *viewerSession) closeRanges() {
+	s.mu.Lock()
+	for _, p := range s.ranges {
+		p.done.Store(true)
+	}
+	s.mu.Unlock()
+}
+
+func (s *viewerSession) readLoop() error {
+	f := s.v.cfg.Feed
+	r := wire.NewReader(s.str, wire.MaxFrame(f.MaxBlockSize()))
+	for {
+		t, body, err := r.Next()
+		if err != nil {
+			if errors.Is(err, wire.ErrFrameTooBig) || errors.Is(err, wire.ErrMalformed) {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			return err
+		}
+		switch t {
+		case wire.TStatus:
+			st, err := wire.DecodeStatus(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			s.v.mu.Lock()
+			s.v.status = st
+			s.v.mu.Unlock()
+			if s.v.cfg.OnStatus != nil {
+				s.v.cfg.OnStatus(st)
+			}
+		case wire.TAccess:
+			a, err := wire.DecodeAccess(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			s.v.mu.Lock()
+			s.v.access = a
+			s.v.mu.Unlock()
+			if s.v.cfg.OnAccess != nil {
+				s.v.cfg.OnAccess(a)
+			}
+			s.v.notify()
+		case wire.TData:
+			tg, err := wire.DecodeTagged(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			p, err := feed.DecodeProof(tg.Payload, f.MaxBlockSize())
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalidData, err)
+			}
+			if err := f.Verify(p); err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalidData, err)
+			}
+			if p.Block != nil {
+				s.v.stored.Add(1)
+				if s.v.cfg.OnBlock != nil {
+					s.v.cfg.OnBlock(p.Block.Index)
+				}
+				s.v.notify()
+			}
+		case wire.TNoData:
+			nd, err := wire.DecodeNoData(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			s.mu.Lock()
+			if p := s.ranges[nd.ID]; p != nil {
+				p.done.Store(true)
+				delete(s.ranges, nd.ID)
+			}
+			s.mu.Unlock()
+			s.v.notify()
+		case wire.TApp:
+			msg, err := wire.DecodeApp(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			if s.v.cfg.OnApp != nil {
+				s.v.cfg.OnApp(msg)
+			}
+		default:
+			return fmt.Errorf("%w: a seller may not send %s messages", ErrProtocol, t)
+		}
+	}
+}
+
+// askRange asks the seller for the blocks of [start, end).
+func (s *viewerSession) askRange(start, end uint64) (*pending, error) {
+	s.mu.Lock()
+	s.nextID++
+	id := s.nextID
+	p := &pending{start: start, end: end}
+	s.ranges[id] = p
+	s.mu.Unlock()
+	r := wire.Range{ID: id, Start: start, End: end, FromLength: s.v.cfg.Feed.Length()}
+	if err := s.write(wire.TRange, r.AppendBinary); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Fetch downloads blocks [start, end) that are not stored yet and returns when all are
+// stored, verified. It keeps at most MaxInflight blocks requested at once, survives
+// reconnects (asking again only for what is still missing), and waits while access is
+// refused. end past the seller's length waits for those blocks to be appended.
+func (v *Viewer) Fetch(ctx context.Context, start, end uint64) error {
+	f := v.cfg.Feed
+	const chunk = 256
+	var sess *viewerSession
+	var asked []*pending
+	next := start
+	var roundStored uint64
+	for {
+		// Take the notification channels before looking at the feed, so that nothing
+		// stored in between goes unnoticed.
+		v.mu.Lock()
+		cur, sessC, changed, access := v.sess, v.sessC, v.changed, v.access
+		v.mu.Unlock()
+		for start < end && f.Has(start) {
+			start++
+		}
+		if start >= end {
+			return nil
+		}
+		if cur != sess {
+			sess, asked, next = cur, nil, start
+		}
+		// Forget finished ranges; go round again once everything asked has finished.
+		inflight := uint64(0)
+		live := asked[:0]
+		for _, p := range asked {
+			if !p.done.Load() {
+				inflight += p.end - p.start
+				live = append(live, p)
+			}
+		}
+		asked = live
+		var idle <-chan time.Time
+		if len(asked) == 0 && next >= end {
+			// Every range asked has ended and blocks are still missing (not appended yet, or
+			// the seller stopped): ask again, after a pause if the last round brought nothing.
+			next = start
+			if n := v.stored.Load(); n == roundStored {
+				idle = time.After(100 * time.Millisecond)
+			} else {
+				roundStored = n
+			}
+		}
+		if idle != nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-idle:
+			case <-sessC:
+			}
+			continue
+		}
+		refused := access.State == wire.Refused
+		for sess != nil && !refused && next < end && inflight < v.cfg.MaxInflight {
+			for next < end && f.Has(next) {
+				next++
+			}
+			if next >= end {
+				break
+			}
+			e := next + 1
+			for e < end && e-next < chunk && !f.Has(e) {
+				e++
+			}
+			p, err := sess.askRange(next, e)
+			if err != nil {
+				break // the session is failing; wait for the next
+			}
+			asked = append(asked, p)
+			inflight += e - next
+			next = e
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-sessC:
+		}
+	}
+}
