@@ -1,0 +1,236 @@
+// Package lightning talks to the seller's LND node over its REST API (net/http only: invoices,
+// the settled-invoice subscription resumed from a stored index, reconnecting with backoff), checks
+// that the macaroon it is given can only handle invoices, and decodes BOLT11 invoices so a viewer
+// can check one before paying it.
+package lightning
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
+	"github.com/btcsuite/btcd/btcutil/bech32"
+)
+
+// MaxBolt11Len caps a BOLT11 string before decoding.
+const MaxBolt11Len = 2048
+
+// Invoice is a decoded, signature-checked BOLT11 invoice.
+type Invoice struct {
+	Network         string // mainnet, testnet, signet, regtest or simnet
+	AmountMsat      uint64 // 0 when the invoice leaves the amount open
+	Timestamp       time.Time
+	Expiry          time.Duration
+	PaymentHash     [32]byte
+	Description     string
+	DescriptionHash []byte
+	Payee           []byte // 33-byte compressed node key
+}
+
+// Expired reports whether the invoice can no longer be paid at now.
+func (i *Invoice) Expired(now time.Time) bool { return now.After(i.Timestamp.Add(i.Expiry)) }
+
+// ErrBolt11 wraps every decoding failure.
+var ErrBolt11 = errors.New("lightning: invalid invoice")
+
+func bad(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBolt11, fmt.Sprintf(format, args...))
+}
+
+// prefixes maps BOLT11 currency prefixes to networks, longest first.
+var prefixes = []struct{ p, net string }{
+	{"bcrt", "regtest"}, {"bc", "mainnet"}, {"tbs", "signet"}, {"tb", "testnet"}, {"sb", "simnet"},
+}
+
+// NetworkPrefix is the BOLT11 prefix for a network name.
+func NetworkPrefix(network string) string {
+	for _, p := range prefixes {
+		if p.net == network {
+			return "ln" + p.p
+		}
+	}
+	return ""
+}
+
+// DecodeBolt11 decodes s (optionally prefixed "lightning:") and verifies its signature.
+func DecodeBolt11(s string) (*Invoice, error) {
+	if len(s) > MaxBolt11Len+len("lightning:") {
+		return nil, bad("longer than %d characters", MaxBolt11Len)
+	}
+	if strings.HasPrefix(strings.ToLower(s), "lightning:") {
+		s = s[len("lightning:"):]
+	}
+	if s != strings.ToLower(s) && s != strings.ToUpper(s) {
+		return nil, bad("mixed case")
+	}
+	s = strings.ToLower(s)
+	hrp, data, err := bech32.DecodeNoLimit(s)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	if !strings.HasPrefix(hrp, "ln") {
+		return nil, bad("not a lightning invoice")
+	}
+	inv := &Invoice{Expiry: time.Hour}
+	rest := hrp[2:]
+	for _, p := range prefixes {
+		if strings.HasPrefix(rest, p.p) {
+			inv.Network, rest = p.net, rest[len(p.p):]
+			break
+		}
+	}
+	if inv.Network == "" {
+		return nil, bad("unknown currency prefix in %q", hrp)
+	}
+	if inv.AmountMsat, err = parseAmount(rest); err != nil {
+		return nil, err
+	}
+	if len(data) < 7+104 {
+		return nil, bad("too short")
+	}
+	sigData, body := data[len(data)-104:], data[:len(data)-104]
+	inv.Timestamp = time.Unix(int64(toUint(body[:7])), 0)
+	var havePayee, haveHash bool
+	for f := body[7:]; len(f) > 0; {
+		if len(f) < 3 {
+			return nil, bad("truncated field")
+		}
+		typ, n := f[0], int(f[1])<<5|int(f[2])
+		if len(f) < 3+n {
+			return nil, bad("field longer than the invoice")
+		}
+		v := f[3 : 3+n]
+		f = f[3+n:]
+		switch typ {
+		case 1: // p: payment hash
+			if n != 52 {
+				continue // a reader must skip p fields of the wrong length
+			}
+			b, err := bech32.ConvertBits(v, 5, 8, false)
+			if err != nil || len(b) != 32 {
+				return nil, bad("payment hash")
+			}
+			copy(inv.PaymentHash[:], b)
+			haveHash = true
+		case 13: // d: description
+			b, err := bech32.ConvertBits(v, 5, 8, false)
+			if err != nil || !utf8.Valid(b) {
+				return nil, bad("description is not UTF-8")
+			}
+			inv.Description = string(b)
+		case 23: // h: description hash
+			if n != 52 {
+				continue
+			}
+			b, err := bech32.ConvertBits(v, 5, 8, false)
+			if err != nil {
+				return nil, bad("description hash")
+			}
+			inv.DescriptionHash = b
+		case 19: // n: payee
+			if n != 53 {
+				continue
+			}
+			b, err := bech32.ConvertBits(v, 5, 8, false)
+			if err != nil || len(b) != 33 {
+				return nil, bad("payee key")
+			}
+			inv.Payee, havePayee = b, true
+		case 6: // x: expiry seconds
+			if n > 7 {
+				return nil, bad("expiry too large")
+			}
+			inv.Expiry = time.Duration(toUint(v)) * time.Second
+		}
+	}
+	if !haveHash {
+		return nil, bad("no payment hash")
+	}
+	// Signature: 64 bytes R||S and a recovery ID, over sha256(hrp || data without signature).
+	sig, err := bech32.ConvertBits(sigData, 5, 8, true)
+	if err != nil || len(sig) < 65 {
+		return nil, bad("signature")
+	}
+	sig = sig[:65]
+	msgBits, err := bech32.ConvertBits(body, 5, 8, true)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	digest := sha256.Sum256(append([]byte(hrp), msgBits...))
+	recID := sig[64]
+	if recID > 3 {
+		return nil, bad("signature recovery ID %d", recID)
+	}
+	compact := append([]byte{27 + 4 + recID}, sig[:64]...)
+	pub, _, err := ecdsa.RecoverCompact(compact, digest[:])
+	if err != nil {
+		return nil, bad("signature does not verify: %v", err)
+	}
+	if havePayee {
+		want, err := btcec.ParsePubKey(inv.Payee)
+		if err != nil || !want.IsEqual(pub) {
+			return nil, bad("signature is not the payee's")
+		}
+	} else {
+		inv.Payee = pub.SerializeCompressed()
+	}
+	return inv, nil
+}
+
+func toUint(groups []byte) uint64 {
+	var v uint64
+	for _, g := range groups {
+		v = v<<5 | uint64(g)
+	}
+	return v
+}
+
+// parseAmount reads the HRP amount into millisatoshis.
+func parseAmount(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	mult := uint64(0)
+	digits := s
+	switch s[len(s)-1] {
+	case 'm':
+		mult = 100_000_000
+	case 'u':
+		mult = 100_000
+	case 'n':
+		mult = 100
+	case 'p':
+		mult = 0 // tenths of a millisat: handled below
+	default:
+		mult = 100_000_000_000
+		digits = s + " "
+	}
+	digits = digits[:len(digits)-1]
+	if digits == "" || digits[0] == '0' || len(digits) > 16 {
+		return 0, bad("amount %q", s)
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return 0, bad("amount %q", s)
+	}
+	if s[len(s)-1] == 'p' {
+		if n%10 != 0 {
+			return 0, bad("amount %q is not a whole millisatoshi", s)
+		}
+		return n / 10, nil
+	}
+	if n > 21_000_000*100_000_000_000/mult {
+		return 0, bad("amount %q larger than all bitcoin", s)
+	}
+	return n * mult, nil
+}
+
+// PaymentHashHex is the payment hash as LND writes it.
+func (i *Invoice) PaymentHashHex() string { return hex.EncodeToString(i.PaymentHash[:]) }
