@@ -67,6 +67,7 @@ type Viewer struct {
 	status  wire.Status
 	changed chan struct{} // closed and replaced when a block is stored or a range ends
 	stored  atomic.Uint64 // blocks verified and stored by this viewer
+	nsess   atomic.Uint64 // sessions established
 }
 
 // NewViewer makes a viewer; Run connects it.
@@ -199,6 +200,7 @@ func (v *Viewer) session(ctx context.Context) error {
 	if err := s.write(wire.TStatus, st.AppendBinary); err != nil {
 		return fmt.Errorf("send status: %w", err)
 	}
+	v.nsess.Add(1)
 	v.setSession(s)
 	defer func() {
 		v.setSession(nil)
