@@ -19,6 +19,7 @@ import (
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
 	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
@@ -37,12 +38,7 @@ type Lightning interface {
 }
 
 // Settled is a paid Lightning invoice.
-type Settled struct {
-	Hash        string // payment hash, hex
-	AmtPaidMsat uint64
-	SettleIndex uint64
-	Memo        string
-}
+type Settled = lightning.Settled
 
 // OnChain configures on-chain invoices.
 type OnChain struct {

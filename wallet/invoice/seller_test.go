@@ -184,6 +184,25 @@ func TestOnChainPaymentsBecomeAccess(t *testing.T) {
 	if err != nil || u.Address != a.Address || u.Sats != 1000 || u.Label == "" || u.Message == "" {
 		t.Fatalf("URI %q: %+v %v", a.URI, u, err)
 	}
+	// The viewer checks the answer before showing it; tampered answers are refused.
+	req := invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10}
+	exp := Expect{Request: req, Viewer: "alice", Price: perMinute, Network: "simnet", Now: f.clock.Now()}
+	if err := Check(exp, a); err != nil {
+		t.Fatalf("good answer refused: %v", err)
+	}
+	for name, mod := range map[string]func(*invoicemsg.Answer){
+		"amount":  func(x *invoicemsg.Answer) { x.Sats = 2000 },
+		"network": func(x *invoicemsg.Answer) { x.Network = "mainnet" },
+		"stream":  func(x *invoicemsg.Answer) { x.Stream = "other" },
+		"uri":     func(x *invoicemsg.Answer) { x.URI = strings.Replace(x.URI, "amount=0.00001", "amount=0.0001", 1) },
+		"expired": func(x *invoicemsg.Answer) { x.ExpiresAt = f.clock.Now().Add(-time.Minute).Unix() },
+	} {
+		bad := a
+		mod(&bad)
+		if err := Check(exp, bad); err == nil {
+			t.Errorf("tampered %s accepted", name)
+		}
+	}
 	node.Pay(addr, 1000)
 	f.waitAccess("alice", 10*time.Minute, false) // provisional, under the 1 500-sat cap
 	node.Generate(1)

@@ -1,0 +1,92 @@
+package invoice
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
+	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
+	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// ErrMismatch means a seller's invoice does not match what the viewer asked for.
+var ErrMismatch = errors.New("invoice: the seller's invoice does not match the request")
+
+// Expect is what a viewer knows before an invoice arrives: its request, its own peer ID, the
+// card's price and network.
+type Expect struct {
+	Request invoicemsg.Request
+	Viewer  string // the viewer's own peer ID
+	Price   price.Price
+	Network string
+	Now     time.Time
+}
+
+// Check verifies a seller's answer before the viewer is shown it: the amount is what was asked
+// for (or what the card's price says the minutes cost), the Lightning invoice's memo names this
+// stream and this viewer, every part is for the card's network, and nothing has expired. A
+// refusal is returned as an error in the seller's words.
+func Check(e Expect, a invoicemsg.Answer) error {
+	if a.Code != invoicemsg.OK {
+		return fmt.Errorf("invoice: the seller refused: %s", a.Error)
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	want := e.Request.Sats
+	if e.Request.Minutes > 0 {
+		var err error
+		if want, err = e.Price.CostSats(time.Duration(e.Request.Minutes) * time.Minute); err != nil {
+			return err
+		}
+	}
+	switch {
+	case a.Stream != e.Request.Stream:
+		return fmt.Errorf("%w: it is for another stream", ErrMismatch)
+	case a.Method != e.Request.Method:
+		return fmt.Errorf("%w: it is %s, not %s", ErrMismatch, a.Method, e.Request.Method)
+	case a.Sats != want:
+		return fmt.Errorf("%w: it asks for %d sats instead of %d", ErrMismatch, a.Sats, want)
+	case a.Network != e.Network:
+		return fmt.Errorf("%w: it is for %s, but the stream is sold on %s", ErrMismatch, a.Network, e.Network)
+	case e.Now.Unix() > a.ExpiresAt:
+		return fmt.Errorf("invoice: expired at %s; ask for a new one", time.Unix(a.ExpiresAt, 0).Format(time.Kitchen))
+	}
+	if a.Address != "" {
+		net, err := onchain.Network(e.Network)
+		if err != nil {
+			return err
+		}
+		if _, err := onchain.ParseAddress(a.Address, net); err != nil {
+			return fmt.Errorf("%w: %v", ErrMismatch, err)
+		}
+		u, err := onchain.ParseURI(a.URI, net)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrMismatch, err)
+		}
+		if u.Address != a.Address || u.Sats != a.Sats || u.Lightning != a.Bolt11 {
+			return fmt.Errorf("%w: the payment URI differs from the invoice", ErrMismatch)
+		}
+	} else if a.URI != "lightning:"+a.Bolt11 {
+		return fmt.Errorf("%w: the payment URI differs from the invoice", ErrMismatch)
+	}
+	if a.Bolt11 != "" {
+		inv, err := lightning.DecodeBolt11(a.Bolt11)
+		if err != nil {
+			return err
+		}
+		switch {
+		case inv.Network != e.Network:
+			return fmt.Errorf("%w: the Lightning invoice is for %s, not %s", ErrMismatch, inv.Network, e.Network)
+		case inv.AmountMsat != a.Sats*1000:
+			return fmt.Errorf("%w: the Lightning invoice asks for %d msat instead of %d", ErrMismatch, inv.AmountMsat, a.Sats*1000)
+		case inv.Description != Memo(e.Request.Stream, e.Viewer):
+			return fmt.Errorf("%w: the Lightning invoice is not made out to this viewer and stream (memo %q)", ErrMismatch, inv.Description)
+		case inv.Expired(e.Now):
+			return errors.New("invoice: the Lightning invoice has expired; ask for a new one")
+		}
+	}
+	return nil
+}
