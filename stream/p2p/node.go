@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -301,13 +302,18 @@ func (n *Node) ProtocolBandwidth(proto protocol.ID) metrics.Stats {
 // or relayed, is up.
 func (n *Node) Connect(ctx context.Context, info peer.AddrInfo) error {
 	var firstErr error
+	// The caller paces its own retries (a viewer reconnects with backoff); libp2p's dial
+	// backoff would otherwise refuse to dial a seller that just restarted.
+	if sw, ok := n.host.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(info.ID)
+	}
 	if len(info.Addrs) > 0 {
 		err := n.host.Connect(ctx, info)
 		if err == nil {
 			return nil
 		}
 		firstErr = err
-		n.log.Info("card addresses failed; asking the DHT", "peer", info.ID, "err", err)
+		n.log.Debug("card addresses failed; asking the DHT", "peer", info.ID, "err", err)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("connect to %s: %w", info.ID, ctx.Err())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -17,7 +18,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-func TestMain(m *testing.M) { leaktest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv("DV_SELLER_HELPER") == "1" {
+		sellerProcess()
+		return
+	}
+	leaktest.Main(m)
+}
 
 func newNode(t testing.TB, identity []byte) *p2p.Node {
 	t.Helper()
@@ -217,18 +224,27 @@ type viewerRig struct {
 // startViewer runs a viewer of seller's feed until the test ends.
 func startViewer(t testing.TB, node *p2p.Node, seller peer.AddrInfo, key [32]byte, live bool) *viewerRig {
 	t.Helper()
+	return startViewerWith(t, node, seller, key, live, nil)
+}
+
+func startViewerWith(t testing.TB, node *p2p.Node, seller peer.AddrInfo, key [32]byte, live bool, opt func(*ViewerConfig)) *viewerRig {
+	t.Helper()
 	if node == nil {
 		node = newNode(t, nil)
 	}
 	r := &viewerRig{node: node, feed: newReader(t, filepath.Join(t.TempDir(), "viewer"), key),
 		done: make(chan error, 1), blocks: make(chan uint64, 1<<16), access: make(chan wire.Access, 64),
 		apps: make(chan []byte, 16)}
-	v, err := NewViewer(ViewerConfig{Dialer: node, Seller: seller, Feed: r.feed, Live: live,
+	cfg := ViewerConfig{Dialer: node, Seller: seller, Feed: r.feed, Live: live,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		OnBlock:  func(i uint64) { r.blocks <- i },
 		OnAccess: func(a wire.Access) { r.access <- a },
 		OnApp:    func(m []byte) { r.apps <- m },
-	})
+	}
+	if opt != nil {
+		opt(&cfg)
+	}
+	v, err := NewViewer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
