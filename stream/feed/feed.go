@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -100,7 +101,7 @@ type Feed struct {
 	s       *signer   // nil for readers
 	meta    *metaInfo
 	fs      *files
-	index   []blockEntry // by block index; length 0 = absent unless present bit
+	index   blockIndex // where each stored block is in data
 	present bitset
 	have    uint64 // number of blocks stored
 	dataEnd uint64
@@ -117,12 +118,37 @@ type Feed struct {
 	syncedLog int64      // log size covered by the last sync (for power-loss tests)
 }
 
+// blockIndex maps block indexes to their place in data, in pages, so that a
+// sparse reader pays only for the pages it touches.
+type blockIndex struct {
+	pages map[uint64]*[1024]blockEntry
+}
+
+func (x *blockIndex) get(i uint64) blockEntry {
+	if p := x.pages[i>>10]; p != nil {
+		return p[i&1023]
+	}
+	return blockEntry{}
+}
+
+func (x *blockIndex) put(i uint64, e blockEntry) {
+	p := x.pages[i>>10]
+	if p == nil {
+		if x.pages == nil {
+			x.pages = map[uint64]*[1024]blockEntry{}
+		}
+		p = new([1024]blockEntry)
+		x.pages[i>>10] = p
+	}
+	p[i&1023] = e
+}
+
 type bitset []uint64
 
 func (b bitset) has(i uint64) bool { return i/64 < uint64(len(b)) && b[i/64]&(1<<(i%64)) != 0 }
 func (b *bitset) set(i uint64) {
-	for uint64(len(*b)) <= i/64 {
-		*b = append(*b, 0)
+	if w := int(i/64) + 1; len(*b) < w {
+		*b = slices.Grow(*b, w-len(*b))[:w]
 	}
 	(*b)[i/64] |= 1 << (i % 64)
 }
@@ -162,7 +188,9 @@ func Create(dir string, o Options) (*Feed, error) {
 	for _, name := range []string{"data", "blocks", "tree", "header", "oplog"} {
 		os.Remove(filepath.Join(dir, name)) // leftovers of a create that crashed before meta
 	}
-	if err := writeMeta(dir, m); err != nil {
+	// A writer's identity must survive power loss; a reader's can be made
+	// again (and its blocks downloaded again), so it skips the syncs.
+	if err := writeMeta(dir, m, o.KeyPair != nil); err != nil {
 		return nil, fmt.Errorf("feed: create %s: %w", dir, err)
 	}
 	return Open(dir, o)
@@ -325,14 +353,7 @@ func leU32(b []byte) uint32 {
 }
 
 func (f *Feed) setBlock(i uint64, e blockEntry) {
-	for uint64(len(f.index)) <= i {
-		if cap(f.index) > len(f.index) {
-			f.index = f.index[:len(f.index)+1]
-		} else {
-			f.index = append(f.index, blockEntry{})
-		}
-	}
-	f.index[i] = e
+	f.index.put(i, e)
 	if !f.present.has(i) {
 		f.have++
 	}
@@ -754,7 +775,7 @@ func (f *Feed) Get(i uint64) ([]byte, error) {
 		f.mu.Unlock()
 		return nil, fmt.Errorf("feed: block %d: %w", i, ErrNotStored)
 	}
-	e := f.index[i]
+	e := f.index.get(i)
 	data := f.fs.data
 	f.mu.Unlock()
 	buf := make([]byte, e.length)
@@ -803,7 +824,7 @@ func (f *Feed) Proof(req Request) (*Proof, error) {
 			f.mu.Unlock()
 			return nil, fmt.Errorf("feed: block %d: %w", p.Block.Index, ErrNotStored)
 		}
-		e = f.index[p.Block.Index]
+		e = f.index.get(p.Block.Index)
 	}
 	seq, data := f.seq, f.fs.data
 	f.mu.Unlock()
@@ -861,7 +882,7 @@ func (f *Feed) Verify(p *Proof) error {
 	}
 	if learned {
 		f.meta.modeKnown, f.meta.mode, f.meta.manifest = true, v.mode, v.encoded
-		if err := writeMeta(f.dir, f.meta); err != nil {
+		if err := writeMeta(f.dir, f.meta, false); err != nil {
 			return fmt.Errorf("feed: store the signer: %w", err)
 		}
 		f.v = v

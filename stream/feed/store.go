@@ -335,7 +335,7 @@ func putBlockRecord(b []byte, e blockEntry) {
 }
 
 // writeMeta stores the feed's public identity atomically.
-func writeMeta(dir string, m *metaInfo) error {
+func writeMeta(dir string, m *metaInfo, durable bool) error {
 	tmp := filepath.Join(dir, metaFile+".tmp")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -348,15 +348,20 @@ func writeMeta(dir string, m *metaInfo) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, metaFile)); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {
