@@ -297,3 +297,12 @@ func (c *Client) subscribe(ctx context.Context, idx *uint64, onSettled func(Sett
 	}
 	return progressed, io.ErrUnexpectedEOF
 }
+
+// String redacts the client's secrets.
+func (c *Client) String() string { return "lightning client for " + c.cfg.String() }
+
+// GoString redacts the client's secrets from %#v.
+func (c *Client) GoString() string { return c.String() }
+
+// LogValue redacts the client's secrets from slog.
+func (c *Client) LogValue() slog.Value { return c.cfg.LogValue() }

@@ -91,11 +91,17 @@ func CheckInvoiceMacaroon(mac []byte) error {
 		if has["offchain:write"] && has["onchain:write"] && has["macaroon:generate"] {
 			what = "LND's admin macaroon"
 		}
-		return fmt.Errorf("%w: this is %s, which also allows %s. Anyone who got hold of it could spend "+
-			"your node's money, and Dazaar Vision only needs to create and watch invoices. Give it LND's "+
-			"invoice.macaroon instead (next to admin.macaroon, in lnd's data/chain/bitcoin/<network>/ "+
-			"directory), or bake one with `lncli bakemacaroon invoices:read invoices:write`",
-			ErrMacaroon, what, strings.Join(extra, ", "))
+		risk := "it lets whoever holds it read more of your node (channels, peers, payments) than Dazaar Vision needs"
+		for _, op := range extra {
+			if !strings.HasSuffix(op, ":read") {
+				risk = "anyone who got hold of it could spend your node's money or change its channels"
+				break
+			}
+		}
+		return fmt.Errorf("%w: this is %s, which also allows %s; %s. Dazaar Vision only needs to create "+
+			"and watch invoices: give it LND's invoice.macaroon instead (next to admin.macaroon, in lnd's "+
+			"data/chain/bitcoin/<network>/ directory), or bake one with "+
+			"`lncli bakemacaroon invoices:read invoices:write`", ErrMacaroon, what, strings.Join(extra, ", "), risk)
 	}
 	if !has["invoices:read"] || !has["invoices:write"] {
 		return fmt.Errorf("%w: it cannot both create and watch invoices (it grants %s); use LND's "+

@@ -65,6 +65,9 @@ func ReadFrames(f *os.File, fn func([]byte) error) (int64, error) {
 		if off+8+n > size {
 			return off, nil // torn payload at the tail
 		}
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
 		buf = buf[:n]
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return off, err

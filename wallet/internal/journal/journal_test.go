@@ -1,0 +1,67 @@
+package journal
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestFramesOfAllSizes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	var want [][]byte
+	err := WriteAtomically(path, func(w io.Writer) error {
+		for _, n := range []int{0, 1, 511, 512, 513, 4096, MaxFrame} {
+			p := bytes.Repeat([]byte{byte(n)}, n)
+			want = append(want, p)
+			if err := AppendFrame(w, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := AppendFrame(io.Discard, make([]byte, MaxFrame+1)); err == nil {
+		t.Fatal("oversized frame written")
+	}
+	f, _ := os.Open(path)
+	defer f.Close()
+	var got [][]byte
+	end, err := ReadFrames(f, func(b []byte) error { got = append(got, append([]byte(nil), b...)); return nil })
+	st, _ := f.Stat()
+	if err != nil || end != st.Size() || len(got) != len(want) {
+		t.Fatalf("read %d frames to %d of %d: %v", len(got), end, st.Size(), err)
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+}
+
+func FuzzReadFrames(f *testing.F) {
+	var b bytes.Buffer
+	AppendFrame(&b, []byte("hello"))
+	AppendFrame(&b, bytes.Repeat([]byte("x"), 700))
+	f.Add(b.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "j")
+		os.WriteFile(path, data, 0o600)
+		fh, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		end, err := ReadFrames(fh, func([]byte) error { return nil })
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("unexpected error %v", err)
+		}
+		if end < 0 || end > int64(len(data)) {
+			t.Fatalf("end %d of %d", end, len(data))
+		}
+	})
+}
