@@ -5,7 +5,6 @@ import (
 	"image"
 	"math"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
 	"github.com/dazaarvision/dazaar-vision/media/opus"
 	"github.com/dazaarvision/dazaar-vision/media/vp8"
-	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/wave"
 )
 
@@ -23,39 +21,6 @@ import (
 // videotest pattern, compared above its noise strip (random black and white pixels, new
 // every frame, that no lossy codec at these rates reproduces).
 const minPSNR = 35
-
-// painter paints a frame counter into every picture and keeps a copy of each painted
-// source picture, by counter.
-type painter struct {
-	mu   sync.Mutex
-	n    uint32
-	kept map[uint32]*image.YCbCr
-}
-
-func (p *painter) wrap(r video.Reader) video.Reader {
-	return video.ReaderFunc(func() (image.Image, func(), error) {
-		img, release, err := r.Read()
-		if err != nil {
-			return img, release, err
-		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		testpattern.PaintCounter(img, p.n)
-		if y, ok := img.(*image.YCbCr); ok && p.kept != nil {
-			c := *y
-			c.Y, c.Cb, c.Cr = append([]byte(nil), y.Y...), append([]byte(nil), y.Cb...), append([]byte(nil), y.Cr...)
-			p.kept[p.n] = &c
-		}
-		p.n++
-		return img, release, nil
-	})
-}
-
-func (p *painter) source(n uint32) *image.YCbCr {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.kept[n]
-}
 
 func openTestSources(t *testing.T, preset Preset) (*capture.VideoSource, *capture.AudioSource) {
 	t.Helper()
@@ -149,8 +114,8 @@ func TestTestDriversToDecodedFrames(t *testing.T) {
 	preset := Medium
 	preset.KeyFrameInterval = 500 * time.Millisecond // 15 frames
 	vs, as := openTestSources(t, preset)
-	p := &painter{kept: map[uint32]*image.YCbCr{}}
-	vs.Reader = p.wrap(vs.Reader)
+	p := &testpattern.Painter{Keep: true}
+	vs.Reader = p.Wrap(vs.Reader)
 	feed := memfeed.New()
 	start := time.Now()
 	run(t, Config{Preset: preset, Video: vs, Audio: as, Sink: feed, Description: "test"}, 2500*time.Millisecond, func(b *Broadcaster) {
@@ -212,7 +177,7 @@ func TestTestDriversToDecodedFrames(t *testing.T) {
 				if !ok {
 					t.Fatalf("block %d: counter unreadable", i+1)
 				}
-				src := p.source(n)
+				src := p.Source(n)
 				if src == nil {
 					t.Fatalf("no source picture %d", n)
 				}
@@ -222,7 +187,7 @@ func TestTestDriversToDecodedFrames(t *testing.T) {
 				}
 				if frames == 40 {
 					shifted := testpattern.PSNR(img, testpattern.Shift(src, 4), compare)
-					other := p.source(n - 10)
+					other := p.Source(n - 10)
 					otherPSNR := testpattern.PSNR(img, other, compare)
 					t.Logf("frame %d: %.1f dB; shifted by 4 px %.1f dB; frame %d %.1f dB", n, psnr, shifted, n-10, otherPSNR)
 					if shifted >= minPSNR || otherPSNR >= minPSNR {

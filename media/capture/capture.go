@@ -8,8 +8,11 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"image"
+	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/pion/mediadevices/pkg/driver"
 	_ "github.com/pion/mediadevices/pkg/driver/audiotest" // default microphone when none exists
@@ -21,6 +24,7 @@ import (
 	"github.com/pion/mediadevices/pkg/io/audio"
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
+	"github.com/pion/mediadevices/pkg/wave"
 )
 
 // Kind is what a device captures.
@@ -174,15 +178,103 @@ type VideoSource struct {
 	Width, Height int
 	FrameRate     float64
 	Device        Device
-	d             driver.Driver
-	once          sync.Once
+	guard         *closeGuard
 }
 
-// Close releases the device; Read returns an error afterwards.
-func (s *VideoSource) Close() error {
-	var err error
-	s.once.Do(func() { err = s.d.Close() })
-	return err
+// Close releases the device; Read returns io.EOF afterwards.
+func (s *VideoSource) Close() error { return s.guard.close() }
+
+// closeGuard makes closing a device safe while another goroutine is inside its Read.
+// Some drivers never return from a Read that was waiting when they were closed
+// (mediadevices' videotest waits on a ticker that Close stops), so Close marks the source
+// closed, waits up to closeWait for the Read in progress to come back, and only then
+// closes the driver.
+type closeGuard struct {
+	d       driver.Driver
+	mu      sync.Mutex
+	closed  bool
+	reading chan struct{} // open while a Read is in progress
+	done    bool
+	err     error
+}
+
+const closeWait = time.Second
+
+func (g *closeGuard) begin() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.reading = make(chan struct{})
+	return true
+}
+
+// end reports whether the source was closed during the Read.
+func (g *closeGuard) end() (closed bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.reading)
+	g.reading = nil
+	return g.closed
+}
+
+func (g *closeGuard) close() error {
+	g.mu.Lock()
+	if g.done {
+		g.mu.Unlock()
+		return g.err
+	}
+	g.closed = true
+	reading := g.reading
+	g.mu.Unlock()
+	if reading != nil {
+		t := time.NewTimer(closeWait)
+		select {
+		case <-reading:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.done {
+		g.done = true
+		g.err = g.d.Close()
+	}
+	return g.err
+}
+
+func guardVideo(g *closeGuard, r video.Reader) video.Reader {
+	return video.ReaderFunc(func() (image.Image, func(), error) {
+		if !g.begin() {
+			return nil, func() {}, io.EOF
+		}
+		img, release, err := r.Read()
+		if g.end() {
+			if err == nil {
+				release()
+			}
+			return nil, func() {}, io.EOF
+		}
+		return img, release, err
+	})
+}
+
+func guardAudio(g *closeGuard, r audio.Reader) audio.Reader {
+	return audio.ReaderFunc(func() (wave.Audio, func(), error) {
+		if !g.begin() {
+			return nil, func() {}, io.EOF
+		}
+		chunk, release, err := r.Read()
+		if g.end() {
+			if err == nil {
+				release()
+			}
+			return nil, func() {}, io.EOF
+		}
+		return chunk, release, err
+	})
 }
 
 // OpenVideo opens a camera or screen with the properties nearest to want. Test drivers
@@ -212,7 +304,8 @@ func OpenVideo(dev Device, want VideoWant) (*VideoSource, error) {
 		d.Close()
 		return nil, fmt.Errorf("capture: starting %s %q at %dx%d: %w", dev.Kind, dev.Label, p.Width, p.Height, err)
 	}
-	return &VideoSource{Reader: r, Width: p.Width, Height: p.Height, FrameRate: float64(p.FrameRate), Device: dev, d: d}, nil
+	g := &closeGuard{d: d}
+	return &VideoSource{Reader: guardVideo(g, r), Width: p.Width, Height: p.Height, FrameRate: float64(p.FrameRate), Device: dev, guard: g}, nil
 }
 
 func nearestVideo(ps []prop.Media, want VideoWant) prop.Media {
@@ -251,16 +344,11 @@ type AudioSource struct {
 	audio.Reader
 	SampleRate, Channels int
 	Device               Device
-	d                    driver.Driver
-	once                 sync.Once
+	guard                *closeGuard
 }
 
-// Close releases the device.
-func (s *AudioSource) Close() error {
-	var err error
-	s.once.Do(func() { err = s.d.Close() })
-	return err
-}
+// Close releases the device; Read returns io.EOF afterwards.
+func (s *AudioSource) Close() error { return s.guard.close() }
 
 // OpenAudio opens a microphone at the wanted rate and channels when the device offers
 // them, else at its nearest.
@@ -292,7 +380,8 @@ func OpenAudio(dev Device, want AudioWant) (*AudioSource, error) {
 		d.Close()
 		return nil, fmt.Errorf("capture: starting microphone %q: %w", dev.Label, err)
 	}
-	return &AudioSource{Reader: r, SampleRate: best.SampleRate, Channels: best.ChannelCount, Device: dev, d: d}, nil
+	g := &closeGuard{d: d}
+	return &AudioSource{Reader: guardAudio(g, r), SampleRate: best.SampleRate, Channels: best.ChannelCount, Device: dev, guard: g}, nil
 }
 
 func abs(v int) int {

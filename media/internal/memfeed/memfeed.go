@@ -6,6 +6,7 @@ package memfeed
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 )
@@ -38,7 +39,7 @@ func (f *Feed) Append(ctx context.Context, b []byte, sync bool) error {
 	return nil
 }
 
-// Close ends the feed: readers waiting past its end get an error.
+// Close ends the feed: readers waiting past its end get an error wrapping io.EOF.
 func (f *Feed) Close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -65,7 +66,7 @@ func (f *Feed) Block(ctx context.Context, i uint64) ([]byte, error) {
 		}
 		if f.closed {
 			f.mu.Unlock()
-			return nil, fmt.Errorf("memfeed: block %d is past the end of a closed feed", i)
+			return nil, fmt.Errorf("memfeed: block %d is past the end of a closed feed: %w", i, io.EOF)
 		}
 		ch := f.changed
 		f.mu.Unlock()

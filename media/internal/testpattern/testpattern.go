@@ -198,3 +198,24 @@ func RMS(pcm []float32) float64 {
 	}
 	return math.Sqrt(s / float64(len(pcm)))
 }
+
+// ToRGBA converts a YCbCr picture to RGBA with the BT.601 limited-range integer formula
+// the VP8 package's decoder uses.
+func ToRGBA(src *image.YCbCr) *image.RGBA {
+	b := src.Rect
+	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	clamp := func(v int) uint8 { return uint8(min(255, max(0, v))) }
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := 298 * (int(src.Y[src.YOffset(x, y)]) - 16)
+			ci := src.COffset(x, y)
+			du, dv := int(src.Cb[ci])-128, int(src.Cr[ci])-128
+			i := dst.PixOffset(x-b.Min.X, y-b.Min.Y)
+			dst.Pix[i+0] = clamp((c + 409*dv + 128) >> 8)
+			dst.Pix[i+1] = clamp((c - 100*du - 208*dv + 128) >> 8)
+			dst.Pix[i+2] = clamp((c + 516*du + 128) >> 8)
+			dst.Pix[i+3] = 255
+		}
+	}
+	return dst
+}

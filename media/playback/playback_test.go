@@ -1,0 +1,386 @@
+package playback
+
+import (
+	"context"
+	"errors"
+	"image"
+	"math"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/media/audioout"
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/media/internal/memfeed"
+	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
+)
+
+// live starts a broadcaster from the test drivers into a memfeed; stop ends it.
+func live(t *testing.T, preset broadcast.Preset, clock broadcast.Clock) (feed *memfeed.Feed, p *testpattern.Painter, stop func()) {
+	t.Helper()
+	vd, _ := capture.TestDevice(capture.Camera)
+	ad, _ := capture.TestDevice(capture.Microphone)
+	vs, err := capture.OpenVideo(vd, capture.VideoWant{Width: preset.Width, Height: preset.Height, FrameRate: float64(preset.FrameRate)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := capture.OpenAudio(ad, capture.AudioWant{SampleRate: 48000, Channels: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = &testpattern.Painter{Keep: true}
+	vs.Reader = p.Wrap(vs.Reader)
+	feed = memfeed.New()
+	b, err := broadcast.New(broadcast.Config{Preset: preset, Video: vs, Audio: as, Sink: feed, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	return feed, p, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("broadcast: %v", err)
+		}
+		feed.Close()
+	}
+}
+
+type shown struct {
+	pts     time.Duration
+	counter uint32
+	ok      bool
+	at      time.Duration // capture clock when shown
+	clock   time.Duration // player's master clock when shown
+	psnr    float64
+	img     *image.RGBA
+}
+
+// collector is a FrameSink that keeps a copy of each picture; get checks them against
+// their sources afterwards, so that ShowFrame stays fast (a slow sink makes frames late).
+type collector struct {
+	mu     sync.Mutex
+	p      *testpattern.Painter
+	player *Player
+	clock  func() time.Duration
+	frames []shown
+}
+
+func (c *collector) ShowFrame(f *Frame) {
+	defer f.Release()
+	s := shown{pts: f.PTS}
+	if c.clock != nil {
+		s.at = c.clock()
+	}
+	if c.player != nil {
+		s.clock, _ = c.player.clock()
+	}
+	img := *f.Image
+	img.Pix = append([]byte(nil), f.Image.Pix...)
+	s.img = &img
+	c.mu.Lock()
+	c.frames = append(c.frames, s)
+	c.mu.Unlock()
+}
+
+// check reads the counters and measures PSNR against the sources.
+func (c *collector) check() []shown {
+	frames := c.get()
+	for i := range frames {
+		f := &frames[i]
+		f.counter, f.ok = testpattern.ReadCounter(f.img)
+		if src := c.p.Source(f.counter); f.ok && src != nil {
+			// Compare with the source converted to RGBA by the same BT.601 formula, since
+			// both clip the test pattern's out-of-gamut colours alike.
+			b := f.img.Rect
+			f.psnr = testpattern.PSNR(f.img, testpattern.ToRGBA(src), image.Rect(0, 0, b.Dx(), b.Dy()*3/4))
+		}
+		f.img = nil
+	}
+	return frames
+}
+
+func (c *collector) get() []shown {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]shown(nil), c.frames...)
+}
+
+// tap is a silent output that keeps what it played.
+type tap struct {
+	*audioout.Silent
+	mu  sync.Mutex
+	pcm []float32
+}
+
+func newTap() *tap {
+	t := &tap{Silent: audioout.NewSilent()}
+	t.Silent.Tap = func(b []float32) {
+		t.mu.Lock()
+		t.pcm = append(t.pcm, b...)
+		t.mu.Unlock()
+	}
+	return t
+}
+
+func (t *tap) played() []float32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]float32(nil), t.pcm...)
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// TestJoinLiveStream joins a running broadcast: playback starts at the newest key frame,
+// stays within a second of the live edge, keeps pictures on the audio clock, and plays the
+// test tone.
+func TestJoinLiveStream(t *testing.T) {
+	start := time.Now()
+	clock := func() time.Duration { return time.Since(start) }
+	preset := broadcast.Medium
+	preset.KeyFrameInterval = 2 * time.Second
+	feed, painter, stop := live(t, preset, clock)
+	defer stop()
+	time.Sleep(3 * time.Second) // the newest key frame is now up to 2 s old
+
+	out := newTap()
+	col := &collector{p: painter, clock: clock}
+	player, err := New(Config{Source: feed, Frames: col, Audio: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col.player = player
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	joined := time.Now()
+	go func() { done <- player.Run(ctx) }()
+	time.Sleep(3 * time.Second)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := player.Stats()
+	frames := col.check()
+	t.Logf("stats %+v; %d frames shown", st, len(frames))
+	if !feed.IsSync(st.StartBlock) || st.StartBlock < 2 {
+		t.Fatalf("started at block %d (sync %v), not at the newest key frame", st.StartBlock, feed.IsSync(st.StartBlock))
+	}
+	if st.BlocksDamaged != 0 {
+		t.Fatalf("%d damaged blocks", st.BlocksDamaged)
+	}
+	if len(frames) < 30 {
+		t.Fatalf("only %d frames shown", len(frames))
+	}
+	var lags, skew []time.Duration
+	for i, f := range frames {
+		if !f.ok {
+			t.Fatalf("frame %d: counter unreadable", i)
+		}
+		if f.psnr < 35 {
+			t.Fatalf("frame %d (counter %d): PSNR %.1f dB", i, f.counter, f.psnr)
+		}
+		if i > 0 && f.counter <= frames[i-1].counter {
+			t.Fatalf("frames out of order: %d after %d", f.counter, frames[i-1].counter)
+		}
+		lags = append(lags, f.at-f.pts)
+		d := f.clock - f.pts
+		if d < 0 {
+			d = -d
+		}
+		skew = append(skew, d)
+	}
+	firstAt := frames[0].at - clock() + time.Since(joined) // capture-clock time of the first frame, from joining
+	t.Logf("first picture %v after joining; lag behind capture p50 %v, max %v; |audio clock - picture| p50 %v",
+		firstAt, median(lags), slicesMax(lags), median(skew))
+	if m := median(lags); m > time.Second {
+		t.Fatalf("playback lags the live edge by %v (median)", m)
+	}
+	if m := median(skew); m > 50*time.Millisecond {
+		t.Fatalf("pictures are %v off the audio clock (median)", m)
+	}
+	pcm := out.played()
+	if f := testpattern.Frequency(pcm[len(pcm)/2:], 48000); math.Abs(f-480) > 3 {
+		t.Fatalf("played tone %.1f Hz, want 480", f)
+	}
+	if rms := testpattern.RMS(pcm[len(pcm)/2:]); rms < 0.1 {
+		t.Fatalf("played sound RMS %.3f: mostly silence", rms)
+	}
+}
+
+func slicesMax(d []time.Duration) time.Duration {
+	m := d[0]
+	for _, v := range d {
+		m = max(m, v)
+	}
+	return m
+}
+
+// TestDamagedBlocks plays a recorded stream in which blocks are truncated, bit-flipped,
+// oversized, out of place and garbage: each is skipped with a clear error, no broken
+// picture is shown, and playback resumes at the next key frame.
+func TestDamagedBlocks(t *testing.T) {
+	preset := broadcast.Medium
+	preset.KeyFrameInterval = 500 * time.Millisecond
+	rec, painter, stop := live(t, preset, nil)
+	time.Sleep(2500 * time.Millisecond)
+	stop()
+
+	// Copy the recording, damaging some delta-frame blocks in the middle.
+	n := rec.Len()
+	feed := memfeed.New()
+	var damagedAt []uint64
+	var keyAfter []uint64
+	for i := uint64(0); i < n; i++ {
+		b, _ := rec.Block(context.Background(), i)
+		b = append([]byte(nil), b...)
+		switch {
+		case i == n/4:
+			b = b[:len(b)/2] // truncated
+		case i == n/4+2:
+			b[len(b)/2] ^= 0x40 // bit flip
+		case i == n/2:
+			b = make([]byte, block.MaxBlockSize+1) // oversized
+		case i == n/2+1:
+			b = []byte("not a media block at all")
+		case i == 3*n/4:
+			other, _ := rec.Block(context.Background(), i-1) // a valid block out of place
+			b = append([]byte(nil), other...)
+		}
+		if i == n/4 || i == n/4+2 || i == n/2 || i == n/2+1 || i == 3*n/4 {
+			damagedAt = append(damagedAt, i)
+		}
+		feed.Append(context.Background(), b, rec.IsSync(i))
+	}
+	feed.Close()
+	for _, d := range damagedAt {
+		for j := d + 1; j < n; j++ {
+			if rec.IsSync(j) {
+				keyAfter = append(keyAfter, j)
+				break
+			}
+		}
+	}
+
+	col := &collector{p: painter}
+	player, err := New(Config{Source: feed, Frames: col, Audio: newTap(), FromBlock: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := player.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	st := player.Stats()
+	frames := col.check()
+	t.Logf("%d blocks, damaged at %v, next key frames at %v; stats %+v; %d frames shown", n, damagedAt, keyAfter, st, len(frames))
+	if st.BlocksDamaged < int64(len(damagedAt)) {
+		t.Fatalf("%d damaged blocks noticed, want %d", st.BlocksDamaged, len(damagedAt))
+	}
+	if st.FramesSkipped == 0 {
+		t.Fatal("no delta frames were skipped after damage")
+	}
+	for i, f := range frames {
+		if !f.ok || f.psnr < 35 {
+			t.Fatalf("frame %d shown broken: counter ok %v, PSNR %.1f", i, f.ok, f.psnr)
+		}
+	}
+	// Playback went on to the end of the stream.
+	last, _ := rec.Block(context.Background(), n-1)
+	m, err := block.DecodeMedia(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastPTS := m.Units[len(m.Units)-1].PTS
+	if got := frames[len(frames)-1].pts; lastPTS-got > time.Second {
+		t.Fatalf("playback stopped at %v, the stream ends at %v", got, lastPTS)
+	}
+}
+
+// TestBadHeader: a stream whose block 0 is not a header fails with a clear error.
+func TestBadHeader(t *testing.T) {
+	feed := memfeed.New()
+	feed.Append(context.Background(), []byte("DZVHxxxxxxxxxxxxx"), true)
+	p, _ := New(Config{Source: feed, Audio: newTap()})
+	err := p.Run(context.Background())
+	if !errors.Is(err, block.ErrUnsupportedVersion) && !errors.Is(err, block.ErrChecksum) {
+		t.Fatalf("err = %v", err)
+	}
+	h := &block.Header{Video: &block.VideoParams{Codec: "H264", Width: 64, Height: 64, FrameRateNum: 30, FrameRateDen: 1}}
+	hb, _ := h.MarshalBinary()
+	feed = memfeed.New()
+	feed.Append(context.Background(), hb, true)
+	p, _ = New(Config{Source: feed, Audio: newTap()})
+	if err := p.Run(context.Background()); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("H264 stream: %v", err)
+	}
+}
+
+// TestJitterBuffer drives the buffer with a fake clock.
+func TestJitterBuffer(t *testing.T) {
+	now := time.Unix(0, 0)
+	j := newJitterBuffer(1000, 1, 100*time.Millisecond, 300*time.Millisecond, true)
+	j.now = func() time.Time { return now }
+	chunk := func(pts time.Duration) {
+		pcm := make([]float32, 20)
+		for i := range pcm {
+			pcm[i] = float32(pts/time.Millisecond) + float32(i)
+		}
+		j.push(pts, pcm)
+	}
+	out := make([]float32, 10)
+	// Below target: silence, no clock.
+	chunk(0)
+	j.fill(out)
+	if _, ok := j.clock(); ok || out[0] != 0 {
+		t.Fatal("played before reaching the target")
+	}
+	for pts := 20 * time.Millisecond; pts < 100*time.Millisecond; pts += 20 * time.Millisecond {
+		chunk(pts)
+	}
+	j.fill(out)
+	if c, ok := j.clock(); !ok || c != 0 || out[0] != 0 || out[9] != 9 {
+		t.Fatalf("first fill: clock %v %v, out %v", c, ok, out)
+	}
+	now = now.Add(5 * time.Millisecond)
+	if c, _ := j.clock(); c != 5*time.Millisecond {
+		t.Fatalf("clock mid-fill %v", c)
+	}
+	now = now.Add(50 * time.Millisecond)
+	if c, _ := j.clock(); c != 10*time.Millisecond {
+		t.Fatalf("clock must not run past what was handed out: %v", c)
+	}
+	// Overflow: 90 ms are buffered; 220 ms more pass the 300 ms bound, and the oldest
+	// are dropped down to the 100 ms target.
+	for pts := 100 * time.Millisecond; pts <= 300*time.Millisecond; pts += 20 * time.Millisecond {
+		chunk(pts)
+	}
+	_, dropped, buffered := j.stats()
+	if buffered != 100*time.Millisecond || dropped != 210*time.Millisecond {
+		t.Fatalf("after overflow: buffered %v dropped %v", buffered, dropped)
+	}
+	j.fill(out)
+	if c, _ := j.clock(); c != 220*time.Millisecond {
+		t.Fatalf("after overflow the clock jumps to the kept sound: %v", c)
+	}
+	// Run dry: silence, one underrun, frozen clock.
+	big := make([]float32, 200)
+	j.fill(big)
+	under, _, _ := j.stats()
+	if under != 1 || big[199] != 0 || j.isPlaying() {
+		t.Fatalf("underrun not handled: %d", under)
+	}
+	c1, _ := j.clock()
+	now = now.Add(time.Second)
+	if c2, _ := j.clock(); c2 != c1 {
+		t.Fatalf("clock ran while dry: %v -> %v", c1, c2)
+	}
+}

@@ -1,0 +1,483 @@
+// Package playback is the viewer's media pipeline: it reads blocks from a BlockSource (the
+// app backs it with the replicated feed), decodes VP8 to RGBA frames and Opus to PCM,
+// plays the sound through an audio output that is the master clock, and hands frames to a
+// FrameSink when their time comes. It joins a live stream at the newest key frame, keeps a
+// bounded jitter buffer, and skips damaged blocks, resuming the picture at the next key
+// frame.
+package playback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/media/audioout"
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/media/opus"
+	"github.com/dazaarvision/dazaar-vision/media/vp8"
+)
+
+// BlockSource is a stream's blocks as the feed holds them: block 0 is the header.
+type BlockSource interface {
+	// Len is how many blocks exist now; a live stream grows.
+	Len() uint64
+	// Block returns block i, waiting until it exists or ctx ends. An error wrapping io.EOF
+	// says the stream has ended before block i: playback plays out and stops.
+	Block(ctx context.Context, i uint64) ([]byte, error)
+	// LatestSync returns the newest block flagged as a sync point when it was appended.
+	LatestSync() (uint64, bool)
+}
+
+// AudioOutput plays PCM, pulling it through fill at the device's pace (media/audioout).
+type AudioOutput interface {
+	Start(rate, channels int, fill func([]float32)) error
+	Latency() time.Duration
+	Close() error
+}
+
+// Frame is a decoded picture. Image is RGBA, which a Fyne canvas.Raster or canvas.Image
+// draws with no further conversion.
+type Frame struct {
+	Image *image.RGBA
+	// PTS is the capture time, relative to the stream header's Start.
+	PTS  time.Duration
+	pool *framePool
+	once sync.Once
+}
+
+// Release returns the picture's memory for reuse; call it once the picture is no longer
+// drawn (typically when the next frame replaces it). Not calling it only costs memory.
+func (f *Frame) Release() {
+	f.once.Do(func() {
+		if f.pool != nil {
+			f.pool.put(f.Image)
+		}
+	})
+}
+
+// FrameSink receives frames when they are due. ShowFrame runs on the player's presenter
+// goroutine and should return quickly (a UI hands the frame to its thread and returns).
+type FrameSink interface {
+	ShowFrame(f *Frame)
+}
+
+// FrameSinkFunc adapts a function to FrameSink.
+type FrameSinkFunc func(f *Frame)
+
+// ShowFrame calls fn.
+func (fn FrameSinkFunc) ShowFrame(f *Frame) { fn(f) }
+
+// Defaults.
+const (
+	// DefaultJitterTarget is the sound buffered before playing starts (and after it ran
+	// dry): it absorbs the delivery jitter of the feed.
+	DefaultJitterTarget = 150 * time.Millisecond
+	// DefaultJitterMax bounds the buffer: beyond it the oldest sound is dropped down to
+	// the target, so playback never lags the live edge by more than this plus delivery.
+	DefaultJitterMax = 500 * time.Millisecond
+	// frameQueue bounds decoded frames waiting for their time; on overflow the oldest is
+	// dropped (it would be shown late anyway).
+	frameQueue = 24
+)
+
+// Config configures a Player.
+type Config struct {
+	Source BlockSource
+	// Frames receives pictures; nil plays sound only.
+	Frames FrameSink
+	// Audio is the sound output; nil opens the system's device, or a silent sink when
+	// there is none (the audio clock still runs).
+	Audio AudioOutput
+	// FromBlock is the block to start at; 0 joins live at the newest sync point.
+	FromBlock uint64
+	// JitterTarget and JitterMax size the audio jitter buffer (defaults above).
+	JitterTarget, JitterMax time.Duration
+	// OnDecoded, when set, sees every picture the moment it is decoded, before it waits
+	// for its time (measurements use it); it runs on the reader goroutine and must not
+	// keep img.
+	OnDecoded func(pts time.Duration, img *image.RGBA)
+	Logger    *slog.Logger
+}
+
+// Stats counts what playback did.
+type Stats struct {
+	BlocksRead, BlocksDamaged              int64
+	FramesDecoded, FramesShown, FramesLate int64
+	FramesSkipped                          int64 // waiting for a key frame after damage
+	AudioPackets, AudioUnderruns           int64
+	AudioDropped, AudioBuffered            time.Duration
+	Clock                                  time.Duration // master clock now
+	StartBlock                             uint64
+	AudioOutput                            string
+}
+
+// Player plays one stream. Create with New, run with Run.
+type Player struct {
+	cfg    Config
+	log    *slog.Logger
+	header atomic.Pointer[block.Header]
+
+	jb    atomic.Pointer[jitterBuffer]
+	wall  atomic.Pointer[wallClock]
+	vq    *videoQueue
+	start atomic.Uint64
+	out   atomic.Value // string
+
+	blocks, damaged, decoded, shown, late, skipped, apackets atomic.Int64
+}
+
+// New checks cfg.
+func New(cfg Config) (*Player, error) {
+	if cfg.Source == nil {
+		return nil, errors.New("playback: no block source")
+	}
+	if cfg.JitterTarget <= 0 {
+		cfg.JitterTarget = DefaultJitterTarget
+	}
+	if cfg.JitterMax <= cfg.JitterTarget {
+		cfg.JitterMax = max(DefaultJitterMax, 2*cfg.JitterTarget)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Player{cfg: cfg, log: log.With("component", "media/playback"), vq: newVideoQueue(frameQueue)}, nil
+}
+
+// Header returns the stream header once Run has read it.
+func (p *Player) Header() *block.Header { return p.header.Load() }
+
+// Stats returns counters so far.
+func (p *Player) Stats() Stats {
+	s := Stats{
+		BlocksRead: p.blocks.Load(), BlocksDamaged: p.damaged.Load(),
+		FramesDecoded: p.decoded.Load(), FramesShown: p.shown.Load(), FramesLate: p.late.Load(),
+		FramesSkipped: p.skipped.Load(), AudioPackets: p.apackets.Load(), StartBlock: p.start.Load(),
+	}
+	if jb := p.jb.Load(); jb != nil {
+		s.AudioUnderruns, s.AudioDropped, s.AudioBuffered = jb.stats()
+	}
+	s.Clock, _ = p.clock()
+	if v, ok := p.out.Load().(string); ok {
+		s.AudioOutput = v
+	}
+	return s
+}
+
+// clock is the master clock: the audio's when there is sound, else a wall clock.
+func (p *Player) clock() (time.Duration, bool) {
+	if jb := p.jb.Load(); jb != nil {
+		return jb.clock()
+	}
+	if w := p.wall.Load(); w != nil {
+		return w.clock()
+	}
+	return 0, false
+}
+
+// ErrUnsupported is returned for streams this player cannot decode.
+var ErrUnsupported = errors.New("playback: unsupported stream")
+
+// Run plays until ctx ends, the source fails, or the stream header cannot be read.
+// Damaged blocks do not stop it.
+func (p *Player) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b0, err := p.cfg.Source.Block(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("playback: reading the stream header: %w", err)
+	}
+	h, err := block.DecodeHeader(b0)
+	if err != nil {
+		return fmt.Errorf("playback: the stream header is unreadable: %w", err)
+	}
+	if h.Video != nil && h.Video.Codec != block.CodecVP8 {
+		return fmt.Errorf("%w: video codec %q", ErrUnsupported, h.Video.Codec)
+	}
+	if h.Audio != nil && (h.Audio.Codec != block.CodecOpus || h.Audio.Channels > 2) {
+		return fmt.Errorf("%w: audio codec %q with %d channels", ErrUnsupported, h.Audio.Codec, h.Audio.Channels)
+	}
+	p.header.Store(h)
+
+	var vdec *vp8.Decoder
+	if h.Video != nil && p.cfg.Frames != nil {
+		if vdec, err = vp8.NewDecoder(); err != nil {
+			return err
+		}
+		defer vdec.Close()
+	}
+	var adec *opus.Decoder
+	if h.Audio != nil {
+		// Opus decodes at 48 kHz whatever the input rate was.
+		if adec, err = opus.NewDecoder(48000, h.Audio.Channels); err != nil {
+			return err
+		}
+		defer adec.Close()
+		jb := newJitterBuffer(48000, h.Audio.Channels, p.cfg.JitterTarget, p.cfg.JitterMax, p.cfg.FromBlock == 0)
+		p.jb.Store(jb)
+		out := p.cfg.Audio
+		if out == nil {
+			dev := audioout.NewDevice()
+			out = dev
+			if err := dev.Start(48000, h.Audio.Channels, jb.fill); err != nil {
+				p.log.Info("playing without sound", "reason", err)
+				s := audioout.NewSilent()
+				if err := s.Start(48000, h.Audio.Channels, jb.fill); err != nil {
+					return err
+				}
+				out = s
+			}
+		} else if err := out.Start(48000, h.Audio.Channels, jb.fill); err != nil {
+			return fmt.Errorf("playback: starting the audio output: %w", err)
+		}
+		jb.setLatency(out.Latency())
+		if n, ok := out.(interface{ Name() string }); ok {
+			p.out.Store(n.Name())
+		} else {
+			p.out.Store(fmt.Sprintf("%T", out))
+		}
+		defer out.Close()
+	} else {
+		p.wall.Store(newWallClock(p.cfg.JitterTarget, p.cfg.JitterMax))
+	}
+
+	var wg sync.WaitGroup
+	if vdec != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.present(ctx)
+		}()
+	}
+	err = p.read(ctx, h, vdec, adec)
+	cancel()
+	wg.Wait()
+	p.vq.drain()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// read pulls blocks in order from the start block and decodes them.
+func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, adec *opus.Decoder) error {
+	i := p.cfg.FromBlock
+	if i == 0 {
+		if s, ok := p.cfg.Source.LatestSync(); ok && s > 0 {
+			i = s
+		} else {
+			i = 1
+		}
+	}
+	p.start.Store(i)
+	p.log.Debug("playing", "from block", i, "of", p.cfg.Source.Len())
+	var pool *framePool
+	if h.Video != nil {
+		pool = newFramePool(h.Video.Width, h.Video.Height, frameQueue+4)
+	}
+	var pcm []float32
+	if adec != nil {
+		pcm = make([]float32, adec.MaxSamples()*h.Audio.Channels)
+	}
+	needKey := true // the picture starts at a key frame
+	live := p.cfg.FromBlock == 0
+	for ; ; i++ {
+		if !live {
+			// A replay reads at the pace it plays: wait while the buffers are full.
+			if err := p.waitRoom(ctx); err != nil {
+				return err
+			}
+		}
+		b, err := p.cfg.Source.Block(ctx, i)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, io.EOF) {
+				// The stream ended: play out what is buffered.
+				p.playOut(ctx)
+				return nil
+			}
+			return fmt.Errorf("playback: reading block %d: %w", i, err)
+		}
+		p.blocks.Add(1)
+		m, err := block.DecodeMedia(b)
+		if err == nil && m.Seq != i {
+			err = fmt.Errorf("%w: block %d carries sequence number %d", block.ErrMalformed, i, m.Seq)
+		}
+		if err != nil {
+			p.damaged.Add(1)
+			needKey = true
+			p.log.Warn("skipping a damaged block; the picture resumes at the next key frame", "block", i, "err", err)
+			continue
+		}
+		for _, u := range m.Units {
+			switch u.Track {
+			case block.Video:
+				if vdec == nil {
+					continue
+				}
+				if needKey && !u.Key {
+					p.skipped.Add(1)
+					continue
+				}
+				img := pool.get()
+				img, err := vdec.DecodeRGBA(u.Payload, img)
+				if err != nil {
+					pool.put(img)
+					p.damaged.Add(1)
+					needKey = true
+					p.log.Warn("a picture does not decode; waiting for the next key frame", "block", i, "err", err)
+					continue
+				}
+				needKey = false
+				p.decoded.Add(1)
+				if p.cfg.OnDecoded != nil {
+					p.cfg.OnDecoded(u.PTS, img)
+				}
+				if w := p.wall.Load(); w != nil {
+					w.seen(u.PTS)
+				}
+				if dropped := p.vq.push(&Frame{Image: img, PTS: u.PTS, pool: pool}); dropped {
+					p.late.Add(1)
+				}
+			case block.Audio:
+				if adec == nil {
+					continue
+				}
+				n, err := adec.Decode(u.Payload, pcm)
+				if err != nil {
+					p.log.Warn("an audio packet does not decode", "block", i, "err", err)
+					continue
+				}
+				p.apackets.Add(1)
+				p.jb.Load().push(u.PTS, append([]float32(nil), pcm[:n*h.Audio.Channels]...))
+			}
+		}
+	}
+}
+
+// waitRoom waits until the jitter buffer and the picture queue have room.
+func (p *Player) waitRoom(ctx context.Context) error {
+	for {
+		jb := p.jb.Load()
+		if (jb == nil || !jb.full()) && p.vq.len() < frameQueue-4 {
+			return nil
+		}
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// playOut waits until the buffered sound and pictures have played.
+func (p *Player) playOut(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		audioLeft := false
+		if jb := p.jb.Load(); jb != nil {
+			_, _, buffered := jb.stats()
+			audioLeft = buffered > 0 && jb.isPlaying()
+		}
+		if !audioLeft && p.vq.peek() == nil {
+			return
+		}
+		if !audioLeft && p.jb.Load() != nil {
+			// No more sound to drive the clock: the remaining pictures are past due.
+			return
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// present hands frames to the sink when the master clock reaches them.
+func (p *Player) present(ctx context.Context) {
+	for {
+		f := p.vq.peek()
+		if f == nil {
+			select {
+			case <-p.vq.notify():
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		now, ok := p.clock()
+		if ok && f.PTS <= now {
+			if next := p.vq.second(); next != nil && next.PTS <= now {
+				// Behind: skip to the newest due frame.
+				p.log.Debug("picture late", "pts", f.PTS, "clock", now)
+				p.vq.pop().Release()
+				p.late.Add(1)
+				continue
+			}
+			p.vq.pop()
+			p.shown.Add(1)
+			p.cfg.Frames.ShowFrame(f)
+			continue
+		}
+		wait := 5 * time.Millisecond
+		if ok {
+			wait = min(max(f.PTS-now, time.Millisecond), 20*time.Millisecond)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// wallClock is the master clock of a stream without sound: it starts JitterTarget after
+// the first picture and runs at wall-clock speed, jumping forward when the newest picture
+// is more than JitterMax ahead of it.
+type wallClock struct {
+	target, max time.Duration
+	mu          sync.Mutex
+	base        time.Duration
+	at          time.Time
+	started     bool
+}
+
+func newWallClock(target, max time.Duration) *wallClock {
+	return &wallClock{target: target, max: max}
+}
+
+func (w *wallClock) seen(pts time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	if !w.started {
+		w.base, w.at, w.started = pts, now.Add(w.target), true
+		return
+	}
+	if cur := w.base + now.Sub(w.at); pts-cur > w.max {
+		w.base, w.at = pts-w.target, now
+	}
+}
+
+func (w *wallClock) clock() (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.started {
+		return 0, false
+	}
+	return w.base + time.Since(w.at), true
+}
