@@ -10,7 +10,7 @@ export HYPERCORE_VECTORS_DIR ?= $(abspath ../shared/testdata/hypercore)
 APT_RUN  := pkg-config gcc libvpx-dev libopus-dev libgl1-mesa-dev libx11-dev libxext-dev \
             libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
 APT_TEST := $(APT_RUN) xvfb xauth x11-apps ffmpeg zbar-tools dbus dbus-x11 gnome-keyring \
-            libsecret-tools iproute2 iptables nodejs npm
+            libsecret-tools iproute2 iptables
 
 .PHONY: all build run test test-go test-fuzz bench fuzz vet fmt deps-run deps-test tools clean
 
@@ -21,6 +21,7 @@ deps-run:
 
 deps-test:
 	@scripts/apt.sh $(APT_TEST)
+	@command -v npm >/dev/null || scripts/apt.sh nodejs npm   # the reference benchmarks and vector generator
 
 build: deps-run
 	$(GO) build -o $(BIN) .
