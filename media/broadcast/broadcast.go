@@ -129,11 +129,12 @@ func (b *Broadcaster) Stats() Stats {
 	}
 }
 
-// Run captures, encodes and appends blocks until ctx ends or something fails. It closes
+// Run captures, encodes and appends blocks until ctx ends (then it returns nil) or
+// something fails. It closes
 // the sources and waits for its goroutines before returning. The header is appended once
 // the first video frame has fixed the picture size.
-func (b *Broadcaster) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (b *Broadcaster) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	start := time.Now()
 	clock := b.cfg.Clock
@@ -179,8 +180,8 @@ func (b *Broadcaster) Run(ctx context.Context) error {
 	cancel()
 	b.closeSources()
 	wg.Wait()
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		err = nil
+	if parent.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		err = nil // stopped by the caller
 	}
 	return err
 }

@@ -1,0 +1,256 @@
+// Package export writes a stream's blocks, whole or a time range, to a WebM file (VP8 +
+// Opus, with cues), reporting progress through an interface.
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/media/webm"
+)
+
+// BlockSource is the stream to export: block 0 is the header.
+type BlockSource interface {
+	Len() uint64
+	Block(ctx context.Context, i uint64) ([]byte, error)
+}
+
+// Progress hears how far an export is, in blocks read (done of total).
+type Progress interface {
+	Progress(done, total uint64)
+}
+
+// Range selects part of a stream by capture time from its start. The zero Range is the
+// whole stream; To == 0 means to the end.
+type Range struct {
+	From, To time.Duration
+}
+
+// Options configures an export.
+type Options struct {
+	Range    Range
+	Progress Progress // may be nil
+	Logger   *slog.Logger
+}
+
+// Result says what was written.
+type Result struct {
+	Duration      time.Duration
+	VideoFrames   int
+	AudioPackets  int
+	DamagedBlocks int
+	// Start is where the file starts in the stream: the key frame at or before
+	// Range.From, so that the first picture decodes.
+	Start time.Duration
+}
+
+// reorderWindow is how far units may arrive out of time order across the two tracks;
+// units are held this long before being written, in time order.
+const reorderWindow = 200 * time.Millisecond
+
+// ToFile exports to path, writing a temporary file beside it and renaming it into place
+// only when the export succeeded, so a failed export leaves no half file behind.
+func ToFile(ctx context.Context, src BlockSource, path string, opt Options) (Result, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return Result{}, fmt.Errorf("export: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	res, err := Write(ctx, src, tmp, opt)
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("export: %w", cerr)
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return res, fmt.Errorf("export: %w", err)
+	}
+	return res, nil
+}
+
+// ErrEmpty is returned when the range holds no media.
+var ErrEmpty = errors.New("export: nothing to export in that range")
+
+// Write exports the blocks present now (a live stream is exported up to its current
+// end) to w.
+func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) (Result, error) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var res Result
+	total := src.Len()
+	if total == 0 {
+		return res, fmt.Errorf("%w: the stream has no header", ErrEmpty)
+	}
+	b0, err := src.Block(ctx, 0)
+	if err != nil {
+		return res, fmt.Errorf("export: reading the header: %w", err)
+	}
+	h, err := block.DecodeHeader(b0)
+	if err != nil {
+		return res, fmt.Errorf("export: the stream header is unreadable: %w", err)
+	}
+	if h.Video != nil && h.Video.Codec != block.CodecVP8 || h.Audio != nil && h.Audio.Codec != block.CodecOpus {
+		return res, fmt.Errorf("export: only VP8 and Opus streams can be written to WebM")
+	}
+	cfg := webm.Config{Title: h.Description, Date: h.Start}
+	if v := h.Video; v != nil {
+		cfg.Video = &webm.VideoConfig{Width: v.Width, Height: v.Height, FrameDuration: v.FrameDuration()}
+	}
+	if a := h.Audio; a != nil {
+		cfg.Audio = &webm.AudioConfig{Channels: a.Channels, InputSampleRate: a.SampleRate}
+	}
+	rng := opt.Range
+	if rng.To > 0 && rng.To <= rng.From {
+		return res, fmt.Errorf("export: the range ends (%v) before it starts (%v)", rng.To, rng.From)
+	}
+
+	var mux *webm.Muxer
+	var pending []block.Unit // waiting for the reorder window, in time order
+	var gop []block.Unit     // before From: the units since the last key frame
+	started := false         // writing (From reached and, with video, a key frame seen)
+	needKey := true          // after damage, video waits for a key frame
+	var origin time.Duration // stream time of the file's zero
+	var newest time.Duration
+
+	emit := func(u block.Unit) error {
+		if mux == nil {
+			var err error
+			if mux, err = webm.NewMuxer(w, cfg); err != nil {
+				return err
+			}
+		}
+		t := u.PTS - origin
+		if u.Track == block.Video {
+			res.VideoFrames++
+			return mux.WriteVideo(t, u.Key, u.Payload)
+		}
+		if t < 0 {
+			return nil // sound from before the first picture
+		}
+		res.AudioPackets++
+		return mux.WriteAudio(t, u.Payload, u.Duration)
+	}
+	// push queues a unit in time order and writes what left the reorder window.
+	push := func(u block.Unit, flushAll bool) error {
+		if u.Payload != nil {
+			i := len(pending)
+			for i > 0 && pending[i-1].PTS > u.PTS {
+				i--
+			}
+			pending = slices.Insert(pending, i, u)
+			newest = max(newest, u.PTS)
+		}
+		n := 0
+		for n < len(pending) && (flushAll || pending[n].PTS < newest-reorderWindow) {
+			if err := emit(pending[n]); err != nil {
+				return err
+			}
+			n++
+		}
+		pending = pending[n:]
+		return nil
+	}
+	begin := func(at time.Duration) {
+		started = true
+		origin = at
+		res.Start = at
+	}
+
+	for i := uint64(1); i < total; i++ {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if opt.Progress != nil && (i%32 == 0 || i == total-1) {
+			opt.Progress.Progress(i, total-1)
+		}
+		b, err := src.Block(ctx, i)
+		if err != nil {
+			return res, fmt.Errorf("export: reading block %d: %w", i, err)
+		}
+		m, err := block.DecodeMedia(b)
+		if err == nil && m.Seq != i {
+			err = fmt.Errorf("%w: block %d carries sequence number %d", block.ErrMalformed, i, m.Seq)
+		}
+		if err != nil {
+			res.DamagedBlocks++
+			needKey = true
+			log.Warn("export: skipping a damaged block", "block", i, "err", err)
+			continue
+		}
+		done := false
+		for _, u := range m.Units {
+			u.Payload = append([]byte(nil), u.Payload...)
+			if rng.To > 0 && u.PTS >= rng.To {
+				done = true
+				continue
+			}
+			if u.Track == block.Video && h.Video != nil {
+				if needKey && !u.Key {
+					continue
+				}
+				needKey = false
+			}
+			if !started {
+				// Before From: keep the current group of pictures, so the export can start
+				// at the key frame at or before From.
+				if u.Track == block.Video && u.Key {
+					gop = gop[:0]
+				}
+				gop = append(gop, u)
+				if u.PTS < rng.From {
+					continue
+				}
+				// From reached: start at the group's key frame (or at From, for sound only).
+				at := rng.From
+				if h.Video != nil {
+					k := slices.IndexFunc(gop, func(u block.Unit) bool { return u.Track == block.Video && u.Key })
+					if k < 0 {
+						continue // no picture yet: wait for a key frame
+					}
+					at = gop[k].PTS
+				}
+				begin(at)
+				for _, g := range gop {
+					if g.PTS >= at || g.Track == block.Video {
+						if err := push(g, false); err != nil {
+							return res, err
+						}
+					}
+				}
+				gop = nil
+				continue
+			}
+			if err := push(u, false); err != nil {
+				return res, err
+			}
+		}
+		if done {
+			break
+		}
+	}
+	if opt.Progress != nil {
+		opt.Progress.Progress(total-1, total-1)
+	}
+	if err := push(block.Unit{}, true); err != nil {
+		return res, err
+	}
+	if mux == nil {
+		return res, ErrEmpty
+	}
+	if err := mux.Close(); err != nil {
+		return res, err
+	}
+	res.Duration = mux.Duration()
+	return res, nil
+}
