@@ -67,6 +67,10 @@ type Device struct {
 const (
 	videoTestLabel = "VideoTest"
 	audioTestLabel = "AudioTest"
+	// miniaudioNullLabel is the microphone mediadevices registers for miniaudio's null
+	// backend (the device ID "null" in hex) on machines without sound hardware: it
+	// records silence, so it is no real device and is left out.
+	miniaudioNullLabel = "6e756c6c"
 )
 
 var screensOnce sync.Mutex
@@ -102,7 +106,7 @@ func Devices() []Device {
 	for _, d := range driver.GetManager().Query(func(driver.Driver) bool { return true }) {
 		info := d.Info()
 		k := kindOf(info.DeviceType)
-		if k == 0 {
+		if k == 0 || (k == Microphone && info.Label == miniaudioNullLabel) {
 			continue
 		}
 		out = append(out, Device{
