@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	tcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -96,9 +97,12 @@ type Node struct {
 	sub    event.Subscription
 	closed sync.Once
 
-	mu      sync.Mutex
-	circuit map[peer.ID][]ma.Multiaddr // relay addresses held by reserveLoop
-	cerr    error
+	hps *holepunch.Service
+
+	mu       sync.Mutex
+	circuit  map[peer.ID][]ma.Multiaddr // relay addresses held by reserveLoop
+	observed []ma.Multiaddr             // our addresses as other peers saw them, newest last
+	cerr     error
 }
 
 // New starts a node. Close stops it.
@@ -125,10 +129,6 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	bw := metrics.NewBandwidthCounter()
 
 	n := &Node{bw: bw, log: log, priv: cfg.PrivateAddrs}
-	hpOpts := []holepunch.Option{}
-	if cfg.PrivateAddrs {
-		hpOpts = append(hpOpts, holepunch.WithAddrFilter(allAddrs{}))
-	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity),
 		libp2p.ResourceManager(rm),
@@ -139,7 +139,6 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		libp2p.Transport(quic.NewTransport),
 		libp2p.DefaultMuxers,
 		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(hpOpts...),
 		libp2p.DisableMetrics(),
 		libp2p.UserAgent("dazaar-vision"),
 	}
@@ -204,6 +203,22 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("subscribe to identify events: %w", err)
 	}
 	n.sub = sub
+	// Hole punching (DCUtR). The service is libp2p's; the node feeds it the addresses to
+	// punch from (its public listen and observed addresses) and starts each punch itself
+	// when a peer comes in over a relay.
+	ids, ok := h.(interface{ IDService() identify.IDService })
+	if !ok {
+		n.Close()
+		return nil, errors.New("p2p: libp2p host has no identify service")
+	}
+	var hpOpts []holepunch.Option
+	if cfg.PrivateAddrs {
+		hpOpts = append(hpOpts, holepunch.WithAddrFilter(allAddrs{}))
+	}
+	if n.hps, err = holepunch.NewService(h, ids.IDService(), n.holePunchAddrs, hpOpts...); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("start hole punching: %w", err)
+	}
 	n.wg.Add(1)
 	go n.upgradeRelayed()
 	if cfg.PrivateAddrs {
@@ -360,6 +375,9 @@ func (n *Node) Close() error {
 			n.sub.Close()
 		}
 		var errs []error
+		if n.hps != nil {
+			errs = append(errs, n.hps.Close())
+		}
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())
 		}
@@ -408,8 +426,24 @@ func (n *Node) upgradeRelayed() {
 				return
 			}
 			ev := e.(event.EvtPeerIdentificationCompleted)
+			if ev.ObservedAddr != nil && !isRelayAddr(ev.ObservedAddr) {
+				n.observe(ev.ObservedAddr)
+			}
 			if ev.Conn == nil || !ev.Conn.Stat().Limited {
 				continue
+			}
+			if ev.Conn.Stat().Direction == network.DirInbound && n.hps != nil {
+				// The side that received the relayed connection starts the hole punch.
+				select {
+				case sem <- struct{}{}:
+					dials.Add(1)
+					go func(p peer.ID) {
+						defer dials.Done()
+						defer func() { <-sem }()
+						n.holePunch(p)
+					}(ev.Peer)
+				default:
+				}
 			}
 			if n.host.Network().Connectedness(ev.Peer) == network.Connected {
 				continue
@@ -446,6 +480,62 @@ func (n *Node) upgradeRelayed() {
 func isRelayAddr(a ma.Multiaddr) bool {
 	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
 	return err == nil
+}
+
+// observe records an address of ours as a peer saw it (the outside of our NAT).
+func (n *Node) observe(a ma.Multiaddr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.observed = slices.DeleteFunc(n.observed, a.Equal)
+	n.observed = append(n.observed, a)
+	if len(n.observed) > 16 { // keep the newest few
+		n.observed = n.observed[len(n.observed)-16:]
+	}
+}
+
+// holePunchAddrs are the addresses a hole punch announces: listen and observed addresses that
+// are public (or any, with PrivateAddrs), never relay addresses.
+func (n *Node) holePunchAddrs() []ma.Multiaddr {
+	var out []ma.Multiaddr
+	add := func(a ma.Multiaddr) {
+		if isRelayAddr(a) || (!n.priv && !manet.IsPublicAddr(a)) || slices.ContainsFunc(out, a.Equal) {
+			return
+		}
+		out = append(out, a)
+	}
+	if h, ok := n.host.(interface{ AllAddrs() []ma.Multiaddr }); ok {
+		for _, a := range h.AllAddrs() {
+			add(a)
+		}
+	}
+	n.mu.Lock()
+	obs := slices.Clone(n.observed)
+	n.mu.Unlock()
+	for _, a := range obs {
+		add(a)
+	}
+	return out
+}
+
+// holePunch upgrades a relayed connection from p to a direct one with DCUtR. It waits (until
+// the node closes) for the hole punch service to know an address of ours to punch from.
+func (n *Node) holePunch(p peer.ID) {
+	for {
+		if n.host.Network().Connectedness(p) != network.Limited {
+			return // direct already, or gone
+		}
+		if slices.Contains(n.host.Mux().Protocols(), holepunch.Protocol) {
+			break // the service has addresses and is ready
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	if err := n.hps.DirectConnect(p); err != nil {
+		n.log.Debug("hole punch failed", "peer", p, "err", err)
+	}
 }
 
 // allAddrs is a hole-punch address filter that keeps private and loopback addresses.

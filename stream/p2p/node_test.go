@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -16,6 +17,10 @@ import (
 const echoProto = "/dazaar-vision/test-echo/1"
 
 func TestMain(m *testing.M) {
+	if role := os.Getenv("DV_NAT_ROLE"); role != "" {
+		natRole(role)
+		return
+	}
 	leaktest.Main(m)
 }
 
