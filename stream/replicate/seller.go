@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -448,6 +449,8 @@ type sendLoop struct {
 	lenSet  bool
 	rng     *wire.Range // range being streamed
 	next    uint64      // its next block
+	prev    uint64      // the block the range sent last
+	chain   bool        // prev was sent by this range, so the viewer holds its path
 	started bool        // the first access decision was sent
 	// recent holds the blocks pushed live most recently, so that a range asked for at the
 	// same time does not send them twice.
@@ -683,7 +686,7 @@ func (l *sendLoop) request(it item) error {
 		if !l.ss.allowed() {
 			return l.noData(it.id, l.refusal())
 		}
-		l.rng, l.next = it.rng, it.rng.Start
+		l.rng, l.next, l.chain = it.rng, it.rng.Start, false
 		if !l.lenSet && it.rng.FromLength > 0 {
 			l.vlen, l.lenSet = it.rng.FromLength, true
 		}
@@ -720,9 +723,18 @@ func (l *sendLoop) rangeStep() error {
 	i := l.next
 	l.next++
 	if l.pushed(i) {
+		l.chain = false
 		return nil // already pushed live in this session
 	}
-	ok, err := l.send(r.ID, feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: levelsToRoot(i, vlen)}})
+	// The first block of a run carries its path up to its root. Each next block in order
+	// needs only the levels below the node that the previous blocks' paths left with the
+	// viewer (Hypercore's missingNodes for a sequential download): trailing zeros of i.
+	nodes := levelsToRoot(i, vlen)
+	if l.chain && i > 0 && i == l.prev+1 {
+		nodes = min(nodes, uint64(bits.TrailingZeros64(i)))
+	}
+	ok, err := l.send(r.ID, feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: nodes}})
+	l.prev, l.chain = i, ok && err == nil
 	if err != nil || !ok {
 		l.rng = nil
 	}
@@ -762,9 +774,13 @@ func (l *sendLoop) pushLive() error {
 		return nil
 	}
 	// Skip ahead: the newest block proves the new length; the newest sync point lets the
-	// viewer start playing from there.
-	ok, err := l.send(0, feed.Request{Fork: head.Fork, Block: &feed.BlockRequest{Index: n - 1},
-		Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}})
+	// viewer start playing from there. A feed without sync points gives nothing to start
+	// from, so the viewer gets only the signed length and asks for what it wants.
+	req := feed.Request{Fork: head.Fork, Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}}
+	if head.HasSyncPoint {
+		req.Block = &feed.BlockRequest{Index: n - 1}
+	}
+	ok, err := l.send(0, req)
 	if err != nil || !ok {
 		return err
 	}
