@@ -15,7 +15,7 @@ type Preset struct {
 	VideoBitRate     int // bits a second
 	AudioBitRate     int // bits a second
 	KeyFrameInterval time.Duration
-	// CPUUsed is libvpx's speed (0 to 16); 0 picks the encoder's default for the size.
+	// CPUUsed is libvpx's speed (see vp8.Config); 0 picks the encoder's default.
 	CPUUsed int
 }
 

@@ -26,10 +26,14 @@ type Config struct {
 	BitRate int
 	// KeyFrameInterval is the most frames between two key frames (default 2 s worth).
 	KeyFrameInterval int
-	// CPUUsed is libvpx's speed setting, 0 (slowest, best) to 16 (fastest); default 8 at
-	// 720p and above, 6 below.
+	// CPUUsed is libvpx's speed setting: 1 (slowest, best) to 16 (fastest), or -1 to -16
+	// for real-time adaptive speed, where libvpx picks the speed that meets the frame's
+	// deadline starting from that value. Default -6, WebRTC's choice for VP8 on desktops.
 	CPUUsed int
-	// Threads is libvpx's thread count (default 2 at 720p and above, else 1).
+	// Threads is libvpx's thread count, default 1. libvpx's VP8 threads wait for each
+	// other by spinning, so on a machine whose cores are busy with other work two threads
+	// measured up to 15 times slower than one (BENCHMARKS.md); raise it only where cores
+	// are to spare.
 	Threads int
 }
 
@@ -46,22 +50,14 @@ func (c *Config) setDefaults() error {
 	if c.KeyFrameInterval <= 0 {
 		c.KeyFrameInterval = 2 * c.FrameRateNum / c.FrameRateDen
 	}
-	large := c.Width*c.Height >= 1280*720
-	if c.CPUUsed <= 0 {
-		c.CPUUsed = 6
-		if large {
-			c.CPUUsed = 8
-		}
+	if c.CPUUsed == 0 {
+		c.CPUUsed = -6
 	}
-	if c.CPUUsed > 16 {
-		c.CPUUsed = 16
-	}
+	c.CPUUsed = min(16, max(-16, c.CPUUsed))
 	if c.Threads <= 0 {
 		c.Threads = 1
-		if large && runtime.NumCPU() > 1 {
-			c.Threads = 2
-		}
 	}
+	c.Threads = min(c.Threads, runtime.NumCPU(), 8)
 	return nil
 }
 
