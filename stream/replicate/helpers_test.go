@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,7 +25,32 @@ func TestMain(m *testing.M) {
 		sellerProcess()
 		return
 	}
+	if os.Getenv("DV_FANOUT_VIEWERS") != "" {
+		runFanoutViewers()
+		return
+	}
+	if spec := os.Getenv("DV_FANOUT"); spec != "" {
+		runFanout(spec)
+		return
+	}
+	if out := os.Getenv("DV_REPLBENCH"); out != "" {
+		runBench(out)
+		return
+	}
 	leaktest.Main(m)
+}
+
+// tb is what the helpers need of a testing.TB (the benchmarks pass their own).
+type tb interface {
+	Helper()
+	Cleanup(func())
+	Fatal(...any)
+	Fatalf(string, ...any)
+	TempDir() string
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 func newNode(t testing.TB, identity []byte) *p2p.Node {
@@ -58,7 +85,7 @@ func block(i uint64, size int) []byte {
 	return b
 }
 
-func newWriter(t testing.TB, dir string, n, size int) (*feed.Feed, []byte) {
+func newWriter(t tb, dir string, n, size int) (*feed.Feed, []byte) {
 	t.Helper()
 	seed := make([]byte, 32)
 	_, _ = rand.Read(seed)
@@ -75,7 +102,7 @@ func newWriter(t testing.TB, dir string, n, size int) (*feed.Feed, []byte) {
 	return f, seed
 }
 
-func appendBlocks(t testing.TB, f *feed.Feed, from, n, size int) {
+func appendBlocks(t tb, f *feed.Feed, from, n, size int) {
 	t.Helper()
 	const batch = 256
 	for i := 0; i < n; i += batch {
@@ -89,7 +116,7 @@ func appendBlocks(t testing.TB, f *feed.Feed, from, n, size int) {
 	}
 }
 
-func newReader(t testing.TB, dir string, key [32]byte) *feed.Feed {
+func newReader(t tb, dir string, key [32]byte) *feed.Feed {
 	t.Helper()
 	f, err := feed.Create(dir, feed.Options{Key: &key})
 	if err != nil {

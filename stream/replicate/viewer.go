@@ -207,7 +207,7 @@ func (v *Viewer) session(ctx context.Context) error {
 		s.closeRanges()
 		v.notify()
 	}()
-	err = s.readLoop()
+	err = s.run(sctx)
 	if errors.Is(err, io.EOF) {
 		err = errors.New("the seller closed the stream")
 	}
@@ -252,17 +252,59 @@ func (s *viewerSession) closeRanges() {
 	s.mu.Unlock()
 }
 
-func (s *viewerSession) readLoop() error {
+type frame struct {
+	t    wire.Type
+	body []byte
+}
+
+// frameQueue bounds the frames read and not yet handled: the reader (network, decryption)
+// runs ahead of the handler (verification, storage) by at most this many frames, then waits
+// (overflow policy: back-pressure to the seller through the stream's flow control).
+const frameQueue = 32
+
+// run reads frames on one goroutine and handles them, in order, on this one.
+func (s *viewerSession) run(ctx context.Context) error {
 	f := s.v.cfg.Feed
 	r := wire.NewReader(s.str, wire.MaxFrame(f.MaxBlockSize()))
-	for {
-		t, body, err := r.Next()
-		if err != nil {
-			if errors.Is(err, wire.ErrFrameTooBig) || errors.Is(err, wire.ErrMalformed) {
-				return fmt.Errorf("%w: %w", ErrProtocol, err)
+	frames := make(chan frame, frameQueue)
+	rerr := make(chan error, 1)
+	hctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		defer close(frames)
+		for {
+			t, body, err := r.Next()
+			if err != nil {
+				if errors.Is(err, wire.ErrFrameTooBig) || errors.Is(err, wire.ErrMalformed) {
+					err = fmt.Errorf("%w: %w", ErrProtocol, err)
+				}
+				rerr <- err
+				return
 			}
+			select {
+			case frames <- frame{t, body}:
+			case <-hctx.Done():
+				rerr <- hctx.Err()
+				return
+			}
+		}
+	}()
+	for fr := range frames {
+		if err := s.handle(fr.t, fr.body); err != nil {
+			stop()
+			_ = s.str.Reset()
+			for range frames {
+			}
+			<-rerr
 			return err
 		}
+	}
+	return <-rerr
+}
+
+func (s *viewerSession) handle(t wire.Type, body []byte) error {
+	f := s.v.cfg.Feed
+	{
 		switch t {
 		case wire.TStatus:
 			st, err := wire.DecodeStatus(body)
@@ -330,6 +372,7 @@ func (s *viewerSession) readLoop() error {
 			return fmt.Errorf("%w: a seller may not send %s messages", ErrProtocol, t)
 		}
 	}
+	return nil
 }
 
 // askRange asks the seller for the blocks of [start, end).

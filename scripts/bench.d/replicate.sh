@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Replication figures (stream/replicate, over go-libp2p on 127.0.0.1 with Noise) next to the
+# JavaScript hypercore reference measured in this same run, then the fan-out sweep next to a
+# plain go-libp2p one-stream-per-viewer baseline. See BENCHMARKS.md.
+#
+#   RUNS=3               runs per workload (median reported)
+#   FANOUT_SECONDS=20    length of each fan-out run; FANOUT_COUNTS="200 400 600 800" the sweep
+# The reference is bench-out/hypercore-ref.json from 00-hypercore-reference.sh (this same
+# `make bench`); when it is missing (ONLY_BENCH=replicate) the reference runs here (b, c, d).
+# Ours runs twice: with its storage where the reference kept its own (the temp directory, on
+# disk: the feed's SyncBeforeShare durability fsyncs before each new signature leaves), and on
+# tmpfs (/dev/shm), where that fsync costs nothing, to show the protocol without the disk.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=bench-out
+mkdir -p "$out"
+ref=${HYPERCORE_REFERENCE_DIR:-../shared/reference/hypercore}
+runs=${RUNS:-3}
+secs=${FANOUT_SECONDS:-20}
+
+go test -c -o "$out/replicate.test" ./stream/replicate
+refjson=$out/hypercore-ref.json
+if [ ! -s "$refjson" ]; then
+  refjson=$out/hypercore-bcd.json
+  echo "== reference: real Hypercore, workloads b, c, d"
+  ONLY=b,c,d RUNS=$runs "$ref/run.sh" >"$refjson" 2>"$out/hypercore-bcd.log"
+fi
+for store in "${TMPDIR:-/tmp}" /dev/shm; do
+  fs=$(stat -f -c %T "$store")
+  tag=$(basename "$store")
+  echo
+  echo "== stream/replicate vs Hypercore: storage on $fs ($store), $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  TMPDIR=$store DV_REFERENCE_JSON="$refjson" DV_REPLBENCH="$out/replicate-$tag.json" RUNS=$runs \
+    "$out/replicate.test" 2>"$out/replicate-$tag.log"
+  node "$ref/compare.js" "$refjson" "$out/replicate-$tag.json" | grep -E '^(result|replicate|liveTail_16KiB_33ms |verify|lateJoin)'
+done
+store=/dev/shm
+
+echo
+echo "## fan-out: one seller, N viewers at ~1.07 Mbit/s (viewers share a second process), ${secs} s each"
+printf '%-9s %5s %9s %8s %8s %8s %10s %9s %9s %9s %6s\n' mode N delivered p50ms p99ms maxms worstV_p99 sellerCPU Mbit/s core/Gbps drops
+run() {
+  TMPDIR=$store DV_FANOUT="$1:$2:$secs" "$out/replicate.test" 2>>"$out/fanout.log" | tail -1 >"$out/fanout-$1-$2.json"
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const f = (x, d) => Number(x).toFixed(d);
+    console.log([r.mode.padEnd(9), String(r.viewers).padStart(5),
+      (f(100 * r.delivered / r.expected, 2) + "%").padStart(9), f(r.P50, 1).padStart(8), f(r.P99, 1).padStart(8),
+      f(r.Max, 1).padStart(8), f(r.worstViewerP99, 1).padStart(10), f(r.sellerCPU, 3).padStart(9),
+      f(r.sellerMbps, 0).padStart(9), f(r.coresPerGbps, 2).padStart(9), String(r.drops).padStart(6)].join(" "));
+    process.exit(r.delivered === r.expected && r.worstViewerP99 <= 100 ? 0 : 3)' "$out/fanout-$1-$2.json"
+}
+run baseline 200 || true
+largest=0
+for n in ${FANOUT_COUNTS:-200 400 600 800}; do
+  if run ours "$n"; then largest=$n; else break; fi
+done
+run baseline 400 || true
+echo "largest viewer count with every viewer's p99 <= 100 ms: $largest"

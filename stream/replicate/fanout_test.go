@@ -1,0 +1,366 @@
+package replicate
+
+// Fan-out figure of `make bench`: one seller, N viewers at about 1 Mbit/s each on loopback.
+// The seller runs in this process; the viewers share a second process (this test binary again,
+// DV_FANOUT_VIEWERS set). Latency is append() called → the viewer has the verified block, from
+// a timestamp the seller writes into each block (one machine, one wall clock). Next to it, the
+// plain go-libp2p baseline of ../shared/notes/scale-anchor.md: one stream per viewer, a writer
+// goroutine per viewer with a 512-block queue, no verification.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	tcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+const baselineProto = "/dazaar-vision/bench-baseline/1"
+
+// FanoutResult is one fan-out run, as the seller process reports it.
+type FanoutResult struct {
+	Mode           string  `json:"mode"`
+	Viewers        int     `json:"viewers"`
+	Seconds        float64 `json:"seconds"`
+	Expected       int     `json:"expected"`
+	Delivered      int     `json:"delivered"`
+	P50, P99, Max  float64 // ms over all viewers' blocks
+	WorstViewerP99 float64 `json:"worstViewerP99"`
+	SellerCPU      float64 `json:"sellerCPU"`     // cores used by the seller process while appending
+	SellerMbps     float64 `json:"sellerMbps"`    // payload sent by the seller, all viewers
+	CoresPerGbps   float64 `json:"coresPerGbps"`  // seller CPU per Gbit/s sent
+	ViewerProcCPU  float64 `json:"viewerProcCPU"` // cores used by the viewers' process
+	Drops          int64   `json:"drops"`         // baseline: blocks dropped by full queues
+	Payload        int64   `json:"payload"`       // block bytes the viewers received
+}
+
+func lightHost() host.Host {
+	h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.Security(noise.ID, noise.New), libp2p.Transport(tcp.NewTCPTransport), libp2p.DisableRelay(),
+		libp2p.DisableMetrics())
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// hostDialer adapts a bare host to Dialer.
+type hostDialer struct{ h host.Host }
+
+func (d hostDialer) Host() host.Host                                     { return d.h }
+func (d hostDialer) Connect(ctx context.Context, ai peer.AddrInfo) error { return d.h.Connect(ctx, ai) }
+func (d hostDialer) WaitDirect(context.Context, peer.ID) error           { return nil }
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// fanoutBlock is the anchor's workload: every 60th block 40 KiB, the others 2 to 8 KiB, each
+// starting with its append time (unix ns).
+func fanoutBlock(i int, r *rand.Rand) []byte {
+	size := 2048 + r.IntN(6*1024)
+	if i%60 == 0 {
+		size = 40 << 10
+	}
+	b := make([]byte, size)
+	binary.LittleEndian.PutUint64(b, uint64(time.Now().UnixNano()))
+	return b
+}
+
+// runFanout is the seller side of one run (DV_FANOUT=mode:N:seconds, result JSON to stdout).
+func runFanout(spec string) {
+	parts := strings.Split(spec, ":")
+	mode := parts[0]
+	n, _ := strconv.Atoi(parts[1])
+	dur, _ := strconv.Atoi(parts[2])
+	tmp, _ := os.MkdirTemp("", "fanout")
+	defer os.RemoveAll(tmp)
+
+	var h host.Host
+	var f *feed.Feed
+	var queues struct {
+		sync.Mutex
+		qs []chan []byte
+	}
+	var drops atomic.Int64
+	tb := &benchTB{dir: tmp}
+	defer tb.done()
+	switch mode {
+	case "ours":
+		f, _ = newWriter(tb, filepath.Join(tmp, "seller"), 0, 0)
+		node := benchNode(nil)
+		defer node.Close()
+		h = node.Host()
+		s, err := NewSeller(SellerConfig{Host: h, Feed: f, Logger: quietLogger()})
+		if err != nil {
+			panic(err)
+		}
+		defer s.Close()
+	case "baseline":
+		var err error
+		h, err = libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.ResourceManager(&network.NullResourceManager{}),
+			libp2p.Security(noise.ID, noise.New), libp2p.Transport(tcp.NewTCPTransport), libp2p.DisableMetrics())
+		if err != nil {
+			panic(err)
+		}
+		defer h.Close()
+		h.SetStreamHandler(baselineProto, func(s network.Stream) {
+			q := make(chan []byte, 512) // the anchor's queue; a full queue drops the block
+			queues.Lock()
+			queues.qs = append(queues.qs, q)
+			queues.Unlock()
+			go func() {
+				defer s.Reset()
+				w := bufio.NewWriter(s)
+				var hdr [4]byte
+				for b := range q {
+					binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
+					w.Write(hdr[:])
+					w.Write(b)
+					if len(q) == 0 {
+						if w.Flush() != nil {
+							return
+						}
+					}
+				}
+			}()
+		})
+	}
+	addr := fmt.Sprintf("%s/p2p/%s", h.Addrs()[0], h.ID())
+	key := [32]byte{}
+	if f != nil {
+		key = f.Key()
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "DV_REPLBENCH=", "DV_FANOUT=", "DV_FANOUT_VIEWERS="+strconv.Itoa(n), "DV_FANOUT_MODE="+mode,
+		"DV_FANOUT_ADDR="+addr, "DV_FANOUT_KEY="+hex.EncodeToString(key[:]), "DV_FANOUT_DIR="+tmp)
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	if !sc.Scan() || sc.Text() != "READY" {
+		panic("viewer process did not get ready: " + sc.Text())
+	}
+	// Append for dur seconds at 30 blocks/s.
+	r := rand.New(rand.NewPCG(1, 2))
+	count := dur * 30
+	cpu0, t0 := cpuSeconds(), time.Now()
+	for i := 0; i < count; i++ {
+		if d := time.Until(t0.Add(time.Duration(i) * time.Second / 30)); d > 0 {
+			time.Sleep(d)
+		}
+		b := fanoutBlock(i, r)
+		switch mode {
+		case "ours":
+			var err error
+			if i%60 == 0 {
+				_, err = f.AppendSync(b)
+			} else {
+				_, err = f.Append(b)
+			}
+			if err != nil {
+				panic(err)
+			}
+		case "baseline":
+			queues.Lock()
+			for _, q := range queues.qs {
+				select {
+				case q <- b:
+				default:
+					drops.Add(1)
+				}
+			}
+			queues.Unlock()
+		}
+	}
+	time.Sleep(time.Second)
+	secs := time.Since(t0).Seconds()
+	cpu := (cpuSeconds() - cpu0) / secs
+	fmt.Fprintf(stdin, "DONE %d\n", count)
+	var res FanoutResult
+	if !sc.Scan() {
+		panic("viewer process sent no result")
+	}
+	if err := json.Unmarshal(sc.Bytes(), &res); err != nil {
+		panic(err)
+	}
+	_ = cmd.Wait()
+	if mode == "baseline" {
+		queues.Lock()
+		for _, q := range queues.qs {
+			close(q)
+		}
+		queues.Unlock()
+	}
+	res.Mode, res.Viewers, res.Seconds, res.Expected, res.SellerCPU, res.Drops = mode, n, secs, count*n, cpu, drops.Load()
+	res.SellerMbps = float64(res.Payload) * 8 / secs / 1e6
+	if res.SellerMbps > 0 {
+		res.CoresPerGbps = cpu / (res.SellerMbps / 1000)
+	}
+	out, _ := json.Marshal(res)
+	fmt.Println(string(out))
+}
+
+// runFanoutViewers is the viewers' process.
+func runFanoutViewers() {
+	n, _ := strconv.Atoi(os.Getenv("DV_FANOUT_VIEWERS"))
+	mode := os.Getenv("DV_FANOUT_MODE")
+	ai, err := peer.AddrInfoFromString(os.Getenv("DV_FANOUT_ADDR"))
+	if err != nil {
+		panic(err)
+	}
+	var key [32]byte
+	kb, _ := hex.DecodeString(os.Getenv("DV_FANOUT_KEY"))
+	copy(key[:], kb)
+	dir := os.Getenv("DV_FANOUT_DIR")
+
+	type viewerLat struct {
+		mu  sync.Mutex
+		lat []float64
+	}
+	lats := make([]*viewerLat, n)
+	var payload atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var ready sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	tb := &benchTB{dir: dir}
+	for i := 0; i < n; i++ {
+		lats[i] = &viewerLat{}
+		vl := lats[i]
+		record := func(b []byte) {
+			if len(b) < 8 {
+				return
+			}
+			sent := time.Unix(0, int64(binary.LittleEndian.Uint64(b)))
+			d := time.Since(sent)
+			vl.mu.Lock()
+			vl.lat = append(vl.lat, ms(d))
+			vl.mu.Unlock()
+			payload.Add(int64(len(b)))
+		}
+		h := lightHost()
+		ready.Add(1)
+		sem <- struct{}{}
+		switch mode {
+		case "ours":
+			vf := newReader(tb, filepath.Join(dir, "v"+strconv.Itoa(i)), key)
+			var once sync.Once
+			v, err := NewViewer(ViewerConfig{Dialer: hostDialer{h}, Seller: *ai, Feed: vf, Live: true, Logger: quietLogger(),
+				OnAccess: func(wire.Access) { once.Do(func() { <-sem; ready.Done() }) },
+				OnBlock: func(idx uint64) {
+					if b, err := vf.Get(idx); err == nil {
+						record(b)
+					}
+				}})
+			if err != nil {
+				panic(err)
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = v.Run(ctx); h.Close() }()
+		case "baseline":
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer h.Close()
+				if err := h.Connect(ctx, *ai); err != nil {
+					panic(err)
+				}
+				s, err := h.NewStream(ctx, ai.ID, baselineProto)
+				if err != nil {
+					panic(err)
+				}
+				_, _ = s.Write(nil)
+				<-sem
+				ready.Done()
+				go func() { <-ctx.Done(); s.Reset() }()
+				br := bufio.NewReader(s)
+				var hdr [4]byte
+				for {
+					if _, err := io.ReadFull(br, hdr[:]); err != nil {
+						return
+					}
+					b := make([]byte, binary.LittleEndian.Uint32(hdr[:]))
+					if _, err := io.ReadFull(br, b); err != nil {
+						return
+					}
+					record(b)
+				}
+			}()
+		}
+	}
+	ready.Wait()
+	time.Sleep(500 * time.Millisecond) // let the baseline's stream handlers register
+	cpu0, t0 := cpuSeconds(), time.Now()
+	fmt.Println("READY")
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	var expected int
+	fmt.Sscanf(line, "DONE %d", &expected)
+	// Give the last blocks a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		all := true
+		for _, vl := range lats {
+			vl.mu.Lock()
+			k := len(vl.lat)
+			vl.mu.Unlock()
+			if k < expected {
+				all = false
+				break
+			}
+		}
+		if all {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	vcpu := (cpuSeconds() - cpu0) / time.Since(t0).Seconds()
+	cancel()
+	wg.Wait()
+	tb.done()
+	var all []float64
+	res := FanoutResult{ViewerProcCPU: vcpu}
+	for _, vl := range lats {
+		vl.mu.Lock()
+		all = append(all, vl.lat...)
+		if p := pct(vl.lat, 99); p > res.WorstViewerP99 || len(vl.lat) == 0 {
+			if len(vl.lat) == 0 {
+				p = 1e9
+			}
+			res.WorstViewerP99 = p
+		}
+		vl.mu.Unlock()
+	}
+	res.Delivered = len(all)
+	res.P50, res.P99, res.Max = pct(all, 50), pct(all, 99), pct(all, 100)
+	res.Payload = payload.Load()
+	out, _ := json.Marshal(res)
+	fmt.Println(string(out))
+}
