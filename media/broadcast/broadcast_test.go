@@ -10,6 +10,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/media/internal/leakcheck"
 	"github.com/dazaarvision/dazaar-vision/media/internal/memfeed"
 	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
 	"github.com/dazaarvision/dazaar-vision/media/opus"
@@ -111,6 +112,7 @@ func run(t *testing.T, cfg Config, d time.Duration, during func(b *Broadcaster))
 // survives, key frames come at the interval and on demand, blocks are flagged correctly,
 // and both tracks are stamped from the one clock.
 func TestTestDriversToDecodedFrames(t *testing.T) {
+	leakcheck.Check(t)
 	preset := Medium
 	preset.KeyFrameInterval = 500 * time.Millisecond // 15 frames
 	vs, as := openTestSources(t, preset)
@@ -253,6 +255,7 @@ func TestTestDriversToDecodedFrames(t *testing.T) {
 // TestPresetsDiffer runs each preset briefly and checks that the streams really differ
 // in size, rate and bit rate.
 func TestPresetsDiffer(t *testing.T) {
+	leakcheck.Check(t)
 	type result struct {
 		w, h, fps, br int
 		medianStep    time.Duration
@@ -342,3 +345,38 @@ func TestAudioStamperFollowsCaptureClock(t *testing.T) {
 type audioReaderFunc func() (wave.Audio, func(), error)
 
 func (f audioReaderFunc) Read() (wave.Audio, func(), error) { return f() }
+
+// TestGroupedBlocks: with GroupDuration set, a block carries several frames, a key frame
+// still opens its block, and video-only streams work.
+func TestGroupedBlocks(t *testing.T) {
+	leakcheck.Check(t)
+	preset := Low
+	preset.KeyFrameInterval = time.Second
+	vs, as := openTestSources(t, preset)
+	as.Close()
+	feed := memfeed.New()
+	run(t, Config{Preset: preset, Video: vs, Sink: feed, GroupDuration: 300 * time.Millisecond}, 2*time.Second, nil)
+	d := decodeFeed(t, feed)
+	if d.header.Audio != nil {
+		t.Fatal("audio track in a video-only stream")
+	}
+	most := 0
+	for i, m := range d.media {
+		for j, u := range m.Units {
+			if u.Track != block.Video {
+				t.Fatalf("block %d: %v unit in a video-only stream", i+1, u.Track)
+			}
+			if u.Key && j != 0 {
+				t.Fatalf("block %d: key frame at position %d", i+1, j)
+			}
+		}
+		if d.sync[i] != m.Units[0].Key {
+			t.Fatalf("block %d: sync %v, key %v", i+1, d.sync[i], m.Units[0].Key)
+		}
+		most = max(most, len(m.Units))
+	}
+	// 300 ms at 15 fps: up to 5 frames a block.
+	if most < 3 || most > 6 {
+		t.Fatalf("blocks hold up to %d frames", most)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/media/internal/leakcheck"
 	"github.com/dazaarvision/dazaar-vision/media/internal/memfeed"
 	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
 )
@@ -143,6 +144,7 @@ func median(d []time.Duration) time.Duration {
 // stays within a second of the live edge, keeps pictures on the audio clock, and plays the
 // test tone.
 func TestJoinLiveStream(t *testing.T) {
+	leakcheck.Check(t)
 	start := time.Now()
 	clock := func() time.Duration { return time.Since(start) }
 	preset := broadcast.Medium
@@ -227,6 +229,7 @@ func slicesMax(d []time.Duration) time.Duration {
 // oversized, out of place and garbage: each is skipped with a clear error, no broken
 // picture is shown, and playback resumes at the next key frame.
 func TestDamagedBlocks(t *testing.T) {
+	leakcheck.Check(t)
 	preset := broadcast.Medium
 	preset.KeyFrameInterval = 500 * time.Millisecond
 	rec, painter, stop := live(t, preset, nil)
@@ -382,5 +385,50 @@ func TestJitterBuffer(t *testing.T) {
 	now = now.Add(time.Second)
 	if c2, _ := j.clock(); c2 != c1 {
 		t.Fatalf("clock ran while dry: %v -> %v", c1, c2)
+	}
+}
+
+// TestVideoOnlyStream plays a stream without sound on the wall clock: every picture is
+// shown, in order, at its pace.
+func TestVideoOnlyStream(t *testing.T) {
+	leakcheck.Check(t)
+	vd, _ := capture.TestDevice(capture.Camera)
+	vs, err := capture.OpenVideo(vd, capture.VideoWant{Width: 640, Height: 360, FrameRate: 15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testpattern.Painter{Keep: true}
+	vs.Reader = p.Wrap(vs.Reader)
+	feed := memfeed.New()
+	preset := broadcast.Low
+	b, _ := broadcast.New(broadcast.Config{Preset: preset, Video: vs, Sink: feed})
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	if err := b.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	feed.Close()
+
+	col := &collector{p: p}
+	player, _ := New(Config{Source: feed, Frames: col, FromBlock: 1})
+	start := time.Now()
+	if err := player.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	frames := col.check()
+	st := player.Stats()
+	t.Logf("%d frames shown in %v; %+v", len(frames), took, st)
+	if st.FramesDecoded < 10 || int64(len(frames)) != st.FramesDecoded {
+		t.Fatalf("%d of %d frames shown", len(frames), st.FramesDecoded)
+	}
+	for i, f := range frames {
+		if !f.ok || f.psnr < 35 || (i > 0 && f.counter <= frames[i-1].counter) {
+			t.Fatalf("frame %d: counter %d ok %v PSNR %.1f", i, f.counter, f.ok, f.psnr)
+		}
+	}
+	span := frames[len(frames)-1].pts - frames[0].pts
+	if took < span {
+		t.Fatalf("%v of pictures played in %v: not paced", span, took)
 	}
 }

@@ -244,7 +244,7 @@ func (p *Player) Run(ctx context.Context) error {
 		}
 		defer out.Close()
 	} else {
-		p.wall.Store(newWallClock(p.cfg.JitterTarget, p.cfg.JitterMax))
+		p.wall.Store(newWallClock(p.cfg.JitterTarget, p.cfg.JitterMax, p.cfg.FromBlock == 0))
 	}
 
 	var wg sync.WaitGroup
@@ -446,18 +446,19 @@ func (p *Player) present(ctx context.Context) {
 }
 
 // wallClock is the master clock of a stream without sound: it starts JitterTarget after
-// the first picture and runs at wall-clock speed, jumping forward when the newest picture
-// is more than JitterMax ahead of it.
+// the first picture and runs at wall-clock speed; live, it jumps forward when the newest
+// picture is more than JitterMax ahead of it (a replay's reader waits instead).
 type wallClock struct {
 	target, max time.Duration
+	live        bool
 	mu          sync.Mutex
 	base        time.Duration
 	at          time.Time
 	started     bool
 }
 
-func newWallClock(target, max time.Duration) *wallClock {
-	return &wallClock{target: target, max: max}
+func newWallClock(target, max time.Duration, live bool) *wallClock {
+	return &wallClock{target: target, max: max, live: live}
 }
 
 func (w *wallClock) seen(pts time.Duration) {
@@ -468,7 +469,7 @@ func (w *wallClock) seen(pts time.Duration) {
 		w.base, w.at, w.started = pts, now.Add(w.target), true
 		return
 	}
-	if cur := w.base + now.Sub(w.at); pts-cur > w.max {
+	if cur := w.base + now.Sub(w.at); w.live && pts-cur > w.max {
 		w.base, w.at = pts-w.target, now
 	}
 }
