@@ -13,25 +13,37 @@ import (
 // Check registers the check as a cleanup of t.
 func Check(t testing.TB) {
 	t.Helper()
+	before := snapshot()
+	t.Cleanup(func() {
+		if left := leftSince(before, 5*time.Second); len(left) > 0 {
+			t.Errorf("%d goroutines left running:\n%s", len(left), strings.Join(left, "\n\n"))
+		}
+	})
+}
+
+func snapshot() map[string]bool {
 	before := map[string]bool{}
 	for _, g := range goroutines() {
 		before[id(g)] = true
 	}
-	t.Cleanup(func() {
-		var left []string
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			left = left[:0]
-			for _, g := range goroutines() {
-				if !before[id(g)] && !ignored(g) {
-					left = append(left, g)
-				}
-			}
-			if len(left) == 0 {
-				return
+	return before
+}
+
+// leftSince returns the stacks of goroutines not in before that are still running after
+// waiting up to wait for them to end.
+func leftSince(before map[string]bool, wait time.Duration) []string {
+	var left []string
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		left = left[:0]
+		for _, g := range goroutines() {
+			if !before[id(g)] && !ignored(g) {
+				left = append(left, g)
 			}
 		}
-		t.Errorf("%d goroutines left running:\n%s", len(left), strings.Join(left, "\n\n"))
-	})
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+	}
 }
 
 func goroutines() []string {
