@@ -315,3 +315,5 @@ func startSeller(t testing.TB, node *p2p.Node, f Feed, gate Gate, clock Clock) *
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+func (r *viewerRig) viewerStatus() wire.Status { return r.viewer.Status() }

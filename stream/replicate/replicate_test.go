@@ -84,6 +84,18 @@ func TestLateJoinGetsSyncPointAndNewest(t *testing.T) {
 	if n := r.feed.Stored(); n != 50 {
 		t.Fatalf("stored %d blocks after rewinding to the sync point, want 50", n)
 	}
+	// Each new signed length comes with the newest sync point.
+	var bs [][]byte
+	for j := 0; j < 50; j++ {
+		bs = append(bs, block(uint64(1000+j), 512))
+	}
+	if _, err := sf.AppendSync(bs...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "status with the new sync point", func() bool {
+		st := r.viewerStatus()
+		return st.Length == 1050 && st.Flags&wire.StatusHasSyncPoint != 0 && st.SyncPoint == 1000
+	})
 }
 
 func TestAppMessages(t *testing.T) {

@@ -758,6 +758,21 @@ func (l *sendLoop) pushLive() error {
 	if n <= vlen {
 		return nil
 	}
+	// Announce the new signed length with the newest sync point once the proofs below are
+	// written (the status goes after them, so the viewer has verified what it announces).
+	defer func() {
+		if l.vlen > vlen {
+			st := wire.Status{Fork: head.Fork, Length: min(head.Length, l.vlen), SyncPoint: head.SyncPoint}
+			if head.HasSyncPoint && head.SyncPoint < st.Length {
+				st.Flags |= wire.StatusHasSyncPoint
+			} else {
+				st.SyncPoint = 0
+			}
+			if err := l.w.Frame(wire.TStatus, st.AppendBinary); err == nil {
+				l.count()
+			}
+		}
+	}()
 	if n-vlen <= ss.s.cfg.MaxLiveLag {
 		// Block vlen with the upgrade to the newest length (the viewer holds the peaks of
 		// vlen, so one block needs no extra hashes), then the rest with their paths.
