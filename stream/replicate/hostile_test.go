@@ -173,6 +173,21 @@ func TestUnpaidHostileClientGetsNothing(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("seller kept a session open after garbage")
 	}
+
+	// An oversized frame (a length far over the seller's cap for viewer messages) ends the
+	// session before the seller allocates anything for it.
+	c2 := dialRaw(t, hn, sn.AddrInfo())
+	if _, err := c2.str.Write(binary.AppendUvarint(nil, 1<<40)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c2.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("seller kept a session open after an oversized frame")
+	}
+	if st := seller.Stats(hn.ID()); st.Blocks != 0 || st.Proofs != 0 {
+		t.Fatalf("seller sent data: %+v", st)
+	}
 }
 
 // A hostile "seller" (with the real feed key's data, tampered) or a broken one: the viewer
