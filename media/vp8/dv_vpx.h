@@ -118,15 +118,30 @@ static void dv_rgba_to_i420(const uint8_t *src, int stride, int w, int h, vpx_im
 	}
 }
 
-// dv_i420_to_rgba converts planes to RGBA (alpha 255), BT.601 limited range.
+// dv_i420_to_rgba converts planes to RGBA (alpha 255), BT.601 limited range. The chroma
+// terms are computed once per pair of pixels.
 static void dv_i420_to_rgba(const uint8_t *Y, int ys, const uint8_t *U, int us, const uint8_t *V, int vs,
 		int w, int h, uint8_t *dst, int dstride) {
 	for (int y = 0; y < h; y++) {
 		const uint8_t *yr = Y + y * ys, *ur = U + (y / 2) * us, *vr = V + (y / 2) * vs;
 		uint8_t *d = dst + y * dstride;
-		for (int x = 0; x < w; x++, d += 4) {
-			int c = 298 * (yr[x] - 16);
+		int x = 0;
+		for (; x + 1 < w; x += 2, d += 8) {
 			int du = ur[x / 2] - 128, dv = vr[x / 2] - 128;
+			int rr = 409 * dv + 128, gg = -100 * du - 208 * dv + 128, bb = 516 * du + 128;
+			int c0 = 298 * (yr[x] - 16), c1 = 298 * (yr[x + 1] - 16);
+			d[0] = clamp8((c0 + rr) >> 8);
+			d[1] = clamp8((c0 + gg) >> 8);
+			d[2] = clamp8((c0 + bb) >> 8);
+			d[3] = 255;
+			d[4] = clamp8((c1 + rr) >> 8);
+			d[5] = clamp8((c1 + gg) >> 8);
+			d[6] = clamp8((c1 + bb) >> 8);
+			d[7] = 255;
+		}
+		if (x < w) {
+			int du = ur[x / 2] - 128, dv = vr[x / 2] - 128;
+			int c = 298 * (yr[x] - 16);
 			d[0] = clamp8((c + 409 * dv + 128) >> 8);
 			d[1] = clamp8((c - 100 * du - 208 * dv + 128) >> 8);
 			d[2] = clamp8((c + 516 * du + 128) >> 8);

@@ -8,6 +8,7 @@ package vp8
 
 /*
 #cgo pkg-config: vpx
+#cgo CFLAGS: -O3
 #include "dv_vpx.h"
 */
 import "C"
