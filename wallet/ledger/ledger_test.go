@@ -218,3 +218,31 @@ func BenchmarkLedger1000Viewers(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFsyncFloor is the in-run reference for the ledger figures: appending one small record
+// to a file and syncing it, the least any durable credit can cost on this disk.
+func BenchmarkFsyncFloor(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "floor"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	rec := make([]byte, 100)
+	for i := 0; i < b.N; i++ {
+		f.Write(rec)
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCredit is one durable credit (a settled payment), for comparison with the floor.
+func BenchmarkCredit(b *testing.B) {
+	l := open(b, filepath.Join(b.TempDir(), "l"))
+	defer l.Close()
+	for i := 0; i < b.N; i++ {
+		if _, err := l.SetCredit(k, Credit{ID: fmt.Sprint("ln:", i), Msat: 1000, Millis: 3600, State: Settled}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

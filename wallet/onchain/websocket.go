@@ -57,7 +57,10 @@ func (w *Websocket) Watch(addrs ...btcutil.Address) error {
 	w.addrs = append(w.addrs, addrs...)
 	c := w.client
 	w.mu.Unlock()
-	if c != nil && !w.reload.Load() {
+	// Add to btcd's filter before returning, so that a payment made after Watch returns is
+	// pushed to us. (A reload pending in Run adds everything again; adding twice is harmless.)
+	// Without a connection, Run loads the filter and resyncs the mempool on connecting.
+	if c != nil {
 		if err := c.LoadTxFilter(false, addrs, nil); err != nil {
 			w.reload.Store(true)
 		}
