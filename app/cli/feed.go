@@ -96,7 +96,7 @@ func (e *env) feedCreate(args []string) error {
 
 // openWritable opens a feed with its signing key from the secret store.
 func (e *env) openWritable(dir string) (*feed.Feed, error) {
-	ro, err := feed.Open(dir, feed.Options{Logger: e.log})
+	ro, err := feed.Open(dir, feed.Options{Logger: e.log, ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the feed: %w", err)
 	}
@@ -206,7 +206,7 @@ func (e *env) feedInfo(args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := feed.Open(rest[0], feed.Options{Logger: e.log})
+	f, err := feed.Open(rest[0], feed.Options{Logger: e.log, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("cannot open the feed: %w", err)
 	}
@@ -241,7 +241,7 @@ func (e *env) feedVerify(args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := feed.Open(rest[0], feed.Options{Logger: e.log})
+	f, err := feed.Open(rest[0], feed.Options{Logger: e.log, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("cannot open the feed: %w", err)
 	}
@@ -279,7 +279,7 @@ func (e *env) feedGet(args []string) error {
 	if err != nil {
 		return usagef("INDEX must be a block number, not %q", rest[1])
 	}
-	f, err := feed.Open(rest[0], feed.Options{Logger: e.log})
+	f, err := feed.Open(rest[0], feed.Options{Logger: e.log, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("cannot open the feed: %w", err)
 	}

@@ -127,7 +127,7 @@ func TestCrashKill9(t *testing.T) {
 			}
 		}
 		returned = f.Length()
-		if err := f.fs.close(); err != nil { // no checkpoint: the next child opens the crashed state as is
+		if err := f.crash(); err != nil { // no checkpoint: the next child opens the crashed state as is
 			t.Fatal(err)
 		}
 	}
@@ -160,7 +160,7 @@ func TestPowerLossNeverResigns(t *testing.T) {
 	if syncedSeq >= seq {
 		t.Fatalf("appends that were not shared were synced (%d >= %d): SyncBeforeShare should be lazy", syncedSeq, seq)
 	}
-	f.fs.close()
+	f.crash()
 	// Power loss: everything after the last sync is gone.
 	if err := os.Truncate(dir+"/oplog", synced); err != nil {
 		t.Fatal(err)
@@ -198,4 +198,12 @@ func TestPowerLossNeverResigns(t *testing.T) {
 	if g.syncedSeq != g.seq {
 		t.Fatal("SyncEveryAppend returned before syncing")
 	}
+}
+
+// crash drops a feed as a killed process would: files closed, lock released
+// (the kernel does both), nothing checkpointed or synced.
+func (f *Feed) crash() error {
+	err := f.fs.close()
+	unlockDir(f.lock)
+	return err
 }

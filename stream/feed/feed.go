@@ -8,7 +8,6 @@
 package feed
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -58,6 +57,10 @@ type Options struct {
 	// Encrypted marks a new reader's feed as encrypted when the reader (a
 	// relay) does not hold the key: it verifies and serves, Read refuses.
 	Encrypted bool
+	// ReadOnly opens a feed to look at it (the command line's info, verify
+	// and get) while another process may own it: no lock is taken and
+	// nothing is written, not even crash recovery.
+	ReadOnly bool
 }
 
 // Head is a feed's newest signed state.
@@ -82,6 +85,7 @@ var (
 	ErrCorrupt      = errors.New("stored data is corrupt")
 	ErrExists       = errors.New("a feed already exists there")
 	ErrWrongKeyPair = errors.New("key pair does not match the feed")
+	ErrLocked       = errors.New("feed is in use by another program (or already open here)")
 )
 
 // Feed is a signed append-only log on disk. Its methods are safe for
@@ -101,7 +105,6 @@ type Feed struct {
 	s       *signer   // nil for readers
 	meta    *metaInfo
 	fs      *files
-	index   blockIndex // where each stored block is in data
 	present bitset
 	have    uint64 // number of blocks stored
 	dataEnd uint64
@@ -109,6 +112,9 @@ type Feed struct {
 	syncPt  uint64 // index+1 of newest sync point
 	dirty   map[uint64]Node
 	dirtyBl map[uint64]blockEntry
+	cpData  uint64 // block bytes written since the last checkpoint
+	lock    *os.File
+	ro      bool
 	scratch []byte
 	frame   []byte
 	subs    map[chan Head]struct{}
@@ -116,31 +122,6 @@ type Feed struct {
 	syncMu    sync.Mutex // serialises syncs; held without mu
 	syncedSeq uint64     // guarded by mu
 	syncedLog int64      // log size covered by the last sync (for power-loss tests)
-}
-
-// blockIndex maps block indexes to their place in data, in pages, so that a
-// sparse reader pays only for the pages it touches.
-type blockIndex struct {
-	pages map[uint64]*[1024]blockEntry
-}
-
-func (x *blockIndex) get(i uint64) blockEntry {
-	if p := x.pages[i>>10]; p != nil {
-		return p[i&1023]
-	}
-	return blockEntry{}
-}
-
-func (x *blockIndex) put(i uint64, e blockEntry) {
-	p := x.pages[i>>10]
-	if p == nil {
-		if x.pages == nil {
-			x.pages = map[uint64]*[1024]blockEntry{}
-		}
-		p = new([1024]blockEntry)
-		x.pages[i>>10] = p
-	}
-	p[i&1023] = e
 }
 
 type bitset []uint64
@@ -185,12 +166,21 @@ func Create(dir string, o Options) (*Feed, error) {
 	default:
 		return nil, errors.New("feed: Create needs a key pair (to write) or a key (to read)")
 	}
-	for _, name := range []string{"data", "blocks", "tree", "header", "oplog"} {
-		os.Remove(filepath.Join(dir, name)) // leftovers of a create that crashed before meta
+	if o.MaxBlockSize > MaxBlockSizeLimit {
+		return nil, fmt.Errorf("feed: a maximum block size of %d is over the %d limit", o.MaxBlockSize, MaxBlockSizeLimit)
 	}
-	// A writer's identity must survive power loss; a reader's can be made
-	// again (and its blocks downloaded again), so it skips the syncs.
-	if err := writeMeta(dir, m, o.KeyPair != nil); err != nil {
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	// Empty files first (replacing leftovers of a create that crashed before
+	// meta), synced; meta last, so that a feed exists only once it is whole.
+	err = createFiles(dir)
+	if err == nil {
+		err = writeMeta(dir, m, true)
+	}
+	unlockDir(lock)
+	if err != nil {
 		return nil, fmt.Errorf("feed: create %s: %w", dir, err)
 	}
 	return Open(dir, o)
@@ -209,7 +199,10 @@ func Open(dir string, o Options) (*Feed, error) {
 	if o.Encryption != nil && !m.encrypted {
 		return nil, fmt.Errorf("feed: %s holds a feed whose blocks are not encrypted", dir)
 	}
-	f := &Feed{dir: dir, meta: m, enc: o.Encryption, dur: o.Durability, log: o.Logger, maxBlock: o.MaxBlockSize,
+	if o.MaxBlockSize > MaxBlockSizeLimit {
+		return nil, fmt.Errorf("feed: a maximum block size of %d is over the %d limit", o.MaxBlockSize, MaxBlockSizeLimit)
+	}
+	f := &Feed{dir: dir, meta: m, enc: o.Encryption, dur: o.Durability, ro: o.ReadOnly, log: o.Logger, maxBlock: o.MaxBlockSize,
 		dirty: map[uint64]Node{}, dirtyBl: map[uint64]blockEntry{}, subs: map[chan Head]struct{}{}}
 	if f.log == nil {
 		f.log = slog.Default()
@@ -217,7 +210,7 @@ func Open(dir string, o Options) (*Feed, error) {
 	if f.maxBlock <= 0 {
 		f.maxBlock = int(m.maxBlockSize)
 	}
-	if f.maxBlock <= 0 {
+	if f.maxBlock <= 0 || f.maxBlock > MaxBlockSizeLimit {
 		f.maxBlock = DefaultMaxBlockSize
 	}
 	if m.modeKnown {
@@ -247,11 +240,19 @@ func Open(dir string, o Options) (*Feed, error) {
 		}
 		f.s, f.v = s, s.verifier
 	}
-	if f.fs, err = openFiles(dir); err != nil {
+	if !f.ro {
+		if f.lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if f.fs, err = openFiles(dir, f.ro); err != nil {
+		unlockDir(f.lock)
 		return nil, err
 	}
+	f.t.nodes = nodeSet{file: f.fs.tree, maxPages: defaultMaxPage}
 	if err := f.load(); err != nil {
 		f.fs.close()
+		unlockDir(f.lock)
 		return nil, err
 	}
 	return f, nil
@@ -267,46 +268,34 @@ func (f *Feed) load() error {
 		f.seq = cp.seq
 		f.t.fork, f.t.length, f.t.byteLength, f.t.signature, f.syncPt = cp.fork, cp.length, cp.byteLength, cp.signature, cp.syncPoint
 	}
-	// Tree nodes.
-	raw, err := io.ReadAll(io.NewSectionReader(f.fs.tree, 0, 1<<62))
-	if err != nil {
-		return fmt.Errorf("feed: read tree: %w", err)
-	}
-	var zero [nodeRecordSize]byte
-	for i := 0; i+nodeRecordSize <= len(raw); i += nodeRecordSize {
-		rec := raw[i : i+nodeRecordSize]
-		if bytes.Equal(rec, zero[:]) {
-			continue
-		}
-		n := Node{Index: uint64(i / nodeRecordSize), Size: leU64(rec)}
-		copy(n.Hash[:], rec[8:])
-		f.t.nodes.put(n)
-	}
-	// Block entries.
-	raw, err = io.ReadAll(io.NewSectionReader(f.fs.blocks, 0, 1<<62))
-	if err != nil {
-		return fmt.Errorf("feed: read blocks: %w", err)
-	}
-	for i := 0; i+blockRecordSize <= len(raw); i += blockRecordSize {
-		rec := raw[i : i+blockRecordSize]
-		l := leU32(rec[8:])
-		if l == 0 {
-			continue
-		}
-		f.setBlock(uint64(i/blockRecordSize), blockEntry{offset: leU64(rec), length: l - 1, crc: leU32(rec[12:])})
+	// Which blocks are stored, and where data ends: the blocks file, read in
+	// chunks (entries themselves are read when needed).
+	if err := f.scanBlocks(); err != nil {
+		return err
 	}
 	// The log: records after the checkpoint, up to the first torn one.
-	recs, end, err := f.fs.readLog()
+	recs, offs, end, err := f.fs.readLog()
 	if err != nil {
 		return fmt.Errorf("feed: read log: %w", err)
 	}
+	cpSeq := f.seq
 	replayed := 0
-	for _, r := range recs {
+	for k, r := range recs {
 		if r.seq <= f.seq {
 			continue // already in the checkpoint
 		}
 		if r.seq != f.seq+1 {
 			return fmt.Errorf("feed: %w: the log continues at record %d but the checkpoint ends at %d (header damaged?)", ErrCorrupt, r.seq, f.seq)
+		}
+		// After power loss a record can be on disk while the block bytes it
+		// points at are not (two files). Such a record was never synced, so
+		// never shared: roll back to before it.
+		if bad := f.checkBlocks(r); bad != nil {
+			f.log.Warn("feed: a logged block is missing or damaged on disk (power loss?); rolling back to the record before it",
+				"dir", f.dir, "err", bad, "length", f.t.length)
+			end = offs[k]
+			recs = recs[:k]
+			break
 		}
 		f.apply(r)
 		replayed++
@@ -319,8 +308,10 @@ func (f *Feed) load() error {
 	if st, err := f.fs.log.Stat(); err == nil && st.Size() > end {
 		f.log.Warn("feed: cut a torn write off the log, rolling back to the last complete signed state",
 			"dir", f.dir, "bytes", st.Size()-end, "length", f.t.length)
-		if err := f.fs.log.Truncate(end); err != nil {
-			return fmt.Errorf("feed: cut torn log tail: %w", err)
+		if !f.ro {
+			if err := f.fs.log.Truncate(end); err != nil {
+				return fmt.Errorf("feed: cut torn log tail: %w", err)
+			}
 		}
 	}
 	f.fs.logSize, f.fs.logRecords = end, len(recs)
@@ -337,8 +328,13 @@ func (f *Feed) load() error {
 			}
 		}
 	}
-	// Blocks a torn record referenced may sit past the last entry; new data goes after the last one.
-	f.syncedSeq, f.syncedLog = f.seq, end
+	if f.t.nodes.err != nil {
+		return fmt.Errorf("feed: read tree: %w", f.t.nodes.err)
+	}
+	// Only the checkpoint is known to be on disk: replayed records may have
+	// been in the page cache of a killed process, so they are synced again
+	// before a signature over them is shared.
+	f.syncedSeq, f.syncedLog = cpSeq, 0
 	if replayed > 0 {
 		f.log.Debug("feed: replayed log", "dir", f.dir, "records", replayed, "length", f.t.length)
 	}
@@ -352,8 +348,72 @@ func leU32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
 
+// scanBlocks builds the bitfield and finds where data ends from the blocks file.
+func (f *Feed) scanBlocks() error {
+	buf := make([]byte, 64<<10*blockRecordSize/16)
+	var off int64
+	for {
+		n, err := f.fs.blocks.ReadAt(buf, off)
+		for j := 0; j+blockRecordSize <= n; j += blockRecordSize {
+			rec := buf[j : j+blockRecordSize]
+			if l := leU32(rec[8:]); l != 0 {
+				f.setBlock(uint64(off+int64(j))/blockRecordSize, blockEntry{offset: leU64(rec), length: l - 1, crc: leU32(rec[12:])})
+			}
+		}
+		off += int64(n - n%blockRecordSize)
+		if err == io.EOF || n < len(buf) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("feed: read blocks: %w", err)
+		}
+	}
+}
+
+// checkBlocks reads back the blocks a log record references and checks their
+// checksums (used when replaying a log after a crash).
+func (f *Feed) checkBlocks(r *record) error {
+	for _, b := range r.blocks {
+		buf := make([]byte, b.entry.length)
+		if n, err := f.fs.data.ReadAt(buf, int64(b.entry.offset)); n != len(buf) {
+			return fmt.Errorf("block %d: %d of %d bytes on disk: %v", b.index, n, len(buf), err)
+		}
+		if crc32.Checksum(buf, crcTable) != b.entry.crc {
+			return fmt.Errorf("block %d: checksum mismatch", b.index)
+		}
+	}
+	return nil
+}
+
+// entry says where block i is in data (it must be present).
+func (f *Feed) entry(i uint64) (blockEntry, error) {
+	if e, ok := f.dirtyBl[i]; ok {
+		return e, nil
+	}
+	var rec [blockRecordSize]byte
+	if n, err := f.fs.blocks.ReadAt(rec[:], int64(i)*blockRecordSize); n != blockRecordSize {
+		return blockEntry{}, fmt.Errorf("feed: block %d: %w (its entry is unreadable: %v)", i, ErrCorrupt, err)
+	}
+	l := leU32(rec[8:])
+	if l == 0 {
+		return blockEntry{}, fmt.Errorf("feed: block %d: %w (its entry is empty)", i, ErrCorrupt)
+	}
+	return blockEntry{offset: leU64(rec[:]), length: l - 1, crc: leU32(rec[12:])}, nil
+}
+
+// readBlock reads and checks a block's bytes; anything short or damaged is ErrCorrupt.
+func readBlock(data *os.File, i uint64, e blockEntry) ([]byte, error) {
+	buf := make([]byte, e.length)
+	if n, err := data.ReadAt(buf, int64(e.offset)); n != len(buf) {
+		return nil, fmt.Errorf("feed: block %d: %w (%d of %d bytes readable: %v)", i, ErrCorrupt, n, len(buf), err)
+	}
+	if crc32.Checksum(buf, crcTable) != e.crc {
+		return nil, fmt.Errorf("feed: block %d: %w (checksum mismatch on disk)", i, ErrCorrupt)
+	}
+	return buf, nil
+}
+
 func (f *Feed) setBlock(i uint64, e blockEntry) {
-	f.index.put(i, e)
 	if !f.present.has(i) {
 		f.have++
 	}
@@ -372,6 +432,7 @@ func (f *Feed) apply(r *record) {
 	for _, b := range r.blocks {
 		f.setBlock(b.index, b.entry)
 		f.dirtyBl[b.index] = b.entry
+		f.cpData += uint64(b.entry.length)
 	}
 	if r.upgraded {
 		f.t.fork, f.t.length, f.t.byteLength, f.t.signature, f.syncPt = r.fork, r.length, r.byteLength, r.signature, r.syncPoint
@@ -464,7 +525,7 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 	if len(blocks) == 0 {
 		return f.Head(), nil
 	}
-	if f.s == nil {
+	if f.s == nil || f.ro {
 		return Head{}, fmt.Errorf("feed: %w", ErrReadOnly)
 	}
 	if f.meta.encrypted && f.enc == nil {
@@ -684,7 +745,7 @@ func (f *Feed) syncTo(seq uint64) error {
 
 // maybeCheckpoint folds the log into the tree and blocks files when it is big.
 func (f *Feed) maybeCheckpoint() error {
-	if f.fs.logSize < checkpointBytes && f.fs.logRecords < checkpointCount {
+	if f.fs.logSize < checkpointBytes && f.fs.logRecords < checkpointCount && f.cpData < checkpointData {
 		return nil
 	}
 	return f.checkpointLocked()
@@ -694,19 +755,11 @@ func (f *Feed) checkpointLocked() error {
 	if f.fs.logRecords == 0 && len(f.dirty) == 0 && len(f.dirtyBl) == 0 {
 		return nil
 	}
-	var rec [nodeRecordSize]byte
-	for _, n := range f.dirty {
-		putNodeRecord(rec[:], n)
-		if _, err := f.fs.tree.WriteAt(rec[:], int64(n.Index)*nodeRecordSize); err != nil {
-			return fmt.Errorf("feed: checkpoint tree: %w", err)
-		}
+	if err := writeRuns(f.fs.tree, f.dirty, nodeRecordSize, func(b []byte, n Node) { putNodeRecord(b, n) }); err != nil {
+		return fmt.Errorf("feed: checkpoint tree: %w", err)
 	}
-	var brec [blockRecordSize]byte
-	for i, e := range f.dirtyBl {
-		putBlockRecord(brec[:], e)
-		if _, err := f.fs.blocks.WriteAt(brec[:], int64(i)*blockRecordSize); err != nil {
-			return fmt.Errorf("feed: checkpoint blocks: %w", err)
-		}
+	if err := writeRuns(f.fs.blocks, f.dirtyBl, blockRecordSize, putBlockRecord); err != nil {
+		return fmt.Errorf("feed: checkpoint blocks: %w", err)
 	}
 	for _, file := range []*os.File{f.fs.data, f.fs.tree, f.fs.blocks} {
 		if err := file.Sync(); err != nil {
@@ -723,7 +776,35 @@ func (f *Feed) checkpointLocked() error {
 	f.fs.logSize, f.fs.logRecords = 0, 0
 	clear(f.dirty)
 	clear(f.dirtyBl)
+	f.cpData = 0
+	f.t.nodes.markClean()
 	f.syncedSeq, f.syncedLog = f.seq, 0
+	return nil
+}
+
+// writeRuns writes fixed-size records at index*size, sorted, one write per
+// run of consecutive indexes.
+func writeRuns[T any](file *os.File, recs map[uint64]T, size int, put func([]byte, T)) error {
+	idx := make([]uint64, 0, len(recs))
+	for i := range recs {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	var buf []byte
+	for k := 0; k < len(idx); {
+		j := k
+		for j+1 < len(idx) && idx[j+1] == idx[j]+1 && j-k < 4096 {
+			j++
+		}
+		buf = slices.Grow(buf[:0], (j-k+1)*size)[:(j-k+1)*size]
+		for m := k; m <= j; m++ {
+			put(buf[(m-k)*size:], recs[idx[m]])
+		}
+		if _, err := file.WriteAt(buf, int64(idx[k])*int64(size)); err != nil {
+			return err
+		}
+		k = j + 1
+	}
 	return nil
 }
 
@@ -742,13 +823,25 @@ func (f *Feed) Stored() uint64 {
 }
 
 // Bitfield calls fn with each stored block index in [start, end), in order.
+// fn runs without the feed's lock held, so it may call the feed.
 func (f *Feed) Bitfield(start, end uint64, fn func(i uint64) bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i := start; i < end && i/64 < uint64(len(f.present)); i++ {
-		if f.present.has(i) && !fn(i) {
-			return
+	const chunk = 4096
+	for start < end {
+		stop := min(end, start+chunk)
+		var have []uint64
+		f.mu.Lock()
+		for i := start; i < stop && i/64 < uint64(len(f.present)); i++ {
+			if f.present.has(i) {
+				have = append(have, i)
+			}
 		}
+		f.mu.Unlock()
+		for _, i := range have {
+			if !fn(i) {
+				return
+			}
+		}
+		start = stop
 	}
 }
 
@@ -775,17 +868,13 @@ func (f *Feed) Get(i uint64) ([]byte, error) {
 		f.mu.Unlock()
 		return nil, fmt.Errorf("feed: block %d: %w", i, ErrNotStored)
 	}
-	e := f.index.get(i)
+	e, err := f.entry(i)
 	data := f.fs.data
 	f.mu.Unlock()
-	buf := make([]byte, e.length)
-	if _, err := data.ReadAt(buf, int64(e.offset)); err != nil {
-		return nil, fmt.Errorf("feed: read block %d: %w", i, err)
+	if err != nil {
+		return nil, err
 	}
-	if crc32.Checksum(buf, crcTable) != e.crc {
-		return nil, fmt.Errorf("feed: block %d: %w (checksum mismatch on disk)", i, ErrCorrupt)
-	}
-	return buf, nil
+	return readBlock(data, i, e)
 }
 
 // MissingNodes is what to put in BlockRequest.Nodes when asking a peer for block i.
@@ -824,19 +913,18 @@ func (f *Feed) Proof(req Request) (*Proof, error) {
 			f.mu.Unlock()
 			return nil, fmt.Errorf("feed: block %d: %w", p.Block.Index, ErrNotStored)
 		}
-		e = f.index.get(p.Block.Index)
+		var err error
+		if e, err = f.entry(p.Block.Index); err != nil {
+			f.mu.Unlock()
+			return nil, err
+		}
 	}
 	seq, data := f.seq, f.fs.data
 	f.mu.Unlock()
 	if p.Block != nil {
-		buf := make([]byte, e.length)
-		if _, err := data.ReadAt(buf, int64(e.offset)); err != nil {
-			return nil, fmt.Errorf("feed: read block %d: %w", p.Block.Index, err)
+		if p.Block.Value, err = readBlock(data, p.Block.Index, e); err != nil {
+			return nil, err
 		}
-		if crc32.Checksum(buf, crcTable) != e.crc {
-			return nil, fmt.Errorf("feed: block %d: %w (checksum mismatch on disk)", p.Block.Index, ErrCorrupt)
-		}
-		p.Block.Value = buf
 	}
 	if p.Upgrade != nil && f.s != nil {
 		if err := f.syncTo(seq); err != nil {
@@ -857,6 +945,9 @@ func (f *Feed) Verify(p *Proof) error {
 	defer f.mu.Unlock()
 	if err := f.usable(); err != nil {
 		return err
+	}
+	if f.ro {
+		return fmt.Errorf("feed: %w (opened read-only)", ErrReadOnly)
 	}
 	v := f.v
 	learned := false
@@ -993,23 +1084,21 @@ func (f *Feed) VerifyAll() (checked uint64, err error) {
 		checked++
 	}
 	// Every stored parent must hash from its children where both are stored.
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for pg, page := range f.t.nodes.pages {
-		for j := range page {
-			idx := pg<<nodePageBits | uint64(j)
-			if idx&1 == 0 || !page[j].ok {
-				continue
-			}
+	for idx := uint64(1); idx < 2*length; idx += 2 {
+		f.mu.Lock()
+		pn, ok := f.t.nodes.get(idx)
+		var ln, rn Node
+		var lok, rok bool
+		if ok {
 			it := newFlatIter(idx)
 			l := it.leftChild()
-			r := l + it.factor
-			ln, lok := f.t.nodes.get(l)
-			rn, rok := f.t.nodes.get(r)
-			if lok && rok {
-				if p := ParentNode(ln, rn); p.Hash != page[j].hash || p.Size != page[j].size {
-					return checked, fmt.Errorf("feed: tree node %d: %w", idx, ErrCorrupt)
-				}
+			ln, lok = f.t.nodes.get(l)
+			rn, rok = f.t.nodes.get(l + it.factor)
+		}
+		f.mu.Unlock()
+		if lok && rok {
+			if p := ParentNode(ln, rn); p.Hash != pn.Hash || p.Size != pn.Size {
+				return checked, fmt.Errorf("feed: tree node %d: %w", idx, ErrCorrupt)
 			}
 		}
 	}
@@ -1025,12 +1114,13 @@ func (f *Feed) Close() error {
 	}
 	f.closed = true
 	var err error
-	if f.failed == nil {
+	if f.failed == nil && !f.ro {
 		err = f.checkpointLocked()
 	}
 	if cerr := f.fs.close(); err == nil {
 		err = cerr
 	}
+	unlockDir(f.lock)
 	for ch := range f.subs {
 		delete(f.subs, ch)
 	}

@@ -364,7 +364,7 @@ func TestDamagedFiles(t *testing.T) {
 		for i := 20; i < 25; i++ {
 			mustAppend(t, f, block(i, 100))
 		}
-		f.fs.close()
+		f.crash()
 		return dir
 	}
 	cases := []struct {

@@ -55,6 +55,15 @@ func FuzzDecodeProof(f *testing.F) {
 // whatever it accepts must leave it consistent with the real writer.
 func FuzzVerify(f *testing.F) {
 	seedProofs(f)
+	// Forged upgrades that once made verification loop forever.
+	for _, p := range []*Proof{
+		{Upgrade: &UpgradeProof{Start: 0, Length: 1 << 62, Nodes: []Node{{Index: 1<<62 - 1}},
+			AdditionalNodes: []Node{{Index: 1<<62 - 1 + 1<<63}, {Index: 5}}, Signature: make([]byte, 64)}},
+		{Block: &BlockProof{Index: 1<<63 - 1, Value: []byte{1}}, Upgrade: &UpgradeProof{Start: 0, Length: 1, Signature: make([]byte, 68)}},
+	} {
+		b, _ := p.MarshalBinary()
+		f.Add(b)
+	}
 	kp, _ := KeyPairFromSeed(bytes.Repeat([]byte{1}, 32))
 	m := DefaultManifest(kp.Public)
 	key := m.Hash()

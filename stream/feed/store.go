@@ -43,13 +43,18 @@ var (
 )
 
 const (
-	headerSlotSize   = 512
+	headerSlotSize   = 4096
 	nodeRecordSize   = 40
 	blockRecordSize  = 16
 	maxRecordSize    = 64 << 20 // a log record never exceeds this; larger is corruption
 	metaFile         = "meta"
 	maxMetaSize      = 8192
 	recordKindAppend = 1
+	// MaxBlockSizeLimit is the largest MaxBlockSize a feed accepts.
+	MaxBlockSizeLimit = 1 << 30
+	// checkpointData bounds the block bytes written since the last
+	// checkpoint, and so what Open re-reads to check a crashed log's blocks.
+	checkpointData = 64 << 20
 )
 
 type blockEntry struct {
@@ -208,15 +213,52 @@ type files struct {
 	headerSlot                      int // slot the newest checkpoint is in
 }
 
-func openFiles(dir string) (*files, error) {
+var storageFiles = []string{"data", "blocks", "tree", "header", "oplog"}
+
+// createFiles makes a new feed's empty files and syncs the directory, so that
+// they exist before meta (written last) says a feed is there.
+func createFiles(dir string) error {
+	for _, name := range storageFiles {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}
+
+// openFiles opens a feed's files; a missing one is corruption, not a new feed.
+func openFiles(dir string, readOnly bool) (*files, error) {
 	fs := &files{dir: dir}
+	flag := os.O_RDWR
+	if readOnly {
+		flag = os.O_RDONLY
+	}
 	var err error
 	open := func(name string) *os.File {
 		if err != nil {
 			return nil
 		}
 		var f *os.File
-		f, err = os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE, 0o600)
+		f, err = os.OpenFile(filepath.Join(dir, name), flag, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			err = fmt.Errorf("%w: %s is missing", ErrCorrupt, name)
+		}
 		return f
 	}
 	fs.data, fs.blocks, fs.tree, fs.header, fs.log = open("data"), open("blocks"), open("tree"), open("header"), open("oplog")
@@ -280,14 +322,17 @@ func (fs *files) writeHeader(c *checkpoint) error {
 	return nil
 }
 
-// readLog returns the log's complete records, in order, and the offset where
-// the valid log ends (a torn or corrupt tail starts there).
-func (fs *files) readLog() ([]*record, int64, error) {
+// readLog returns the log's complete records, in order, with the offset each
+// starts at, and the offset where the valid log ends (a torn tail starts
+// there). A record whose checksum holds but which does not decode is not a
+// torn write: it is reported as corruption.
+func (fs *files) readLog() ([]*record, []int64, int64, error) {
 	raw, err := io.ReadAll(io.NewSectionReader(fs.log, 0, 1<<62))
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	var out []*record
+	var offs []int64
 	off := 0
 	for len(raw)-off >= 8 {
 		n := binary.LittleEndian.Uint32(raw[off:])
@@ -301,12 +346,13 @@ func (fs *files) readLog() ([]*record, int64, error) {
 		}
 		r, err := decodeRecord(body)
 		if err != nil {
-			break
+			return nil, nil, 0, fmt.Errorf("%w: log record at offset %d: %v", ErrCorrupt, off, err)
 		}
 		out = append(out, r)
+		offs = append(offs, int64(off))
 		off += 8 + int(n)
 	}
-	return out, int64(off), nil
+	return out, offs, int64(off), nil
 }
 
 // appendLog writes one framed record at the end of the log.
@@ -334,8 +380,9 @@ func putBlockRecord(b []byte, e blockEntry) {
 	binary.LittleEndian.PutUint32(b[12:], e.crc)
 }
 
-// writeMeta stores the feed's public identity atomically.
-func writeMeta(dir string, m *metaInfo, durable bool) error {
+// writeMeta stores the feed's public identity atomically (temp file, sync,
+// rename); syncDir also makes the rename itself durable.
+func writeMeta(dir string, m *metaInfo, syncDirToo bool) error {
 	tmp := filepath.Join(dir, metaFile+".tmp")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -348,11 +395,9 @@ func writeMeta(dir string, m *metaInfo, durable bool) error {
 		f.Close()
 		return err
 	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -360,15 +405,10 @@ func writeMeta(dir string, m *metaInfo, durable bool) error {
 	if err := os.Rename(tmp, filepath.Join(dir, metaFile)); err != nil {
 		return err
 	}
-	if !durable {
-		return nil
+	if syncDirToo {
+		return syncDir(dir)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // metaInfo is the feed's public identity.

@@ -1,20 +1,31 @@
 package feed
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 )
 
-// nodeSet holds tree nodes by flat-tree index in pages, so that a sparse
-// reader pays only for the pages it touches and a writer gets slice speed.
+// nodeSet holds tree nodes by flat-tree index in pages of 1024. Without a
+// backing file it is all in memory (proof tests, benchmarks). With one (the
+// feed's tree file) it is a cache: pages are read from the file on first use
+// and clean pages beyond maxPages are dropped, so memory does not grow with
+// the feed; pages holding nodes not yet checkpointed stay until markClean.
 type nodeSet struct {
-	pages map[uint64]*nodePage
-	last  *nodePage // one-entry cache: appends and proofs touch neighbours
-	lastN uint64
-	count int
+	pages    map[uint64]*nodePage
+	file     io.ReaderAt
+	maxPages int
+	clock    uint64
+	buf      []byte
+	err      error // first read error from the backing file
 }
 
-const nodePageBits = 10
+const (
+	nodePageBits   = 10
+	nodePageSize   = 1 << nodePageBits
+	defaultMaxPage = 64 // 64 pages of 1024 nodes: about 3 MiB
+)
 
 type nodeSlot struct {
 	size uint64
@@ -22,26 +33,96 @@ type nodeSlot struct {
 	ok   bool
 }
 
-type nodePage [1 << nodePageBits]nodeSlot
+type nodePage struct {
+	slots [nodePageSize]nodeSlot
+	dirty bool
+	used  uint64
+}
 
 func (s *nodeSet) page(i uint64, create bool) *nodePage {
 	n := i >> nodePageBits
-	if s.last != nil && s.lastN == n {
-		return s.last
+	s.clock++
+	if p := s.pages[n]; p != nil {
+		p.used = s.clock
+		return p
 	}
-	p := s.pages[n]
+	var p *nodePage
+	if s.file != nil {
+		p = s.load(n)
+	}
 	if p == nil {
 		if !create {
 			return nil
 		}
-		if s.pages == nil {
-			s.pages = map[uint64]*nodePage{}
-		}
 		p = new(nodePage)
-		s.pages[n] = p
 	}
-	s.last, s.lastN = p, n
+	if s.pages == nil {
+		s.pages = map[uint64]*nodePage{}
+	}
+	p.used = s.clock
+	s.pages[n] = p
+	s.evict()
 	return p
+}
+
+// load reads page n from the backing file; nil when the file holds none of it.
+func (s *nodeSet) load(n uint64) *nodePage {
+	if s.buf == nil {
+		s.buf = make([]byte, nodePageSize*nodeRecordSize)
+	}
+	got, err := s.file.ReadAt(s.buf, int64(n)*nodePageSize*nodeRecordSize)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	var p *nodePage
+	for j := 0; j+nodeRecordSize <= got; j += nodeRecordSize {
+		rec := s.buf[j : j+nodeRecordSize]
+		size := binary.LittleEndian.Uint64(rec)
+		var h [32]byte
+		copy(h[:], rec[8:])
+		if size == 0 && h == ([32]byte{}) {
+			continue
+		}
+		if p == nil {
+			p = new(nodePage)
+		}
+		p.slots[j/nodeRecordSize] = nodeSlot{size: size, hash: h, ok: true}
+	}
+	if p == nil && got > 0 {
+		p = new(nodePage) // an empty page: remember it to avoid reading it again
+	}
+	return p
+}
+
+// evict drops the least recently used clean page while over the bound.
+func (s *nodeSet) evict() {
+	if s.file == nil || s.maxPages <= 0 || len(s.pages) <= s.maxPages {
+		return
+	}
+	var victim uint64
+	var oldest uint64 = 1<<64 - 1
+	for n, p := range s.pages {
+		if !p.dirty && p.used < oldest {
+			victim, oldest = n, p.used
+		}
+	}
+	if oldest != 1<<64-1 {
+		delete(s.pages, victim)
+	}
+}
+
+// markClean is called once every node in memory is in the backing file.
+func (s *nodeSet) markClean() {
+	for _, p := range s.pages {
+		p.dirty = false
+	}
+	for len(s.pages) > s.maxPages && s.maxPages > 0 {
+		before := len(s.pages)
+		s.evict()
+		if len(s.pages) == before {
+			break
+		}
+	}
 }
 
 func (s *nodeSet) get(i uint64) (Node, bool) {
@@ -49,7 +130,7 @@ func (s *nodeSet) get(i uint64) (Node, bool) {
 	if p == nil {
 		return Node{}, false
 	}
-	sl := &p[i&(1<<nodePageBits-1)]
+	sl := &p.slots[i&(nodePageSize-1)]
 	if !sl.ok {
 		return Node{}, false
 	}
@@ -62,11 +143,11 @@ func (s *nodeSet) has(i uint64) bool {
 }
 
 func (s *nodeSet) put(n Node) {
-	sl := &s.page(n.Index, true)[n.Index&(1<<nodePageBits-1)]
-	if !sl.ok {
-		s.count++
+	p := s.page(n.Index, true)
+	p.slots[n.Index&(nodePageSize-1)] = nodeSlot{size: n.Size, hash: n.Hash, ok: true}
+	if s.file != nil {
+		p.dirty = true
 	}
-	*sl = nodeSlot{size: n.Size, hash: n.Hash, ok: true}
 }
 
 // tree is the Merkle tree state of a feed: its nodes, its roots (peaks) and
@@ -130,6 +211,10 @@ func (t *tree) missingNodes(i uint64) uint64 {
 	}
 	return n
 }
+
+// maxLength bounds feed lengths (and so flat-tree indexes below 2^63), so
+// that no iterator arithmetic can overflow on a peer's numbers.
+const maxLength = 1 << 62
 
 // Errors wrapped by proof generation and verification.
 var (
@@ -342,6 +427,9 @@ func verifyBlock(b *BlockProof, out *verified) (*Node, error) {
 	if b == nil {
 		return nil, nil
 	}
+	if b.Index >= maxLength {
+		return nil, fmt.Errorf("feed: %w: block index %d is past any tree", ErrInvalidProof, b.Index)
+	}
 	it := newFlatIter(2 * b.Index)
 	q := nodeQueue{nodes: b.Nodes}
 	root := LeafNode(b.Index, b.Value)
@@ -427,10 +515,18 @@ func verifyUpgrade(u *UpgradeProof, blockRoot *Node, b *upgradeBatch) (bool, err
 	if q.i != len(q.nodes) {
 		return false, fmt.Errorf("feed: %w: %d upgrade nodes left over", ErrInvalidProof, len(q.nodes)-q.i)
 	}
+	if b.length > maxLength {
+		return false, fmt.Errorf("feed: %w: upgrade reaches length %d", ErrInvalidProof, b.length)
+	}
 	if len(b.roots) == 0 {
 		return false, fmt.Errorf("feed: %w: upgrade gives an empty tree", ErrInvalidProof)
 	}
 	extra := u.AdditionalNodes
+	for _, n := range extra {
+		if n.Index >= 2*maxLength {
+			return false, fmt.Errorf("feed: %w: additional node %d is past any tree", ErrInvalidProof, n.Index)
+		}
+	}
 	it.seek(b.roots[len(b.roots)-1].Index)
 	i = 0
 	for i < len(extra) && extra[i].Index == it.sibling() {
@@ -441,13 +537,19 @@ func verifyUpgrade(u *UpgradeProof, blockRoot *Node, b *upgradeBatch) (bool, err
 		n := extra[i]
 		i++
 		for n.Index != it.index {
-			if it.factor == 2 {
+			if it.factor <= 2 {
 				return false, fmt.Errorf("feed: %w: unexpected additional node %d", ErrInvalidProof, n.Index)
 			}
 			it.leftChild()
 		}
 		b.appendRoot(n, it)
+		if b.length > maxLength || it.factor == 0 {
+			return false, fmt.Errorf("feed: %w: additional nodes reach length %d", ErrInvalidProof, b.length)
+		}
 		it.sibling()
+	}
+	if b.length > maxLength {
+		return false, fmt.Errorf("feed: %w: upgrade reaches length %d", ErrInvalidProof, b.length)
 	}
 	return q.extra == nil, nil
 }
@@ -470,7 +572,7 @@ func (t *tree) verify(p *Proof, v *verifier) (*verified, error) {
 		if u.Start != t.length {
 			return nil, fmt.Errorf("feed: %w: upgrade starts at length %d but this feed has length %d", ErrInvalidProof, u.Start, t.length)
 		}
-		if u.Length == 0 || u.Start+u.Length < u.Start || u.Start+u.Length > 1<<62 {
+		if u.Length == 0 || u.Start+u.Length < u.Start || u.Start+u.Length > maxLength {
 			return nil, fmt.Errorf("feed: %w: upgrade length %d", ErrInvalidProof, u.Length)
 		}
 		b := &upgradeBatch{roots: append([]Node(nil), t.roots...), length: t.length, byteLength: t.byteLength, nodes: &out.nodes}

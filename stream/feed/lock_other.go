@@ -1,0 +1,8 @@
+//go:build !unix && !windows
+
+package feed
+
+import "os"
+
+func lockDir(string) (*os.File, error) { return nil, nil }
+func unlockDir(*os.File)               {}
