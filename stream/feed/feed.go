@@ -141,7 +141,11 @@ func Create(dir string, o Options) (*Feed, error) {
 		return nil, fmt.Errorf("feed: create %s: %w", dir, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, metaFile)); err == nil {
-		return nil, fmt.Errorf("feed: %s: %w", dir, ErrExists)
+		// A reader's meta is not synced: after power loss it may be torn, and
+		// then the reader is made again (its blocks are downloaded again).
+		if _, rerr := readMeta(dir); rerr == nil || o.KeyPair != nil {
+			return nil, fmt.Errorf("feed: %s: %w", dir, ErrExists)
+		}
 	}
 	m := &metaInfo{maxBlockSize: uint64(o.MaxBlockSize), encrypted: o.Encryption != nil || o.Encrypted}
 	switch {
@@ -177,7 +181,7 @@ func Create(dir string, o Options) (*Feed, error) {
 	// meta), synced; meta last, so that a feed exists only once it is whole.
 	err = createFiles(dir)
 	if err == nil {
-		err = writeMeta(dir, m, true)
+		err = writeMeta(dir, m, o.KeyPair != nil)
 	}
 	unlockDir(lock)
 	if err != nil {

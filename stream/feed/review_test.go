@@ -237,3 +237,28 @@ func TestOpenCostFollowsWhatIsStored(t *testing.T) {
 		f.Close()
 	}
 }
+
+// A reader's meta is not synced; if power loss tears it, Create makes the
+// reader again instead of refusing. A writer's is never replaced.
+func TestTornReaderMetaIsRecreated(t *testing.T) {
+	w, kp := newWriter(t, Compat)
+	key := w.Key()
+	dir := t.TempDir()
+	r, err := Create(dir, Options{Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	os.WriteFile(filepath.Join(dir, "meta"), nil, 0o600) // torn by power loss
+	if _, err := Open(dir, Options{Key: &key}); err == nil {
+		t.Fatal("opened a reader with a torn meta")
+	}
+	r, err = Create(dir, Options{Key: &key})
+	if err != nil {
+		t.Fatalf("recreate reader: %v", err)
+	}
+	r.Close()
+	if _, err := Create(w.Dir(), Options{KeyPair: &kp}); !errors.Is(err, ErrExists) {
+		t.Fatalf("create over a writer: %v", err)
+	}
+}

@@ -215,8 +215,10 @@ type files struct {
 
 var storageFiles = []string{"data", "blocks", "tree", "header", "oplog"}
 
-// createFiles makes a new feed's empty files and syncs the directory, so that
-// they exist before meta (written last) says a feed is there.
+// createFiles makes a new feed's empty files, before meta (written last, then
+// one directory sync for all of them) says a feed is there. The filesystem's
+// journal keeps directory operations in order, so meta never survives
+// without the files.
 func createFiles(dir string) error {
 	for _, name := range storageFiles {
 		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -227,7 +229,7 @@ func createFiles(dir string) error {
 			return err
 		}
 	}
-	return syncDir(dir)
+	return nil // the caller syncs the directory once meta is in place too
 }
 
 func syncDir(dir string) error {
@@ -380,9 +382,11 @@ func putBlockRecord(b []byte, e blockEntry) {
 	binary.LittleEndian.PutUint32(b[12:], e.crc)
 }
 
-// writeMeta stores the feed's public identity atomically (temp file, sync,
-// rename); syncDir also makes the rename itself durable.
-func writeMeta(dir string, m *metaInfo, syncDirToo bool) error {
+// writeMeta stores the feed's public identity atomically (temp file, rename).
+// With durable it also syncs the file and then the directory, so that the
+// feed, files and all, survives power loss. A writer's identity must; a
+// reader's is a cache of verified data that can be made again.
+func writeMeta(dir string, m *metaInfo, durable bool) error {
 	tmp := filepath.Join(dir, metaFile+".tmp")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -395,9 +399,11 @@ func writeMeta(dir string, m *metaInfo, syncDirToo bool) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -405,7 +411,7 @@ func writeMeta(dir string, m *metaInfo, syncDirToo bool) error {
 	if err := os.Rename(tmp, filepath.Join(dir, metaFile)); err != nil {
 		return err
 	}
-	if syncDirToo {
+	if durable {
 		return syncDir(dir)
 	}
 	return nil
