@@ -12,8 +12,11 @@ trap 'rm -rf "$tmp"' EXIT
 echo "building btcd $V into $out (about 2 minutes on a cold machine)"
 start=$(date +%s)
 # Outside any module, so `go install pkg@version` resolves with btcd's own go.mod.
-(cd "$tmp" && GOWORK=off GOFLAGS= GOBIN="$tmp/bin" go install -trimpath -ldflags='-s -w' \
-  "github.com/btcsuite/btcd@$V")
+if ! (cd "$tmp" && GOWORK=off GOFLAGS= GOBIN="$tmp/bin" go install -trimpath -ldflags='-s -w' \
+  "github.com/btcsuite/btcd@$V") >"$tmp/build.log" 2>&1; then
+  cat "$tmp/build.log" >&2
+  exit 1
+fi
 mkdir -p "$tmp/out" && mv "$tmp/bin/btcd" "$tmp/out/btcd"
 rm -rf "$out" && mv "$tmp/out" "$out"
 echo "btcd $V built in $(( $(date +%s) - start )) s"

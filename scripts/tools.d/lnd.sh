@@ -17,7 +17,10 @@ cd "$tmp"
 export GOWORK=off GOFLAGS=-mod=mod
 go mod init dv-lnd-build >/dev/null 2>&1
 go mod edit -replace google.golang.org/protobuf=github.com/lightninglabs/protobuf-go-hex-display@v1.33.0-hex-display
-go get "github.com/lightningnetwork/lnd@$V" >/dev/null
+if ! go get "github.com/lightningnetwork/lnd@$V" >"$tmp/get.log" 2>&1; then
+  cat "$tmp/get.log" >&2
+  exit 1
+fi
 go build -trimpath -ldflags='-s -w' -o "$tmp/out/lnd" github.com/lightningnetwork/lnd/cmd/lnd
 rm -rf "$out" && mv "$tmp/out" "$out"
 echo "lnd $V built in $(( $(date +%s) - start )) s"

@@ -24,9 +24,10 @@ type Websocket struct {
 	kick   chan struct{} // capacity 1: a pending kick already means "resync"; more are dropped
 	reload atomic.Bool   // the filter must be loaded again (after a (re)connect)
 
-	mu     sync.Mutex
-	client *rpcclient.Client
-	addrs  []btcutil.Address
+	filterMu sync.Mutex // held while btcd's filter is changed
+	mu       sync.Mutex
+	client   *rpcclient.Client
+	addrs    []btcutil.Address
 }
 
 // NewWebsocket returns a btcd websocket watcher.
@@ -53,13 +54,16 @@ func (w *Websocket) Watch(addrs ...btcutil.Address) error {
 	if err := w.watch(addrs); err != nil {
 		return err
 	}
+	// Add to btcd's filter before returning, so that a payment made after Watch returns is
+	// pushed to us. filterMu orders this against a reload in Run, which would otherwise replace
+	// the filter with a list copied before these addresses were added. Without a connection, Run
+	// loads the filter and resyncs the mempool on connecting.
+	w.filterMu.Lock()
+	defer w.filterMu.Unlock()
 	w.mu.Lock()
 	w.addrs = append(w.addrs, addrs...)
 	c := w.client
 	w.mu.Unlock()
-	// Add to btcd's filter before returning, so that a payment made after Watch returns is
-	// pushed to us. (A reload pending in Run adds everything again; adding twice is harmless.)
-	// Without a connection, Run loads the filter and resyncs the mempool on connecting.
 	if c != nil {
 		if err := c.LoadTxFilter(false, addrs, nil); err != nil {
 			w.reload.Store(true)
@@ -111,6 +115,8 @@ func (w *Websocket) connect() (*rpcclient.Client, error) {
 }
 
 func (w *Websocket) loadFilter(c *rpcclient.Client) error {
+	w.filterMu.Lock()
+	defer w.filterMu.Unlock()
 	w.mu.Lock()
 	addrs := append([]btcutil.Address(nil), w.addrs...)
 	w.mu.Unlock()
