@@ -732,12 +732,17 @@ func (f *Feed) syncTo(seq uint64) error {
 	}
 	target, logSize := f.seq, f.fs.logSize
 	f.mu.Unlock()
-	// Data before log, so that a synced record never points at unsynced bytes.
-	if err := data.Sync(); err != nil {
+	// Both files at once: the wait is one sync, not two. Their order does not
+	// matter: a log record whose block bytes did not reach the disk is rolled
+	// back on open, and nothing is shared before both syncs returned.
+	dataErr := make(chan error, 1)
+	go func() { dataErr <- data.Sync() }()
+	lerr := log.Sync()
+	if err := <-dataErr; err != nil {
 		return fmt.Errorf("feed: sync data: %w", err)
 	}
-	if err := log.Sync(); err != nil {
-		return fmt.Errorf("feed: sync log: %w", err)
+	if lerr != nil {
+		return fmt.Errorf("feed: sync log: %w", lerr)
 	}
 	f.mu.Lock()
 	if target > f.syncedSeq {
