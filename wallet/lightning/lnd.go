@@ -223,6 +223,7 @@ const maxStreamLine = 1 << 20
 // network errors or errors from onSettled), until ctx ends. onSettled runs in order, one at a
 // time; a settle is passed on again after a reconnection unless onSettled returned nil for it.
 func (c *Client) Run(ctx context.Context, settleIndex uint64, onSettled func(Settled) error) error {
+	defer c.Close()
 	backoff := c.cfg.MinBackoff
 	for {
 		progressed, err := c.subscribe(ctx, &settleIndex, onSettled)
@@ -297,6 +298,9 @@ func (c *Client) subscribe(ctx context.Context, idx *uint64, onSettled func(Sett
 	}
 	return progressed, io.ErrUnexpectedEOF
 }
+
+// Close releases idle connections to LND. The client stays usable.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
 // String redacts the client's secrets.
 func (c *Client) String() string { return "lightning client for " + c.cfg.String() }

@@ -389,6 +389,7 @@ func (p *Poller) Watch(addrs ...btcutil.Address) error { return p.watch(addrs) }
 
 // Run implements Watcher.
 func (p *Poller) Run(ctx context.Context) error {
+	defer p.rpc.hc.CloseIdleConnections()
 	tick := time.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
 	failing := false

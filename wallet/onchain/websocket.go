@@ -128,6 +128,7 @@ func (w *Websocket) loadFilter(c *rpcclient.Client) error {
 
 // Run implements Watcher.
 func (w *Websocket) Run(ctx context.Context) error {
+	defer w.rpc.hc.CloseIdleConnections()
 	tick := time.NewTicker(w.cfg.Interval)
 	defer tick.Stop()
 	retry := time.NewTicker(time.Second)

@@ -227,6 +227,9 @@ func (n *Node) Pass() string { return pass }
 
 // Stop stops btcd by its own PID (SIGTERM, then SIGKILL after 10 s). Idempotent.
 func (n *Node) Stop() {
+	if n.hc != nil {
+		n.hc.CloseIdleConnections()
+	}
 	if n.cmd == nil {
 		return
 	}

@@ -170,6 +170,9 @@ func (n *Node) TLSCert() []byte {
 
 // Stop stops LND by its PID (SIGTERM, SIGKILL after 20 s). Idempotent.
 func (n *Node) Stop() {
+	if n.hc != nil {
+		n.hc.CloseIdleConnections()
+	}
 	if n.cmd == nil {
 		return
 	}
