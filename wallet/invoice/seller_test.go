@@ -379,3 +379,59 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("after restart: %+v (reused=%v)", a, seen[a.Address])
 	}
 }
+
+// A confirmed payment whose block a longer competing chain replaces, with the payer's coin spent
+// elsewhere on that chain: the credit goes from settled to revoked. A payment in the same block
+// that the other chain does not conflict with goes back to provisional, then settles again.
+func TestReorgRevokesDoubleSpentPayment(t *testing.T) {
+	node := btcdtest.Setup(t, btcdtest.Options{Listen: true})
+	other := btcdtest.Start(t, btcdtest.Options{Listen: true})
+	other.Connect(node)
+	other.WaitHeight(node.Height())
+	other.Stop()
+	f := newFixture(t, node, t.TempDir(), nil)
+
+	_, addrE := f.invoice("eve", 10)
+	_, addrH := f.invoice("honest", 10)
+	coin := node.NextCoin()
+	pay := btcdtest.BuildTx(t, coin, 1000, btcdtest.Output{Address: addrE, Sats: 1000})
+	if _, err := node.Send(pay); err != nil {
+		t.Fatal(err)
+	}
+	node.Pay(addrH, 1000)
+	node.Generate(1)
+	f.waitAccess("eve", 10*time.Minute, true)
+	f.waitAccess("honest", 10*time.Minute, true)
+	f.ledger.Consume(ledger.Key{Stream: streamID, Viewer: "eve"}, 120_000) // two minutes watched
+
+	other.Restart()
+	theft := btcdtest.BuildTx(t, coin, 3000, btcdtest.Output{Address: btcdtest.MinerAddress(), Sats: 10_000})
+	if _, err := other.Send(theft); err != nil {
+		t.Fatal(err)
+	}
+	other.Generate(3)
+	node.Connect(other)
+	node.WaitHeight(other.Height())
+
+	f.waitAccess("eve", -2*time.Minute, true)
+	cs := f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "eve"})
+	if len(cs) != 1 || cs[0].State != ledger.Revoked || !strings.Contains(cs[0].Note, "revoked") {
+		t.Fatalf("eve's credit %+v", cs)
+	}
+	// The honest payment is valid on the new chain: unconfirmed again, then settled by a block.
+	hk := ledger.Key{Stream: streamID, Viewer: "honest"}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cs := f.ledger.Credits(hk)
+		if len(cs) == 1 && cs[0].State == ledger.Provisional && strings.Contains(cs[0].Note, "reorganisation") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("honest credit not provisional after the reorg: %+v", cs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.waitAccess("honest", 10*time.Minute, false)
+	node.Generate(1)
+	f.waitAccess("honest", 10*time.Minute, true)
+}
