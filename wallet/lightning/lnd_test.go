@@ -1,0 +1,147 @@
+package lightning
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeLND replays LND REST answers; the real node is exercised in wallet/invoice's tests. This
+// covers what is hard to provoke there: malformed and oversized stream messages, stream errors,
+// replays at the resume index, and a handler failure.
+type fakeLND struct {
+	mu       sync.Mutex
+	conns    []string // settle_index asked by each subscription
+	scripts  [][]string
+	invoice  map[string]string
+	macaroon string
+}
+
+func (f *fakeLND) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Grpc-Metadata-macaroon") != f.macaroon {
+		http.Error(w, `{"code":2,"message":"verification failed"}`, http.StatusForbidden)
+		return
+	}
+	switch r.URL.Path {
+	case "/v1/invoices/subscribe":
+		f.mu.Lock()
+		f.conns = append(f.conns, r.URL.Query().Get("settle_index"))
+		var lines []string
+		if len(f.scripts) > 0 {
+			lines, f.scripts = f.scripts[0], f.scripts[1:]
+		}
+		f.mu.Unlock()
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+			w.(http.Flusher).Flush()
+		}
+		if lines == nil {
+			<-r.Context().Done() // hold the stream open
+		}
+	case "/v1/invoices":
+		w.Write([]byte(`{"r_hash":"` + f.invoice["hash"] + `","payment_request":"` + f.invoice["pr"] + `"}`))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func settledLine(idx int, hash byte, msat int) string {
+	h := make([]byte, 32)
+	h[0] = hash
+	return fmt.Sprintf(`{"result":{"memo":"m","r_hash":"%s","state":"SETTLED","amt_paid_msat":"%d","settle_index":"%d"}}`,
+		base64.StdEncoding.EncodeToString(h), msat, idx)
+}
+
+func newFake(t *testing.T, f *fakeLND, network string) *Client {
+	mac := testMacaroon(invoiceOps)
+	f.macaroon = hex.EncodeToString(mac)
+	srv := httptest.NewTLSServer(f)
+	t.Cleanup(srv.Close)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c, err := New(Config{Host: strings.TrimPrefix(srv.URL, "https://"), Network: network, Macaroon: mac, TLSCert: certPEM,
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestSubscriptionResumesAndSurvivesBadMessages(t *testing.T) {
+	f := &fakeLND{scripts: [][]string{
+		{`{"result":{"state":"OPEN","settle_index":"0"}}`, settledLine(5, 1, 1000)}, // then EOF
+		{settledLine(5, 1, 1000), settledLine(6, 2, 2000), `{"error":{"code":14,"message":"shutting down"}}`},
+		{settledLine(7, 3, 3000)}, // the handler fails the first time
+		{`not json`},
+		{strings.Repeat("x", maxStreamLine+10)},
+		{settledLine(7, 3, 3000), settledLine(8, 4, 4000)},
+	}}
+	c := newFake(t, f, "simnet")
+	var got []uint64
+	failed := false
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- c.Run(ctx, 4, func(s Settled) error {
+			if s.SettleIndex == 7 && !failed {
+				failed = true
+				return errors.New("disk full")
+			}
+			got = append(got, s.SettleIndex)
+			if s.SettleIndex == 8 {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatalf("stuck; got %v, connections %v", got, f.conns)
+	}
+	if fmt.Sprint(got) != "[5 6 7 8]" {
+		t.Fatalf("settles %v", got)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if want := "[4 5 6 6 6 6]"; fmt.Sprint(f.conns[:6]) != want {
+		t.Fatalf("resume indexes %v, want %v", f.conns, want)
+	}
+}
+
+func TestAddInvoiceChecksLNDsAnswer(t *testing.T) {
+	hash, _ := hex.DecodeString(specHash)
+	f := &fakeLND{invoice: map[string]string{"hash": base64.StdEncoding.EncodeToString(hash), "pr": vecCoffee}}
+	c := newFake(t, f, "mainnet")
+	h, pr, err := c.AddInvoice(context.Background(), 250_000_000, "1 cup coffee", time.Minute)
+	if err != nil || h != specHash || pr != vecCoffee {
+		t.Fatalf("%s %s %v", h, pr, err)
+	}
+	if _, _, err := c.AddInvoice(context.Background(), 1000, "1 cup coffee", time.Minute); err == nil {
+		t.Error("amount mismatch accepted")
+	}
+	if _, _, err := c.AddInvoice(context.Background(), 250_000_000, "other", time.Minute); err == nil {
+		t.Error("memo mismatch accepted")
+	}
+	c2 := newFake(t, &fakeLND{invoice: f.invoice}, "simnet")
+	if _, _, err := c2.AddInvoice(context.Background(), 250_000_000, "1 cup coffee", time.Minute); err == nil || !strings.Contains(err.Error(), "mainnet") {
+		t.Errorf("network mismatch: %v", err)
+	}
+	f.macaroon = "00"
+	if _, _, err := c.AddInvoice(context.Background(), 250_000_000, "1 cup coffee", time.Minute); err == nil || !strings.Contains(err.Error(), "refused the macaroon") {
+		t.Errorf("refused macaroon: %v", err)
+	}
+}
