@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -318,6 +319,12 @@ func runFanoutViewers() {
 	}
 	ready.Wait()
 	time.Sleep(500 * time.Millisecond) // let the baseline's stream handlers register
+	if pf := os.Getenv("DV_VIEWERS_CPUPROFILE"); pf != "" {
+		if f, err := os.Create(pf); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	cpu0, t0 := cpuSeconds(), time.Now()
 	fmt.Println("READY")
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +48,68 @@ type Seller struct {
 	sessions map[*sellerSession]struct{}
 	stats    map[peer.ID]*peerCounters
 	closed   bool
+
+	head  atomic.Pointer[feed.Head] // newest head, as the feed announced it
+	cache proofCache
+}
+
+// proofCache shares encoded live proofs among sessions: after an append every viewer at the
+// live edge needs the same block with the same upgrade, so it is made and encoded once. It
+// holds the last few (each holds a block; eviction is round robin).
+type proofCache struct {
+	mu      sync.Mutex
+	entries [4]cachedProof
+	next    int
+}
+
+type cachedProof struct {
+	key    reqKey
+	length uint64 // the signed length the proof's upgrade reaches
+	enc    []byte // feed.Proof encoding
+	block  *feed.BlockProof
+}
+
+type reqKey struct {
+	ok                                  bool
+	fork, index, nodes, start, upLength uint64
+	hasBlock, hasUpgrade                bool
+}
+
+func keyOf(r feed.Request) reqKey {
+	k := reqKey{ok: true, fork: r.Fork}
+	if r.Block != nil {
+		k.hasBlock, k.index, k.nodes = true, r.Block.Index, r.Block.Nodes
+	}
+	if r.Upgrade != nil {
+		k.hasUpgrade, k.start, k.upLength = true, r.Upgrade.Start, r.Upgrade.Length
+	}
+	return k
+}
+
+func (c *proofCache) get(k reqKey) (cachedProof, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		if e.key == k {
+			return e, true
+		}
+	}
+	return cachedProof{}, false
+}
+
+func (c *proofCache) put(e cachedProof) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[c.next%len(c.entries)] = e
+	c.next++
+}
+
+// currentHead is the newest head without recomputing it per viewer.
+func (s *Seller) currentHead() feed.Head {
+	if h := s.head.Load(); h != nil {
+		return *h
+	}
+	return s.cfg.Feed.Head()
 }
 
 type peerCounters struct {
@@ -75,6 +138,8 @@ func NewSeller(cfg SellerConfig) (*Seller, error) {
 		maxData: wire.MaxFrame(cfg.Feed.MaxBlockSize())}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	heads, unsub := cfg.Feed.Subscribe()
+	h0 := cfg.Feed.Head()
+	s.head.Store(&h0)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -92,7 +157,10 @@ func (s *Seller) fanOut(heads <-chan feed.Head) {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-heads:
+		case h := <-heads:
+			if old := s.head.Load(); old == nil || h.Length >= old.Length || h.Fork != old.Fork {
+				s.head.Store(&h)
+			}
 			s.mu.Lock()
 			for ss := range s.sessions {
 				ss.wake()
@@ -639,7 +707,15 @@ func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
 	}
 	var p *feed.Proof
 	var length uint64
-	for try := 0; ; try++ {
+	var enc []byte // cached encoding, for live pushes
+	var key reqKey
+	if id == 0 {
+		key = keyOf(req)
+		if e, ok := l.ss.s.cache.get(key); ok {
+			p, length, enc = &feed.Proof{Block: e.block}, e.length, e.enc
+		}
+	}
+	for try := 0; p == nil; try++ {
 		before := f.Length()
 		var err error
 		p, err = f.Proof(req)
@@ -652,12 +728,23 @@ func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
 		if length = f.Length(); length == before || try == 8 {
 			break
 		}
+		p = nil
+	}
+	if id == 0 && enc == nil {
+		var err error
+		if enc, err = p.AppendBinary(nil); err != nil {
+			return false, err
+		}
+		l.ss.s.cache.put(cachedProof{key: key, length: length, enc: enc, block: p.Block})
 	}
 	// The deadline may have passed while the proof was made.
 	if !l.ss.allowed() {
 		return false, l.noData(id, l.refusal())
 	}
 	err := l.w.Frame(wire.TData, func(b []byte) ([]byte, error) {
+		if enc != nil {
+			return append(binary.AppendUvarint(b, id), enc...), nil
+		}
 		return wire.AppendTagged(b, id, p.AppendBinary)
 	})
 	l.count()
@@ -751,8 +838,7 @@ func (l *sendLoop) pushLive() error {
 	if !follow || !ss.allowed() {
 		return nil
 	}
-	f := ss.s.cfg.Feed
-	head := f.Head()
+	head := ss.s.currentHead()
 	vlen := l.viewerLength()
 	n := head.Length
 	if n <= vlen {
