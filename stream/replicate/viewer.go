@@ -16,6 +16,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
 )
 
 // Dialer reaches a seller; *p2p.Node implements it.
@@ -172,13 +175,24 @@ func (v *Viewer) session(ctx context.Context) error {
 	seller := v.cfg.Seller
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := d.Connect(cctx, seller); err != nil {
-		return fmt.Errorf("reach the seller: %w", err)
+	h := d.Host()
+	// Fast path: dial the card's addresses directly and open the stream without waiting for
+	// libp2p's identify exchange (it runs alongside). Anything else (stale addresses, a
+	// relayed connection) goes through the dialer: DHT lookup, waiting for a direct
+	// connection.
+	if h.Network().Connectedness(seller.ID) != network.Connected && len(seller.Addrs) > 0 {
+		h.Peerstore().AddAddrs(seller.ID, seller.Addrs, peerstore.TempAddrTTL)
+		_, _ = h.Network().DialPeer(cctx, seller.ID)
 	}
-	if err := d.WaitDirect(cctx, seller.ID); err != nil {
-		return err
+	if h.Network().Connectedness(seller.ID) != network.Connected {
+		if err := d.Connect(cctx, seller); err != nil {
+			return fmt.Errorf("reach the seller: %w", err)
+		}
+		if err := d.WaitDirect(cctx, seller.ID); err != nil {
+			return err
+		}
 	}
-	str, err := d.Host().NewStream(cctx, seller.ID, wire.Protocol)
+	str, err := openStream(cctx, h, seller.ID)
 	if err != nil {
 		return fmt.Errorf("open a replication stream: %w", err)
 	}
@@ -217,6 +231,30 @@ func (v *Viewer) session(ctx context.Context) error {
 	}
 	return err
 }
+
+// openStream opens a replication stream on the direct connection to p, negotiating the
+// protocol lazily (with the first bytes written) instead of after identify, as
+// host.NewStream would.
+func openStream(ctx context.Context, h host.Host, p peer.ID) (network.Stream, error) {
+	s, err := h.Network().NewStream(network.WithNoDial(ctx, "replication"), p)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.SetProtocol(wire.Protocol); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	return &lazyStream{Stream: s, rw: msmux.NewMSSelect(s, protocol.ID(wire.Protocol))}, nil
+}
+
+// lazyStream is a stream whose reads and writes go through multistream's lazy negotiation.
+type lazyStream struct {
+	network.Stream
+	rw io.ReadWriter
+}
+
+func (s *lazyStream) Read(b []byte) (int, error)  { return s.rw.Read(b) }
+func (s *lazyStream) Write(b []byte) (int, error) { return s.rw.Write(b) }
 
 type pending struct {
 	start, end uint64
