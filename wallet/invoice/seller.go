@@ -93,6 +93,9 @@ type Seller struct {
 	usedUpTo  int64 // highest derivation index that received a payment, -1 for none
 	tokens    float64
 	lastFill  time.Time
+
+	pendingViewer map[string]int // invoices being made, per viewer and stream
+	pendingLN     int
 }
 
 // New opens the invoice store and loads what was issued before.
@@ -145,7 +148,7 @@ func New(cfg Config) (*Seller, error) {
 		cfg.Log = slog.Default()
 	}
 	s := &Seller{cfg: cfg, log: cfg.Log, invoices: map[string]*Invoice{}, byAddress: map[string]*Invoice{},
-		byHash: map[string]*Invoice{}, usedUpTo: -1, tokens: float64(cfg.Burst), lastFill: cfg.Now()}
+		byHash: map[string]*Invoice{}, usedUpTo: -1, pendingViewer: map[string]int{}, tokens: float64(cfg.Burst), lastFill: cfg.Now()}
 	st, err := openStore(cfg.StorePath, func(inv Invoice) {
 		s.index(&inv)
 	}, func(n uint32) {
@@ -284,7 +287,8 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 
 	s.mu.Lock()
 	now := s.cfg.Now()
-	mine, lnOut := 0, 0
+	pkey := viewer + "\x00" + req.Stream
+	mine, lnOut := s.pendingViewer[pkey], s.pendingLN
 	for _, inv := range s.invoices {
 		if inv.Paid || now.After(inv.Expires) {
 			continue
@@ -320,6 +324,30 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 		s.mu.Unlock()
 		return refuse(invoicemsg.RateLimited, "the seller is creating too many invoices; try again in a few seconds")
 	}
+	// Count this invoice against the caps while it is being made, so concurrent requests
+	// cannot slip past them.
+	s.pendingViewer[pkey]++
+	if wantLN {
+		s.pendingLN++
+	}
+	released := false
+	release := func() { // locked
+		if released {
+			return
+		}
+		released = true
+		if s.pendingViewer[pkey]--; s.pendingViewer[pkey] == 0 {
+			delete(s.pendingViewer, pkey)
+		}
+		if wantLN {
+			s.pendingLN--
+		}
+	}
+	defer func() {
+		s.mu.Lock()
+		release()
+		s.mu.Unlock()
+	}()
 	// Reserve the address index durably before anyone sees it.
 	if wantChain {
 		next := index + 1
@@ -356,6 +384,7 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 	err := s.st.put(storeRecord{Invoice: inv})
 	if err == nil {
 		s.index(inv)
+		release()
 	}
 	s.mu.Unlock()
 	if err != nil {

@@ -5,6 +5,7 @@ package invoice
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -434,4 +435,42 @@ func TestReorgRevokesDoubleSpentPayment(t *testing.T) {
 	f.waitAccess("honest", 10*time.Minute, false)
 	node.Generate(1)
 	f.waitAccess("honest", 10*time.Minute, true)
+}
+
+// Many concurrent requests from one viewer still get at most PerViewer invoices, and every
+// address handed out is distinct.
+func TestConcurrentRequestsRespectCaps(t *testing.T) {
+	node := btcdtest.Setup(t, btcdtest.Options{})
+	f := newFixture(t, node, t.TempDir(), func(c *Config) { c.Burst = 1000; c.RatePerSec = 1000 })
+	req := invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10}
+	var mu sync.Mutex
+	ok := map[string]int{}
+	addrs := map[string]bool{}
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			viewer := fmt.Sprint("v", i%4)
+			a := f.seller.Handle(context.Background(), viewer, req)
+			mu.Lock()
+			defer mu.Unlock()
+			if a.Code == invoicemsg.OK {
+				ok[viewer]++
+				if addrs[a.Address] {
+					t.Errorf("address %s handed out twice", a.Address)
+				}
+				addrs[a.Address] = true
+			}
+		}(i)
+	}
+	wg.Wait()
+	for v, n := range ok {
+		if n > 3 {
+			t.Errorf("%s got %d unpaid invoices", v, n)
+		}
+	}
+	if len(addrs) != 12 {
+		t.Errorf("%d invoices in all, want 12 (4 viewers × 3)", len(addrs))
+	}
 }
