@@ -209,7 +209,7 @@ func TestJoinLiveStream(t *testing.T) {
 		t.Fatalf("pictures are %v off the audio clock (median)", m)
 	}
 	pcm := out.played()
-	if f := testpattern.Frequency(pcm[len(pcm)/2:], 48000); math.Abs(f-480) > 3 {
+	if f := testpattern.ToneFrequency(pcm[len(pcm)/2:], 48000); math.Abs(f-480) > 3 {
 		t.Fatalf("played tone %.1f Hz, want 480", f)
 	}
 	if rms := testpattern.RMS(pcm[len(pcm)/2:]); rms < 0.1 {

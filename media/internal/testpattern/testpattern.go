@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"sort"
 )
 
 // Block is the side of one counter bit's square, in pixels. 16×16 squares survive VP8 at
@@ -218,4 +219,25 @@ func ToRGBA(src *image.YCbCr) *image.RGBA {
 		}
 	}
 	return dst
+}
+
+// ToneFrequency is the median of Frequency over 100 ms windows that hold sound (RMS over
+// 0.05), so that gaps and jumps in played-out sound (a jitter buffer that ran dry or
+// dropped audio) do not skew it; 0 when no window holds sound.
+func ToneFrequency(pcm []float32, sampleRate int) float64 {
+	win := sampleRate / 10
+	var fs []float64
+	for i := 0; i+win <= len(pcm); i += win {
+		w := pcm[i : i+win]
+		if RMS(w) > 0.05 {
+			if f := Frequency(w, sampleRate); f > 0 {
+				fs = append(fs, f)
+			}
+		}
+	}
+	if len(fs) == 0 {
+		return 0
+	}
+	sort.Float64s(fs)
+	return fs[len(fs)/2]
 }
