@@ -8,7 +8,8 @@ export HYPERCORE_VECTORS_DIR ?= $(abspath ../shared/testdata/hypercore)
 
 # System packages: what the app needs to build and run, and what the tests add.
 APT_RUN  := pkg-config gcc libvpx-dev libopus-dev libgl1-mesa-dev libx11-dev libxext-dev \
-            libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
+            libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev \
+            libasound2 libpulse0
 APT_TEST := $(APT_RUN) xvfb xauth x11-apps ffmpeg zbar-tools dbus dbus-x11 gnome-keyring \
             libsecret-tools iproute2 iptables
 
