@@ -149,18 +149,36 @@ func New(cfg Config) (*Seller, error) {
 	}
 	s := &Seller{cfg: cfg, log: cfg.Log, invoices: map[string]*Invoice{}, byAddress: map[string]*Invoice{},
 		byHash: map[string]*Invoice{}, usedUpTo: -1, pendingViewer: map[string]int{}, tokens: float64(cfg.Burst), lastFill: cfg.Now()}
-	st, err := openStore(cfg.StorePath, func(inv Invoice) {
-		s.index(&inv)
-	}, func(n uint32) {
-		s.nextIndex = max(s.nextIndex, n)
-	})
+	load := func() (*store, int, error) {
+		return openStore(cfg.StorePath, func(inv Invoice) { s.index(&inv) },
+			func(n uint32) { s.nextIndex = max(s.nextIndex, n) })
+	}
+	st, records, err := load()
 	if err != nil {
 		return nil, err
+	}
+	// Unpaid invoices whose monitoring window has ended are forgotten when the file is
+	// rewritten; paid ones are kept (they say which viewer an address or hash belongs to).
+	now := cfg.Now()
+	var keep []*Invoice
+	for _, inv := range s.invoices {
+		if inv.Paid || !now.After(inv.Expires.Add(cfg.Monitoring)) {
+			keep = append(keep, inv)
+		}
+	}
+	if records > 2*len(keep)+256 {
+		st.close()
+		if err := rewriteStore(cfg.StorePath, keep, s.nextIndex); err != nil {
+			return nil, fmt.Errorf("invoice: compacting %s: %w", cfg.StorePath, err)
+		}
+		s.invoices, s.byAddress, s.byHash, s.nextIndex, s.usedUpTo = map[string]*Invoice{}, map[string]*Invoice{}, map[string]*Invoice{}, 0, -1
+		if st, _, err = load(); err != nil {
+			return nil, err
+		}
 	}
 	s.st = st
 	if cfg.OnChain != nil {
 		var addrs []btcutil.Address
-		now := cfg.Now()
 		for _, inv := range s.invoices {
 			if inv.Address == "" || now.After(inv.Expires.Add(cfg.Monitoring)) && !inv.Paid {
 				continue

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -473,4 +474,58 @@ func TestConcurrentRequestsRespectCaps(t *testing.T) {
 	if len(addrs) != 12 {
 		t.Errorf("%d invoices in all, want 12 (4 viewers × 3)", len(addrs))
 	}
+}
+
+// The invoice file forgets unpaid invoices whose monitoring window has ended, keeps the address
+// counter, and never hands out an old address again.
+func TestInvoiceStoreCompaction(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: time.Now()}
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	open := func() *Seller {
+		w, err := onchain.NewPoller(onchain.WatchConfig{Node: onchain.NodeConfig{Host: "127.0.0.1:1"}, Net: btcdtest.Net,
+			OnEvent: func(onchain.Event) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true }, Ledger: l,
+			StorePath: filepath.Join(dir, "invoices"), OnChain: &OnChain{Key: accountKey(t), Watcher: w, GapLimit: 1000},
+			RatePerSec: 1e6, Burst: 1e6, Now: clk.Now, Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	req := invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Sats: 1000}
+	for i := 0; i < 300; i++ {
+		if a := s.Handle(context.Background(), fmt.Sprint("v", i), req); a.Code != invoicemsg.OK {
+			t.Fatal(a.Error)
+		}
+	}
+	s.Close()
+	before := fileSize(t, filepath.Join(dir, "invoices"))
+	clk.Add(25 * time.Hour) // past expiry and the 24 h monitoring window
+	s = open()
+	after := fileSize(t, filepath.Join(dir, "invoices"))
+	if len(s.invoices) != 0 || after > before/10 {
+		t.Fatalf("not compacted: %d invoices, %d -> %d bytes", len(s.invoices), before, after)
+	}
+	a := s.Handle(context.Background(), "new", req)
+	if inv, _ := s.Invoice(a.ID); inv.Index != 300 {
+		t.Fatalf("address index after compaction %d, want 300", inv.Index)
+	}
+	s.Close()
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }

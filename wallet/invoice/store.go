@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -42,12 +43,15 @@ type storeRecord struct {
 	NextIndex *uint32  `json:"next,omitempty"`
 }
 
-func openStore(path string, onInvoice func(Invoice), onNext func(uint32)) (*store, error) {
+// openStore replays the file and returns the number of records read.
+func openStore(path string, onInvoice func(Invoice), onNext func(uint32)) (*store, int, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("invoice: open %s: %w", path, err)
+		return nil, 0, fmt.Errorf("invoice: open %s: %w", path, err)
 	}
+	records := 0
 	end, err := journal.ReadFrames(f, func(b []byte) error {
+		records++
 		var r storeRecord
 		if err := json.Unmarshal(b, &r); err != nil {
 			return err
@@ -62,17 +66,34 @@ func openStore(path string, onInvoice func(Invoice), onNext func(uint32)) (*stor
 	})
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("invoice: reading %s: %w", path, err)
+		return nil, 0, fmt.Errorf("invoice: reading %s: %w", path, err)
 	}
 	if err := f.Truncate(end); err != nil {
 		f.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	if _, err := f.Seek(end, 0); err != nil {
 		f.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	return &store{f: f, w: bufio.NewWriter(f)}, nil
+	return &store{f: f, w: bufio.NewWriter(f)}, records, nil
+}
+
+// rewriteStore replaces the file with the given invoices and next index.
+func rewriteStore(path string, invoices []*Invoice, next uint32) error {
+	return journal.WriteAtomically(path, func(w io.Writer) error {
+		b, _ := json.Marshal(storeRecord{NextIndex: &next})
+		if err := journal.AppendFrame(w, b); err != nil {
+			return err
+		}
+		for _, inv := range invoices {
+			b, _ := json.Marshal(storeRecord{Invoice: inv})
+			if err := journal.AppendFrame(w, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (s *store) put(r storeRecord) error {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,9 @@ type NodeConfig struct {
 	Host string // host:port
 	User string
 	Pass string
+	// CookieFile is Bitcoin Core's .cookie file; when set it is read for each call (Core
+	// rewrites it on every start) and User and Pass are ignored.
+	CookieFile string
 	// CACert is the node's PEM TLS certificate (btcd's rpc.cert). Empty means plain HTTP, which
 	// is only sensible on loopback (Bitcoin Core serves RPC without TLS).
 	CACert []byte
@@ -81,7 +85,18 @@ func (c *rpcClient) call(ctx context.Context, method string, result any, params 
 	if err != nil {
 		return err
 	}
-	req.SetBasicAuth(c.cfg.User, c.cfg.Pass)
+	user, pass := c.cfg.User, c.cfg.Pass
+	if c.cfg.CookieFile != "" {
+		b, err := os.ReadFile(c.cfg.CookieFile)
+		if err != nil {
+			return fmt.Errorf("onchain: reading the node's cookie file: %w", err)
+		}
+		var ok bool
+		if user, pass, ok = strings.Cut(strings.TrimSpace(string(b)), ":"); !ok {
+			return errors.New("onchain: the node's cookie file is not user:password")
+		}
+	}
+	req.SetBasicAuth(user, pass)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -4,6 +4,8 @@ package onchain
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -300,4 +302,25 @@ func mustNet(t testing.TB, name string) *chaincfg.Params {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// The poller authenticates with a Bitcoin Core style cookie file, and a wrong password is
+// reported in plain words.
+func TestPollerCookieAndBadPassword(t *testing.T) {
+	n := btcdtest.Setup(t, btcdtest.Options{})
+	cookie := filepath.Join(t.TempDir(), ".cookie")
+	os.WriteFile(cookie, []byte(n.User()+":"+n.Pass()+"\n"), 0o600)
+	c, err := newRPCClient(NodeConfig{Host: n.RPCAddr, CookieFile: cookie})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := c.blockCount(context.Background()); err != nil || h != n.Height() {
+		t.Fatalf("cookie auth: %d %v", h, err)
+	}
+	bad, _ := newRPCClient(NodeConfig{Host: n.RPCAddr, User: n.User(), Pass: "wrong"})
+	if _, err := bad.blockCount(context.Background()); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	c.hc.CloseIdleConnections()
+	bad.hc.CloseIdleConnections()
 }
