@@ -577,3 +577,40 @@ func (s *Seller) LightningSettled(st Settled) error {
 	}
 	return s.cfg.Ledger.SetMeta(s.settleKey(), strconv.FormatUint(st.SettleIndex, 10))
 }
+
+// Status is what the seller's UI shows about the invoice desk.
+type Status struct {
+	UnusedAddresses int64  // addresses handed out after the last one that was paid
+	GapLimit        uint32 // 0 without on-chain invoices
+	UnpaidLN        int    // unexpired, unpaid Lightning invoices
+	// GapAdvice is set when unused addresses reach three quarters of the gap limit: it tells
+	// the seller how to let their wallet see more of them.
+	GapAdvice string
+}
+
+// Status reports the desk's bounds in use.
+func (s *Seller) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var st Status
+	now := s.cfg.Now()
+	for _, inv := range s.invoices {
+		if inv.Hash != "" && !inv.Paid && !now.After(inv.Expires) {
+			st.UnpaidLN++
+		}
+	}
+	if s.cfg.OnChain == nil {
+		return st
+	}
+	st.GapLimit = s.cfg.OnChain.GapLimit
+	st.UnusedAddresses = int64(s.nextIndex) - (s.usedUpTo + 1)
+	if 4*st.UnusedAddresses >= 3*int64(st.GapLimit) {
+		st.GapAdvice = fmt.Sprintf("%d of the %d unused addresses your wallet looks ahead for are handed out to "+
+			"viewers who have not paid. A wallet restored from its seed stops looking after %d unused addresses, so "+
+			"payments beyond that would not show up in it. To allow more invoices at once, raise the gap limit in your "+
+			"wallet (Sparrow: Settings → Gap limit; Electrum: `wallet.change_gap_limit(N)` in the console; BlueWallet "+
+			"and others: see their settings), then raise it to the same number here.",
+			st.UnusedAddresses, st.GapLimit, st.GapLimit)
+	}
+	return st
+}

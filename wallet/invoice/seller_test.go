@@ -325,6 +325,9 @@ func TestLimits(t *testing.T) {
 	if a := f.ask("v3", req); a.Code != invoicemsg.Unavailable || !strings.Contains(a.Error, "addresses") {
 		t.Fatalf("past the gap limit: %+v", a)
 	}
+	if st := f.seller.Status(); st.UnusedAddresses != 5 || st.GapLimit != 5 || !strings.Contains(st.GapAdvice, "raise the gap limit") {
+		t.Fatalf("status %+v", st)
+	}
 	// Paying the newest address frees the gap: every earlier one counts as before a used one.
 	last := ""
 	for a := range seen {
