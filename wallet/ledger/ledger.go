@@ -8,6 +8,7 @@ package ledger
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -408,13 +409,13 @@ func (l *Ledger) writeLocked(r record, sync bool) error {
 	return nil
 }
 
-// Run flushes consumption every interval until ctx-like done is closed; the caller owns it.
-func (l *Ledger) Run(done <-chan struct{}, interval time.Duration) {
+// Run flushes consumption every interval until ctx ends; the caller owns the goroutine.
+func (l *Ledger) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-done:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			if err := l.Flush(); err != nil && !errors.Is(err, ErrClosed) {

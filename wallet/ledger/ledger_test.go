@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -173,11 +174,11 @@ func TestConcurrentViewers(t *testing.T) {
 			}
 		}(v)
 	}
-	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
-	go func() { l.Run(done, time.Millisecond); close(stopped) }()
+	go func() { l.Run(ctx, time.Millisecond); close(stopped) }()
 	wg.Wait()
-	close(done)
+	cancel()
 	<-stopped
 	l.Close()
 	l = open(t, path)
