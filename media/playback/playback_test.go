@@ -178,7 +178,7 @@ func TestJoinLiveStream(t *testing.T) {
 	if st.BlocksDamaged != 0 {
 		t.Fatalf("%d damaged blocks", st.BlocksDamaged)
 	}
-	if len(frames) < 30 {
+	if len(frames) < 20 {
 		t.Fatalf("only %d frames shown", len(frames))
 	}
 	var lags, skew []time.Duration
