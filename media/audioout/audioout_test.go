@@ -46,7 +46,8 @@ func TestSilentPacesAtRealTime(t *testing.T) {
 		mu.Unlock()
 	}
 	rate := pullRate(t, s, time.Second)
-	if math.Abs(rate-48000) > 48000*0.2 {
+	// Paced, not free-running (a shared machine may delay the timer, hence the margin).
+	if math.Abs(rate-48000) > 48000*0.5 {
 		t.Fatalf("silent sink pulled %.0f frames/s", rate)
 	}
 	if tapped == 0 {
@@ -65,7 +66,7 @@ func TestMiniaudioDevice(t *testing.T) {
 	if d.Name() != "miniaudio-null" {
 		t.Fatalf("backend %q", d.Name())
 	}
-	if math.Abs(rate-48000) > 48000*0.2 {
+	if math.Abs(rate-48000) > 48000*0.5 {
 		t.Fatalf("miniaudio pulled %.0f frames/s", rate)
 	}
 }
