@@ -66,13 +66,19 @@ func ParentNode(a, b Node) Node {
 	if a.Index > b.Index {
 		a, b = b, a
 	}
+	size, h := hashParent(a, b)
+	return Node{Index: flatParent(a.Index), Size: size, Hash: h}
+}
+
+// hashParent hashes left child a and right child b.
+func hashParent(a, b Node) (uint64, [32]byte) {
 	var buf [9 + 64]byte
 	size := a.Size + b.Size
 	buf[0] = typeParent
 	binary.LittleEndian.PutUint64(buf[1:], size)
 	copy(buf[9:], a.Hash[:])
 	copy(buf[41:], b.Hash[:])
-	return Node{Index: flatParent(a.Index), Size: size, Hash: blake2b.Sum256(buf[:])}
+	return size, blake2b.Sum256(buf[:])
 }
 
 // TreeHash hashes the roots (peaks) of a tree, left to right.

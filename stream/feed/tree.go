@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // nodeSet holds tree nodes by flat-tree index in pages of 1024. Without a
@@ -246,6 +247,9 @@ func (p *proofBuilder) get(i uint64) Node {
 func (p *proofBuilder) blockPath(index, root uint64) {
 	it := newFlatIter(2 * index)
 	p.blockSet = true
+	if p.block == nil {
+		p.block = make([]Node, 0, bits.Len64(p.t.length)+1)
+	}
 	for it.index != root {
 		it.sibling()
 		p.block = append(p.block, p.get(it.index))
@@ -433,6 +437,9 @@ func verifyBlock(b *BlockProof, out *verified) (*Node, error) {
 	it := newFlatIter(2 * b.Index)
 	q := nodeQueue{nodes: b.Nodes}
 	root := LeafNode(b.Index, b.Value)
+	if out.nodes == nil {
+		out.nodes = make([]Node, 0, 2*len(b.Nodes)+8)
+	}
 	out.nodes = append(out.nodes, root)
 	for q.left() > 0 {
 		n := q.shift(it.sibling())
@@ -447,9 +454,11 @@ func verifyBlock(b *BlockProof, out *verified) (*Node, error) {
 
 // parentAt joins two nodes whose parent is index (checked by the caller's walk).
 func parentAt(index uint64, a, b Node) Node {
-	p := ParentNode(a, b)
-	p.Index = index
-	return p
+	if a.Index > b.Index {
+		a, b = b, a
+	}
+	size, h := hashParent(a, b)
+	return Node{Index: index, Size: size, Hash: h}
 }
 
 // upgradeBatch grows a copy of the reader's roots with an upgrade proof.
