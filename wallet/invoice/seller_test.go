@@ -261,6 +261,14 @@ func TestOnChainPaymentsBecomeAccess(t *testing.T) {
 	node.Generate(1)
 	f.start()
 	f.waitAccess("dave", 10*time.Minute, true)
+
+	// btcd restarts under a running seller: payments after it are still seen.
+	_, addr6 := f.invoice("erin", 10)
+	node.Restart()
+	node.Pay(addr6, 1000)
+	f.waitAccess("erin", 10*time.Minute, false)
+	node.Generate(1)
+	f.waitAccess("erin", 10*time.Minute, true)
 	f.waitAccess("alice", 14*time.Minute, true)
 	f.waitAccess("bob", 30*time.Minute, true)
 	if n := len(f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "alice"})); n != 2 {
