@@ -145,3 +145,26 @@ func TestAddInvoiceChecksLNDsAnswer(t *testing.T) {
 		t.Errorf("refused macaroon: %v", err)
 	}
 }
+
+type secrets map[string][]byte
+
+func (s secrets) Get(name string) ([]byte, error) {
+	if b, ok := s[name]; ok {
+		return b, nil
+	}
+	return nil, errors.New("not in the keyring")
+}
+
+func TestConfigFromSecrets(t *testing.T) {
+	mac := testMacaroon(invoiceOps)
+	cfg, err := ConfigFromSecrets(secrets{SecretMacaroon: mac, SecretTLSCert: []byte("cert")}, "127.0.0.1:8080", "mainnet")
+	if err != nil || string(cfg.Macaroon) != string(mac) || cfg.Host != "127.0.0.1:8080" {
+		t.Fatalf("%v %v", cfg, err)
+	}
+	if _, err := ConfigFromSecrets(secrets{SecretTLSCert: []byte("cert")}, "h", "mainnet"); err == nil || !strings.Contains(err.Error(), "keyring") {
+		t.Fatalf("missing macaroon: %v", err)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg); strings.Contains(s, hex.EncodeToString(mac)) || strings.Contains(s, string(mac[:20])) {
+		t.Fatalf("secret printed: %s", s)
+	}
+}
