@@ -222,6 +222,19 @@ func TestLightningOnRealLND(t *testing.T) {
 		t.Errorf("settle index %q", idx)
 	}
 
+	// A fresh seller (no settle index stored yet) whose invoice is paid while it is down: the
+	// subscription has nothing to replay from, so the open invoice is looked up on start.
+	g := &lnSeller{t: t, dir: t.TempDir(), node: node, lnd: bob, logs: &syncBuffer{}}
+	g.start()
+	d := g.invoice("viewer4", invoicemsg.Lightning, 4)
+	g.stop()
+	if err := alice.Pay(d.Bolt11); err != nil {
+		t.Fatal(err)
+	}
+	g.start()
+	g.waitAccess("viewer4", 4*time.Minute)
+	g.stop()
+
 	// A paid invoice cannot be paid twice; an expired one cannot be paid at all.
 	if err := alice.Pay(a.Bolt11); err == nil {
 		t.Error("invoice paid twice")

@@ -31,6 +31,8 @@ type Lightning interface {
 	AddInvoice(ctx context.Context, msat uint64, memo string, expiry time.Duration) (hash, bolt11 string, err error)
 	// Network is the node's chain: mainnet, testnet, signet, regtest or simnet.
 	Network() string
+	// LookupInvoice reports whether the invoice with this payment hash is settled.
+	LookupInvoice(ctx context.Context, hash string) (s Settled, settled bool, err error)
 	// Run follows settled invoices after settleIndex until ctx ends, reconnecting as needed,
 	// and calls onSettled for each in order; an error from onSettled stops nothing but is
 	// retried from the same index on the next connection.
@@ -234,6 +236,9 @@ func (s *Seller) Run(ctx context.Context) error {
 			if v, ok := s.cfg.Ledger.Meta(s.settleKey()); ok {
 				idx, _ = strconv.ParseUint(v, 10, 64)
 			}
+			// Settles the subscription cannot replay (none stored yet, or older than the stored
+			// index) are found by asking about each open invoice.
+			s.reconcileLightning(ctx)
 			errs <- s.cfg.Lightning.Run(ctx, idx, s.LightningSettled)
 		}()
 	}
@@ -548,15 +553,55 @@ func (s *Seller) onChainEvent(e onchain.Event) error {
 	return nil
 }
 
+// reconcileLightning looks up every unpaid Lightning invoice still within its monitoring window
+// and credits those LND reports settled.
+func (s *Seller) reconcileLightning(ctx context.Context) {
+	s.mu.Lock()
+	now := s.cfg.Now()
+	var hashes []string
+	for _, inv := range s.invoices {
+		if inv.Hash != "" && !inv.Paid && !now.After(inv.Expires.Add(s.cfg.Monitoring)) {
+			hashes = append(hashes, inv.Hash)
+		}
+	}
+	s.mu.Unlock()
+	for _, h := range hashes {
+		st, settled, err := s.cfg.Lightning.LookupInvoice(ctx, h)
+		if err != nil {
+			s.log.Warn("invoice: could not ask LND about an invoice; the subscription will report it if paid", "err", err)
+			return
+		}
+		if settled {
+			if err := s.credit(st); err != nil {
+				s.log.Error("invoice: crediting a Lightning payment failed", "err", err)
+			}
+		}
+	}
+}
+
 // LightningSettled credits a settled Lightning invoice and then records the settle index, so a
 // restart resumes after it; a repeat is credited once.
 func (s *Seller) LightningSettled(st Settled) error {
+	if err := s.credit(st); err != nil {
+		return err
+	}
+	// The index only moves forward (a lookup may credit an older settle).
+	if v, ok := s.cfg.Ledger.Meta(s.settleKey()); ok {
+		if cur, _ := strconv.ParseUint(v, 10, 64); cur >= st.SettleIndex {
+			return nil
+		}
+	}
+	return s.cfg.Ledger.SetMeta(s.settleKey(), strconv.FormatUint(st.SettleIndex, 10))
+}
+
+// credit turns a settled Lightning invoice of ours into ledger credit, once.
+func (s *Seller) credit(st Settled) error {
 	s.mu.Lock()
 	inv := s.byHash[st.Hash]
 	if inv == nil {
 		s.mu.Unlock()
 		s.log.Debug("invoice: settled Lightning invoice that is not ours", "hash", st.Hash)
-		return s.cfg.Ledger.SetMeta(s.settleKey(), strconv.FormatUint(st.SettleIndex, 10))
+		return nil
 	}
 	key := ledger.Key{Stream: inv.Stream, Viewer: inv.Viewer}
 	paid := st.AmtPaidMsat / 1000
@@ -575,7 +620,7 @@ func (s *Seller) LightningSettled(st Settled) error {
 		s.log.Info("invoice: Lightning payment", "invoice", inv.ID, "viewer", inv.Viewer, "msat", st.AmtPaidMsat,
 			"access", time.Duration(c.Millis)*time.Millisecond)
 	}
-	return s.cfg.Ledger.SetMeta(s.settleKey(), strconv.FormatUint(st.SettleIndex, 10))
+	return nil
 }
 
 // Status is what the seller's UI shows about the invoice desk.

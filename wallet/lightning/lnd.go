@@ -216,6 +216,23 @@ type lndInvoice struct {
 	SettleIndex u64    `json:"settle_index"`
 }
 
+// LookupInvoice asks LND about one invoice by payment hash (hex); settled reports whether it
+// has been paid.
+func (c *Client) LookupInvoice(ctx context.Context, hash string) (s Settled, settled bool, err error) {
+	if b, err := hex.DecodeString(hash); err != nil || len(b) != 32 {
+		return Settled{}, false, errors.New("lightning: bad payment hash")
+	}
+	var inv lndInvoice
+	if err := c.do(ctx, http.MethodGet, "/v1/invoice/"+hash, nil, &inv); err != nil {
+		return Settled{}, false, err
+	}
+	if inv.State != "SETTLED" {
+		return Settled{}, false, nil
+	}
+	return Settled{Hash: hash, AmtPaidMsat: uint64(inv.AmtPaidMsat), SettleIndex: uint64(inv.SettleIndex),
+		Memo: inv.Memo, SeenAt: time.Now()}, true, nil
+}
+
 // maxStreamLine caps one message of the subscription.
 const maxStreamLine = 1 << 20
 
