@@ -28,31 +28,41 @@ type Node struct {
 	Hash  [32]byte
 }
 
-var hasherPool = sync.Pool{New: func() any {
-	h, _ := blake2b.New256(nil)
-	return h
-}}
-
-func getHasher() hash.Hash {
-	h := hasherPool.Get().(hash.Hash)
-	h.Reset()
-	return h
+// hashState is a pooled BLAKE2b-256 state with its scratch space, so that
+// hashing allocates nothing (buffers passed through hash.Hash would escape).
+type hashState struct {
+	h   hash.Hash
+	hdr [48]byte
+	out [32]byte
 }
 
-func sum(h hash.Hash) (out [32]byte) {
-	h.Sum(out[:0])
-	hasherPool.Put(h)
+var hasherPool = sync.Pool{New: func() any {
+	h, _ := blake2b.New256(nil)
+	return &hashState{h: h}
+}}
+
+func getHasher() *hashState {
+	s := hasherPool.Get().(*hashState)
+	s.h.Reset()
+	return s
+}
+
+func (s *hashState) Write(p []byte) { s.h.Write(p) }
+
+func sum(s *hashState) [32]byte {
+	s.h.Sum(s.out[:0])
+	out := s.out
+	hasherPool.Put(s)
 	return out
 }
 
 // LeafHash is the hash of block data.
 func LeafHash(data []byte) [32]byte {
-	var hdr [9]byte
-	hdr[0] = typeLeaf
-	binary.LittleEndian.PutUint64(hdr[1:], uint64(len(data)))
 	h := getHasher()
-	h.Write(hdr[:])
-	h.Write(data)
+	h.hdr[0] = typeLeaf
+	binary.LittleEndian.PutUint64(h.hdr[1:9], uint64(len(data)))
+	h.h.Write(h.hdr[:9])
+	h.h.Write(data)
 	return sum(h)
 }
 
@@ -84,13 +94,13 @@ func hashParent(a, b Node) (uint64, [32]byte) {
 // TreeHash hashes the roots (peaks) of a tree, left to right.
 func TreeHash(roots []Node) [32]byte {
 	h := getHasher()
-	h.Write([]byte{typeRoot})
-	var b [48]byte
+	h.hdr[0] = typeRoot
+	h.h.Write(h.hdr[:1])
 	for _, r := range roots {
-		copy(b[:32], r.Hash[:])
-		binary.LittleEndian.PutUint64(b[32:], r.Index)
-		binary.LittleEndian.PutUint64(b[40:], r.Size)
-		h.Write(b[:])
+		copy(h.hdr[:32], r.Hash[:])
+		binary.LittleEndian.PutUint64(h.hdr[32:], r.Index)
+		binary.LittleEndian.PutUint64(h.hdr[40:], r.Size)
+		h.h.Write(h.hdr[:])
 	}
 	return sum(h)
 }

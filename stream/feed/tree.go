@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 )
 
 // nodeSet holds tree nodes by flat-tree index in pages of 1024. Without a
@@ -18,6 +17,8 @@ type nodeSet struct {
 	file     io.ReaderAt
 	maxPages int
 	clock    uint64
+	last     *nodePage // the page used last: most lookups land next to the previous one
+	lastN    uint64
 	buf      []byte
 	err      error // first read error from the backing file
 }
@@ -43,8 +44,13 @@ type nodePage struct {
 func (s *nodeSet) page(i uint64, create bool) *nodePage {
 	n := i >> nodePageBits
 	s.clock++
+	if s.last != nil && s.lastN == n {
+		s.last.used = s.clock
+		return s.last
+	}
 	if p := s.pages[n]; p != nil {
 		p.used = s.clock
+		s.last, s.lastN = p, n
 		return p
 	}
 	var p *nodePage
@@ -63,6 +69,7 @@ func (s *nodeSet) page(i uint64, create bool) *nodePage {
 	p.used = s.clock
 	s.pages[n] = p
 	s.evict()
+	s.last, s.lastN = p, n
 	return p
 }
 
@@ -108,6 +115,9 @@ func (s *nodeSet) evict() {
 		}
 	}
 	if oldest != 1<<64-1 {
+		if s.pages[victim] == s.last {
+			s.last = nil
+		}
 		delete(s.pages, victim)
 	}
 }
@@ -248,7 +258,8 @@ func (p *proofBuilder) blockPath(index, root uint64) {
 	it := newFlatIter(2 * index)
 	p.blockSet = true
 	if p.block == nil {
-		p.block = make([]Node, 0, bits.Len64(p.t.length)+1)
+		// The path to root has one node a level; the upgrade may add a few.
+		p.block = make([]Node, 0, int(flatDepth(root))+2)
 	}
 	for it.index != root {
 		it.sibling()
@@ -302,12 +313,21 @@ func (t *tree) proof(req Request) (*Proof, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	out := &Proof{Fork: t.fork}
+	// One allocation for the proof and its parts.
+	all := &struct {
+		p Proof
+		b BlockProof
+		u UpgradeProof
+	}{}
+	out := &all.p
+	out.Fork = t.fork
 	if req.Block != nil {
-		out.Block = &BlockProof{Index: req.Block.Index, Nodes: p.block}
+		all.b = BlockProof{Index: req.Block.Index, Nodes: p.block}
+		out.Block = &all.b
 	}
 	if req.Upgrade != nil {
-		out.Upgrade = &UpgradeProof{
+		out.Upgrade = &all.u
+		all.u = UpgradeProof{
 			Start:           req.Upgrade.Start,
 			Length:          req.Upgrade.Length,
 			Nodes:           p.upgrade,
@@ -438,7 +458,7 @@ func verifyBlock(b *BlockProof, out *verified) (*Node, error) {
 	q := nodeQueue{nodes: b.Nodes}
 	root := LeafNode(b.Index, b.Value)
 	if out.nodes == nil {
-		out.nodes = make([]Node, 0, 2*len(b.Nodes)+8)
+		out.nodes = make([]Node, 0, 2*len(b.Nodes)+3)
 	}
 	out.nodes = append(out.nodes, root)
 	for q.left() > 0 {
