@@ -47,6 +47,40 @@ func (n vNode) node() Node {
 	return out
 }
 
+type vProof struct {
+	Name         string `json:"name"`
+	WriterLength uint64 `json:"writerLength"`
+	Request      struct {
+		Block *struct {
+			Index uint64 `json:"index"`
+			Nodes uint64 `json:"nodes"`
+		} `json:"block"`
+		Upgrade *struct {
+			Start  uint64 `json:"start"`
+			Length uint64 `json:"length"`
+		} `json:"upgrade"`
+	} `json:"request"`
+	Proof struct {
+		Fork  uint64 `json:"fork"`
+		Block *struct {
+			Index uint64   `json:"index"`
+			Value hexBytes `json:"value"`
+			Nodes []vNode  `json:"nodes"`
+		} `json:"block"`
+		Upgrade *struct {
+			Start           uint64   `json:"start"`
+			Length          uint64   `json:"length"`
+			Nodes           []vNode  `json:"nodes"`
+			AdditionalNodes []vNode  `json:"additionalNodes"`
+			Signature       hexBytes `json:"signature"`
+		} `json:"upgrade"`
+	} `json:"proof"`
+	VerifiedByHypercore any `json:"verifiedByHypercore"`
+	ReaderCheck         *struct {
+		LengthAfter *uint64 `json:"lengthAfter"`
+	} `json:"readerCheck"`
+}
+
 type vectorFile struct {
 	Seed    hexBytes `json:"seed"`
 	KeyPair struct {
@@ -96,40 +130,8 @@ type vectorFile struct {
 			Verifies  bool     `json:"verifies"`
 		} `json:"compatMode"`
 	} `json:"lengths"`
-	Proofs []struct {
-		Name         string `json:"name"`
-		WriterLength uint64 `json:"writerLength"`
-		Request      struct {
-			Block *struct {
-				Index uint64 `json:"index"`
-				Nodes uint64 `json:"nodes"`
-			} `json:"block"`
-			Upgrade *struct {
-				Start  uint64 `json:"start"`
-				Length uint64 `json:"length"`
-			} `json:"upgrade"`
-		} `json:"request"`
-		Proof struct {
-			Fork  uint64 `json:"fork"`
-			Block *struct {
-				Index uint64   `json:"index"`
-				Value hexBytes `json:"value"`
-				Nodes []vNode  `json:"nodes"`
-			} `json:"block"`
-			Upgrade *struct {
-				Start           uint64   `json:"start"`
-				Length          uint64   `json:"length"`
-				Nodes           []vNode  `json:"nodes"`
-				AdditionalNodes []vNode  `json:"additionalNodes"`
-				Signature       hexBytes `json:"signature"`
-			} `json:"upgrade"`
-		} `json:"proof"`
-		VerifiedByHypercore any `json:"verifiedByHypercore"`
-		ReaderCheck         *struct {
-			LengthAfter *uint64 `json:"lengthAfter"`
-		} `json:"readerCheck"`
-	} `json:"proofs"`
-	V10 *struct {
+	Proofs []vProof `json:"proofs"`
+	V10    *struct {
 		Key        hexBytes   `json:"key"`
 		TreeHash   hexBytes   `json:"treeHash"`
 		Signatures []hexBytes `json:"signatures"`
@@ -385,39 +387,7 @@ func readerAt(w *tree, length uint64) *tree {
 	return r
 }
 
-func checkProof(c *checker, p struct {
-	Name         string `json:"name"`
-	WriterLength uint64 `json:"writerLength"`
-	Request      struct {
-		Block *struct {
-			Index uint64 `json:"index"`
-			Nodes uint64 `json:"nodes"`
-		} `json:"block"`
-		Upgrade *struct {
-			Start  uint64 `json:"start"`
-			Length uint64 `json:"length"`
-		} `json:"upgrade"`
-	} `json:"request"`
-	Proof struct {
-		Fork  uint64 `json:"fork"`
-		Block *struct {
-			Index uint64   `json:"index"`
-			Value hexBytes `json:"value"`
-			Nodes []vNode  `json:"nodes"`
-		} `json:"block"`
-		Upgrade *struct {
-			Start           uint64   `json:"start"`
-			Length          uint64   `json:"length"`
-			Nodes           []vNode  `json:"nodes"`
-			AdditionalNodes []vNode  `json:"additionalNodes"`
-			Signature       hexBytes `json:"signature"`
-		} `json:"upgrade"`
-	} `json:"proof"`
-	VerifiedByHypercore any `json:"verifiedByHypercore"`
-	ReaderCheck         *struct {
-		LengthAfter *uint64 `json:"lengthAfter"`
-	} `json:"readerCheck"`
-}, blocks [][]byte, s *signer) {
+func checkProof(c *checker, p vProof, blocks [][]byte, s *signer) {
 	what := "proof " + p.Name
 	if p.WriterLength > uint64(len(blocks)) {
 		c.ok(what+": writer length within the blocks", false)
