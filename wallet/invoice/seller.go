@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
@@ -225,8 +226,9 @@ func (s *Seller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	if s.cfg.OnChain != nil {
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); errs <- s.cfg.OnChain.Watcher.Run(ctx) }()
+		go func() { defer wg.Done(); s.saveHeights(ctx) }()
 	}
 	if s.cfg.Lightning != nil {
 		wg.Add(1)
@@ -250,6 +252,54 @@ func (s *Seller) Run(ctx context.Context) error {
 		}
 	}
 	return ctx.Err()
+}
+
+func heightKey(net *chaincfg.Params) string { return "onchain.height." + onchain.NetworkName(net) }
+
+// ResumeHeight is the block from which a watcher should scan after a restart so that no payment
+// confirmed while the app was down is missed: a few blocks (reorg depth) below the highest block
+// the last run scanned, or 0 (the watcher's default) on a first run. Pass it as
+// WatchConfig.StartHeight.
+func ResumeHeight(l *ledger.Ledger, net *chaincfg.Params) int32 {
+	v, ok := l.Meta(heightKey(net))
+	if !ok {
+		return 0
+	}
+	h, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || h <= 0 {
+		return 0
+	}
+	return int32(max(1, h-6))
+}
+
+// saveHeights records how far the watcher has scanned, every 10 s and when ctx ends.
+func (s *Seller) saveHeights(ctx context.Context) {
+	key := heightKey(s.cfg.OnChain.Key.Net())
+	save := func() {
+		h := s.cfg.OnChain.Watcher.Height()
+		if h <= 0 {
+			return
+		}
+		if v, ok := s.cfg.Ledger.Meta(key); ok {
+			if cur, _ := strconv.ParseInt(v, 10, 32); int32(cur) >= h {
+				return
+			}
+		}
+		if err := s.cfg.Ledger.SetMeta(key, strconv.Itoa(int(h))); err != nil {
+			s.log.Error("invoice: saving the scanned block height failed", "err", err)
+		}
+	}
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			save()
+			return
+		case <-t.C:
+			save()
+		}
+	}
 }
 
 func (s *Seller) settleKey() string { return "lnd.settle_index." + s.cfg.Lightning.Network() }

@@ -82,7 +82,7 @@ func (f *fixture) start() {
 	var s *Seller
 	w, err := onchain.NewWebsocket(onchain.WatchConfig{
 		Node: onchain.NodeConfig{Host: f.node.RPCAddr, User: f.node.User(), Pass: f.node.Pass()},
-		Net:  btcdtest.Net, OnEvent: func(e onchain.Event) { s.OnChainEvent(e) }, StartHeight: 290,
+		Net:  btcdtest.Net, OnEvent: func(e onchain.Event) { s.OnChainEvent(e) }, StartHeight: ResumeHeight(l, btcdtest.Net),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +258,7 @@ func TestOnChainPaymentsBecomeAccess(t *testing.T) {
 	f.stop()
 	f.stop = nil
 	node.Pay(addr5, 1000)
-	node.Generate(1)
+	node.Generate(12) // more than the watcher's default look-back: found from the saved height
 	f.start()
 	f.waitAccess("dave", 10*time.Minute, true)
 
