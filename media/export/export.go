@@ -122,6 +122,11 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 	needKey := true          // after damage, video waits for a key frame
 	var origin time.Duration // stream time of the file's zero
 	var newest time.Duration
+	var frameDur time.Duration
+	if h.Video != nil {
+		frameDur = h.Video.FrameDuration()
+	}
+	lastVideo := time.Duration(-1)
 
 	emit := func(u block.Unit) error {
 		if mux == nil {
@@ -153,6 +158,10 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		}
 		n := 0
 		for n < len(pending) && (flushAll || pending[n].PTS < newest-reorderWindow) {
+			if pending[n].Track == block.Video {
+				pending[n].PTS = retime(pending, n, frameDur, lastVideo)
+				lastVideo = pending[n].PTS
+			}
 			if err := emit(pending[n]); err != nil {
 				return err
 			}
@@ -164,6 +173,7 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 	begin := func(at time.Duration) {
 		started = true
 		origin = at
+		lastVideo = at - time.Millisecond // no picture moves before the first
 		res.Start = at
 	}
 
@@ -253,4 +263,33 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 	}
 	res.Duration = mux.Duration()
 	return res, nil
+}
+
+// retime returns the time to write the video unit pending[n] at. A picture is stamped
+// when the camera hands it over, which is never before it was captured but may be later:
+// a busy machine reads two pictures back to back, a few milliseconds apart. Players cope,
+// but tools that map timestamps onto the nominal frame rate (ffmpeg) then see two frames
+// in one tick. Since lateness only ever delays a stamp, the fix moves pictures earlier:
+// walking back from the newest picture in the reorder window, each must be at least one
+// frame duration before the next, never later than it was stamped, and after the
+// previous picture written (lastVideo).
+func retime(pending []block.Unit, n int, frameDur, lastVideo time.Duration) time.Duration {
+	t := pending[n].PTS
+	if frameDur > 0 {
+		next := time.Duration(-1)
+		for i := len(pending) - 1; i > n; i-- {
+			if pending[i].Track != block.Video {
+				continue
+			}
+			v := pending[i].PTS
+			if next >= 0 {
+				v = min(v, next-frameDur)
+			}
+			next = v
+		}
+		if next >= 0 {
+			t = min(t, next-frameDur)
+		}
+	}
+	return max(t, lastVideo+time.Millisecond)
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/media/internal/memfeed"
+	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
+	"github.com/dazaarvision/dazaar-vision/media/vp8"
 )
 
 var (
@@ -297,4 +299,55 @@ func readCues(t *testing.T, path string) []uint64 {
 		}
 	}
 	return cuePos
+}
+
+// TestRetimeBursts: pictures read back to back by a busy machine are moved back onto
+// the frame cadence, never later than stamped, and the file decodes cleanly in ffmpeg.
+func TestRetimeBursts(t *testing.T) {
+	ms := time.Millisecond
+	stamps := []time.Duration{0, 33 * ms, 66 * ms, 140 * ms, 141 * ms, 166 * ms, 200 * ms}
+	want := []time.Duration{0, 33 * ms, 66 * ms, 100 * ms, 133 * ms, 166 * ms, 200 * ms}
+	var pending []block.Unit
+	for _, s := range stamps {
+		pending = append(pending, block.Unit{Track: block.Video, PTS: s})
+	}
+	last := time.Duration(-ms)
+	for i := range pending {
+		got := retime(pending, i, 33*ms, last)
+		if got != want[i] {
+			t.Fatalf("picture %d stamped %v: written at %v, want %v", i, stamps[i], got, want[i])
+		}
+		pending[i].PTS, last = got, got
+	}
+
+	// A 30 fps stream whose pictures were read in pairs, 1 ms apart, with gaps between.
+	requireTool(t, "ffmpeg")
+	enc, err := vp8.NewEncoder(vp8.Config{Width: 160, Height: 120, KeyFrameInterval: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	h := &block.Header{Start: time.Now(), Video: &block.VideoParams{Codec: block.CodecVP8, Width: 160, Height: 120, FrameRateNum: 30, FrameRateDen: 1}}
+	hb, _ := h.MarshalBinary()
+	feed := memfeed.New()
+	feed.Append(context.Background(), hb, true)
+	img := testpattern.Bars(160, 120)
+	for i := 0; i < 60; i++ {
+		f, err := enc.Encode(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pts := time.Duration(i/2)*2*time.Second/30 + time.Duration(i%2)*ms // 30 fps, read in pairs
+		m := &block.Media{Seq: uint64(i + 1), Units: []block.Unit{{Track: block.Video, Key: f.Key, PTS: pts, Duration: 33 * ms, Payload: f.Data}}}
+		b, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed.Append(context.Background(), b, f.Key)
+	}
+	path := filepath.Join(t.TempDir(), "bursts.webm")
+	if _, err := ToFile(context.Background(), feed, path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ffmpegDecode(t, path, "")
 }

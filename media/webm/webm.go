@@ -257,8 +257,12 @@ func (m *Muxer) write(b []byte) error {
 	return nil
 }
 
-// ErrOrder is returned for a frame older than the previous one on its track.
+// ErrOrder is returned for a frame older than the previous one on its track by more
+// than orderSlack.
 var ErrOrder = errors.New("webm: timestamps go backwards")
+
+// orderSlack is how far back a timestamp may be and still be moved after the previous.
+const orderSlack = 5 * time.Millisecond
 
 // WriteVideo adds a VP8 frame at t (from the file's start). A key frame starts a new
 // cluster and gets a cue.
@@ -290,8 +294,14 @@ func (m *Muxer) writeBlock(track int, t time.Duration, key bool, data []byte) er
 		return fmt.Errorf("webm: negative timestamp %v", t)
 	}
 	t = t.Truncate(time.Millisecond)
-	if t < m.lastTime[track] {
-		return fmt.Errorf("%w: track %d at %v after %v", ErrOrder, track, t, m.lastTime[track])
+	if last := m.lastTime[track]; t <= last {
+		// Timecodes are milliseconds, and players want them strictly increasing per
+		// track: frames captured less than 1 ms apart (a camera delivering late frames
+		// back to back) move up by a millisecond. Going back further is an error.
+		if t < last-orderSlack {
+			return fmt.Errorf("%w: track %d at %v after %v", ErrOrder, track, t, last)
+		}
+		t = last + time.Millisecond
 	}
 	m.lastTime[track] = t
 	// A new cluster at every video key frame (at the audio's key points when there is no

@@ -54,13 +54,20 @@ func TestMuxerRejects(t *testing.T) {
 	if err := m.WriteVideo(50*time.Millisecond, false, []byte{0x11}); !errors.Is(err, ErrOrder) {
 		t.Fatalf("backwards timestamp: %v", err)
 	}
+	// Frames in the same millisecond move up by one, so timecodes strictly increase.
+	if err := m.WriteVideo(100*time.Millisecond+400*time.Microsecond, false, []byte{0x11}); err != nil {
+		t.Fatal(err)
+	}
+	if m.lastTime[VideoTrack] != 101*time.Millisecond {
+		t.Fatalf("same-millisecond frame at %v", m.lastTime[VideoTrack])
+	}
 	if err := m.WriteAudio(0, []byte{1}, 20*time.Millisecond); err == nil {
 		t.Fatal("audio accepted without an audio track")
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if m.Duration() != 133*time.Millisecond {
+	if m.Duration() != 134*time.Millisecond {
 		t.Fatalf("duration %v", m.Duration())
 	}
 	// The file ends where the Cues end, and Close left the offset there.
