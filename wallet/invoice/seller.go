@@ -18,6 +18,8 @@ import (
 
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/wire"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
@@ -197,6 +199,27 @@ func New(cfg Config) (*Seller, error) {
 			st.close()
 			return nil, err
 		}
+		// Payments last seen unconfirmed: the watcher settles or revokes them on its first scan.
+		var open []onchain.Event
+		for _, inv := range s.invoices {
+			if inv.Address == "" || !inv.Paid {
+				continue
+			}
+			for _, c := range cfg.Ledger.Credits(ledger.Key{Stream: inv.Stream, Viewer: inv.Viewer}) {
+				if c.State != ledger.Provisional || !strings.HasPrefix(c.ID, "btc:") {
+					continue
+				}
+				txid, vout, ok := strings.Cut(strings.TrimPrefix(c.ID, "btc:"), ":")
+				h, err := chainhash.NewHashFromStr(txid)
+				n, err2 := strconv.ParseUint(vout, 10, 32)
+				if !ok || err != nil || err2 != nil {
+					continue
+				}
+				open = append(open, onchain.Event{OutPoint: wire.OutPoint{Hash: *h, Index: uint32(n)}, Address: inv.Address,
+					Sats: int64(c.Msat / 1000)})
+			}
+		}
+		cfg.OnChain.Watcher.Resume(open...)
 	}
 	return s, nil
 }

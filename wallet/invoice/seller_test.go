@@ -540,3 +540,34 @@ func fileSize(t *testing.T, p string) int64 {
 	}
 	return st.Size()
 }
+
+// A payment credited provisionally, then replaced while the seller was not running: the next run
+// revokes the credit. Another, confirmed while the seller was down, settles.
+func TestProvisionalCreditsJudgedAfterRestart(t *testing.T) {
+	node := btcdtest.Setup(t, btcdtest.Options{})
+	f := newFixture(t, node, t.TempDir(), nil)
+	_, addrM := f.invoice("mallory", 10)
+	_, addrH := f.invoice("honest", 10)
+	coin := node.NextCoin()
+	pay := btcdtest.BuildTx(t, coin, 1000, btcdtest.Output{Address: addrM, Sats: 1000})
+	if _, err := node.Send(pay); err != nil {
+		t.Fatal(err)
+	}
+	node.Pay(addrH, 1000)
+	f.waitAccess("mallory", 10*time.Minute, false)
+	f.waitAccess("honest", 10*time.Minute, false)
+	f.stop()
+	f.stop = nil
+
+	repl := btcdtest.BuildTx(t, coin, 5000, btcdtest.Output{Address: btcdtest.MinerAddress(), Sats: 10_000})
+	if _, err := node.Send(repl); err != nil {
+		t.Fatal(err)
+	}
+	node.Generate(1)
+	f.start()
+	f.waitAccess("mallory", 0, true)
+	if cs := f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "mallory"}); len(cs) != 1 || cs[0].State != ledger.Revoked {
+		t.Fatalf("mallory's credit %+v", cs)
+	}
+	f.waitAccess("honest", 10*time.Minute, true)
+}

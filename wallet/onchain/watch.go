@@ -65,6 +65,11 @@ type Watcher interface {
 	Run(ctx context.Context) error
 	// Height is the highest block scanned, to persist and pass as StartHeight after a restart.
 	Height() int32
+	// Resume hands over payments a previous run reported Seen (unconfirmed) and that have had
+	// no later event (OutPoint and Address set): the watcher reports each again as Confirmed
+	// if it is in the chain it scans, or as Gone if it is neither there nor in the mempool
+	// (replaced or dropped while the app was down). Call it before Run.
+	Resume(unconfirmed ...Event)
 }
 
 // WatchConfig configures a Watcher.
@@ -126,6 +131,20 @@ func newTracker(cfg WatchConfig) (*tracker, error) {
 		seenTx: map[chainhash.Hash]bool{}}, nil
 }
 
+// Resume implements Watcher.
+func (t *tracker) Resume(unconfirmed ...Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range unconfirmed {
+		if t.payments[e.OutPoint] == nil {
+			// Known only by outpoint until the mempool or a block shows the transaction;
+			// emitted, so that disappearing is reported as Gone.
+			e.Kind, e.Confirmations = Seen, 0
+			t.payments[e.OutPoint] = &tracked{ev: e, emitted: true}
+		}
+	}
+}
+
 func (t *tracker) Height() int32 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -174,11 +193,14 @@ func (t *tracker) scanTx(tx *wire.MsgTx, height int32) {
 		op := wire.OutPoint{Hash: txid, Index: uint32(i)}
 		p := t.payments[op]
 		if p == nil {
-			p = &tracked{ev: Event{OutPoint: op, Address: addr, Sats: out.Value, RBF: rbf(tx)}}
+			p = &tracked{}
+			t.payments[op] = p
+		}
+		if p.inputs == nil { // new, or handed over by Resume without its transaction
+			p.ev.OutPoint, p.ev.Address, p.ev.Sats, p.ev.RBF = op, addr, out.Value, rbf(tx)
 			for _, in := range tx.TxIn {
 				p.inputs = append(p.inputs, in.PreviousOutPoint)
 			}
-			t.payments[op] = p
 		}
 		if height > 0 {
 			p.height = height
