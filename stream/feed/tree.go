@@ -541,9 +541,8 @@ func verifyUpgrade(u *UpgradeProof, blockRoot *Node, b *upgradeBatch) (bool, err
 		}
 		b.appendRoot(n, it)
 	}
-	if q.i != len(q.nodes) {
-		return false, fmt.Errorf("feed: %w: %d upgrade nodes left over", ErrInvalidProof, len(q.nodes)-q.i)
-	}
+	// Nodes the walk did not ask for (a proof made for a reader at an older
+	// length) are ignored and not stored, as Hypercore does.
 	if b.length > maxLength {
 		return false, fmt.Errorf("feed: %w: upgrade reaches length %d", ErrInvalidProof, b.length)
 	}
@@ -598,9 +597,10 @@ func (t *tree) verify(p *Proof, v *verifier) (*verified, error) {
 		return nil, err
 	}
 	if u := p.Upgrade; u != nil {
-		if u.Start != t.length {
-			return nil, fmt.Errorf("feed: %w: upgrade starts at length %d but this feed has length %d", ErrInvalidProof, u.Start, t.length)
-		}
+		// Like Hypercore, the upgrade is walked from the roots this feed
+		// trusts, whatever Start says: nodes meant for another starting point
+		// do not fit the walk and are refused, and the result must carry the
+		// key's signature either way.
 		if u.Length == 0 || u.Start+u.Length < u.Start || u.Start+u.Length > maxLength {
 			return nil, fmt.Errorf("feed: %w: upgrade length %d", ErrInvalidProof, u.Length)
 		}
@@ -615,9 +615,13 @@ func (t *tree) verify(p *Proof, v *verifier) (*verified, error) {
 		if used {
 			root = nil
 		}
-		out.upgraded = true
-		out.roots, out.length, out.byteLength, out.fork = b.roots, b.length, b.byteLength, p.Fork
-		out.signature = u.Signature
+		// The walk only adds to the trusted roots, so the result is never
+		// shorter; the same length is a valid no-op (Hypercore accepts it).
+		if b.length > t.length || p.Fork != t.fork {
+			out.upgraded = true
+			out.roots, out.length, out.byteLength, out.fork = b.roots, b.length, b.byteLength, p.Fork
+			out.signature = u.Signature
+		}
 	}
 	if root != nil {
 		trusted, ok := t.nodes.get(root.Index)
