@@ -125,6 +125,11 @@ func New(cfg Config) (*Seller, error) {
 			cfg.OnChain.MinSats = 1000
 		}
 	}
+	if cfg.OnChain != nil && cfg.Lightning != nil {
+		if chain, ln := onchain.NetworkName(cfg.OnChain.Key.Net()), cfg.Lightning.Network(); chain != ln {
+			return nil, fmt.Errorf("invoice: the on-chain wallet is on %s but the Lightning node on %s", chain, ln)
+		}
+	}
 	if cfg.Expiry <= 0 {
 		cfg.Expiry = 15 * time.Minute
 	}
