@@ -113,7 +113,7 @@ func newBenchPair(tb *benchTB, n, size, batch int) *benchPair {
 }
 
 // viewer starts a viewer; the connection is made when it runs (timed by the caller).
-func (p *benchPair) viewer(live bool, onBlock func(uint64)) (*Viewer, func()) {
+func (p *benchPair) viewer(live bool, onBlock func(uint64, []byte)) (*Viewer, func()) {
 	v, err := NewViewer(ViewerConfig{Dialer: p.vn, Seller: p.sn.AddrInfo(), Feed: p.vf, Live: live, OnBlock: onBlock,
 		Logger: quietLogger()})
 	if err != nil {
@@ -199,7 +199,7 @@ func benchLiveTail(tb *benchTB, count int) map[string]float64 {
 	p := newBenchPair(tb, pre, size, 256)
 	got := make([]atomic.Int64, pre+count)
 	base := time.Now()
-	_, stop := p.viewer(true, func(i uint64) {
+	_, stop := p.viewer(true, func(i uint64, _ []byte) {
 		if i < uint64(len(got)) {
 			got[i].Store(int64(time.Since(base)))
 		}

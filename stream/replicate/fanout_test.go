@@ -276,11 +276,7 @@ func runFanoutViewers() {
 			var once sync.Once
 			v, err := NewViewer(ViewerConfig{Dialer: hostDialer{h}, Seller: *ai, Feed: vf, Live: true, Logger: quietLogger(),
 				OnAccess: func(wire.Access) { once.Do(func() { <-sem; ready.Done() }) },
-				OnBlock: func(idx uint64) {
-					if b, err := vf.Get(idx); err == nil {
-						record(b)
-					}
-				}})
+				OnBlock:  func(_ uint64, b []byte) { record(b) }})
 			if err != nil {
 				panic(err)
 			}

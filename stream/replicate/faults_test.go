@@ -124,7 +124,7 @@ func TestSellerKilledAndRestarted(t *testing.T) {
 	seen := map[uint64]int{}
 	vn := newNode(t, nil)
 	r := startViewerWith(t, vn, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{ma.StringCast(addr)}}, key, true,
-		func(c *ViewerConfig) { c.OnBlock = func(i uint64) { mu.Lock(); seen[i]++; mu.Unlock() } })
+		func(c *ViewerConfig) { c.OnBlock = func(i uint64, _ []byte) { mu.Lock(); seen[i]++; mu.Unlock() } })
 	waitFor(t, 30*time.Second, "live blocks from the first seller process", func() bool { return r.feed.Length() >= 20 })
 
 	cmd.Process.Kill()

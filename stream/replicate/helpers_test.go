@@ -264,7 +264,7 @@ func startViewerWith(t testing.TB, node *p2p.Node, seller peer.AddrInfo, key [32
 		apps: make(chan []byte, 16)}
 	cfg := ViewerConfig{Dialer: node, Seller: seller, Feed: r.feed, Live: live,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
-		OnBlock:  func(i uint64) { r.blocks <- i },
+		OnBlock:  func(i uint64, _ []byte) { r.blocks <- i },
 		OnAccess: func(a wire.Access) { r.access <- a },
 		OnApp:    func(m []byte) { r.apps <- m },
 	}

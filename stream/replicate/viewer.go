@@ -45,9 +45,10 @@ type ViewerConfig struct {
 	OnAccess func(wire.Access)
 	// OnApp receives application messages from the seller.
 	OnApp func(msg []byte)
-	// OnBlock is called after block index was verified and stored. It runs on the read
-	// loop: keep it short.
-	OnBlock func(index uint64)
+	// OnBlock is called after block index was verified and stored, with its bytes (the
+	// player can use them without reading the feed again; they stay valid after the call).
+	// It runs on the session's verify loop: keep it short.
+	OnBlock func(index uint64, data []byte)
 	// OnStatus is told the seller's signed length and newest sync point.
 	OnStatus func(wire.Status)
 	// Backoff bounds the reconnect delays. Defaults: 200 ms doubling to 10 s, with jitter.
@@ -382,7 +383,7 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			if p.Block != nil {
 				s.v.stored.Add(1)
 				if s.v.cfg.OnBlock != nil {
-					s.v.cfg.OnBlock(p.Block.Index)
+					s.v.cfg.OnBlock(p.Block.Index, p.Block.Value)
 				}
 				s.v.notify()
 			}
