@@ -15,7 +15,8 @@ import (
 )
 
 // startXvfb starts a real X server on a free display and points $DISPLAY at it for the
-// test. make test installs xvfb and x11-apps.
+// test. make test installs xvfb and x11-apps. -noreset: an X server resets when its last
+// client disconnects, and a connection made during the reset fails.
 func startXvfb(t *testing.T, w, h int) {
 	t.Helper()
 	if _, err := exec.LookPath("Xvfb"); err != nil {
@@ -25,7 +26,7 @@ func startXvfb(t *testing.T, w, h int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp", "-wr")
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp", "-noreset", "-wr")
 	cmd.ExtraFiles = []*os.File{wp}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
