@@ -204,14 +204,15 @@ func New(cfg Config) (*Seller, error) {
 			st.close()
 			return nil, err
 		}
-		// Payments last seen unconfirmed: the watcher settles or revokes them on its first scan.
+		// Payments the last run credited: the watcher confirms, demotes or revokes them on its
+		// first scan (those settled deeper than it scans stay as they are).
 		var open []onchain.Event
 		for _, inv := range s.invoices {
 			if inv.Address == "" || !inv.Paid {
 				continue
 			}
 			for _, c := range cfg.Ledger.Credits(ledger.Key{Stream: inv.Stream, Viewer: inv.Viewer}) {
-				if c.State != ledger.Provisional || !strings.HasPrefix(c.ID, "btc:") {
+				if c.State == ledger.Revoked || c.State == ledger.Settled && c.Height <= 0 || !strings.HasPrefix(c.ID, "btc:") {
 					continue
 				}
 				txid, vout, ok := strings.Cut(strings.TrimPrefix(c.ID, "btc:"), ":")
@@ -220,8 +221,12 @@ func New(cfg Config) (*Seller, error) {
 				if !ok || err != nil || err2 != nil {
 					continue
 				}
-				open = append(open, onchain.Event{OutPoint: wire.OutPoint{Hash: *h, Index: uint32(n)}, Address: inv.Address,
-					Sats: int64(c.Msat / 1000)})
+				e := onchain.Event{Kind: onchain.Seen, OutPoint: wire.OutPoint{Hash: *h, Index: uint32(n)}, Address: inv.Address,
+					Sats: int64(c.Msat / 1000)}
+				if c.State == ledger.Settled {
+					e.Kind, e.Height = onchain.Confirmed, c.Height
+				}
+				open = append(open, e)
 			}
 		}
 		cfg.OnChain.Watcher.Resume(open...)
@@ -599,6 +604,7 @@ func (s *Seller) onChainEvent(e onchain.Event) error {
 		c.Msat = paid * 1000
 		c.Millis = inv.Price.MillisFor(c.Msat)
 		c.State = ledger.Settled
+		c.Height = e.Height
 		c.Note = describe(inv, paid, late)
 	default: // in the mempool, or confirmed fewer times than MinConf
 		capMsat := s.cfg.OnChain.ProvisionalCapSats * 1000
@@ -615,7 +621,7 @@ func (s *Seller) onChainEvent(e onchain.Event) error {
 			c.Note = "unconfirmed again (" + e.Reason + "): " + describe(inv, paid, late)
 		}
 	}
-	if old, ok := s.cfg.Ledger.Credit(key, id); ok && old.State == c.State && old.Msat == c.Msat && old.Millis == c.Millis {
+	if old, ok := s.cfg.Ledger.Credit(key, id); ok && old.State == c.State && old.Msat == c.Msat && old.Millis == c.Millis && old.Height == c.Height {
 		return nil
 	}
 	if c.State != ledger.Revoked {

@@ -571,3 +571,53 @@ func TestProvisionalCreditsJudgedAfterRestart(t *testing.T) {
 	}
 	f.waitAccess("honest", 10*time.Minute, true)
 }
+
+// A settled payment whose block is reorganised away, its coin double-spent, while the seller
+// is not running: the next run revokes it. A settled payment in a deeper block is untouched.
+func TestReorgWhileDownRevokes(t *testing.T) {
+	node := btcdtest.Setup(t, btcdtest.Options{Listen: true})
+	f := newFixture(t, node, t.TempDir(), nil)
+	_, addrOld := f.invoice("early", 10)
+	node.Pay(addrOld, 1000)
+	node.Generate(1)
+	f.waitAccess("early", 10*time.Minute, true)
+	node.Generate(10) // "early" is now deep
+
+	other := btcdtest.Start(t, btcdtest.Options{Listen: true})
+	other.Connect(node)
+	other.WaitHeight(node.Height())
+	other.Stop()
+
+	_, addr := f.invoice("eve", 10)
+	coin := node.NextCoin()
+	pay := btcdtest.BuildTx(t, coin, 1000, btcdtest.Output{Address: addr, Sats: 1000})
+	if _, err := node.Send(pay); err != nil {
+		t.Fatal(err)
+	}
+	node.Generate(1)
+	f.waitAccess("eve", 10*time.Minute, true)
+	time.Sleep(50 * time.Millisecond)
+	f.stop()
+	f.stop = nil
+
+	other.Restart()
+	theft := btcdtest.BuildTx(t, coin, 3000, btcdtest.Output{Address: btcdtest.MinerAddress(), Sats: 10_000})
+	if _, err := other.Send(theft); err != nil {
+		t.Fatal(err)
+	}
+	other.Generate(3)
+	node.Connect(other)
+	node.WaitHeight(other.Height())
+
+	f.start()
+	f.waitAccess("eve", 0, true)
+	cs := f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "eve"})
+	if len(cs) != 1 || cs[0].State != ledger.Revoked ||
+		!strings.Contains(cs[0].Note, "while the app was not running") && !strings.Contains(cs[0].Note, "double-spent") {
+		t.Fatalf("eve's credit %+v", cs)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if cs := f.ledger.Credits(ledger.Key{Stream: streamID, Viewer: "early"}); len(cs) != 1 || cs[0].State != ledger.Settled {
+		t.Fatalf("early credit %+v", cs)
+	}
+}

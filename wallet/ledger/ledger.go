@@ -70,6 +70,7 @@ type Credit struct {
 	Msat   uint64 `json:"msat"`
 	Millis uint64 `json:"ms"` // media time the payment buys
 	State  State  `json:"st"`
+	Height int32  `json:"h,omitempty"`    // for on-chain payments: the block that confirmed it
 	Note   string `json:"note,omitempty"` // why the state changed, for people
 }
 
@@ -249,7 +250,7 @@ func (l *Ledger) SetCredit(k Key, c Credit) (changed bool, err error) {
 		return false, ErrClosed
 	}
 	if a := l.accounts[k]; a != nil {
-		if old, ok := a.credits[c.ID]; ok && old.Msat == c.Msat && old.Millis == c.Millis && old.State == c.State {
+		if old, ok := a.credits[c.ID]; ok && old.Msat == c.Msat && old.Millis == c.Millis && old.State == c.State && old.Height == c.Height {
 			return false, nil
 		}
 	}

@@ -50,6 +50,7 @@ type Event struct {
 	Address       string
 	Sats          int64
 	Confirmations int32
+	Height        int32  // the block holding the payment, when Confirmed
 	RBF           bool   // the transaction signals replaceability (BIP125)
 	Reason        string // for Gone, and for Seen after a reorg
 	At            time.Time
@@ -65,11 +66,12 @@ type Watcher interface {
 	Run(ctx context.Context) error
 	// Height is the highest block scanned, to persist and pass as StartHeight after a restart.
 	Height() int32
-	// Resume hands over payments a previous run reported Seen (unconfirmed) and that have had
-	// no later event (OutPoint and Address set): the watcher reports each again as Confirmed
-	// if it is in the chain it scans, or as Gone if it is neither there nor in the mempool
-	// (replaced or dropped while the app was down). Call it before Run.
-	Resume(unconfirmed ...Event)
+	// Resume hands over payments a previous run reported (OutPoint and Address set; Kind Seen,
+	// or Confirmed with its Height): on its first scan the watcher reports each as Confirmed
+	// if it is in the chain, Seen if it is back in the mempool, or Gone if it is in neither
+	// (replaced, dropped or reorganised away while the app was down). A confirmed payment below
+	// the first block scanned is not judged. Call it before Run.
+	Resume(payments ...Event)
 }
 
 // WatchConfig configures a Watcher.
@@ -95,6 +97,7 @@ type tracked struct {
 	emitted  bool
 	reorgMsg string
 	inputs   []wire.OutPoint
+	resumed  int32 // block height a previous run reported it confirmed at
 }
 
 // tracker is the chain-following core both backends share.
@@ -109,6 +112,7 @@ type tracker struct {
 	hashes   map[int32]chainhash.Hash
 	base     int32 // lowest height in hashes
 	tip      int32 // highest scanned height; -1 before the first sync
+	start    int32 // first height scanned
 	seenTx   map[chainhash.Hash]bool
 }
 
@@ -132,16 +136,24 @@ func newTracker(cfg WatchConfig) (*tracker, error) {
 }
 
 // Resume implements Watcher.
-func (t *tracker) Resume(unconfirmed ...Event) {
+func (t *tracker) Resume(payments ...Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, e := range unconfirmed {
-		if t.payments[e.OutPoint] == nil {
-			// Known only by outpoint until the mempool or a block shows the transaction;
-			// emitted, so that disappearing is reported as Gone.
-			e.Kind, e.Confirmations = Seen, 0
-			t.payments[e.OutPoint] = &tracked{ev: e, emitted: true}
+	for _, e := range payments {
+		if t.payments[e.OutPoint] != nil {
+			continue
 		}
+		// Known only by outpoint until the mempool or a block shows the transaction; emitted,
+		// so that disappearing is reported as Gone. Its old block height is not trusted: only
+		// the blocks scanned now say whether it is still confirmed.
+		p := &tracked{ev: e, emitted: true}
+		if e.Kind == Confirmed && e.Height > 0 {
+			p.resumed = e.Height
+			p.reorgMsg = fmt.Sprintf("its block %d was replaced by a reorganisation of the chain while the app was not running", e.Height)
+		} else {
+			p.ev.Kind, p.ev.Confirmations, p.ev.Height = Seen, 0, 0
+		}
+		t.payments[e.OutPoint] = p
 	}
 }
 
@@ -214,6 +226,10 @@ func (t *tracker) emit(p *tracked, kind EventKind, confs int32, reason string) {
 	}
 	p.emitted = true
 	p.ev.Kind, p.ev.Confirmations, p.ev.Reason, p.ev.At = kind, confs, reason, time.Now()
+	p.ev.Height = 0
+	if kind == Confirmed {
+		p.ev.Height = p.height
+	}
 	t.cfg.OnEvent(p.ev)
 }
 
@@ -253,6 +269,7 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 			start = best - t.cfg.FinalDepth
 		}
 		start = max(1, min(start, best+1))
+		t.start = start
 		h, err := t.rpc.blockHash(ctx, start-1)
 		if err != nil {
 			return false, err
@@ -351,6 +368,8 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 			}
 			t.emit(p, Seen, 0, p.reorgMsg)
 			p.reorgMsg = ""
+		case p.resumed > 0 && p.resumed < t.start:
+			delete(t.payments, op) // confirmed below what this run scanned: nothing to judge by
 		default:
 			reason := "the transaction left the mempool unconfirmed: it was replaced by another (RBF) or dropped"
 			if p.reorgMsg != "" {
