@@ -124,8 +124,7 @@ func BenchmarkMempoolToCredit(b *testing.B) {
 // ledger holding the credit, and from the payer starting the payment (SendPaymentSync on the
 // viewer's LND) to the credit.
 func BenchmarkLightningSettleToCredit(b *testing.B) {
-	node, alice, bob := lightningPair(b)
-	_ = node
+	_, alice, bob := lightningPair(b)
 	dir := b.TempDir()
 	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
 	if err != nil {
