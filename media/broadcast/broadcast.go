@@ -65,24 +65,23 @@ const unitQueue = 64
 
 // Stats counts what a broadcast produced.
 type Stats struct {
-	Blocks, Bytes             int64
-	VideoFrames, KeyFrames    int64
-	AudioPackets              int64
-	VideoBytes, AudioBytes    int64
-	LastVideoPTS, LastAudioTS time.Duration
+	Blocks, Bytes              int64
+	VideoFrames, KeyFrames     int64
+	AudioPackets               int64
+	VideoBytes, AudioBytes     int64
+	LastVideoPTS, LastAudioPTS time.Duration // capture times of the newest units
 }
 
 // Broadcaster runs the pipeline. Create it with New, run it with Run.
 type Broadcaster struct {
-	cfg    Config
-	log    *slog.Logger
-	header *block.Header
+	cfg Config
+	log *slog.Logger
 
 	vmu  sync.Mutex
 	vctl mdcodec.KeyFrameController
 
 	stats struct {
-		blocks, bytes, vframes, keys, apackets, vbytes, abytes atomic.Int64
+		blocks, bytes, vframes, keys, apackets, vbytes, abytes, lastV, lastA atomic.Int64
 	}
 }
 
@@ -126,6 +125,7 @@ func (b *Broadcaster) Stats() Stats {
 		VideoFrames: b.stats.vframes.Load(), KeyFrames: b.stats.keys.Load(),
 		AudioPackets: b.stats.apackets.Load(),
 		VideoBytes:   b.stats.vbytes.Load(), AudioBytes: b.stats.abytes.Load(),
+		LastVideoPTS: time.Duration(b.stats.lastV.Load()), LastAudioPTS: time.Duration(b.stats.lastA.Load()),
 	}
 }
 
@@ -238,6 +238,7 @@ func (b *Broadcaster) runVideo(ctx context.Context, enc *vp8.ReadEncoder, out ch
 		if f.Key {
 			b.stats.keys.Add(1)
 		}
+		b.stats.lastV.Store(int64(f.Capture))
 		u := block.Unit{Track: block.Video, Key: f.Key, PTS: f.Capture, Duration: dur, Payload: f.Data}
 		select {
 		case out <- u:
@@ -285,6 +286,7 @@ func (b *Broadcaster) runAudio(ctx context.Context, enc mdcodec.ReadCloser, st *
 		k++
 		b.stats.apackets.Add(1)
 		b.stats.abytes.Add(int64(len(u.Payload)))
+		b.stats.lastA.Store(int64(pts))
 		select {
 		case out <- u:
 		case <-ctx.Done():
@@ -326,7 +328,6 @@ func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-ch
 	if err := b.append(ctx, hb, true); err != nil {
 		return err
 	}
-	b.header = h
 
 	var pending []block.Unit
 	var seq uint64
