@@ -9,7 +9,8 @@ import (
 // the master clock: the clock is the capture timestamp of the sample leaving the
 // loudspeaker. It starts playing once target is buffered. Live, when more than max is
 // buffered (the reader caught up after joining, or the output stalled) it drops the oldest
-// sound down to target, so the lag behind the live edge stays bounded; in a replay the
+// sound down to target (at once while it is catching up after joining), so the lag behind
+// the live edge stays bounded; in a replay the
 // reader waits instead (full). When it runs dry it plays silence, the clock stops, and it
 // waits for target again.
 type jitterBuffer struct {
@@ -23,6 +24,7 @@ type jitterBuffer struct {
 	chunks   []pcmChunk
 	buffered int // frames
 	playing  bool
+	behind   bool // the reader was catching up at the last push: do not start yet
 	// The clock: fillPTS is the capture time of the first sample handed to the output at
 	// lastFill, fillDur how much sound that fill held.
 	fillPTS  time.Duration
@@ -62,13 +64,17 @@ func (j *jitterBuffer) frames(d int) time.Duration {
 	return time.Duration(int64(d) * int64(time.Second) / int64(j.rate))
 }
 
-// push adds decoded sound captured at pts.
-func (j *jitterBuffer) push(pts time.Duration, pcm []float32) {
+// push adds decoded sound captured at pts. behind says the reader is still catching up
+// with the live edge (more blocks are already there): then anything over the target is
+// dropped at once, so that playback settles at the target's lag rather than anywhere
+// up to max.
+func (j *jitterBuffer) push(pts time.Duration, pcm []float32, behind bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.behind = behind && j.live
 	j.chunks = append(j.chunks, pcmChunk{pts: pts, pcm: pcm})
 	j.buffered += len(pcm) / j.channels
-	if j.live && j.buffered > j.max {
+	if j.live && (j.buffered > j.max || behind && j.buffered > j.target) {
 		drop := j.buffered - j.target
 		j.droppedAudio += j.frames(drop)
 		for drop > 0 && len(j.chunks) > 0 {
@@ -93,7 +99,7 @@ func (j *jitterBuffer) fill(out []float32) {
 	defer j.mu.Unlock()
 	now := j.now()
 	if !j.playing {
-		if j.buffered < j.target || j.buffered == 0 {
+		if j.buffered < j.target || j.buffered == 0 || j.behind {
 			clear(out)
 			return
 		}

@@ -337,7 +337,7 @@ func TestJitterBuffer(t *testing.T) {
 		for i := range pcm {
 			pcm[i] = float32(pts/time.Millisecond) + float32(i)
 		}
-		j.push(pts, pcm)
+		j.push(pts, pcm, false)
 	}
 	out := make([]float32, 10)
 	// Below target: silence, no clock.

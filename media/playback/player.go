@@ -357,7 +357,8 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 					continue
 				}
 				p.apackets.Add(1)
-				p.jb.Load().push(u.PTS, append([]float32(nil), pcm[:n*h.Audio.Channels]...))
+				behind := i+1 < p.cfg.Source.Len()
+				p.jb.Load().push(u.PTS, append([]float32(nil), pcm[:n*h.Audio.Channels]...), behind)
 			}
 		}
 	}
