@@ -432,3 +432,27 @@ func TestVideoOnlyStream(t *testing.T) {
 		t.Fatalf("%v of pictures played in %v: not paced", span, took)
 	}
 }
+
+// TestJitterBufferCatchUp: while the reader is behind the live edge, sound beyond the
+// target is dropped at once and playing waits; at the edge it starts.
+func TestJitterBufferCatchUp(t *testing.T) {
+	j := newJitterBuffer(1000, 1, 100*time.Millisecond, 300*time.Millisecond, true)
+	now := time.Unix(0, 0)
+	j.now = func() time.Time { return now }
+	for pts := time.Duration(0); pts < 250*time.Millisecond; pts += 10 * time.Millisecond {
+		j.push(pts, make([]float32, 10), true)
+	}
+	if _, _, buffered := j.stats(); buffered != 100*time.Millisecond {
+		t.Fatalf("catching up: %v buffered, want the 100 ms target", buffered)
+	}
+	j.fill(make([]float32, 10))
+	if j.isPlaying() {
+		t.Fatal("playing started while catching up")
+	}
+	j.push(250*time.Millisecond, make([]float32, 10), false)
+	j.fill(make([]float32, 10))
+	// The newest 100 ms were kept: playing starts at 150 ms.
+	if c, ok := j.clock(); !j.isPlaying() || !ok || c != 150*time.Millisecond {
+		t.Fatalf("at the live edge: playing %v, clock %v", j.isPlaying(), c)
+	}
+}
