@@ -157,7 +157,10 @@ func (s *Seller) fanOut(heads <-chan feed.Head) {
 		select {
 		case <-s.ctx.Done():
 			return
-		case h := <-heads:
+		case h, ok := <-heads:
+			if !ok {
+				return // the feed closed
+			}
 			if old := s.head.Load(); old == nil || h.Length >= old.Length || h.Fork != old.Fork {
 				s.head.Store(&h)
 			}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
@@ -233,6 +235,13 @@ func (v *Viewer) session(ctx context.Context) error {
 	return err
 }
 
+// localFailure tells a failure of our own feed (closed, disk) from data that did not verify.
+func localFailure(err error) bool {
+	var pe *fs.PathError
+	var errno syscall.Errno
+	return errors.Is(err, feed.ErrClosed) || errors.As(err, &pe) || errors.As(err, &errno)
+}
+
 // openStream opens a replication stream on the direct connection to p, negotiating the
 // protocol lazily (with the first bytes written) instead of after identify, as
 // host.NewStream would.
@@ -378,6 +387,10 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 				return fmt.Errorf("%w: %w", ErrInvalidData, err)
 			}
 			if err := f.Verify(p); err != nil {
+				if localFailure(err) {
+					// Our own storage failed: not the seller's fault.
+					return fmt.Errorf("store verified data: %w", err)
+				}
 				return fmt.Errorf("%w: %w", ErrInvalidData, err)
 			}
 			if p.Block != nil {
