@@ -139,3 +139,92 @@ func TestAppMessages(t *testing.T) {
 		t.Fatalf("oversized app message: %v", err)
 	}
 }
+
+// Several live viewers at once, appends in bursts: every viewer gets every block, verified,
+// and proofs shared between viewers (the seller's cache) verify for each.
+func TestManyLiveViewers(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 20, 700)
+	sn := newNode(t, nil)
+	startSeller(t, sn, sf, nil, nil)
+	var rigs []*viewerRig
+	for i := 0; i < 6; i++ {
+		r := startViewer(t, nil, sn.AddrInfo(), sf.Key(), true)
+		rigs = append(rigs, r)
+	}
+	for _, r := range rigs {
+		waitFor(t, 20*time.Second, "viewers at the edge", func() bool { return r.feed.Length() == 20 })
+	}
+	n := 20
+	for burst := 1; burst <= 12; burst++ {
+		var bs [][]byte
+		for j := 0; j < burst%5+1; j++ {
+			bs = append(bs, block(uint64(n), 700+burst*10))
+			n++
+		}
+		var err error
+		if burst%4 == 0 {
+			_, err = sf.AppendSync(bs...)
+		} else {
+			_, err = sf.Append(bs...)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if burst%3 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, r := range rigs {
+		waitFor(t, 20*time.Second, "every live block", func() bool {
+			for i := uint64(20); i < uint64(n); i++ {
+				if !r.feed.Has(i) {
+					return false
+				}
+			}
+			return true
+		})
+		for i := uint64(20); i < uint64(n); i++ {
+			got, err := r.feed.Get(i)
+			if err != nil || len(got) < 4 || got[0] != byte(i) {
+				t.Fatalf("block %d: %v", i, err)
+			}
+		}
+	}
+}
+
+// A viewer that falls far behind skips ahead to the newest sync point instead of receiving
+// the backlog (the send queue's overflow policy).
+func TestSlowViewerSkipsAhead(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 10, 100)
+	sn := newNode(t, nil)
+	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, MaxLiveLag: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := startViewer(t, nil, sn.AddrInfo(), sf.Key(), true)
+	waitFor(t, 20*time.Second, "viewer at the edge", func() bool { return r.feed.Length() == 10 })
+	// 40 blocks in one batch: far more than MaxLiveLag behind at once.
+	var bs [][]byte
+	for i := 10; i < 30; i++ {
+		bs = append(bs, block(uint64(i), 100))
+	}
+	if _, err := sf.Append(bs...); err != nil {
+		t.Fatal(err)
+	}
+	bs = bs[:0]
+	for i := 30; i < 50; i++ {
+		bs = append(bs, block(uint64(i), 100))
+	}
+	if _, err := sf.AppendSync(bs...); err != nil { // sync point 30
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "newest block", func() bool { return r.feed.Has(49) && r.feed.Length() == 50 })
+	if !r.feed.Has(30) {
+		t.Fatal("skip-ahead did not bring the newest sync point")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if r.feed.Has(15) || r.feed.Has(40) {
+		t.Fatal("a viewer far behind was sent the backlog")
+	}
+}
