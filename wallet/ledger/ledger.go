@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"sort"
 	"sync"
@@ -83,8 +84,13 @@ type Balance struct {
 }
 
 // Remaining is the access left; negative when revoked credit had already been used.
+// It saturates at the largest Duration (about 292 years) instead of overflowing.
 func (b Balance) Remaining() time.Duration {
-	return time.Duration(int64(b.GrantedMillis)-int64(b.ConsumedMillis)) * time.Millisecond
+	const maxMillis = uint64(math.MaxInt64 / int64(time.Millisecond))
+	if b.GrantedMillis >= b.ConsumedMillis {
+		return time.Duration(min(b.GrantedMillis-b.ConsumedMillis, maxMillis)) * time.Millisecond
+	}
+	return -time.Duration(min(b.ConsumedMillis-b.GrantedMillis, maxMillis)) * time.Millisecond
 }
 
 type account struct {
@@ -113,6 +119,7 @@ type Ledger struct {
 	accounts map[Key]*account
 	meta     map[string]string
 	closed   bool
+	records  int // records in the file, to compact it while running once most are stale
 }
 
 // Open loads the ledger at path, creating it if needed, and compacts it when it has grown.
@@ -147,21 +154,55 @@ func Open(path string, log *slog.Logger) (*Ledger, error) {
 		}
 	}
 	f.Close()
-	live := len(l.meta)
-	for _, a := range l.accounts {
-		live += len(a.credits) + 1
-	}
-	if records > 2*live+1024 {
+	l.records = records
+	if records > l.compactAt() {
 		if err := l.compact(); err != nil {
 			return nil, err
 		}
 	}
-	l.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	if err := l.openAppend(); err != nil {
+		return nil, err
 	}
-	l.w = bufio.NewWriterSize(l.f, 64<<10)
 	return l, nil
+}
+
+func (l *Ledger) openAppend() error {
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("ledger: open %s: %w", l.path, err)
+	}
+	l.f, l.w = f, bufio.NewWriterSize(f, 64<<10)
+	return nil
+}
+
+// compactAt is the record count above which the file is rewritten with only the live state:
+// more than twice the live records (one per credit, meta entry and account's consumption), so
+// rewriting costs O(1) amortised per record written. Locked.
+func (l *Ledger) compactAt() int {
+	live := len(l.meta)
+	for _, a := range l.accounts {
+		live += len(a.credits) + 1
+	}
+	return 2*live + 1024
+}
+
+// maybeCompactLocked rewrites the file once it holds mostly superseded records (consumption is
+// rewritten every Flush, so a seller with 1 000 viewers would otherwise add ~0.5 GB an hour).
+// A failure leaves the old file in use. Locked; the writer must have been flushed.
+func (l *Ledger) maybeCompactLocked() {
+	if l.records <= l.compactAt() {
+		return
+	}
+	if err := l.f.Close(); err != nil {
+		l.log.Warn("ledger: closing before compaction", "err", err)
+	}
+	if err := l.compact(); err != nil {
+		l.log.Error("ledger: compacting the ledger failed; it keeps growing until the next try", "err", err)
+	}
+	if err := l.openAppend(); err != nil {
+		// Nothing can be written any more: later writes report the closed file.
+		l.log.Error("ledger: reopening after compaction failed", "err", err)
+	}
 }
 
 func (l *Ledger) apply(r record) error {
@@ -387,6 +428,7 @@ func (l *Ledger) flushLocked() error {
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("ledger: sync: %w", err)
 	}
+	l.maybeCompactLocked()
 	return nil
 }
 
@@ -398,6 +440,7 @@ func (l *Ledger) writeLocked(r record, sync bool) error {
 	if err := journal.AppendFrame(l.w, b); err != nil {
 		return fmt.Errorf("ledger: write: %w", err)
 	}
+	l.records++
 	if !sync {
 		return nil
 	}
@@ -442,12 +485,14 @@ func (l *Ledger) Close() error {
 }
 
 func (l *Ledger) compact() error {
-	return journal.WriteAtomically(l.path, func(w io.Writer) error {
+	n := 0
+	err := journal.WriteAtomically(l.path, func(w io.Writer) error {
 		for name, v := range l.meta {
 			b, _ := json.Marshal(record{Op: "meta", Name: name, Value: v})
 			if err := journal.AppendFrame(w, b); err != nil {
 				return err
 			}
+			n++
 		}
 		for k, a := range l.accounts {
 			for _, c := range a.credits {
@@ -456,12 +501,18 @@ func (l *Ledger) compact() error {
 				if err := journal.AppendFrame(w, b); err != nil {
 					return err
 				}
+				n++
 			}
 			b, _ := json.Marshal(record{Op: "consumed", Key: k, Consumed: a.bal.ConsumedMillis})
 			if err := journal.AppendFrame(w, b); err != nil {
 				return err
 			}
+			n++
 		}
 		return nil
 	})
+	if err == nil {
+		l.records = n
+	}
+	return err
 }

@@ -111,7 +111,13 @@ func ParseURI(s string, net *chaincfg.Params) (PaymentURI, error) {
 	if err != nil {
 		return u, fmt.Errorf("onchain: malformed payment URI parameters: %w", err)
 	}
+	// Names are case-insensitive, so amount=…&AMOUNT=… is a duplicate too.
+	lower := make(map[string][]string, len(vals))
 	for k, vs := range vals {
+		lk := strings.ToLower(k)
+		lower[lk] = append(lower[lk], vs...)
+	}
+	for k, vs := range lower {
 		if len(vs) != 1 {
 			return u, fmt.Errorf("onchain: parameter %q given %d times", k, len(vs))
 		}
