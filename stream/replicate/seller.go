@@ -888,7 +888,21 @@ func (l *sendLoop) pushLive() error {
 	if err != nil || !ok {
 		return err
 	}
-	if head.HasSyncPoint && head.SyncPoint < n-1 && head.SyncPoint >= vlen {
+	sent := n - 1 // the newest block sent, if any
+	if l.vlen > n {
+		// The feed grew while the proof was made: the upgrade reached further than the head
+		// looked at. Send the newest block and sync point of that length.
+		if fresh := ss.s.cfg.Feed.Head(); fresh.Length == l.vlen {
+			head = fresh
+		}
+		if head.HasSyncPoint && head.Length == l.vlen {
+			sent = l.vlen - 1
+			if ok, err := l.send(0, feed.Request{Block: &feed.BlockRequest{Index: sent, Nodes: levelsToRoot(sent, l.vlen)}}); err != nil || !ok {
+				return err
+			}
+		}
+	}
+	if head.HasSyncPoint && head.SyncPoint < l.vlen && head.SyncPoint != sent && head.SyncPoint >= vlen {
 		_, err = l.send(0, feed.Request{Block: &feed.BlockRequest{Index: head.SyncPoint, Nodes: levelsToRoot(head.SyncPoint, l.vlen)}})
 	}
 	return err
