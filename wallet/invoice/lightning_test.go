@@ -65,13 +65,17 @@ type hooked struct {
 }
 
 func (h hooked) Run(ctx context.Context, idx uint64, on func(lightning.Settled) error) error {
-	return h.Client.Run(ctx, idx, func(s lightning.Settled) error {
+	return h.RunNotify(ctx, idx, on, nil)
+}
+
+func (h hooked) RunNotify(ctx context.Context, idx uint64, on func(lightning.Settled) error, onConnected func(context.Context)) error {
+	return h.Client.RunNotify(ctx, idx, func(s lightning.Settled) error {
 		err := on(s)
 		if err == nil && h.after != nil {
 			h.after(s)
 		}
 		return err
-	})
+	}, onConnected)
 }
 
 func (f *lnSeller) start() {
@@ -118,7 +122,7 @@ func (f *lnSeller) waitAccess(viewer string, want time.Duration) {
 	deadline := time.Now().Add(30 * time.Second)
 	for f.ledger.Remaining(k) != want {
 		if time.Now().After(deadline) {
-			f.t.Fatalf("%s has %v, want %v; credits %+v\n%s", viewer, f.ledger.Remaining(k), want, f.ledger.Credits(k), f.lnd.LogTail())
+			f.t.Fatalf("%s has %v, want %v; credits %+v\n%s", viewer, f.ledger.Remaining(k), want, f.ledger.Credits(k), f.lnd.LogTail()+"\nseller:\n"+f.logs.String())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -221,7 +225,7 @@ func TestLightningOnRealLND(t *testing.T) {
 			t.Errorf("%s: %v after restarts, want %v", v, got, want)
 		}
 	}
-	if idx, ok := f.ledger.Meta("lnd.settle_index.simnet"); !ok || idx != "4" {
+	if idx, ok := f.ledger.Meta("lnd.settle_index.simnet." + payee(c.Bolt11)); !ok || idx != "4" {
 		t.Errorf("settle index %q", idx)
 	}
 

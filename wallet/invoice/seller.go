@@ -89,18 +89,30 @@ type Seller struct {
 	cfg Config
 	log *slog.Logger
 
+	keyID string // the account key's ID ("" without on-chain invoices)
+
 	mu        sync.Mutex
 	st        *store
 	invoices  map[string]*Invoice // by ID
-	byAddress map[string]*Invoice
+	byAddress map[string]*Invoice // the newest invoice for each address
 	byHash    map[string]*Invoice
-	nextIndex uint32
-	usedUpTo  int64 // highest derivation index that received a payment, -1 for none
+	next      map[string]uint32 // next derivation index, per account key ID
+	usedUpTo  int64             // highest index of the current key with a settled payment, -1 for none
 	tokens    float64
 	lastFill  time.Time
 
 	pendingViewer map[string]int // invoices being made, per viewer and stream
 	pendingLN     int
+	pendingChain  int // fresh addresses being made
+
+	// provisional remembers the full amount of each unconfirmed payment seen in this run, so
+	// that a revoked one (e.g. replaced by a fee bump) lets the others fill the cap again.
+	provisional map[string]provPayment // by credit ID
+
+	// The Lightning node's key (hex), learned from the invoices it signs; the settle index is
+	// stored per node. lnRestart asks the subscription to start over when the node changes.
+	lnNode    string
+	lnRestart chan struct{}
 }
 
 // New opens the invoice store and loads what was issued before.
@@ -157,11 +169,53 @@ func New(cfg Config) (*Seller, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Seller{cfg: cfg, log: cfg.Log, invoices: map[string]*Invoice{}, byAddress: map[string]*Invoice{},
-		byHash: map[string]*Invoice{}, usedUpTo: -1, pendingViewer: map[string]int{}, tokens: float64(cfg.Burst), lastFill: cfg.Now()}
+	s := &Seller{cfg: cfg, log: cfg.Log, pendingViewer: map[string]int{}, tokens: float64(cfg.Burst), lastFill: cfg.Now(),
+		provisional: map[string]provPayment{}, lnRestart: make(chan struct{}, 1)}
+	if cfg.OnChain != nil {
+		if s.keyID = cfg.OnChain.Key.ID(); s.keyID == "" {
+			return nil, errors.New("invoice: the account key has no usable public key")
+		}
+	}
 	load := func() (*store, int, error) {
-		return openStore(cfg.StorePath, func(inv Invoice) { s.index(&inv) },
-			func(n uint32) { s.nextIndex = max(s.nextIndex, n) })
+		s.invoices, s.byAddress, s.byHash, s.next, s.usedUpTo = map[string]*Invoice{}, map[string]*Invoice{}, map[string]*Invoice{}, map[string]uint32{}, -1
+		legacyMine := false
+		st, n, err := openStore(cfg.StorePath, func(inv Invoice) {
+			if inv.Address != "" && inv.Key == "" {
+				// Written before account keys were recorded, when any payment counted as use.
+				inv.Used = inv.Paid
+				inv.Key = "legacy"
+				if cfg.OnChain != nil {
+					if a, err := cfg.OnChain.Key.Address(inv.Index); err == nil && a.EncodeAddress() == inv.Address {
+						inv.Key, legacyMine = s.keyID, true
+					}
+				}
+			}
+			s.index(&inv)
+		}, func(key string, n uint32) { s.next[key] = max(s.next[key], n) })
+		if err != nil {
+			return nil, 0, err
+		}
+		// A counter from before keys were recorded belongs to the current key unless its
+		// invoices show otherwise (when unsure, a higher index is safe; reusing one is not).
+		if n, ok := s.next[""]; ok {
+			delete(s.next, "")
+			if legacyMine || s.keyID != "" && !s.anyLegacy() {
+				s.next[s.keyID] = max(s.next[s.keyID], n)
+			} else {
+				s.next["legacy"] = max(s.next["legacy"], n)
+			}
+		}
+		// The Lightning node is the one that signed the newest invoice.
+		var newest *Invoice
+		for _, inv := range s.invoices {
+			if inv.Hash != "" && (newest == nil || inv.Created.After(newest.Created)) {
+				newest = inv
+			}
+		}
+		if newest != nil {
+			s.lnNode = payee(newest.Bolt11)
+		}
+		return st, n, nil
 	}
 	st, records, err := load()
 	if err != nil {
@@ -178,10 +232,9 @@ func New(cfg Config) (*Seller, error) {
 	}
 	if records > 2*len(keep)+256 {
 		st.close()
-		if err := rewriteStore(cfg.StorePath, keep, s.nextIndex); err != nil {
+		if err := rewriteStore(cfg.StorePath, keep, s.next); err != nil {
 			return nil, fmt.Errorf("invoice: compacting %s: %w", cfg.StorePath, err)
 		}
-		s.invoices, s.byAddress, s.byHash, s.nextIndex, s.usedUpTo = map[string]*Invoice{}, map[string]*Invoice{}, map[string]*Invoice{}, 0, -1
 		if st, _, err = load(); err != nil {
 			return nil, err
 		}
@@ -208,7 +261,9 @@ func New(cfg Config) (*Seller, error) {
 		// first scan (those settled deeper than it scans stay as they are).
 		var open []onchain.Event
 		for _, inv := range s.invoices {
-			if inv.Address == "" || !inv.Paid {
+			// Also unpaid ones in their monitoring window: a credit may have been written
+			// just before a crash kept the invoice from being marked paid.
+			if inv.Address == "" || !inv.Paid && now.After(inv.Expires.Add(cfg.Monitoring)) {
 				continue
 			}
 			for _, c := range cfg.Ledger.Credits(ledger.Key{Stream: inv.Stream, Viewer: inv.Viewer}) {
@@ -237,14 +292,36 @@ func New(cfg Config) (*Seller, error) {
 func (s *Seller) index(inv *Invoice) {
 	s.invoices[inv.ID] = inv
 	if inv.Address != "" {
-		s.byAddress[inv.Address] = inv
-		if inv.Paid {
+		if old := s.byAddress[inv.Address]; old == nil || !old.Created.After(inv.Created) {
+			s.byAddress[inv.Address] = inv
+		}
+		if inv.Used && inv.Key == s.keyID {
 			s.usedUpTo = max(s.usedUpTo, int64(inv.Index))
 		}
 	}
 	if inv.Hash != "" {
 		s.byHash[inv.Hash] = inv
 	}
+}
+
+// anyLegacy reports whether an invoice from before keys were recorded names an address of
+// another key. Locked.
+func (s *Seller) anyLegacy() bool {
+	for _, inv := range s.invoices {
+		if inv.Key == "legacy" {
+			return true
+		}
+	}
+	return false
+}
+
+// payee is the node key (hex) that signed a BOLT11 invoice, or "" if it cannot be read.
+func payee(bolt11 string) string {
+	inv, err := lightning.DecodeBolt11(bolt11)
+	if err != nil || len(inv.Payee) == 0 {
+		return ""
+	}
+	return hex.EncodeToString(inv.Payee)
 }
 
 // Close closes the invoice store (Run must have returned).
@@ -265,17 +342,7 @@ func (s *Seller) Run(ctx context.Context) error {
 	}
 	if s.cfg.Lightning != nil {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			idx := uint64(0)
-			if v, ok := s.cfg.Ledger.Meta(s.settleKey()); ok {
-				idx, _ = strconv.ParseUint(v, 10, 64)
-			}
-			// Settles the subscription cannot replay (none stored yet, or older than the stored
-			// index) are found by asking about each open invoice.
-			s.reconcileLightning(ctx)
-			errs <- s.cfg.Lightning.Run(ctx, idx, s.LightningSettled)
-		}()
+		go func() { defer wg.Done(); errs <- s.runLightning(ctx) }()
 	}
 	wg.Wait()
 	close(errs)
@@ -335,7 +402,67 @@ func (s *Seller) saveHeights(ctx context.Context) {
 	}
 }
 
-func (s *Seller) settleKey() string { return "lnd.settle_index." + s.cfg.Lightning.Network() }
+// ConnectNotifier is implemented by Lightning backends that can report each (re)connection of
+// their subscription (wallet/lightning's client does).
+type ConnectNotifier interface {
+	RunNotify(ctx context.Context, settleIndex uint64, onSettled func(Settled) error, onConnected func(context.Context)) error
+}
+
+// runLightning follows settles until ctx ends, starting over when the node changes.
+func (s *Seller) runLightning(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		node := s.lnNode
+		s.mu.Unlock()
+		idx := uint64(0)
+		if node != "" {
+			if v, ok := s.cfg.Ledger.Meta(s.settleKey(node)); ok {
+				idx, _ = strconv.ParseUint(v, 10, 64)
+			}
+		}
+		sub, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			onSettled := func(st Settled) error {
+				n := node
+				if n == "" { // learned since from an invoice the same node signed
+					s.mu.Lock()
+					n = s.lnNode
+					s.mu.Unlock()
+				}
+				return s.lightningSettled(n, st)
+			}
+			if n, ok := s.cfg.Lightning.(ConnectNotifier); ok {
+				// LND replays nothing for a subscription from index 0, so while no index is
+				// stored, settles are looked for by asking about each open invoice after every
+				// (re)connection: one may have settled while the subscription was down.
+				done <- n.RunNotify(sub, idx, onSettled, func(ctx context.Context) {
+					if v, ok := s.cfg.Ledger.Meta(s.settleKey(node)); !ok || node == "" || v == "0" {
+						s.reconcileLightning(ctx)
+					}
+				})
+				return
+			}
+			s.reconcileLightning(sub)
+			done <- s.cfg.Lightning.Run(sub, idx, onSettled)
+		}()
+		select {
+		case err := <-done:
+			cancel()
+			return err
+		case <-s.lnRestart:
+			cancel()
+			<-done
+			s.log.Info("invoice: the Lightning node changed; following its settles from its own index")
+		}
+	}
+}
+
+// settleKey names the stored settle index of a node: indexes of different nodes (after a
+// migration or a restore) have nothing to do with each other.
+func (s *Seller) settleKey(node string) string {
+	return "lnd.settle_index." + s.cfg.Lightning.Network() + "." + node
+}
 
 // take spends a token of the global creation rate limit. Locked.
 func (s *Seller) take() bool {
@@ -414,17 +541,26 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 		s.mu.Unlock()
 		return refuse(invoicemsg.RateLimited, "the seller has too many unpaid Lightning invoices; try again in a few minutes")
 	}
-	var index uint32
+	// An address of this viewer's whose invoice expired unpaid is handed out again rather
+	// than a fresh one (a late payment to it still goes to the same viewer and stream).
+	var reuse *Invoice
 	if wantChain {
-		gap := int64(s.nextIndex) - (s.usedUpTo + 1)
-		if gap >= int64(s.cfg.OnChain.GapLimit) {
-			s.mu.Unlock()
-			s.log.Warn("invoice: on-chain invoice refused: the wallet's gap limit would be exceeded. "+
-				"Raise the gap limit in your wallet (e.g. Electrum, Sparrow: wallet settings) and in Dazaar Vision's settings together",
-				"gap_limit", s.cfg.OnChain.GapLimit, "unused_addresses", gap)
-			return refuse(invoicemsg.Unavailable, "the seller cannot hand out more bitcoin addresses right now; try Lightning or again later")
+		for _, inv := range s.byAddress {
+			if inv.Key == s.keyID && inv.Viewer == viewer && inv.Stream == req.Stream && !inv.Paid && now.After(inv.Expires) &&
+				!now.After(inv.Expires.Add(s.cfg.Monitoring)) && (reuse == nil || inv.Index < reuse.Index) {
+				reuse = inv
+			}
 		}
-		index = s.nextIndex
+		if reuse == nil {
+			if out := s.outstanding(now) + s.pendingChain; out >= int(s.cfg.OnChain.GapLimit) {
+				s.mu.Unlock()
+				s.log.Warn("invoice: on-chain invoice refused: as many addresses as the wallet's gap limit are waiting for "+
+					"payment. Raise the gap limit in your wallet (e.g. Electrum, Sparrow: wallet settings) and in Dazaar "+
+					"Vision's settings together to allow more at once",
+					"gap_limit", s.cfg.OnChain.GapLimit, "outstanding_addresses", out)
+				return refuse(invoicemsg.Unavailable, "the seller cannot hand out more bitcoin addresses right now; try Lightning or again later")
+			}
+		}
 	}
 	if !s.take() {
 		s.mu.Unlock()
@@ -435,6 +571,10 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 	s.pendingViewer[pkey]++
 	if wantLN {
 		s.pendingLN++
+	}
+	fresh := wantChain && reuse == nil
+	if fresh {
+		s.pendingChain++
 	}
 	released := false
 	release := func() { // locked
@@ -448,36 +588,21 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 		if wantLN {
 			s.pendingLN--
 		}
+		if fresh {
+			s.pendingChain--
+		}
 	}
 	defer func() {
 		s.mu.Lock()
 		release()
 		s.mu.Unlock()
 	}()
-	// Reserve the address index durably before anyone sees it.
-	if wantChain {
-		next := index + 1
-		if err := s.st.put(storeRecord{NextIndex: &next}); err != nil {
-			s.mu.Unlock()
-			s.log.Error("invoice: saving invoice failed", "err", err)
-			return refuse(invoicemsg.Unavailable, "the seller could not save the invoice")
-		}
-		s.nextIndex = next
-	}
 	s.mu.Unlock()
 
 	idb := make([]byte, 16)
 	rand.Read(idb)
 	inv := &Invoice{ID: hex.EncodeToString(idb), Stream: req.Stream, Viewer: viewer, Method: req.Method, Sats: sats,
-		Price: p, Created: now, Expires: now.Add(s.cfg.Expiry), Index: index}
-	var addr btcutil.Address
-	if wantChain {
-		a, err := s.cfg.OnChain.Key.Address(index)
-		if err != nil {
-			return refuse(invoicemsg.Unavailable, "the seller could not derive an address: %v", err)
-		}
-		addr, inv.Address = a, a.EncodeAddress()
-	}
+		Price: p, Created: now, Expires: now.Add(s.cfg.Expiry)}
 	if wantLN {
 		hash, bolt11, err := s.cfg.Lightning.AddInvoice(ctx, sats*1000, Memo(req.Stream, viewer), s.cfg.Expiry)
 		if err != nil {
@@ -485,6 +610,44 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 			return refuse(invoicemsg.Unavailable, "the seller's Lightning node is not answering; try again later or pay on-chain")
 		}
 		inv.Hash, inv.Bolt11 = hash, bolt11
+		if k := payee(bolt11); k != "" {
+			s.mu.Lock()
+			old := s.lnNode
+			s.lnNode = k
+			s.mu.Unlock()
+			if old != "" && old != k {
+				s.log.Warn("invoice: the Lightning node is not the one that signed earlier invoices", "was", old, "now", k)
+				select {
+				case s.lnRestart <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+	var addr btcutil.Address
+	if wantChain {
+		inv.Key = s.keyID
+		if reuse != nil {
+			inv.Index = reuse.Index
+		} else {
+			// Reserve the address index durably before anyone sees it (and only once the
+			// Lightning half, if any, exists: a failure there costs no address).
+			s.mu.Lock()
+			next := s.next[s.keyID] + 1
+			if err := s.st.put(storeRecord{NextIndex: &next, Key: s.keyID}); err != nil {
+				s.mu.Unlock()
+				s.log.Error("invoice: saving invoice failed", "err", err)
+				return refuse(invoicemsg.Unavailable, "the seller could not save the invoice")
+			}
+			inv.Index = next - 1
+			s.next[s.keyID] = next
+			s.mu.Unlock()
+		}
+		a, err := s.cfg.OnChain.Key.Address(inv.Index)
+		if err != nil {
+			return refuse(invoicemsg.Unavailable, "the seller could not derive an address: %v", err)
+		}
+		addr, inv.Address = a, a.EncodeAddress()
 	}
 	s.mu.Lock()
 	err := s.st.put(storeRecord{Invoice: inv})
@@ -535,17 +698,32 @@ func (s *Seller) Invoice(id string) (Invoice, bool) {
 	return *inv, true
 }
 
-func (s *Seller) markPaid(inv *Invoice) error {
-	if inv.Paid {
+// outstanding counts the current key's addresses that await a settled payment and may still
+// get one credited (unexpired, or within the monitoring window). Locked.
+func (s *Seller) outstanding(now time.Time) int {
+	n := 0
+	for _, inv := range s.byAddress {
+		if inv.Key == s.keyID && !inv.Used && !now.After(inv.Expires.Add(s.cfg.Monitoring)) {
+			n++
+		}
+	}
+	return n
+}
+
+// markPaid records that a payment was seen for inv; used also that one settled, which moves
+// the wallet's gap window. Locked.
+func (s *Seller) markPaid(inv *Invoice, used bool) error {
+	used = used && inv.Address != ""
+	if inv.Paid && (inv.Used || !used) {
 		return nil
 	}
 	c := *inv
-	c.Paid = true
+	c.Paid, c.Used = true, c.Used || used
 	if err := s.st.put(storeRecord{Invoice: &c}); err != nil {
 		return err
 	}
-	inv.Paid = true
-	if inv.Address != "" {
+	inv.Paid, inv.Used = c.Paid, c.Used
+	if inv.Used && inv.Key == s.keyID {
 		s.usedUpTo = max(s.usedUpTo, int64(inv.Index))
 	}
 	return nil
@@ -594,6 +772,7 @@ func (s *Seller) onChainEvent(e onchain.Event) error {
 	c := ledger.Credit{ID: id}
 	switch {
 	case e.Kind == onchain.Gone:
+		delete(s.provisional, id)
 		old, ok := s.cfg.Ledger.Credit(key, id)
 		if !ok {
 			return nil
@@ -601,40 +780,84 @@ func (s *Seller) onChainEvent(e onchain.Event) error {
 		c.Msat, c.Millis, c.State = old.Msat, old.Millis, ledger.Revoked
 		c.Note = "revoked: " + e.Reason
 	case e.Kind == onchain.Confirmed && e.Confirmations >= s.cfg.OnChain.MinConf:
+		delete(s.provisional, id)
 		c.Msat = paid * 1000
 		c.Millis = inv.Price.MillisFor(c.Msat)
 		c.State = ledger.Settled
 		c.Height = e.Height
 		c.Note = describe(inv, paid, late)
 	default: // in the mempool, or confirmed fewer times than MinConf
-		capMsat := s.cfg.OnChain.ProvisionalCapSats * 1000
-		for _, o := range s.cfg.Ledger.Credits(key) {
-			if o.State == ledger.Provisional && o.ID != id {
-				capMsat -= min(capMsat, o.Msat)
-			}
-		}
-		c.Msat = min(paid*1000, capMsat)
-		c.Millis = inv.Price.MillisFor(c.Msat)
-		c.State = ledger.Provisional
-		c.Note = "unconfirmed; provisional until confirmed: " + describe(inv, paid, late)
-		if e.Reason != "" {
-			c.Note = "unconfirmed again (" + e.Reason + "): " + describe(inv, paid, late)
-		}
+		s.provisional[id] = provPayment{sats: paid, address: e.Address}
+		c = s.provisionalCredit(inv, key, id, paid, late, e.Reason)
 	}
 	if old, ok := s.cfg.Ledger.Credit(key, id); ok && old.State == c.State && old.Msat == c.Msat && old.Millis == c.Millis && old.Height == c.Height {
 		return nil
 	}
-	if c.State != ledger.Revoked {
-		if err := s.markPaid(inv); err != nil {
-			return err
-		}
-	}
+	// The credit first: should marking the invoice fail, the credit is still there and the
+	// invoice is resumed from the ledger after a restart.
 	if _, err := s.cfg.Ledger.SetCredit(key, c); err != nil {
 		return err
 	}
 	s.log.Info("invoice: on-chain payment", "invoice", inv.ID, "viewer", inv.Viewer, "state", c.State.String(),
 		"sats", paid, "access", time.Duration(c.Millis)*time.Millisecond, "note", c.Note)
+	if c.State != ledger.Revoked {
+		if err := s.markPaid(inv, c.State == ledger.Settled); err != nil {
+			return err
+		}
+	}
+	if c.State != ledger.Provisional {
+		// The cap this payment held is free again: other unconfirmed payments of the same
+		// viewer (a fee bump replacing this one, say) may now count in full.
+		s.refillProvisional(key, id)
+	}
 	return nil
+}
+
+// provisionalCredit is the credit an unconfirmed payment of paid sats earns: what the viewer's
+// cap leaves after their other unconfirmed payments. Locked.
+func (s *Seller) provisionalCredit(inv *Invoice, key ledger.Key, id string, paid uint64, late bool, reason string) ledger.Credit {
+	capMsat := s.cfg.OnChain.ProvisionalCapSats * 1000
+	for _, o := range s.cfg.Ledger.Credits(key) {
+		if o.State == ledger.Provisional && o.ID != id {
+			capMsat -= min(capMsat, o.Msat)
+		}
+	}
+	c := ledger.Credit{ID: id, State: ledger.Provisional, Msat: min(paid*1000, capMsat)}
+	c.Millis = inv.Price.MillisFor(c.Msat)
+	c.Note = "unconfirmed; provisional until confirmed: " + describe(inv, paid, late)
+	if reason != "" {
+		c.Note = "unconfirmed again (" + reason + "): " + describe(inv, paid, late)
+	}
+	return c
+}
+
+// refillProvisional raises key's other unconfirmed credits that the cap had cut, now that the
+// credit done no longer counts against it. Locked.
+func (s *Seller) refillProvisional(key ledger.Key, done string) {
+	for _, o := range s.cfg.Ledger.Credits(key) {
+		p, ok := s.provisional[o.ID]
+		if o.State != ledger.Provisional || o.ID == done || !ok || o.Msat >= p.sats*1000 {
+			continue
+		}
+		inv := s.byAddress[p.address]
+		if inv == nil {
+			continue
+		}
+		c := s.provisionalCredit(inv, key, o.ID, p.sats, strings.Contains(o.Note, "after the invoice expired"), "")
+		if c.Msat <= o.Msat {
+			continue
+		}
+		c.Note = o.Note
+		if _, err := s.cfg.Ledger.SetCredit(key, c); err != nil {
+			s.log.Error("invoice: raising an unconfirmed payment's credit failed", "err", err, "credit", o.ID)
+			return
+		}
+	}
+}
+
+type provPayment struct {
+	sats    uint64
+	address string
 }
 
 // reconcileLightning looks up every unpaid Lightning invoice still within its monitoring window
@@ -644,9 +867,15 @@ func (s *Seller) reconcileLightning(ctx context.Context) {
 	now := s.cfg.Now()
 	var hashes []string
 	for _, inv := range s.invoices {
-		if inv.Hash != "" && !inv.Paid && !now.After(inv.Expires.Add(s.cfg.Monitoring)) {
-			hashes = append(hashes, inv.Hash)
+		if inv.Hash == "" || now.After(inv.Expires.Add(s.cfg.Monitoring)) {
+			continue
 		}
+		if inv.Paid { // credited, unless the ledger write failed after all
+			if _, ok := s.cfg.Ledger.Credit(ledger.Key{Stream: inv.Stream, Viewer: inv.Viewer}, "ln:"+inv.Hash); ok {
+				continue
+			}
+		}
+		hashes = append(hashes, inv.Hash)
 	}
 	s.mu.Unlock()
 	for _, h := range hashes {
@@ -663,19 +892,30 @@ func (s *Seller) reconcileLightning(ctx context.Context) {
 	}
 }
 
-// LightningSettled credits a settled Lightning invoice and then records the settle index, so a
-// restart resumes after it; a repeat is credited once.
+// LightningSettled credits a settled Lightning invoice and then records the settle index of the
+// node, so a restart resumes after it; a repeat is credited once.
 func (s *Seller) LightningSettled(st Settled) error {
+	s.mu.Lock()
+	node := s.lnNode
+	s.mu.Unlock()
+	return s.lightningSettled(node, st)
+}
+
+func (s *Seller) lightningSettled(node string, st Settled) error {
 	if err := s.credit(st); err != nil {
 		return err
 	}
+	if node == "" { // not known yet: no index is stored, open invoices are looked up instead
+		return nil
+	}
 	// The index only moves forward (a lookup may credit an older settle).
-	if v, ok := s.cfg.Ledger.Meta(s.settleKey()); ok {
+	key := s.settleKey(node)
+	if v, ok := s.cfg.Ledger.Meta(key); ok {
 		if cur, _ := strconv.ParseUint(v, 10, 64); cur >= st.SettleIndex {
 			return nil
 		}
 	}
-	return s.cfg.Ledger.SetMeta(s.settleKey(), strconv.FormatUint(st.SettleIndex, 10))
+	return s.cfg.Ledger.SetMeta(key, strconv.FormatUint(st.SettleIndex, 10))
 }
 
 // credit turns a settled Lightning invoice of ours into ledger credit, once.
@@ -691,12 +931,16 @@ func (s *Seller) credit(st Settled) error {
 	paid := st.AmtPaidMsat / 1000
 	c := ledger.Credit{ID: "ln:" + st.Hash, Msat: st.AmtPaidMsat, Millis: inv.Price.MillisFor(st.AmtPaidMsat),
 		State: ledger.Settled, Note: describe(inv, paid, s.cfg.Now().After(inv.Expires))}
-	err := s.markPaid(inv)
 	s.mu.Unlock()
+	// The credit first: an invoice marked paid is never looked up again, so marking it before
+	// a ledger write that fails would lose the payment.
+	changed, err := s.cfg.Ledger.SetCredit(key, c)
 	if err != nil {
 		return err
 	}
-	changed, err := s.cfg.Ledger.SetCredit(key, c)
+	s.mu.Lock()
+	err = s.markPaid(inv, false)
+	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -709,11 +953,16 @@ func (s *Seller) credit(st Settled) error {
 
 // Status is what the seller's UI shows about the invoice desk.
 type Status struct {
-	UnusedAddresses int64  // addresses handed out after the last one that was paid
-	GapLimit        uint32 // 0 without on-chain invoices
-	UnpaidLN        int    // unexpired, unpaid Lightning invoices
-	// GapAdvice is set when unused addresses reach three quarters of the gap limit: it tells
-	// the seller how to let their wallet see more of them.
+	// UnusedAddresses is the run of addresses handed out after the last one with a settled
+	// payment (expired ones included: they stay unused for good).
+	UnusedAddresses int64
+	// OutstandingAddresses await payment (unexpired, or expired but still monitored); the
+	// desk hands out a fresh address only while they are fewer than GapLimit.
+	OutstandingAddresses int
+	GapLimit             uint32 // 0 without on-chain invoices
+	UnpaidLN             int    // unexpired, unpaid Lightning invoices
+	// GapAdvice is set when the unused run reaches three quarters of the gap limit: it tells
+	// the seller how to let their wallet see payments beyond it.
 	GapAdvice string
 }
 
@@ -732,14 +981,15 @@ func (s *Seller) Status() Status {
 		return st
 	}
 	st.GapLimit = s.cfg.OnChain.GapLimit
-	st.UnusedAddresses = int64(s.nextIndex) - (s.usedUpTo + 1)
+	st.UnusedAddresses = int64(s.next[s.keyID]) - (s.usedUpTo + 1)
+	st.OutstandingAddresses = s.outstanding(now)
 	if 4*st.UnusedAddresses >= 3*int64(st.GapLimit) {
-		st.GapAdvice = fmt.Sprintf("%d of the %d unused addresses your wallet looks ahead for are handed out to "+
-			"viewers who have not paid. A wallet restored from its seed stops looking after %d unused addresses, so "+
-			"payments beyond that would not show up in it. To allow more invoices at once, raise the gap limit in your "+
-			"wallet (Sparrow: Settings → Gap limit; Electrum: `wallet.change_gap_limit(N)` in the console; BlueWallet "+
-			"and others: see their settings), then raise it to the same number here.",
-			st.UnusedAddresses, st.GapLimit, st.GapLimit)
+		st.GapAdvice = fmt.Sprintf("%d addresses in a row after your last confirmed payment were handed out to "+
+			"viewers who have not paid (yet). A wallet restored from its seed stops looking after %d unused addresses "+
+			"in a row, so a payment beyond them would not show up in it: raise the gap limit in your wallet "+
+			"(Sparrow: Settings → Gap limit; Electrum: `wallet.change_gap_limit(N)` in the console; BlueWallet "+
+			"and others: see their settings) to at least %d, and the gap limit here to the same number.",
+			st.UnusedAddresses, st.GapLimit, st.UnusedAddresses+int64(st.GapLimit))
 	}
 	return st
 }

@@ -322,7 +322,7 @@ func TestLimits(t *testing.T) {
 	if a := f.ask("v1", req); a.Code != invoicemsg.RateLimited || !strings.Contains(a.Error, "unpaid invoices") {
 		t.Fatalf("4th invoice for one viewer: %+v", a)
 	}
-	// Gap limit: 5 unused addresses in a row at most.
+	// Gap limit: 5 addresses awaiting payment at most.
 	for i := 0; i < 2; i++ {
 		if a := f.ask("v2", req); a.Code != invoicemsg.OK || seen[a.Address] {
 			t.Fatalf("%+v", a)
@@ -333,10 +333,11 @@ func TestLimits(t *testing.T) {
 	if a := f.ask("v3", req); a.Code != invoicemsg.Unavailable || !strings.Contains(a.Error, "addresses") {
 		t.Fatalf("past the gap limit: %+v", a)
 	}
-	if st := f.seller.Status(); st.UnusedAddresses != 5 || st.GapLimit != 5 || !strings.Contains(st.GapAdvice, "raise the gap limit") {
+	if st := f.seller.Status(); st.UnusedAddresses != 5 || st.OutstandingAddresses != 5 || st.GapLimit != 5 ||
+		!strings.Contains(st.GapAdvice, "raise the gap limit") {
 		t.Fatalf("status %+v", st)
 	}
-	// Paying the newest address frees the gap: every earlier one counts as before a used one.
+	// A settled payment to the newest address frees its place (and ends the unused run).
 	last := ""
 	for a := range seen {
 		inv := f.seller.byAddress[a]
@@ -347,25 +348,46 @@ func TestLimits(t *testing.T) {
 	addr, _ := onchain.ParseAddress(last, btcdtest.Net)
 	node.Pay(addr, 1000)
 	f.waitAccess(f.seller.byAddress[last].Viewer, 10*time.Minute, false)
-	// Global rate: the burst of 8 is spent after 3 more.
+	if st := f.seller.Status(); st.OutstandingAddresses != 5 {
+		t.Fatalf("an unconfirmed payment does not free the address's place yet: %+v", st)
+	}
+	node.Generate(1)
+	f.waitAccess(f.seller.byAddress[last].Viewer, 10*time.Minute, true)
+	if st := f.seller.Status(); st.UnusedAddresses != 0 || st.OutstandingAddresses != 4 || st.GapAdvice != "" {
+		t.Fatalf("status after payment %+v", st)
+	}
+	if a := f.ask("v4", req); a.Code != invoicemsg.OK || seen[a.Address] {
+		t.Fatalf("after a payment: %+v", a)
+	} else {
+		seen[a.Address] = true
+	}
+	if a := f.ask("v5", req); a.Code != invoicemsg.Unavailable {
+		t.Fatalf("past the gap limit again: %+v", a)
+	}
+	// A viewer whose invoice expired unpaid gets its address again, without a fresh one.
+	f.clock.Add(16 * time.Minute)
+	if a := f.ask("v2", req); a.Code != invoicemsg.OK || !seen[a.Address] || f.seller.byAddress[a.Address].Viewer != "v2" {
+		t.Fatalf("expired address not handed back to its viewer: %+v", a)
+	}
+	if a := f.ask("v5", req); a.Code != invoicemsg.Unavailable {
+		t.Fatalf("expired, still monitored addresses count against the gap limit: %+v", a)
+	}
+	// Once out of their monitoring window they no longer do.
+	f.clock.Add(25 * time.Hour)
 	ok := 0
-	for i := 0; i < 6; i++ {
+	for i := 0; i < 5; i++ {
 		if a := f.ask("w"+string(rune('a'+i)), req); a.Code == invoicemsg.OK {
 			if seen[a.Address] {
 				t.Fatal("address handed out twice")
 			}
 			seen[a.Address] = true
 			ok++
-		} else if a.Code != invoicemsg.RateLimited {
+		} else {
 			t.Fatalf("%+v", a)
 		}
 	}
-	if ok != 3 {
-		t.Fatalf("%d invoices within the burst, want 3", ok)
-	}
-	f.clock.Add(2 * time.Second)
-	if a := f.ask("x", req); a.Code != invoicemsg.OK {
-		t.Fatalf("rate limit did not refill: %+v", a)
+	if ok != 5 {
+		t.Fatalf("%d invoices after the monitoring window, want 5", ok)
 	}
 	// Bad requests get plain refusals.
 	for _, c := range []struct {
@@ -385,7 +407,7 @@ func TestLimits(t *testing.T) {
 		}
 	}
 	// After a restart, addresses continue where they stopped: none is handed out again.
-	f.clock.Add(time.Hour)
+	f.clock.Add(25 * time.Hour)
 	f.restart()
 	a := f.ask("y", req)
 	if a.Code != invoicemsg.OK || seen[a.Address] {

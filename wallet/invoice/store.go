@@ -24,10 +24,14 @@ type Invoice struct {
 	Created time.Time         `json:"created"`
 	Expires time.Time         `json:"expires"`
 	Address string            `json:"addr,omitempty"`
+	Key     string            `json:"key,omitempty"`   // ID of the account key Address derives from
 	Index   uint32            `json:"index,omitempty"` // derivation index of Address
 	Hash    string            `json:"hash,omitempty"`  // Lightning payment hash, hex
 	Bolt11  string            `json:"bolt11,omitempty"`
 	Paid    bool              `json:"paid,omitempty"` // some payment was seen for it
+	// Used: a payment to Address settled (MinConf confirmations). Only used addresses move the
+	// wallet's gap window; an unconfirmed payment that is later replaced does not.
+	Used bool `json:"used,omitempty"`
 }
 
 // store persists invoices and the next address index in a journal file. Every write is synced
@@ -41,10 +45,11 @@ type store struct {
 type storeRecord struct {
 	Invoice   *Invoice `json:"inv,omitempty"`
 	NextIndex *uint32  `json:"next,omitempty"`
+	Key       string   `json:"key,omitempty"` // the account key NextIndex counts for ("" before keys were recorded)
 }
 
 // openStore replays the file and returns the number of records read.
-func openStore(path string, onInvoice func(Invoice), onNext func(uint32)) (*store, int, error) {
+func openStore(path string, onInvoice func(Invoice), onNext func(key string, next uint32)) (*store, int, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, 0, fmt.Errorf("invoice: open %s: %w", path, err)
@@ -60,7 +65,7 @@ func openStore(path string, onInvoice func(Invoice), onNext func(uint32)) (*stor
 			onInvoice(*r.Invoice)
 		}
 		if r.NextIndex != nil {
-			onNext(*r.NextIndex)
+			onNext(r.Key, *r.NextIndex)
 		}
 		return nil
 	})
@@ -79,12 +84,14 @@ func openStore(path string, onInvoice func(Invoice), onNext func(uint32)) (*stor
 	return &store{f: f, w: bufio.NewWriter(f)}, records, nil
 }
 
-// rewriteStore replaces the file with the given invoices and next index.
-func rewriteStore(path string, invoices []*Invoice, next uint32) error {
+// rewriteStore replaces the file with the given invoices and next indexes per account key.
+func rewriteStore(path string, invoices []*Invoice, next map[string]uint32) error {
 	return journal.WriteAtomically(path, func(w io.Writer) error {
-		b, _ := json.Marshal(storeRecord{NextIndex: &next})
-		if err := journal.AppendFrame(w, b); err != nil {
-			return err
+		for key, n := range next {
+			b, _ := json.Marshal(storeRecord{NextIndex: &n, Key: key})
+			if err := journal.AppendFrame(w, b); err != nil {
+				return err
+			}
 		}
 		for _, inv := range invoices {
 			b, _ := json.Marshal(storeRecord{Invoice: inv})

@@ -233,6 +233,9 @@ func (c *Client) LookupInvoice(ctx context.Context, hash string) (s Settled, set
 		Memo: inv.Memo, SeenAt: time.Now()}, true, nil
 }
 
+// connectGrace is how long a subscription must stay open before it counts as connected.
+const connectGrace = 250 * time.Millisecond
+
 // maxStreamLine caps one message of the subscription.
 const maxStreamLine = 1 << 20
 
@@ -240,10 +243,20 @@ const maxStreamLine = 1 << 20
 // network errors or errors from onSettled), until ctx ends. onSettled runs in order, one at a
 // time; a settle is passed on again after a reconnection unless onSettled returned nil for it.
 func (c *Client) Run(ctx context.Context, settleIndex uint64, onSettled func(Settled) error) error {
+	return c.RunNotify(ctx, settleIndex, onSettled, nil)
+}
+
+// RunNotify is Run that also calls onConnected (if not nil) once each connection has been
+// open for connectGrace (LND's REST gateway sends no answer before the first event, so being
+// open that long is the sign that LND took the subscription). It runs alongside onSettled and
+// ends before RunNotify returns. LND replays nothing for a subscription from settle index 0, so
+// a caller without a stored index looks up its open invoices there: one may have settled while
+// the subscription was down.
+func (c *Client) RunNotify(ctx context.Context, settleIndex uint64, onSettled func(Settled) error, onConnected func(context.Context)) error {
 	defer c.Close()
 	backoff := c.cfg.MinBackoff
 	for {
-		progressed, err := c.subscribe(ctx, &settleIndex, onSettled)
+		progressed, err := c.subscribe(ctx, &settleIndex, onSettled, onConnected)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -261,7 +274,20 @@ func (c *Client) Run(ctx context.Context, settleIndex uint64, onSettled func(Set
 	}
 }
 
-func (c *Client) subscribe(ctx context.Context, idx *uint64, onSettled func(Settled) error) (progressed bool, err error) {
+func (c *Client) subscribe(ctx context.Context, idx *uint64, onSettled func(Settled) error, onConnected func(context.Context)) (progressed bool, err error) {
+	if onConnected != nil {
+		conn, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		go func() {
+			defer close(done)
+			select {
+			case <-conn.Done():
+			case <-time.After(connectGrace):
+				onConnected(conn)
+			}
+		}()
+	}
 	q := url.Values{"settle_index": {strconv.FormatUint(*idx, 10)}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/invoices/subscribe?"+q.Encode(), nil)
 	if err != nil {

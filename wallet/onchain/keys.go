@@ -6,6 +6,7 @@ package onchain
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -145,6 +146,17 @@ func ParseAccountKey(s string, net *chaincfg.Params) (*AccountKey, error) {
 		}
 	}
 	return &AccountKey{key: k, net: net, prefix: v.name}, nil
+}
+
+// ID names the key (hex of HASH160 of its public key and chain code), the same whichever
+// version bytes (xpub, zpub, …) it was given with; it is not secret but says nothing useful
+// to others.
+func (a *AccountKey) ID() string {
+	pub, err := a.key.ECPubKey()
+	if err != nil {
+		return ""
+	}
+	return hex.EncodeToString(btcutil.Hash160(append(pub.SerializeCompressed(), a.key.ChainCode()...)))
 }
 
 // Net is the key's network.

@@ -1,0 +1,287 @@
+//go:build linux
+
+package invoice
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/btcsuite/btcd/wire"
+	"github.com/dazaarvision/dazaar-vision/wallet/internal/btcdtest"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// fakeWatcher is a Watcher that never sees a payment.
+type fakeWatcher struct{}
+
+func (fakeWatcher) Watch(...btcutil.Address) error { return nil }
+func (fakeWatcher) Run(ctx context.Context) error  { <-ctx.Done(); return ctx.Err() }
+func (fakeWatcher) Height() int32                  { return 0 }
+func (fakeWatcher) Resume(...onchain.Event)        {}
+
+// Regression: unpaid addresses are never recycled, so once GapLimit of them have been handed out,
+// on-chain invoicing is refused for good, even after every one of them expired and left its
+// monitoring window and the seller restarted (compaction).
+func TestExpiredUnpaidAddressesFreeTheGapLimit(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: time.Now()}
+	open := func() (*Seller, *ledger.Ledger) {
+		l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Config{
+			PriceOf: func(string) (price.Price, bool) { return perMinute, true },
+			Ledger:  l, StorePath: filepath.Join(dir, "invoices"),
+			OnChain: &OnChain{Key: accountKey(t), Watcher: fakeWatcher{}},
+			Now:     clk.Now, Burst: 1000, RatePerSec: 1000,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, l
+	}
+	s, l := open()
+	req := invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10}
+	issued := 0
+	for v := 0; v < 10; v++ { // 10 throw-away peer IDs, 3 invoices each
+		for i := 0; i < 3; i++ {
+			if a := s.Handle(context.Background(), "attacker-"+string(rune('a'+v)), req); a.Code == invoicemsg.OK {
+				issued++
+			}
+		}
+	}
+	t.Logf("attacker got %d addresses", issued)
+	s.Close()
+	l.Close()
+	clk.Add(48 * time.Hour) // all expired, all out of their 24 h monitoring window
+	s, l = open()
+	defer func() { s.Close(); l.Close() }()
+	a := s.Handle(context.Background(), "honest-viewer", req)
+	if a.Code != invoicemsg.OK {
+		t.Fatalf("two days later an honest viewer still cannot get an on-chain invoice: %v %q", a.Code, a.Error)
+	}
+}
+
+// fakeLN models LND: a subscription from settle index 0 gets no backlog (lnd
+// channeldb.InvoicesSettledSince returns nothing for 0), later ones replay settles after it.
+type fakeLN struct {
+	mu      sync.Mutex
+	settled map[string]Settled
+}
+
+func (f *fakeLN) AddInvoice(ctx context.Context, msat uint64, memo string, expiry time.Duration) (string, string, error) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b), "lnsb1fake", nil
+}
+func (f *fakeLN) Network() string { return "simnet" }
+func (f *fakeLN) LookupInvoice(ctx context.Context, h string) (Settled, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.settled[h]
+	return s, ok, nil
+}
+func (f *fakeLN) Run(ctx context.Context, idx uint64, on func(Settled) error) error {
+	f.mu.Lock()
+	var backlog []Settled
+	for _, s := range f.settled {
+		if idx > 0 && s.SettleIndex > idx {
+			backlog = append(backlog, s)
+		}
+	}
+	f.mu.Unlock()
+	for _, s := range backlog {
+		on(s)
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Regression: a settle whose ledger write fails (crash or I/O error) after the invoice was marked
+// paid is never credited when no settle index was stored yet: reconcileLightning skips invoices
+// marked Paid, and a subscription from index 0 replays nothing.
+func TestLightningCreditRetriedAfterFailedLedgerWrite(t *testing.T) {
+	dir := t.TempDir()
+	ln := &fakeLN{settled: map[string]Settled{}}
+	open := func() (*Seller, *ledger.Ledger) {
+		l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Config{
+			PriceOf: func(string) (price.Price, bool) { return perMinute, true },
+			Ledger:  l, StorePath: filepath.Join(dir, "invoices"), Lightning: ln,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, l
+	}
+	s, l := open()
+	a := s.Handle(context.Background(), "viewer", invoicemsg.Request{Stream: streamID, Method: invoicemsg.Lightning, Minutes: 1})
+	if a.Code != invoicemsg.OK {
+		t.Fatal(a.Error)
+	}
+	inv, _ := s.Invoice(a.ID)
+	st := Settled{Hash: inv.Hash, AmtPaidMsat: 100_000, SettleIndex: 1}
+	ln.mu.Lock()
+	ln.settled[inv.Hash] = st
+	ln.mu.Unlock()
+	l.Close() // the ledger write is what fails (crash / disk error) ...
+	if err := s.LightningSettled(st); !errors.Is(err, ledger.ErrClosed) {
+		t.Fatalf("want the ledger failure, got %v", err)
+	}
+	s.Close()
+	// ... the app restarts: LND still says the invoice is settled.
+	s, l = open()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	<-done
+	defer func() { s.Close(); l.Close() }()
+	if got := l.Remaining(ledger.Key{Stream: streamID, Viewer: "viewer"}); got != time.Minute {
+		t.Fatalf("paid 100 sats (1 minute), credited %v", got)
+	}
+}
+
+// Regression: an address counts as used (moving the gap window) as soon as an unconfirmed payment
+// is seen, and stays used after that payment is double-spent away. An attacker can so push the
+// desk past the wallet's gap limit: addresses 0..2 never get a transaction on chain, yet 3..5
+// are handed out, and a restored wallet with gap limit 3 stops before them.
+func TestRevokedPaymentDoesNotMoveGapWindow(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(Config{
+		PriceOf: func(string) (price.Price, bool) { return perMinute, true },
+		Ledger:  l, StorePath: filepath.Join(dir, "invoices"),
+		OnChain: &OnChain{Key: accountKey(t), Watcher: fakeWatcher{}, GapLimit: 3, ProvisionalCapSats: 1000},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	req := invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10}
+	var last invoicemsg.Answer
+	for _, v := range []string{"a", "b", "c"} {
+		last = s.Handle(context.Background(), v, req)
+	}
+	op := wire.OutPoint{Hash: chainhash.Hash{9}, Index: 0}
+	s.OnChainEvent(onchain.Event{Kind: onchain.Seen, OutPoint: op, Address: last.Address, Sats: 1000})
+	s.OnChainEvent(onchain.Event{Kind: onchain.Gone, OutPoint: op, Address: last.Address, Sats: 1000, Reason: "double-spent"})
+	if cs := l.Credits(ledger.Key{Stream: streamID, Viewer: "c"}); len(cs) != 1 || cs[0].State != ledger.Revoked {
+		t.Fatalf("credits %+v", cs)
+	}
+	if a := s.Handle(context.Background(), "d", req); a.Code == invoicemsg.OK {
+		t.Fatalf("address %s handed out: no address before it ever had a transaction on chain; gap limit 3 exceeded (status %+v)",
+			a.Address, s.Status())
+	}
+}
+
+func accountKeyN(t testing.TB, acct uint32) *onchain.AccountKey {
+	seed := sha256.Sum256([]byte("dazaar-vision invoice test seed; never use with real coins"))
+	m, _ := hdkeychain.NewMaster(seed[:], btcdtest.Net)
+	k := m
+	for _, i := range []uint32{84, 1, acct} {
+		k, _ = k.Derive(hdkeychain.HardenedKeyStart + i)
+	}
+	pub, _ := k.Neuter()
+	pub, _ = pub.CloneWithVersion([]byte{0x04, 0x5f, 0x1c, 0xf6})
+	ak, err := onchain.ParseAccountKey(pub.String(), btcdtest.Net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ak
+}
+
+// Regression: the invoice store does not record which account key its address counter belongs to.
+// After the seller switches to another xpub, derivation continues at the old key's index, so the
+// new wallet (gap limit 20) never finds the payments.
+func TestNewAccountKeyStartsAtIndexZero(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	open := func(k *onchain.AccountKey) *Seller {
+		s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true }, Ledger: l,
+			StorePath: filepath.Join(dir, "invoices"), Burst: 1000, PerViewer: 1000,
+			OnChain: &OnChain{Key: k, Watcher: fakeWatcher{}, ProvisionalCapSats: 1000}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open(accountKeyN(t, 0))
+	req := invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10}
+	for i := 0; i < 40; i++ { // forty paid invoices on the old wallet
+		a := s.Handle(context.Background(), "v", req)
+		s.OnChainEvent(onchain.Event{Kind: onchain.Confirmed, Confirmations: 1, OutPoint: wire.OutPoint{Hash: chainhash.Hash{byte(i)}},
+			Address: a.Address, Sats: 1000})
+	}
+	s.Close()
+	s = open(accountKeyN(t, 1)) // the seller moves to a new wallet
+	defer s.Close()
+	a := s.Handle(context.Background(), "w", req)
+	inv, _ := s.Invoice(a.ID)
+	if inv.Index >= 20 {
+		t.Fatalf("first invoice on the new account key uses index %d; the new wallet (gap 20) will never see it", inv.Index)
+	}
+}
+
+// The global creation rate: a burst, then RatePerSec.
+func TestGlobalRateLimit(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: time.Now()}
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true }, Ledger: l,
+		StorePath: filepath.Join(dir, "invoices"), Now: clk.Now, Burst: 8, RatePerSec: 1,
+		OnChain: &OnChain{Key: accountKey(t), Watcher: fakeWatcher{}, GapLimit: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	req := invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10}
+	ok := 0
+	for i := 0; i < 12; i++ {
+		switch a := s.Handle(context.Background(), "v"+strconv.Itoa(i), req); a.Code {
+		case invoicemsg.OK:
+			ok++
+		case invoicemsg.RateLimited:
+		default:
+			t.Fatalf("%+v", a)
+		}
+	}
+	if ok != 8 {
+		t.Fatalf("%d invoices within the burst, want 8", ok)
+	}
+	clk.Add(2 * time.Second)
+	if a := s.Handle(context.Background(), "x", req); a.Code != invoicemsg.OK {
+		t.Fatalf("rate limit did not refill: %+v", a)
+	}
+}
