@@ -32,6 +32,7 @@ func (fakeWatcher) Watch(...btcutil.Address) error { return nil }
 func (fakeWatcher) Run(ctx context.Context) error  { <-ctx.Done(); return ctx.Err() }
 func (fakeWatcher) Height() int32                  { return 0 }
 func (fakeWatcher) Resume(...onchain.Event)        {}
+func (fakeWatcher) FollowDepth(int32)              {}
 
 // Regression: unpaid addresses are never recycled, so once GapLimit of them have been handed out,
 // on-chain invoicing is refused for good, even after every one of them expired and left its

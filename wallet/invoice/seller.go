@@ -136,6 +136,8 @@ func New(cfg Config) (*Seller, error) {
 		if cfg.OnChain.MinSats == 0 {
 			cfg.OnChain.MinSats = 1000
 		}
+		// The watcher must follow each payment at least until it settles.
+		cfg.OnChain.Watcher.FollowDepth(cfg.OnChain.MinConf)
 	}
 	if cfg.OnChain != nil && cfg.Lightning != nil {
 		if chain, ln := onchain.NetworkName(cfg.OnChain.Key.Net()), cfg.Lightning.Network(); chain != ln {
@@ -372,7 +374,8 @@ func ResumeHeight(l *ledger.Ledger, net *chaincfg.Params) int32 {
 	return int32(max(1, h-6))
 }
 
-// saveHeights records how far the watcher has scanned, every 10 s and when ctx ends.
+// saveHeights records how far the watcher has scanned, every 2 s (a write only when a block
+// came) and when ctx ends.
 func (s *Seller) saveHeights(ctx context.Context) {
 	key := heightKey(s.cfg.OnChain.Key.Net())
 	save := func() {
@@ -389,7 +392,7 @@ func (s *Seller) saveHeights(ctx context.Context) {
 			s.log.Error("invoice: saving the scanned block height failed", "err", err)
 		}
 	}
-	t := time.NewTicker(10 * time.Second)
+	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		select {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -33,7 +35,65 @@ type NodeConfig struct {
 	CACert []byte
 }
 
+// auth returns the RPC credentials: the cookie file's if set, else User and Pass.
+func (c NodeConfig) auth() (user, pass string, err error) {
+	if c.CookieFile == "" {
+		return c.User, c.Pass, nil
+	}
+	b, err := os.ReadFile(c.CookieFile)
+	if err != nil {
+		return "", "", fmt.Errorf("onchain: reading the node's cookie file: %w", err)
+	}
+	user, pass, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+	if !ok {
+		return "", "", errors.New("onchain: the node's cookie file is not user:password")
+	}
+	return user, pass, nil
+}
+
+// String redacts the password.
+func (c NodeConfig) String() string {
+	tls := "TLS"
+	if len(c.CACert) == 0 {
+		tls = "plain HTTP"
+	}
+	return fmt.Sprintf("bitcoin node at %s (%s, user %q, password redacted)", c.Host, tls, c.User)
+}
+
+// GoString redacts the password from %#v.
+func (c NodeConfig) GoString() string { return c.String() }
+
+// LogValue redacts the password from slog.
+func (c NodeConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("host", c.Host), slog.String("user", c.User), slog.String("pass", "[redacted]"),
+		slog.Bool("tls", len(c.CACert) > 0))
+}
+
+// checkTransport refuses sending the RPC password in the clear to another machine: without
+// CACert the node must be on loopback.
+func (c NodeConfig) checkTransport() error {
+	if len(c.CACert) > 0 {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.Host)
+	if err != nil {
+		host = c.Host
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("onchain: the node at %s is not on this machine, and without its TLS certificate the RPC "+
+		"password would cross the network unencrypted; give the node's certificate (btcd: rpc.cert), or reach it "+
+		"through an SSH tunnel or VPN on a loopback address", c.Host)
+}
+
 func (c NodeConfig) httpClient() (*http.Client, string, error) {
+	if err := c.checkTransport(); err != nil {
+		return nil, "", err
+	}
 	scheme := "http"
 	tr := &http.Transport{MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second}
 	if len(c.CACert) > 0 {
@@ -85,16 +145,9 @@ func (c *rpcClient) call(ctx context.Context, method string, result any, params 
 	if err != nil {
 		return err
 	}
-	user, pass := c.cfg.User, c.cfg.Pass
-	if c.cfg.CookieFile != "" {
-		b, err := os.ReadFile(c.cfg.CookieFile)
-		if err != nil {
-			return fmt.Errorf("onchain: reading the node's cookie file: %w", err)
-		}
-		var ok bool
-		if user, pass, ok = strings.Cut(strings.TrimSpace(string(b)), ":"); !ok {
-			return errors.New("onchain: the node's cookie file is not user:password")
-		}
+	user, pass, err := c.cfg.auth()
+	if err != nil {
+		return err
 	}
 	req.SetBasicAuth(user, pass)
 	req.Header.Set("Content-Type", "application/json")

@@ -70,8 +70,13 @@ type Watcher interface {
 	// or Confirmed with its Height): on its first scan the watcher reports each as Confirmed
 	// if it is in the chain, Seen if it is back in the mempool, or Gone if it is in neither
 	// (replaced, dropped or reorganised away while the app was down). A confirmed payment below
-	// the first block scanned is not judged. Call it before Run.
+	// the first block scanned is not judged, and one found in neither place is reported Gone
+	// only if the node does not know its output either (gettxout). Call it before Run.
 	Resume(payments ...Event)
+	// FollowDepth makes the watcher follow payments (and look for reorgs) until at least
+	// confs+6 confirmations, so that every payment reaches confs confirmations (a seller's
+	// MinConf) before it is let go. Call it before Run.
+	FollowDepth(confs int32)
 }
 
 // WatchConfig configures a Watcher.
@@ -155,6 +160,13 @@ func (t *tracker) Resume(payments ...Event) {
 		}
 		t.payments[e.OutPoint] = p
 	}
+}
+
+// FollowDepth implements Watcher.
+func (t *tracker) FollowDepth(confs int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cfg.FinalDepth = max(t.cfg.FinalDepth, confs+6)
 }
 
 func (t *tracker) Height() int32 {
@@ -252,8 +264,11 @@ func (t *tracker) acceptMempoolTx(tx *wire.MsgTx) {
 func (t *tracker) sync(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		stable, err := t.syncOnce(ctx)
-		if err != nil || stable || attempt == 4 {
+		if err != nil || stable {
 			return err
+		}
+		if attempt == 4 {
+			return errors.New("onchain: the node's chain kept changing during five scans in a row")
 		}
 	}
 }
@@ -299,6 +314,34 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 		}
 		delete(t.hashes, t.tip)
 		t.tip--
+	}
+	// The walk stopped at base, whose hash was never checked: a reorg deeper than the depth
+	// kept (FinalDepth+1) replaced it too. Go further back until the node agrees, and rescan.
+	for depth := t.cfg.FinalDepth + 1; t.tip == t.base && t.base > 0; depth *= 2 {
+		h, err := t.rpc.blockHash(ctx, t.base)
+		if err != nil {
+			return false, err
+		}
+		if h == t.hashes[t.base] {
+			break
+		}
+		old := t.base
+		t.base = max(0, t.base-depth)
+		t.log.Error("onchain: the chain was reorganised deeper than the watcher follows payments; rescanning. "+
+			"Payments settled in the replaced blocks are not revoked", "from_height", old, "rescan_from", t.base+1,
+			"final_depth", t.cfg.FinalDepth)
+		for _, p := range t.payments {
+			if p.height > t.base {
+				p.reorgMsg = fmt.Sprintf("its block %d was replaced by a deep reorganisation of the chain", p.height)
+				p.height = 0
+			}
+		}
+		clear(t.hashes)
+		if t.hashes[t.base], err = t.rpc.blockHash(ctx, t.base); err != nil {
+			return false, err
+		}
+		t.tip = t.base
+		t.start = min(t.start, t.base+1)
 	}
 	for h := t.tip + 1; h <= best; h++ {
 		hash, err := t.rpc.blockHash(ctx, h)
@@ -372,6 +415,30 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 			p.reorgMsg = ""
 		case p.resumed > 0 && p.resumed < t.start:
 			delete(t.payments, op) // confirmed below what this run scanned: nothing to judge by
+		case p.inputs == nil:
+			// Handed over by Resume and found neither in the blocks scanned nor in the
+			// mempool: it may have confirmed below them while the app was down. Ask the node
+			// about the output before calling it gone.
+			confs, found, err := t.txOut(ctx, op)
+			if err != nil {
+				return false, err
+			}
+			if !found {
+				reason := "the transaction left the mempool unconfirmed while the app was not running: it was replaced by another (RBF), dropped, or its output already spent"
+				if p.reorgMsg != "" {
+					reason = "the transaction is no longer valid: " + p.reorgMsg + " and the node does not know its output"
+				}
+				t.emit(p, Gone, 0, reason)
+				delete(t.payments, op)
+				continue
+			}
+			if confs > 0 {
+				p.height = t.tip - confs + 1
+				t.emit(p, Confirmed, confs, "")
+				if confs > t.cfg.FinalDepth {
+					delete(t.payments, op)
+				}
+			}
 		default:
 			reason := "the transaction left the mempool unconfirmed: it was replaced by another (RBF) or dropped"
 			if p.reorgMsg != "" {
@@ -390,6 +457,21 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 	}
 	t.base = max(t.base, t.tip-t.cfg.FinalDepth-1)
 	return true, nil
+}
+
+// txOut asks the node about an unspent output (mempool included): found is false when the
+// node knows no such unspent output.
+func (t *tracker) txOut(ctx context.Context, op wire.OutPoint) (confs int32, found bool, err error) {
+	var out *struct {
+		Confirmations int32 `json:"confirmations"`
+	}
+	if err := t.rpc.call(ctx, "gettxout", &out, op.Hash.String(), op.Index, true); err != nil {
+		return 0, false, err
+	}
+	if out == nil {
+		return 0, false, nil
+	}
+	return out.Confirmations, true, nil
 }
 
 // inputSpentInChain reports whether an input of an unconfirmed payment is already spent (or

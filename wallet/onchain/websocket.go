@@ -3,6 +3,11 @@ package onchain
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +34,9 @@ type Websocket struct {
 	client   *rpcclient.Client
 	addrs    []btcutil.Address
 }
+
+// probeTimeout bounds the websocket handshake before each connection.
+const probeTimeout = 10 * time.Second
 
 // NewWebsocket returns a btcd websocket watcher.
 func NewWebsocket(cfg WatchConfig) (*Websocket, error) {
@@ -96,6 +104,45 @@ func (w *Websocket) handlers() *rpcclient.NotificationHandlers {
 	}
 }
 
+// probe performs a websocket handshake with the node under ctx and closes it. rpcclient's own
+// dial has neither a timeout nor a context, so a node that accepts connections but does not
+// answer (hung, overloaded) would block Run for good; connect is only tried after a probe.
+func (w *Websocket) probe(ctx context.Context) error {
+	hc, base, err := w.cfg.Node.httpClient()
+	if err != nil {
+		return err
+	}
+	defer hc.CloseIdleConnections()
+	hc.Transport.(*http.Transport).DisableKeepAlives = true
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"ws", nil)
+	if err != nil {
+		return err
+	}
+	key := make([]byte, 16)
+	rand.Read(key)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(key))
+	user, pass, err := w.cfg.Node.auth()
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(user, pass)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("onchain: btcd's websocket: %w", err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusSwitchingProtocols:
+		return nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return errors.New("onchain: btcd refused the RPC user name or password")
+	}
+	return fmt.Errorf("onchain: btcd's websocket answered %s", resp.Status)
+}
+
 func (w *Websocket) connect() (*rpcclient.Client, error) {
 	cfg := &rpcclient.ConnConfig{
 		Host: w.cfg.Node.Host, Endpoint: "ws", User: w.cfg.Node.User, Pass: w.cfg.Node.Pass,
@@ -149,7 +196,13 @@ func (w *Websocket) Run(ctx context.Context) error {
 		c := w.client
 		w.mu.Unlock()
 		if c == nil {
-			nc, err := w.connect()
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			err := w.probe(pctx)
+			cancel()
+			var nc *rpcclient.Client
+			if err == nil {
+				nc, err = w.connect()
+			}
 			if err == nil {
 				w.mu.Lock()
 				w.client, c = nc, nc
