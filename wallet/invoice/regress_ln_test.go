@@ -144,7 +144,7 @@ func (w withFakeAdd) LookupInvoice(ctx context.Context, h string) (Settled, bool
 	return w.Client.LookupInvoice(ctx, h)
 }
 
-// Regression: before the first settle index is stored, a subscription that reconnects (LND
+// Regression test for a reviewer's finding; the defect was: before the first settle index is stored, a subscription that reconnects (LND
 // restarted) asks for settle_index=0, which LND answers without backlog: a payment settled while
 // the stream was down is never credited in this run.
 func TestSettleDuringFirstReconnectIsCredited(t *testing.T) {
@@ -196,7 +196,7 @@ func TestSettleDuringFirstReconnectIsCredited(t *testing.T) {
 	}
 }
 
-// Regression: the stored settle index is keyed by network only. After the seller points the app at
+// Regression test for a reviewer's finding; the defect was: the stored settle index is keyed by network only. After the seller points the app at
 // another LND node (migration, restore from backup) whose settle indexes start again at 1, every
 // settle is skipped (settle_index <= stored) until that node passes the old index.
 func TestSettleIndexIsPerNode(t *testing.T) {

@@ -189,7 +189,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// Regression: a reorg deeper than FinalDepth+1 blocks leaves the tracker stuck for good: the walk
+// Regression test for a reviewer's finding; the defect was: a reorg deeper than FinalDepth+1 blocks leaves the tracker stuck for good: the walk
 // back stops at base without checking base's hash, every later scan fails the PrevBlock check and
 // sync returns nil after 5 "unstable" attempts, so no block, mempool payment or Gone is ever
 // reported again (and nothing is logged).
@@ -207,7 +207,7 @@ func TestDeepReorgDoesNotStallWatcher(t *testing.T) {
 	}
 }
 
-// Regression: each Watch (one per on-chain invoice) clears seenTx, so the next poll downloads every
+// Regression test for a reviewer's finding; the defect was: each Watch (one per on-chain invoice) clears seenTx, so the next poll downloads every
 // transaction in the node's mempool again (hundreds of thousands on mainnet), all under the
 // tracker's lock that Watch (and so Handle) also needs.
 func TestWatchDoesNotRefetchMempool(t *testing.T) {
@@ -235,7 +235,7 @@ func TestWatchDoesNotRefetchMempool(t *testing.T) {
 	}
 }
 
-// Regression: with MinConf above the watcher's FinalDepth+1 (6+1 by default) a payment is never
+// Regression test for a reviewer's finding; the defect was: with MinConf above the watcher's FinalDepth+1 (6+1 by default) a payment is never
 // settled: the watcher stops following it after 7 confirmations. The credit stays provisional, and
 // after a restart Resume hands it to a watcher that scans only from the saved height minus 6,
 // does not find it, and reports it Gone: the confirmed payment is revoked.
@@ -293,7 +293,7 @@ func TestHighMinConfSettlesAndSurvivesRestart(t *testing.T) {
 	}
 }
 
-// Regression: a fee bump (RBF replacement paying the same invoice address) leaves the viewer with
+// Regression test for a reviewer's finding; the defect was: a fee bump (RBF replacement paying the same invoice address) leaves the viewer with
 // no provisional access when the replacement is judged before the original's Gone: the cap is
 // computed with the original still provisional, and the later revocation never tops it up.
 func TestFeeBumpKeepsProvisionalAccess(t *testing.T) {

@@ -34,7 +34,7 @@ func (fakeWatcher) Height() int32                  { return 0 }
 func (fakeWatcher) Resume(...onchain.Event)        {}
 func (fakeWatcher) FollowDepth(int32)              {}
 
-// Regression: unpaid addresses are never recycled, so once GapLimit of them have been handed out,
+// Regression test for a reviewer's finding; the defect was: unpaid addresses are never recycled, so once GapLimit of them have been handed out,
 // on-chain invoicing is refused for good, even after every one of them expired and left its
 // monitoring window and the seller restarted (compaction).
 func TestExpiredUnpaidAddressesFreeTheGapLimit(t *testing.T) {
@@ -113,7 +113,7 @@ func (f *fakeLN) Run(ctx context.Context, idx uint64, on func(Settled) error) er
 	return ctx.Err()
 }
 
-// Regression: a settle whose ledger write fails (crash or I/O error) after the invoice was marked
+// Regression test for a reviewer's finding; the defect was: a settle whose ledger write fails (crash or I/O error) after the invoice was marked
 // paid is never credited when no settle index was stored yet: reconcileLightning skips invoices
 // marked Paid, and a subscription from index 0 replays nothing.
 func TestLightningCreditRetriedAfterFailedLedgerWrite(t *testing.T) {
@@ -162,7 +162,7 @@ func TestLightningCreditRetriedAfterFailedLedgerWrite(t *testing.T) {
 	}
 }
 
-// Regression: an address counts as used (moving the gap window) as soon as an unconfirmed payment
+// Regression test for a reviewer's finding; the defect was: an address counts as used (moving the gap window) as soon as an unconfirmed payment
 // is seen, and stays used after that payment is double-spent away. An attacker can so push the
 // desk past the wallet's gap limit: addresses 0..2 never get a transaction on chain, yet 3..5
 // are handed out, and a restored wallet with gap limit 3 stops before them.
@@ -215,7 +215,7 @@ func accountKeyN(t testing.TB, acct uint32) *onchain.AccountKey {
 	return ak
 }
 
-// Regression: the invoice store does not record which account key its address counter belongs to.
+// Regression test for a reviewer's finding; the defect was: the invoice store does not record which account key its address counter belongs to.
 // After the seller switches to another xpub, derivation continues at the old key's index, so the
 // new wallet (gap limit 20) never finds the payments.
 func TestNewAccountKeyStartsAtIndexZero(t *testing.T) {
@@ -284,5 +284,41 @@ func TestGlobalRateLimit(t *testing.T) {
 	clk.Add(2 * time.Second)
 	if a := s.Handle(context.Background(), "x", req); a.Code != invoicemsg.OK {
 		t.Fatalf("rate limit did not refill: %+v", a)
+	}
+}
+
+// Unconfirmed credit across all viewers is bounded by ProvisionalTotalCapSats: many peer IDs
+// paying with transactions they may double-spend get no more between them.
+func TestProvisionalTotalCap(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true }, Ledger: l,
+		StorePath: filepath.Join(dir, "invoices"),
+		OnChain:   &OnChain{Key: accountKey(t), Watcher: fakeWatcher{}, ProvisionalCapSats: 1000, ProvisionalTotalCapSats: 2500}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	req := invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10}
+	var total time.Duration
+	for i, v := range []string{"a", "b", "c", "d"} {
+		a := s.Handle(context.Background(), v, req)
+		s.OnChainEvent(onchain.Event{Kind: onchain.Seen, OutPoint: wire.OutPoint{Hash: chainhash.Hash{byte(i + 1)}},
+			Address: a.Address, Sats: 1000})
+		total += l.Remaining(ledger.Key{Stream: streamID, Viewer: v})
+	}
+	if total != 25*time.Minute {
+		t.Fatalf("four unconfirmed 1000-sat payments under a 2500-sat total cap: %v of access", total)
+	}
+	// A confirmed payment is not bound by it.
+	a := s.Handle(context.Background(), "e", req)
+	s.OnChainEvent(onchain.Event{Kind: onchain.Confirmed, Confirmations: 1, OutPoint: wire.OutPoint{Hash: chainhash.Hash{9}},
+		Address: a.Address, Sats: 1000})
+	if got := l.Remaining(ledger.Key{Stream: streamID, Viewer: "e"}); got != 10*time.Minute {
+		t.Fatalf("a confirmed payment is not bound by the unconfirmed cap: %v", got)
 	}
 }

@@ -54,6 +54,10 @@ type OnChain struct {
 	// ProvisionalCapSats bounds the unconfirmed credit one viewer can hold for a stream
 	// (0 means no unconfirmed credit at all: access starts at MinConf).
 	ProvisionalCapSats uint64
+	// ProvisionalTotalCapSats bounds the unconfirmed credit all viewers together can hold
+	// (0: no bound beyond ProvisionalCapSats per viewer). Peer IDs cost nothing, so a seller
+	// who gives unconfirmed credit should set it: it is what a double-spender can take at once.
+	ProvisionalTotalCapSats uint64
 	// GapLimit is the wallet's gap limit (default 20, the BIP44 standard). The desk never lets
 	// more than this many unused addresses follow the last paid one, so a restore of the
 	// seller's wallet finds every payment.
@@ -824,6 +828,22 @@ func (s *Seller) provisionalCredit(inv *Invoice, key ledger.Key, id string, paid
 		if o.State == ledger.Provisional && o.ID != id {
 			capMsat -= min(capMsat, o.Msat)
 		}
+	}
+	if total := s.cfg.OnChain.ProvisionalTotalCapSats * 1000; total > 0 {
+		seen := map[ledger.Key]bool{}
+		for _, i := range s.byAddress {
+			k := ledger.Key{Stream: i.Stream, Viewer: i.Viewer}
+			if !i.Paid || seen[k] {
+				continue
+			}
+			seen[k] = true
+			for _, o := range s.cfg.Ledger.Credits(k) {
+				if o.State == ledger.Provisional && o.ID != id {
+					total -= min(total, o.Msat)
+				}
+			}
+		}
+		capMsat = min(capMsat, total)
 	}
 	c := ledger.Credit{ID: id, State: ledger.Provisional, Msat: min(paid*1000, capMsat)}
 	c.Millis = inv.Price.MillisFor(c.Msat)

@@ -29,6 +29,9 @@ type Key struct {
 	Viewer string `json:"v"`
 }
 
+// MaxCreditMillis caps the access one credit grants (about 1 000 years).
+const MaxCreditMillis = 1000 * 366 * 24 * 3600 * 1000
+
 // MaxIDLen caps stream IDs, viewer IDs and credit IDs.
 const MaxIDLen = 256
 
@@ -285,6 +288,8 @@ func (l *Ledger) SetCredit(k Key, c Credit) (changed bool, err error) {
 	if c.State < Provisional || c.State > Revoked {
 		return false, fmt.Errorf("ledger: bad credit state %d", c.State)
 	}
+	// One payment buys at most MaxCreditMillis, so that sums of credits cannot overflow.
+	c.Millis = min(c.Millis, MaxCreditMillis)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

@@ -4,11 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
-// Regression: Remaining converts milliseconds to a Duration without saturating; a price
+// Regression test for a reviewer's finding; the defect was: Remaining converts milliseconds to a Duration without saturating; a price
 // price.Validate accepts (1 sat per 1 000 000 hours) makes a 3-sat payment read as no access.
 func TestRemainingSaturates(t *testing.T) {
 	p, err := price.New(1, 1_000_000, price.Hour)
@@ -29,7 +30,7 @@ func TestRemainingSaturates(t *testing.T) {
 	}
 }
 
-// Regression: consumption is appended as a new record per dirty account per Flush and the file is
+// Regression test for a reviewer's finding; the defect was: consumption is appended as a new record per dirty account per Flush and the file is
 // compacted only by Open, so a seller with 1 000 viewers grows the ledger by ~0.5 GB an hour.
 func TestLedgerCompactsWhileRunning(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "l")
@@ -54,5 +55,24 @@ func TestLedgerCompactsWhileRunning(t *testing.T) {
 	perHour := st.Size() * 60
 	if perHour > 100<<20 {
 		t.Fatalf("1 000 viewers for one minute: %d bytes, i.e. %d MB an hour, never compacted while running", st.Size(), perHour>>20)
+	}
+}
+
+// A price that buys more than a Duration holds (or a uint64 of milliseconds, where MillisFor
+// saturates) is capped per credit, so two such credits do not wrap around to little access.
+func TestHugeCreditsDoNotWrap(t *testing.T) {
+	l, err := Open(filepath.Join(t.TempDir(), "l"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	k := Key{Stream: "s", Viewer: "v"}
+	for _, id := range []string{"ln:a", "ln:b"} {
+		if _, err := l.SetCredit(k, Credit{ID: id, Msat: 1000, Millis: 1<<63 + 1, State: Settled}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := l.Remaining(k); r < 200*365*24*time.Hour {
+		t.Fatalf("two near-unlimited credits leave %v", r)
 	}
 }

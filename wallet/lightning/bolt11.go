@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -147,7 +148,7 @@ func DecodeBolt11(s string) (*Invoice, error) {
 			if n > 7 {
 				return nil, bad("expiry too large")
 			}
-			inv.Expiry = time.Duration(toUint(v)) * time.Second
+			inv.Expiry = expiry(toUint(v))
 		}
 	}
 	if !haveHash {
@@ -182,6 +183,15 @@ func DecodeBolt11(s string) (*Invoice, error) {
 		inv.Payee = pub.SerializeCompressed()
 	}
 	return inv, nil
+}
+
+// expiry converts the x field's seconds, saturating at the largest Duration (7 groups hold up
+// to 2^35 s, more than a Duration can).
+func expiry(secs uint64) time.Duration {
+	if secs > uint64(math.MaxInt64/int64(time.Second)) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(secs) * time.Second
 }
 
 func toUint(groups []byte) uint64 {

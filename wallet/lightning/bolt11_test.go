@@ -3,6 +3,7 @@ package lightning
 import (
 	"encoding/hex"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -110,4 +111,16 @@ func retag(t *testing.T, s, oldHRP, newHRP string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func TestBolt11ExpirySaturates(t *testing.T) {
+	if got := expiry(1<<35 - 1); got <= 0 || got != time.Duration(math.MaxInt64) {
+		t.Fatalf("largest x field: %v", got)
+	}
+	if got := expiry(3600); got != time.Hour {
+		t.Fatalf("3600 s: %v", got)
+	}
+	if got := expiry(1<<35 - 1); got < 100*365*24*time.Hour {
+		t.Fatalf("overflowed: %v", got)
+	}
 }

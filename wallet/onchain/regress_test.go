@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Regression: parameter names are matched case-insensitively but duplicates are only detected per
+// Regression test for a reviewer's finding; the defect was: parameter names are matched case-insensitively but duplicates are only detected per
 // exact spelling, so amount=…&AMOUNT=… is accepted and which one wins depends on map order.
 func TestURIDuplicateParamsInOtherCase(t *testing.T) {
 	net := mustNet(t, "simnet")
@@ -32,7 +32,7 @@ func TestURIDuplicateParamsInOtherCase(t *testing.T) {
 	t.Fatalf("URI with two amounts accepted; amounts read: %v", seen)
 }
 
-// Regression: the websocket handshake has no timeout and does not see ctx: a node that accepts
+// Regression test for a reviewer's finding; the defect was: the websocket handshake has no timeout and does not see ctx: a node that accepts
 // the TCP connection but does not answer (hung, overloaded) blocks Run forever, so the poll
 // fallback never runs and cancelling ctx does not stop the watcher.
 func TestWebsocketRunHonoursContext(t *testing.T) {
