@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -97,7 +98,8 @@ type Node struct {
 	sub    event.Subscription
 	closed sync.Once
 
-	hps *holepunch.Service
+	hps   *holepunch.Service
+	ready atomic.Bool // host is set
 
 	mu       sync.Mutex
 	circuit  map[peer.ID][]ma.Multiaddr // relay addresses held by reserveLoop
@@ -179,6 +181,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	n.host = h
+	n.ready.Store(true) // relayCandidates may run on libp2p's goroutines from now on
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	mode := dht.ModeServer
@@ -392,8 +395,8 @@ func (n *Node) Close() error {
 func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo, num)
 	defer close(out)
-	if n.host == nil {
-		return out
+	if !n.ready.Load() {
+		return out // called while the host is still being built
 	}
 	for _, p := range n.host.Network().Peers() {
 		if len(out) == num {
