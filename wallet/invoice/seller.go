@@ -443,9 +443,14 @@ func (s *Seller) runLightning(ctx context.Context) error {
 				// LND replays nothing for a subscription from index 0, so while no index is
 				// stored, settles are looked for by asking about each open invoice after every
 				// (re)connection: one may have settled while the subscription was down.
+				// The first connection always looks (a settle older than the stored index,
+				// or one whose credit failed, is not replayed either).
+				first := true
 				done <- n.RunNotify(sub, idx, onSettled, func(ctx context.Context) {
-					if v, ok := s.cfg.Ledger.Meta(s.settleKey(node)); !ok || node == "" || v == "0" {
-						s.reconcileLightning(ctx)
+					if _, ok := s.cfg.Ledger.Meta(s.settleKey(node)); first || !ok || node == "" {
+						if s.reconcileLightning(ctx) {
+							first = false
+						}
 					}
 				})
 				return
@@ -883,9 +888,10 @@ type provPayment struct {
 	address string
 }
 
-// reconcileLightning looks up every unpaid Lightning invoice still within its monitoring window
-// and credits those LND reports settled.
-func (s *Seller) reconcileLightning(ctx context.Context) {
+// reconcileLightning looks up every Lightning invoice still within its monitoring window that
+// the ledger has no credit for, and credits those LND reports settled; it reports whether it
+// asked about them all.
+func (s *Seller) reconcileLightning(ctx context.Context) bool {
 	s.mu.Lock()
 	now := s.cfg.Now()
 	var hashes []string
@@ -901,18 +907,21 @@ func (s *Seller) reconcileLightning(ctx context.Context) {
 		hashes = append(hashes, inv.Hash)
 	}
 	s.mu.Unlock()
+	all := true
 	for _, h := range hashes {
 		st, settled, err := s.cfg.Lightning.LookupInvoice(ctx, h)
 		if err != nil {
 			s.log.Warn("invoice: could not ask LND about an invoice; the subscription will report it if paid", "err", err)
-			return
+			return false
 		}
 		if settled {
 			if err := s.credit(st); err != nil {
 				s.log.Error("invoice: crediting a Lightning payment failed", "err", err)
+				all = false
 			}
 		}
 	}
+	return all
 }
 
 // LightningSettled credits a settled Lightning invoice and then records the settle index of the
