@@ -46,6 +46,9 @@ type Options struct {
 	Key *[32]byte
 	// Manifest is the encoded manifest when a reader already knows it.
 	Manifest []byte
+	// CompatKey says a reader's Key is known to be a compat-mode (v10)
+	// public key, so no proof has to teach it the signer.
+	CompatKey bool
 	// MaxBlockSize caps appended and received blocks (default 4 MiB).
 	MaxBlockSize int
 	Durability   Durability
@@ -157,6 +160,9 @@ func Create(dir string, o Options) (*Feed, error) {
 		m.key, m.modeKnown, m.mode, m.manifest = s.key, true, s.mode, s.encoded
 	case o.Key != nil:
 		m.key = *o.Key
+		if o.CompatKey {
+			m.modeKnown, m.mode = true, Compat
+		}
 		if o.Manifest != nil {
 			v, err := newManifestVerifier(o.Manifest)
 			if err != nil {
@@ -900,15 +906,30 @@ func (f *Feed) MissingNodes(i uint64) uint64 {
 // prove it. The signature it carries is on disk before Proof returns (see
 // Durability).
 func (f *Feed) Proof(req Request) (*Proof, error) {
+	p, _, err := f.ProofLength(req)
+	return p, err
+}
+
+// ProofLength is Proof, also returning the signed length the proof's upgrade
+// reaches (upgrade nodes and additional nodes run up to the feed's length
+// when the proof was made, which appends may have moved since the caller
+// last looked).
+func (f *Feed) ProofLength(req Request) (*Proof, uint64, error) {
+	p, length, err := f.proof(req)
+	return p, length, err
+}
+
+func (f *Feed) proof(req Request) (*Proof, uint64, error) {
 	f.mu.Lock()
 	if err := f.usable(); err != nil {
 		f.mu.Unlock()
-		return nil, err
+		return nil, 0, err
 	}
+	length := f.t.length
 	p, err := f.t.proof(req)
 	if err != nil {
 		f.mu.Unlock()
-		return nil, err
+		return nil, 0, err
 	}
 	if req.Manifest && f.v != nil && f.v.mode == Manifest {
 		p.Manifest = append([]byte(nil), f.v.encoded...)
@@ -920,27 +941,27 @@ func (f *Feed) Proof(req Request) (*Proof, error) {
 	if p.Block != nil {
 		if !f.present.has(p.Block.Index) {
 			f.mu.Unlock()
-			return nil, fmt.Errorf("feed: block %d: %w", p.Block.Index, ErrNotStored)
+			return nil, 0, fmt.Errorf("feed: block %d: %w", p.Block.Index, ErrNotStored)
 		}
 		var err error
 		if e, err = f.entry(p.Block.Index); err != nil {
 			f.mu.Unlock()
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	seq, data := f.seq, f.fs.data
 	f.mu.Unlock()
 	if p.Block != nil {
 		if p.Block.Value, err = readBlock(data, p.Block.Index, e); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	if p.Upgrade != nil && f.s != nil {
 		if err := f.syncTo(seq); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return p, nil
+	return p, length, nil
 }
 
 // Verify checks a proof from a peer against the feed key and stores what it

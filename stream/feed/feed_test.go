@@ -552,3 +552,27 @@ func TestEncryptedFeedRelays(t *testing.T) {
 		t.Fatal("a wrong key decrypted the block")
 	}
 }
+
+func TestProofLengthAndCompatKey(t *testing.T) {
+	w, _ := newWriter(t, Compat)
+	for i := 0; i < 5; i++ {
+		mustAppend(t, w, block(i, 10))
+	}
+	// The caller saw length 3; the proof (with additional nodes) reaches 5.
+	p, length, err := w.ProofLength(Request{Block: &BlockRequest{Index: 2}, Upgrade: &UpgradeRequest{Length: 3}})
+	if err != nil || length != 5 || len(p.Upgrade.AdditionalNodes) == 0 {
+		t.Fatalf("ProofLength: %d %v", length, err)
+	}
+	key := w.Key()
+	r, err := Create(t.TempDir(), Options{Key: &key, CompatKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if m, ok := r.Mode(); !ok || m != Compat {
+		t.Fatal("a reader created with CompatKey does not know its mode")
+	}
+	if err := r.Verify(p); err != nil || r.Length() != length {
+		t.Fatalf("verify: %v, length %d", err, r.Length())
+	}
+}
