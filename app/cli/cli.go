@@ -57,6 +57,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.feed(rest[1:])
 	case "secrets":
 		err = e.secrets(rest[1:])
+	case "record":
+		err = e.record(rest[1:])
+	case "export":
+		err = e.exportCmd(rest[1:])
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -100,6 +104,13 @@ Feeds (signed append-only logs in Hypercore v10 format):
   feed info [-json] DIR       key, discovery key, length, byte length, tree hash, signature
   feed verify DIR             re-hash every block and check the signature
   feed get [-raw] DIR INDEX   a block and its proof (JSON), or only its bytes with -raw
+
+Media:
+  record [-preset low|medium|high] [-duration D] [-test-devices] [-description TEXT] DIR
+                              capture camera and microphone (the test ones when none
+                              exist), encode VP8 + Opus and append to a new feed in DIR
+  export [-from D] [-to D] DIR OUT.webm
+                              write the stream (or part of it) to a WebM file
 
 Secrets (feed signing keys, the network identity, Lightning credentials):
   secrets where               which store is in use and why
