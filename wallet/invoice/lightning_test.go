@@ -240,6 +240,41 @@ func TestLightningOnRealLND(t *testing.T) {
 	}
 	g.start()
 	g.waitAccess("viewer4", 4*time.Minute)
+	bobKey := payee(d.Bolt11)
+	if err := g.ledger.SetMeta("lnd.settle_index.simnet."+bobKey, "1000"); err != nil {
+		t.Fatal(err)
+	}
+	g.stop()
+
+	// The seller moves to another LND node (alice; bob pays): its settle indexes start again at
+	// 1, far below the one stored for bob. The first invoice shows the new node's key, the
+	// subscription starts over from the new node's own index, and the payment is credited.
+	g.lnd = alice
+	g.start()
+	e := g.invoice("viewer5", invoicemsg.Lightning, 1)
+	if k := payee(e.Bolt11); k == bobKey || k == "" {
+		t.Fatalf("alice's invoice payee %q", k)
+	}
+	time.Sleep(300 * time.Millisecond) // the subscription restarts
+	// bob needs more than the channel reserve on his side to pay.
+	_, topUp, err := f.client.AddInvoice(context.Background(), 50_000_000, "liquidity for bob", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Pay(topUp); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Pay(e.Bolt11); err != nil {
+		t.Fatal(err)
+	}
+	g.waitAccess("viewer5", time.Minute)
+	waitUntil(t, "alice's settle index stored", func() bool {
+		v, ok := g.ledger.Meta("lnd.settle_index.simnet." + payee(e.Bolt11))
+		return ok && v != "0"
+	})
+	if v, _ := g.ledger.Meta("lnd.settle_index.simnet." + bobKey); v != "1000" {
+		t.Errorf("bob's stored index changed to %q", v)
+	}
 	g.stop()
 
 	// A paid invoice cannot be paid twice; an expired one cannot be paid at all.
@@ -291,4 +326,15 @@ func certBody(pem []byte) []byte {
 		return []byte(lines[2])
 	}
 	return pem
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

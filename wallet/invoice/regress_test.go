@@ -322,3 +322,83 @@ func TestProvisionalTotalCap(t *testing.T) {
 		t.Fatalf("a confirmed payment is not bound by the unconfirmed cap: %v", got)
 	}
 }
+
+type failingLN struct{ *fakeLN }
+
+func (failingLN) AddInvoice(context.Context, uint64, string, time.Duration) (string, string, error) {
+	return "", "", errors.New("LND is down")
+}
+
+// A request for both methods that fails on the Lightning side costs no address.
+func TestFailedLightningHalfReservesNoAddress(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true }, Ledger: l,
+		StorePath: filepath.Join(dir, "invoices"), Burst: 100, PerViewer: 100,
+		OnChain:   &OnChain{Key: accountKey(t), Watcher: fakeWatcher{}},
+		Lightning: failingLN{&fakeLN{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 30; i++ {
+		if a := s.Handle(context.Background(), "v", invoicemsg.Request{Stream: streamID, Method: invoicemsg.Any, Minutes: 10}); a.Code != invoicemsg.Unavailable {
+			t.Fatalf("%+v", a)
+		}
+	}
+	if st := s.Status(); st.UnusedAddresses != 0 || st.OutstandingAddresses != 0 {
+		t.Fatalf("failed invoices used addresses: %+v", st)
+	}
+	a := s.Handle(context.Background(), "v", invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10})
+	if inv, _ := s.Invoice(a.ID); a.Code != invoicemsg.OK || inv.Index != 0 {
+		t.Fatalf("first on-chain invoice after failures: %+v (index %d)", a, inv.Index)
+	}
+}
+
+// A store written before account keys were recorded: its counter and invoices belong to the key
+// whose addresses they hold, and a paid legacy address still counts as used.
+func TestLegacyStoreWithoutKeys(t *testing.T) {
+	for _, sameKey := range []bool{true, false} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "invoices")
+		st, _, err := openStore(path, func(Invoice) {}, func(string, uint32) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := accountKeyN(t, 0)
+		a, _ := old.Address(4)
+		n := uint32(5)
+		st.put(storeRecord{NextIndex: &n})
+		st.put(storeRecord{Invoice: &Invoice{ID: "x", Stream: streamID, Viewer: "v", Method: invoicemsg.OnChain, Sats: 1000,
+			Price: perMinute, Created: time.Now(), Expires: time.Now().Add(time.Minute), Address: a.EncodeAddress(), Index: 4, Paid: true}})
+		st.close()
+		l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := old
+		if !sameKey {
+			key = accountKeyN(t, 1)
+		}
+		s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true }, Ledger: l, StorePath: path,
+			OnChain: &OnChain{Key: key, Watcher: fakeWatcher{}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ans := s.Handle(context.Background(), "w", invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10})
+		inv, _ := s.Invoice(ans.ID)
+		want := map[bool]uint32{true: 5, false: 0}[sameKey]
+		if ans.Code != invoicemsg.OK || inv.Index != want {
+			t.Errorf("same key %v: first new invoice at index %d, want %d (%+v)", sameKey, inv.Index, want, ans)
+		}
+		if st := s.Status(); st.UnusedAddresses != 1 || st.OutstandingAddresses != 1 {
+			t.Errorf("same key %v: status %+v", sameKey, st)
+		}
+		s.Close()
+		l.Close()
+	}
+}
