@@ -187,11 +187,14 @@ func TestSettleDuringFirstReconnectIsCredited(t *testing.T) {
 	f.mu.Lock()
 	f.down, f.live = false, make(chan string, 10)
 	f.mu.Unlock()
-	time.Sleep(500 * time.Millisecond)
+	k := ledger.Key{Stream: streamID, Viewer: "viewer"}
+	for deadline := time.Now().Add(5 * time.Second); l.Remaining(k) != time.Minute && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	f.mu.Lock()
 	t.Logf("subscriptions asked for settle_index %v", f.conns)
 	f.mu.Unlock()
-	if got := l.Remaining(ledger.Key{Stream: streamID, Viewer: "viewer"}); got != time.Minute {
+	if got := l.Remaining(k); got != time.Minute {
 		t.Fatalf("viewer paid 100 sats (1 minute) while LND restarted; credited %v", got)
 	}
 }
@@ -230,8 +233,11 @@ func TestSettleIndexIsPerNode(t *testing.T) {
 	a := s.Handle(ctx, "viewer", invoicemsg.Request{Stream: streamID, Method: invoicemsg.Lightning, Minutes: 1})
 	inv, _ := s.Invoice(a.ID)
 	f.settle(inv.Hash, 100_000) // settle index 1 on the new node
-	time.Sleep(500 * time.Millisecond)
-	if got := l.Remaining(ledger.Key{Stream: streamID, Viewer: "viewer"}); got != time.Minute {
+	k := ledger.Key{Stream: streamID, Viewer: "viewer"}
+	for deadline := time.Now().Add(5 * time.Second); l.Remaining(k) != time.Minute && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := l.Remaining(k); got != time.Minute {
 		t.Fatalf("viewer paid 100 sats on the new node; credited %v", got)
 	}
 }
