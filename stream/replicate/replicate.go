@@ -28,6 +28,8 @@ type Feed interface {
 	Has(i uint64) bool
 	MissingNodes(i uint64) uint64
 	Proof(feed.Request) (*feed.Proof, error)
+	// ProofLength is Proof that also returns the signed length the proof's upgrade reaches.
+	ProofLength(feed.Request) (*feed.Proof, uint64, error)
 	Verify(*feed.Proof) error
 	Subscribe() (<-chan feed.Head, func())
 }
@@ -48,11 +50,14 @@ type Allowance struct {
 // Gate decides which viewers get blocks. The app implements it with the wallet.
 type Gate interface {
 	// Check is called when a viewer connects, when Seller.Recheck names it (a payment
-	// arrived) and when its deadline passes. An error refuses the viewer and is shown to
-	// it. Check may block (it runs on its own goroutine per viewer), and should honour ctx.
+	// arrived) and when its deadline passes. An error refuses the viewer: it is logged on
+	// the seller, and the viewer is told only that its payment could not be checked (the
+	// error's text never leaves the seller). Check may block (it runs on its own goroutine per viewer), and should honour ctx.
 	Check(ctx context.Context, viewer peer.ID) (Allowance, error)
 	// Delivered is told of each block sent to a viewer (paid time is billed on what was
-	// delivered). It is called from the viewer's send loop and must not block.
+	// delivered), once the block has been written to the viewer's stream: a block still in
+	// the send buffer when the connection drops is not reported. It is called from the
+	// viewer's send loop and must not block.
 	Delivered(viewer peer.ID, index uint64, size int)
 }
 
@@ -96,7 +101,7 @@ var (
 const (
 	reasonNoTime    = "No paid time left on this stream: pay the invoice to watch."
 	reasonExpired   = "Your paid time has run out: top up to keep watching."
-	reasonGateError = "The seller could not check your payment: "
+	reasonGateError = "The seller could not check your payment just now; it will try again."
 )
 
 // levelsToRoot is how many levels block i's path climbs to the root (peak) that covers it in a
@@ -127,7 +132,9 @@ func flatRightSpan(i uint64) uint64 {
 	return (flatOffset(i)+1)<<(d+1) - 2
 }
 
-// PeerStats counts one viewer's traffic on the seller, over all its sessions.
+// PeerStats counts one viewer's traffic on the seller, over its sessions since it connected
+// (the counters are dropped when its last session ends). Bytes and blocks count once they
+// were written to the stream, not when they entered the send buffer.
 type PeerStats struct {
 	BytesSent, BytesReceived uint64 // replication protocol bytes, framing included
 	Blocks, BlockBytes       uint64 // blocks (with their proofs) sent, and their payload

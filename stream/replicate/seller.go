@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
@@ -51,32 +52,49 @@ type Seller struct {
 
 	head  atomic.Pointer[feed.Head] // newest head, as the feed announced it
 	cache proofCache
+
+	checks *limiter // gate checks, all viewers together
+	apps   *limiter // application messages, all viewers together
 }
 
+// Rates that bound what viewers can make the seller's wallet do (peer IDs cost nothing, so
+// besides the per-session bounds there are bounds for all viewers together).
+const (
+	checkInterval  = 500 * time.Millisecond // a refused viewer's gate checks, at most one per
+	checkRate      = 100                    // gate checks per second, all viewers
+	appRate        = 200                    // app messages per second, all viewers
+	sessionAppRate = 10                     // app messages per second, one session
+)
+
 // proofCache shares encoded live proofs among sessions: after an append every viewer at the
-// live edge needs the same block with the same upgrade, so it is made and encoded once. It
-// holds the last few (each holds a block; eviction is round robin).
+// live edge needs the same block with the same upgrade, so it is made and encoded once. The
+// first session to ask makes it; sessions asking meanwhile wait for that one (single flight)
+// instead of making it again. It holds the last few (each holds a block; eviction is round
+// robin). Only the seller's own live pushes (request id 0) use it: a viewer's requests carry
+// ids from 1, so a viewer cannot put entries in it.
 type proofCache struct {
 	mu      sync.Mutex
-	entries [4]cachedProof
+	entries [4]*cachedProof
 	next    int
 }
 
 type cachedProof struct {
-	key    reqKey
+	key   reqKey
+	ready chan struct{} // closed once made (or failed)
+	// Set before ready is closed, read only after.
 	length uint64 // the signed length the proof's upgrade reaches
 	enc    []byte // feed.Proof encoding
 	block  *feed.BlockProof
+	err    error
 }
 
 type reqKey struct {
-	ok                                  bool
 	fork, index, nodes, start, upLength uint64
-	hasBlock, hasUpgrade                bool
+	hasBlock, hasUpgrade, manifest      bool
 }
 
 func keyOf(r feed.Request) reqKey {
-	k := reqKey{ok: true, fork: r.Fork}
+	k := reqKey{fork: r.Fork, manifest: r.Manifest}
 	if r.Block != nil {
 		k.hasBlock, k.index, k.nodes = true, r.Block.Index, r.Block.Nodes
 	}
@@ -86,22 +104,31 @@ func keyOf(r feed.Request) reqKey {
 	return k
 }
 
-func (c *proofCache) get(k reqKey) (cachedProof, bool) {
+// lookup returns the entry for k, and whether the caller is the one to make it (it then sets
+// its fields and closes ready); everyone else waits for ready.
+func (c *proofCache) lookup(k reqKey) (*cachedProof, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
-		if e.key == k {
-			return e, true
+		if e != nil && e.key == k {
+			return e, false
 		}
 	}
-	return cachedProof{}, false
-}
-
-func (c *proofCache) put(e cachedProof) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	e := &cachedProof{key: k, ready: make(chan struct{})}
 	c.entries[c.next%len(c.entries)] = e
 	c.next++
+	return e, true
+}
+
+// drop removes a failed entry so that the next lookup tries again.
+func (c *proofCache) drop(e *cachedProof) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.entries {
+		if c.entries[i] == e {
+			c.entries[i] = nil
+		}
+	}
 }
 
 // currentHead is the newest head without recomputing it per viewer.
@@ -135,7 +162,8 @@ func NewSeller(cfg SellerConfig) (*Seller, error) {
 	}
 	s := &Seller{cfg: cfg, log: cfg.Logger.With("component", "seller"),
 		sessions: map[*sellerSession]struct{}{}, stats: map[peer.ID]*peerCounters{},
-		maxData: wire.MaxFrame(cfg.Feed.MaxBlockSize())}
+		maxData: wire.MaxFrame(cfg.Feed.MaxBlockSize()),
+		checks:  newLimiter(checkRate, 2*checkRate), apps: newLimiter(appRate, 2*appRate)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	heads, unsub := cfg.Feed.Subscribe()
 	h0 := cfg.Feed.Head()
@@ -272,6 +300,14 @@ func (s *Seller) handle(str network.Stream) {
 		c = &peerCounters{}
 		s.stats[p] = c
 	}
+	// A viewer runs one session at a time: a new one from the same peer replaces the older
+	// (a stale session after an unclean disconnect, or a client opening several streams),
+	// which would otherwise be served and billed alongside it.
+	for old := range s.sessions {
+		if old.peer == p {
+			old.stop()
+		}
+	}
 	ss := newSellerSession(s, str, c)
 	s.sessions[ss] = struct{}{}
 	s.wg.Add(1)
@@ -281,12 +317,29 @@ func (s *Seller) handle(str network.Stream) {
 		err := ss.run()
 		s.mu.Lock()
 		delete(s.sessions, ss)
+		last := true
+		for o := range s.sessions {
+			if o.peer == p {
+				last = false
+				break
+			}
+		}
+		if last {
+			delete(s.stats, p)
+		}
 		s.mu.Unlock()
+		if last {
+			s.cfg.Host.ConnManager().Unprotect(p, protectTag)
+		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Info("viewer session ended", "viewer", p, "err", err)
 		}
 	}()
 }
+
+// protectTag marks connections to allowed viewers so that the connection manager never trims
+// them.
+const protectTag = "dazaar-replicate"
 
 // item is one unit of work queued for a session's send loop.
 type item struct {
@@ -320,6 +373,7 @@ type sellerSession struct {
 	ctrl  chan item
 	live  chan struct{} // new head (coalescing, holds one)
 	gateC chan struct{} // recheck wanted (coalescing, holds one)
+	apps  *limiter      // app messages from this viewer
 
 	mu       sync.Mutex
 	allow    Allowance
@@ -333,7 +387,8 @@ type sellerSession struct {
 func newSellerSession(s *Seller, str network.Stream, c *peerCounters) *sellerSession {
 	ss := &sellerSession{s: s, str: str, peer: str.Conn().RemotePeer(), c: c,
 		reqs: make(chan item, reqQueue), ctrl: make(chan item, ctrlQueue),
-		live: make(chan struct{}, 1), gateC: make(chan struct{}, 1)}
+		live: make(chan struct{}, 1), gateC: make(chan struct{}, 1),
+		apps: newLimiter(sessionAppRate, 2*sessionAppRate)}
 	ss.ctx, ss.stop = context.WithCancel(s.ctx)
 	return ss
 }
@@ -397,12 +452,27 @@ func (ss *sellerSession) run() error {
 // gateLoop asks the gate on connect and whenever a recheck is wanted (payment, deadline).
 func (ss *sellerSession) gateLoop() error {
 	ss.recheck()
+	var refused bool
+	var lastCheck time.Time
 	for {
 		select {
 		case <-ss.ctx.Done():
 			return ss.ctx.Err()
 		case <-ss.gateC:
 		}
+		// A refused peer asks again only at a bounded rate (peer IDs cost nothing, and each
+		// check reaches the wallet); a payment's recheck is at most checkInterval late.
+		if refused {
+			select {
+			case <-ss.ctx.Done():
+				return ss.ctx.Err()
+			case <-time.After(time.Until(lastCheck.Add(checkInterval))):
+			}
+		}
+		if err := ss.s.checks.wait(ss.ctx); err != nil {
+			return err
+		}
+		lastCheck = time.Now()
 		a, err := ss.s.cfg.Gate.Check(ss.ctx, ss.peer)
 		if ss.ctx.Err() != nil {
 			return ss.ctx.Err()
@@ -411,8 +481,10 @@ func (ss *sellerSession) gateLoop() error {
 		msg := wire.Access{}
 		switch {
 		case err != nil:
+			// The gate's error may say anything about the seller's wallet: it stays here.
+			ss.s.log.Warn("gate check failed", "viewer", ss.peer, "err", err)
 			a = Allowance{}
-			msg.Reason = reasonGateError + err.Error()
+			msg.Reason = reasonGateError
 		case a.Free:
 			msg.State = wire.Free
 		case a.Until.After(now):
@@ -442,6 +514,12 @@ func (ss *sellerSession) gateLoop() error {
 		}
 		ss.mu.Unlock()
 		ss.s.log.Debug("gate", "viewer", ss.peer, "access", describeAllowance(a, now))
+		refused = msg.State == wire.Refused
+		if refused {
+			ss.s.cfg.Host.ConnManager().Unprotect(ss.peer, protectTag)
+		} else {
+			ss.s.cfg.Host.ConnManager().Protect(ss.peer, protectTag)
+		}
 		select {
 		case ss.ctrl <- item{access: &msg}:
 		case <-ss.ctx.Done():
@@ -452,7 +530,7 @@ func (ss *sellerSession) gateLoop() error {
 }
 
 func (ss *sellerSession) readLoop() error {
-	r := wire.NewReader(ss.str, 64<<10) // viewers send only small messages
+	r := wire.NewReader(ss.str, wire.MaxViewerFrame) // viewers send only small messages
 	var last uint64
 	for {
 		t, body, err := r.Next()
@@ -484,17 +562,30 @@ func (ss *sellerSession) readLoop() error {
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrProtocol, err)
 			}
+			if tg.ID == 0 {
+				return fmt.Errorf("%w: request id 0 is the seller's own", ErrProtocol)
+			}
 			it = item{req: req, id: tg.ID}
 		case wire.TRange:
 			rg, err := wire.DecodeRange(body)
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrProtocol, err)
 			}
+			if rg.ID == 0 {
+				return fmt.Errorf("%w: request id 0 is the seller's own", ErrProtocol)
+			}
 			it = item{rng: &rg, id: rg.ID}
 		case wire.TApp:
 			msg, err := wire.DecodeApp(body)
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			// Overflow policy: application messages over the session's rate, or over the
+			// seller's for all peers together, are dropped (the wallet behind OnApp is not
+			// there to be flooded).
+			if !ss.apps.allow() || !ss.s.apps.allow() {
+				ss.s.log.Debug("app message dropped: over the rate", "viewer", ss.peer)
+				continue
 			}
 			if ss.s.cfg.OnApp != nil {
 				ss.s.cfg.OnApp(ss.peer, msg)
@@ -527,6 +618,10 @@ type sendLoop struct {
 	// same time does not send them twice.
 	recent [256]uint64
 	nrec   int
+	// pending are the data messages in the buffer, reported (stats, Gate.Delivered) once
+	// they reach the stream.
+	pending  []delivery
+	deadline time.Time // the stream's write deadline as last set
 }
 
 func (l *sendLoop) pushed(i uint64) bool {
@@ -623,17 +718,90 @@ func (ss *sellerSession) sendLoop() error {
 	}
 }
 
-func (l *sendLoop) count() {
-	n := l.w.BytesWritten()
-	l.ss.c.sent.Add(n - l.last)
-	l.last = n
+// frame writes a control frame (status, access, no-data, app): it may go out even after a
+// viewer's deadline.
+func (l *sendLoop) frame(t wire.Type, fill func([]byte) ([]byte, error)) error {
+	l.arm(false)
+	err := l.w.Frame(t, fill)
+	l.settle()
+	return err
 }
+
+// settle counts what has reached the stream since it last looked: bytes, and the data
+// messages whose last byte left the buffer. Only then is the gate told of their blocks
+// (billing), so a connection that drops with blocks in the buffer is not billed for them.
+func (l *sendLoop) settle() {
+	out := l.w.BytesWritten() - uint64(l.w.Buffered())
+	if out <= l.last {
+		return
+	}
+	c := l.ss.c
+	c.sent.Add(out - l.last)
+	l.last = out
+	n := 0
+	for _, d := range l.pending {
+		if d.end > out {
+			break
+		}
+		n++
+		c.proofs.Add(1)
+		if d.block {
+			c.blocks.Add(1)
+			c.blockBytes.Add(uint64(d.size))
+			l.ss.s.cfg.Gate.Delivered(l.ss.peer, d.index, d.size)
+		}
+	}
+	l.pending = append(l.pending[:0], l.pending[n:]...)
+}
+
+// errDeadline ends a session whose buffer holds data written before the viewer's deadline
+// that has passed since: those bytes may not leave, and a frame cannot be taken back.
+var errDeadline = errors.New("the viewer's paid time ran out with blocks still in the send buffer")
 
 func (l *sendLoop) flush() error {
 	if l.w.Buffered() == 0 {
 		return nil
 	}
-	return l.w.Flush()
+	data := len(l.pending) > 0
+	if data && !l.ss.allowed() {
+		return errDeadline
+	}
+	l.arm(data)
+	err := l.w.Flush()
+	l.settle()
+	return err
+}
+
+// stallTimeout ends a session whose viewer takes no bytes for this long (a stalled or
+// vanished viewer must not hold its session, and its buffers, for ever).
+const stallTimeout = 30 * time.Second
+
+// arm sets the stream's write deadline before bytes may reach it: stallTimeout from now, and
+// for data under a timed allowance no later than the viewer's deadline (converted from the
+// seller's clock to the real one), so that a write blocked on flow control cannot deliver
+// blocks after it. The deadline is set again only when it moves earlier or by more than a
+// few seconds.
+func (l *sendLoop) arm(data bool) {
+	str := l.ss.str
+	if str == nil {
+		return
+	}
+	now := time.Now()
+	d := now.Add(stallTimeout)
+	if data {
+		l.ss.mu.Lock()
+		a := l.ss.allow
+		l.ss.mu.Unlock()
+		if !a.Free && !a.Until.IsZero() {
+			if u := now.Add(a.Until.Sub(l.ss.s.cfg.Clock.Now())); u.Before(d) {
+				d = u
+			}
+		}
+	}
+	if l.deadline.IsZero() || d.Before(l.deadline) || d.Sub(l.deadline) > 5*time.Second {
+		_ = str.SetWriteDeadline(d)
+		l.deadline = d
+	}
 }
 
 func (l *sendLoop) status() error {
@@ -642,10 +810,9 @@ func (l *sendLoop) status() error {
 	if h.HasSyncPoint {
 		st.Flags |= wire.StatusHasSyncPoint
 	}
-	if err := l.w.Frame(wire.TStatus, st.AppendBinary); err != nil {
+	if err := l.frame(wire.TStatus, st.AppendBinary); err != nil {
 		return err
 	}
-	l.count()
 	return l.flush()
 }
 
@@ -654,7 +821,7 @@ func (l *sendLoop) control(it item) error {
 	switch {
 	case it.access != nil:
 		l.started = true
-		err = l.w.Frame(wire.TAccess, it.access.AppendBinary)
+		err = l.frame(wire.TAccess, it.access.AppendBinary)
 		if err == nil && it.access.State == wire.Refused {
 			// Whatever was being streamed stops here; the viewer asks again after a top-up.
 			if l.rng != nil {
@@ -663,9 +830,8 @@ func (l *sendLoop) control(it item) error {
 			}
 		}
 	case it.app != nil:
-		err = l.w.Frame(wire.TApp, func(b []byte) ([]byte, error) { return append(b, it.app...), nil })
+		err = l.frame(wire.TApp, func(b []byte) ([]byte, error) { return append(b, it.app...), nil })
 	}
-	l.count()
 	if err != nil {
 		return err
 	}
@@ -686,9 +852,7 @@ func (l *sendLoop) viewerLength() uint64 {
 }
 
 func (l *sendLoop) noData(id uint64, reason string) error {
-	err := l.w.Frame(wire.TNoData, wire.NoData{ID: id, Reason: reason}.AppendBinary)
-	l.count()
-	return err
+	return l.frame(wire.TNoData, wire.NoData{ID: id, Reason: reason}.AppendBinary)
 }
 
 func (l *sendLoop) refusal() string {
@@ -700,74 +864,90 @@ func (l *sendLoop) refusal() string {
 	return reasonNoTime
 }
 
-// send makes the proof for req and writes it, if the viewer may have it. pinned says the
-// request carries an upgrade, after which the viewer's length is the feed's length at the time
-// of the proof; the proof is made again if an append raced with it.
+// send makes the proof for req and writes it, if the viewer may have it. After a request
+// with an upgrade the viewer's length is the signed length the proof reached (the feed may
+// have grown since the caller looked at it).
 func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
 	f := l.ss.s.cfg.Feed
 	if !l.ss.allowed() {
 		return false, l.noData(id, l.refusal())
 	}
-	var p *feed.Proof
-	var length uint64
-	var enc []byte // cached encoding, for live pushes
-	var key reqKey
+	var (
+		p      *feed.Proof
+		block  *feed.BlockProof
+		length uint64
+		enc    []byte // cached encoding, for live pushes
+		err    error
+	)
 	if id == 0 {
-		key = keyOf(req)
-		if e, ok := l.ss.s.cache.get(key); ok {
-			p, length, enc = &feed.Proof{Block: e.block}, e.length, e.enc
+		e, mine := l.ss.s.cache.lookup(keyOf(req))
+		if mine {
+			if p, e.length, e.err = f.ProofLength(req); e.err == nil {
+				e.block = p.Block
+				e.enc, e.err = p.AppendBinary(nil)
+			}
+			if e.err != nil {
+				l.ss.s.cache.drop(e)
+			}
+			close(e.ready)
+		} else {
+			var done <-chan struct{}
+			if l.ss.ctx != nil {
+				done = l.ss.ctx.Done()
+			}
+			select {
+			case <-e.ready:
+			case <-done:
+				return false, l.ss.ctx.Err()
+			}
 		}
-	}
-	for try := 0; p == nil; try++ {
-		before := f.Length()
-		var err error
-		p, err = f.Proof(req)
-		if err != nil {
+		if e.err != nil {
+			return false, l.noData(id, "The seller cannot answer this request: "+e.err.Error())
+		}
+		block, length, enc = e.block, e.length, e.enc
+	} else {
+		if p, length, err = f.ProofLength(req); err != nil {
 			return false, l.noData(id, "The seller cannot answer this request: "+err.Error())
 		}
-		if req.Upgrade == nil {
-			break
-		}
-		if length = f.Length(); length == before || try == 8 {
-			break
-		}
-		p = nil
-	}
-	if id == 0 && enc == nil {
-		var err error
-		if enc, err = p.AppendBinary(nil); err != nil {
-			return false, err
-		}
-		l.ss.s.cache.put(cachedProof{key: key, length: length, enc: enc, block: p.Block})
+		block = p.Block
 	}
 	// The deadline may have passed while the proof was made.
 	if !l.ss.allowed() {
 		return false, l.noData(id, l.refusal())
 	}
-	err := l.w.Frame(wire.TData, func(b []byte) ([]byte, error) {
-		if enc != nil {
-			return append(binary.AppendUvarint(b, id), enc...), nil
-		}
-		return wire.AppendTagged(b, id, p.AppendBinary)
-	})
-	l.count()
+	l.arm(true)
+	if enc != nil {
+		var hdr [binary.MaxVarintLen64]byte
+		err = l.w.FrameParts(wire.TData, binary.AppendUvarint(hdr[:0], id), enc)
+	} else {
+		err = l.w.Frame(wire.TData, func(b []byte) ([]byte, error) {
+			return wire.AppendTagged(b, id, p.AppendBinary)
+		})
+	}
 	if err != nil {
 		return false, err
 	}
-	c := l.ss.c
-	c.proofs.Add(1)
-	if p.Block != nil {
-		c.blocks.Add(1)
-		c.blockBytes.Add(uint64(len(p.Block.Value)))
-		l.ss.s.cfg.Gate.Delivered(l.ss.peer, p.Block.Index, len(p.Block.Value))
+	d := delivery{end: l.w.BytesWritten()}
+	if block != nil {
+		d.block, d.index, d.size = true, block.Index, len(block.Value)
 	}
+	l.pending = append(l.pending, d)
+	l.settle()
 	if req.Upgrade != nil {
 		l.vlen, l.lenSet = length, true
 	}
-	if id == 0 && p.Block != nil {
-		l.remember(p.Block.Index)
+	if id == 0 && block != nil {
+		l.remember(block.Index)
 	}
 	return true, nil
+}
+
+// delivery is a data message written to the buffer and not yet to the stream.
+type delivery struct {
+	end   uint64 // BytesWritten after its last byte
+	block bool
+	index uint64
+	size  int
 }
 
 // request answers one request or starts streaming a range.
@@ -795,7 +975,8 @@ func (l *sendLoop) rangeStep() error {
 	if r.End > vlen {
 		n := f.Length()
 		if n > vlen {
-			ok, err := l.send(r.ID, feed.Request{Fork: f.Head().Fork, Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}})
+			ok, err := l.send(r.ID, feed.Request{Fork: f.Head().Fork, Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen},
+				Manifest: vlen == 0})
 			if err != nil || !ok {
 				l.rng = nil
 				return err
@@ -857,16 +1038,16 @@ func (l *sendLoop) pushLive() error {
 			} else {
 				st.SyncPoint = 0
 			}
-			if err := l.w.Frame(wire.TStatus, st.AppendBinary); err == nil {
-				l.count()
-			}
+			_ = l.frame(wire.TStatus, st.AppendBinary)
 		}
 	}()
+	// A viewer at length 0 may know only the feed key from the card: in manifest mode the
+	// first upgrade carries the manifest (Manifest is ignored by compat-mode feeds).
 	if n-vlen <= ss.s.cfg.MaxLiveLag {
 		// Block vlen with the upgrade to the newest length (the viewer holds the peaks of
 		// vlen, so one block needs no extra hashes), then the rest with their paths.
 		ok, err := l.send(0, feed.Request{Fork: head.Fork, Block: &feed.BlockRequest{Index: vlen},
-			Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}})
+			Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}, Manifest: vlen == 0})
 		if err != nil || !ok {
 			return err
 		}
@@ -880,7 +1061,7 @@ func (l *sendLoop) pushLive() error {
 	// Skip ahead: the newest block proves the new length; the newest sync point lets the
 	// viewer start playing from there. A feed without sync points gives nothing to start
 	// from, so the viewer gets only the signed length and asks for what it wants.
-	req := feed.Request{Fork: head.Fork, Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}}
+	req := feed.Request{Fork: head.Fork, Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}, Manifest: vlen == 0}
 	if head.HasSyncPoint {
 		req.Block = &feed.BlockRequest{Index: n - 1}
 	}
@@ -906,4 +1087,64 @@ func (l *sendLoop) pushLive() error {
 		_, err = l.send(0, feed.Request{Block: &feed.BlockRequest{Index: head.SyncPoint, Nodes: levelsToRoot(head.SyncPoint, l.vlen)}})
 	}
 	return err
+}
+
+// limiter is a token bucket: rate tokens a second, at most burst saved. A nil limiter
+// allows everything.
+type limiter struct {
+	mu          sync.Mutex
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+func newLimiter(rate, burst float64) *limiter {
+	return &limiter{rate: rate, burst: burst, tokens: burst, last: time.Now()}
+}
+
+// take takes a token and returns how long to wait before using it.
+func (l *limiter) take() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	l.last = now
+	l.tokens--
+	if l.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-l.tokens / l.rate * float64(time.Second))
+}
+
+// allow takes a token if one is there now.
+func (l *limiter) allow() bool {
+	if l == nil {
+		return true
+	}
+	if l.take() > 0 {
+		l.mu.Lock()
+		l.tokens++ // not used: give it back
+		l.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// wait takes a token, waiting for it unless ctx ends first.
+func (l *limiter) wait(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	d := l.take()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

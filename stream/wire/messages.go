@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Status flags.
@@ -175,9 +176,14 @@ func DecodeApp(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// appendStr appends s, cut to MaxReason bytes at a character boundary.
 func appendStr(b []byte, s string) []byte {
 	if len(s) > MaxReason {
-		s = s[:MaxReason]
+		n := MaxReason
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
 	}
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)

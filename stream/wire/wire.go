@@ -58,6 +58,9 @@ const (
 	MaxReason = 512
 	// MaxApp caps an application message.
 	MaxApp = 64 << 10
+	// MaxViewerFrame caps a frame from a viewer: its largest message is an application
+	// message of MaxApp bytes after the type byte (requests and statuses are far smaller).
+	MaxViewerFrame = 1 + MaxApp
 	// frameOverhead is what a data frame adds around a block: type, id, the proof's
 	// header, up to 64 nodes of 42 bytes each and a signature.
 	frameOverhead = 8 << 10
@@ -151,6 +154,25 @@ func (w *Writer) Frame(t Type, fill func([]byte) ([]byte, error)) error {
 	if cap(w.buf) > 1<<20 {
 		w.buf = nil // do not pin a large buffer for the session's life
 	}
+	return nil
+}
+
+// FrameParts writes one frame of type t whose body is head followed by body, straight into
+// the buffer (a large body goes to the underlying writer without being copied first).
+func (w *Writer) FrameParts(t Type, head, body []byte) error {
+	var hdr [binary.MaxVarintLen64 + 1]byte
+	h := binary.PutUvarint(hdr[:], uint64(1+len(head)+len(body)))
+	hdr[h] = byte(t)
+	if _, err := w.w.Write(hdr[:h+1]); err != nil {
+		return err
+	}
+	if _, err := w.w.Write(head); err != nil {
+		return err
+	}
+	if _, err := w.w.Write(body); err != nil {
+		return err
+	}
+	w.n += uint64(h + 1 + len(head) + len(body))
 	return nil
 }
 

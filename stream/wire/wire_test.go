@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -187,4 +188,40 @@ func FuzzMessages(f *testing.F) {
 		}
 		_, _ = DecodeTagged(b)
 	})
+}
+
+// A reason over MaxReason is cut at a character boundary, never inside one (the viewer shows
+// it to a person).
+func TestLongReasonCutAtCharacterBoundary(t *testing.T) {
+	reason := strings.Repeat("a", MaxReason-1) + "é and more"
+	b, _ := NoData{ID: 1, Reason: reason}.AppendBinary(nil)
+	nd, err := DecodeNoData(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nd.Reason) > MaxReason || !utf8.ValidString(nd.Reason) || nd.Reason != strings.Repeat("a", MaxReason-1) {
+		t.Fatalf("cut reason: %d bytes, valid UTF-8 %v", len(nd.Reason), utf8.ValidString(nd.Reason))
+	}
+}
+
+// FrameParts writes the same bytes as Frame with the body appended, small or larger than the
+// buffer.
+func TestFramePartsMatchesFrame(t *testing.T) {
+	for _, n := range []int{0, 10, 100 << 10} {
+		body := bytes.Repeat([]byte{7}, n)
+		var a, b bytes.Buffer
+		wa, wb := NewWriter(&a), NewWriter(&b)
+		if err := wa.Frame(TData, func(p []byte) ([]byte, error) { return append(append(p, 1, 2), body...), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := wb.FrameParts(TData, []byte{1, 2}, body); err != nil {
+			t.Fatal(err)
+		}
+		_ = wa.Flush()
+		_ = wb.Flush()
+		if !bytes.Equal(a.Bytes(), b.Bytes()) || wa.BytesWritten() != wb.BytesWritten() {
+			t.Fatalf("body of %d bytes: FrameParts wrote %d bytes (counted %d), Frame %d (counted %d)",
+				n, b.Len(), wb.BytesWritten(), a.Len(), wa.BytesWritten())
+		}
+	}
 }
