@@ -325,23 +325,24 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 		if h == t.hashes[t.base] {
 			break
 		}
-		old := t.base
-		t.base = max(0, t.base-depth)
+		newBase := max(0, t.base-depth)
+		nh, err := t.rpc.blockHash(ctx, newBase)
+		if err != nil {
+			return false, err
+		}
 		t.log.Error("onchain: the chain was reorganised deeper than the watcher follows payments; rescanning. "+
-			"Payments settled in the replaced blocks are not revoked", "from_height", old, "rescan_from", t.base+1,
+			"Payments settled in the replaced blocks are not revoked", "from_height", t.base, "rescan_from", newBase+1,
 			"final_depth", t.cfg.FinalDepth)
 		for _, p := range t.payments {
-			if p.height > t.base {
+			if p.height > newBase {
 				p.reorgMsg = fmt.Sprintf("its block %d was replaced by a deep reorganisation of the chain", p.height)
 				p.height = 0
 			}
 		}
 		clear(t.hashes)
-		if t.hashes[t.base], err = t.rpc.blockHash(ctx, t.base); err != nil {
-			return false, err
-		}
-		t.tip = t.base
-		t.start = min(t.start, t.base+1)
+		t.hashes[newBase] = nh
+		t.base, t.tip = newBase, newBase
+		t.start = min(t.start, newBase+1)
 	}
 	for h := t.tip + 1; h <= best; h++ {
 		hash, err := t.rpc.blockHash(ctx, h)
