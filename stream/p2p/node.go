@@ -64,7 +64,8 @@ type Config struct {
 	// means relays are found through the DHT among the connected nodes.
 	StaticRelays []peer.AddrInfo
 	// DHTClientOnly stops the node from answering DHT queries. By default every node of the
-	// app serves the DHT for others.
+	// app serves the DHT for others once it is reachable from outside (AutoNAT, or
+	// ReachabilityPublic); a node behind NAT stays a client.
 	DHTClientOnly bool
 	// NoRelayService stops the node from relaying for others. By default every node relays
 	// with circuit relay v2's default limits (2 minutes and 128 KiB per relayed connection),
@@ -184,9 +185,15 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.ready.Store(true) // relayCandidates may run on libp2p's goroutines from now on
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	mode := dht.ModeServer
-	if cfg.DHTClientOnly {
+	// A node serves the DHT when others can reach it: at once when it is told it is public,
+	// else once AutoNAT finds it reachable (a node behind NAT answering queries would only
+	// make lookups through it time out).
+	mode := dht.ModeAutoServer
+	switch {
+	case cfg.DHTClientOnly:
 		mode = dht.ModeClient
+	case cfg.Reachability == ReachabilityPublic:
+		mode = dht.ModeServer
 	}
 	d, err := dht.New(h,
 		dht.Mode(mode),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -232,5 +233,29 @@ func TestLimitsApplied(t *testing.T) {
 	}
 	if !refused {
 		t.Fatal("a peer opened 10 streams past a per-peer limit of 3")
+	}
+}
+
+// A node serves the DHT only when it is reachable (every node was once forced into server
+// mode, so nodes behind NAT answered queries nobody could reach them for).
+func TestDHTServerOnlyWhenReachable(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		cfg   Config
+		serve bool
+	}{
+		{"public", Config{Reachability: ReachabilityPublic}, true},
+		{"private", Config{Reachability: ReachabilityPrivate}, false},
+		{"client only", Config{Reachability: ReachabilityPublic, DHTClientOnly: true}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := newTestNode(t, c.cfg)
+			time.Sleep(200 * time.Millisecond) // a reachability event would switch it by now
+			// A DHT server answers the DHT protocol; a client does not register it.
+			serves := slices.Contains(n.Host().Mux().Protocols(), DHTProtocolPrefix+"/kad/1.0.0")
+			if serves != c.serve {
+				t.Fatalf("serves the DHT: %v, want %v", serves, c.serve)
+			}
+		})
 	}
 }
