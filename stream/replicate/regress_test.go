@@ -320,3 +320,91 @@ func TestViewerRequestIDZeroEndsSession(t *testing.T) {
 		}
 	}
 }
+
+// A viewer that stops reading does not hold its session for ever: the write blocked on its
+// flow control fails at the stall timeout (free stream) or at once at its deadline (paid
+// time), and the session ends. Before, no write had a deadline.
+func TestStalledViewerSessionEnds(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 0, 0)
+	appendBlocks(t, sf, 0, 48, 1<<20) // far more than the stream's windows and socket buffers
+	for _, c := range []struct {
+		name  string
+		allow func() Allowance
+		stall time.Duration
+	}{
+		{"free, stall timeout", func() Allowance { return Allowance{Free: true} }, time.Second},
+		{"paid, deadline", func() Allowance { return Allowance{Until: time.Now().Add(time.Second)} }, time.Hour},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			gate := newTestGate()
+			sn := newNode(t, nil)
+			s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, Gate: gate, Logger: quietLogger(), StallTimeout: c.stall})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			hn := newNode(t, nil)
+			gate.set(hn.ID(), c.allow())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := hn.Connect(ctx, sn.AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+			str, err := hn.Host().NewStream(ctx, sn.ID(), wire.Protocol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer str.Reset()
+			w := wire.NewWriter(str)
+			if err := w.Frame(wire.TStatus, wire.Status{Flags: wire.StatusLive}.AppendBinary); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			// Never read.
+			waitFor(t, 5*time.Second, "session up", func() bool { return len(s.Viewers()) == 1 })
+			t0 := time.Now()
+			waitFor(t, 10*time.Second, "stalled session ended", func() bool { return len(s.Viewers()) == 0 })
+			t.Logf("stalled session ended after %v", time.Since(t0))
+		})
+	}
+}
+
+// A refused peer cannot make the seller ask the wallet as fast as it likes: its gate checks
+// are spaced by checkInterval, and its app messages beyond the session's rate are dropped.
+func TestRefusedPeerRateLimited(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 2, 100)
+	gate := newTestGate() // refuses everyone
+	var apps atomic.Int64
+	sn := newNode(t, nil)
+	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, Gate: gate, Logger: quietLogger(),
+		OnApp: func(peer.ID, []byte) { apps.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	hn := newNode(t, nil)
+	c := dialRaw(t, hn, sn.AddrInfo())
+	waitFor(t, 5*time.Second, "first check", func() bool { gate.mu.Lock(); defer gate.mu.Unlock(); return gate.checks == 1 })
+	t0 := time.Now()
+	for time.Since(t0) < time.Second {
+		s.Recheck(hn.ID())
+		time.Sleep(time.Millisecond)
+	}
+	for i := 0; i < 200; i++ {
+		c.frame(t, wire.TApp, func(b []byte) ([]byte, error) { return append(b, "invoice please"...), nil })
+	}
+	time.Sleep(200 * time.Millisecond)
+	elapsed := time.Since(t0)
+	gate.mu.Lock()
+	checks := gate.checks
+	gate.mu.Unlock()
+	t.Logf("in %v: %d gate checks, %d of 200 app messages passed on", elapsed, checks, apps.Load())
+	if max := 2 + int(elapsed/checkInterval); checks > max {
+		t.Fatalf("%d gate checks for a refused peer in %v (at most %d)", checks, elapsed, max)
+	}
+	if max := int64(2*sessionAppRate) + int64(elapsed.Seconds()*sessionAppRate) + 1; apps.Load() > max || apps.Load() == 0 {
+		t.Fatalf("%d app messages passed on (want 1 to %d)", apps.Load(), max)
+	}
+}

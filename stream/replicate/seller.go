@@ -33,7 +33,10 @@ type SellerConfig struct {
 	// MaxLiveLag is how far (in blocks) a live viewer may fall behind before it skips ahead
 	// to the newest sync point instead of receiving every block. Default 90 (3 s at 30 fps).
 	MaxLiveLag uint64
-	Logger     *slog.Logger
+	// StallTimeout ends a session whose viewer takes no bytes for this long (a stalled or
+	// vanished viewer must not hold its session and buffers for ever). Default 30 s.
+	StallTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Seller serves a feed to viewers. Create it with NewSeller, stop it with Close.
@@ -156,6 +159,9 @@ func NewSeller(cfg SellerConfig) (*Seller, error) {
 	}
 	if cfg.MaxLiveLag == 0 {
 		cfg.MaxLiveLag = 90
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = defaultStallTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -772,11 +778,9 @@ func (l *sendLoop) flush() error {
 	return err
 }
 
-// stallTimeout ends a session whose viewer takes no bytes for this long (a stalled or
-// vanished viewer must not hold its session, and its buffers, for ever).
-const stallTimeout = 30 * time.Second
+const defaultStallTimeout = 30 * time.Second
 
-// arm sets the stream's write deadline before bytes may reach it: stallTimeout from now, and
+// arm sets the stream's write deadline before bytes may reach it: StallTimeout from now, and
 // for data under a timed allowance no later than the viewer's deadline (converted from the
 // seller's clock to the real one), so that a write blocked on flow control cannot deliver
 // blocks after it. The deadline is set again only when it moves earlier or by more than a
@@ -787,7 +791,7 @@ func (l *sendLoop) arm(data bool) {
 		return
 	}
 	now := time.Now()
-	d := now.Add(stallTimeout)
+	d := now.Add(l.ss.s.cfg.StallTimeout)
 	if data {
 		l.ss.mu.Lock()
 		a := l.ss.allow
@@ -798,7 +802,7 @@ func (l *sendLoop) arm(data bool) {
 			}
 		}
 	}
-	if l.deadline.IsZero() || d.Before(l.deadline) || d.Sub(l.deadline) > 5*time.Second {
+	if l.deadline.IsZero() || d.Before(l.deadline) || d.Sub(l.deadline) > l.ss.s.cfg.StallTimeout/6 {
 		_ = str.SetWriteDeadline(d)
 		l.deadline = d
 	}
