@@ -408,3 +408,34 @@ func TestRefusedPeerRateLimited(t *testing.T) {
 		t.Fatalf("%d app messages passed on (want 1 to %d)", apps.Load(), max)
 	}
 }
+
+// The viewer's queue between reading and verifying is bounded in bytes (it was bounded only
+// in frames: 32 frames of up to 4 MiB each); one frame larger than the budget still passes
+// when nothing else is held.
+func TestViewerFrameQueueBoundedByBytes(t *testing.T) {
+	b := newByteBudget(1000)
+	if !b.acquire(600) {
+		t.Fatal("first frame refused")
+	}
+	got := make(chan bool, 1)
+	go func() { got <- b.acquire(600) }()
+	select {
+	case <-got:
+		t.Fatal("a frame over the byte budget was queued")
+	case <-time.After(100 * time.Millisecond):
+	}
+	b.release(600)
+	if !<-got {
+		t.Fatal("frame not queued once the budget had room")
+	}
+	b.release(600)
+	if !b.acquire(5000) {
+		t.Fatal("a frame larger than the whole budget must pass when nothing is held")
+	}
+	go func() { got <- b.acquire(1) }()
+	time.Sleep(20 * time.Millisecond)
+	b.close()
+	if <-got {
+		t.Fatal("acquire after close succeeded")
+	}
+}

@@ -305,16 +305,65 @@ type frame struct {
 	body []byte
 }
 
-// frameQueue bounds the frames read and not yet handled: the reader (network, decryption)
-// runs ahead of the handler (verification, storage) by at most this many frames, then waits
+// frameQueue and frameQueueBytes bound the frames read and not yet handled: the reader
+// (network, decryption) runs ahead of the handler (verification, storage) by at most this
+// many frames and this many bytes (or one frame, if a single frame is larger), then waits
 // (overflow policy: back-pressure to the seller through the stream's flow control).
-const frameQueue = 32
+const (
+	frameQueue      = 32
+	frameQueueBytes = 8 << 20
+)
+
+// byteBudget bounds the bytes of frames between the reader and the handler.
+type byteBudget struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	used   int
+	max    int
+	closed bool
+}
+
+func newByteBudget(max int) *byteBudget {
+	b := &byteBudget{max: max}
+	b.cond.L = &b.mu
+	return b
+}
+
+// acquire waits until n more bytes fit (a frame always fits when nothing is held) and takes
+// them; it returns false once the budget is closed.
+func (b *byteBudget) acquire(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for !b.closed && b.used > 0 && b.used+n > b.max {
+		b.cond.Wait()
+	}
+	if b.closed {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *byteBudget) release(n int) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+	b.cond.Signal()
+}
+
+func (b *byteBudget) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
 
 // run reads frames on one goroutine and handles them, in order, on this one.
 func (s *viewerSession) run(ctx context.Context) error {
 	f := s.v.cfg.Feed
 	r := wire.NewReader(s.str, wire.MaxFrame(f.MaxBlockSize()))
 	frames := make(chan frame, frameQueue)
+	budget := newByteBudget(frameQueueBytes)
 	rerr := make(chan error, 1)
 	hctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -329,6 +378,10 @@ func (s *viewerSession) run(ctx context.Context) error {
 				rerr <- err
 				return
 			}
+			if !budget.acquire(len(body)) {
+				rerr <- context.Canceled
+				return
+			}
 			select {
 			case frames <- frame{t, body}:
 			case <-hctx.Done():
@@ -338,8 +391,11 @@ func (s *viewerSession) run(ctx context.Context) error {
 		}
 	}()
 	for fr := range frames {
-		if err := s.handle(fr.t, fr.body); err != nil {
+		err := s.handle(fr.t, fr.body)
+		budget.release(len(fr.body))
+		if err != nil {
 			stop()
+			budget.close()
 			_ = s.str.Reset()
 			for range frames {
 			}
