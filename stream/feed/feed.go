@@ -289,6 +289,14 @@ func (f *Feed) load() error {
 		return fmt.Errorf("feed: read log: %w", err)
 	}
 	cpSeq := f.seq
+	// Records up to the newest sync any intact record vouches for have
+	// their block bytes on disk; only later ones need reading back.
+	durable := cpSeq
+	for _, r := range recs {
+		if r.synced > durable && r.synced <= r.seq {
+			durable = r.synced
+		}
+	}
 	replayed := 0
 	for k, r := range recs {
 		if r.seq <= f.seq {
@@ -300,6 +308,11 @@ func (f *Feed) load() error {
 		// After power loss a record can be on disk while the block bytes it
 		// points at are not (two files). Such a record was never synced, so
 		// never shared: roll back to before it.
+		if r.seq <= durable {
+			f.apply(r)
+			replayed++
+			continue
+		}
 		if bad := f.checkBlocks(r); bad != nil {
 			f.log.Warn("feed: a logged block is missing or damaged on disk (power loss?); rolling back to the record before it",
 				"dir", f.dir, "err", bad, "length", f.t.length)
@@ -341,10 +354,10 @@ func (f *Feed) load() error {
 	if f.t.nodes.err != nil {
 		return fmt.Errorf("feed: read tree: %w", f.t.nodes.err)
 	}
-	// Only the checkpoint is known to be on disk: replayed records may have
-	// been in the page cache of a killed process, so they are synced again
-	// before a signature over them is shared.
-	f.syncedSeq, f.syncedLog = cpSeq, 0
+	// Only the checkpoint and records a later record vouches for are known
+	// to be on disk: the rest may have been in the page cache of a killed
+	// process, so they are synced again before a signature over them is shared.
+	f.syncedSeq, f.syncedLog = min(durable, f.seq), 0
 	if replayed > 0 {
 		f.log.Debug("feed: replayed log", "dir", f.dir, "records", replayed, "length", f.t.length)
 	}
@@ -600,7 +613,7 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 	if sync {
 		syncPt = start + 1
 	}
-	r := &record{seq: f.seq + 1, upgraded: true, fork: nt.fork, length: nt.length, byteLength: nt.byteLength,
+	r := &record{seq: f.seq + 1, synced: f.syncedSeq, upgraded: true, fork: nt.fork, length: nt.length, byteLength: nt.byteLength,
 		signature: nt.signature, syncPoint: syncPt, nodes: newNodes, blocks: refs}
 	if err := f.writeRecord(r); err != nil {
 		f.failed = err
@@ -1008,7 +1021,7 @@ func (f *Feed) Verify(p *Proof) error {
 		}
 		f.v = v
 	}
-	r := &record{seq: f.seq + 1}
+	r := &record{seq: f.seq + 1, synced: f.syncedSeq}
 	for _, n := range res.nodes {
 		if !f.t.nodes.has(n.Index) {
 			r.nodes = append(r.nodes, n)

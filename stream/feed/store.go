@@ -53,8 +53,10 @@ const (
 	// MaxBlockSizeLimit is the largest MaxBlockSize a feed accepts.
 	MaxBlockSizeLimit = 1 << 30
 	// checkpointData bounds the block bytes written since the last
-	// checkpoint, and so what Open re-reads to check a crashed log's blocks.
-	checkpointData = 64 << 20
+	// checkpoint, and so what Open may re-read to check a crashed log's
+	// blocks (only those of records written after the last sync, see
+	// record.synced).
+	checkpointData = 1 << 30
 )
 
 type blockEntry struct {
@@ -66,6 +68,7 @@ type blockEntry struct {
 // record is one oplog record.
 type record struct {
 	seq        uint64
+	synced     uint64 // every record up to this seq had its data and log synced before this one was written
 	upgraded   bool
 	fork       uint64
 	length     uint64
@@ -85,6 +88,7 @@ func (r *record) encode(b []byte) []byte {
 	e := encoder{b: b}
 	e.uint(recordKindAppend)
 	e.uint(r.seq)
+	e.uint(r.synced)
 	if r.upgraded {
 		e.uint(1)
 		e.uint(r.fork)
@@ -111,7 +115,7 @@ func decodeRecord(b []byte) (*record, error) {
 	if k := d.uint(); d.err == nil && k != recordKindAppend {
 		return nil, fmt.Errorf("unknown record kind %d", k)
 	}
-	r := &record{seq: d.uint()}
+	r := &record{seq: d.uint(), synced: d.uint()}
 	if up := d.uint(); up == 1 {
 		r.upgraded = true
 		r.fork = d.uint()
