@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -104,7 +105,8 @@ type Node struct {
 
 	mu       sync.Mutex
 	circuit  map[peer.ID][]ma.Multiaddr // relay addresses held by reserveLoop
-	observed []ma.Multiaddr             // our addresses as other peers saw them, newest last
+	observed []observation              // our addresses as other peers saw them, newest last
+	trusted  map[peer.ID]bool           // the configured static relays
 	cerr     error
 }
 
@@ -131,7 +133,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	bw := metrics.NewBandwidthCounter()
 
-	n := &Node{bw: bw, log: log, priv: cfg.PrivateAddrs}
+	n := &Node{bw: bw, log: log, priv: cfg.PrivateAddrs, trusted: map[peer.ID]bool{}}
+	for _, r := range cfg.StaticRelays {
+		n.trusted[r.ID] = true
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity),
 		libp2p.ResourceManager(rm),
@@ -437,7 +442,11 @@ func (n *Node) upgradeRelayed() {
 			}
 			ev := e.(event.EvtPeerIdentificationCompleted)
 			if ev.ObservedAddr != nil && !isRelayAddr(ev.ObservedAddr) {
-				n.observe(ev.ObservedAddr)
+				var from ma.Multiaddr
+				if ev.Conn != nil {
+					from = ev.Conn.RemoteMultiaddr()
+				}
+				n.observe(ev.ObservedAddr, ev.Peer, from)
 			}
 			if ev.Conn == nil || !ev.Conn.Stat().Limited {
 				continue
@@ -492,19 +501,53 @@ func isRelayAddr(a ma.Multiaddr) bool {
 	return err == nil
 }
 
-// observe records an address of ours as a peer saw it (the outside of our NAT).
-func (n *Node) observe(a ma.Multiaddr) {
+// observation is an address of ours as peers saw it, and who saw it.
+type observation struct {
+	addr    ma.Multiaddr
+	groups  []string // the observers' network groups (IPv4 /16, IPv6 /32), a few at most
+	trusted bool     // a configured static relay saw it
+}
+
+// observedQuorum is how many observers from distinct network groups must report an address
+// before the node announces it for hole punching (one peer alone could otherwise make the
+// node's peers dial any address it likes); a configured static relay's word is enough.
+const observedQuorum = 2
+
+// observe records an address of ours as peer by (connected from address from) saw it: the
+// outside of our NAT.
+func (n *Node) observe(a ma.Multiaddr, by peer.ID, from ma.Multiaddr) {
+	group := ""
+	if from != nil {
+		if ip, err := manet.ToIP(from); err == nil {
+			if ip4 := ip.To4(); ip4 != nil {
+				group = ip4.Mask(net.CIDRMask(16, 32)).String()
+			} else {
+				group = ip.Mask(net.CIDRMask(32, 128)).String()
+			}
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.observed = slices.DeleteFunc(n.observed, a.Equal)
-	n.observed = append(n.observed, a)
+	var o observation
+	if i := slices.IndexFunc(n.observed, func(o observation) bool { return o.addr.Equal(a) }); i >= 0 {
+		o = n.observed[i]
+		n.observed = slices.Delete(n.observed, i, i+1)
+	} else {
+		o.addr = a
+	}
+	if group != "" && !slices.Contains(o.groups, group) && len(o.groups) < 4 {
+		o.groups = append(o.groups, group)
+	}
+	o.trusted = o.trusted || n.trusted[by]
+	n.observed = append(n.observed, o)
 	if len(n.observed) > 16 { // keep the newest few
 		n.observed = n.observed[len(n.observed)-16:]
 	}
 }
 
-// holePunchAddrs are the addresses a hole punch announces: listen and observed addresses that
-// are public (or any, with PrivateAddrs), never relay addresses.
+// holePunchAddrs are the addresses a hole punch announces: listen addresses and observed
+// addresses confirmed by observers from observedQuorum network groups or by a static relay,
+// that are public (or any, with PrivateAddrs), never relay addresses.
 func (n *Node) holePunchAddrs() []ma.Multiaddr {
 	var out []ma.Multiaddr
 	add := func(a ma.Multiaddr) {
@@ -519,7 +562,12 @@ func (n *Node) holePunchAddrs() []ma.Multiaddr {
 		}
 	}
 	n.mu.Lock()
-	obs := slices.Clone(n.observed)
+	var obs []ma.Multiaddr
+	for _, o := range n.observed {
+		if o.trusted || len(o.groups) >= observedQuorum {
+			obs = append(obs, o.addr)
+		}
+	}
 	n.mu.Unlock()
 	for _, a := range obs {
 		add(a)

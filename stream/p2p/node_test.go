@@ -259,3 +259,28 @@ func TestDHTServerOnlyWhenReachable(t *testing.T) {
 		})
 	}
 }
+
+// An address of ours that a single peer reports is not announced for hole punching (it could
+// make our peers dial anywhere): it takes observers from two network groups, or a configured
+// static relay.
+func TestObservedAddrNeedsQuorum(t *testing.T) {
+	relayID := peer.ID("static-relay")
+	n := newTestNode(t, Config{PrivateAddrs: true, StaticRelays: []peer.AddrInfo{{ID: relayID,
+		Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/1")}}}})
+	has := func(a ma.Multiaddr) bool { return slices.ContainsFunc(n.holePunchAddrs(), a.Equal) }
+	bogus := ma.StringCast("/ip4/203.0.113.7/tcp/4444")
+	n.observe(bogus, peer.ID("a"), ma.StringCast("/ip4/198.51.100.1/tcp/1"))
+	n.observe(bogus, peer.ID("b"), ma.StringCast("/ip4/198.51.7.7/tcp/1")) // same /16
+	if has(bogus) {
+		t.Fatal("an address seen only from one network group is announced")
+	}
+	n.observe(bogus, peer.ID("c"), ma.StringCast("/ip4/192.0.2.1/tcp/1"))
+	if !has(bogus) {
+		t.Fatal("an address seen from two network groups is not announced")
+	}
+	viaRelay := ma.StringCast("/ip4/203.0.113.8/udp/4002/quic-v1")
+	n.observe(viaRelay, relayID, ma.StringCast("/ip4/198.51.100.1/udp/1/quic-v1"))
+	if !has(viaRelay) {
+		t.Fatal("an address seen by a configured static relay is not announced")
+	}
+}
