@@ -725,9 +725,13 @@ func (ss *sellerSession) sendLoop() error {
 }
 
 // frame writes a control frame (status, access, no-data, app): it may go out even after a
-// viewer's deadline.
+// viewer's deadline, but not the data before it in the buffer, which writing it may flush.
 func (l *sendLoop) frame(t wire.Type, fill func([]byte) ([]byte, error)) error {
-	l.arm(false)
+	data := len(l.pending) > 0
+	if data && !l.ss.allowed() {
+		return errDeadline
+	}
+	l.arm(data)
 	err := l.w.Frame(t, fill)
 	l.settle()
 	return err
