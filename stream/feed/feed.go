@@ -122,9 +122,10 @@ type Feed struct {
 	frame   []byte
 	subs    map[chan Head]struct{}
 
-	syncMu    sync.Mutex // serialises syncs; held without mu
-	syncedSeq uint64     // guarded by mu
-	syncedLog int64      // log size covered by the last sync (for power-loss tests)
+	syncMu    sync.Mutex     // serialises syncs; held without mu
+	syncWG    sync.WaitGroup // early syncs started by append
+	syncedSeq uint64         // guarded by mu
+	syncedLog int64          // log size covered by the last sync (for power-loss tests)
 }
 
 type bitset []uint64
@@ -633,6 +634,17 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 	}
 	h := f.headLocked()
 	f.notify(h)
+	if len(f.subs) > 0 && f.dur == SyncBeforeShare {
+		// Someone follows the live edge and will ask for a proof of this
+		// head at once: start its sync now rather than when they ask. The
+		// goroutine is waited for by Close.
+		seq := f.seq
+		f.syncWG.Add(1)
+		go func() {
+			defer f.syncWG.Done()
+			f.syncTo(seq) // an error here is met again, and reported, by the Proof that needs it
+		}()
+	}
 	return h, nil
 }
 
@@ -1150,6 +1162,7 @@ func (f *Feed) VerifyAll() (checked uint64, err error) {
 
 // Close checkpoints the log and closes the files.
 func (f *Feed) Close() error {
+	f.syncWG.Wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
