@@ -1162,13 +1162,16 @@ func (f *Feed) VerifyAll() (checked uint64, err error) {
 
 // Close checkpoints the log and closes the files.
 func (f *Feed) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true // no append starts an early sync from here on
+	f.mu.Unlock()
 	f.syncWG.Wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return nil
-	}
-	f.closed = true
 	var err error
 	if f.failed == nil && !f.ro {
 		err = f.checkpointLocked()
