@@ -940,11 +940,6 @@ func (f *Feed) Proof(req Request) (*Proof, error) {
 // when the proof was made, which appends may have moved since the caller
 // last looked).
 func (f *Feed) ProofLength(req Request) (*Proof, uint64, error) {
-	p, length, err := f.proof(req)
-	return p, length, err
-}
-
-func (f *Feed) proof(req Request) (*Proof, uint64, error) {
 	f.mu.Lock()
 	if err := f.usable(); err != nil {
 		f.mu.Unlock()

@@ -233,14 +233,20 @@ func (n *Node) Stop() {
 	if n.cmd == nil {
 		return
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.exited:
-	case <-time.After(10 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-	}
+	StopProcess(n.cmd, n.exited, 10*time.Second)
 	n.cmd = nil
+}
+
+// StopProcess sends a node SIGTERM and waits for exited (fed by cmd.Wait),
+// killing it if it has not exited within grace.
+func StopProcess(cmd *exec.Cmd, exited <-chan error, grace time.Duration) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 }
 
 // Restart stops btcd and starts it again on the same data directory and ports.

@@ -176,13 +176,7 @@ func (n *Node) Stop() {
 	if n.cmd == nil {
 		return
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.exited:
-	case <-time.After(20 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-	}
+	btcdtest.StopProcess(n.cmd, n.exited, 20*time.Second)
 	n.cmd = nil
 }
 
