@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Durability says when appended data reaches stable storage.
@@ -32,7 +33,23 @@ const (
 	SyncBeforeShare Durability = iota
 	// SyncEveryAppend syncs to disk before Append returns.
 	SyncEveryAppend
+	// ForkOnPowerLoss lets signatures leave before the disk has what they
+	// sign, and syncs in the background (within BackgroundSync of an append).
+	// A process that dies loses nothing (its writes are in the operating
+	// system's cache); a machine that loses power may lose the last appends
+	// after their signatures were sent. So a writer that finds the feed's
+	// last writer died holding it with this durability on an earlier boot of
+	// the machine (or cannot tell) signs the feed again on a new fork before
+	// anything else: the feed never signs a different block at a length it
+	// signed before within one fork, and readers that held the lost tail see
+	// the new fork and start again from it. For live streams, where the sync
+	// would sit between an append and every viewer.
+	ForkOnPowerLoss
 )
+
+// BackgroundSync is how long a ForkOnPowerLoss append waits on the OS before
+// the feed syncs it: the most a power loss can take.
+const BackgroundSync = time.Second
 
 // Options configure Create and Open.
 type Options struct {
@@ -53,6 +70,10 @@ type Options struct {
 	MaxBlockSize int
 	Durability   Durability
 	Logger       *slog.Logger
+	// BootID names the operating system's current boot (default: asked of
+	// the system). A writer compares it with the boot its dead predecessor
+	// ran on (see ForkOnPowerLoss); tests set it to act out a reboot.
+	BootID string
 	// Encryption, when set, encrypts appended blocks before hashing and
 	// decrypts them in Read. A feed created with it is marked encrypted; a
 	// reader of an encrypted feed without it verifies and serves ciphertext.
@@ -123,7 +144,8 @@ type Feed struct {
 	subs    map[chan Head]struct{}
 
 	syncMu    sync.Mutex     // serialises syncs; held without mu
-	syncWG    sync.WaitGroup // early syncs started by append
+	syncWG    sync.WaitGroup // early syncs started by append, and the background sync
+	bgSync    *time.Timer    // pending background sync (ForkOnPowerLoss), guarded by mu
 	syncedSeq uint64         // guarded by mu
 	syncedLog int64          // log size covered by the last sync (for power-loss tests)
 }
@@ -266,7 +288,36 @@ func Open(dir string, o Options) (*Feed, error) {
 		unlockDir(f.lock)
 		return nil, err
 	}
+	if f.s != nil && !f.ro {
+		if err := f.takeOwnership(o.BootID); err != nil {
+			f.fs.close()
+			unlockDir(f.lock)
+			return nil, err
+		}
+	}
 	return f, nil
+}
+
+// takeOwnership moves to a new fork when the last writer died in a way that
+// may have lost shared signatures, then records this writer in the owner
+// file, durably, before anything is signed.
+func (f *Feed) takeOwnership(boot string) error {
+	if boot == "" {
+		boot = bootID()
+	}
+	prev, err := readOwner(f.dir)
+	if err != nil {
+		return fmt.Errorf("feed: read the owner file: %w", err)
+	}
+	if prev.mayHaveLostShared(boot) {
+		if err := f.bumpFork(); err != nil {
+			return err
+		}
+	}
+	if err := writeOwner(f.dir, ownerState{held: true, mode: f.dur, boot: boot}); err != nil {
+		return fmt.Errorf("feed: write the owner file: %w", err)
+	}
+	return nil
 }
 
 // load reads the checkpointed files and replays the log.
@@ -634,6 +685,20 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 	}
 	h := f.headLocked()
 	f.notify(h)
+	if f.dur == ForkOnPowerLoss && f.bgSync == nil {
+		// One pending background sync at a time; Close stops it or waits for it.
+		seq := f.seq
+		f.syncWG.Add(1)
+		f.bgSync = time.AfterFunc(BackgroundSync, func() {
+			defer f.syncWG.Done()
+			f.mu.Lock()
+			f.bgSync = nil
+			f.mu.Unlock()
+			if err := f.syncTo(seq); err != nil && !errors.Is(err, ErrClosed) {
+				f.log.Error("feed: background sync failed", "dir", f.dir, "err", err)
+			}
+		})
+	}
 	if len(f.subs) > 0 && f.dur == SyncBeforeShare {
 		// Someone follows the live edge and will ask for a proof of this
 		// head at once: start its sync now rather than when they ask. The
@@ -940,16 +1005,90 @@ func (f *Feed) Proof(req Request) (*Proof, error) {
 // when the proof was made, which appends may have moved since the caller
 // last looked).
 func (f *Feed) ProofLength(req Request) (*Proof, uint64, error) {
+	p, length, seq, err := f.proof(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	if p.Upgrade != nil && f.syncBeforeSharing() {
+		if err := f.syncTo(seq); err != nil {
+			return nil, 0, err
+		}
+	}
+	return p, length, nil
+}
+
+// PendingProof is a proof whose upgrade signature waits for the disk. Proof
+// holds everything but Upgrade.Signature and may leave the process at once:
+// without the signature nobody can take its bytes for signed data. Signature
+// returns the signature once the state it signs is durable (see Durability),
+// so a peer can receive and hash the block while the disk syncs and needs
+// only the signature afterwards.
+type PendingProof struct {
+	Proof  *Proof
+	Length uint64 // the signed length the upgrade reaches
+	f      *Feed
+	seq    uint64
+	sig    []byte
+}
+
+// Signature waits until the signed state is on disk and returns its
+// signature (nil for a proof without an upgrade). It is safe to call from
+// several goroutines: they share one sync.
+func (pp *PendingProof) Signature() ([]byte, error) {
+	if pp.sig == nil {
+		return nil, nil
+	}
+	if pp.f.syncBeforeSharing() {
+		if err := pp.f.syncTo(pp.seq); err != nil {
+			return nil, err
+		}
+	}
+	return pp.sig, nil
+}
+
+// Durable reports whether Signature would return without waiting.
+func (pp *PendingProof) Durable() bool {
+	if pp.sig == nil || !pp.f.syncBeforeSharing() {
+		return true
+	}
+	pp.f.mu.Lock()
+	defer pp.f.mu.Unlock()
+	return pp.f.syncedSeq >= pp.seq
+}
+
+// syncBeforeSharing says whether a signature must be on disk before it
+// leaves: a writer's, unless it forks after a power loss instead. (A reader
+// relays signatures its writer made.)
+func (f *Feed) syncBeforeSharing() bool { return f.s != nil && f.dur != ForkOnPowerLoss }
+
+// ProofPending is ProofLength without waiting for the disk: the upgrade's
+// signature is held back in the PendingProof until it is durable. A reader's
+// feed (which relays signatures it verified) has nothing to wait for.
+func (f *Feed) ProofPending(req Request) (*PendingProof, error) {
+	p, length, seq, err := f.proof(req)
+	if err != nil {
+		return nil, err
+	}
+	pp := &PendingProof{Proof: p, Length: length, f: f, seq: seq}
+	if p.Upgrade != nil {
+		pp.sig, p.Upgrade.Signature = p.Upgrade.Signature, nil
+	}
+	return pp, nil
+}
+
+// proof makes the proof for req, without syncing, and returns the length it
+// reaches and the log sequence number its signature needs synced.
+func (f *Feed) proof(req Request) (*Proof, uint64, uint64, error) {
 	f.mu.Lock()
 	if err := f.usable(); err != nil {
 		f.mu.Unlock()
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	length := f.t.length
 	p, err := f.t.proof(req)
 	if err != nil {
 		f.mu.Unlock()
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	if req.Manifest && f.v != nil && f.v.mode == Manifest {
 		p.Manifest = append([]byte(nil), f.v.encoded...)
@@ -961,27 +1100,22 @@ func (f *Feed) ProofLength(req Request) (*Proof, uint64, error) {
 	if p.Block != nil {
 		if !f.present.has(p.Block.Index) {
 			f.mu.Unlock()
-			return nil, 0, fmt.Errorf("feed: block %d: %w", p.Block.Index, ErrNotStored)
+			return nil, 0, 0, fmt.Errorf("feed: block %d: %w", p.Block.Index, ErrNotStored)
 		}
 		var err error
 		if e, err = f.entry(p.Block.Index); err != nil {
 			f.mu.Unlock()
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 	}
 	seq, data := f.seq, f.fs.data
 	f.mu.Unlock()
 	if p.Block != nil {
 		if p.Block.Value, err = readBlock(data, p.Block.Index, e); err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 	}
-	if p.Upgrade != nil && f.s != nil {
-		if err := f.syncTo(seq); err != nil {
-			return nil, 0, err
-		}
-	}
-	return p, length, nil
+	return p, length, seq, nil
 }
 
 // Verify checks a proof from a peer against the feed key and stores what it
@@ -1163,6 +1297,10 @@ func (f *Feed) Close() error {
 		return nil
 	}
 	f.closed = true // no append starts an early sync from here on
+	if f.bgSync != nil && f.bgSync.Stop() {
+		f.syncWG.Done() // it will not run: the checkpoint below syncs instead
+	}
+	f.bgSync = nil
 	f.mu.Unlock()
 	f.syncWG.Wait()
 	f.mu.Lock()
@@ -1170,6 +1308,10 @@ func (f *Feed) Close() error {
 	var err error
 	if f.failed == nil && !f.ro {
 		err = f.checkpointLocked()
+		if err == nil && f.s != nil {
+			// Everything is on disk: the next writer has nothing to fear.
+			err = writeOwner(f.dir, ownerState{held: false, mode: f.dur})
+		}
 	}
 	if cerr := f.fs.close(); err == nil {
 		err = cerr

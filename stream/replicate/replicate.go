@@ -30,6 +30,9 @@ type Feed interface {
 	Proof(feed.Request) (*feed.Proof, error)
 	// ProofLength is Proof that also returns the signed length the proof's upgrade reaches.
 	ProofLength(feed.Request) (*feed.Proof, uint64, error)
+	// ProofPending is ProofLength with the upgrade's signature held back until the feed
+	// has made the state it signs durable (the block can travel meanwhile).
+	ProofPending(feed.Request) (*feed.PendingProof, error)
 	Verify(*feed.Proof) error
 	Subscribe() (<-chan feed.Head, func())
 }

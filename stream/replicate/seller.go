@@ -86,14 +86,15 @@ type cachedProof struct {
 	ready chan struct{} // closed once made (or failed)
 	// Set before ready is closed, read only after.
 	length uint64 // the signed length the proof's upgrade reaches
-	enc    []byte // feed.Proof encoding
+	enc    []byte // feed.Proof encoding (without the signature when early)
 	block  *feed.BlockProof
+	early  *feed.PendingProof // for early entries: hands out the signature once durable
 	err    error
 }
 
 type reqKey struct {
-	fork, index, nodes, start, upLength uint64
-	hasBlock, hasUpgrade, manifest      bool
+	fork, index, nodes, start, upLength   uint64
+	hasBlock, hasUpgrade, manifest, early bool
 }
 
 func keyOf(r feed.Request) reqKey {
@@ -386,6 +387,7 @@ type sellerSession struct {
 	decided  bool
 	timer    Timer
 	follow   bool   // viewer follows the live edge
+	early    bool   // viewer takes live pushes as early data + signature
 	vlenHint uint64 // viewer's length from its last status
 	hinted   bool
 }
@@ -397,6 +399,20 @@ func newSellerSession(s *Seller, str network.Stream, c *peerCounters) *sellerSes
 		apps: newLimiter(sessionAppRate, 2*sessionAppRate)}
 	ss.ctx, ss.stop = context.WithCancel(s.ctx)
 	return ss
+}
+
+// waitFor waits until ready is closed or the session ends.
+func (ss *sellerSession) waitFor(ready <-chan struct{}) error {
+	var done <-chan struct{}
+	if ss.ctx != nil {
+		done = ss.ctx.Done()
+	}
+	select {
+	case <-ready:
+		return nil
+	case <-done:
+		return ss.ctx.Err()
+	}
 }
 
 func (ss *sellerSession) wake() {
@@ -555,6 +571,7 @@ func (ss *sellerSession) readLoop() error {
 			}
 			ss.mu.Lock()
 			ss.follow = st.Flags&wire.StatusLive != 0
+			ss.early = st.Flags&wire.StatusEarly != 0
 			ss.vlenHint, ss.hinted = st.Length, true
 			ss.mu.Unlock()
 			ss.wake()
@@ -754,6 +771,9 @@ func (l *sendLoop) settle() {
 			break
 		}
 		n++
+		if d.early {
+			continue
+		}
 		c.proofs.Add(1)
 		if d.block {
 			c.blocks.Add(1)
@@ -898,16 +918,8 @@ func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
 				l.ss.s.cache.drop(e)
 			}
 			close(e.ready)
-		} else {
-			var done <-chan struct{}
-			if l.ss.ctx != nil {
-				done = l.ss.ctx.Done()
-			}
-			select {
-			case <-e.ready:
-			case <-done:
-				return false, l.ss.ctx.Err()
-			}
+		} else if err := l.ss.waitFor(e.ready); err != nil {
+			return false, err
 		}
 		if e.err != nil {
 			return false, l.noData(id, "The seller cannot answer this request: "+e.err.Error())
@@ -950,12 +962,75 @@ func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
 	return true, nil
 }
 
+// sendEarly sends a live push as early data: the block and proof at once, without the
+// signature, then the signature as soon as the feed has synced the state it signs. The block
+// crosses the network while the seller's disk syncs, and the viewer verifies it on the
+// signature's arrival; a signature never leaves before the disk has what it signs. When the
+// sync is already done (a viewer served late) it is an ordinary push.
+func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
+	ss := l.ss
+	if !ss.allowed() {
+		return false, l.noData(0, l.refusal())
+	}
+	k := keyOf(req)
+	k.early = true
+	e, mine := ss.s.cache.lookup(k)
+	if mine {
+		var pp *feed.PendingProof
+		if pp, e.err = ss.s.cfg.Feed.ProofPending(req); e.err == nil {
+			e.early, e.block, e.length = pp, pp.Proof.Block, pp.Length
+			e.enc, e.err = pp.Proof.AppendBinary(nil)
+		}
+		if e.err != nil {
+			ss.s.cache.drop(e)
+		}
+		close(e.ready)
+	} else if err := ss.waitFor(e.ready); err != nil {
+		return false, err
+	}
+	if e.err != nil {
+		return false, l.noData(0, "The seller cannot answer this request: "+e.err.Error())
+	}
+	if e.early.Durable() || e.block == nil {
+		return l.send(0, req)
+	}
+	if !ss.allowed() {
+		return false, l.noData(0, l.refusal())
+	}
+	l.arm(true)
+	if err := l.w.FrameParts(wire.TEarly, nil, e.enc); err != nil {
+		return false, err
+	}
+	l.pending = append(l.pending, delivery{end: l.w.BytesWritten(), early: true})
+	if err := l.flush(); err != nil {
+		return false, err
+	}
+	sig, err := e.early.Signature()
+	if err != nil {
+		return false, l.noData(0, "The seller cannot answer this request: "+err.Error())
+	}
+	// The deadline may have passed during the sync: then the block stays unverifiable.
+	if !ss.allowed() {
+		return false, l.noData(0, l.refusal())
+	}
+	l.arm(true)
+	if err := l.w.Frame(wire.TSignature, wire.Signature{Fork: e.early.Proof.Fork, Length: e.length, Sig: sig}.AppendBinary); err != nil {
+		return false, err
+	}
+	l.pending = append(l.pending, delivery{end: l.w.BytesWritten(), block: true, index: e.block.Index, size: len(e.block.Value)})
+	l.settle()
+	l.vlen, l.lenSet = e.length, true
+	l.remember(e.block.Index)
+	return true, nil
+}
+
 // delivery is a data message written to the buffer and not yet to the stream.
 type delivery struct {
 	end   uint64 // BytesWritten after its last byte
 	block bool
 	index uint64
 	size  int
+	early bool // early data: counted (as a proof, and billed) with the signature that completes it
 }
 
 // request answers one request or starts streaming a range.
@@ -1054,8 +1129,18 @@ func (l *sendLoop) pushLive() error {
 	if n-vlen <= ss.s.cfg.MaxLiveLag {
 		// Block vlen with the upgrade to the newest length (the viewer holds the peaks of
 		// vlen, so one block needs no extra hashes), then the rest with their paths.
-		ok, err := l.send(0, feed.Request{Fork: head.Fork, Block: &feed.BlockRequest{Index: vlen},
-			Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}, Manifest: vlen == 0})
+		req := feed.Request{Fork: head.Fork, Block: &feed.BlockRequest{Index: vlen},
+			Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}, Manifest: vlen == 0}
+		ss.mu.Lock()
+		early := ss.early
+		ss.mu.Unlock()
+		var ok bool
+		var err error
+		if early {
+			ok, err = l.sendEarly(req)
+		} else {
+			ok, err = l.send(0, req)
+		}
 		if err != nil || !ok {
 			return err
 		}

@@ -212,7 +212,7 @@ func (v *Viewer) session(ctx context.Context) error {
 	}()
 	st := wire.Status{Length: v.cfg.Feed.Length()}
 	if v.cfg.Live {
-		st.Flags |= wire.StatusLive
+		st.Flags |= wire.StatusLive | wire.StatusEarly
 	}
 	if err := s.write(wire.TStatus, st.AppendBinary); err != nil {
 		return fmt.Errorf("send status: %w", err)
@@ -281,6 +281,11 @@ type viewerSession struct {
 	mu     sync.Mutex
 	nextID uint64
 	ranges map[uint64]*pending // ranges asked for and not finished
+
+	// early is the live push received ahead of its signature, held unverified and unused
+	// until the TSignature that completes it (handler goroutine only). Overflow policy: one
+	// is held; a newer one replaces it, and a refusal drops it.
+	early *feed.Proof
 }
 
 func (s *viewerSession) write(t wire.Type, fill func([]byte) ([]byte, error)) error {
@@ -426,6 +431,9 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrProtocol, err)
 			}
+			if a.State == wire.Refused {
+				s.early = nil // the seller will not complete it
+			}
 			s.v.mu.Lock()
 			s.v.access = a
 			s.v.mu.Unlock()
@@ -442,20 +450,35 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrInvalidData, err)
 			}
-			if err := f.Verify(p); err != nil {
-				if localFailure(err) {
-					// Our own storage failed: not the seller's fault.
-					return fmt.Errorf("store verified data: %w", err)
-				}
+			return s.verified(p)
+		case wire.TEarly:
+			if !s.v.cfg.Live {
+				return fmt.Errorf("%w: early data to a viewer that did not ask for it", ErrProtocol)
+			}
+			p, err := feed.DecodeProof(body, f.MaxBlockSize())
+			if err != nil {
 				return fmt.Errorf("%w: %w", ErrInvalidData, err)
 			}
-			if p.Block != nil {
-				s.v.stored.Add(1)
-				if s.v.cfg.OnBlock != nil {
-					s.v.cfg.OnBlock(p.Block.Index, p.Block.Value)
-				}
-				s.v.notify()
+			if p.Block == nil || p.Upgrade == nil || len(p.Upgrade.Signature) != 0 {
+				return fmt.Errorf("%w: early data must be a block with an unsigned upgrade", ErrProtocol)
 			}
+			s.early = p
+		case wire.TSignature:
+			sg, err := wire.DecodeSignature(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			p := s.early
+			if p == nil {
+				return fmt.Errorf("%w: a signature with no early data to complete", ErrProtocol)
+			}
+			s.early = nil
+			if sg.Fork != p.Fork || sg.Length != p.Upgrade.Start+p.Upgrade.Length {
+				return fmt.Errorf("%w: the signature is for fork %d length %d, the early data for fork %d length %d",
+					ErrProtocol, sg.Fork, sg.Length, p.Fork, p.Upgrade.Start+p.Upgrade.Length)
+			}
+			p.Upgrade.Signature = sg.Sig
+			return s.verified(p)
 		case wire.TNoData:
 			nd, err := wire.DecodeNoData(body)
 			if err != nil {
@@ -479,6 +502,26 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 		default:
 			return fmt.Errorf("%w: a seller may not send %s messages", ErrProtocol, t)
 		}
+	}
+	return nil
+}
+
+// verified verifies a proof from the seller against the feed key, stores it, and hands its
+// block on.
+func (s *viewerSession) verified(p *feed.Proof) error {
+	if err := s.v.cfg.Feed.Verify(p); err != nil {
+		if localFailure(err) {
+			// Our own storage failed: not the seller's fault.
+			return fmt.Errorf("store verified data: %w", err)
+		}
+		return fmt.Errorf("%w: %w", ErrInvalidData, err)
+	}
+	if p.Block != nil {
+		s.v.stored.Add(1)
+		if s.v.cfg.OnBlock != nil {
+			s.v.cfg.OnBlock(p.Block.Index, p.Block.Value)
+		}
+		s.v.notify()
 	}
 	return nil
 }

@@ -10,7 +10,10 @@ import (
 const (
 	StatusHasSyncPoint = 1 << 0 // SyncPoint is set
 	StatusLive         = 1 << 1 // viewer→seller: push me each new block as it is appended
-	statusKnown        = StatusHasSyncPoint | StatusLive
+	// StatusEarly (viewer→seller): send live pushes as TEarly + TSignature, so the block
+	// travels while the seller's disk syncs and only the signature waits for it.
+	StatusEarly = 1 << 2
+	statusKnown = StatusHasSyncPoint | StatusLive | StatusEarly
 )
 
 // Status is a side's view of the feed: the seller's signed length, fork and newest sync
@@ -96,6 +99,44 @@ func DecodeRange(b []byte) (Range, error) {
 		return Range{}, fmt.Errorf("range: %w: [%d, %d) is empty or longer than %d blocks", ErrMalformed, r.Start, r.End, MaxRangeBlocks)
 	}
 	return r, nil
+}
+
+// Signature completes the TEarly proof the viewer holds: the signature of the signed state
+// that proof's upgrade reaches (Fork, Length), now durable on the seller's disk.
+type Signature struct {
+	Fork, Length uint64
+	Sig          []byte
+}
+
+// AppendBinary appends the encoding.
+func (s Signature) AppendBinary(b []byte) ([]byte, error) {
+	if len(s.Sig) == 0 || len(s.Sig) > MaxSignature {
+		return nil, fmt.Errorf("signature: %d bytes, want 1 to %d", len(s.Sig), MaxSignature)
+	}
+	b = binary.AppendUvarint(b, s.Fork)
+	b = binary.AppendUvarint(b, s.Length)
+	b = binary.AppendUvarint(b, uint64(len(s.Sig)))
+	return append(b, s.Sig...), nil
+}
+
+// DecodeSignature decodes a Signature body. Sig aliases b.
+func DecodeSignature(b []byte) (Signature, error) {
+	d := dec{b: b}
+	s := Signature{Fork: d.uint(), Length: d.uint()}
+	n := d.uint()
+	if d.err == nil && (n == 0 || n > MaxSignature || n > uint64(len(d.b))) {
+		d.err = fmt.Errorf("%w: signature of %d bytes (limit %d, %d left)", ErrMalformed, n, MaxSignature, len(d.b))
+	}
+	if d.err == nil {
+		s.Sig, d.b = d.b[:n:n], d.b[n:]
+	}
+	if err := d.end(); err != nil {
+		return Signature{}, fmt.Errorf("signature: %w", err)
+	}
+	if s.Length == 0 {
+		return Signature{}, fmt.Errorf("signature: %w: of length 0", ErrMalformed)
+	}
+	return s, nil
 }
 
 // NoData says request ID cannot be answered, in plain words.

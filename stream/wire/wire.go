@@ -30,6 +30,12 @@ const (
 	TNoData  Type = 5 // seller→viewer: the request id cannot be answered, and why
 	TAccess  Type = 6 // seller→viewer: allowed (time left), free, or refused (why)
 	TApp     Type = 7 // both ways: an opaque application message (invoice request/answer)
+	// TEarly (seller→viewer, only to a viewer whose status set StatusEarly): a live push
+	// sent before its signature is on the seller's disk, a feed.Proof whose upgrade has an
+	// empty signature. The viewer holds it, unverified and unused, until the TSignature
+	// that completes it.
+	TEarly     Type = 8
+	TSignature Type = 9 // seller→viewer: the signature completing the held TEarly proof
 )
 
 func (t Type) String() string {
@@ -48,6 +54,10 @@ func (t Type) String() string {
 		return "access"
 	case TApp:
 		return "app"
+	case TEarly:
+		return "early data"
+	case TSignature:
+		return "signature"
 	}
 	return fmt.Sprintf("type %d", byte(t))
 }
@@ -56,6 +66,9 @@ func (t Type) String() string {
 const (
 	// MaxReason caps the plain-words reasons in NoData and Access.
 	MaxReason = 512
+	// MaxSignature caps a signature: a 64-byte Ed25519 signature, or a v11 envelope of
+	// several (the feed's own cap).
+	MaxSignature = 1024
 	// MaxApp caps an application message.
 	MaxApp = 64 << 10
 	// MaxViewerFrame caps a frame from a viewer: its largest message is an application

@@ -19,6 +19,7 @@ func TestRoundTrip(t *testing.T) {
 	nd := NoData{ID: 9, Reason: "no time left on your subscription"}
 	ac := Access{State: Allowed, RemainingMs: 60000}
 	app := []byte("invoice please")
+	sg := Signature{Fork: 2, Length: 11, Sig: bytes.Repeat([]byte{7}, 64)}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -33,6 +34,7 @@ func TestRoundTrip(t *testing.T) {
 	must(w.Frame(TData, func(b []byte) ([]byte, error) {
 		return AppendTagged(b, 42, func(b []byte) ([]byte, error) { return append(b, "proof"...), nil })
 	}))
+	must(w.Frame(TSignature, sg.AppendBinary))
 	must(w.Flush())
 	total := buf.Len()
 
@@ -62,6 +64,9 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if got, err := DecodeTagged(next(TData)); err != nil || got.ID != 42 || string(got.Payload) != "proof" {
 		t.Fatalf("tagged %+v %v", got, err)
+	}
+	if got, err := DecodeSignature(next(TSignature)); err != nil || got.Fork != 2 || got.Length != 11 || !bytes.Equal(got.Sig, sg.Sig) {
+		t.Fatalf("signature %+v %v", got, err)
 	}
 	if _, _, err := r.Next(); err != io.EOF {
 		t.Fatalf("want EOF, got %v", err)
@@ -108,6 +113,11 @@ func TestMalformed(t *testing.T) {
 		{"nodata long reason", func(b []byte) error { _, err := DecodeNoData(b); return err }, append([]byte{1, 0xff, 0x7f}, make([]byte, 20)...)},
 		{"access state", func(b []byte) error { _, err := DecodeAccess(b); return err }, []byte{9, 0, 0}},
 		{"app too big", func(b []byte) error { _, err := DecodeApp(b); return err }, make([]byte, MaxApp+1)},
+		{"signature empty", func(b []byte) error { _, err := DecodeSignature(b); return err }, []byte{0, 5, 0}},
+		{"signature long", func(b []byte) error { _, err := DecodeSignature(b); return err }, append([]byte{0, 5, 0x81, 0x08}, make([]byte, MaxSignature+1)...)},
+		{"signature short", func(b []byte) error { _, err := DecodeSignature(b); return err }, []byte{0, 5, 64, 1, 2}},
+		{"signature trailing", func(b []byte) error { _, err := DecodeSignature(b); return err }, []byte{0, 5, 1, 1, 2}},
+		{"signature length 0", func(b []byte) error { _, err := DecodeSignature(b); return err }, []byte{0, 0, 1, 1}},
 		{"tagged bad id", func(b []byte) error { _, err := DecodeTagged(b); return err }, []byte{0xff}},
 	}
 	for _, c := range cases {
@@ -159,6 +169,8 @@ func decodeAny(ty Type, body []byte) {
 		_, _ = DecodeApp(body)
 	case TRequest, TData:
 		_, _ = DecodeTagged(body)
+	case TSignature:
+		_, _ = DecodeSignature(body)
 	}
 }
 
@@ -166,6 +178,7 @@ func FuzzMessages(f *testing.F) {
 	for _, s := range []func([]byte) ([]byte, error){
 		Status{1, 2, 1, 1}.AppendBinary, Range{1, 2, 3, 4}.AppendBinary,
 		NoData{1, "x"}.AppendBinary, Access{Allowed, 5, ""}.AppendBinary,
+		Signature{1, 9, make([]byte, 64)}.AppendBinary,
 	} {
 		b, _ := s(nil)
 		f.Add(b)
@@ -185,6 +198,16 @@ func FuzzMessages(f *testing.F) {
 		}
 		if a, err := DecodeAccess(b); err == nil && (a.State > Free || len(a.Reason) > MaxReason) {
 			t.Fatalf("bad access accepted: %+v", a)
+		}
+		if s, err := DecodeSignature(b); err == nil {
+			if len(s.Sig) == 0 || len(s.Sig) > MaxSignature || s.Length == 0 {
+				t.Fatalf("bad signature accepted: %+v", s)
+			}
+			e, err := s.AppendBinary(nil)
+			s2, err2 := DecodeSignature(e)
+			if err != nil || err2 != nil || s2.Fork != s.Fork || s2.Length != s.Length || !bytes.Equal(s2.Sig, s.Sig) {
+				t.Fatalf("signature does not round-trip: %+v -> %x -> %+v %v %v", s, e, s2, err, err2)
+			}
 		}
 		_, _ = DecodeTagged(b)
 	})

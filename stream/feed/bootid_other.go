@@ -1,0 +1,7 @@
+//go:build !linux && !darwin
+
+package feed
+
+// bootID is unknown here: every unclean shutdown of a ForkOnPowerLoss writer
+// is taken as a possible power loss.
+func bootID() string { return "" }
