@@ -71,6 +71,33 @@ func (c *rawClient) request(t *testing.T, id uint64, r feed.Request) {
 	c.frame(t, wire.TRequest, func(b []byte) ([]byte, error) { return wire.AppendTagged(b, id, r.AppendBinary) })
 }
 
+func (c *rawClient) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.raw.Len()
+}
+
+type rawFrame struct {
+	t    wire.Type
+	body []byte
+}
+
+// framesAfter parses the whole frames that arrived after the first off bytes.
+func (c *rawClient) framesAfter(t *testing.T, off int) []rawFrame {
+	c.mu.Lock()
+	raw := append([]byte(nil), c.raw.Bytes()[off:]...)
+	c.mu.Unlock()
+	var out []rawFrame
+	r := wire.NewReader(bytes.NewReader(raw), 1<<30)
+	for {
+		ty, body, err := r.Next()
+		if err != nil {
+			return out
+		}
+		out = append(out, rawFrame{ty, body})
+	}
+}
+
 // received parses what arrived into frames.
 func (c *rawClient) received(t *testing.T) (map[wire.Type]int, int) {
 	c.mu.Lock()
@@ -112,6 +139,7 @@ func TestUnpaidHostileClientGetsNothing(t *testing.T) {
 
 	c.frame(t, wire.TStatus, wire.Status{Flags: wire.StatusLive}.AppendBinary)
 	c.frame(t, wire.TStatus, wire.Status{Length: 50, Flags: wire.StatusLive}.AppendBinary)
+	c.frame(t, wire.TStatus, wire.Status{Length: 0, Flags: wire.StatusLive | wire.StatusEarly}.AppendBinary)
 	id := uint64(1)
 	for _, r := range []feed.Request{
 		{Block: &feed.BlockRequest{Index: 0}},
@@ -138,8 +166,8 @@ func TestUnpaidHostileClientGetsNothing(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 
 	types, n := c.received(t)
-	if types[wire.TData] != 0 {
-		t.Fatalf("an unpaid peer received %d data messages", types[wire.TData])
+	if types[wire.TData] != 0 || types[wire.TEarly] != 0 || types[wire.TSignature] != 0 {
+		t.Fatalf("an unpaid peer received data messages: %v", types)
 	}
 	if types[wire.TAccess] == 0 || types[wire.TNoData] == 0 {
 		t.Fatalf("expected a refusal and no-data answers, got %v", types)
@@ -217,6 +245,25 @@ func TestViewerRejectsBadData(t *testing.T) {
 		}
 		return q
 	}
+	// Early data: the proof without its signature, then the signature (see sendEarly).
+	earlyFrames := func(p *feed.Proof, sg *wire.Signature) []byte {
+		w := new(bytes.Buffer)
+		fw := wire.NewWriter(w)
+		if p != nil {
+			_ = fw.Frame(wire.TEarly, p.AppendBinary)
+		}
+		if sg != nil {
+			_ = fw.Frame(wire.TSignature, sg.AppendBinary)
+		}
+		_ = fw.Flush()
+		return w.Bytes()
+	}
+	unsigned := func(p *feed.Proof) (*feed.Proof, *wire.Signature) {
+		q := clone(p)
+		sg := &wire.Signature{Fork: q.Fork, Length: q.Upgrade.Start + q.Upgrade.Length, Sig: q.Upgrade.Signature}
+		q.Upgrade.Signature = nil
+		return q, sg
+	}
 	garbage := make([]byte, 300)
 	_, _ = rand.Read(garbage)
 	garbage[0] = 0xee // a type byte no message has (a random one could be a valid app message)
@@ -238,6 +285,29 @@ func TestViewerRejectsBadData(t *testing.T) {
 		{"garbage data", func() []byte { return append([]byte{41, byte(wire.TData)}, garbage[:40]...) }},
 		{"garbage", func() []byte { return append([]byte{100}, garbage[:100]...) }},
 		{"unknown message", func() []byte { return []byte{2, 99, 0} }},
+		{"early data, tampered block", func() []byte {
+			p, sg := unsigned(good)
+			p.Block.Value[5] ^= 1
+			return earlyFrames(p, sg)
+		}},
+		{"early data, bad signature", func() []byte {
+			p, sg := unsigned(good)
+			sg.Sig = append([]byte(nil), sg.Sig...)
+			sg.Sig[0] ^= 1
+			return earlyFrames(p, sg)
+		}},
+		{"early data, signature for another length", func() []byte {
+			p, sg := unsigned(good)
+			sg.Length = 9
+			return earlyFrames(p, sg)
+		}},
+		{"early data carrying its signature", func() []byte { return earlyFrames(clone(good), nil) }},
+		{"signature with no early data", func() []byte { _, sg := unsigned(good); return earlyFrames(nil, sg) }},
+		{"early data without a block", func() []byte {
+			p, sg := unsigned(good)
+			p.Block = nil
+			return earlyFrames(p, sg)
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -98,6 +98,9 @@ var (
 	ErrProtocol    = errors.New("the peer broke the replication protocol")
 	ErrClosed      = errors.New("replication is closed")
 	ErrNoSession   = errors.New("not connected to the seller")
+	// ErrForked: the seller's feed moved to a new fork (it lost appends in a power loss)
+	// and the viewer has no OnFork to start again on it.
+	ErrForked = errors.New("the seller's feed moved to a new fork after losing data")
 )
 
 // Default refusal reasons.

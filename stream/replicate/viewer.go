@@ -51,6 +51,13 @@ type ViewerConfig struct {
 	// player can use them without reading the feed again; they stay valid after the call).
 	// It runs on the session's verify loop: keep it short.
 	OnBlock func(index uint64, data []byte)
+	// OnFork is called when the seller's feed has moved to a new fork (its machine lost
+	// appends in a power loss, see feed.ForkOnPowerLoss) while this viewer holds blocks of
+	// the old one, which may differ from what the seller signs from now on. It returns a new,
+	// empty reader of the same feed key; the viewer goes on with it at once (the old one is
+	// the caller's to keep, for what was watched, or to remove). The fork is the seller's
+	// claim until the new reader verifies it. Without OnFork, Run ends with ErrForked.
+	OnFork func(fork uint64) (Feed, error)
 	// OnStatus is told the seller's signed length and newest sync point.
 	OnStatus func(wire.Status)
 	// Backoff bounds the reconnect delays. Defaults: 200 ms doubling to 10 s, with jitter.
@@ -67,6 +74,7 @@ type Viewer struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
+	feed    Feed // the reader in use: cfg.Feed, then what OnFork gave
 	sess    *viewerSession
 	sessC   chan struct{} // closed and replaced when sess changes
 	access  wire.Access
@@ -94,7 +102,7 @@ func NewViewer(cfg ViewerConfig) (*Viewer, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &Viewer{cfg: cfg, log: cfg.Logger.With("component", "viewer", "seller", cfg.Seller.ID),
-		sessC: make(chan struct{}), changed: make(chan struct{})}, nil
+		feed: cfg.Feed, sessC: make(chan struct{}), changed: make(chan struct{})}, nil
 }
 
 // Run connects to the seller and keeps the session up, reconnecting with exponential backoff
@@ -108,6 +116,26 @@ func (v *Viewer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		var fe *forkError
+		if errors.As(err, &fe) {
+			if v.cfg.OnFork == nil {
+				return fmt.Errorf("replicate: %w (fork %d); this viewer cannot follow it", ErrForked, fe.fork)
+			}
+			nf, ferr := v.cfg.OnFork(fe.fork)
+			if ferr != nil {
+				return fmt.Errorf("replicate: start again on the seller's new fork %d: %w", fe.fork, ferr)
+			}
+			if nf == nil || nf.Key() != v.Feed().Key() || nf.Length() != 0 {
+				return errors.New("replicate: OnFork must return a new, empty reader of the same feed key")
+			}
+			v.log.Warn("the seller's feed moved to a new fork; starting again on it", "fork", fe.fork)
+			v.mu.Lock()
+			v.feed = nf
+			v.mu.Unlock()
+			v.notify()
+			backoff = v.cfg.MinBackoff
+			continue
+		}
 		if time.Since(start) > 30*time.Second {
 			backoff = v.cfg.MinBackoff
 		}
@@ -120,6 +148,21 @@ func (v *Viewer) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, v.cfg.MaxBackoff)
 	}
+}
+
+// forkError ends a session whose seller announced a newer fork than the viewer's reader.
+type forkError struct{ fork uint64 }
+
+func (e *forkError) Error() string {
+	return fmt.Sprintf("the seller's feed is at fork %d, newer than the blocks held", e.fork)
+}
+
+// Feed is the reader the viewer stores into: the configured one, or after the seller moved
+// to a new fork the one OnFork gave.
+func (v *Viewer) Feed() Feed {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.feed
 }
 
 // Access is the seller's last access decision.
@@ -203,14 +246,14 @@ func (v *Viewer) session(ctx context.Context) error {
 		_ = str.Reset()
 		return fmt.Errorf("%w: stream is with %s, not the seller %s", ErrProtocol, got, seller.ID)
 	}
-	s := &viewerSession{v: v, str: str, w: wire.NewWriter(str), ranges: map[uint64]*pending{}}
+	s := &viewerSession{v: v, f: v.Feed(), str: str, w: wire.NewWriter(str), ranges: map[uint64]*pending{}}
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
 		<-sctx.Done()
 		_ = str.Reset()
 	}()
-	st := wire.Status{Length: v.cfg.Feed.Length()}
+	st := wire.Status{Length: s.f.Length()}
 	if v.cfg.Live {
 		st.Flags |= wire.StatusLive | wire.StatusEarly
 	}
@@ -273,6 +316,7 @@ type pending struct {
 
 type viewerSession struct {
 	v   *Viewer
+	f   Feed // the reader for this session's life
 	str network.Stream
 
 	wmu sync.Mutex
@@ -365,7 +409,7 @@ func (b *byteBudget) close() {
 
 // run reads frames on one goroutine and handles them, in order, on this one.
 func (s *viewerSession) run(ctx context.Context) error {
-	f := s.v.cfg.Feed
+	f := s.f
 	r := wire.NewReader(s.str, wire.MaxFrame(f.MaxBlockSize()))
 	frames := make(chan frame, frameQueue)
 	budget := newByteBudget(frameQueueBytes)
@@ -412,13 +456,19 @@ func (s *viewerSession) run(ctx context.Context) error {
 }
 
 func (s *viewerSession) handle(t wire.Type, body []byte) error {
-	f := s.v.cfg.Feed
+	f := s.f
 	{
 		switch t {
 		case wire.TStatus:
 			st, err := wire.DecodeStatus(body)
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			if h := f.Head(); h.Length > 0 && st.Fork != h.Fork {
+				if st.Fork < h.Fork {
+					return fmt.Errorf("%w: the seller's fork %d is older than the %d already verified", ErrProtocol, st.Fork, h.Fork)
+				}
+				return &forkError{fork: st.Fork}
 			}
 			s.v.mu.Lock()
 			s.v.status = st
@@ -509,7 +559,7 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 // verified verifies a proof from the seller against the feed key, stores it, and hands its
 // block on.
 func (s *viewerSession) verified(p *feed.Proof) error {
-	if err := s.v.cfg.Feed.Verify(p); err != nil {
+	if err := s.f.Verify(p); err != nil {
 		if localFailure(err) {
 			// Our own storage failed: not the seller's fault.
 			return fmt.Errorf("store verified data: %w", err)
@@ -534,7 +584,7 @@ func (s *viewerSession) askRange(start, end uint64) (*pending, error) {
 	p := &pending{start: start, end: end}
 	s.ranges[id] = p
 	s.mu.Unlock()
-	r := wire.Range{ID: id, Start: start, End: end, FromLength: s.v.cfg.Feed.Length()}
+	r := wire.Range{ID: id, Start: start, End: end, FromLength: s.f.Length()}
 	if err := s.write(wire.TRange, r.AppendBinary); err != nil {
 		return nil, err
 	}
@@ -546,7 +596,6 @@ func (s *viewerSession) askRange(start, end uint64) (*pending, error) {
 // reconnects (asking again only for what is still missing), and waits while access is
 // refused. end past the seller's length waits for those blocks to be appended.
 func (v *Viewer) Fetch(ctx context.Context, start, end uint64) error {
-	f := v.cfg.Feed
 	const chunk = 256
 	var sess *viewerSession
 	var asked []*pending
@@ -556,7 +605,7 @@ func (v *Viewer) Fetch(ctx context.Context, start, end uint64) error {
 		// Take the notification channels before looking at the feed, so that nothing
 		// stored in between goes unnoticed.
 		v.mu.Lock()
-		cur, sessC, changed, access := v.sess, v.sessC, v.changed, v.access
+		cur, sessC, changed, access, f := v.sess, v.sessC, v.changed, v.access, v.feed
 		v.mu.Unlock()
 		for start < end && f.Has(start) {
 			start++

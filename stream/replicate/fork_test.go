@@ -1,0 +1,206 @@
+package replicate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/p2p"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+)
+
+// copyDir copies a feed directory's files as they are now: what the disk would hold after a
+// power loss that took every later write.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir() || e.Name() == "lock" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A live seller with ForkOnPowerLoss loses its last appends in a power loss after viewers
+// verified them, and comes back on a new fork with different blocks at those lengths. A
+// viewer with OnFork starts again on a new reader and follows the new fork; one without it
+// stops with ErrForked instead of mixing the forks.
+func TestViewerStartsAgainOnSellerFork(t *testing.T) {
+	seed := bytes.Repeat([]byte{3}, 32)
+	kp, err := feed.KeyPairFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity, err := p2p.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := newNode(t, identity)
+	live := filepath.Join(t.TempDir(), "seller")
+	sf, err := feed.Create(live, feed.Options{KeyPair: &kp, Durability: feed.ForkOnPowerLoss, BootID: "boot-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	appendBlocks(t, sf, 0, 10, 1024)
+	disk := filepath.Join(t.TempDir(), "disk-at-power-loss")
+	copyDir(t, live, disk) // what the disk keeps: the first 10 blocks
+	appendBlocks(t, sf, 10, 10, 1024)
+	seller := startSeller(t, node, sf, nil, nil)
+
+	var forks atomic.Int32
+	withFork := startViewerWith(t, nil, node.AddrInfo(), sf.Key(), true, func(c *ViewerConfig) {
+		c.OnFork = func(fork uint64) (Feed, error) {
+			forks.Add(1)
+			key := sf.Key()
+			return feed.Create(filepath.Join(t.TempDir(), fmt.Sprintf("fork%d", fork)), feed.Options{Key: &key})
+		}
+	})
+	without := startViewer(t, nil, node.AddrInfo(), sf.Key(), true)
+	for _, r := range []*viewerRig{withFork, without} {
+		waitFor(t, 20*time.Second, "the viewer to verify 20 blocks of fork 0", func() bool { return r.feed.Length() == 20 })
+	}
+
+	// Power loss: the seller's process and its unsynced writes are gone; the machine boots
+	// again and the seller reopens what the disk kept.
+	seller.Close()
+	sf2, err := feed.Open(disk, feed.Options{KeyPair: &kp, Durability: feed.ForkOnPowerLoss, BootID: "boot-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf2.Close()
+	if h := sf2.Head(); h.Fork != 1 || h.Length != 10 {
+		t.Fatalf("reopened after power loss at fork %d length %d, want 1 and 10", h.Fork, h.Length)
+	}
+	newBlock := func(i uint64) []byte { return []byte(fmt.Sprintf("block %d of fork 1, not what fork 0 had", i)) }
+	for i := uint64(10); i < 15; i++ {
+		if _, err := sf2.Append(newBlock(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startSeller(t, node, sf2, nil, nil)
+
+	waitFor(t, 20*time.Second, "the viewer to follow fork 1", func() bool {
+		f := withFork.viewer.Feed()
+		return f.Head().Fork == 1 && f.Length() == 15 && f.Has(14)
+	})
+	nf := withFork.viewer.Feed().(*feed.Feed)
+	if b, err := nf.Get(14); err != nil || !bytes.Equal(b, newBlock(14)) {
+		t.Fatalf("block 14 on the new fork: %q, %v", b, err)
+	}
+	if forks.Load() != 1 {
+		t.Fatalf("OnFork called %d times, want 1", forks.Load())
+	}
+	// The old reader keeps fork 0's 20 verified blocks, untouched.
+	if h := withFork.feed.Head(); h.Fork != 0 || h.Length != 20 {
+		t.Fatalf("the old reader changed: fork %d length %d", h.Fork, h.Length)
+	}
+	// A live push on the new fork reaches the new reader.
+	if _, err := sf2.Append(newBlock(15)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the new fork's live edge", func() bool { return nf.Has(15) })
+
+	select {
+	case err := <-without.done:
+		without.cancel = nil
+		if !errors.Is(err, ErrForked) {
+			t.Fatalf("a viewer without OnFork ended with %v, want ErrForked", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a viewer without OnFork did not stop on the new fork")
+	}
+	if h := without.feed.Head(); h.Fork != 0 || h.Length != 20 {
+		t.Fatalf("a viewer without OnFork mixed the forks: fork %d length %d", h.Fork, h.Length)
+	}
+}
+
+// A live viewer that asks for early data gets each new block before its signature, which
+// follows once the seller's disk has the signed state; the two verify as one proof. A viewer
+// that does not ask gets ordinary data messages (the protocol stays compatible).
+func TestLivePushEarlyData(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 5, 1024)
+	sn := newNode(t, nil)
+	seller := startSeller(t, sn, sf, nil, nil)
+	for _, tc := range []struct {
+		name  string
+		flags uint64
+		want  []wire.Type
+	}{
+		{"early", wire.StatusLive | wire.StatusEarly, []wire.Type{wire.TEarly, wire.TSignature}},
+		{"plain", wire.StatusLive, []wire.Type{wire.TData}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hn := newNode(t, nil)
+			c := dialRaw(t, hn, sn.AddrInfo())
+			c.frame(t, wire.TStatus, wire.Status{Length: 0, Flags: tc.flags}.AppendBinary)
+			waitFor(t, 10*time.Second, "the first push", func() bool { ty, _ := c.received(t); return ty[wire.TStatus] >= 2 })
+			before := c.len()
+			n := sf.Length()
+			if _, err := sf.Append(block(n, 1024)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "the live push", func() bool {
+				return len(c.framesAfter(t, before)) >= len(tc.want)+1 // and the status after it
+			})
+			frames := c.framesAfter(t, before)
+			for i, ty := range tc.want {
+				if frames[i].t != ty {
+					t.Fatalf("frame %d of the push is %s, want %s (all: %v)", i, frames[i].t, ty, frames)
+				}
+			}
+			if tc.name != "early" {
+				return
+			}
+			p, err := feed.DecodeProof(frames[0].body, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Upgrade == nil || len(p.Upgrade.Signature) != 0 || p.Block == nil || p.Block.Index != n {
+				t.Fatalf("early data: %+v", p)
+			}
+			sg, err := wire.DecodeSignature(frames[1].body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Upgrade.Signature = sg.Sig
+			// The viewer held the first blocks before: give a reader the same state, then verify.
+			r := newReader(t, filepath.Join(t.TempDir(), "reader"), sf.Key())
+			pre, err := sf.Proof(feed.Request{Upgrade: &feed.UpgradeRequest{Start: 0, Length: n}, Manifest: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Verify(pre); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Verify(p); err != nil {
+				t.Fatalf("early data + signature does not verify: %v", err)
+			}
+			if !r.Has(n) || r.Length() != n+1 {
+				t.Fatal("the early block was not stored")
+			}
+			if st := seller.Stats(hn.ID()); st.Blocks == 0 {
+				t.Fatalf("the seller did not count the early block as delivered: %+v", st)
+			}
+		})
+	}
+}
