@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench-out
+# References from an earlier run must not stand in for this one's.
+rm -f bench-out/hypercore-ref.json bench-out/hypercore-bcd.json
 echo "# make bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for s in scripts/bench.d/*.sh; do
   [ -e "$s" ] || continue

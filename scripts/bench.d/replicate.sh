@@ -9,7 +9,8 @@
 # `make bench`); when it is missing (ONLY_BENCH=replicate) the reference runs here (b, c, d).
 # Ours runs twice: with its storage where the reference kept its own (the temp directory, on
 # disk: the feed's SyncBeforeShare durability fsyncs before each new signature leaves), and on
-# tmpfs (/dev/shm), where that fsync costs nothing, to show the protocol without the disk.
+# tmpfs (/dev/shm), where that fsync costs nothing, to show the protocol without the disk; then
+# the live tail on disk with the ForkOnPowerLoss durability.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=bench-out
@@ -34,6 +35,14 @@ for store in "${TMPDIR:-/tmp}" /dev/shm; do
     "$out/replicate.test" 2>"$out/replicate-$tag.log"
   node "$ref/compare.js" "$refjson" "$out/replicate-$tag.json" | grep -E '^(result|replicate|liveTail_16KiB_33ms |verify|lateJoin)'
 done
+# The live tail once more on disk with the feed's other durability, ForkOnPowerLoss (what a
+# live broadcaster uses): signatures leave without waiting for the disk, and a writer that
+# finds its predecessor died before a reboot moves to a new fork.
+echo
+echo "== live tail on disk (${TMPDIR:-/tmp}) with durability ForkOnPowerLoss, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+TMPDIR=${TMPDIR:-/tmp} DV_DURABILITY=fork ONLY=c DV_REFERENCE_JSON="$refjson" DV_REPLBENCH="$out/replicate-fork.json" RUNS=$runs \
+  "$out/replicate.test" 2>"$out/replicate-fork.log"
+node "$ref/compare.js" "$refjson" "$out/replicate-fork.json" | grep -E '^(result|liveTail_16KiB_33ms )'
 store=/dev/shm
 
 echo

@@ -288,6 +288,14 @@ func runBench(path string) {
 	if s := os.Getenv("RUNS"); s != "" {
 		runs, _ = strconv.Atoi(s)
 	}
+	durName := "SyncBeforeShare"
+	switch os.Getenv("DV_DURABILITY") {
+	case "", "sync":
+	case "fork":
+		writerDurability, durName = feed.ForkOnPowerLoss, "ForkOnPowerLoss"
+	default:
+		panic("DV_DURABILITY is sync or fork")
+	}
 	only := os.Getenv("ONLY")
 	if only == "" {
 		only = "b,c,d"
@@ -356,7 +364,7 @@ func runBench(path string) {
 		"meta": map[string]any{
 			"implementation": "dazaar-vision stream/replicate over go-libp2p (TCP, Noise, yamux) on 127.0.0.1",
 			"go":             runtime.Version(), "platform": runtime.GOOS + " " + runtime.GOARCH,
-			"cpus": runtime.NumCPU(), "storage": "temp directory on " + fs + " (stream/feed, durability SyncBeforeShare)",
+			"cpus": runtime.NumCPU(), "storage": "temp directory on " + fs + " (stream/feed, durability " + durName + ")",
 			"runs": runs, "quick": false, "only": only,
 			"plan": map[string]any{
 				"replicate":      map[string]any{"blockSize": 65536, "totalBytes": 200000000},

@@ -85,6 +85,10 @@ func block(i uint64, size int) []byte {
 	return b
 }
 
+// writerDurability is the durability of the feeds newWriter makes: the default, or what the
+// benchmark's DV_DURABILITY asks for.
+var writerDurability = feed.SyncBeforeShare
+
 func newWriter(t tb, dir string, n, size int) (*feed.Feed, []byte) {
 	t.Helper()
 	seed := make([]byte, 32)
@@ -93,7 +97,7 @@ func newWriter(t tb, dir string, n, size int) (*feed.Feed, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := feed.Create(dir, feed.Options{KeyPair: &kp})
+	f, err := feed.Create(dir, feed.Options{KeyPair: &kp, Durability: writerDurability})
 	if err != nil {
 		t.Fatal(err)
 	}
