@@ -212,28 +212,38 @@ func TestHolePunchThroughNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	relay, err := lab.start("inet", "relay")
-	if err != nil {
-		t.Fatal(err)
+	// Over TCP, then over QUIC only (the seller and viewer listen on nothing else, so the
+	// hole punch has to open a UDP path through both NATs).
+	for _, tr := range []struct{ name, relayA, relayB, want string }{
+		{"tcp", "/ip4/11.99.1.1/tcp/4001", "/ip4/11.99.2.1/tcp/4001", "/tcp/"},
+		{"quic", "/ip4/11.99.1.1/udp/4001/quic-v1", "/ip4/11.99.2.1/udp/4001/quic-v1", "/quic-v1"},
+	} {
+		t.Run(tr.name, func(t *testing.T) {
+			lab := &netnsLab{t: t, prefix: lab.prefix} // the nodes end with the subtest
+			relay, err := lab.start("inet", "relay")
+			if err != nil {
+				t.Fatal(err)
+			}
+			relayID := relay.expect(t, "RELAY ", 30*time.Second)
+			seller, err := lab.start("seller", "seller", "DV_NAT_TRANSPORT="+tr.name, "DV_RELAY="+tr.relayA+"/p2p/"+relayID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sellerID := seller.expect(t, "SELLER ", 60*time.Second)
+			viewer, err := lab.start("viewer", "viewer", "DV_NAT_TRANSPORT="+tr.name, "DV_RELAY="+tr.relayB+"/p2p/"+relayID,
+				"DV_SELLER="+tr.relayB+"/p2p/"+relayID+"/p2p-circuit/p2p/"+sellerID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			relayed := viewer.expect(t, "RELAYED ", 60*time.Second)
+			direct := viewer.expect(t, "DIRECT ", 90*time.Second)
+			t.Logf("relayed connection %s upgraded to direct %s", relayed, direct)
+			if strings.Contains(direct, "p2p-circuit") || !strings.Contains(direct, "11.99.1.2") || !strings.Contains(direct, tr.want) {
+				t.Fatalf("direct connection goes to %s, not to the seller's NAT over %s", direct, tr.name)
+			}
+			viewer.expect(t, "ECHO OK", 60*time.Second)
+		})
 	}
-	relayID := relay.expect(t, "RELAY ", 30*time.Second)
-	seller, err := lab.start("seller", "seller", "DV_RELAY=/ip4/11.99.1.1/tcp/4001/p2p/"+relayID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sellerID := seller.expect(t, "SELLER ", 60*time.Second)
-	viewer, err := lab.start("viewer", "viewer", "DV_RELAY=/ip4/11.99.2.1/tcp/4001/p2p/"+relayID,
-		"DV_SELLER=/ip4/11.99.2.1/tcp/4001/p2p/"+relayID+"/p2p-circuit/p2p/"+sellerID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relayed := viewer.expect(t, "RELAYED ", 60*time.Second)
-	direct := viewer.expect(t, "DIRECT ", 90*time.Second)
-	t.Logf("relayed connection %s upgraded to direct %s", relayed, direct)
-	if strings.Contains(direct, "p2p-circuit") || !strings.Contains(direct, "11.99.1.2") {
-		t.Fatalf("direct connection goes to %s, not to the seller's NAT", direct)
-	}
-	viewer.expect(t, "ECHO OK", 60*time.Second)
 }
 
 // natRole runs one node of TestHolePunchThroughNAT (TestMain calls it when DV_NAT_ROLE is set).
@@ -262,6 +272,9 @@ func natRole(role string) {
 		cfg.Reachability = ReachabilityPublic
 	case "seller", "viewer":
 		cfg.ListenAddrs = []string{"/ip4/0.0.0.0/tcp/4002", "/ip4/0.0.0.0/udp/4002/quic-v1"}
+		if os.Getenv("DV_NAT_TRANSPORT") == "quic" {
+			cfg.ListenAddrs = []string{"/ip4/0.0.0.0/udp/4002/quic-v1"}
+		}
 		cfg.Reachability = ReachabilityPrivate
 		cfg.StaticRelays = []peer.AddrInfo{relay}
 		cfg.Bootstrap = []peer.AddrInfo{relay}
