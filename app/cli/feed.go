@@ -94,8 +94,9 @@ func (e *env) feedCreate(args []string) error {
 	return nil
 }
 
-// openWritable opens a feed with its signing key from the secret store.
-func (e *env) openWritable(dir string) (*feed.Feed, error) {
+// openWritable opens a feed with its signing key from the secret store, with the given
+// durability (see feed.Durability).
+func (e *env) openWritable(dir string, dur feed.Durability) (*feed.Feed, error) {
 	ro, err := feed.Open(dir, feed.Options{Logger: e.log, ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the feed: %w", err)
@@ -117,7 +118,7 @@ func (e *env) openWritable(dir string) (*feed.Feed, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := feed.Open(dir, feed.Options{KeyPair: &kp, Logger: e.log})
+	f, err := feed.Open(dir, feed.Options{KeyPair: &kp, Logger: e.log, Durability: dur})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the feed: %w", err)
 	}
@@ -132,7 +133,7 @@ func (e *env) feedAppend(args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := e.openWritable(rest[0])
+	f, err := e.openWritable(rest[0], feed.SyncBeforeShare)
 	if err != nil {
 		return err
 	}

@@ -49,13 +49,15 @@ func (e *env) record(args []string) error {
 		return usagef("%v", err)
 	}
 	dir := rest[0]
-	f, err := e.openWritable(dir)
+	// A live recording: signatures must not wait for the disk (see feed.ForkOnPowerLoss).
+	const durability = feed.ForkOnPowerLoss
+	f, err := e.openWritable(dir, durability)
 	if err != nil {
 		// No feed there yet: make one.
 		if cerr := e.feedCreate([]string{dir}); cerr != nil {
 			return fmt.Errorf("%w (and no feed could be made: %v)", err, cerr)
 		}
-		if f, err = e.openWritable(dir); err != nil {
+		if f, err = e.openWritable(dir, durability); err != nil {
 			return err
 		}
 	}
