@@ -155,3 +155,21 @@ func FuzzDecodeMultiSignature(f *testing.F) {
 		decodeMultiSignature(b)
 	})
 }
+
+// The owner file decodes to a state or, when damaged, to the worst case; a
+// decoded state encodes back to the same bytes' meaning.
+func FuzzDecodeOwner(f *testing.F) {
+	for _, o := range []ownerState{{}, {held: true, mode: ForkOnPowerLoss, boot: "9f1c2e70-5d0e-4d1b-a7a4-0c3f0d5b8e11"}, {held: true, mode: SyncEveryAppend}} {
+		f.Add(o.encode())
+	}
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o := decodeOwner(b)
+		if len(o.boot) > maxBootID || o.mode > ForkOnPowerLoss {
+			t.Fatalf("decoded an out-of-range owner state %+v", o)
+		}
+		if again := decodeOwner(o.encode()); again != o {
+			t.Fatalf("owner state %+v re-decodes as %+v", o, again)
+		}
+	})
+}

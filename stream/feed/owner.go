@@ -53,24 +53,40 @@ func readOwner(dir string) (ownerState, error) {
 	if err != nil {
 		return ownerState{}, err
 	}
+	return decodeOwner(b), nil
+}
+
+// maxOwnerSize caps the owner file; maxBootID caps the boot ID in it.
+const (
+	maxOwnerSize = 512
+	maxBootID    = 256
+)
+
+// decodeOwner decodes the owner file; anything damaged or unknown decodes as
+// held by a ForkOnPowerLoss writer of unknown boot (the worst case).
+func decodeOwner(b []byte) ownerState {
 	damaged := ownerState{held: true, mode: ForkOnPowerLoss}
-	if len(b) < 4 || len(b) > 512 || crc32.Checksum(b[4:], crcTable) != binary.LittleEndian.Uint32(b) {
-		return damaged, nil
+	if len(b) < 4 || len(b) > maxOwnerSize || crc32.Checksum(b[4:], crcTable) != binary.LittleEndian.Uint32(b) {
+		return damaged
 	}
 	d := decoder{b: b[4:]}
 	if v := d.uint(); d.err == nil && v != 1 {
-		return damaged, nil
+		return damaged
 	}
-	o := ownerState{held: d.uint() == 1, mode: Durability(d.uint()), boot: string(d.bytes(256))}
-	if d.err != nil || d.off != len(b)-4 {
-		return damaged, nil
+	held, mode := d.uint(), d.uint()
+	boot := d.bytes(maxBootID)
+	if d.err != nil || d.off != len(b)-4 || held > 1 || mode > uint64(ForkOnPowerLoss) {
+		return damaged
 	}
-	return o, nil
+	return ownerState{held: held == 1, mode: Durability(mode), boot: string(boot)}
 }
 
 // writeOwner replaces the owner file, durably: written, synced, renamed into
 // place, directory synced.
 func writeOwner(dir string, o ownerState) error {
+	if len(o.boot) > maxBootID {
+		o.boot = "" // unknown: the safe side
+	}
 	body := o.encode()
 	tmp := filepath.Join(dir, ownerFile+".tmp")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
