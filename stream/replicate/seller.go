@@ -401,6 +401,24 @@ func newSellerSession(s *Seller, str network.Stream, c *peerCounters) *sellerSes
 	return ss
 }
 
+// shared returns the proof cache's entry for k: made by fill (which sets its fields, e.err on
+// failure) when this session asks first, else made by another session and waited for.
+func (ss *sellerSession) shared(k reqKey, fill func(*cachedProof)) (*cachedProof, error) {
+	e, mine := ss.s.cache.lookup(k)
+	if mine {
+		fill(e)
+		if e.err != nil {
+			ss.s.cache.drop(e)
+		}
+		close(e.ready)
+		return e, nil
+	}
+	if err := ss.waitFor(e.ready); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // waitFor waits until ready is closed or the session ends.
 func (ss *sellerSession) waitFor(ready <-chan struct{}) error {
 	var done <-chan struct{}
@@ -908,17 +926,14 @@ func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
 		err    error
 	)
 	if id == 0 {
-		e, mine := l.ss.s.cache.lookup(keyOf(req))
-		if mine {
+		e, err := l.ss.shared(keyOf(req), func(e *cachedProof) {
+			var p *feed.Proof
 			if p, e.length, e.err = f.ProofLength(req); e.err == nil {
 				e.block = p.Block
 				e.enc, e.err = p.AppendBinary(nil)
 			}
-			if e.err != nil {
-				l.ss.s.cache.drop(e)
-			}
-			close(e.ready)
-		} else if err := l.ss.waitFor(e.ready); err != nil {
+		})
+		if err != nil {
 			return false, err
 		}
 		if e.err != nil {
@@ -974,18 +989,14 @@ func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
 	}
 	k := keyOf(req)
 	k.early = true
-	e, mine := ss.s.cache.lookup(k)
-	if mine {
+	e, err := ss.shared(k, func(e *cachedProof) {
 		var pp *feed.PendingProof
 		if pp, e.err = ss.s.cfg.Feed.ProofPending(req); e.err == nil {
 			e.early, e.block, e.length = pp, pp.Proof.Block, pp.Length
 			e.enc, e.err = pp.Proof.AppendBinary(nil)
 		}
-		if e.err != nil {
-			ss.s.cache.drop(e)
-		}
-		close(e.ready)
-	} else if err := ss.waitFor(e.ready); err != nil {
+	})
+	if err != nil {
 		return false, err
 	}
 	if e.err != nil {
