@@ -93,7 +93,9 @@ type Head struct {
 	Length     uint64
 	ByteLength uint64
 	TreeHash   [32]byte
-	Signature  []byte
+	// Signature of the head. Under SyncBeforeShare it may not be on disk yet:
+	// a signature meant for a peer goes out through Proof or PendingProof.
+	Signature []byte
 	// SyncPoint is the index of the newest block the appender marked as a
 	// sync point (for video: a keyframe); HasSyncPoint says whether any is.
 	SyncPoint    uint64
@@ -312,6 +314,13 @@ func (f *Feed) takeOwnership(boot string) error {
 	if prev.mayHaveLostShared(boot) {
 		if err := f.bumpFork(); err != nil {
 			return err
+		}
+	} else if prev.held && prev.mode == ForkOnPowerLoss {
+		// Its process died on this boot: what it shared is in the OS cache,
+		// not necessarily on disk. Sync it before this writer's owner record
+		// (which may not ask for a new fork after a power loss) replaces it.
+		if err := f.syncFilesLocked(); err != nil {
+			return fmt.Errorf("feed: sync what the last writer left: %w", err)
 		}
 	}
 	if err := writeOwner(f.dir, ownerState{held: true, mode: f.dur, boot: boot}); err != nil {
@@ -687,12 +696,12 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 	f.notify(h)
 	if f.dur == ForkOnPowerLoss && f.bgSync == nil {
 		// One pending background sync at a time; Close stops it or waits for it.
-		seq := f.seq
 		f.syncWG.Add(1)
 		f.bgSync = time.AfterFunc(BackgroundSync, func() {
 			defer f.syncWG.Done()
 			f.mu.Lock()
 			f.bgSync = nil
+			seq := f.seq // everything appended until now: later appends arm a new timer
 			f.mu.Unlock()
 			if err := f.syncTo(seq); err != nil && !errors.Is(err, ErrClosed) {
 				f.log.Error("feed: background sync failed", "dir", f.dir, "err", err)
@@ -1064,10 +1073,21 @@ func (f *Feed) syncBeforeSharing() bool { return f.s != nil && f.dur != ForkOnPo
 // ProofPending is ProofLength without waiting for the disk: the upgrade's
 // signature is held back in the PendingProof until it is durable. A reader's
 // feed (which relays signatures it verified) has nothing to wait for.
+//
+// An encrypted feed's block waits for the disk too under SyncBeforeShare: if
+// a power loss took it, the feed could encrypt a different block under the
+// same nonce (index and fork), and whoever held both ciphertexts would learn
+// something of both plaintexts. (ForkOnPowerLoss moves to a new fork, which
+// changes the nonce.)
 func (f *Feed) ProofPending(req Request) (*PendingProof, error) {
 	p, length, seq, err := f.proof(req)
 	if err != nil {
 		return nil, err
+	}
+	if f.meta.encrypted && p.Block != nil && f.syncBeforeSharing() {
+		if err := f.syncTo(seq); err != nil {
+			return nil, err
+		}
 	}
 	pp := &PendingProof{Proof: p, Length: length, f: f, seq: seq}
 	if p.Upgrade != nil {
@@ -1199,6 +1219,39 @@ func (f *Feed) Verify(p *Proof) error {
 		f.notify(f.headLocked())
 	}
 	return nil
+}
+
+// CheckFork verifies, storing nothing, that p (an upgrade from length 0, no
+// block) proves a signed state of this feed, and returns its fork and length.
+// A reader uses it to confirm that its writer moved to another fork (after a
+// power loss, see ForkOnPowerLoss) before it gives up what it holds.
+func (f *Feed) CheckFork(p *Proof) (fork, length uint64, err error) {
+	if p.Block != nil || p.Upgrade == nil || p.Upgrade.Start != 0 {
+		return 0, 0, fmt.Errorf("feed: %w: a fork is proved by an upgrade from length 0 alone", ErrInvalidProof)
+	}
+	f.mu.Lock()
+	v := f.v
+	f.mu.Unlock()
+	if v == nil {
+		if p.Manifest == nil {
+			v = newCompatVerifier(f.meta.key)
+		} else {
+			mv, err := newManifestVerifier(p.Manifest)
+			if err != nil {
+				return 0, 0, fmt.Errorf("feed: %w: %w", ErrInvalidProof, err)
+			}
+			if mv.key != f.meta.key {
+				return 0, 0, fmt.Errorf("feed: %w: the manifest does not hash to the feed key", ErrInvalidProof)
+			}
+			v = mv
+		}
+	}
+	var empty tree
+	res, err := empty.verify(p, v)
+	if err != nil {
+		return 0, 0, err
+	}
+	return res.fork, res.length, nil
 }
 
 // Subscribe returns a channel that receives the newest head after each append

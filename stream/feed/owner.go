@@ -123,8 +123,8 @@ func (o ownerState) mayHaveLostShared(boot string) bool {
 
 // bumpFork signs the current length again on the next fork and syncs it, so
 // that whatever this feed signs from now on cannot be confused with what a
-// lost tail of the old fork signed. Called with f.mu held, before anything is
-// shared.
+// lost tail of the old fork signed. Called from Open, before the feed is
+// shared with anyone (so without f.mu).
 func (f *Feed) bumpFork() error {
 	nt := f.t
 	nt.fork++

@@ -262,3 +262,165 @@ func TestTornReaderMetaIsRecreated(t *testing.T) {
 		t.Fatalf("create over a writer: %v", err)
 	}
 }
+
+// Second review, ForkOnPowerLoss: a writer of another durability that takes over on the same
+// boot from a killed ForkOnPowerLoss writer syncs what that writer shared before it records
+// itself, so a later power loss cannot take shared appends without a new fork.
+func TestSameBootTakeoverThenPowerLoss(t *testing.T) {
+	dir := t.TempDir()
+	kp := testKeyPair(t, 11)
+	a, err := Create(dir, Options{KeyPair: &kp, Durability: ForkOnPowerLoss, BootID: "boot-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 7; i++ {
+		mustAppend(t, a, block(i, 30))
+	}
+	if _, err := a.Proof(Request{Block: &BlockRequest{Index: 6}, Upgrade: &UpgradeRequest{Length: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	synced := a.syncedLog
+	a.mu.Unlock()
+	a.crash()                                                    // kill -9 on boot-a
+	b, err := Open(dir, Options{KeyPair: &kp, BootID: "boot-a"}) // SyncBeforeShare, same boot
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	synced = max(synced, b.syncedLog) // what B synced survives
+	b.mu.Unlock()
+	b.crash()
+	if err := os.Truncate(dir+"/oplog", synced); err != nil { // power loss
+		t.Fatal(err)
+	}
+	c, err := Open(dir, Options{KeyPair: &kp, Durability: ForkOnPowerLoss, BootID: "boot-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if h := c.Head(); h.Length < 7 && h.Fork == 0 {
+		t.Fatalf("lengths %d..7 were signed and shared on fork 0, lost, and fork 0 would sign them again", h.Length+1)
+	}
+}
+
+// The background sync covers every append made before it runs, even when something else
+// synced the one that armed it.
+func TestBackgroundSyncCoversLaterAppends(t *testing.T) {
+	kp := testKeyPair(t, 12)
+	f, err := Create(t.TempDir(), Options{KeyPair: &kp, Durability: ForkOnPowerLoss})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mustAppend(t, f, block(0, 100)) // arms the timer
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, f, block(1, 100)) // no new timer: one is pending
+	deadline := time.Now().Add(10 * BackgroundSync)
+	for {
+		f.mu.Lock()
+		synced, seq := f.syncedSeq, f.seq
+		f.mu.Unlock()
+		if synced >= seq {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still not synced (synced %d < seq %d)", synced, seq)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// CheckFork confirms a writer's new fork from an upgrade proof alone, storing nothing, and
+// refuses anything else.
+func TestCheckFork(t *testing.T) {
+	dir := t.TempDir()
+	kp := testKeyPair(t, 13)
+	w, err := Create(dir, Options{KeyPair: &kp, Durability: ForkOnPowerLoss, BootID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		mustAppend(t, w, block(i, 40))
+	}
+	key := w.Key()
+	r, err := Create(t.TempDir(), Options{Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	replicate(t, w, r, 4)
+	w.crash()
+	w, err = Open(dir, Options{KeyPair: &kp, Durability: ForkOnPowerLoss, BootID: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	mustAppend(t, w, []byte("fork 1"))
+	p, err := w.Proof(Request{Fork: 1, Upgrade: &UpgradeRequest{Start: 0, Length: w.Length()}, Manifest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fork, length, err := r.CheckFork(p)
+	if err != nil || fork != 1 || length != w.Length() {
+		t.Fatalf("CheckFork: fork %d length %d, %v", fork, length, err)
+	}
+	if h := r.Head(); h.Fork != 0 || h.Length != 5 {
+		t.Fatalf("CheckFork changed the reader: %+v", h)
+	}
+	bad := *p
+	up := *p.Upgrade
+	up.Signature = append([]byte(nil), up.Signature...)
+	up.Signature[0] ^= 1
+	bad.Upgrade = &up
+	if _, _, err := r.CheckFork(&bad); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("a forged fork: %v", err)
+	}
+	claimed := *p
+	claimed.Fork = 9 // the signature covers the fork
+	if _, _, err := r.CheckFork(&claimed); err == nil {
+		t.Fatal("a fork number the signature does not cover was accepted")
+	}
+	withBlock, err := w.Proof(Request{Block: &BlockRequest{Index: 0}, Upgrade: &UpgradeRequest{Start: 0, Length: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.CheckFork(withBlock); !errors.Is(err, ErrInvalidProof) {
+		t.Fatalf("a proof with a block: %v", err)
+	}
+}
+
+// An encrypted SyncBeforeShare feed does not let a block's ciphertext out before the disk
+// has it (a power loss could otherwise have it encrypt another block under the same nonce).
+func TestEncryptedPendingProofWaitsForTheDisk(t *testing.T) {
+	kp := testKeyPair(t, 14)
+	var pk [32]byte
+	copy(pk[:], kp.Public)
+	enc, err := NewXChaCha20Encryption(pk, bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dur  Durability
+		want bool // durable as soon as ProofPending returns
+	}{{SyncBeforeShare, true}, {ForkOnPowerLoss, true}} {
+		f, err := Create(t.TempDir(), Options{KeyPair: &kp, Encryption: enc, Durability: tc.dur})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, f, block(0, 100))
+		pp, err := f.ProofPending(Request{Block: &BlockRequest{Index: 0}, Upgrade: &UpgradeRequest{Length: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		synced := f.syncedSeq >= f.seq
+		f.mu.Unlock()
+		if pp.Durable() != tc.want || (tc.dur == SyncBeforeShare && !synced) {
+			t.Fatalf("%v: durable %v, synced %v", tc.dur, pp.Durable(), synced)
+		}
+		f.Close()
+	}
+}
