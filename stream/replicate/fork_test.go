@@ -13,6 +13,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 // copyDir copies a feed directory's files as they are now: what the disk would hold after a
@@ -202,5 +203,73 @@ func TestLivePushEarlyData(t *testing.T) {
 				t.Fatalf("the seller did not count the early block as delivered: %+v", st)
 			}
 		})
+	}
+}
+
+// A status is not signed: a seller (or a viewer relaying a free stream) that announces a new
+// fork it cannot prove makes no viewer give up what it verified.
+func TestUnsignedForkClaimIsChecked(t *testing.T) {
+	node := newNode(t, nil)
+	f, _ := newWriter(t, filepath.Join(t.TempDir(), "w"), 5, 100)
+	seller := startSeller(t, node, f, nil, nil)
+	var forks atomic.Int32
+	withFork := startViewerWith(t, nil, node.AddrInfo(), f.Key(), true, func(c *ViewerConfig) {
+		c.OnFork = func(uint64) (Feed, error) { forks.Add(1); return nil, errors.New("must not be called") }
+	})
+	without := startViewer(t, nil, node.AddrInfo(), f.Key(), true)
+	for _, r := range []*viewerRig{withFork, without} {
+		waitFor(t, 20*time.Second, "5 blocks", func() bool { return r.feed.Length() == 5 })
+	}
+	seller.Close()
+	// The hostile seller claims fork 2^62, answers the proof request with fork 0's proof
+	// (signed, but not the fork it claimed) or with a forged one, then cuts the stream.
+	good, err := f.Proof(feed.Request{Upgrade: &feed.UpgradeRequest{Start: 0, Length: 5}, Manifest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions atomic.Int32
+	node.Host().SetStreamHandler(wire.Protocol, func(str network.Stream) {
+		n := sessions.Add(1)
+		w := wire.NewWriter(str)
+		_ = w.Frame(wire.TStatus, wire.Status{Fork: 1 << 62, Length: 5}.AppendBinary)
+		_ = w.Frame(wire.TAccess, wire.Access{State: wire.Free}.AppendBinary)
+		_ = w.Flush()
+		r := wire.NewReader(str, wire.MaxViewerFrame)
+		for {
+			ty, body, err := r.Next()
+			if err != nil {
+				return
+			}
+			if ty != wire.TRequest {
+				continue
+			}
+			tg, _ := wire.DecodeTagged(body)
+			p := *good
+			if n%2 == 0 {
+				up := *good.Upgrade
+				up.Signature = make([]byte, 64) // forged
+				p.Fork, p.Upgrade = 1<<62, &up
+			}
+			_ = w.Frame(wire.TData, func(b []byte) ([]byte, error) { return wire.AppendTagged(b, tg.ID, p.AppendBinary) })
+			_ = w.Flush()
+		}
+	})
+	for _, c := range node.Host().Network().Conns() {
+		_ = c.Close()
+	}
+	waitFor(t, 20*time.Second, "the viewers to meet the hostile seller a few times", func() bool { return sessions.Load() >= 6 })
+	select {
+	case err := <-without.done:
+		without.cancel = nil
+		t.Fatalf("an unproved fork ended the viewer: %v", err)
+	default:
+	}
+	if forks.Load() != 0 {
+		t.Fatal("OnFork was called for an unproved fork")
+	}
+	for _, r := range []*viewerRig{withFork, without} {
+		if h := r.viewer.Feed().Head(); h.Fork != 0 || h.Length != 5 {
+			t.Fatalf("a viewer gave up its blocks: %+v", h)
+		}
 	}
 }

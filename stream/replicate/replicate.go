@@ -34,6 +34,8 @@ type Feed interface {
 	// has made the state it signs durable (the block can travel meanwhile).
 	ProofPending(feed.Request) (*feed.PendingProof, error)
 	Verify(*feed.Proof) error
+	// CheckFork verifies, storing nothing, an upgrade from length 0 on another fork.
+	CheckFork(*feed.Proof) (fork, length uint64, err error)
 	Subscribe() (<-chan feed.Head, func())
 }
 

@@ -789,10 +789,9 @@ func (l *sendLoop) settle() {
 			break
 		}
 		n++
-		if d.early {
-			continue
+		if d.proof {
+			c.proofs.Add(1)
 		}
-		c.proofs.Add(1)
 		if d.block {
 			c.blocks.Add(1)
 			c.blockBytes.Add(uint64(d.size))
@@ -962,7 +961,7 @@ func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	d := delivery{end: l.w.BytesWritten()}
+	d := delivery{end: l.w.BytesWritten(), proof: true}
 	if block != nil {
 		d.block, d.index, d.size = true, block.Index, len(block.Value)
 	}
@@ -1012,10 +1011,14 @@ func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
 	if err := l.w.FrameParts(wire.TEarly, nil, e.enc); err != nil {
 		return false, err
 	}
-	l.pending = append(l.pending, delivery{end: l.w.BytesWritten(), early: true})
+	// The block's bytes are billed once they reach the stream, whether or not the signature
+	// follows (a viewer can keep bytes it could not verify).
+	l.pending = append(l.pending, delivery{end: l.w.BytesWritten(), block: true, index: e.block.Index, size: len(e.block.Value)})
 	if err := l.flush(); err != nil {
 		return false, err
 	}
+	// The send loop waits for the disk here (a sync of a few milliseconds at most; Close's
+	// stream reset ends the session right after it).
 	sig, err := e.early.Signature()
 	if err != nil {
 		return false, l.noData(0, "The seller cannot answer this request: "+err.Error())
@@ -1028,7 +1031,7 @@ func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
 	if err := l.w.Frame(wire.TSignature, wire.Signature{Fork: e.early.Proof.Fork, Length: e.length, Sig: sig}.AppendBinary); err != nil {
 		return false, err
 	}
-	l.pending = append(l.pending, delivery{end: l.w.BytesWritten(), block: true, index: e.block.Index, size: len(e.block.Value)})
+	l.pending = append(l.pending, delivery{end: l.w.BytesWritten(), proof: true})
 	l.settle()
 	l.vlen, l.lenSet = e.length, true
 	l.remember(e.block.Index)
@@ -1038,10 +1041,10 @@ func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
 // delivery is a data message written to the buffer and not yet to the stream.
 type delivery struct {
 	end   uint64 // BytesWritten after its last byte
-	block bool
+	block bool   // carries block index's size bytes: billed once they reached the stream
 	index uint64
 	size  int
-	early bool // early data: counted (as a proof, and billed) with the signature that completes it
+	proof bool // completes a proof (a data message, or the signature after early data)
 }
 
 // request answers one request or starts streaming a range.

@@ -107,7 +107,8 @@ func NewViewer(cfg ViewerConfig) (*Viewer, error) {
 
 // Run connects to the seller and keeps the session up, reconnecting with exponential backoff
 // after failures, until ctx ends. It returns ctx's error, or an error that reconnecting cannot
-// fix (none so far: even a seller that sent invalid data is retried, with backoff).
+// fix: the seller proved a new fork and there is no OnFork (ErrForked), or OnFork failed. Even
+// a seller that sent invalid data is retried, with backoff.
 func (v *Viewer) Run(ctx context.Context) error {
 	backoff := v.cfg.MinBackoff
 	for {
@@ -330,6 +331,9 @@ type viewerSession struct {
 	// until the TSignature that completes it (handler goroutine only). Overflow policy: one
 	// is held; a newer one replaces it, and a refusal drops it.
 	early *feed.Proof
+	// forkCheck is the id of the request for the signed state of a newer fork the seller
+	// announced (0: none); live data is set aside until the answer (handler goroutine only).
+	forkCheck uint64
 }
 
 func (s *viewerSession) write(t wire.Type, fill func([]byte) ([]byte, error)) error {
@@ -468,7 +472,14 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 				if st.Fork < h.Fork {
 					return fmt.Errorf("%w: the seller's fork %d is older than the %d already verified", ErrProtocol, st.Fork, h.Fork)
 				}
-				return &forkError{fork: st.Fork}
+				// A status is not signed: ask for the new fork's signed state and check it
+				// before giving up what is held (checkFork). Until then live data, which
+				// belongs to the new fork, is set aside.
+				if s.forkCheck == 0 && st.Length > 0 {
+					if err := s.askForkProof(st); err != nil {
+						return err
+					}
+				}
 			}
 			s.v.mu.Lock()
 			s.v.status = st
@@ -500,6 +511,14 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrInvalidData, err)
 			}
+			if s.forkCheck != 0 {
+				if tg.ID == s.forkCheck {
+					return s.checkFork(p)
+				}
+				if tg.ID == 0 {
+					return nil // a live push on the fork being checked
+				}
+			}
 			return s.verified(p)
 		case wire.TEarly:
 			if !s.v.cfg.Live {
@@ -513,6 +532,9 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 				return fmt.Errorf("%w: early data must be a block with an unsigned upgrade", ErrProtocol)
 			}
 			s.early = p
+			if s.forkCheck != 0 {
+				s.early = nil // a live push on the fork being checked
+			}
 		case wire.TSignature:
 			sg, err := wire.DecodeSignature(body)
 			if err != nil {
@@ -520,6 +542,9 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			}
 			p := s.early
 			if p == nil {
+				if s.forkCheck != 0 {
+					return nil // completes a live push set aside during the fork check
+				}
 				return fmt.Errorf("%w: a signature with no early data to complete", ErrProtocol)
 			}
 			s.early = nil
@@ -533,6 +558,15 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			nd, err := wire.DecodeNoData(body)
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			if s.forkCheck != 0 && nd.ID == s.forkCheck {
+				// The seller cannot prove the fork it announced (or will not while this
+				// viewer is refused): keep what is held; the next session asks again.
+				s.forkCheck = 0
+				if s.v.Access().State == wire.Refused {
+					return nil
+				}
+				return fmt.Errorf("%w: the seller announced a new fork it cannot prove: %s", ErrProtocol, nd.Reason)
 			}
 			s.mu.Lock()
 			if p := s.ranges[nd.ID]; p != nil {
@@ -554,6 +588,31 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 		}
 	}
 	return nil
+}
+
+// askForkProof asks the seller for the signed state its status announced on a newer fork.
+func (s *viewerSession) askForkProof(st wire.Status) error {
+	s.mu.Lock()
+	s.nextID++
+	id := s.nextID
+	s.mu.Unlock()
+	s.forkCheck, s.early = id, nil
+	req := feed.Request{Fork: st.Fork, Upgrade: &feed.UpgradeRequest{Start: 0, Length: st.Length}, Manifest: true}
+	return s.write(wire.TRequest, func(b []byte) ([]byte, error) { return wire.AppendTagged(b, id, req.AppendBinary) })
+}
+
+// checkFork ends the session for a new reader (Run calls OnFork) once the seller proved,
+// with its signature, a state on a newer fork than the one held.
+func (s *viewerSession) checkFork(p *feed.Proof) error {
+	s.forkCheck = 0
+	fork, _, err := s.f.CheckFork(p)
+	if err != nil {
+		return fmt.Errorf("%w: the seller's proof of its new fork: %w", ErrInvalidData, err)
+	}
+	if fork <= s.f.Head().Fork {
+		return fmt.Errorf("%w: the seller announced a new fork but proved fork %d", ErrProtocol, fork)
+	}
+	return &forkError{fork: fork}
 }
 
 // verified verifies a proof from the seller against the feed key, stores it, and hands its

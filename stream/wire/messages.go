@@ -39,9 +39,9 @@ func DecodeStatus(b []byte) (Status, error) {
 	if err := d.end(); err != nil {
 		return Status{}, fmt.Errorf("status: %w", err)
 	}
-	if s.Flags&^statusKnown != 0 {
-		return Status{}, fmt.Errorf("status: %w: unknown flags %#x", ErrMalformed, s.Flags)
-	}
+	// Flags this side does not know are capabilities of a newer peer: ignored, so that
+	// peers can offer more without breaking older ones.
+	s.Flags &= statusKnown
 	if s.Flags&StatusHasSyncPoint != 0 && s.SyncPoint >= s.Length {
 		return Status{}, fmt.Errorf("status: %w: sync point %d is past length %d", ErrMalformed, s.SyncPoint, s.Length)
 	}

@@ -105,7 +105,6 @@ func TestMalformed(t *testing.T) {
 		in   []byte
 	}{
 		{"status trailing", func(b []byte) error { _, err := DecodeStatus(b); return err }, []byte{0, 1, 0, 0, 9}},
-		{"status flags", func(b []byte) error { _, err := DecodeStatus(b); return err }, []byte{0, 1, 0x80, 1, 0}},
 		{"status sync past length", func(b []byte) error { _, err := DecodeStatus(b); return err }, []byte{0, 1, 1, 5}},
 		{"status short", func(b []byte) error { _, err := DecodeStatus(b); return err }, []byte{0}},
 		{"range empty", func(b []byte) error { _, err := DecodeRange(b); return err }, []byte{1, 5, 5, 0}},
@@ -132,6 +131,14 @@ func TestMalformed(t *testing.T) {
 	}
 	if _, _, err := NewReader(strings.NewReader("\x05ab"), 10).Next(); err == nil || errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("short body: %v", err)
+	}
+}
+
+// Unknown status flags are a newer peer's capabilities: ignored, not an error.
+func TestUnknownStatusFlagsIgnored(t *testing.T) {
+	st, err := DecodeStatus([]byte{0, 1, 0x80 | StatusLive, 1, 0})
+	if err != nil || st.Flags != StatusLive {
+		t.Fatalf("got %+v, %v; want the live flag alone", st, err)
 	}
 }
 
