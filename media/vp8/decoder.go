@@ -16,6 +16,35 @@ import (
 // MaxFrameSize caps one compressed frame handed to the decoder.
 const MaxFrameSize = 4 << 20
 
+// MaxWidth and MaxHeight cap the picture a key frame may declare (4096×2304 covers 4K UHD).
+// A VP8 key frame may declare up to 16383×16383, which libvpx spends half a second and a
+// gigabyte on even when the rest is garbage: a stream's frames are refused above this before
+// libvpx sees them.
+const (
+	MaxWidth  = 4096
+	MaxHeight = 2304
+)
+
+// checkKeyFrameSize reads a key frame's declared size (RFC 6386 §9.1: a 3-byte frame tag, the
+// start code 9d 01 2a, then 14-bit width and height) and refuses it above the caps.
+func checkKeyFrameSize(data []byte) error {
+	if data[0]&1 != 0 {
+		return nil // an interframe keeps the key frame's size
+	}
+	if len(data) < 10 {
+		return fmt.Errorf("vp8: key frame of %d bytes is shorter than its header", len(data))
+	}
+	if data[3] != 0x9d || data[4] != 0x01 || data[5] != 0x2a {
+		return fmt.Errorf("vp8: key frame without the start code")
+	}
+	w := int(data[6]) | int(data[7]&0x3f)<<8
+	h := int(data[8]) | int(data[9]&0x3f)<<8
+	if w == 0 || h == 0 || w > MaxWidth || h > MaxHeight {
+		return fmt.Errorf("vp8: key frame of %d×%d pixels (the limit is %d×%d)", w, h, MaxWidth, MaxHeight)
+	}
+	return nil
+}
+
 // Decoder decodes VP8 frames. Use it from one goroutine at a time.
 type Decoder struct {
 	ctx *C.vpx_codec_ctx_t
@@ -41,6 +70,9 @@ func (d *Decoder) decode(data []byte) (*C.vpx_image_t, error) {
 	}
 	if len(data) > MaxFrameSize {
 		return nil, fmt.Errorf("vp8: frame of %d bytes exceeds %d", len(data), MaxFrameSize)
+	}
+	if err := checkKeyFrameSize(data); err != nil {
+		return nil, err
 	}
 	var img *C.vpx_image_t
 	code := C.dv_dec_decode(d.ctx, (*C.uint8_t)(unsafe.Pointer(&data[0])), C.uint(len(data)), &img)

@@ -3,6 +3,7 @@ package vp8
 import (
 	"image"
 	"image/draw"
+	"strings"
 	"testing"
 
 	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
@@ -138,6 +139,33 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	if _, err := enc.Encode(testpattern.Bars(100, 100)); err == nil {
 		t.Fatal("wrong-size frame encoded")
+	}
+}
+
+// A key frame that declares a huge picture is refused before libvpx (which would spend half a
+// second and a gigabyte on it); the decoder goes on with the next good key frame.
+func TestDecodeRefusesHugeKeyFrames(t *testing.T) {
+	dec, _ := NewDecoder()
+	defer dec.Close()
+	enc, _ := NewEncoder(Config{Width: 160, Height: 120})
+	defer enc.Close()
+	key, _ := enc.Encode(testpattern.Bars(160, 120))
+	for _, c := range []struct {
+		name string
+		w, h int
+	}{{"16383x16383", 16383, 16383}, {"wide", MaxWidth + 1, 100}, {"tall", 100, MaxHeight + 1}, {"empty", 0, 0}} {
+		b := append([]byte(nil), key.Data...)
+		b[6], b[7] = byte(c.w), b[7]&0xc0|byte(c.w>>8)&0x3f
+		b[8], b[9] = byte(c.h), b[9]&0xc0|byte(c.h>>8)&0x3f
+		if _, err := dec.Decode(b); err == nil || !strings.Contains(err.Error(), "pixels") {
+			t.Fatalf("%s: %v, want a refusal naming the size", c.name, err)
+		}
+	}
+	if _, err := dec.Decode(key.Data[:8]); err == nil {
+		t.Fatal("a key frame cut inside its header decoded")
+	}
+	if _, err := dec.Decode(key.Data); err != nil {
+		t.Fatalf("a good key frame after the refusals: %v", err)
 	}
 }
 
