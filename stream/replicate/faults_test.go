@@ -79,6 +79,15 @@ func TestCutMidCatchUpResumes(t *testing.T) {
 // The seller process is killed (SIGKILL) and restarted at the same address: the live viewer
 // reconnects with backoff and continues from where it was, storing nothing twice.
 func TestSellerKilledAndRestarted(t *testing.T) {
+	// With either durability: a killed process loses nothing on the same boot, so the
+	// ForkOnPowerLoss seller of a live broadcast comes back on the same fork.
+	for _, dur := range []feed.Durability{feed.SyncBeforeShare, feed.ForkOnPowerLoss} {
+		t.Run(map[feed.Durability]string{feed.SyncBeforeShare: "SyncBeforeShare", feed.ForkOnPowerLoss: "ForkOnPowerLoss"}[dur],
+			func(t *testing.T) { testSellerKilledAndRestarted(t, dur) })
+	}
+}
+
+func testSellerKilledAndRestarted(t *testing.T, dur feed.Durability) {
 	dir := t.TempDir()
 	seed := make([]byte, 32)
 	for i := range seed {
@@ -88,7 +97,7 @@ func TestSellerKilledAndRestarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := feed.Create(filepath.Join(dir, "feed"), feed.Options{KeyPair: &kp})
+	f, err := feed.Create(filepath.Join(dir, "feed"), feed.Options{KeyPair: &kp, Durability: dur})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +119,8 @@ func TestSellerKilledAndRestarted(t *testing.T) {
 	start := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "DV_SELLER_HELPER=1", "DV_FEED_DIR="+filepath.Join(dir, "feed"),
-			"DV_SEED="+hex.EncodeToString(seed), "DV_IDENTITY="+hex.EncodeToString(identity), "DV_ADDR="+addr)
+			"DV_SEED="+hex.EncodeToString(seed), "DV_IDENTITY="+hex.EncodeToString(identity), "DV_ADDR="+addr,
+			fmt.Sprintf("DV_DURABILITY=%d", dur))
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -124,7 +134,10 @@ func TestSellerKilledAndRestarted(t *testing.T) {
 	seen := map[uint64]int{}
 	vn := newNode(t, nil)
 	r := startViewerWith(t, vn, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{ma.StringCast(addr)}}, key, true,
-		func(c *ViewerConfig) { c.OnBlock = func(i uint64, _ []byte) { mu.Lock(); seen[i]++; mu.Unlock() } })
+		func(c *ViewerConfig) {
+			c.OnBlock = func(i uint64, _ []byte) { mu.Lock(); seen[i]++; mu.Unlock() }
+			c.OnFork = func(fork uint64) (Feed, error) { return nil, fmt.Errorf("a kill moved the feed to fork %d", fork) }
+		})
 	waitFor(t, 30*time.Second, "live blocks from the first seller process", func() bool { return r.feed.Length() >= 20 })
 
 	cmd.Process.Kill()
@@ -141,6 +154,9 @@ func TestSellerKilledAndRestarted(t *testing.T) {
 	defer cancel()
 	if err := r.viewer.Fetch(ctx, at, r.feed.Length()); err != nil {
 		t.Fatal(err)
+	}
+	if h := r.feed.Head(); h.Fork != 0 {
+		t.Fatalf("the viewer's feed is at fork %d after a kill on the same boot", h.Fork)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -170,7 +186,8 @@ func sellerProcess() {
 	if err != nil {
 		fail(err)
 	}
-	f, err := feed.Open(os.Getenv("DV_FEED_DIR"), feed.Options{KeyPair: &kp})
+	dur, _ := strconv.Atoi(os.Getenv("DV_DURABILITY"))
+	f, err := feed.Open(os.Getenv("DV_FEED_DIR"), feed.Options{KeyPair: &kp, Durability: feed.Durability(dur)})
 	if err != nil {
 		fail(err)
 	}
