@@ -87,27 +87,7 @@ func writeOwner(dir string, o ownerState) error {
 	if len(o.boot) > maxBootID {
 		o.boot = "" // unknown: the safe side
 	}
-	body := o.encode()
-	tmp := filepath.Join(dir, ownerFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(body); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, ownerFile)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return replaceFile(dir, ownerFile, o.encode(), true)
 }
 
 // mayHaveLostShared reports whether the last writer, found dead, may have

@@ -391,15 +391,21 @@ func putBlockRecord(b []byte, e blockEntry) {
 // feed, files and all, survives power loss. A writer's identity must; a
 // reader's is a cache of verified data that can be made again.
 func writeMeta(dir string, m *metaInfo, durable bool) error {
-	tmp := filepath.Join(dir, metaFile+".tmp")
+	body := m.encode()
+	frame := binary.LittleEndian.AppendUint32(nil, crc32.Checksum(body, crcTable))
+	return replaceFile(dir, metaFile, append(frame, body...), durable)
+}
+
+// replaceFile writes b to dir/name through a temporary file and a rename, so that the name
+// holds the old bytes or the new ones, never a mix; durable syncs the file before the rename
+// and the directory after it.
+func replaceFile(dir, name string, b []byte, durable bool) error {
+	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	body := m.encode()
-	frame := binary.LittleEndian.AppendUint32(nil, crc32.Checksum(body, crcTable))
-	frame = append(frame, body...)
-	if _, err := f.Write(frame); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return err
 	}
@@ -412,7 +418,7 @@ func writeMeta(dir string, m *metaInfo, durable bool) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, metaFile)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	if durable {
