@@ -33,6 +33,8 @@ type Invoice struct {
 	Description     string
 	DescriptionHash []byte
 	Payee           []byte // 33-byte compressed node key
+	PaymentSecret   []byte // 32 bytes from the s field, nil without one
+	Features        []int  // feature bits set in the 9 field, lowest first
 }
 
 // Expired reports whether the invoice can no longer be paid at now.
@@ -40,6 +42,16 @@ func (i *Invoice) Expired(now time.Time) bool { return now.After(i.Timestamp.Add
 
 // ErrBolt11 wraps every decoding failure.
 var ErrBolt11 = errors.New("lightning: invalid invoice")
+
+// ErrUnknownFeature is wrapped (with ErrBolt11) when an invoice requires a feature this decoder
+// does not know: BOLT 11 says a reader must fail such an invoice rather than pay it.
+var ErrUnknownFeature = errors.New("the invoice requires a Lightning feature this app does not know")
+
+// knownEvenFeatures are the compulsory (even) BOLT 9 feature bits allowed in an invoice's 9
+// field that a payer of ours handles: var_onion_optin (8), payment_secret (14), basic_mpp (16),
+// option_route_blinding (24) and option_payment_metadata (48). Any other even bit set fails the
+// invoice; unknown odd bits are optional and ignored (BOLT 9's "it's OK to be odd").
+var knownEvenFeatures = map[int]bool{8: true, 14: true, 16: true, 24: true, 48: true}
 
 func bad(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBolt11, fmt.Sprintf(format, args...))
@@ -98,7 +110,11 @@ func DecodeBolt11(s string) (*Invoice, error) {
 	}
 	sigData, body := data[len(data)-104:], data[:len(data)-104]
 	inv.Timestamp = time.Unix(int64(toUint(body[:7])), 0)
-	var havePayee, haveHash bool
+	// When a field type repeats, the first one the reader does not skip counts (BOLT 11: a writer
+	// puts its most preferred field first, and a payer "SHOULD use the first p field that it did
+	// NOT skip"); later ones of the same type are ignored. Fields of a known type with the wrong
+	// length are skipped, as the spec requires, so they never shadow a valid one.
+	var havePayee, haveHash, haveDesc, haveDescHash, haveExpiry, haveSecret, haveFeatures bool
 	for f := body[7:]; len(f) > 0; {
 		if len(f) < 3 {
 			return nil, bad("truncated field")
@@ -111,7 +127,7 @@ func DecodeBolt11(s string) (*Invoice, error) {
 		f = f[3+n:]
 		switch typ {
 		case 1: // p: payment hash
-			if n != 52 {
+			if n != 52 || haveHash {
 				continue // a reader must skip p fields of the wrong length
 			}
 			b, err := bech32.ConvertBits(v, 5, 8, false)
@@ -120,23 +136,35 @@ func DecodeBolt11(s string) (*Invoice, error) {
 			}
 			copy(inv.PaymentHash[:], b)
 			haveHash = true
+		case 16: // s: payment secret
+			if n != 52 || haveSecret {
+				continue
+			}
+			b, err := bech32.ConvertBits(v, 5, 8, false)
+			if err != nil || len(b) != 32 {
+				return nil, bad("payment secret")
+			}
+			inv.PaymentSecret, haveSecret = b, true
 		case 13: // d: description
+			if haveDesc {
+				continue
+			}
 			b, err := bech32.ConvertBits(v, 5, 8, false)
 			if err != nil || !utf8.Valid(b) {
 				return nil, bad("description is not UTF-8")
 			}
-			inv.Description = string(b)
+			inv.Description, haveDesc = string(b), true
 		case 23: // h: description hash
-			if n != 52 {
+			if n != 52 || haveDescHash {
 				continue
 			}
 			b, err := bech32.ConvertBits(v, 5, 8, false)
 			if err != nil {
 				return nil, bad("description hash")
 			}
-			inv.DescriptionHash = b
+			inv.DescriptionHash, haveDescHash = b, true
 		case 19: // n: payee
-			if n != 53 {
+			if n != 53 || havePayee {
 				continue
 			}
 			b, err := bech32.ConvertBits(v, 5, 8, false)
@@ -145,10 +173,22 @@ func DecodeBolt11(s string) (*Invoice, error) {
 			}
 			inv.Payee, havePayee = b, true
 		case 6: // x: expiry seconds
+			if haveExpiry {
+				continue
+			}
 			if n > 7 {
 				return nil, bad("expiry too large")
 			}
-			inv.Expiry = expiry(toUint(v))
+			inv.Expiry, haveExpiry = expiry(toUint(v)), true
+		case 5: // 9: features
+			if haveFeatures {
+				continue
+			}
+			haveFeatures = true
+			var err error
+			if inv.Features, err = features(v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !haveHash {
@@ -183,6 +223,32 @@ func DecodeBolt11(s string) (*Invoice, error) {
 		inv.Payee = pub.SerializeCompressed()
 	}
 	return inv, nil
+}
+
+// features reads the 9 field (big-endian, bit 0 the least significant bit of the last group),
+// failing on a compulsory bit this decoder does not know or on basic_mpp without payment_secret
+// (BOLT 11: a reader must not attempt a payment whose feature vector misses a known dependency).
+func features(groups []byte) ([]int, error) {
+	var bits []int
+	set := map[int]bool{}
+	for i := len(groups) - 1; i >= 0; i-- {
+		g := groups[i]
+		for b := 0; b < 5; b++ {
+			if g&(1<<b) == 0 {
+				continue
+			}
+			bit := (len(groups)-1-i)*5 + b
+			if bit%2 == 0 && !knownEvenFeatures[bit] {
+				return nil, fmt.Errorf("%w: %w (required feature bit %d)", ErrBolt11, ErrUnknownFeature, bit)
+			}
+			bits = append(bits, bit)
+			set[bit] = true
+		}
+	}
+	if (set[16] || set[17]) && !set[14] && !set[15] {
+		return nil, bad("basic_mpp without payment_secret")
+	}
+	return bits, nil
 }
 
 // expiry converts the x field's seconds, saturating at the largest Duration (7 groups hold up

@@ -85,7 +85,7 @@ func TestBolt11Bad(t *testing.T) {
 }
 
 func FuzzDecodeBolt11(f *testing.F) {
-	for _, s := range []string{vecDonation, vecCoffee, vecHashed} {
+	for _, s := range []string{vecDonation, vecCoffee, vecHashed, vecBeans, vecBeansIgnored, vecFeature100} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
