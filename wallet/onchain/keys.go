@@ -102,6 +102,13 @@ type AccountKey struct {
 // plain explanation.
 func ParseAccountKey(s string, net *chaincfg.Params) (*AccountKey, error) {
 	s = strings.TrimSpace(s)
+	if what := secretIn(s); what != "" {
+		return nil, fmt.Errorf("%w (%s). %s", ErrPrivateKey, what, exposedAdvice)
+	}
+	if isDescriptor(s) {
+		return nil, fmt.Errorf("%w: this is an output descriptor; paste only its account key, the part that starts "+
+			"with xpub, zpub, tpub or vpub (without the [fingerprint/path] before it or the /0/* after it)", ErrBadKey)
+	}
 	if len(s) < 100 || len(s) > 120 {
 		return nil, fmt.Errorf("%w: an extended public key is 111 characters starting with xpub, zpub, tpub or vpub", ErrBadKey)
 	}
@@ -117,9 +124,7 @@ func ParseAccountKey(s string, net *chaincfg.Params) (*AccountKey, error) {
 		if name == "" {
 			name = "an extended private key"
 		}
-		return nil, fmt.Errorf("%w (%s). Dazaar Vision never holds keys that can spend your money: "+
-			"export the account's extended PUBLIC key (xpub, zpub, tpub or vpub) from your wallet instead, "+
-			"and keep this private key secret", ErrPrivateKey, name)
+		return nil, fmt.Errorf("%w (%s). %s", ErrPrivateKey, name, exposedAdvice)
 	}
 	if !known {
 		return nil, fmt.Errorf("%w: unknown key version %x", ErrBadKey, ver)
@@ -146,6 +151,75 @@ func ParseAccountKey(s string, net *chaincfg.Params) (*AccountKey, error) {
 		}
 	}
 	return &AccountKey{key: k, net: net, prefix: v.name}, nil
+}
+
+// exposedAdvice follows every refusal of pasted private material: what happened, what to do
+// about it, and what to paste instead.
+const exposedAdvice = "Dazaar Vision never holds keys that can spend your money, and it did not keep this one. " +
+	"You have just exposed a secret that can spend your bitcoin (it may still be on this computer's clipboard): " +
+	"keep it secret, and if anyone else may have seen it, move your funds to a new wallet. " +
+	"Paste the account's extended PUBLIC key (xpub, zpub, tpub or vpub) from your wallet instead"
+
+// secretIn names the private key material in pasted text, or returns "": an extended private
+// key, a WIF private key, a seed (recovery) phrase, or any of these inside an output descriptor.
+func secretIn(s string) string {
+	if words := strings.Fields(s); looksLikeSeedPhrase(words) {
+		return fmt.Sprintf("a %d-word seed phrase", len(words))
+	}
+	in := ""
+	if isDescriptor(s) {
+		in = " inside an output descriptor"
+	}
+	// Keys are base58: split on everything else (descriptor brackets, slashes, checksums, spaces).
+	for _, tok := range strings.FieldsFunc(s, func(r rune) bool { return !strings.ContainsRune(base58Alphabet, r) }) {
+		switch {
+		case len(tok) >= 100 && len(tok) <= 120:
+			if k, err := hdkeychain.NewKeyFromString(tok); err == nil {
+				var ver [4]byte
+				copy(ver[:], k.Version())
+				if v := versions[ver]; k.IsPrivate() || v.private {
+					name := v.name
+					if name == "" {
+						name = "an extended private key"
+					}
+					return name + in
+				}
+			}
+		case len(tok) == 51 || len(tok) == 52:
+			if _, err := btcutil.DecodeWIF(tok); err == nil {
+				return "a WIF private key" + in
+			}
+		}
+	}
+	return ""
+}
+
+const base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+// looksLikeSeedPhrase reports whether words have the shape of a BIP39 or Electrum recovery
+// phrase: 12 to 24 short words of letters only. No wordlist is needed to refuse it, since no
+// account key contains a space; the shape is enough to warn the seller.
+func looksLikeSeedPhrase(words []string) bool {
+	if len(words) < 12 || len(words) > 24 {
+		return false
+	}
+	for _, w := range words {
+		if len(w) < 3 || len(w) > 8 {
+			return false
+		}
+		for _, r := range w {
+			if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isDescriptor reports whether s looks like an output descriptor (wpkh(…), tr(…), sh(wpkh(…)), …).
+func isDescriptor(s string) bool {
+	i := strings.IndexByte(s, '(')
+	return i > 0 && strings.HasSuffix(strings.TrimSpace(strings.SplitN(s, "#", 2)[0]), ")")
 }
 
 // ID names the key (hex of HASH160 of its public key and chain code), the same whichever

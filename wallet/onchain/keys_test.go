@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/btcutil/hdkeychain"
 	"github.com/btcsuite/btcd/chaincfg"
 )
@@ -89,6 +90,11 @@ func TestRefusedKeys(t *testing.T) {
 	masterPub, _ := master.Neuter()
 	ypubKey, _ := hdkeychain.NewKeyFromString(bip84Zpub)
 	ypubKey, _ = ypubKey.CloneWithVersion([]byte{0x04, 0x9d, 0x7c, 0xb2})
+	priv, _ := master.ECPrivKey()
+	wifMain, _ := btcutil.NewWIF(priv, main, true)
+	wifTest, _ := btcutil.NewWIF(priv, &chaincfg.TestNet3Params, false)
+	const seed12 = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+	seed24 := strings.TrimSpace(strings.Repeat("legal winner thank year wave sausage worth useful ", 3))
 	cases := []struct {
 		name string
 		key  string
@@ -97,6 +103,7 @@ func TestRefusedKeys(t *testing.T) {
 		text string
 	}{
 		{"zprv", bip84Zprv, main, ErrPrivateKey, "never holds keys that can spend"},
+		{"zprv: the seller is told it is exposed", bip84Zprv, main, ErrPrivateKey, "exposed a secret"},
 		{"xprv", master.String(), main, ErrPrivateKey, "PUBLIC"},
 		{"tpub on mainnet", tpub, main, ErrWrongNetwork, "test network"},
 		{"zpub on testnet", bip84Zpub, &chaincfg.TestNet3Params, ErrWrongNetwork, "mainnet"},
@@ -105,6 +112,16 @@ func TestRefusedKeys(t *testing.T) {
 		{"bad checksum", bip84Zpub[:len(bip84Zpub)-1] + "t", main, ErrBadKey, "copied whole"},
 		{"truncated", bip84Zpub[:60], main, ErrBadKey, "111 characters"},
 		{"garbage", strings.Repeat("0", 111), main, ErrBadKey, ""},
+		{"WIF", wifMain.String(), main, ErrPrivateKey, "WIF private key"},
+		{"testnet WIF, uncompressed", wifTest.String(), main, ErrPrivateKey, "WIF private key"},
+		{"WIF with spaces around", "  " + wifMain.String() + "\n", main, ErrPrivateKey, "exposed a secret"},
+		{"12-word seed phrase", seed12, main, ErrPrivateKey, "12-word seed phrase"},
+		{"24-word seed phrase over lines", strings.ReplaceAll(seed24, "wave", "wave\n"), main, ErrPrivateKey, "24-word seed phrase"},
+		{"upper-case seed phrase", strings.ToUpper(seed12), main, ErrPrivateKey, "exposed a secret"},
+		{"descriptor with xprv", "wpkh([d34db33f/84h/0h/0h]" + master.String() + "/0/*)#qwer1234", main, ErrPrivateKey, "xprv inside an output descriptor"},
+		{"descriptor with WIF", "wpkh(" + wifMain.String() + ")", main, ErrPrivateKey, "WIF private key inside an output descriptor"},
+		{"public descriptor", "wpkh([d34db33f/84h/0h/0h]" + bip84Zpub + "/0/*)#qwer1234", main, ErrBadKey, "paste only its account key"},
+		{"eleven words", "one two three four five six seven eight nine ten eleven", main, ErrBadKey, "111 characters"},
 	}
 	for _, c := range cases {
 		_, err := ParseAccountKey(c.key, c.net)
@@ -129,6 +146,8 @@ func TestParseAddressNetwork(t *testing.T) {
 func FuzzParseAccountKey(f *testing.F) {
 	f.Add(bip84Zpub)
 	f.Add(bip84Zprv)
+	f.Add("wpkh([d34db33f/84h/0h/0h]" + bip84Zpub + "/0/*)#qwer1234")
+	f.Add("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about")
 	f.Fuzz(func(t *testing.T, s string) {
 		k, err := ParseAccountKey(s, &chaincfg.MainNetParams)
 		if err != nil {
