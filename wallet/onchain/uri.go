@@ -27,7 +27,11 @@ func FormatBTC(sats uint64) string {
 	return strings.TrimSuffix(s, ".")
 }
 
-// ParseBTC reads a decimal BTC amount into sats, refusing more than 8 decimals.
+// MaxSats is every bitcoin there will ever be (21 million BTC): no amount can be larger.
+const MaxSats = 21_000_000 * 100_000_000
+
+// ParseBTC reads a decimal BTC amount into sats, refusing more than 8 decimals and more than
+// 21 million BTC.
 func ParseBTC(s string) (uint64, error) {
 	if s == "" || len(s) > 20 {
 		return 0, errors.New("onchain: bad amount")
@@ -52,7 +56,11 @@ func ParseBTC(s string) (uint64, error) {
 	if frac != "" {
 		f, _ = strconv.ParseUint(frac+strings.Repeat("0", 8-len(frac)), 10, 64)
 	}
-	return w*100_000_000 + f, nil
+	sats := w*100_000_000 + f
+	if sats > MaxSats {
+		return 0, fmt.Errorf("onchain: amount %q is more than the 21 million bitcoin there will ever be", s)
+	}
+	return sats, nil
 }
 
 func escape(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }

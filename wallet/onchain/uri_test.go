@@ -44,6 +44,8 @@ func TestBadURIs(t *testing.T) {
 		"bitcoin:" + bip84Addr0 + "?label=%zz",
 		"bitcoin:" + bip84Addr0 + "?amount=" + strings.Repeat("9", 30),
 		"bitcoin:" + strings.Repeat("a", MaxURILen),
+		"bitcoin:" + bip84Addr0 + "?amount=21000000.00000001", // more bitcoin than exist
+		"bitcoin:" + bip84Addr0 + "?amount=21000000.1",
 	} {
 		if u, err := ParseURI(s, &chaincfg.MainNetParams); err == nil {
 			t.Errorf("accepted %q: %+v", s, u)
@@ -61,9 +63,38 @@ func FuzzParseURI(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if u.Sats > MaxSats {
+			t.Fatalf("%q: %d sats, more than exist", s, u.Sats)
+		}
 		back, err := ParseURI(u.String(), &chaincfg.MainNetParams)
 		if err != nil || back != u {
 			t.Fatalf("round trip %q: %+v %v", u.String(), back, err)
 		}
 	})
+}
+
+func TestParseBTC(t *testing.T) {
+	cases := []struct {
+		in   string
+		sats uint64
+		ok   bool
+	}{
+		{"0.0015", 150_000, true},
+		{"21000000", MaxSats, true},
+		{"21000000.00000000", MaxSats, true},
+		{"20999999.99999999", MaxSats - 1, true},
+		{".5", 50_000_000, true},
+		{"21000000.00000001", 0, false},
+		{"21000000.1", 0, false},
+		{"21000001", 0, false},
+		{"0.000000001", 0, false},
+		{".", 0, false},
+		{"", 0, false},
+	}
+	for _, c := range cases {
+		got, err := ParseBTC(c.in)
+		if (err == nil) != c.ok || got != c.sats {
+			t.Errorf("ParseBTC(%q) = %d, %v; want %d ok=%v", c.in, got, err, c.sats, c.ok)
+		}
+	}
 }
