@@ -1,0 +1,294 @@
+// Package card is a stream's card: the one pasteable string a broadcaster shares and a viewer
+// pastes. It names the stream (its feed key, title and description), the seller (libp2p peer ID
+// and addresses) and the price with the payment methods the seller accepts.
+//
+// A card has two forms. The text form (`dzv1…`, see Encode) is what people paste: lower-case
+// letters and digits only, with a checksum that catches any single mistyped, dropped or added
+// character. The JSON form (see MarshalJSON) keeps the original Dazaar card's fields where they
+// fit and puts ours under "dazaarVision". Parse reads both, and recognises an original Dazaar
+// card (a stream on the Hypercore network) with a ForeignCardError saying so.
+package card
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// Method is a payment method a seller accepts.
+type Method string
+
+// The payment methods Dazaar Vision supports.
+const (
+	Lightning Method = "lightning" // BOLT11 invoices from the seller's LND
+	OnChain   Method = "onchain"   // BIP21 on-chain addresses from a watch-only xpub
+)
+
+// Words is the method in plain words: "Lightning" or "on-chain bitcoin".
+func (m Method) Words() string {
+	switch m {
+	case Lightning:
+		return "Lightning"
+	case OnChain:
+		return "on-chain bitcoin"
+	}
+	return string(m)
+}
+
+// Networks a paid card's payments can be on.
+var Networks = []string{"mainnet", "testnet", "signet", "regtest", "simnet"}
+
+// Caps of a card's fields.
+const (
+	MaxName        = 128  // bytes of UTF-8
+	MaxDescription = 1024 // bytes of UTF-8
+	MaxAddrs       = 16
+	MaxAddr        = 256 // bytes of an address's text form (and of its binary form)
+	MaxPeerID      = 64  // bytes of a peer ID's binary form
+)
+
+// Card is a stream's card.
+type Card struct {
+	Name        string      // short title, <= 128 bytes UTF-8
+	Description string      // <= 1024 bytes UTF-8
+	Feed        [32]byte    // the feed key (Hypercore v10 compat public key or v11 manifest hash)
+	Seller      string      // the seller's libp2p peer ID, as peer.ID.String() prints it (12D3Koo...)
+	Addrs       []string    // the seller's multiaddrs (without /p2p/ suffix), <= 16, each <= 256 bytes
+	Price       price.Price // price.Free when free
+	Methods     []Method    // empty for a free stream; at least one for a paid one
+	Network     string      // bitcoin network of the payments: mainnet, testnet, signet, regtest, simnet ("" when free)
+}
+
+// ErrInvalid is wrapped by every error Validate returns.
+var ErrInvalid = errors.New("invalid card")
+
+func invalidf(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+// Validate checks every rule of a card and says in plain words what is wrong.
+func (c Card) Validate() error {
+	if err := checkText("name", c.Name, MaxName, false); err != nil {
+		return err
+	}
+	if err := checkText("description", c.Description, MaxDescription, true); err != nil {
+		return err
+	}
+	if c.Feed == ([32]byte{}) {
+		return invalidf("the feed key is missing (all zeros)")
+	}
+	if _, err := SellerID(c.Seller); err != nil {
+		return err
+	}
+	if len(c.Addrs) > MaxAddrs {
+		return invalidf("the card lists %d addresses; at most %d fit", len(c.Addrs), MaxAddrs)
+	}
+	for _, a := range c.Addrs {
+		if _, err := checkAddr(a); err != nil {
+			return err
+		}
+	}
+	if err := c.Price.Validate(); err != nil {
+		return invalidf("the price is not usable: %v", err)
+	}
+	if c.Price.IsFree() {
+		if len(c.Methods) != 0 {
+			return invalidf("a free stream takes no payment methods")
+		}
+		if c.Network != "" {
+			return invalidf("a free stream has no payment network")
+		}
+		return nil
+	}
+	if len(c.Methods) == 0 {
+		return invalidf("a paid stream needs at least one payment method (Lightning or on-chain bitcoin)")
+	}
+	seen := map[Method]bool{}
+	for _, m := range c.Methods {
+		if m != Lightning && m != OnChain {
+			return invalidf("unknown payment method %q (Dazaar Vision supports Lightning and on-chain bitcoin)", string(m))
+		}
+		if seen[m] {
+			return invalidf("payment method %s is listed twice", m.Words())
+		}
+		seen[m] = true
+	}
+	if networkCode(c.Network) == 0 {
+		return invalidf("unknown bitcoin network %q (use %s)", c.Network, strings.Join(Networks, ", "))
+	}
+	return nil
+}
+
+// checkText checks a name or description: valid UTF-8 within its cap, and no control
+// characters that could rewrite a terminal or reorder text (newlines and tabs are allowed in
+// a description).
+func checkText(what, s string, max int, multiline bool) error {
+	if len(s) > max {
+		return invalidf("the %s is %d bytes long; at most %d fit", what, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return invalidf("the %s is not valid UTF-8 text", what)
+	}
+	for _, r := range s {
+		if multiline && (r == '\n' || r == '\t') {
+			continue
+		}
+		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return invalidf("the %s contains the control character %U", what, r)
+		}
+	}
+	return nil
+}
+
+// SellerID parses a card's seller peer ID, which must be written the way peer.ID.String()
+// writes it and name a key a libp2p node can authenticate (an inlined public key or a
+// SHA-256 hash of one).
+func SellerID(s string) (peer.ID, error) {
+	if s == "" {
+		return "", invalidf("the seller's peer ID is missing")
+	}
+	if len(s) > 2*MaxPeerID {
+		return "", invalidf("the seller's peer ID is too long")
+	}
+	id, err := peer.Decode(s)
+	if err != nil {
+		return "", invalidf("the seller's peer ID %q cannot be read: %v", s, err)
+	}
+	if err := checkPeerBytes([]byte(id)); err != nil {
+		return "", err
+	}
+	if id.String() != s {
+		return "", invalidf("the seller's peer ID is written unusually; write it as %s", id.String())
+	}
+	return id, nil
+}
+
+func checkPeerBytes(b []byte) error {
+	if len(b) > MaxPeerID {
+		return invalidf("the seller's peer ID is %d bytes long; at most %d fit", len(b), MaxPeerID)
+	}
+	d, err := mh.Decode(b)
+	if err != nil {
+		return invalidf("the seller's peer ID is not a multihash: %v", err)
+	}
+	switch {
+	case d.Code == mh.IDENTITY && d.Length > 0:
+		if _, err := peer.ID(b).ExtractPublicKey(); err != nil {
+			return invalidf("the seller's peer ID holds no usable public key: %v", err)
+		}
+	case d.Code == mh.SHA2_256 && d.Length == 32:
+	default:
+		return invalidf("the seller's peer ID is not a libp2p peer ID (multihash %s)", mh.Codes[d.Code])
+	}
+	return nil
+}
+
+// checkAddr checks one address's text form and returns it parsed.
+func checkAddr(a string) (ma.Multiaddr, error) {
+	if a == "" {
+		return nil, invalidf("an address is empty")
+	}
+	if len(a) > MaxAddr {
+		return nil, invalidf("an address is %d bytes long; at most %d fit", len(a), MaxAddr)
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i] <= ' ' || a[i] > '~' {
+			return nil, invalidf("the address %q contains a character that is not printable ASCII", a)
+		}
+	}
+	m, err := ma.NewMultiaddr(a)
+	if err != nil || len(m) == 0 {
+		return nil, invalidf("%q is not a libp2p address (multiaddr): %v", a, err)
+	}
+	if m.String() != a {
+		return nil, invalidf("the address %q is written unusually; write it as %s", a, m.String())
+	}
+	if m[len(m)-1].Code() == ma.P_P2P {
+		return nil, invalidf("the address %q ends in /p2p/…; the card names the seller's peer ID separately, so leave it off", a)
+	}
+	if len(m.Bytes()) > MaxAddr {
+		return nil, invalidf("the address %q is too long", a)
+	}
+	return m, nil
+}
+
+var networkCodes = map[string]byte{"mainnet": 1, "testnet": 2, "signet": 3, "regtest": 4, "simnet": 5}
+
+func networkCode(n string) byte { return networkCodes[n] }
+
+func networkName(b byte) string {
+	for n, c := range networkCodes {
+		if c == b {
+			return n
+		}
+	}
+	return ""
+}
+
+// Terms are the card's price and payment methods in plain words for people: "Free" or
+// "1000 sats per hour, pay with Lightning or on-chain bitcoin (simnet)". The network is named
+// unless it is mainnet (other networks' coins are worthless test coins).
+func (c Card) Terms() string {
+	if c.Price.IsFree() {
+		return "Free"
+	}
+	var ms []string
+	for _, m := range c.Methods {
+		ms = append(ms, m.Words())
+	}
+	s := c.Price.String()
+	if len(ms) > 0 {
+		s += ", pay with " + joinWords(ms, "or")
+	}
+	if c.Network != "" && c.Network != "mainnet" {
+		s += " (" + c.Network + ")"
+	}
+	return s
+}
+
+// joinWords writes "a", "a or b", "a, b or c".
+func joinWords(w []string, conj string) string {
+	switch len(w) {
+	case 0:
+		return ""
+	case 1:
+		return w[0]
+	}
+	return strings.Join(w[:len(w)-1], ", ") + " " + conj + " " + w[len(w)-1]
+}
+
+// Equal reports whether two cards say the same thing (nil and empty lists are equal).
+func (c Card) Equal(o Card) bool {
+	if c.Name != o.Name || c.Description != o.Description || c.Feed != o.Feed || c.Seller != o.Seller ||
+		c.Price != o.Price || c.Network != o.Network || len(c.Addrs) != len(o.Addrs) || len(c.Methods) != len(o.Methods) {
+		return false
+	}
+	for i := range c.Addrs {
+		if c.Addrs[i] != o.Addrs[i] {
+			return false
+		}
+	}
+	for i := range c.Methods {
+		if c.Methods[i] != o.Methods[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// String is the card's text form, or a note in parentheses saying why an invalid card has none.
+func (c Card) String() string {
+	s, err := Encode(c)
+	if err != nil {
+		return "(not a valid card: " + err.Error() + ")"
+	}
+	return s
+}
