@@ -2,8 +2,11 @@
 // access, and access burns as media time is delivered to that viewer (catching up on an hour of
 // history costs an hour, a pause costs nothing). Credits are keyed by payment ID, so replaying a
 // payment never credits it twice; they are written and synced before Credit returns. Consumption
-// is kept in memory and written as absolute totals by Flush (the owner calls it about once a
-// second), so a crash can forget at most the media time delivered since the last Flush.
+// is written as an absolute total whenever a viewer's unwritten consumption reaches
+// PersistEveryMillis (1 s of media): a plain append handed to the OS, no fsync, so a killed or
+// crashed process gives a viewer back less than 1 s of media. Flush (the owner calls it about
+// once a second) writes every account's remainder and syncs, so a power loss gives back what was
+// delivered since the last Flush, at most one Flush interval's worth of delivery.
 package ledger
 
 import (
@@ -99,8 +102,12 @@ func (b Balance) Remaining() time.Duration {
 type account struct {
 	credits map[string]Credit
 	bal     Balance
-	dirty   bool // consumption not yet written
+	written uint64 // ConsumedMillis last handed to the OS; less than bal.ConsumedMillis means dirty
 }
+
+// PersistEveryMillis is how much media time a viewer may consume before Consume writes the
+// account's total: a process killed at any moment gives each viewer back less than this.
+const PersistEveryMillis = 1000
 
 type record struct {
 	Op       string  `json:"op"` // "credit", "consumed", "meta"
@@ -122,7 +129,8 @@ type Ledger struct {
 	accounts map[Key]*account
 	meta     map[string]string
 	closed   bool
-	records  int // records in the file, to compact it while running once most are stale
+	records  int  // records in the file, to compact it while running once most are stale
+	unsynced bool // records written since the last sync (Consume's totals)
 }
 
 // Open loads the ledger at path, creating it if needed, and compacts it when it has grown.
@@ -220,7 +228,7 @@ func (l *Ledger) apply(r record) error {
 			return errors.New("bad consumed record")
 		}
 		a := l.account(r.Key)
-		a.bal.ConsumedMillis = r.Consumed
+		a.bal.ConsumedMillis, a.written = r.Consumed, r.Consumed
 	case "meta":
 		l.meta[r.Name] = r.Value
 	default:
@@ -320,7 +328,10 @@ func (l *Ledger) Credit(k Key, id string) (Credit, bool) {
 }
 
 // Consume burns ms milliseconds of delivered media from k's account and returns what is left.
-// It does not write to disk; Flush does.
+// Once the account's unwritten consumption reaches PersistEveryMillis it appends the total to
+// the file (a write the OS keeps if the process dies, not synced; Flush syncs). If that write
+// fails, the consumption stays counted in memory, Flush tries again, and the error is returned
+// with the remaining access.
 func (l *Ledger) Consume(k Key, ms uint64) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -335,8 +346,24 @@ func (l *Ledger) Consume(k Key, ms uint64) (time.Duration, error) {
 		a = l.account(k)
 	}
 	a.bal.ConsumedMillis += ms
-	a.dirty = true
+	if a.bal.ConsumedMillis-a.written >= PersistEveryMillis {
+		if err := l.writeConsumedLocked(k, a); err != nil {
+			return a.bal.Remaining(), err
+		}
+		if err := l.w.Flush(); err != nil {
+			return a.bal.Remaining(), fmt.Errorf("ledger: write: %w", err)
+		}
+	}
 	return a.bal.Remaining(), nil
+}
+
+// writeConsumedLocked buffers k's consumption total. Locked.
+func (l *Ledger) writeConsumedLocked(k Key, a *account) error {
+	if err := l.writeLocked(record{Op: "consumed", Key: k, Consumed: a.bal.ConsumedMillis}, false); err != nil {
+		return err
+	}
+	a.written = a.bal.ConsumedMillis
+	return nil
 }
 
 // Balance returns k's standing.
@@ -415,16 +442,15 @@ func (l *Ledger) Flush() error {
 func (l *Ledger) flushLocked() error {
 	n := 0
 	for k, a := range l.accounts {
-		if !a.dirty {
+		if a.written == a.bal.ConsumedMillis {
 			continue
 		}
-		if err := l.writeLocked(record{Op: "consumed", Key: k, Consumed: a.bal.ConsumedMillis}, false); err != nil {
+		if err := l.writeConsumedLocked(k, a); err != nil {
 			return err
 		}
-		a.dirty = false
 		n++
 	}
-	if n == 0 {
+	if n == 0 && !l.unsynced {
 		return nil
 	}
 	if err := l.w.Flush(); err != nil {
@@ -433,6 +459,7 @@ func (l *Ledger) flushLocked() error {
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("ledger: sync: %w", err)
 	}
+	l.unsynced = false
 	l.maybeCompactLocked()
 	return nil
 }
@@ -447,6 +474,7 @@ func (l *Ledger) writeLocked(r record, sync bool) error {
 	}
 	l.records++
 	if !sync {
+		l.unsynced = true
 		return nil
 	}
 	if err := l.w.Flush(); err != nil {
@@ -455,6 +483,7 @@ func (l *Ledger) writeLocked(r record, sync bool) error {
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("ledger: sync: %w", err)
 	}
+	l.unsynced = false
 	return nil
 }
 
