@@ -1,0 +1,152 @@
+package feed
+
+import (
+	"fmt"
+)
+
+// MissingNodes is what to put in BlockRequest.Nodes when asking a peer for block i.
+func (f *Feed) MissingNodes(i uint64) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i >= f.t.length {
+		return 0
+	}
+	return f.t.missingNodes(i)
+}
+
+// Proof answers a request with the block and the nodes and signature that
+// prove it. The signature it carries is on disk before Proof returns (see
+// Durability).
+func (f *Feed) Proof(req Request) (*Proof, error) {
+	p, _, err := f.ProofLength(req)
+	return p, err
+}
+
+// ProofLength is Proof, also returning the signed length the proof's upgrade
+// reaches (upgrade nodes and additional nodes run up to the feed's length
+// when the proof was made, which appends may have moved since the caller
+// last looked).
+func (f *Feed) ProofLength(req Request) (*Proof, uint64, error) {
+	p, length, seq, err := f.proof(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	if p.Upgrade != nil && f.syncBeforeSharing() {
+		if err := f.syncTo(seq); err != nil {
+			return nil, 0, err
+		}
+	}
+	return p, length, nil
+}
+
+// PendingProof is a proof whose upgrade signature waits for the disk. Proof
+// holds everything but Upgrade.Signature and may leave the process at once:
+// without the signature nobody can take its bytes for signed data. Signature
+// returns the signature once the state it signs is durable (see Durability),
+// so a peer can receive and hash the block while the disk syncs and needs
+// only the signature afterwards.
+type PendingProof struct {
+	Proof  *Proof
+	Length uint64 // the signed length the upgrade reaches
+	f      *Feed
+	seq    uint64
+	sig    []byte
+}
+
+// Signature waits until the signed state is on disk and returns its
+// signature (nil for a proof without an upgrade). It is safe to call from
+// several goroutines: they share one sync.
+func (pp *PendingProof) Signature() ([]byte, error) {
+	if pp.sig == nil {
+		return nil, nil
+	}
+	if pp.f.syncBeforeSharing() {
+		if err := pp.f.syncTo(pp.seq); err != nil {
+			return nil, err
+		}
+	}
+	return pp.sig, nil
+}
+
+// Durable reports whether Signature would return without waiting.
+func (pp *PendingProof) Durable() bool {
+	if pp.sig == nil || !pp.f.syncBeforeSharing() {
+		return true
+	}
+	pp.f.mu.Lock()
+	defer pp.f.mu.Unlock()
+	return pp.f.syncedSeq >= pp.seq
+}
+
+// syncBeforeSharing says whether a signature must be on disk before it
+// leaves: a writer's, unless it forks after a power loss instead. (A reader
+// relays signatures its writer made.)
+func (f *Feed) syncBeforeSharing() bool { return f.s != nil && f.dur != ForkOnPowerLoss }
+
+// ProofPending is ProofLength without waiting for the disk: the upgrade's
+// signature is held back in the PendingProof until it is durable. A reader's
+// feed (which relays signatures it verified) has nothing to wait for.
+//
+// An encrypted feed's block waits for the disk too under SyncBeforeShare: if
+// a power loss took it, the feed could encrypt a different block under the
+// same nonce (index and fork), and whoever held both ciphertexts would learn
+// something of both plaintexts. (ForkOnPowerLoss moves to a new fork, which
+// changes the nonce.)
+func (f *Feed) ProofPending(req Request) (*PendingProof, error) {
+	p, length, seq, err := f.proof(req)
+	if err != nil {
+		return nil, err
+	}
+	if f.meta.encrypted && p.Block != nil && f.syncBeforeSharing() {
+		if err := f.syncTo(seq); err != nil {
+			return nil, err
+		}
+	}
+	pp := &PendingProof{Proof: p, Length: length, f: f, seq: seq}
+	if p.Upgrade != nil {
+		pp.sig, p.Upgrade.Signature = p.Upgrade.Signature, nil
+	}
+	return pp, nil
+}
+
+// proof makes the proof for req, without syncing, and returns the length it
+// reaches and the log sequence number its signature needs synced.
+func (f *Feed) proof(req Request) (*Proof, uint64, uint64, error) {
+	f.mu.Lock()
+	if err := f.usable(); err != nil {
+		f.mu.Unlock()
+		return nil, 0, 0, err
+	}
+	length := f.t.length
+	p, err := f.t.proof(req)
+	if err != nil {
+		f.mu.Unlock()
+		return nil, 0, 0, err
+	}
+	if req.Manifest && f.v != nil && f.v.mode == Manifest {
+		p.Manifest = append([]byte(nil), f.v.encoded...)
+	}
+	if p.Upgrade != nil {
+		p.Upgrade.Signature = append([]byte(nil), p.Upgrade.Signature...)
+	}
+	var e blockEntry
+	if p.Block != nil {
+		if !f.present.has(p.Block.Index) {
+			f.mu.Unlock()
+			return nil, 0, 0, fmt.Errorf("feed: block %d: %w", p.Block.Index, ErrNotStored)
+		}
+		var err error
+		if e, err = f.entry(p.Block.Index); err != nil {
+			f.mu.Unlock()
+			return nil, 0, 0, err
+		}
+	}
+	seq, data := f.seq, f.fs.data
+	f.mu.Unlock()
+	if p.Block != nil {
+		if p.Block.Value, err = readBlock(data, p.Block.Index, e); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+	return p, length, seq, nil
+}
