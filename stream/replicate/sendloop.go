@@ -1,0 +1,564 @@
+package replicate
+
+import (
+	"encoding/binary"
+	"errors"
+	"math/bits"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+)
+
+// sendLoop is the only writer of the stream.
+type sendLoop struct {
+	ss      *sellerSession
+	w       *wire.Writer
+	last    uint64 // bytes written when last counted
+	vlen    uint64 // the viewer's verified length as far as this session knows
+	lenSet  bool
+	rng     *wire.Range // range being streamed
+	next    uint64      // its next block
+	prev    uint64      // the block the range sent last
+	chain   bool        // prev was sent by this range, so the viewer holds its path
+	started bool        // the first access decision was sent
+	// recent holds the blocks pushed live most recently, so that a range asked for at the
+	// same time does not send them twice.
+	recent [256]uint64
+	nrec   int
+	// pending are the data messages in the buffer, reported (stats, Gate.Delivered) once
+	// they reach the stream.
+	pending  []delivery
+	deadline time.Time // the stream's write deadline as last set
+}
+
+func (l *sendLoop) pushed(i uint64) bool {
+	for _, j := range l.recent[:min(l.nrec, len(l.recent))] {
+		if j == i+1 {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *sendLoop) remember(i uint64) {
+	l.recent[l.nrec%len(l.recent)] = i + 1
+	l.nrec++
+}
+
+func (ss *sellerSession) sendLoop() error {
+	l := &sendLoop{ss: ss, w: wire.NewWriter(ss.str)}
+	// Tell the viewer the signed length at once: the live flow and a late joiner's first
+	// requests start from it.
+	if err := l.status(); err != nil {
+		return err
+	}
+	for {
+		// Control messages (access, app) go first, then the live edge, then requests.
+		select {
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		case it := <-ss.ctrl:
+			if err := l.control(it); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		if !l.started {
+			// Nothing but control messages before the gate has answered once.
+			if err := l.flush(); err != nil {
+				return err
+			}
+			select {
+			case <-ss.ctx.Done():
+				return ss.ctx.Err()
+			case it := <-ss.ctrl:
+				if err := l.control(it); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		select {
+		case <-ss.live:
+			if err := l.pushLive(); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		if l.rng == nil {
+			select {
+			case it := <-ss.reqs:
+				if err := l.request(it); err != nil {
+					return err
+				}
+				continue
+			default:
+			}
+		}
+		if l.rng != nil {
+			if err := l.rangeStep(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := l.flush(); err != nil {
+			return err
+		}
+		select {
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		case it := <-ss.ctrl:
+			if err := l.control(it); err != nil {
+				return err
+			}
+		case <-ss.live:
+			if err := l.pushLive(); err != nil {
+				return err
+			}
+		case it := <-ss.reqs:
+			if err := l.request(it); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// frame writes a control frame (status, access, no-data, app): it may go out even after a
+// viewer's deadline, but not the data before it in the buffer, which writing it may flush.
+func (l *sendLoop) frame(t wire.Type, fill func([]byte) ([]byte, error)) error {
+	data := len(l.pending) > 0
+	if data && !l.ss.allowed() {
+		return errDeadline
+	}
+	l.arm(data)
+	err := l.w.Frame(t, fill)
+	l.settle()
+	return err
+}
+
+// settle counts what has reached the stream since it last looked: bytes, and the data
+// messages whose last byte left the buffer. Only then is the gate told of their blocks
+// (billing), so a connection that drops with blocks in the buffer is not billed for them.
+func (l *sendLoop) settle() {
+	out := l.w.BytesWritten() - uint64(l.w.Buffered())
+	if out <= l.last {
+		return
+	}
+	c := l.ss.c
+	c.sent.Add(out - l.last)
+	l.last = out
+	n := 0
+	for _, d := range l.pending {
+		if d.end > out {
+			break
+		}
+		n++
+		if d.proof {
+			c.proofs.Add(1)
+		}
+		if d.block {
+			c.blocks.Add(1)
+			c.blockBytes.Add(uint64(d.size))
+			l.ss.s.cfg.Gate.Delivered(l.ss.peer, d.index, d.size)
+		}
+	}
+	l.pending = append(l.pending[:0], l.pending[n:]...)
+}
+
+// errDeadline ends a session whose buffer holds data written before the viewer's deadline
+// that has passed since: those bytes may not leave, and a frame cannot be taken back.
+var errDeadline = errors.New("the viewer's paid time ran out with blocks still in the send buffer")
+
+func (l *sendLoop) flush() error {
+	if l.w.Buffered() == 0 {
+		return nil
+	}
+	data := len(l.pending) > 0
+	if data && !l.ss.allowed() {
+		return errDeadline
+	}
+	l.arm(data)
+	err := l.w.Flush()
+	l.settle()
+	return err
+}
+
+const defaultStallTimeout = 30 * time.Second
+
+// arm sets the stream's write deadline before bytes may reach it: StallTimeout from now, and
+// for data under a timed allowance no later than the viewer's deadline (converted from the
+// seller's clock to the real one), so that a write blocked on flow control cannot deliver
+// blocks after it. The deadline is set again only when it moves earlier or by more than a
+// few seconds.
+func (l *sendLoop) arm(data bool) {
+	str := l.ss.str
+	if str == nil {
+		return
+	}
+	now := time.Now()
+	d := now.Add(l.ss.s.cfg.StallTimeout)
+	if data {
+		l.ss.mu.Lock()
+		a := l.ss.allow
+		l.ss.mu.Unlock()
+		if !a.Free && !a.Until.IsZero() {
+			if u := now.Add(a.Until.Sub(l.ss.s.cfg.Clock.Now())); u.Before(d) {
+				d = u
+			}
+		}
+	}
+	if l.deadline.IsZero() || d.Before(l.deadline) || d.Sub(l.deadline) > l.ss.s.cfg.StallTimeout/6 {
+		_ = str.SetWriteDeadline(d)
+		l.deadline = d
+	}
+}
+
+func (l *sendLoop) status() error {
+	h := l.ss.s.cfg.Feed.Head()
+	st := wire.Status{Fork: h.Fork, Length: h.Length, SyncPoint: h.SyncPoint}
+	if h.HasSyncPoint {
+		st.Flags |= wire.StatusHasSyncPoint
+	}
+	if err := l.frame(wire.TStatus, st.AppendBinary); err != nil {
+		return err
+	}
+	return l.flush()
+}
+
+func (l *sendLoop) control(it item) error {
+	var err error
+	switch {
+	case it.access != nil:
+		l.started = true
+		err = l.frame(wire.TAccess, it.access.AppendBinary)
+		if err == nil && it.access.State == wire.Refused {
+			// Whatever was being streamed stops here; the viewer asks again after a top-up.
+			if l.rng != nil {
+				err = l.noData(l.rng.ID, it.access.Reason)
+				l.rng = nil
+			}
+		}
+	case it.app != nil:
+		err = l.frame(wire.TApp, func(b []byte) ([]byte, error) { return append(b, it.app...), nil })
+	}
+	if err != nil {
+		return err
+	}
+	return l.flush()
+}
+
+// viewerLength is the viewer's verified length: what this session last upgraded it to, or
+// what it said in its status.
+func (l *sendLoop) viewerLength() uint64 {
+	if !l.lenSet {
+		l.ss.mu.Lock()
+		if l.ss.hinted {
+			l.vlen, l.lenSet = l.ss.vlenHint, true
+		}
+		l.ss.mu.Unlock()
+	}
+	return l.vlen
+}
+
+func (l *sendLoop) noData(id uint64, reason string) error {
+	return l.frame(wire.TNoData, wire.NoData{ID: id, Reason: reason}.AppendBinary)
+}
+
+func (l *sendLoop) refusal() string {
+	l.ss.mu.Lock()
+	defer l.ss.mu.Unlock()
+	if !l.ss.allow.Until.IsZero() {
+		return reasonExpired
+	}
+	return reasonNoTime
+}
+
+// send makes the proof for req and writes it, if the viewer may have it. After a request
+// with an upgrade the viewer's length is the signed length the proof reached (the feed may
+// have grown since the caller looked at it).
+func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
+	f := l.ss.s.cfg.Feed
+	if !l.ss.allowed() {
+		return false, l.noData(id, l.refusal())
+	}
+	var (
+		p      *feed.Proof
+		block  *feed.BlockProof
+		length uint64
+		enc    []byte // cached encoding, for live pushes
+		err    error
+	)
+	if id == 0 {
+		e, err := l.ss.shared(keyOf(req), func(e *cachedProof) {
+			var p *feed.Proof
+			if p, e.length, e.err = f.ProofLength(req); e.err == nil {
+				e.block = p.Block
+				e.enc, e.err = p.AppendBinary(nil)
+			}
+		})
+		if err != nil {
+			return false, err
+		}
+		if e.err != nil {
+			return false, l.noData(id, "The seller cannot answer this request: "+e.err.Error())
+		}
+		block, length, enc = e.block, e.length, e.enc
+	} else {
+		if p, length, err = f.ProofLength(req); err != nil {
+			return false, l.noData(id, "The seller cannot answer this request: "+err.Error())
+		}
+		block = p.Block
+	}
+	// The deadline may have passed while the proof was made.
+	if !l.ss.allowed() {
+		return false, l.noData(id, l.refusal())
+	}
+	l.arm(true)
+	if enc != nil {
+		var hdr [binary.MaxVarintLen64]byte
+		err = l.w.FrameParts(wire.TData, binary.AppendUvarint(hdr[:0], id), enc)
+	} else {
+		err = l.w.Frame(wire.TData, func(b []byte) ([]byte, error) {
+			return wire.AppendTagged(b, id, p.AppendBinary)
+		})
+	}
+	if err != nil {
+		return false, err
+	}
+	d := delivery{end: l.w.BytesWritten(), proof: true}
+	if block != nil {
+		d.block, d.index, d.size = true, block.Index, len(block.Value)
+	}
+	l.pending = append(l.pending, d)
+	l.settle()
+	if req.Upgrade != nil {
+		l.vlen, l.lenSet = length, true
+	}
+	if id == 0 && block != nil {
+		l.remember(block.Index)
+	}
+	return true, nil
+}
+
+// sendEarly sends a live push as early data: the block and proof at once, without the
+// signature, then the signature as soon as the feed has synced the state it signs. The block
+// crosses the network while the seller's disk syncs, and the viewer verifies it on the
+// signature's arrival; a signature never leaves before the disk has what it signs. When the
+// sync is already done (a viewer served late) it is an ordinary push.
+func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
+	ss := l.ss
+	if !ss.allowed() {
+		return false, l.noData(0, l.refusal())
+	}
+	k := keyOf(req)
+	k.early = true
+	e, err := ss.shared(k, func(e *cachedProof) {
+		var pp *feed.PendingProof
+		if pp, e.err = ss.s.cfg.Feed.ProofPending(req); e.err == nil {
+			e.early, e.block, e.length = pp, pp.Proof.Block, pp.Length
+			e.enc, e.err = pp.Proof.AppendBinary(nil)
+		}
+	})
+	if err != nil {
+		return false, err
+	}
+	if e.err != nil {
+		return false, l.noData(0, "The seller cannot answer this request: "+e.err.Error())
+	}
+	if e.early.Durable() || e.block == nil {
+		return l.send(0, req)
+	}
+	if !ss.allowed() {
+		return false, l.noData(0, l.refusal())
+	}
+	l.arm(true)
+	if err := l.w.FrameParts(wire.TEarly, nil, e.enc); err != nil {
+		return false, err
+	}
+	// The block's bytes are billed once they reach the stream, whether or not the signature
+	// follows (a viewer can keep bytes it could not verify).
+	l.pending = append(l.pending, delivery{end: l.w.BytesWritten(), block: true, index: e.block.Index, size: len(e.block.Value)})
+	if err := l.flush(); err != nil {
+		return false, err
+	}
+	// The send loop waits for the disk here (a sync of a few milliseconds at most; Close's
+	// stream reset ends the session right after it).
+	sig, err := e.early.Signature()
+	if err != nil {
+		return false, l.noData(0, "The seller cannot answer this request: "+err.Error())
+	}
+	// The deadline may have passed during the sync: then the block stays unverifiable.
+	if !ss.allowed() {
+		return false, l.noData(0, l.refusal())
+	}
+	l.arm(true)
+	if err := l.w.Frame(wire.TSignature, wire.Signature{Fork: e.early.Proof.Fork, Length: e.length, Sig: sig}.AppendBinary); err != nil {
+		return false, err
+	}
+	l.pending = append(l.pending, delivery{end: l.w.BytesWritten(), proof: true})
+	l.settle()
+	l.vlen, l.lenSet = e.length, true
+	l.remember(e.block.Index)
+	return true, nil
+}
+
+// delivery is a data message written to the buffer and not yet to the stream.
+type delivery struct {
+	end   uint64 // BytesWritten after its last byte
+	block bool   // carries block index's size bytes: billed once they reached the stream
+	index uint64
+	size  int
+	proof bool // completes a proof (a data message, or the signature after early data)
+}
+
+// request answers one request or starts streaming a range.
+func (l *sendLoop) request(it item) error {
+	if it.rng != nil {
+		if !l.ss.allowed() {
+			return l.noData(it.id, l.refusal())
+		}
+		l.rng, l.next, l.chain = it.rng, it.rng.Start, false
+		if !l.lenSet && it.rng.FromLength > 0 {
+			l.vlen, l.lenSet = it.rng.FromLength, true
+		}
+		return nil
+	}
+	_, err := l.send(it.id, *it.req)
+	return err
+}
+
+// rangeStep sends the next block of the range being streamed (first the upgrade that proves
+// it, when the viewer's length does not cover it).
+func (l *sendLoop) rangeStep() error {
+	f := l.ss.s.cfg.Feed
+	r := l.rng
+	vlen := l.viewerLength()
+	if r.End > vlen {
+		n := f.Length()
+		if n > vlen {
+			ok, err := l.send(r.ID, feed.Request{Fork: f.Head().Fork, Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen},
+				Manifest: vlen == 0})
+			if err != nil || !ok {
+				l.rng = nil
+				return err
+			}
+			vlen = l.vlen
+		}
+		if r.End > vlen {
+			r.End = vlen // the rest does not exist yet
+		}
+	}
+	if l.next >= r.End {
+		l.rng = nil
+		return l.noData(r.ID, "") // end of range
+	}
+	i := l.next
+	l.next++
+	if l.pushed(i) {
+		l.chain = false
+		return nil // already pushed live in this session
+	}
+	// The first block of a run carries its path up to its root. Each next block in order
+	// needs only the levels below the node that the previous blocks' paths left with the
+	// viewer (Hypercore's missingNodes for a sequential download): trailing zeros of i.
+	nodes := levelsToRoot(i, vlen)
+	if l.chain && i > 0 && i == l.prev+1 {
+		nodes = min(nodes, uint64(bits.TrailingZeros64(i)))
+	}
+	ok, err := l.send(r.ID, feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: nodes}})
+	l.prev, l.chain = i, ok && err == nil
+	if err != nil || !ok {
+		l.rng = nil
+	}
+	return err
+}
+
+// pushLive sends a live viewer what appeared since its length: every block when it is at most
+// MaxLiveLag behind, else the newest block and the newest sync point (skip ahead).
+func (l *sendLoop) pushLive() error {
+	ss := l.ss
+	ss.mu.Lock()
+	follow := ss.follow
+	ss.mu.Unlock()
+	if !follow || !ss.allowed() {
+		return nil
+	}
+	head := ss.s.currentHead()
+	vlen := l.viewerLength()
+	n := head.Length
+	if n <= vlen {
+		return nil
+	}
+	// Announce the new signed length with the newest sync point once the proofs below are
+	// written (the status goes after them, so the viewer has verified what it announces).
+	defer func() {
+		if l.vlen > vlen {
+			st := wire.Status{Fork: head.Fork, Length: min(head.Length, l.vlen), SyncPoint: head.SyncPoint}
+			if head.HasSyncPoint && head.SyncPoint < st.Length {
+				st.Flags |= wire.StatusHasSyncPoint
+			} else {
+				st.SyncPoint = 0
+			}
+			_ = l.frame(wire.TStatus, st.AppendBinary)
+		}
+	}()
+	// A viewer at length 0 may know only the feed key from the card: in manifest mode the
+	// first upgrade carries the manifest (Manifest is ignored by compat-mode feeds).
+	if n-vlen <= ss.s.cfg.MaxLiveLag {
+		// Block vlen with the upgrade to the newest length (the viewer holds the peaks of
+		// vlen, so one block needs no extra hashes), then the rest with their paths.
+		req := feed.Request{Fork: head.Fork, Block: &feed.BlockRequest{Index: vlen},
+			Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}, Manifest: vlen == 0}
+		ss.mu.Lock()
+		early := ss.early
+		ss.mu.Unlock()
+		var ok bool
+		var err error
+		if early {
+			ok, err = l.sendEarly(req)
+		} else {
+			ok, err = l.send(0, req)
+		}
+		if err != nil || !ok {
+			return err
+		}
+		for i := vlen + 1; i < l.vlen; i++ {
+			if ok, err := l.send(0, feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: levelsToRoot(i, l.vlen)}}); err != nil || !ok {
+				return err
+			}
+		}
+		return nil
+	}
+	// Skip ahead: the newest block proves the new length; the newest sync point lets the
+	// viewer start playing from there. A feed without sync points gives nothing to start
+	// from, so the viewer gets only the signed length and asks for what it wants.
+	req := feed.Request{Fork: head.Fork, Upgrade: &feed.UpgradeRequest{Start: vlen, Length: n - vlen}, Manifest: vlen == 0}
+	if head.HasSyncPoint {
+		req.Block = &feed.BlockRequest{Index: n - 1}
+	}
+	ok, err := l.send(0, req)
+	if err != nil || !ok {
+		return err
+	}
+	sent := n - 1 // the newest block sent, if any
+	if l.vlen > n {
+		// The feed grew while the proof was made: the upgrade reached further than the head
+		// looked at. Send the newest block and sync point of that length.
+		if fresh := ss.s.cfg.Feed.Head(); fresh.Length == l.vlen {
+			head = fresh
+		}
+		if head.HasSyncPoint && head.Length == l.vlen {
+			sent = l.vlen - 1
+			if ok, err := l.send(0, feed.Request{Block: &feed.BlockRequest{Index: sent, Nodes: levelsToRoot(sent, l.vlen)}}); err != nil || !ok {
+				return err
+			}
+		}
+	}
+	if head.HasSyncPoint && head.SyncPoint < l.vlen && head.SyncPoint != sent && head.SyncPoint >= vlen {
+		_, err = l.send(0, feed.Request{Block: &feed.BlockRequest{Index: head.SyncPoint, Nodes: levelsToRoot(head.SyncPoint, l.vlen)}})
+	}
+	return err
+}

@@ -1,0 +1,314 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// protectTag marks connections to allowed viewers so that the connection manager never trims
+// them.
+const protectTag = "dazaar-replicate"
+
+// item is one unit of work queued for a session's send loop.
+type item struct {
+	req    *feed.Request
+	rng    *wire.Range
+	id     uint64
+	app    []byte
+	access *wire.Access
+}
+
+// Queue bounds. reqQueue holds requests read from the viewer and not yet answered: when it is
+// full the read loop stops reading, so a viewer that asks faster than it downloads is slowed
+// down by its own stream's flow control (overflow policy: back-pressure, nothing dropped).
+// ctrlQueue holds access changes and app messages for the viewer; an app message that finds it
+// full is refused with an error to the sender (overflow policy: reject). Live blocks have no
+// queue at all: the send loop keeps a "new head" flag and the viewer's verified length, and a
+// viewer more than MaxLiveLag blocks behind skips ahead to the newest sync point.
+const (
+	reqQueue  = 64
+	ctrlQueue = 16
+)
+
+type sellerSession struct {
+	s     *Seller
+	str   network.Stream
+	peer  peer.ID
+	c     *peerCounters
+	ctx   context.Context
+	stop  context.CancelFunc
+	reqs  chan item
+	ctrl  chan item
+	live  chan struct{} // new head (coalescing, holds one)
+	gateC chan struct{} // recheck wanted (coalescing, holds one)
+	apps  *limiter      // app messages from this viewer
+
+	mu       sync.Mutex
+	allow    Allowance
+	decided  bool
+	timer    Timer
+	follow   bool   // viewer follows the live edge
+	early    bool   // viewer takes live pushes as early data + signature
+	vlenHint uint64 // viewer's length from its last status
+	hinted   bool
+}
+
+func newSellerSession(s *Seller, str network.Stream, c *peerCounters) *sellerSession {
+	ss := &sellerSession{s: s, str: str, peer: str.Conn().RemotePeer(), c: c,
+		reqs: make(chan item, reqQueue), ctrl: make(chan item, ctrlQueue),
+		live: make(chan struct{}, 1), gateC: make(chan struct{}, 1),
+		apps: newLimiter(sessionAppRate, 2*sessionAppRate)}
+	ss.ctx, ss.stop = context.WithCancel(s.ctx)
+	return ss
+}
+
+// shared returns the proof cache's entry for k: made by fill (which sets its fields, e.err on
+// failure) when this session asks first, else made by another session and waited for.
+func (ss *sellerSession) shared(k reqKey, fill func(*cachedProof)) (*cachedProof, error) {
+	e, mine := ss.s.cache.lookup(k)
+	if mine {
+		fill(e)
+		if e.err != nil {
+			ss.s.cache.drop(e)
+		}
+		close(e.ready)
+		return e, nil
+	}
+	if err := ss.waitFor(e.ready); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// waitFor waits until ready is closed or the session ends.
+func (ss *sellerSession) waitFor(ready <-chan struct{}) error {
+	var done <-chan struct{}
+	if ss.ctx != nil {
+		done = ss.ctx.Done()
+	}
+	select {
+	case <-ready:
+		return nil
+	case <-done:
+		return ss.ctx.Err()
+	}
+}
+
+func (ss *sellerSession) wake() {
+	select {
+	case ss.live <- struct{}{}:
+	default:
+	}
+}
+
+func (ss *sellerSession) recheck() {
+	select {
+	case ss.gateC <- struct{}{}:
+	default:
+	}
+}
+
+func (ss *sellerSession) queueApp(msg []byte) error {
+	select {
+	case ss.ctrl <- item{app: append([]byte(nil), msg...)}:
+		return nil
+	case <-ss.ctx.Done():
+		return fmt.Errorf("replicate: viewer %s: %w", ss.peer, ErrNoSession)
+	default:
+		return fmt.Errorf("replicate: viewer %s is not reading its messages (queue full)", ss.peer)
+	}
+}
+
+// allowed reports whether blocks may go to the viewer now: by the gate's last answer and the
+// clock, so that a deadline stops sending even before its timer has fired.
+func (ss *sellerSession) allowed() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.decided && (ss.allow.Free || ss.allow.Until.After(ss.s.cfg.Clock.Now()))
+}
+
+func (ss *sellerSession) run() error {
+	defer ss.stop()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- ss.readLoop() }()
+	go func() { defer wg.Done(); errc <- ss.gateLoop() }()
+	go func() { defer wg.Done(); errc <- ss.sendLoop() }()
+	err := <-errc
+	ss.stop()
+	_ = ss.str.Reset() // unblocks the read loop and a blocked write
+	wg.Wait()
+	ss.mu.Lock()
+	if ss.timer != nil {
+		ss.timer.Stop()
+	}
+	ss.mu.Unlock()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// gateLoop asks the gate on connect and whenever a recheck is wanted (payment, deadline).
+func (ss *sellerSession) gateLoop() error {
+	ss.recheck()
+	var refused bool
+	var lastCheck time.Time
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		case <-ss.gateC:
+		}
+		// A refused peer asks again only at a bounded rate (peer IDs cost nothing, and each
+		// check reaches the wallet); a payment's recheck is at most checkInterval late.
+		if refused {
+			select {
+			case <-ss.ctx.Done():
+				return ss.ctx.Err()
+			case <-time.After(time.Until(lastCheck.Add(checkInterval))):
+			}
+		}
+		if err := ss.s.checks.wait(ss.ctx); err != nil {
+			return err
+		}
+		lastCheck = time.Now()
+		a, err := ss.s.cfg.Gate.Check(ss.ctx, ss.peer)
+		if ss.ctx.Err() != nil {
+			return ss.ctx.Err()
+		}
+		now := ss.s.cfg.Clock.Now()
+		msg := wire.Access{}
+		switch {
+		case err != nil:
+			// The gate's error may say anything about the seller's wallet: it stays here.
+			ss.s.log.Warn("gate check failed", "viewer", ss.peer, "err", err)
+			a = Allowance{}
+			msg.Reason = reasonGateError
+		case a.Free:
+			msg.State = wire.Free
+		case a.Until.After(now):
+			msg.State = wire.Allowed
+			msg.RemainingMs = uint64(a.Until.Sub(now).Milliseconds())
+		default:
+			msg.Reason = a.Reason
+			if msg.Reason == "" {
+				msg.Reason = reasonNoTime
+				ss.mu.Lock()
+				if ss.decided && !ss.allow.Free && !ss.allow.Until.IsZero() {
+					msg.Reason = reasonExpired
+				}
+				ss.mu.Unlock()
+			}
+		}
+		ss.mu.Lock()
+		ss.allow, ss.decided = a, true
+		if ss.timer != nil {
+			ss.timer.Stop()
+			ss.timer = nil
+		}
+		if msg.State == wire.Allowed {
+			// Re-ask at the deadline: the gate may know of a top-up by then, and if not the
+			// viewer is told. allowed() already stops blocks at the deadline itself.
+			ss.timer = ss.s.cfg.Clock.AfterFunc(a.Until.Sub(now), ss.recheck)
+		}
+		ss.mu.Unlock()
+		ss.s.log.Debug("gate", "viewer", ss.peer, "access", describeAllowance(a, now))
+		refused = msg.State == wire.Refused
+		if refused {
+			ss.s.cfg.Host.ConnManager().Unprotect(ss.peer, protectTag)
+		} else {
+			ss.s.cfg.Host.ConnManager().Protect(ss.peer, protectTag)
+		}
+		select {
+		case ss.ctrl <- item{access: &msg}:
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		}
+		ss.wake()
+	}
+}
+
+func (ss *sellerSession) readLoop() error {
+	r := wire.NewReader(ss.str, wire.MaxViewerFrame) // viewers send only small messages
+	var last uint64
+	for {
+		t, body, err := r.Next()
+		n := r.BytesRead()
+		ss.c.recv.Add(n - last)
+		last = n
+		if err != nil {
+			return err
+		}
+		var it item
+		switch t {
+		case wire.TStatus:
+			st, err := wire.DecodeStatus(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			ss.mu.Lock()
+			ss.follow = st.Flags&wire.StatusLive != 0
+			ss.early = st.Flags&wire.StatusEarly != 0
+			ss.vlenHint, ss.hinted = st.Length, true
+			ss.mu.Unlock()
+			ss.wake()
+			continue
+		case wire.TRequest:
+			tg, err := wire.DecodeTagged(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			req, err := feed.DecodeRequest(tg.Payload)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			if tg.ID == 0 {
+				return fmt.Errorf("%w: request id 0 is the seller's own", ErrProtocol)
+			}
+			it = item{req: req, id: tg.ID}
+		case wire.TRange:
+			rg, err := wire.DecodeRange(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			if rg.ID == 0 {
+				return fmt.Errorf("%w: request id 0 is the seller's own", ErrProtocol)
+			}
+			it = item{rng: &rg, id: rg.ID}
+		case wire.TApp:
+			msg, err := wire.DecodeApp(body)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
+			}
+			// Overflow policy: application messages over the session's rate, or over the
+			// seller's for all peers together, are dropped (the wallet behind OnApp is not
+			// there to be flooded).
+			if !ss.apps.allow() || !ss.s.apps.allow() {
+				ss.s.log.Debug("app message dropped: over the rate", "viewer", ss.peer)
+				continue
+			}
+			if ss.s.cfg.OnApp != nil {
+				ss.s.cfg.OnApp(ss.peer, msg)
+			}
+			continue
+		default:
+			return fmt.Errorf("%w: a viewer may not send %s messages", ErrProtocol, t)
+		}
+		select {
+		case ss.reqs <- it:
+		case <-ss.ctx.Done():
+			return ss.ctx.Err()
+		}
+	}
+}
