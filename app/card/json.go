@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
@@ -207,7 +209,7 @@ func classify(method, currency string) Method {
 
 // label names an unsupported option the way people know it: "ETH", "USDT (ETH)".
 func label(method, currency string) string {
-	method, currency = strings.TrimSpace(method), strings.TrimSpace(currency)
+	method, currency = printable(strings.TrimSpace(method), 32), printable(strings.TrimSpace(currency), 32)
 	switch {
 	case method == "":
 		return currency
@@ -383,7 +385,7 @@ func foreignTerm(p jsonPaymentIn) (ForeignTerm, bool) {
 	if err != nil {
 		return ForeignTerm{}, false
 	}
-	return ForeignTerm{Method: p.Method, Currency: p.Currency, Amount: text, Interval: iv, Unit: unit}, true
+	return ForeignTerm{Method: printable(p.Method, 32), Currency: printable(p.Currency, 32), Amount: text, Interval: iv, Unit: unit}, true
 }
 
 // Report is what Parse noticed besides the card.
@@ -415,11 +417,11 @@ func parseJSON(b []byte) (Card, Report, error) {
 		if in.ID == nil && in.SellerKey == nil {
 			return Card{}, rep, fmt.Errorf("%w: this JSON has no \"dazaarVision\" part", ErrNotCard)
 		}
-		fe := &ForeignCardError{Name: in.Name}
+		fe := &ForeignCardError{Name: printable(in.Name, MaxName)}
 		if in.ID != nil {
-			fe.ID = *in.ID
+			fe.ID = printable(*in.ID, 128)
 		} else {
-			fe.ID = *in.SellerKey
+			fe.ID = printable(*in.SellerKey, 128)
 		}
 		if err != nil {
 			fe.Unread = 1
@@ -488,4 +490,21 @@ func parseJSON(b []byte) (Card, Report, error) {
 		return Card{}, rep, err
 	}
 	return c, rep, nil
+}
+
+// printable makes text from a card that is not ours safe to show: characters that are not
+// printable (terminal escapes, bidi controls) become '?', and it is cut to max bytes.
+func printable(s string, max int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			r = '?'
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			b.WriteString("…")
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -77,15 +77,20 @@ func Encode(c Card) (string, error) {
 	if err := c.Validate(); err != nil {
 		return "", err
 	}
+	return wrap(version, encodePayload(c))
+}
+
+// encodePayload writes a valid card's binary payload.
+func encodePayload(c Card) []byte {
 	p := make([]byte, 0, 256)
 	p = append(p, c.Feed[:]...)
-	id, _ := SellerID(c.Seller) // validated
+	id, _ := SellerID(c.Seller)
 	p = appendBytes(p, []byte(id))
 	p = appendBytes(p, []byte(c.Name))
 	p = appendBytes(p, []byte(c.Description))
 	p = binary.AppendUvarint(p, uint64(len(c.Addrs)))
 	for _, a := range c.Addrs {
-		m, _ := checkAddr(a) // validated
+		m, _ := checkAddr(a)
 		p = appendBytes(p, m.Bytes())
 	}
 	p = binary.AppendUvarint(p, c.Price.Sats)
@@ -98,13 +103,21 @@ func Encode(c Card) (string, error) {
 		}
 		p = append(p, networkCode(c.Network))
 	}
-	five, err := bech32.ConvertBits(p, 8, 5, true)
+	return p
+}
+
+// wrap puts a payload in the text envelope: version, the two copies of the length, the checksum.
+func wrap(ver byte, payload []byte) (string, error) {
+	five, err := bech32.ConvertBits(payload, 8, 5, true)
 	if err != nil {
 		return "", err
 	}
 	n := len(five) + 7
+	if n >= 1<<15 {
+		return "", fmt.Errorf("%w: its payload is %d bytes", ErrTooLong, len(payload))
+	}
 	data := make([]byte, 0, n)
-	data = append(data, version)
+	data = append(data, ver)
 	data = appendN(data, n)
 	data = append(data, five...)
 	data = appendN(data, n)
