@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/internal/faults"
 )
 
 // Append adds blocks under one signature and returns the new head.
@@ -75,7 +77,7 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 	}
 	if err := f.writeData(blocks, off, total); err != nil {
 		f.failed = err
-		return Head{}, fmt.Errorf("feed: write blocks: %w", err)
+		return Head{}, fmt.Errorf("feed: write blocks: %w: %w", ErrStorage, err)
 	}
 	nt := f.t // copy of the scalar state; nodes are shared but only added to
 	nt.roots = append([]Node(nil), f.t.roots...)
@@ -90,14 +92,14 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 		signature: nt.signature, syncPoint: syncPt, nodes: newNodes, blocks: refs}
 	if err := f.writeRecord(r); err != nil {
 		f.failed = err
-		return Head{}, fmt.Errorf("feed: write log: %w", err)
+		return Head{}, fmt.Errorf("feed: write log: %w: %w", ErrStorage, err)
 	}
 	f.t.roots = nt.roots
 	f.apply(r)
 	if f.dur == SyncEveryAppend {
 		if err := f.syncFilesLocked(); err != nil {
 			f.failed = err
-			return Head{}, fmt.Errorf("feed: sync: %w", err)
+			return Head{}, fmt.Errorf("feed: sync: %w: %w", ErrStorage, err)
 		}
 	}
 	if err := f.maybeCheckpoint(); err != nil {
@@ -234,6 +236,7 @@ func (f *Feed) syncTo(seq uint64) error {
 	}
 	target, logSize := f.seq, f.fs.logSize
 	f.mu.Unlock()
+	faults.BeforeSync(f.dir)
 	// Both files at once: the wait is one sync, not two. Their order does not
 	// matter: a log record whose block bytes did not reach the disk is rolled
 	// back on open, and nothing is shared before both syncs returned.
@@ -241,7 +244,7 @@ func (f *Feed) syncTo(seq uint64) error {
 	go func() { dataErr <- data.Sync() }()
 	lerr := log.Sync()
 	if err := <-dataErr; err != nil {
-		return fmt.Errorf("feed: sync data: %w", err)
+		return fmt.Errorf("feed: sync data: %w: %w", ErrStorage, err)
 	}
 	if lerr != nil {
 		return fmt.Errorf("feed: sync log: %w", lerr)
@@ -267,22 +270,22 @@ func (f *Feed) checkpointLocked() error {
 		return nil
 	}
 	if err := writeRuns(f.fs.tree, f.dirty, nodeRecordSize, func(b []byte, n Node) { putNodeRecord(b, n) }); err != nil {
-		return fmt.Errorf("feed: checkpoint tree: %w", err)
+		return fmt.Errorf("feed: checkpoint tree: %w: %w", ErrStorage, err)
 	}
 	if err := writeRuns(f.fs.blocks, f.dirtyBl, blockRecordSize, putBlockRecord); err != nil {
-		return fmt.Errorf("feed: checkpoint blocks: %w", err)
+		return fmt.Errorf("feed: checkpoint blocks: %w: %w", ErrStorage, err)
 	}
 	for _, file := range []*os.File{f.fs.data, f.fs.tree, f.fs.blocks} {
 		if err := file.Sync(); err != nil {
-			return fmt.Errorf("feed: checkpoint sync: %w", err)
+			return fmt.Errorf("feed: checkpoint sync: %w: %w", ErrStorage, err)
 		}
 	}
 	cp := &checkpoint{seq: f.seq, fork: f.t.fork, length: f.t.length, byteLength: f.t.byteLength, signature: f.t.signature, syncPoint: f.syncPt}
 	if err := f.fs.writeHeader(cp); err != nil {
-		return fmt.Errorf("feed: checkpoint header: %w", err)
+		return fmt.Errorf("feed: checkpoint header: %w: %w", ErrStorage, err)
 	}
 	if err := f.fs.log.Truncate(0); err != nil {
-		return fmt.Errorf("feed: checkpoint log: %w", err)
+		return fmt.Errorf("feed: checkpoint log: %w: %w", ErrStorage, err)
 	}
 	f.fs.logSize, f.fs.logRecords = 0, 0
 	clear(f.dirty)

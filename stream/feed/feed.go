@@ -109,6 +109,9 @@ var (
 	ErrExists       = errors.New("a feed already exists there")
 	ErrWrongKeyPair = errors.New("key pair does not match the feed")
 	ErrLocked       = errors.New("feed is in use by another program (or already open here)")
+	// ErrStorage marks a failure of the feed's own disk (a write or sync that failed), as
+	// opposed to data that did not verify: errors.Is(err, ErrStorage).
+	ErrStorage = errors.New("the feed's storage failed")
 )
 
 // Feed is a signed append-only log on disk. Its methods are safe for
@@ -146,6 +149,7 @@ type Feed struct {
 	syncWG    sync.WaitGroup // early syncs started by append, and the background sync
 	bgSync    *time.Timer    // pending background sync (ForkOnPowerLoss), guarded by mu
 	syncedSeq uint64         // guarded by mu
+	waiting   *syncWait      // the sync SignatureContext's callers wait for, guarded by mu
 	syncedLog int64          // log size covered by the last sync (for power-loss tests)
 }
 
@@ -228,7 +232,7 @@ func (f *Feed) usable() error {
 		return fmt.Errorf("feed: %w", ErrClosed)
 	}
 	if f.failed != nil {
-		return fmt.Errorf("feed: an earlier write failed, reopen the feed: %w", f.failed)
+		return fmt.Errorf("feed: an earlier write failed, reopen the feed: %w: %w", ErrStorage, f.failed)
 	}
 	return nil
 }

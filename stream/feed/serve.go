@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"context"
 	"fmt"
 )
 
@@ -66,6 +67,63 @@ func (pp *PendingProof) Signature() ([]byte, error) {
 		}
 	}
 	return pp.sig, nil
+}
+
+// SignatureContext is Signature that stops waiting when ctx ends (a disk whose sync hangs
+// must not hold the caller): the sync itself goes on, on a goroutine the feed owns and Close
+// waits for, and a later call waits for the same sync.
+func (pp *PendingProof) SignatureContext(ctx context.Context) ([]byte, error) {
+	if pp.Durable() {
+		return pp.sig, nil
+	}
+	w, err := pp.f.syncWaiter(pp.seq)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("feed: waiting for the disk to sync: %w", ctx.Err())
+	}
+	if w.err != nil {
+		return nil, w.err
+	}
+	return pp.sig, nil
+}
+
+// syncWait is a sync started for SignatureContext's callers; done is closed when it ended
+// (err tells how).
+type syncWait struct {
+	seq  uint64
+	done chan struct{}
+	err  error
+}
+
+// syncWaiter returns a sync that covers seq: the one already started for waiters when it
+// does, else a new one on its own goroutine (waited for by Close).
+func (f *Feed) syncWaiter(seq uint64) (*syncWait, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if w := f.waiting; w != nil && w.seq >= seq {
+		return w, nil
+	}
+	if f.closed {
+		return nil, fmt.Errorf("feed: %w", ErrClosed)
+	}
+	w := &syncWait{seq: max(seq, f.seq), done: make(chan struct{})}
+	f.waiting = w
+	f.syncWG.Add(1)
+	go func() {
+		defer f.syncWG.Done()
+		w.err = f.syncTo(w.seq)
+		f.mu.Lock()
+		if f.waiting == w {
+			f.waiting = nil
+		}
+		f.mu.Unlock()
+		close(w.done)
+	}()
+	return w, nil
 }
 
 // Durable reports whether Signature would return without waiting.

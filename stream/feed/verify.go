@@ -45,7 +45,7 @@ func (f *Feed) Verify(p *Proof) error {
 	if learned {
 		f.meta.modeKnown, f.meta.mode, f.meta.manifest = true, v.mode, v.encoded
 		if err := writeMeta(f.dir, f.meta, false); err != nil {
-			return fmt.Errorf("feed: store the signer: %w", err)
+			return fmt.Errorf("feed: store the signer: %w: %w", ErrStorage, err)
 		}
 		f.v = v
 	}
@@ -60,7 +60,7 @@ func (f *Feed) Verify(p *Proof) error {
 		off := f.dataEnd
 		if _, err := f.fs.data.WriteAt(b, int64(off)); err != nil {
 			f.failed = err
-			return fmt.Errorf("feed: write block: %w", err)
+			return fmt.Errorf("feed: write block: %w: %w", ErrStorage, err)
 		}
 		r.blocks = []blockRef{{index: p.Block.Index, entry: blockEntry{offset: off, length: uint32(len(b)), crc: crc32.Checksum(b, crcTable)}}}
 	}
@@ -72,7 +72,7 @@ func (f *Feed) Verify(p *Proof) error {
 	}
 	if err := f.writeRecord(r); err != nil {
 		f.failed = err
-		return fmt.Errorf("feed: write log: %w", err)
+		return fmt.Errorf("feed: write log: %w: %w", ErrStorage, err)
 	}
 	f.apply(r)
 	if res.upgraded {

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
@@ -281,9 +279,7 @@ func (v *Viewer) session(ctx context.Context) error {
 
 // localFailure tells a failure of our own feed (closed, disk) from data that did not verify.
 func localFailure(err error) bool {
-	var pe *fs.PathError
-	var errno syscall.Errno
-	return errors.Is(err, feed.ErrClosed) || errors.As(err, &pe) || errors.As(err, &errno)
+	return errors.Is(err, feed.ErrClosed) || errors.Is(err, feed.ErrStorage)
 }
 
 // openStream opens a replication stream on the direct connection to p, negotiating the
