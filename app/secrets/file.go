@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -9,7 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+
+	"github.com/natefinch/atomic"
 )
 
 // ErrChangedOnDisk is returned when the encrypted file was replaced by
@@ -226,46 +230,49 @@ func (b *fileBackend) write(entries map[string][]byte, creating bool) error {
 	return nil
 }
 
-// testHookBeforeRename, when set by a test, runs before the rename and can
-// fail the write (fault injection).
+// testHookBeforeRename, when set by a test, fails the write after the
+// temporary file has been written and before it could replace the store
+// (fault injection).
 var testHookBeforeRename func() error
 
-// writeAtomic writes data to path through a temporary file and a rename.
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating temporary secrets file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600 already; say so explicitly.
-	if err = tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
-		return fmt.Errorf("setting secrets file mode: %w", err)
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("writing temporary secrets file: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing temporary secrets file: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("closing temporary secrets file: %w", err)
-	}
-	if testHookBeforeRename != nil {
-		if err = testHookBeforeRename(); err != nil {
-			return err
+// writeAtomic replaces path with data: github.com/natefinch/atomic writes a
+// synced temporary file (0600, in the same directory) and renames it over
+// path, then the directory is synced so the rename survives a power loss.
+// Errors name the secrets file, never the temporary one.
+func writeAtomic(path string, data []byte) error {
+	// atomic keeps the mode of the file it replaces: make sure that is 0600.
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm() != 0o600 && runtime.GOOS != "windows" {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return fmt.Errorf("setting secrets file mode: %w", err)
 		}
 	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing secrets file: %w", err)
+	r := &faultReader{r: bytes.NewReader(data), fault: testHookBeforeRename}
+	if err := atomic.WriteFile(path, r); err != nil {
+		if r.err != nil {
+			return fmt.Errorf("replacing secrets file: %w", r.err)
+		}
+		tmp := regexp.MustCompile(regexp.QuoteMeta(path) + `[0-9]+`)
+		return fmt.Errorf("replacing secrets file: %s", tmp.ReplaceAllString(err.Error(), "a temporary file"))
 	}
-	syncDir(dir)
+	syncDir(filepath.Dir(path))
 	return nil
+}
+
+// faultReader reads r, then returns fault's error (if any) instead of EOF.
+type faultReader struct {
+	r     io.Reader
+	fault func() error
+	err   error
+}
+
+func (f *faultReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF && f.fault != nil {
+		if f.err = f.fault(); f.err != nil {
+			return n, f.err
+		}
+	}
+	return n, err
 }
 
 // syncDir makes a rename durable where the OS allows fsync on directories.

@@ -3,6 +3,7 @@ package journal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+
+	"github.com/natefinch/atomic"
 )
 
 // The journal is an append-only file of frames: 4-byte big-endian length, 4-byte CRC-32C of the
@@ -85,34 +89,24 @@ func ReadFrames(f *os.File, fn func([]byte) error) (int64, error) {
 	}
 }
 
-// WriteAtomically replaces path with the frames produced by fill, via a synced temporary file.
+// WriteAtomically replaces path with the frames produced by fill: github.com/natefinch/atomic
+// writes them to a synced temporary file and renames it over path, then the directory is synced
+// so the rename survives a power loss. Errors name path, never the temporary file.
 func WriteAtomically(path string, fill func(w io.Writer) error) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
+	var buf bytes.Buffer
+	if err := fill(&buf); err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	bw := bufio.NewWriter(tmp)
-	if err := fill(bw); err != nil {
-		tmp.Close()
-		return err
+	if err := atomic.WriteFile(path, &buf); err != nil {
+		return fmt.Errorf("journal: replacing %s: %s", filepath.Base(path), hideTemp(err.Error(), path))
 	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
+}
+
+// hideTemp replaces the temporary file's name (path followed by atomic's random digits) in msg.
+func hideTemp(msg, path string) string {
+	re := regexp.MustCompile(regexp.QuoteMeta(path) + `[0-9]+`)
+	return re.ReplaceAllString(msg, "a temporary file")
 }
 
 func syncDir(dir string) error {

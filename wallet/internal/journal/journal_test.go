@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -64,4 +66,40 @@ func FuzzReadFrames(f *testing.F) {
 			t.Fatalf("end %d of %d", end, len(data))
 		}
 	})
+}
+
+// TestWriteAtomicallyErrorsHideTheTemporaryFile: a failed replacement says which file could not
+// be replaced and why, never the name of atomic's temporary file, and leaves no file behind.
+func TestWriteAtomicallyErrorsHideTheTemporaryFile(t *testing.T) {
+	dir := t.TempDir()
+	isDir := filepath.Join(dir, "ledger")
+	if err := os.MkdirAll(filepath.Join(isDir, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{
+		"missing directory":     filepath.Join(dir, "missing", "ledger"),
+		"target is a directory": isDir,
+	} {
+		err := WriteAtomically(path, func(w io.Writer) error { return AppendFrame(w, []byte("x")) })
+		if err == nil {
+			t.Fatalf("%s: replaced", name)
+		}
+		if regexp.MustCompile(regexp.QuoteMeta(path) + `[0-9]+`).MatchString(err.Error()) {
+			t.Errorf("%s: the error names the temporary file: %v", name, err)
+		}
+		if !strings.Contains(err.Error(), filepath.Base(path)) {
+			t.Errorf("%s: the error does not say which file: %v", name, err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("left behind: %v", ents)
+	}
+	// A failing fill writes nothing.
+	boom := errors.New("boom")
+	if err := WriteAtomically(filepath.Join(dir, "j"), func(io.Writer) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("fill error: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "j")); !os.IsNotExist(err) {
+		t.Fatalf("a failed fill created the file: %v", err)
+	}
 }
