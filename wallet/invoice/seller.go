@@ -58,13 +58,26 @@ type OnChain struct {
 	// (0: no bound beyond ProvisionalCapSats per viewer). Peer IDs cost nothing, so a seller
 	// who gives unconfirmed credit should set it: it is what a double-spender can take at once.
 	ProvisionalTotalCapSats uint64
-	// GapLimit is the wallet's gap limit (default 20, the BIP44 standard). The desk never lets
-	// more than this many unused addresses follow the last paid one, so a restore of the
-	// seller's wallet finds every payment.
+	// GapLimit bounds the addresses waiting for payment at once (default DefaultGapLimit, the
+	// BIP44 standard): at most this many handed-out addresses have no payment yet, so the
+	// seller's wallet, which looks this many addresses past the last used one, sees every
+	// payment. An address paid in the mempool no longer waits, so the bound limits viewers who
+	// asked and have not paid yet, not payers per block. Show GapLimitHelp where it is set.
 	GapLimit uint32
 	// MinSats is the smallest on-chain invoice (default 1 000; dust is 294).
 	MinSats uint64
 }
+
+// DefaultGapLimit is the gap limit most wallets use (BIP44): the default OnChain.GapLimit.
+const DefaultGapLimit = 20
+
+// GapLimitHelp is the advice to show beside the gap-limit setting.
+const GapLimitHelp = "How many viewers may hold an unpaid bitcoin address at once. Your wallet only looks this " +
+	"many addresses past the last one that received money, so set the same gap limit in your wallet " +
+	"(Sparrow: Settings → Gap limit; Electrum: wallet.change_gap_limit(N) in the console) or payments " +
+	"beyond it will not show up there. The default, 20, is what most wallets use; raise both together if " +
+	"viewers are told that no more bitcoin addresses can be handed out right now. Viewers who have paid " +
+	"(even before the first confirmation) do not count."
 
 // Config configures a Seller.
 type Config struct {
@@ -135,7 +148,7 @@ func New(cfg Config) (*Seller, error) {
 			cfg.OnChain.MinConf = 1
 		}
 		if cfg.OnChain.GapLimit == 0 {
-			cfg.OnChain.GapLimit = 20
+			cfg.OnChain.GapLimit = DefaultGapLimit
 		}
 		if cfg.OnChain.MinSats == 0 {
 			cfg.OnChain.MinSats = 1000
@@ -710,12 +723,14 @@ func (s *Seller) Invoice(id string) (Invoice, bool) {
 	return *inv, true
 }
 
-// outstanding counts the current key's addresses that await a settled payment and may still
-// get one credited (unexpired, or within the monitoring window). Locked.
+// outstanding counts the current key's addresses that await a payment and may still get one
+// credited (unexpired, or within the monitoring window). An address with a payment seen in the
+// mempool is used, not outstanding: a wallet that watches the account key sees the payment and
+// moves its gap window past it, so it holds no place among the GapLimit. Locked.
 func (s *Seller) outstanding(now time.Time) int {
 	n := 0
 	for _, inv := range s.byAddress {
-		if inv.Key == s.keyID && !inv.Used && !now.After(inv.Expires.Add(s.cfg.Monitoring)) {
+		if inv.Key == s.keyID && !inv.Used && !inv.Paid && !now.After(inv.Expires.Add(s.cfg.Monitoring)) {
 			n++
 		}
 	}
@@ -1015,7 +1030,12 @@ func (s *Seller) Status() Status {
 	st.GapLimit = s.cfg.OnChain.GapLimit
 	st.UnusedAddresses = int64(s.next[s.keyID]) - (s.usedUpTo + 1)
 	st.OutstandingAddresses = s.outstanding(now)
-	if 4*st.UnusedAddresses >= 3*int64(st.GapLimit) {
+	if 4*st.OutstandingAddresses >= 3*int(st.GapLimit) {
+		st.GapAdvice = fmt.Sprintf("%d of the %d bitcoin addresses that may wait for payment at once are handed out "+
+			"to viewers who have not paid yet; at %d, further viewers cannot pay on-chain until some pay or their "+
+			"invoices expire. To allow more, raise the gap limit in your wallet and here together. %s",
+			st.OutstandingAddresses, st.GapLimit, st.GapLimit, GapLimitHelp)
+	} else if 4*st.UnusedAddresses >= 3*int64(st.GapLimit) {
 		st.GapAdvice = fmt.Sprintf("%d addresses in a row after your last confirmed payment were handed out to "+
 			"viewers who have not paid (yet). A wallet restored from its seed stops looking after %d unused addresses "+
 			"in a row, so a payment beyond them would not show up in it: raise the gap limit in your wallet "+
