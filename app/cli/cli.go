@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/app/session"
 )
 
 // Environment variables the command line reads.
@@ -33,6 +34,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	gf.SetOutput(stderr)
 	gf.StringVar(&e.secretsKind, "secrets", "auto", "where secrets live: auto, keyring or file")
 	gf.StringVar(&e.secretsFile, "secrets-file", defaultSecretsFile(), "the encrypted secrets file (used when there is no OS keyring, or with -secrets file)")
+	gf.StringVar(&e.dataDir, "data-dir", session.DefaultDataDir(), "where streams, watched streams, sales and settings are kept")
 	verbose := gf.Bool("v", false, "log debug messages")
 	gf.Usage = func() { usage(stderr) }
 	if err := gf.Parse(args); err != nil {
@@ -61,6 +63,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.record(rest[1:])
 	case "export":
 		err = e.exportCmd(rest[1:])
+	case "live":
+		err = e.live(rest[1:])
+	case "watch":
+		err = e.watch(rest[1:])
+	case "streams":
+		err = e.streams(rest[1:])
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -93,7 +101,17 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Dazaar Vision: paid peer-to-peer live video.
 
-Usage: dazaar-vision [-secrets auto|keyring|file] [-secrets-file PATH] [-v] COMMAND ...
+Usage: dazaar-vision [-data-dir DIR] [-secrets auto|keyring|file] [-secrets-file PATH] [-v] COMMAND ...
+
+Live streams:
+  live [-price "1000 sats per hour"|free] [-lnd-dir DIR | -lnd-host H -lnd-macaroon F -lnd-cert F]
+       [-xpub KEY -btc-node HOST:PORT ...] [-video camera|screen|test|none] [-audio mic|test|none]
+       [-preset low|medium|high] [-name N] [-description D] [-resume ID]
+                              go live: prints the card to share, then live figures
+  watch [-minutes N | -sats N] [-method lightning|onchain] [-o OUT.webm] [-duration D] CARD
+                              find the seller, show the terms, pay (invoice as text and QR),
+                              then play; type buy N, pause, resume, live, start or quit
+  streams                     my streams (resumable) and the streams I watched
 
 Feeds (signed append-only logs in Hypercore v10 format):
   feed create [-mode compat|manifest] [-max-block BYTES] DIR
@@ -136,6 +154,7 @@ type env struct {
 	log         *slog.Logger
 	secretsKind string
 	secretsFile string
+	dataDir     string
 	store       *secrets.Store
 }
 

@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// listFlag collects a repeatable or comma-separated flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func (e *env) openData() (session.DataDir, error) {
+	d, err := session.OpenDataDir(e.dataDir)
+	if err != nil {
+		return d, fmt.Errorf("%w (choose another with -data-dir)", err)
+	}
+	return d, nil
+}
+
+// pickDevice resolves a -video/-audio choice to a device (nil for none).
+func pickDevice(kind capture.Kind, choice string) (*capture.Device, error) {
+	var d capture.Device
+	var err error
+	switch choice {
+	case "none", "":
+		return nil, nil
+	case "test":
+		d, err = capture.TestDevice(kind)
+	case "camera", "mic", "default":
+		d, err = capture.DefaultDevice(kind)
+	case "screen":
+		if kind != capture.Camera {
+			return nil, usagef("-audio cannot be a screen")
+		}
+		for _, dev := range capture.Devices() {
+			if dev.Kind == capture.Screen {
+				return &dev, nil
+			}
+		}
+		return nil, errors.New("no screen to capture (is a display running?)")
+	default:
+		return nil, usagef("unknown device choice %q", choice)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func (e *env) live(args []string) error {
+	fs := e.flags("live")
+	fs.Init("live", 0)
+	name := fs.String("name", "", "the stream's title on its card")
+	desc := fs.String("description", "", "what the stream is about (on the card and in the stream)")
+	presetName := fs.String("preset", "medium", "quality: low, medium or high")
+	video := fs.String("video", "camera", "camera (the test camera when none exists), screen, test or none")
+	audio := fs.String("audio", "mic", "mic (the test microphone when none exists), test or none")
+	priceText := fs.String("price", "free", `the price, e.g. "1000 sats per hour", "10 sats per 30 seconds" or free`)
+	resume := fs.String("resume", "", "continue one of my streams (its ID, see `streams`) under the same card")
+	dur := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	cardFile := fs.String("card-file", "", "also write the card to this file")
+	lndDir := fs.String("lnd-dir", "", "LND's directory (tls.cert and data/chain/bitcoin/NETWORK/invoice.macaroon are read from it)")
+	lndHost := fs.String("lnd-host", "", "LND's REST address host:port (default: restlisten in lnd.conf, else 127.0.0.1:8080)")
+	lndMac := fs.String("lnd-macaroon", "", "LND's invoice.macaroon file (never the admin one)")
+	lndCert := fs.String("lnd-cert", "", "LND's tls.cert file")
+	network := fs.String("network", "mainnet", "bitcoin network of the payments: mainnet, testnet, signet, regtest or simnet")
+	xpub := fs.String("xpub", "", "on-chain: the watch-only account key (xpub/zpub/tpub/vpub) payments go to")
+	btcNode := fs.String("btc-node", "", "on-chain: the node's RPC address host:port (btcd or Bitcoin Core)")
+	btcUser := fs.String("btc-user", "", "on-chain: RPC user")
+	btcPass := fs.String("btc-pass", "", "on-chain: RPC password (or $DAZAAR_VISION_BTC_PASS)")
+	btcCookie := fs.String("btc-cookie", "", "on-chain: Bitcoin Core's .cookie file instead of user and password")
+	btcCert := fs.String("btc-cert", "", "on-chain: btcd's rpc.cert (TLS); without it only a node on this machine is used")
+	btcWS := fs.Bool("btc-websocket", false, "on-chain: the node is btcd (push notifications instead of polling)")
+	minConf := fs.Int("min-conf", 1, "on-chain: confirmations that settle a payment")
+	provCap := fs.Uint64("provisional-cap", 0, "on-chain: sats a viewer may watch on before confirmation (0: wait for min-conf)")
+	var listen listFlag
+	fs.Var(&listen, "listen", "multiaddrs to listen on (default: every interface, TCP and QUIC)")
+	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections (a LAN, or testing on one machine)")
+	if _, err := parse(fs, args, 0, "[flags]"); err != nil {
+		return err
+	}
+	preset, err := broadcast.PresetByName(*presetName)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	p, err := price.Parse(*priceText)
+	if err != nil {
+		return usagef("-price: %v", err)
+	}
+	vd, err := pickDevice(capture.Camera, *video)
+	if err != nil {
+		return err
+	}
+	ad, err := pickDevice(capture.Microphone, *audio)
+	if err != nil {
+		return err
+	}
+	store, err := e.openSecrets()
+	if err != nil {
+		return err
+	}
+	data, err := e.openData()
+	if err != nil {
+		return err
+	}
+	cfg := session.BroadcasterConfig{Data: data, Secrets: store, Resume: *resume, Name: *name, Description: *desc,
+		Preset: preset, Video: vd, Audio: ad, Price: p, Logger: e.log,
+		Network: session.NetworkConfig{Listen: listen, LAN: *lan, Public: *lan}}
+	if !p.IsFree() {
+		switch {
+		case *lndDir != "":
+			ln, err := session.LNDFromDir(*lndDir, *network, *lndHost)
+			if err != nil {
+				return err
+			}
+			cfg.Lightning = &ln
+		case *lndHost != "":
+			ln := session.LightningSetup{Host: *lndHost, Network: *network}
+			if *lndMac != "" {
+				if ln.Macaroon, err = os.ReadFile(*lndMac); err != nil {
+					return fmt.Errorf("cannot read the macaroon: %w", err)
+				}
+			}
+			if *lndCert != "" {
+				if ln.TLSCert, err = os.ReadFile(*lndCert); err != nil {
+					return fmt.Errorf("cannot read LND's certificate: %w", err)
+				}
+			}
+			cfg.Lightning = &ln
+		}
+		if *xpub != "" {
+			pass := *btcPass
+			if pass == "" {
+				pass = os.Getenv("DAZAAR_VISION_BTC_PASS")
+			}
+			oc := session.OnChainSetup{AccountKey: *xpub, Network: *network, Websocket: *btcWS, MinConf: int32(*minConf),
+				ProvisionalCapSats: *provCap, Node: onchain.NodeConfig{Host: *btcNode, User: *btcUser, Pass: pass, CookieFile: *btcCookie}}
+			if *btcCert != "" {
+				if oc.Node.CACert, err = os.ReadFile(*btcCert); err != nil {
+					return fmt.Errorf("cannot read the node's certificate: %w", err)
+				}
+			}
+			cfg.OnChain = &oc
+		}
+		if cfg.Lightning == nil && cfg.OnChain == nil {
+			return usagef("a paid stream needs -lnd-dir (or -lnd-host with -lnd-macaroon and -lnd-cert) or -xpub with -btc-node")
+		}
+	}
+	b, err := session.NewBroadcaster(cfg)
+	if err != nil {
+		return err
+	}
+	ctx := e.ctx
+	if *dur > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *dur)
+		defer cancel()
+	}
+	if err := b.Start(ctx); err != nil {
+		return fmt.Errorf("cannot go live: %w", err)
+	}
+	c := b.Card()
+	fmt.Fprintf(e.out, "Live: %s\nShare this card with viewers:\n%s\n", c.Terms(), c.String())
+	if *cardFile != "" {
+		if err := os.WriteFile(*cardFile, []byte(c.String()+"\n"), 0o644); err != nil {
+			fmt.Fprintf(e.err, "cannot write the card to %s: %v\n", *cardFile, err)
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			b.Stop()
+			f := b.Snapshot()
+			fmt.Fprintf(e.out, "stopped: %d blocks (%s) in the stream; resume it with -resume %s\n", f.Blocks, bytesText(f.FeedBytes), b.ID())
+			return nil
+		case <-b.Done():
+			return fmt.Errorf("the broadcast stopped: %w", b.Err())
+		case ev := <-b.Events():
+			if ev.Kind == session.EventPayment || ev.Kind == session.EventViewer || ev.Kind == session.EventError {
+				fmt.Fprintf(e.out, "%s %s %s\n", ev.Time.Format("15:04:05"), short(ev.Viewer), ev.Text)
+			}
+		case <-tick.C:
+			f := b.Snapshot()
+			fmt.Fprintf(e.err, "viewers %d (paying %d) · earned %d sats (+%d unconfirmed) · uploaded %s · %.0f fps %.0f kbit/s\n",
+				f.Viewers, f.Paying, f.EarnedMsat/1000, f.ProvisionalMsat/1000, bytesText(f.BytesUp), f.FPS, f.VideoKbps+f.AudioKbps)
+		}
+	}
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:6] + "…" + id[len(id)-4:]
+	}
+	return id
+}
+
+func bytesText(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func (e *env) streams(args []string) error {
+	fs := e.flags("streams")
+	if _, err := parse(fs, args, 0, ""); err != nil {
+		return err
+	}
+	data, err := e.openData()
+	if err != nil {
+		return err
+	}
+	mine, err1 := data.MyStreams()
+	fmt.Fprintln(e.out, "My streams:")
+	if len(mine) == 0 {
+		fmt.Fprintln(e.out, "  (none yet: go live with `dazaar-vision live`)")
+	}
+	for _, s := range mine {
+		fmt.Fprintf(e.out, "  %s  %q  %d blocks, %s, last live %s\n    resume: dazaar-vision live -resume %s\n",
+			s.ID[:8]+"…"+s.ID[len(s.ID)-4:], s.Name+" "+s.Description, s.Blocks, bytesText(s.Bytes), s.LastLive.Format(time.DateTime), s.ID)
+	}
+	watched, err2 := data.Watched()
+	fmt.Fprintln(e.out, "Watched:")
+	if len(watched) == 0 {
+		fmt.Fprintln(e.out, "  (none yet: paste a card into `dazaar-vision watch`)")
+	}
+	for _, w := range watched {
+		fmt.Fprintf(e.out, "  %s  %q  %s stored, last watched %s, %d purchases\n    open again: dazaar-vision watch %s\n",
+			w.ID[:8]+"…"+w.ID[len(w.ID)-4:], strings.TrimSpace(w.Name+" "+w.Description), bytesText(w.Bytes), w.LastWatched.Format(time.DateTime), len(w.Purchases), w.Card)
+	}
+	return errors.Join(err1, err2)
+}

@@ -1,0 +1,217 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/media/export"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
+	"github.com/dazaarvision/dazaar-vision/wallet/paymentqr"
+)
+
+// readCardArg reads a card given as text, as a file name, or - for stdin.
+func (e *env) readCardArg(arg string) (card.Card, error) {
+	text := arg
+	if arg == "-" {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, 1<<20))
+		if err != nil {
+			return card.Card{}, fmt.Errorf("cannot read the card from stdin: %w", err)
+		}
+		text = string(b)
+	} else if !strings.HasPrefix(strings.TrimSpace(arg), card.Prefix) && !strings.HasPrefix(strings.TrimSpace(arg), "{") {
+		if b, err := os.ReadFile(arg); err == nil {
+			text = string(b)
+		}
+	}
+	return card.Parse(text)
+}
+
+func (e *env) watch(args []string) error {
+	fs := e.flags("watch")
+	fs.Init("watch", 0)
+	minutes := fs.Uint("minutes", 0, "buy this many minutes at once (paid streams)")
+	sats := fs.Uint64("sats", 0, "buy for this many sats at once (paid streams)")
+	method := fs.String("method", "", "pay with lightning, onchain or any (default: Lightning when the seller takes it)")
+	out := fs.String("o", "", "when done, write what was watched to this WebM file")
+	dur := fs.Duration("duration", 0, "stop after this long (0: until interrupted or quit)")
+	noPlay := fs.Bool("no-play", false, "only download (no sound, no decoding)")
+	var listen listFlag
+	fs.Var(&listen, "listen", "multiaddrs to listen on (default: every interface)")
+	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections")
+	rest, err := parse(fs, args, 1, "[-minutes N | -sats N] [-method lightning|onchain|any] [-o OUT.webm] CARD|FILE|-")
+	if err != nil {
+		return err
+	}
+	c, err := e.readCardArg(rest[0])
+	if err != nil {
+		return err
+	}
+	m, err := methodFlag(*method)
+	if err != nil {
+		return err
+	}
+	store, err := e.openSecrets()
+	if err != nil {
+		return err
+	}
+	data, err := e.openData()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.out, "%s\n%s\nTerms: %s\n", c.Name, c.Description, c.Terms())
+	v, err := session.NewViewer(session.ViewerConfig{Data: data, Secrets: store, Card: c, NoPlayback: *noPlay, Logger: e.log,
+		Network: session.NetworkConfig{Listen: listen, LAN: *lan, Public: *lan}})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	if *dur > 0 {
+		ctx, cancel = context.WithTimeout(ctx, *dur)
+		defer cancel()
+	}
+	if err := v.Start(ctx); err != nil {
+		return fmt.Errorf("cannot watch: %w", err)
+	}
+	defer v.Stop()
+	buy := func(r session.BuyRequest) {
+		r.Method = m
+		inv, err := v.Buy(ctx, r)
+		if err != nil {
+			fmt.Fprintf(e.out, "no invoice: %v\n", err)
+			return
+		}
+		fmt.Fprintf(e.out, "Pay %d sats for %v of video (expires %s):\ninvoice %s\n", inv.Sats, inv.Media, inv.Expires.Format(time.TimeOnly), inv.URI)
+		if f, ok := e.err.(*os.File); ok && isTerminal(f) {
+			fmt.Fprintln(e.err, paymentqr.QRText(inv.URI))
+		}
+	}
+	if !c.Price.IsFree() && (*minutes > 0 || *sats > 0) {
+		go buy(session.BuyRequest{Minutes: uint32(*minutes), Sats: *sats})
+	} else if !c.Price.IsFree() {
+		fmt.Fprintln(e.out, "Type `buy N` for N minutes, or `sats N`.")
+	}
+	lines := make(chan string)
+	go func() { // ends with the process: a blocked terminal read cannot be cancelled
+		sc := bufio.NewScanner(e.stdin)
+		for sc.Scan() {
+			select {
+			case lines <- strings.TrimSpace(sc.Text()):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastRemaining time.Duration
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-v.Done():
+			break loop
+		case l := <-lines:
+			cmd, arg, _ := strings.Cut(l, " ")
+			n, _ := strconv.ParseUint(strings.TrimSpace(arg), 10, 64)
+			switch cmd {
+			case "buy", "topup":
+				go buy(session.BuyRequest{Minutes: uint32(n)})
+			case "sats":
+				go buy(session.BuyRequest{Sats: n})
+			case "pause":
+				v.Pause()
+			case "resume":
+				v.Resume()
+			case "live":
+				v.GoLive()
+			case "start":
+				v.GoToStart()
+			case "quit", "q":
+				break loop
+			case "":
+			default:
+				fmt.Fprintf(e.out, "commands: buy N (minutes), sats N, pause, resume, live, start, quit\n")
+			}
+		case ev := <-v.Events():
+			switch ev.Kind {
+			case session.EventAccess, session.EventPlaying, session.EventError:
+				fmt.Fprintf(e.out, "%s %s\n", ev.Time.Format("15:04:05.000"), ev.Text)
+				if ev.Kind == session.EventAccess && v.Access().State == wire.Refused && lastRemaining > 0 {
+					fmt.Fprintln(e.out, "Paid time is over: type `buy N` to top up.")
+				}
+			}
+		case <-tick.C:
+			f := v.Snapshot()
+			lastRemaining = max(lastRemaining, f.Remaining)
+			fmt.Fprintf(e.err, "%s · time left %v · downloaded %s · %d blocks behind live · decoded %d frames\n",
+				connText(f), f.Remaining.Round(time.Second), bytesText(f.BytesDown), f.BehindLive, f.FramesDecoded)
+		}
+	}
+	f := v.Snapshot()
+	fmt.Fprintf(e.out, "watched: decoded %d frames, downloaded %s\n", f.FramesDecoded, bytesText(f.BytesDown))
+	v.Stop()
+	if *out != "" {
+		// The session is stopped; the stored copy is read back to export it.
+		return exportHeld(e, c, data, *out)
+	}
+	return nil
+}
+
+func exportHeld(e *env, c card.Card, data session.DataDir, out string) error {
+	src, closeFn, err := session.OpenHeld(data, c)
+	if err != nil {
+		return fmt.Errorf("nothing to write to %s: %w", out, err)
+	}
+	defer closeFn()
+	res, err := export.ToFile(context.Background(), src, out, export.Options{Logger: e.log})
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", out, err)
+	}
+	fmt.Fprintf(e.out, "wrote %v of video to %s (%d frames, %d audio packets)\n", res.Duration.Round(time.Millisecond), out, res.VideoFrames, res.AudioPackets)
+	return nil
+}
+
+func connText(f session.ViewFigures) string {
+	switch {
+	case !f.Connected:
+		return "connecting"
+	case f.Access == wire.Free:
+		return "free"
+	case f.Access == wire.Allowed:
+		return "paid"
+	}
+	return "not allowed: " + f.Reason
+}
+
+func methodFlag(s string) (invoicemsg.Method, error) {
+	switch strings.ToLower(s) {
+	case "":
+		return 0, nil
+	case "lightning", "ln":
+		return invoicemsg.Lightning, nil
+	case "onchain", "on-chain", "bitcoin", "btc":
+		return invoicemsg.OnChain, nil
+	case "any", "both":
+		return invoicemsg.Any, nil
+	}
+	return 0, usagef("-method is lightning, onchain or any, not %q", s)
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+var _ = errors.New

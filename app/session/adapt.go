@@ -1,0 +1,144 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+)
+
+// feedSink appends the broadcaster's blocks to the feed, marking key frames and headers as
+// sync points. A resumed stream continues an existing feed: the pipeline numbers its blocks
+// from 0, so the sink renumbers media blocks to their index in the feed (the sequence number
+// is how a player notices a block out of place).
+type feedSink struct {
+	f      *feed.Feed
+	offset uint64 // feed length when this run started
+	onAppend func(index uint64, block []byte, mediaMillis uint64)
+}
+
+func (s *feedSink) Append(_ context.Context, b []byte, sync bool) error {
+	var ms uint64
+	if m, err := block.DecodeMedia(b); err == nil {
+		ms = mediaMillis(m)
+		if s.offset > 0 {
+			m.Seq += s.offset
+			enc, err := m.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("renumbering a block of the resumed stream: %w", err)
+			}
+			b = enc
+		}
+	}
+	var h feed.Head
+	var err error
+	if sync {
+		h, err = s.f.AppendSync(b)
+	} else {
+		h, err = s.f.Append(b)
+	}
+	if err != nil {
+		return err
+	}
+	if s.onAppend != nil {
+		s.onAppend(h.Length-1, b, ms)
+	}
+	return nil
+}
+
+// mediaMillis is the media time a block carries: its video frames' durations, or for a block
+// without video its audio packets' (audio rides along with the pictures, so counting both would
+// bill twice).
+func mediaMillis(m *block.Media) uint64 {
+	var video, audio uint64
+	for _, u := range m.Units {
+		if u.Track == block.Video {
+			video += uint64(u.Duration.Microseconds())
+		} else {
+			audio += uint64(u.Duration.Microseconds())
+		}
+	}
+	if video > 0 {
+		return (video + 999) / 1000
+	}
+	return (audio + 999) / 1000
+}
+
+// readerSource is playback's BlockSource over a viewer's reader feed: blocks arrive verified
+// from the seller (live pushes, or ranges the source asks for), and Block waits for them.
+type readerSource struct {
+	feed    func() *feed.Feed
+	latest  func() (uint64, bool) // the seller's newest sync point
+	length  func() uint64         // the seller's signed length
+	fetch   func(ctx context.Context, start, end uint64)
+	base    uint64 // the header's index: blocks are numbered from it for the player
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever a block arrives
+}
+
+func newReaderSource() *readerSource { return &readerSource{changed: make(chan struct{})} }
+
+// arrived wakes readers waiting for a block.
+func (s *readerSource) arrived() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *readerSource) Len() uint64 {
+	if n := s.length(); n > s.base {
+		return n - s.base
+	}
+	return 0
+}
+
+func (s *readerSource) LatestSync() (uint64, bool) {
+	i, ok := s.latest()
+	if !ok || i < s.base {
+		return 0, false
+	}
+	return i - s.base, true
+}
+
+func (s *readerSource) Block(ctx context.Context, i uint64) ([]byte, error) {
+	idx := s.base + i
+	asked := false
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		f := s.feed()
+		if f.Has(idx) {
+			b, err := f.Read(idx)
+			if err == nil {
+				if m, derr := block.DecodeMedia(b); derr == nil && s.base > 0 {
+					// The player counts from the header it played: shift the numbering back.
+					m.Seq -= s.base
+					if enc, eerr := m.MarshalBinary(); eerr == nil {
+						b = enc
+					}
+				}
+			}
+			return b, err
+		}
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil, ctx.Err()
+		}
+		if !asked && s.fetch != nil {
+			s.fetch(ctx, idx, idx+1)
+			asked = true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+var _ = io.EOF

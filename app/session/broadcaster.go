@@ -1,0 +1,577 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/p2p"
+	"github.com/dazaarvision/dazaar-vision/stream/replicate"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// BroadcasterConfig is everything "Go live" needs.
+type BroadcasterConfig struct {
+	Data    DataDir
+	Secrets SecretStore
+	// Resume is the ID (feed key, hex) of one of my streams to continue under the same card;
+	// empty starts a new stream.
+	Resume      string
+	Name        string
+	Description string
+	Preset      broadcast.Preset
+	// Video and Audio are the devices to capture; either may be nil (audio-only and
+	// video-only streams), not both.
+	Video, Audio *capture.Device
+	// Price is the stream's price; the zero Price (price.Free) makes it free.
+	Price     price.Price
+	Lightning *LightningSetup
+	OnChain   *OnChainSetup
+	Network   NetworkConfig
+	Logger    *slog.Logger
+}
+
+// ViewerFigures is one connected viewer as the broadcaster sees it.
+type ViewerFigures struct {
+	Peer      string
+	Bytes     uint64        // replication bytes sent to it
+	Blocks    uint64        // blocks delivered
+	Remaining time.Duration // paid time left (0 for free streams)
+	Paying    bool
+}
+
+// BroadcastFigures is the live view's numbers.
+type BroadcastFigures struct {
+	Live                  bool
+	Since                 time.Time
+	Viewers, Paying       int
+	EarnedMsat            uint64 // settled
+	ProvisionalMsat       uint64 // unconfirmed on-chain payments counted towards access
+	BytesUp               uint64 // to all viewers
+	PerViewer             []ViewerFigures
+	FPS                   float64 // encoder frames a second, over the last interval
+	VideoKbps, AudioKbps  float64
+	DroppedFrames         int64
+	Blocks, FeedBytes     uint64
+	EventsDropped         int64
+}
+
+// Sale is one payment in the seller's list.
+type Sale struct {
+	Viewer string
+	ID     string // ln:<hash> or btc:<txid>:<vout>
+	Method string // "Lightning" or "on-chain"
+	Msat   uint64
+	Millis uint64 // media time it bought
+	State  ledger.State
+	Note   string
+}
+
+// Broadcaster is a live stream's session. Create with NewBroadcaster, then Start and Stop.
+type Broadcaster struct {
+	cfg    BroadcasterConfig
+	log    *slog.Logger
+	ev     *events
+	id     string // feed key hex: the stream ID in invoices and the ledger
+	record StreamRecord
+
+	feed   *feed.Feed
+	node   *p2p.Node
+	seller *replicate.Seller
+	wallet *wallet
+	gate   *ledgerGate
+	pipe   *broadcast.Broadcaster
+	card   card.Card
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{}
+	errMu  sync.Mutex
+	err    error
+
+	msMu sync.Mutex
+	ms   [4096]struct{ index, ms uint64 } // media time of recent blocks, by index mod 4096
+
+	figMu    sync.Mutex
+	figures  BroadcastFigures
+	lastStat broadcast.Stats
+	lastAt   time.Time
+	stopOnce sync.Once
+}
+
+// NewBroadcaster checks cfg.
+func NewBroadcaster(cfg BroadcasterConfig) (*Broadcaster, error) {
+	if cfg.Data.Root == "" {
+		return nil, errors.New("no data directory")
+	}
+	if cfg.Secrets == nil {
+		return nil, errors.New("no secret store")
+	}
+	if cfg.Video == nil && cfg.Audio == nil {
+		return nil, errors.New("pick a camera or screen, a microphone, or both")
+	}
+	if cfg.Preset.Name == "" {
+		cfg.Preset = broadcast.Medium
+	}
+	if len(cfg.Description) > block.MaxDescription {
+		return nil, fmt.Errorf("the description is %d bytes; at most %d fit", len(cfg.Description), block.MaxDescription)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Broadcaster{cfg: cfg, log: cfg.Logger, ev: newEvents(), done: make(chan struct{})}, nil
+}
+
+// Events reports what happens (bounded; see events).
+func (b *Broadcaster) Events() <-chan Event { return b.ev.ch }
+
+// Done is closed once the session has stopped (Stop, or a failure); Err then says why.
+func (b *Broadcaster) Done() <-chan struct{} { return b.done }
+
+// Err is the failure that ended the session, if any.
+func (b *Broadcaster) Err() error {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	return b.err
+}
+
+// ID is the stream's ID (its feed key in hex).
+func (b *Broadcaster) ID() string { return b.id }
+
+// Card is what viewers paste (valid once Start returned).
+func (b *Broadcaster) Card() card.Card { return b.card }
+
+func (b *Broadcaster) fail(err error) {
+	b.errMu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.errMu.Unlock()
+	b.ev.emit(Event{Kind: EventError, Text: err.Error()})
+	go b.Stop()
+}
+
+// openFeed creates a new stream's feed (its signing seed into the secret store first) or opens
+// one of mine to resume.
+func (b *Broadcaster) openFeed() error {
+	opts := feed.Options{Durability: feed.ForkOnPowerLoss, Logger: b.log}
+	if b.cfg.Resume != "" {
+		rec, err := b.cfg.Data.loadStream(b.cfg.Resume)
+		if err != nil {
+			return err
+		}
+		key, err := hex.DecodeString(rec.ID)
+		if err != nil || len(key) != 32 {
+			return fmt.Errorf("the stream record %s is damaged", rec.ID)
+		}
+		dk := feed.DiscoveryKey([32]byte(key))
+		seed, err := b.cfg.Secrets.Get(secrets.FeedSeedName(hex.EncodeToString(dk[:])))
+		if err != nil {
+			return fmt.Errorf("the signing key of stream %s is not in the secret store (restore your identity backup to resume it): %w", rec.ID, err)
+		}
+		kp, err := feed.KeyPairFromSeed(seed)
+		if err != nil {
+			return err
+		}
+		opts.KeyPair = &kp
+		f, err := feed.Open(filepath.Join(b.cfg.Data.streamDir(rec.ID), "feed"), opts)
+		if err != nil {
+			return fmt.Errorf("cannot open the stream's feed: %w", err)
+		}
+		b.feed, b.record, b.id = f, rec, rec.ID
+		if b.cfg.Name == "" {
+			b.cfg.Name = rec.Name
+		}
+		if b.cfg.Description == "" {
+			b.cfg.Description = rec.Description
+		}
+		return nil
+	}
+	seed := make([]byte, 32)
+	if _, err := rand.Read(seed); err != nil {
+		return err
+	}
+	kp, err := feed.KeyPairFromSeed(seed)
+	if err != nil {
+		return err
+	}
+	pub := [32]byte(kp.Public)
+	dk := feed.DiscoveryKey(pub)
+	if err := b.cfg.Secrets.Set(secrets.FeedSeedName(hex.EncodeToString(dk[:])), seed); err != nil {
+		return fmt.Errorf("cannot keep the stream's signing key in the secret store: %w", err)
+	}
+	b.id = hex.EncodeToString(pub[:])
+	opts.KeyPair = &kp
+	f, err := feed.Create(filepath.Join(b.cfg.Data.streamDir(b.id), "feed"), opts)
+	if err != nil {
+		return fmt.Errorf("cannot make the stream's feed: %w", err)
+	}
+	b.feed = f
+	b.record = StreamRecord{ID: b.id, Created: time.Now()}
+	return nil
+}
+
+// Start goes live: it opens the feed, the network node, the wallet (for a paid stream), the
+// replication seller and the capture pipeline, and returns once viewers can connect (the card
+// is ready). The session runs until Stop or ctx ends.
+func (b *Broadcaster) Start(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	b.cancel = cancel
+	defer func() {
+		if err != nil {
+			b.Stop()
+		}
+	}()
+	if err := b.openFeed(); err != nil {
+		return err
+	}
+	var video, audio *capture.Device = b.cfg.Video, b.cfg.Audio
+	var vs *capture.VideoSource
+	var as *capture.AudioSource
+	p := b.cfg.Preset
+	if video != nil {
+		if vs, err = capture.OpenVideo(*video, capture.VideoWant{Width: p.Width, Height: p.Height, FrameRate: float64(p.FrameRate)}); err != nil {
+			return fmt.Errorf("cannot open the camera %q: %w", video.Label, err)
+		}
+	}
+	if audio != nil {
+		if as, err = capture.OpenAudio(*audio, capture.AudioWant{SampleRate: 48000, Channels: 1}); err != nil {
+			if vs != nil {
+				vs.Close()
+			}
+			return fmt.Errorf("cannot open the microphone %q: %w", audio.Label, err)
+		}
+	}
+	sink := &feedSink{f: b.feed, offset: b.feed.Length(), onAppend: b.appended}
+	pipe, err := broadcast.New(broadcast.Config{Preset: p, Video: vs, Audio: as, Description: b.cfg.Description, Sink: sink, Logger: b.log})
+	if err != nil {
+		if vs != nil {
+			vs.Close()
+		}
+		if as != nil {
+			as.Close()
+		}
+		return err
+	}
+	b.pipe = pipe
+
+	if b.node, err = startNode(ctx, b.cfg.Secrets, b.cfg.Network, b.log); err != nil {
+		return err
+	}
+	var gate replicate.Gate = replicate.FreeGate{}
+	network := ""
+	var methods []card.Method
+	if !b.cfg.Price.IsFree() {
+		w, net, err := openWallet(b.cfg.Data, b.cfg.Secrets, b.id, b.cfg.Price, b.cfg.Lightning, b.cfg.OnChain, b.log)
+		if err != nil {
+			return err
+		}
+		b.wallet, network = w, net
+		if b.cfg.Lightning != nil {
+			methods = append(methods, card.Lightning)
+		}
+		if b.cfg.OnChain != nil {
+			methods = append(methods, card.OnChain)
+		}
+		b.gate = &ledgerGate{stream: b.id, ledger: w.ledger, now: time.Now, millis: b.blockMillis, log: b.log}
+		gate = b.gate
+	}
+	requests := make(chan appRequest, 64)
+	b.seller, err = replicate.NewSeller(replicate.SellerConfig{Host: b.node.Host(), Feed: b.feed, Gate: gate, Logger: b.log,
+		OnApp: func(from peer.ID, msg []byte) {
+			// Bounded: a viewer flooding requests finds the queue full and its request is
+			// dropped (it asks again); the read loop never waits on the wallet.
+			select {
+			case requests <- appRequest{from, msg}:
+			default:
+				b.log.Debug("invoice request dropped: the desk is busy", "viewer", from)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	if b.gate != nil {
+		b.gate.recheck = b.seller.Recheck
+	}
+	b.card = card.Card{Name: b.cfg.Name, Description: b.cfg.Description, Feed: b.feed.Key(), Seller: b.node.ID().String(),
+		Addrs: addrStrings(b.node.AddrInfo().Addrs), Price: b.cfg.Price, Methods: methods, Network: network}
+	if err := b.card.Validate(); err != nil {
+		return fmt.Errorf("the stream's card is not valid: %w", err)
+	}
+	b.record.Name, b.record.Description, b.record.Preset = b.cfg.Name, b.cfg.Description, p.Name
+	b.record.Card, b.record.LastLive = b.card.String(), time.Now()
+	if err := b.cfg.Data.saveStream(b.record); err != nil {
+		return err
+	}
+
+	b.figMu.Lock()
+	b.figures.Live, b.figures.Since, b.lastAt = true, time.Now(), time.Now()
+	b.figMu.Unlock()
+	b.run(ctx, "capture", func(ctx context.Context) error { return pipe.Run(ctx) })
+	b.run(ctx, "figures", b.figuresLoop)
+	if b.wallet != nil {
+		b.run(ctx, "invoice desk", b.wallet.desk.Run)
+		b.run(ctx, "ledger", func(ctx context.Context) error { b.wallet.ledger.Run(ctx, time.Second); return nil })
+		b.run(ctx, "invoice requests", func(ctx context.Context) error { return b.serveRequests(ctx, requests) })
+		b.run(ctx, "payments", b.watchPayments)
+	}
+	b.log.Info("live", "stream", b.id, "peer", b.node.ID(), "price", b.cfg.Price.String())
+	return nil
+}
+
+// run starts one of the session's goroutines; an error from it ends the session.
+func (b *Broadcaster) run(ctx context.Context, what string, fn func(context.Context) error) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := fn(ctx); err != nil && ctx.Err() == nil {
+			b.fail(fmt.Errorf("%s stopped: %w", what, err))
+		}
+	}()
+}
+
+type appRequest struct {
+	from peer.ID
+	msg  []byte
+}
+
+// serveRequests answers viewers' invoice requests one at a time.
+func (b *Broadcaster) serveRequests(ctx context.Context, in <-chan appRequest) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-in:
+			var req invoicemsg.Request
+			var ans invoicemsg.Answer
+			if err := req.UnmarshalBinary(r.msg); err != nil {
+				ans = invoicemsg.Answer{Code: invoicemsg.BadRequest, Error: "The request could not be read; update Dazaar Vision."}
+			} else {
+				ans = b.wallet.desk.Handle(ctx, r.from.String(), req)
+			}
+			out, err := ans.MarshalBinary()
+			if err != nil {
+				b.log.Warn("cannot encode an invoice answer", "err", err)
+				continue
+			}
+			if err := b.seller.Send(r.from, out); err != nil {
+				b.log.Debug("cannot send an invoice answer", "viewer", r.from, "err", err)
+			}
+		}
+	}
+}
+
+// watchPayments tells the seller at once when a connected viewer's paid time grew (a payment
+// was credited), so blocks flow again within a check, not at the next deadline.
+func (b *Broadcaster) watchPayments(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	granted := map[peer.ID]uint64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		seen := map[peer.ID]bool{}
+		for _, p := range b.seller.Viewers() {
+			seen[p] = true
+			bal := b.wallet.ledger.Balance(ledger.Key{Stream: b.id, Viewer: p.String()})
+			if prev, ok := granted[p]; ok && bal.GrantedMillis != prev {
+				if bal.GrantedMillis > prev {
+					b.ev.emit(Event{Kind: EventPayment, Viewer: p.String(), Text: fmt.Sprintf("payment: %v more", time.Duration(bal.GrantedMillis-prev)*time.Millisecond)})
+				}
+				b.seller.Recheck(p)
+			} else if !ok {
+				b.ev.emit(Event{Kind: EventViewer, Viewer: p.String(), Text: "viewer connected"})
+			}
+			granted[p] = bal.GrantedMillis
+		}
+		for p := range granted {
+			if !seen[p] {
+				delete(granted, p)
+				b.ev.emit(Event{Kind: EventViewer, Viewer: p.String(), Text: "viewer left"})
+			}
+		}
+	}
+}
+
+// appended remembers each new block's media time for billing.
+func (b *Broadcaster) appended(index uint64, _ []byte, ms uint64) {
+	b.msMu.Lock()
+	b.ms[index%uint64(len(b.ms))] = struct{ index, ms uint64 }{index + 1, ms}
+	b.msMu.Unlock()
+}
+
+// blockMillis is the media time of block index: remembered for recent blocks, read from the
+// feed for older ones (a viewer catching up).
+func (b *Broadcaster) blockMillis(index uint64) uint64 {
+	b.msMu.Lock()
+	e := b.ms[index%uint64(len(b.ms))]
+	b.msMu.Unlock()
+	if e.index == index+1 {
+		return e.ms
+	}
+	data, err := b.feed.Read(index)
+	if err != nil {
+		return 0
+	}
+	m, err := block.DecodeMedia(data)
+	if err != nil {
+		return 0 // a header: no media time
+	}
+	return mediaMillis(m)
+}
+
+func (b *Broadcaster) figuresLoop(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		b.updateFigures()
+		b.ev.emit(Event{Kind: EventFigures})
+	}
+}
+
+func (b *Broadcaster) updateFigures() {
+	st := b.pipe.Stats()
+	now := time.Now()
+	var f BroadcastFigures
+	b.figMu.Lock()
+	f.Live, f.Since = b.figures.Live, b.figures.Since
+	if dt := now.Sub(b.lastAt).Seconds(); dt > 0 {
+		f.FPS = float64(st.VideoFrames-b.lastStat.VideoFrames) / dt
+		f.VideoKbps = float64(st.VideoBytes-b.lastStat.VideoBytes) * 8 / 1000 / dt
+		f.AudioKbps = float64(st.AudioBytes-b.lastStat.AudioBytes) * 8 / 1000 / dt
+	}
+	b.lastStat, b.lastAt = st, now
+	b.figMu.Unlock()
+	h := b.feed.Head()
+	f.Blocks, f.FeedBytes = h.Length, h.ByteLength
+	for _, p := range b.seller.Viewers() {
+		s := b.seller.Stats(p)
+		vf := ViewerFigures{Peer: p.String(), Bytes: s.BytesSent, Blocks: s.Blocks}
+		if b.wallet != nil {
+			vf.Remaining = b.wallet.ledger.Remaining(ledger.Key{Stream: b.id, Viewer: p.String()})
+			vf.Paying = vf.Remaining > 0
+		}
+		if vf.Paying {
+			f.Paying++
+		}
+		f.BytesUp += s.BytesSent
+		f.PerViewer = append(f.PerViewer, vf)
+	}
+	f.Viewers = len(f.PerViewer)
+	if b.wallet != nil {
+		for _, a := range b.wallet.ledger.Accounts(b.id) {
+			f.EarnedMsat += a.Balance.SettledMsat
+			for _, c := range a.Credits {
+				if c.State == ledger.Provisional {
+					f.ProvisionalMsat += c.Msat
+				}
+			}
+		}
+	}
+	f.EventsDropped = b.ev.dropped.Load()
+	b.figMu.Lock()
+	b.figures = f
+	b.figMu.Unlock()
+}
+
+// Snapshot is the newest figures.
+func (b *Broadcaster) Snapshot() BroadcastFigures {
+	b.figMu.Lock()
+	defer b.figMu.Unlock()
+	f := b.figures
+	f.PerViewer = append([]ViewerFigures(nil), f.PerViewer...)
+	return f
+}
+
+// Sales lists the stream's payments from the ledger.
+func (b *Broadcaster) Sales() []Sale {
+	if b.wallet == nil {
+		return nil
+	}
+	var out []Sale
+	for _, a := range b.wallet.ledger.Accounts(b.id) {
+		for _, c := range a.Credits {
+			m := "on-chain"
+			if len(c.ID) > 3 && c.ID[:3] == "ln:" {
+				m = "Lightning"
+			}
+			out = append(out, Sale{Viewer: a.Key.Viewer, ID: c.ID, Method: m, Msat: c.Msat, Millis: c.Millis, State: c.State, Note: c.Note})
+		}
+	}
+	return out
+}
+
+// Ban stops serving a viewer for the rest of this session.
+func (b *Broadcaster) Ban(viewer string) error {
+	p, err := peer.Decode(viewer)
+	if err != nil {
+		return fmt.Errorf("%q is not a viewer's peer ID: %w", viewer, err)
+	}
+	if b.gate == nil {
+		return errors.New("a free stream has no one to refuse")
+	}
+	b.gate.Ban(p)
+	return nil
+}
+
+// Stop ends the broadcast: capture stops, viewers are disconnected, everything is closed and
+// every goroutine waited for. What was appended is kept; the stream can be resumed.
+func (b *Broadcaster) Stop() error {
+	b.stopOnce.Do(func() {
+		if b.cancel != nil {
+			b.cancel()
+		}
+		b.wg.Wait()
+		var errs []error
+		if b.seller != nil {
+			errs = append(errs, b.seller.Close())
+		}
+		if b.node != nil {
+			errs = append(errs, b.node.Close())
+		}
+		if b.wallet != nil {
+			errs = append(errs, b.wallet.desk.Close(), b.wallet.ledger.Close())
+		}
+		if b.feed != nil {
+			h := b.feed.Head()
+			b.record.Blocks, b.record.Bytes = h.Length, h.ByteLength
+			if b.record.ID != "" {
+				errs = append(errs, b.cfg.Data.saveStream(b.record))
+			}
+			errs = append(errs, b.feed.Close())
+		}
+		b.figMu.Lock()
+		b.figures.Live = false
+		b.figMu.Unlock()
+		if err := errors.Join(errs...); err != nil {
+			b.log.Warn("stopping the broadcast", "err", err)
+		}
+		b.ev.emit(Event{Kind: EventStopped})
+		close(b.done)
+	})
+	return b.Err()
+}

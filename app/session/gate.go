@@ -1,0 +1,95 @@
+package session
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dazaarvision/dazaar-vision/stream/replicate"
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+)
+
+// ledgerGate is the seller's replicate.Gate for a paid stream: a viewer may have blocks while
+// its ledger account has paid media time left, and paid time burns by the media time of each
+// block delivered to it (a viewer who is paused, behind or disconnected is not charged).
+//
+// The allowance it gives is a wall-clock deadline (now + remaining): the seller re-asks at that
+// deadline, and Delivered re-asks at once when a viewer catching up faster than real time used
+// its time before the deadline came.
+type ledgerGate struct {
+	stream  string
+	ledger  *ledger.Ledger
+	now     func() time.Time
+	millis  func(index uint64) uint64 // media time of a block
+	recheck func(peer.ID)             // Seller.Recheck, set once the seller exists
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	banned   map[peer.ID]bool
+	exhausted map[peer.ID]bool // told to recheck once; cleared by the next allowed check
+}
+
+func (g *ledgerGate) key(p peer.ID) ledger.Key { return ledger.Key{Stream: g.stream, Viewer: p.String()} }
+
+// Check implements replicate.Gate.
+func (g *ledgerGate) Check(_ context.Context, p peer.ID) (replicate.Allowance, error) {
+	g.mu.Lock()
+	banned := g.banned[p]
+	g.mu.Unlock()
+	if banned {
+		return replicate.Allowance{Reason: "The seller has blocked you from this stream."}, nil
+	}
+	rem := g.ledger.Remaining(g.key(p))
+	if rem <= 0 {
+		reason := "Not paid yet: buy minutes to start watching."
+		if len(g.ledger.Credits(g.key(p))) > 0 {
+			reason = "No paid time left: top up to keep watching."
+		}
+		return replicate.Allowance{Reason: reason}, nil
+	}
+	g.mu.Lock()
+	delete(g.exhausted, p)
+	g.mu.Unlock()
+	return replicate.Allowance{Until: g.now().Add(rem)}, nil
+}
+
+// Delivered implements replicate.Gate: it bills the block's media time.
+func (g *ledgerGate) Delivered(p peer.ID, index uint64, _ int) {
+	ms := g.millis(index)
+	if ms == 0 {
+		return
+	}
+	left, err := g.ledger.Consume(g.key(p), ms)
+	if err != nil {
+		g.log.Warn("cannot bill a delivered block", "viewer", p, "block", index, "err", err)
+		return
+	}
+	if left <= 0 {
+		g.mu.Lock()
+		first := !g.exhausted[p]
+		if g.exhausted == nil {
+			g.exhausted = map[peer.ID]bool{}
+		}
+		g.exhausted[p] = true
+		g.mu.Unlock()
+		if first && g.recheck != nil {
+			g.recheck(p)
+		}
+	}
+}
+
+// Ban refuses p from now on (until the session ends).
+func (g *ledgerGate) Ban(p peer.ID) {
+	g.mu.Lock()
+	if g.banned == nil {
+		g.banned = map[peer.ID]bool{}
+	}
+	g.banned[p] = true
+	g.mu.Unlock()
+	if g.recheck != nil {
+		g.recheck(p)
+	}
+}

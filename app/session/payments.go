@@ -1,0 +1,197 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
+	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// SecretStore is what sessions need of app/secrets.
+type SecretStore interface {
+	Get(name string) ([]byte, error)
+	Set(name string, value []byte) error
+}
+
+// LightningSetup is how the seller's LND is reached. The macaroon and certificate live in the
+// secret store (under wallet/lightning's names); setting them here stores them there first.
+type LightningSetup struct {
+	Host    string // REST host:port
+	Network string // mainnet, testnet, signet, regtest, simnet
+	// Macaroon and TLSCert, when set, replace what the secret store holds. Only an invoice
+	// macaroon is accepted (an admin one is refused with a message saying which file to use).
+	Macaroon, TLSCert []byte
+}
+
+// OnChainSetup is the seller's watch-only wallet and the node it watches with.
+type OnChainSetup struct {
+	AccountKey string // xpub/zpub/tpub/vpub of a BIP84 account: never a private key
+	Network    string
+	Node       onchain.NodeConfig
+	// Websocket uses btcd's push notifications; otherwise the node is polled (Bitcoin Core).
+	Websocket bool
+	MinConf   int32
+	// ProvisionalCapSats lets a viewer watch on an unconfirmed payment up to this amount.
+	ProvisionalCapSats      uint64
+	ProvisionalTotalCapSats uint64
+}
+
+// LNDFromDir reads an LND directory the way users have it: tls.cert at its root and the
+// invoice macaroon under data/chain/bitcoin/<network>/. An admin macaroon is never taken.
+func LNDFromDir(dir, network, host string) (LightningSetup, error) {
+	cert, err := os.ReadFile(filepath.Join(dir, "tls.cert"))
+	if err != nil {
+		return LightningSetup{}, fmt.Errorf("no tls.cert in the LND directory %s: %w", dir, err)
+	}
+	macPath := filepath.Join(dir, "data", "chain", "bitcoin", network, "invoice.macaroon")
+	mac, err := os.ReadFile(macPath)
+	if err != nil {
+		return LightningSetup{}, fmt.Errorf("no invoice.macaroon for %s in the LND directory (looked for %s): %w", network, macPath, err)
+	}
+	if host == "" {
+		host = restListen(filepath.Join(dir, "lnd.conf"))
+	}
+	if host == "" {
+		host = "127.0.0.1:8080"
+	}
+	return LightningSetup{Host: host, Network: network, Macaroon: mac, TLSCert: cert}, nil
+}
+
+// restListen reads restlisten= from lnd.conf, if there is one.
+func restListen(conf string) string {
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && strings.TrimSpace(k) == "restlisten" {
+			v = strings.TrimSpace(v)
+			if strings.HasPrefix(v, ":") {
+				v = "127.0.0.1" + v
+			}
+			return v
+		}
+	}
+	return ""
+}
+
+// lightningClient stores any credentials given and opens the LND client from the secret store.
+func lightningClient(store SecretStore, s LightningSetup, log *slog.Logger) (*lightning.Client, error) {
+	if len(s.Macaroon) > 0 {
+		if err := lightning.CheckInvoiceMacaroon(s.Macaroon); err != nil {
+			return nil, err
+		}
+		if err := store.Set(lightning.SecretMacaroon, s.Macaroon); err != nil {
+			return nil, fmt.Errorf("cannot keep the LND macaroon in the secret store: %w", err)
+		}
+	}
+	if len(s.TLSCert) > 0 {
+		if err := store.Set(lightning.SecretTLSCert, s.TLSCert); err != nil {
+			return nil, fmt.Errorf("cannot keep the LND certificate in the secret store: %w", err)
+		}
+	}
+	cfg, err := lightning.ConfigFromSecrets(store, s.Host, s.Network)
+	if err != nil {
+		return nil, fmt.Errorf("the LND credentials are not set up: %w", err)
+	}
+	cfg.Log = log
+	c, err := lightning.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot use this LND: %w", err)
+	}
+	return c, nil
+}
+
+// wallet is the seller's payment side of one stream: ledger, invoice desk and back-ends.
+type wallet struct {
+	ledger *ledger.Ledger
+	desk   *invoice.Seller
+}
+
+func openWallet(d DataDir, store SecretStore, stream string, p price.Price, ln *LightningSetup, oc *OnChainSetup, log *slog.Logger) (*wallet, string, error) {
+	if ln == nil && oc == nil {
+		return nil, "", errors.New("a paid stream needs a way to be paid: set up Lightning (LND) or an on-chain wallet (xpub and a node)")
+	}
+	if err := os.MkdirAll(d.walletDir(), 0o700); err != nil {
+		return nil, "", err
+	}
+	l, err := ledger.Open(filepath.Join(d.walletDir(), "ledger"), log)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot open the sales ledger: %w", err)
+	}
+	cfg := invoice.Config{
+		PriceOf: func(s string) (price.Price, bool) {
+			if s != stream {
+				return price.Price{}, false
+			}
+			return p, true
+		},
+		Ledger:    l,
+		StorePath: filepath.Join(d.walletDir(), "invoices"),
+		Log:       log,
+	}
+	network := ""
+	if ln != nil {
+		c, err := lightningClient(store, *ln, log)
+		if err != nil {
+			l.Close()
+			return nil, "", err
+		}
+		cfg.Lightning = c
+		network = ln.Network
+	}
+	if oc != nil {
+		net, err := onchain.Network(oc.Network)
+		if err != nil {
+			l.Close()
+			return nil, "", err
+		}
+		key, err := onchain.ParseAccountKey(oc.AccountKey, net)
+		if err != nil {
+			l.Close()
+			return nil, "", fmt.Errorf("the on-chain account key cannot be used: %w", err)
+		}
+		var desk *invoice.Seller
+		wc := onchain.WatchConfig{Node: oc.Node, Net: net, Log: log,
+			OnEvent:     func(e onchain.Event) { desk.OnChainEvent(e) },
+			StartHeight: invoice.ResumeHeight(l, net)}
+		var w onchain.Watcher
+		if oc.Websocket {
+			w, err = onchain.NewWebsocket(wc)
+		} else {
+			w, err = onchain.NewPoller(wc)
+		}
+		if err != nil {
+			l.Close()
+			return nil, "", fmt.Errorf("cannot watch the bitcoin node: %w", err)
+		}
+		cfg.OnChain = &invoice.OnChain{Key: key, Watcher: w, MinConf: oc.MinConf,
+			ProvisionalCapSats: oc.ProvisionalCapSats, ProvisionalTotalCapSats: oc.ProvisionalTotalCapSats}
+		if network != "" && network != oc.Network {
+			l.Close()
+			return nil, "", fmt.Errorf("Lightning is on %s but the on-chain wallet is on %s: use one network", network, oc.Network)
+		}
+		network = oc.Network
+		desk, err = invoice.New(cfg)
+		if err != nil {
+			l.Close()
+			return nil, "", fmt.Errorf("cannot open the invoice desk: %w", err)
+		}
+		return &wallet{ledger: l, desk: desk}, network, nil
+	}
+	desk, err := invoice.New(cfg)
+	if err != nil {
+		l.Close()
+		return nil, "", fmt.Errorf("cannot open the invoice desk: %w", err)
+	}
+	return &wallet{ledger: l, desk: desk}, network, nil
+}

@@ -1,0 +1,657 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/media/playback"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/p2p"
+	"github.com/dazaarvision/dazaar-vision/stream/replicate"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
+	"github.com/dazaarvision/dazaar-vision/wallet/paymentqr"
+)
+
+// ViewerConfig is everything "Watch" needs.
+type ViewerConfig struct {
+	Data    DataDir
+	Secrets SecretStore
+	Card    card.Card
+	Network NetworkConfig
+	// Frames receives pictures when they are due; nil plays sound only (or nothing, with
+	// NoPlayback).
+	Frames playback.FrameSink
+	// Audio is the sound output; nil opens the system's device, or a silent clock without one.
+	Audio playback.AudioOutput
+	// NoPlayback only downloads (the command line's -o without a display).
+	NoPlayback bool
+	// OnDecoded sees every picture as it is decoded (measurements, tests).
+	OnDecoded func(pts time.Duration, img *image.RGBA)
+	// ReadAhead bounds the blocks fetched ahead of the play position when behind the live
+	// edge (default 512, about 17 s at 30 blocks a second), instead of downloading everything.
+	ReadAhead uint64
+	Logger    *slog.Logger
+}
+
+// Invoice is a checked invoice, ready to show.
+type Invoice struct {
+	ID        string
+	Method    invoicemsg.Method
+	Sats      uint64
+	Media     time.Duration // what it buys
+	Expires   time.Time
+	URI       string // bitcoin: or lightning: URI (what the QR holds)
+	Bolt11    string
+	Address   string
+	QRPNG     []byte // the URI as a QR code
+	Requested time.Time
+}
+
+// ViewFigures is the watch view's numbers.
+type ViewFigures struct {
+	Connected      bool
+	Access         wire.AccessState
+	Reason         string        // why the seller refuses, in its words
+	Remaining      time.Duration // paid time left (countdown)
+	BytesDown      uint64
+	Peers          int
+	Buffer         time.Duration // sound buffered
+	BehindLive     uint64        // blocks between the play position and the seller's newest
+	LiveEdge       uint64        // the seller's signed length
+	Stored         uint64        // blocks held
+	FramesDecoded  int64
+	FramesShown    int64
+	Playing        bool
+	Paused         bool
+	Description    string
+	EventsDropped  int64
+}
+
+// Viewer is a watch session. Create with NewViewer, then Start and Stop.
+type Viewer struct {
+	cfg  ViewerConfig
+	log  *slog.Logger
+	ev   *events
+	id   string
+	rec  WatchedRecord
+	self peer.ID
+
+	node   *p2p.Node
+	rv     *replicate.Viewer
+	relay  *replicate.Seller
+	src    *readerSource
+	feedMu sync.Mutex
+	feed   *feed.Feed
+	feeds  []*feed.Feed // every reader opened (forks), closed at Stop
+
+	buyMu   sync.Mutex // one invoice request at a time
+	answers chan invoicemsg.Answer
+
+	accMu    sync.Mutex
+	access   wire.Access
+	accessAt time.Time
+
+	playMu     sync.Mutex
+	playCancel context.CancelFunc
+	player     *playback.Player
+	playWG     sync.WaitGroup
+	paused     atomic.Bool
+	from       uint64 // where the current player started (0: live)
+	playing    atomic.Bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{}
+	once   sync.Once
+	errMu  sync.Mutex
+	err    error
+}
+
+// NewViewer checks cfg.
+func NewViewer(cfg ViewerConfig) (*Viewer, error) {
+	if cfg.Data.Root == "" || cfg.Secrets == nil {
+		return nil, errors.New("no data directory or secret store")
+	}
+	if err := cfg.Card.Validate(); err != nil {
+		return nil, fmt.Errorf("this card cannot be used: %w", err)
+	}
+	if cfg.ReadAhead == 0 {
+		cfg.ReadAhead = 512
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Viewer{cfg: cfg, log: cfg.Logger, ev: newEvents(), answers: make(chan invoicemsg.Answer, 1), done: make(chan struct{})}, nil
+}
+
+// Events reports what happens (bounded; see events).
+func (v *Viewer) Events() <-chan Event { return v.ev.ch }
+
+// Done is closed once the session stopped.
+func (v *Viewer) Done() <-chan struct{} { return v.done }
+
+// Card is the card being watched.
+func (v *Viewer) Card() card.Card { return v.cfg.Card }
+
+// Self is this viewer's peer ID (what the seller's ledger knows it by).
+func (v *Viewer) Self() string { return v.self.String() }
+
+func (v *Viewer) openReader(dir string) (*feed.Feed, error) {
+	key := v.cfg.Card.Feed
+	f, err := feed.Open(dir, feed.Options{Logger: v.log})
+	if err == nil {
+		if f.Key() != key {
+			f.Close()
+			return nil, fmt.Errorf("the stored copy in %s belongs to another stream", dir)
+		}
+		return f, nil
+	}
+	return feed.Create(dir, feed.Options{Key: &key, Logger: v.log})
+}
+
+// Start finds the seller and connects; blocks flow once the seller allows (free, or paid).
+func (v *Viewer) Start(ctx context.Context) (err error) {
+	v.ctx, v.cancel = context.WithCancel(ctx)
+	defer func() {
+		if err != nil {
+			v.Stop()
+		}
+	}()
+	c := v.cfg.Card
+	v.id = fmt.Sprintf("%x", c.Feed[:])
+	dir := filepath.Join(v.cfg.Data.watchedDir(v.id), "feed")
+	f, err := v.openReader(dir)
+	if err != nil {
+		return fmt.Errorf("cannot keep a copy of this stream: %w", err)
+	}
+	v.feed, v.feeds = f, []*feed.Feed{f}
+	rec, _ := v.cfg.Data.loadWatched(v.id)
+	rec.ID, rec.Card, rec.Name, rec.Description, rec.LastWatched = v.id, c.String(), c.Name, c.Description, time.Now()
+	v.rec = rec
+	if err := v.cfg.Data.saveWatched(rec); err != nil {
+		return err
+	}
+	if v.node, err = startNode(v.ctx, v.cfg.Secrets, v.cfg.Network, v.log); err != nil {
+		return err
+	}
+	v.self = v.node.ID()
+	seller, err := peer.Decode(c.Seller)
+	if err != nil {
+		return fmt.Errorf("the card's seller ID is not valid: %w", err)
+	}
+	info := peer.AddrInfo{ID: seller}
+	for _, s := range c.Addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			info.Addrs = append(info.Addrs, a)
+		}
+	}
+	v.src = newReaderSource()
+	v.rv, err = replicate.NewViewer(replicate.ViewerConfig{
+		Dialer: v.node, Seller: info, Feed: f, Live: true, Logger: v.log,
+		OnAccess: v.onAccess,
+		OnApp:    v.onApp,
+		OnBlock:  func(uint64, []byte) { v.src.arrived() },
+		OnStatus: func(wire.Status) { v.src.arrived() },
+		OnFork:   v.onFork,
+	})
+	if err != nil {
+		return err
+	}
+	v.src.feed = v.currentFeed
+	v.src.length = func() uint64 { return max(v.rv.Status().Length, v.currentFeed().Length()) }
+	v.src.latest = func() (uint64, bool) {
+		st := v.rv.Status()
+		if st.Length == 0 {
+			return 0, false
+		}
+		return st.SyncPoint, true
+	}
+	fetchC := make(chan uint64, 1)
+	v.src.fetch = func(_ context.Context, start, _ uint64) {
+		// One wanted position; a newer want replaces an older one (the player moved on).
+		select {
+		case fetchC <- start:
+		default:
+			select {
+			case <-fetchC:
+			default:
+			}
+			select {
+			case fetchC <- start:
+			default:
+			}
+		}
+	}
+	v.run("replication", func(ctx context.Context) error { return v.rv.Run(ctx) })
+	v.run("read-ahead", func(ctx context.Context) error { return v.readAhead(ctx, fetchC) })
+	if c.Price.IsFree() {
+		// Free streams spread through their viewers: serve what was verified to others.
+		if v.relay, err = replicate.NewSeller(replicate.SellerConfig{Host: v.node.Host(), Feed: f, Logger: v.log}); err != nil {
+			return err
+		}
+	}
+	if !v.cfg.NoPlayback {
+		v.startPlayer(0)
+	}
+	return nil
+}
+
+func (v *Viewer) currentFeed() *feed.Feed {
+	v.feedMu.Lock()
+	defer v.feedMu.Unlock()
+	return v.feed
+}
+
+func (v *Viewer) run(what string, fn func(context.Context) error) {
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		if err := fn(v.ctx); err != nil && v.ctx.Err() == nil {
+			v.errMu.Lock()
+			if v.err == nil {
+				v.err = fmt.Errorf("%s stopped: %w", what, err)
+			}
+			v.errMu.Unlock()
+			v.ev.emit(Event{Kind: EventError, Text: err.Error()})
+		}
+	}()
+}
+
+// readAhead fetches a bounded window ahead of the play position when it is behind the live
+// edge (live pushes cover the edge itself).
+func (v *Viewer) readAhead(ctx context.Context, want <-chan uint64) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case start := <-want:
+			end := min(start+v.cfg.ReadAhead, max(v.rv.Status().Length, start+1))
+			if err := v.rv.Fetch(ctx, start, end); err != nil && ctx.Err() == nil {
+				v.log.Debug("read-ahead", "start", start, "err", err)
+			}
+		}
+	}
+}
+
+func (v *Viewer) onFork(fork uint64) (replicate.Feed, error) {
+	dir := filepath.Join(v.cfg.Data.watchedDir(v.id), fmt.Sprintf("feed-fork%d", fork))
+	key := v.cfg.Card.Feed
+	f, err := feed.Create(dir, feed.Options{Key: &key, Logger: v.log})
+	if err != nil {
+		return nil, err
+	}
+	v.feedMu.Lock()
+	v.feed = f
+	v.feeds = append(v.feeds, f)
+	v.feedMu.Unlock()
+	v.ev.emit(Event{Kind: EventError, Text: "The broadcaster's machine lost power and its stream moved on; continuing from the new recording."})
+	return f, nil
+}
+
+func (v *Viewer) onAccess(a wire.Access) {
+	v.accMu.Lock()
+	prev := v.access
+	v.access, v.accessAt = a, time.Now()
+	v.accMu.Unlock()
+	text := ""
+	switch a.State {
+	case wire.Free:
+		text = "Stream is free of charge"
+	case wire.Allowed:
+		text = fmt.Sprintf("Paid time left: %v", (time.Duration(a.RemainingMs) * time.Millisecond).Round(time.Second))
+	default:
+		text = a.Reason
+	}
+	if prev.State != a.State || prev.Reason != a.Reason || a.RemainingMs > prev.RemainingMs+1000 {
+		v.ev.emit(Event{Kind: EventAccess, Text: text})
+	}
+	v.src.arrived()
+}
+
+func (v *Viewer) onApp(msg []byte) {
+	var a invoicemsg.Answer
+	if err := a.UnmarshalBinary(msg); err != nil {
+		v.log.Debug("unreadable message from the seller", "err", err)
+		return
+	}
+	select {
+	case v.answers <- a:
+	default: // nobody asked, or an answer is already waiting: a seller cannot queue answers
+	}
+}
+
+// Remaining is the paid time left, counting down between the seller's updates.
+func (v *Viewer) Remaining() time.Duration {
+	v.accMu.Lock()
+	defer v.accMu.Unlock()
+	if v.access.State != wire.Allowed {
+		return 0
+	}
+	return max(0, time.Duration(v.access.RemainingMs)*time.Millisecond-time.Since(v.accessAt))
+}
+
+// Access is the seller's last decision.
+func (v *Viewer) Access() wire.Access {
+	v.accMu.Lock()
+	defer v.accMu.Unlock()
+	return v.access
+}
+
+// BuyRequest is what the viewer buys: minutes of media, or an amount in sats.
+type BuyRequest struct {
+	Minutes uint32
+	Sats    uint64
+	Method  invoicemsg.Method // Lightning, OnChain or Any
+}
+
+// Buy asks the seller for an invoice for this viewer alone and checks it against the card
+// (amount, memo, network, expiry) before returning it to be shown.
+func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
+	c := v.cfg.Card
+	if c.Price.IsFree() {
+		return Invoice{}, errors.New("this stream is free: there is nothing to pay")
+	}
+	if r.Method == 0 {
+		r.Method = invoicemsg.Lightning
+		if !slices.Contains(c.Methods, card.Lightning) {
+			r.Method = invoicemsg.OnChain
+		}
+	}
+	req := invoicemsg.Request{Stream: v.id, Method: r.Method, Sats: r.Sats, Minutes: r.Minutes}
+	if err := req.Validate(); err != nil {
+		return Invoice{}, fmt.Errorf("cannot ask for that: %w", err)
+	}
+	msg, err := req.MarshalBinary()
+	if err != nil {
+		return Invoice{}, err
+	}
+	v.buyMu.Lock()
+	defer v.buyMu.Unlock()
+	select { // an answer to an earlier, abandoned request is stale
+	case <-v.answers:
+	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		if err = v.rv.Send(msg); err == nil {
+			break
+		}
+		if !errors.Is(err, replicate.ErrNoSession) {
+			return Invoice{}, fmt.Errorf("cannot ask the seller for an invoice: %w", err)
+		}
+		select { // not connected yet: wait for the session
+		case <-ctx.Done():
+			return Invoice{}, errors.New("the seller cannot be reached: check that the broadcast is live, then try again")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	var a invoicemsg.Answer
+	select {
+	case a = <-v.answers:
+	case <-ctx.Done():
+		return Invoice{}, errors.New("the seller did not answer with an invoice in time: try again")
+	}
+	if err := invoice.Check(invoice.Expect{Request: req, Viewer: v.self.String(), Price: c.Price, Network: c.Network, Now: time.Now()}, a); err != nil {
+		return Invoice{}, fmt.Errorf("the seller's invoice was refused: %w", err)
+	}
+	inv := Invoice{ID: a.ID, Method: a.Method, Sats: a.Sats, Media: time.Duration(a.Millis) * time.Millisecond,
+		Expires: time.Unix(a.ExpiresAt, 0), URI: a.URI, Bolt11: a.Bolt11, Address: a.Address, Requested: time.Now()}
+	if inv.QRPNG, err = paymentqr.PNG(a.URI, 512); err != nil {
+		v.log.Warn("cannot draw the invoice as a QR code", "err", err)
+	}
+	v.rec.Purchases = append(v.rec.Purchases, Purchase{InvoiceID: a.ID, Method: a.Method.String(), Sats: a.Sats, Millis: a.Millis, URI: a.URI, Requested: inv.Requested})
+	if err := v.cfg.Data.saveWatched(v.rec); err != nil {
+		v.log.Warn("cannot record the purchase", "err", err)
+	}
+	v.ev.emit(Event{Kind: EventInvoice, Text: fmt.Sprintf("Pay %d sats for %v", a.Sats, inv.Media)})
+	return inv, nil
+}
+
+// startPlayer (re)starts playback at block from (0: the live edge).
+func (v *Viewer) startPlayer(from uint64) {
+	v.stopPlayer()
+	v.playMu.Lock()
+	defer v.playMu.Unlock()
+	ctx, cancel := context.WithCancel(v.ctx)
+	var once sync.Once
+	frames := v.cfg.Frames
+	if frames == nil {
+		// No picture to show (the command line without a window): still decode, so that the
+		// figures say whether video is arriving intact.
+		frames = playback.FrameSinkFunc(func(f *playback.Frame) { f.Release() })
+	}
+	p, err := playback.New(playback.Config{Source: v.src, Frames: frames, Audio: v.cfg.Audio, FromBlock: from, Logger: v.log,
+		OnDecoded: func(pts time.Duration, img *image.RGBA) {
+			once.Do(func() { v.playing.Store(true); v.ev.emit(Event{Kind: EventPlaying, Text: "playing"}) })
+			if v.cfg.OnDecoded != nil {
+				v.cfg.OnDecoded(pts, img)
+			}
+		}})
+	if err != nil {
+		cancel()
+		v.ev.emit(Event{Kind: EventError, Text: err.Error()})
+		return
+	}
+	v.player, v.playCancel, v.from = p, cancel, from
+	v.playWG.Add(1)
+	go func() {
+		defer v.playWG.Done()
+		if err := p.Run(ctx); err != nil && ctx.Err() == nil {
+			v.ev.emit(Event{Kind: EventError, Text: fmt.Sprintf("playback stopped: %v", err)})
+		}
+	}()
+}
+
+func (v *Viewer) stopPlayer() {
+	v.playMu.Lock()
+	cancel := v.playCancel
+	v.playCancel = nil
+	v.playMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	v.playWG.Wait()
+	v.playing.Store(false)
+}
+
+// position is the block the player has reached.
+func (v *Viewer) position() uint64 {
+	v.playMu.Lock()
+	defer v.playMu.Unlock()
+	if v.player == nil {
+		return 0
+	}
+	st := v.player.Stats()
+	return st.StartBlock + uint64(st.BlocksRead)
+}
+
+// Pause stops playback where it is; Resume goes on from there.
+func (v *Viewer) Pause() {
+	if v.paused.Swap(true) {
+		return
+	}
+	pos := v.position()
+	v.stopPlayer()
+	v.playMu.Lock()
+	v.from = max(pos, 1)
+	v.playMu.Unlock()
+}
+
+// Resume continues after Pause.
+func (v *Viewer) Resume() {
+	if !v.paused.Swap(false) {
+		return
+	}
+	v.playMu.Lock()
+	from := v.from
+	v.playMu.Unlock()
+	v.startPlayer(from)
+}
+
+// GoLive jumps to the live edge.
+func (v *Viewer) GoLive() { v.paused.Store(false); v.startPlayer(0) }
+
+// GoToStart plays from the beginning of the stream.
+func (v *Viewer) GoToStart() { v.paused.Store(false); v.startPlayer(1) }
+
+// Snapshot is the newest figures.
+func (v *Viewer) Snapshot() ViewFigures {
+	var f ViewFigures
+	if v.rv == nil {
+		return f
+	}
+	a := v.Access()
+	f.Connected, f.Access, f.Reason, f.Remaining = v.rv.Connected(), a.State, a.Reason, v.Remaining()
+	if v.node != nil {
+		f.BytesDown = uint64(v.node.ProtocolBandwidth(wire.Protocol).TotalIn)
+		f.Peers = len(v.node.Host().Network().Peers())
+	}
+	st := v.rv.Status()
+	f.LiveEdge = st.Length
+	fd := v.currentFeed()
+	f.Stored = fd.Stored()
+	v.playMu.Lock()
+	if v.player != nil {
+		ps := v.player.Stats()
+		f.FramesDecoded, f.FramesShown, f.Buffer = ps.FramesDecoded, ps.FramesShown, ps.AudioBuffered
+		if h := v.player.Header(); h != nil {
+			f.Description = h.Description
+		}
+		if pos := ps.StartBlock + uint64(ps.BlocksRead); st.Length > pos {
+			f.BehindLive = st.Length - pos
+		}
+	}
+	v.playMu.Unlock()
+	f.Playing, f.Paused = v.playing.Load(), v.paused.Load()
+	f.EventsDropped = v.ev.dropped.Load()
+	return f
+}
+
+// HeldSource is the part of the stream this viewer holds, as a block source for export:
+// the header, then the blocks from the first sync point held to the end of the contiguous
+// run after it.
+func (v *Viewer) HeldSource() (HeldStream, error) { return heldStream(v.currentFeed()) }
+
+// Stop ends the session and waits for its goroutines; what was downloaded stays stored.
+func (v *Viewer) Stop() error {
+	v.once.Do(func() {
+		v.stopPlayer()
+		if v.cancel != nil {
+			v.cancel()
+		}
+		v.wg.Wait()
+		var errs []error
+		if v.relay != nil {
+			errs = append(errs, v.relay.Close())
+		}
+		if v.node != nil {
+			errs = append(errs, v.node.Close())
+		}
+		if v.id != "" {
+			v.rec.LastWatched = time.Now()
+			if fd := v.currentFeed(); fd != nil {
+				v.rec.Bytes = fd.Head().ByteLength
+			}
+			errs = append(errs, v.cfg.Data.saveWatched(v.rec))
+		}
+		v.feedMu.Lock()
+		for _, f := range v.feeds {
+			errs = append(errs, f.Close())
+		}
+		v.feedMu.Unlock()
+		if err := errors.Join(errs...); err != nil {
+			v.log.Warn("stopping the viewer", "err", err)
+		}
+		v.ev.emit(Event{Kind: EventStopped})
+		close(v.done)
+	})
+	v.errMu.Lock()
+	defer v.errMu.Unlock()
+	return v.err
+}
+
+// HeldStream is a stored copy's playable part.
+type HeldStream struct {
+	f     *feed.Feed
+	start uint64 // first held sync block
+	end   uint64 // end of the contiguous run
+}
+
+func heldStream(f *feed.Feed) (HeldStream, error) {
+	if !f.Has(0) {
+		return HeldStream{}, errors.New("nothing of this stream was received yet (not even its header)")
+	}
+	n := f.Length()
+	for i := uint64(1); i < n; i++ {
+		if !f.Has(i) {
+			continue
+		}
+		b, err := f.Read(i)
+		if err != nil {
+			continue
+		}
+		m, err := block.DecodeMedia(b)
+		if err != nil || !m.IsSync() {
+			continue
+		}
+		end := i
+		for end < n && f.Has(end) {
+			end++
+		}
+		return HeldStream{f: f, start: i, end: end}, nil
+	}
+	return HeldStream{}, errors.New("no key frame of this stream was received yet")
+}
+
+// Len is the header plus the held run.
+func (h HeldStream) Len() uint64 { return 1 + h.end - h.start }
+
+// Block returns the header for 0 and the held run renumbered from 1.
+func (h HeldStream) Block(_ context.Context, i uint64) ([]byte, error) {
+	if i == 0 {
+		return h.f.Read(0)
+	}
+	b, err := h.f.Read(h.start + i - 1)
+	if err != nil {
+		return nil, err
+	}
+	m, err := block.DecodeMedia(b)
+	if err != nil {
+		return nil, err
+	}
+	m.Seq = i
+	return m.MarshalBinary()
+}
+
+// OpenHeld opens the stored copy of a watched stream (the session must be stopped) as a block
+// source for export; close it with the returned function.
+func OpenHeld(d DataDir, c card.Card) (HeldStream, func() error, error) {
+	dir := filepath.Join(d.watchedDir(fmt.Sprintf("%x", c.Feed[:])), "feed")
+	f, err := feed.Open(dir, feed.Options{ReadOnly: true})
+	if err != nil {
+		return HeldStream{}, nil, fmt.Errorf("no stored copy of this stream: %w", err)
+	}
+	h, err := heldStream(f)
+	if err != nil {
+		f.Close()
+		return HeldStream{}, nil, err
+	}
+	return h, f.Close, nil
+}
