@@ -12,6 +12,7 @@ package card
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -291,4 +292,35 @@ func (c Card) String() string {
 		return "(not a valid card: " + err.Error() + ")"
 	}
 	return s
+}
+
+// FitAddrs makes a node's addresses fit a card: it drops a trailing /p2p/… (the card names
+// the peer separately), addresses a card cannot hold and repeats, and keeps the first
+// MaxAddrs (put the ones viewers should try first, public ones, first).
+func FitAddrs(addrs []string) []string {
+	var out []string
+	for _, a := range addrs {
+		if len(out) == MaxAddrs {
+			break
+		}
+		if len(a) > 4*MaxAddr {
+			continue
+		}
+		m, err := ma.NewMultiaddr(a)
+		if err != nil || len(m) == 0 {
+			continue
+		}
+		if m[len(m)-1].Code() == ma.P_P2P {
+			m = m[:len(m)-1]
+		}
+		if len(m) == 0 {
+			continue
+		}
+		s := m.String()
+		if _, err := checkAddr(s); err != nil || slices.Contains(out, s) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package card
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -176,7 +177,10 @@ func TestTerms(t *testing.T) {
 		{func(c *Card) {}, "1000 sats per hour, pay with Lightning or on-chain bitcoin (simnet)"},
 		{func(c *Card) { c.Price, c.Methods, c.Network = price.Free, nil, "" }, "Free"},
 		{func(c *Card) { c.Network = "mainnet"; c.Methods = []Method{OnChain} }, "1000 sats per hour, pay with on-chain bitcoin"},
-		{func(c *Card) { c.Price = price.Price{Sats: 10, Interval: 30, Unit: price.Second}; c.Network = "testnet" },
+		{func(c *Card) {
+			c.Price = price.Price{Sats: 10, Interval: 30, Unit: price.Second}
+			c.Network = "testnet"
+		},
 			"10 sats per 30 seconds, pay with Lightning or on-chain bitcoin (testnet)"},
 	}
 	for _, tc := range cases {
@@ -185,5 +189,23 @@ func TestTerms(t *testing.T) {
 		if got := c.Terms(); got != tc.want {
 			t.Errorf("Terms() = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+func TestFitAddrs(t *testing.T) {
+	p := testPeer(t, 3)
+	in := []string{"/ip4/1.2.3.4/tcp/1/p2p/" + p, "/ip4/1.2.3.4/tcp/1", "garbage", "/ip6/2001:0db8::1/udp/1/quic-v1", "/p2p/" + p,
+		"/dns4/" + strings.Repeat("a", 300) + "/tcp/1"}
+	for i := 0; i < 20; i++ {
+		in = append(in, fmt.Sprintf("/ip4/10.0.0.%d/tcp/4001", i))
+	}
+	got := FitAddrs(in)
+	if len(got) != MaxAddrs || got[0] != "/ip4/1.2.3.4/tcp/1" || got[1] != "/ip6/2001:db8::1/udp/1/quic-v1" || got[2] != "/ip4/10.0.0.0/tcp/4001" {
+		t.Fatalf("FitAddrs: %q", got)
+	}
+	c := typical(t)
+	c.Addrs = got
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
