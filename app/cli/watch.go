@@ -155,8 +155,8 @@ loop:
 		case <-tick.C:
 			f := v.Snapshot()
 			lastRemaining = max(lastRemaining, f.Remaining)
-			fmt.Fprintf(e.err, "%s · time left %v · downloaded %s · %d blocks behind live · decoded %d frames\n",
-				connText(f), f.Remaining.Round(time.Second), bytesText(f.BytesDown), f.BehindLive, f.FramesDecoded)
+			fmt.Fprintf(e.err, "%s %s · time left %v · downloaded %s · %d blocks stored · %d behind live · decoded %d frames\n",
+				time.Now().Format("15:04:05.000"), connText(f), f.Remaining.Round(time.Second), bytesText(f.BytesDown), f.Stored, f.BehindLive, f.FramesDecoded)
 		}
 	}
 	f := v.Snapshot()

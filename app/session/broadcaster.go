@@ -271,7 +271,18 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 	}
 	b.pipe = pipe
 
-	if b.node, err = startNode(ctx, b.cfg.Secrets, b.cfg.Network, b.log); err != nil {
+	nc := b.cfg.Network
+	if b.cfg.Resume != "" && len(nc.Listen) == 0 {
+		// Listen where the card says, so viewers holding it reconnect without a lookup.
+		if old, err := card.Parse(b.record.Card); err == nil {
+			nc.Listen = old.Addrs
+		}
+	}
+	if b.node, err = startNode(ctx, b.cfg.Secrets, nc, b.log); err != nil && len(b.cfg.Network.Listen) == 0 && b.cfg.Resume != "" {
+		b.log.Warn("cannot listen at the card's addresses again; viewers will look the stream up", "err", err)
+		b.node, err = startNode(ctx, b.cfg.Secrets, b.cfg.Network, b.log)
+	}
+	if err != nil {
 		return err
 	}
 	var gate replicate.Gate = replicate.FreeGate{}

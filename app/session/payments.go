@@ -1,12 +1,15 @@
 package session
 
 import (
+	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
@@ -194,4 +197,34 @@ func openWallet(d DataDir, store SecretStore, stream string, p price.Price, ln *
 		return nil, "", fmt.Errorf("cannot open the invoice desk: %w", err)
 	}
 	return &wallet{ledger: l, desk: desk}, network, nil
+}
+
+// TestLightning checks a Lightning set-up without keeping anything: the macaroon is an invoice
+// macaroon, LND answers over TLS with it, and its network is the one expected. It returns what
+// works, in words for the settings screen.
+func TestLightning(ctx context.Context, s LightningSetup) (string, error) {
+	if len(s.Macaroon) == 0 || len(s.TLSCert) == 0 {
+		return "", errors.New("give LND's tls.cert and its invoice.macaroon (or its directory)")
+	}
+	if err := lightning.CheckInvoiceMacaroon(s.Macaroon); err != nil {
+		return "", err
+	}
+	c, err := lightning.New(lightning.Config{Host: s.Host, Network: s.Network, Macaroon: s.Macaroon, TLSCert: s.TLSCert})
+	if err != nil {
+		return "", err
+	}
+	// Looking up an invoice nobody made proves the address, the certificate and the macaroon
+	// (LND answers "not found" only to an authenticated caller) and creates nothing.
+	var zero [32]byte
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, _, err := c.LookupInvoice(ctx, hex.EncodeToString(zero[:])); err != nil && !isNotFound(err) {
+		return "", fmt.Errorf("LND at %s did not accept the macaroon or cannot be reached: %w", s.Host, err)
+	}
+	return fmt.Sprintf("LND at %s answers; the invoice macaroon works (it can make and look up invoices, nothing else); network %s", s.Host, s.Network), nil
+}
+
+func isNotFound(err error) bool {
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "not found") || strings.Contains(m, "unable to locate")
 }

@@ -1,0 +1,128 @@
+package session
+
+import (
+	"context"
+	"image"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/media/audioout"
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// leakOptions ignores goroutines libp2p's dependencies and the capture drivers start once per
+// process and never stop.
+func leakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"),
+	}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leakOptions()...) }
+
+func testLog(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+var loopback = NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}
+
+func testDevices(t testing.TB) (*capture.Device, *capture.Device) {
+	v, err := capture.TestDevice(capture.Camera)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := capture.TestDevice(capture.Microphone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &v, &a
+}
+
+// TestFreeStreamEndToEnd goes live with the test camera and microphone, pastes the card's text
+// into a viewer, and checks that pictures decode; stopping both leaves no goroutine behind.
+func TestFreeStreamEndToEnd(t *testing.T) {
+	defer goleak.VerifyNone(t, append(leakOptions(), goleak.IgnoreCurrent())...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	video, audio := testDevices(t)
+	sd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "test", Description: "a free test stream",
+		Preset: broadcast.Low, Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	c, err := card.Parse(b.Card().String())
+	if err != nil {
+		t.Fatalf("the card does not parse back: %v", err)
+	}
+	vd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded atomic.Int64
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t),
+		Audio: audioout.NewSilent(), OnDecoded: func(time.Duration, *image.RGBA) { decoded.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	for decoded.Load() < 20 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("only %d pictures decoded; viewer %+v broadcaster %+v", decoded.Load(), v.Snapshot(), b.Snapshot())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if f := v.Snapshot(); f.Access != wire.Free || !f.Connected || f.BytesDown == 0 {
+		t.Fatalf("viewer figures %+v", f)
+	}
+	// The broadcaster's figures see the viewer.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Snapshot().Viewers != 1 || b.Snapshot().BytesUp == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("broadcaster figures %+v", b.Snapshot())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := v.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Both are remembered: my stream (resumable) and the watched one.
+	mine, err := sd.MyStreams()
+	if err != nil || len(mine) != 1 || mine[0].ID != b.ID() || mine[0].Blocks == 0 {
+		t.Fatalf("my streams %+v %v", mine, err)
+	}
+	watched, err := vd.Watched()
+	if err != nil || len(watched) != 1 || watched[0].ID != b.ID() {
+		t.Fatalf("watched %+v %v", watched, err)
+	}
+}
