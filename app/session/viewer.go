@@ -42,6 +42,9 @@ type ViewerConfig struct {
 	NoPlayback bool
 	// OnDecoded sees every picture as it is decoded (measurements, tests).
 	OnDecoded func(pts time.Duration, img *image.RGBA)
+	// WatchedQuota bounds the disk space copies of watched streams take together; the least
+	// recently watched are removed first when a stream is opened (default DefaultWatchedQuota).
+	WatchedQuota int64
 	// ReadAhead bounds the blocks fetched ahead of the play position when behind the live
 	// edge (default 512, about 17 s at 30 blocks a second), instead of downloading everything.
 	ReadAhead uint64
@@ -131,6 +134,9 @@ func NewViewer(cfg ViewerConfig) (*Viewer, error) {
 	if err := cfg.Card.Validate(); err != nil {
 		return nil, fmt.Errorf("this card cannot be used: %w", err)
 	}
+	if cfg.WatchedQuota == 0 {
+		cfg.WatchedQuota = DefaultWatchedQuota
+	}
 	if cfg.ReadAhead == 0 {
 		cfg.ReadAhead = 512
 	}
@@ -175,6 +181,11 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	}()
 	c := v.cfg.Card
 	v.id = fmt.Sprintf("%x", c.Feed[:])
+	if gone, err := v.cfg.Data.EvictWatched(v.cfg.WatchedQuota, v.id); err != nil {
+		v.log.Warn("cannot apply the watched-streams quota", "err", err)
+	} else if len(gone) > 0 {
+		v.log.Info("removed copies of streams watched long ago to stay within the quota", "streams", len(gone))
+	}
 	dir := filepath.Join(v.cfg.Data.watchedDir(v.id), "feed")
 	f, err := v.openReader(dir)
 	if err != nil {

@@ -1,0 +1,63 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// DefaultWatchedQuota bounds what copies of watched streams may take on disk together.
+const DefaultWatchedQuota = 4 << 30
+
+// dirSize is the bytes the files under dir take.
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// EvictWatched removes the copies of the least recently watched streams, oldest first, until
+// all watched copies together fit in quota bytes. The stream keep (the one being opened) is
+// never removed. It returns the IDs removed.
+func (d DataDir) EvictWatched(quota int64, keep string) ([]string, error) {
+	ws, err := d.Watched()
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	sizes := make([]int64, len(ws))
+	for i, w := range ws {
+		sizes[i] = dirSize(d.watchedDir(w.ID))
+		total += sizes[i]
+	}
+	var removed []string
+	for i := len(ws) - 1; i >= 0 && total > quota; i-- { // Watched is newest first
+		if ws[i].ID == keep {
+			continue
+		}
+		if err := os.RemoveAll(d.watchedDir(ws[i].ID)); err != nil {
+			return removed, fmt.Errorf("cannot free space taken by a watched stream: %w", err)
+		}
+		total -= sizes[i]
+		removed = append(removed, ws[i].ID)
+	}
+	return removed, nil
+}
+
+// diskFull rewrites a full-disk error in words a person can act on.
+func diskFull(err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("the disk is full: recording stopped, and everything recorded so far is kept. Free some space, then resume the stream (%w)", err)
+	}
+	return err
+}
