@@ -112,7 +112,12 @@ func (re *ReadEncoder) ReadFrame() (StampedFrame, error) {
 		re.enc = enc
 	}
 	re.mu.Unlock()
-	f, err := enc.Encode(img)
+	var f Frame
+	if re.clock != nil {
+		f, err = enc.EncodeAt(img, at)
+	} else {
+		f, err = enc.Encode(img)
+	}
 	return StampedFrame{Frame: f, Capture: at}, err
 }
 

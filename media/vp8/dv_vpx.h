@@ -18,30 +18,43 @@ typedef struct {
 	int inited;
 } dv_enc;
 
-static vpx_codec_err_t dv_enc_new(dv_enc **out, int w, int h, int fps_num, int fps_den,
-		int kbps, int kf_max, int threads, int cpu_used) {
+// dv_rc holds the rate-control settings (see rateControl in encoder.go).
+typedef struct {
+	int undershoot_pct, overshoot_pct;
+	int buf_sz, buf_initial_sz, buf_optimal_sz;
+	int min_q, max_q;
+	int drop_frame;
+	int static_threshold;
+	int max_intra_pct;
+} dv_rc;
+
+// dv_enc_new configures libvpx once. The timebase is microseconds: frames carry their
+// capture time, so rate control spends the bit rate over real time whatever the real
+// frame rate is (libvpx measures the rate from the timestamps).
+static vpx_codec_err_t dv_enc_new(dv_enc **out, int w, int h,
+		int kbps, int kf_max, int threads, int cpu_used, dv_rc rc) {
 	dv_enc *e = calloc(1, sizeof(dv_enc));
 	if (!e) return VPX_CODEC_MEM_ERROR;
 	vpx_codec_err_t err = vpx_codec_enc_config_default(vpx_codec_vp8_cx(), &e->cfg, 0);
 	if (err) { free(e); return err; }
 	e->cfg.g_w = w;
 	e->cfg.g_h = h;
-	e->cfg.g_timebase.num = fps_den;
-	e->cfg.g_timebase.den = fps_num;
+	e->cfg.g_timebase.num = 1;
+	e->cfg.g_timebase.den = 1000000;
 	e->cfg.g_threads = threads;
 	e->cfg.g_lag_in_frames = 0;
 	e->cfg.g_pass = VPX_RC_ONE_PASS;
 	e->cfg.g_error_resilient = 0;
 	e->cfg.rc_end_usage = VPX_CBR;
 	e->cfg.rc_target_bitrate = kbps;
-	e->cfg.rc_min_quantizer = 4;
-	e->cfg.rc_max_quantizer = 56;
-	e->cfg.rc_undershoot_pct = 95;
-	e->cfg.rc_overshoot_pct = 15;
-	e->cfg.rc_buf_sz = 1000;
-	e->cfg.rc_buf_initial_sz = 500;
-	e->cfg.rc_buf_optimal_sz = 600;
-	e->cfg.rc_dropframe_thresh = 0;
+	e->cfg.rc_min_quantizer = rc.min_q;
+	e->cfg.rc_max_quantizer = rc.max_q;
+	e->cfg.rc_undershoot_pct = rc.undershoot_pct;
+	e->cfg.rc_overshoot_pct = rc.overshoot_pct;
+	e->cfg.rc_buf_sz = rc.buf_sz;
+	e->cfg.rc_buf_initial_sz = rc.buf_initial_sz;
+	e->cfg.rc_buf_optimal_sz = rc.buf_optimal_sz;
+	e->cfg.rc_dropframe_thresh = rc.drop_frame;
 	e->cfg.kf_mode = VPX_KF_AUTO;
 	e->cfg.kf_min_dist = 0;
 	e->cfg.kf_max_dist = kf_max;
@@ -50,9 +63,9 @@ static vpx_codec_err_t dv_enc_new(dv_enc **out, int w, int h, int fps_num, int f
 	e->inited = 1;
 	vpx_codec_control(&e->ctx, VP8E_SET_CPUUSED, cpu_used);
 	vpx_codec_control(&e->ctx, VP8E_SET_NOISE_SENSITIVITY, 0);
-	vpx_codec_control(&e->ctx, VP8E_SET_STATIC_THRESHOLD, 1);
+	vpx_codec_control(&e->ctx, VP8E_SET_STATIC_THRESHOLD, rc.static_threshold);
 	vpx_codec_control(&e->ctx, VP8E_SET_TOKEN_PARTITIONS, threads > 1 ? VP8_TWO_TOKENPARTITION : VP8_ONE_TOKENPARTITION);
-	vpx_codec_control(&e->ctx, VP8E_SET_MAX_INTRA_BITRATE_PCT, 600);
+	vpx_codec_control(&e->ctx, VP8E_SET_MAX_INTRA_BITRATE_PCT, rc.max_intra_pct);
 	e->img = vpx_img_alloc(NULL, VPX_IMG_FMT_I420, w, h, 16);
 	if (!e->img) { vpx_codec_destroy(&e->ctx); free(e); return VPX_CODEC_MEM_ERROR; }
 	*out = e;
@@ -67,13 +80,13 @@ static vpx_codec_err_t dv_enc_set_bitrate(dv_enc *e, int kbps) {
 // dv_enc_encode encodes e->img and copies the frame into out (cap bytes). It returns the
 // size, 0 when libvpx produced no frame, or -1 when out is too small; *key is set for
 // key frames.
-static int dv_enc_encode(dv_enc *e, int64_t pts, int force_kf, uint8_t *out, int cap, int *key, vpx_codec_err_t *err) {
-	*err = vpx_codec_encode(&e->ctx, e->img, pts, 1, force_kf ? VPX_EFLAG_FORCE_KF : 0, VPX_DL_REALTIME);
+static int dv_enc_encode(dv_enc *e, int64_t pts, int64_t dur, int force_kf, uint8_t *out, int cap, int *key, vpx_codec_err_t *err) {
+	*err = vpx_codec_encode(&e->ctx, e->img, pts, dur, force_kf ? VPX_EFLAG_FORCE_KF : 0, VPX_DL_REALTIME);
+	*key = 0;
 	if (*err) return 0;
 	vpx_codec_iter_t iter = NULL;
 	const vpx_codec_cx_pkt_t *pkt;
 	int n = 0;
-	*key = 0;
 	while ((pkt = vpx_codec_get_cx_data(&e->ctx, &iter)) != NULL) {
 		if (pkt->kind != VPX_CODEC_CX_FRAME_PKT) continue;
 		if (n + (int)pkt->data.frame.sz > cap) return -1;
