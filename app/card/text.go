@@ -212,7 +212,7 @@ func parseText(s string) (Card, error) {
 
 	h, data, v, err := bech32.DecodeNoLimitWithVersion(t)
 	if err != nil || h != hrp || v != bech32.VersionM {
-		if !lengthOK && front == back {
+		if front != actual && back != actual {
 			return Card{}, fmt.Errorf("%w: a character is missing or extra; copy the whole card again", ErrDamaged)
 		}
 		return Card{}, fmt.Errorf("%w: a character is mistyped, missing or extra; copy the whole card again", ErrDamaged)

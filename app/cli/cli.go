@@ -69,6 +69,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.watch(rest[1:])
 	case "streams":
 		err = e.streams(rest[1:])
+	case "card":
+		err = e.card(rest[1:])
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -112,6 +114,7 @@ Live streams:
                               find the seller, show the terms, pay (invoice as text and QR),
                               then play; type buy N, pause, resume, live, start or quit
   streams                     my streams (resumable) and the streams I watched
+  card inspect [-json] CARD|FILE|-   a card's stream, seller, addresses and terms
 
 Feeds (signed append-only logs in Hypercore v10 format):
   feed create [-mode compat|manifest] [-max-block BYTES] DIR
