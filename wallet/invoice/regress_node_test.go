@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,6 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
-	"path/filepath"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/internal/btcdtest"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"

@@ -39,7 +39,7 @@ func (fakeWatcher) FollowDepth(int32)              {}
 // monitoring window and the seller restarted (compaction).
 func TestExpiredUnpaidAddressesFreeTheGapLimit(t *testing.T) {
 	dir := t.TempDir()
-	clk := &clock{t: time.Now()}
+	clk := mockClock()
 	open := func() (*Seller, *ledger.Ledger) {
 		l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
 		if err != nil {
@@ -49,7 +49,7 @@ func TestExpiredUnpaidAddressesFreeTheGapLimit(t *testing.T) {
 			PriceOf: func(string) (price.Price, bool) { return perMinute, true },
 			Ledger:  l, StorePath: filepath.Join(dir, "invoices"),
 			OnChain: &OnChain{Key: accountKey(t), Watcher: fakeWatcher{}},
-			Now:     clk.Now, Burst: 1000, RatePerSec: 1000,
+			Clock:   clk, Burst: 1000, RatePerSec: 1000,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -254,14 +254,14 @@ func TestNewAccountKeyStartsAtIndexZero(t *testing.T) {
 // The global creation rate: a burst, then RatePerSec.
 func TestGlobalRateLimit(t *testing.T) {
 	dir := t.TempDir()
-	clk := &clock{t: time.Now()}
+	clk := mockClock()
 	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true }, Ledger: l,
-		StorePath: filepath.Join(dir, "invoices"), Now: clk.Now, Burst: 8, RatePerSec: 1,
+		StorePath: filepath.Join(dir, "invoices"), Clock: clk, Burst: 8, RatePerSec: 1,
 		OnChain: &OnChain{Key: accountKey(t), Watcher: fakeWatcher{}, GapLimit: 100}})
 	if err != nil {
 		t.Fatal(err)

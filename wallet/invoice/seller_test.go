@@ -20,19 +20,14 @@ import (
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
+	"github.com/filecoin-project/go-clock"
 )
 
-// clock is a settable fake clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// mockClock is a fake clock set to the real time.
+func mockClock() *clock.Mock {
+	c := clock.NewMock()
+	c.Set(time.Now())
+	return c
 }
 
 func accountKey(t testing.TB) *onchain.AccountKey {
@@ -59,7 +54,7 @@ type fixture struct {
 	t      *testing.T
 	node   *btcdtest.Node
 	dir    string
-	clock  *clock
+	clock  *clock.Mock
 	key    *onchain.AccountKey
 	ledger *ledger.Ledger
 	seller *Seller
@@ -68,7 +63,7 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, node *btcdtest.Node, dir string, cfg func(*Config)) *fixture {
-	f := &fixture{t: t, node: node, dir: dir, clock: &clock{t: time.Now()}, key: accountKey(t), cfg: cfg}
+	f := &fixture{t: t, node: node, dir: dir, clock: mockClock(), key: accountKey(t), cfg: cfg}
 	f.start()
 	return f
 }
@@ -96,7 +91,7 @@ func (f *fixture) start() {
 		},
 		Ledger: l, StorePath: filepath.Join(f.dir, "invoices"),
 		OnChain: &OnChain{Key: f.key, Watcher: w, ProvisionalCapSats: 1500},
-		Now:     f.clock.Now,
+		Clock:   f.clock,
 	}
 	if f.cfg != nil {
 		f.cfg(&cfg)
@@ -513,7 +508,7 @@ func TestConcurrentRequestsRespectCaps(t *testing.T) {
 // counter, and never hands out an old address again.
 func TestInvoiceStoreCompaction(t *testing.T) {
 	dir := t.TempDir()
-	clk := &clock{t: time.Now()}
+	clk := mockClock()
 	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -527,7 +522,7 @@ func TestInvoiceStoreCompaction(t *testing.T) {
 		}
 		s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true }, Ledger: l,
 			StorePath: filepath.Join(dir, "invoices"), OnChain: &OnChain{Key: accountKey(t), Watcher: w, GapLimit: 1000},
-			RatePerSec: 1e6, Burst: 1e6, Now: clk.Now, Log: quiet})
+			RatePerSec: 1e6, Burst: 1e6, Clock: clk, Log: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,270 @@
+// The desk's front: a viewer's request is admitted against the caps (a ticket holds its place
+// while the invoice is made), then answered with an invoice.
+
+package invoice
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
+)
+
+// viewerStream keys the desk's per-viewer indexes.
+type viewerStream struct{ viewer, stream string }
+
+// ticket is an admitted request: it holds a place against the desk's caps (per viewer, unpaid
+// Lightning invoices, addresses waiting for payment) while its invoice is made, so that
+// concurrent requests cannot slip past them, until release.
+type ticket struct {
+	s     *Seller
+	key   viewerStream
+	ln    bool     // holds a place among unpaid Lightning invoices
+	fresh bool     // holds a place among the addresses waiting for payment
+	reuse *Invoice // an expired, unpaid invoice of this viewer whose address is handed out again
+	now   time.Time
+	done  bool
+}
+
+// admit is the admission step: it checks a request against the caps using the indexes (this
+// viewer's unpaid invoices, the unpaid Lightning invoices, the addresses waiting for payment)
+// and the global rate limit, and returns a ticket holding the request's place, or the refusal.
+func (s *Seller) admit(viewer, stream string, wantChain, wantLN bool) (*ticket, invoicemsg.Answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	key := viewerStream{viewer, stream}
+	mine, reuse := s.viewerInvoices(key, now, wantChain)
+	mine += s.pendingViewer[key]
+	if mine >= s.cfg.PerViewer {
+		return nil, refuse(invoicemsg.RateLimited, "you already have %d unpaid invoices for this stream; pay one or wait for them to expire", mine)
+	}
+	if wantLN && s.unpaidLNLocked(now)+s.pendingLN >= s.cfg.MaxOutstandingLN {
+		return nil, refuse(invoicemsg.RateLimited, "the seller has too many unpaid Lightning invoices; try again in a few minutes")
+	}
+	fresh := wantChain && reuse == nil
+	if fresh {
+		if out := s.outstanding(now) + s.pendingChain; out >= int(s.cfg.OnChain.GapLimit) {
+			s.log.Warn("invoice: on-chain invoice refused: as many addresses as the gap limit are waiting for payment. "+
+				"Raise the gap limit in your wallet (e.g. Electrum, Sparrow: wallet settings) and in Dazaar Vision's "+
+				"settings together to allow more at once",
+				"gap_limit", s.cfg.OnChain.GapLimit, "outstanding_addresses", out)
+			return nil, refuse(invoicemsg.Unavailable, "the seller cannot hand out more bitcoin addresses right now; try Lightning or again later")
+		}
+	}
+	if !s.limiter.AllowN(now, 1) {
+		return nil, refuse(invoicemsg.RateLimited, "the seller is creating too many invoices; try again in a few seconds")
+	}
+	s.pendingViewer[key]++
+	if wantLN {
+		s.pendingLN++
+	}
+	if fresh {
+		s.pendingChain++
+	}
+	return &ticket{s: s, key: key, ln: wantLN, fresh: fresh, reuse: reuse, now: now}, invoicemsg.Answer{}
+}
+
+// releaseLocked gives the ticket's places back; once the invoice is indexed it is counted there
+// instead. Idempotent. Locked.
+func (t *ticket) releaseLocked() {
+	if t.done {
+		return
+	}
+	t.done = true
+	s := t.s
+	if s.pendingViewer[t.key]--; s.pendingViewer[t.key] <= 0 {
+		delete(s.pendingViewer, t.key)
+	}
+	if t.ln {
+		s.pendingLN--
+	}
+	if t.fresh {
+		s.pendingChain--
+	}
+}
+
+func (t *ticket) release() {
+	t.s.mu.Lock()
+	t.releaseLocked()
+	t.s.mu.Unlock()
+}
+
+// viewerInvoices counts key's unpaid, unexpired invoices and, if chain is set, finds the
+// expired unpaid invoice of theirs (still monitored) whose address should be handed out again
+// rather than a fresh one: a late payment to it still goes to the same viewer and stream. It
+// drops invoices past their monitoring window from the index. Locked.
+func (s *Seller) viewerInvoices(key viewerStream, now time.Time, chain bool) (mine int, reuse *Invoice) {
+	m := s.unpaid[key]
+	for inv := range m {
+		switch {
+		case now.After(inv.Expires.Add(s.cfg.Monitoring)):
+			delete(m, inv)
+		case !now.After(inv.Expires):
+			mine++
+		case chain && inv.Address != "" && inv.Key == s.keyID && s.byAddress[inv.Address] == inv &&
+			(reuse == nil || inv.Index < reuse.Index):
+			reuse = inv
+		}
+	}
+	if m != nil && len(m) == 0 {
+		delete(s.unpaid, key)
+	}
+	return mine, reuse
+}
+
+// unpaidLNLocked counts the unpaid, unexpired Lightning invoices, dropping expired ones from
+// the index (an expired invoice cannot be paid). Locked.
+func (s *Seller) unpaidLNLocked(now time.Time) int {
+	for inv := range s.unpaidLN {
+		if now.After(inv.Expires) {
+			delete(s.unpaidLN, inv)
+		}
+	}
+	return len(s.unpaidLN)
+}
+
+func refuse(code invoicemsg.Code, format string, args ...any) invoicemsg.Answer {
+	return invoicemsg.Answer{Code: code, Error: fmt.Sprintf(format, args...)}
+}
+
+// Memo is the Lightning invoice description binding an invoice to a stream and a viewer, in the
+// form the original Dazaar used.
+func Memo(stream, viewer string) string { return "dazaar: " + stream + " " + viewer }
+
+// Handle answers viewer's request. viewer must be the peer ID the transport authenticated.
+func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Request) invoicemsg.Answer {
+	if viewer == "" || len(viewer) > ledger.MaxIDLen {
+		return refuse(invoicemsg.BadRequest, "unauthenticated viewer")
+	}
+	if err := req.Validate(); err != nil {
+		return refuse(invoicemsg.BadRequest, "%v", err)
+	}
+	p, ok := s.cfg.PriceOf(req.Stream)
+	if !ok {
+		return refuse(invoicemsg.Refused, "this seller does not sell stream %q", req.Stream)
+	}
+	if p.IsFree() {
+		return refuse(invoicemsg.Refused, "this stream is free; no payment needed")
+	}
+	sats := req.Sats
+	if req.Minutes > 0 {
+		var err error
+		if sats, err = p.CostSats(time.Duration(req.Minutes) * time.Minute); err != nil {
+			return refuse(invoicemsg.BadRequest, "%v", err)
+		}
+	}
+	wantChain := req.Method == invoicemsg.OnChain || req.Method == invoicemsg.Any
+	wantLN := req.Method == invoicemsg.Lightning || req.Method == invoicemsg.Any
+	if wantChain && s.cfg.OnChain == nil {
+		return refuse(invoicemsg.Unavailable, "this seller takes Lightning payments only")
+	}
+	if wantLN && s.cfg.Lightning == nil {
+		return refuse(invoicemsg.Unavailable, "this seller takes on-chain payments only")
+	}
+	if wantChain && sats < s.cfg.OnChain.MinSats {
+		return refuse(invoicemsg.Refused, "on-chain payments start at %d sats (fees make smaller ones impractical); buy more time or pay with Lightning", s.cfg.OnChain.MinSats)
+	}
+
+	t, refusal := s.admit(viewer, req.Stream, wantChain, wantLN)
+	if t == nil {
+		return refusal
+	}
+	defer t.release()
+	now, reuse := t.now, t.reuse
+
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	inv := &Invoice{ID: hex.EncodeToString(idb), Stream: req.Stream, Viewer: viewer, Method: req.Method, Sats: sats,
+		Price: p, Created: now, Expires: now.Add(s.cfg.Expiry)}
+	if wantLN {
+		hash, bolt11, err := s.cfg.Lightning.AddInvoice(ctx, sats*1000, Memo(req.Stream, viewer), s.cfg.Expiry)
+		if err != nil {
+			s.log.Error("invoice: Lightning node refused an invoice", "err", err)
+			return refuse(invoicemsg.Unavailable, "the seller's Lightning node is not answering; try again later or pay on-chain")
+		}
+		inv.Hash, inv.Bolt11 = hash, bolt11
+		if k := payee(bolt11); k != "" {
+			s.mu.Lock()
+			old := s.lnNode
+			s.lnNode = k
+			s.mu.Unlock()
+			if old != "" && old != k {
+				s.log.Warn("invoice: the Lightning node is not the one that signed earlier invoices", "was", old, "now", k)
+				select {
+				case s.lnRestart <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+	var addr btcutil.Address
+	if wantChain {
+		inv.Key = s.keyID
+		if reuse != nil {
+			inv.Index = reuse.Index
+		} else {
+			// Reserve the address index durably before anyone sees it (and only once the
+			// Lightning half, if any, exists: a failure there costs no address).
+			s.mu.Lock()
+			next := s.next[s.keyID] + 1
+			if err := s.st.put(storeRecord{NextIndex: &next, Key: s.keyID}); err != nil {
+				s.mu.Unlock()
+				s.log.Error("invoice: saving invoice failed", "err", err)
+				return refuse(invoicemsg.Unavailable, "the seller could not save the invoice")
+			}
+			inv.Index = next - 1
+			s.next[s.keyID] = next
+			s.mu.Unlock()
+		}
+		a, err := s.cfg.OnChain.Key.Address(inv.Index)
+		if err != nil {
+			s.log.Error("invoice: deriving an address failed", "index", inv.Index, "err", err)
+			return refuse(invoicemsg.Unavailable, "the seller could not make a bitcoin address; try again or pay with Lightning")
+		}
+		addr, inv.Address = a, a.EncodeAddress()
+	}
+	s.mu.Lock()
+	err := s.st.put(storeRecord{Invoice: inv})
+	if err == nil {
+		s.index(inv) // counted by the indexes from now on: the ticket's place is no longer needed
+		t.releaseLocked()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("invoice: saving invoice failed", "err", err)
+		return refuse(invoicemsg.Unavailable, "the seller could not save the invoice")
+	}
+	if addr != nil {
+		if err := s.cfg.OnChain.Watcher.Watch(addr); err != nil {
+			s.log.Error("invoice: the watcher refused an address", "address", inv.Address, "err", err)
+			return refuse(invoicemsg.Unavailable, "the seller cannot watch for bitcoin payments right now; try again or pay with Lightning")
+		}
+	}
+	ans := invoicemsg.Answer{ID: inv.ID, Stream: inv.Stream, Method: inv.Method, Sats: sats,
+		Millis: p.MillisFor(sats * 1000), ExpiresAt: inv.Expires.Unix(), Address: inv.Address, Bolt11: inv.Bolt11}
+	if wantChain {
+		ans.Network = onchain.NetworkName(s.cfg.OnChain.Key.Net())
+		ans.URI = onchain.PaymentURI{Address: inv.Address, Sats: sats, Label: s.cfg.Label,
+			Message:   fmt.Sprintf("%s of stream %s", time.Duration(ans.Millis)*time.Millisecond, short(inv.Stream)),
+			Lightning: inv.Bolt11}.String()
+	} else {
+		ans.Network = s.cfg.Lightning.Network()
+		ans.URI = "lightning:" + inv.Bolt11
+	}
+	s.log.Info("invoice: issued", "id", inv.ID, "stream", inv.Stream, "viewer", viewer, "sats", sats, "method", inv.Method.String())
+	return ans
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12] + "…"
+	}
+	return s
+}
