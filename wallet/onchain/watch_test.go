@@ -324,3 +324,39 @@ func TestPollerCookieAndBadPassword(t *testing.T) {
 	c.hc.CloseIdleConnections()
 	bad.hc.CloseIdleConnections()
 }
+
+// TestWebsocketOneWakeUpPerBlock: btcd announces each block twice (filteredblockconnected and
+// the deprecated blockconnected); the watcher handles only the first, so a block wakes it once.
+// Before, every block woke it twice and cost a second sync.
+func TestWebsocketOneWakeUpPerBlock(t *testing.T) {
+	n := btcdtest.Setup(t, btcdtest.Options{})
+	addr, _ := testKey(t).Address(0)
+	w, _, _ := startWatcher(t, backends[0], n, 0, addr)
+	ws := w.(*Websocket)
+	// Let the connection's own wake-ups pass.
+	for settled := time.Now(); time.Since(settled) < 300*time.Millisecond; {
+		before := ws.pokes.Load()
+		time.Sleep(50 * time.Millisecond)
+		if ws.pokes.Load() != before {
+			settled = time.Now()
+		}
+	}
+	before := ws.pokes.Load()
+	const blocks = 5
+	for i := 0; i < blocks; i++ {
+		n.Generate(1)
+	}
+	target := n.Height()
+	deadline := time.Now().Add(20 * time.Second)
+	for w.Height() < target || ws.pokes.Load()-before < blocks {
+		if time.Now().After(deadline) {
+			t.Fatalf("watcher at %d of %d, %d wake-ups", w.Height(), target, ws.pokes.Load()-before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A second announcement of a block would follow at once; give it time to show.
+	time.Sleep(500 * time.Millisecond)
+	if got := ws.pokes.Load() - before; got != blocks {
+		t.Fatalf("%d blocks woke the watcher %d times", blocks, got)
+	}
+}
