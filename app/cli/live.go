@@ -74,7 +74,7 @@ func (e *env) live(args []string) error {
 	presetName := fs.String("preset", "medium", "quality: low, medium or high")
 	video := fs.String("video", "camera", "camera (the test camera when none exists), screen, test or none")
 	audio := fs.String("audio", "mic", "mic (the test microphone when none exists), test or none")
-	priceText := fs.String("price", "free", `the price, e.g. "1000 sats per hour", "10 sats per 30 seconds" or free`)
+	priceText := fs.String("price", "", `the price, e.g. "1000 sats per hour", "10 sats per 30 seconds" or free (default: free, or the resumed stream's price)`)
 	resume := fs.String("resume", "", "continue one of my streams (its ID, see `streams`) under the same card")
 	dur := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	cardFile := fs.String("card-file", "", "also write the card to this file")
@@ -102,6 +102,22 @@ func (e *env) live(args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	data, err := e.openData()
+	if err != nil {
+		return err
+	}
+	if *resume != "" {
+		rec, err := data.Stream(*resume)
+		if err != nil {
+			return err
+		}
+		if *priceText == "" {
+			*priceText = rec.Price
+		}
+	}
+	if *priceText == "" {
+		*priceText = "free"
+	}
 	p, err := price.Parse(*priceText)
 	if err != nil {
 		return usagef("-price: %v", err)
@@ -115,10 +131,6 @@ func (e *env) live(args []string) error {
 		return err
 	}
 	store, err := e.openSecrets()
-	if err != nil {
-		return err
-	}
-	data, err := e.openData()
 	if err != nil {
 		return err
 	}
@@ -179,7 +191,7 @@ func (e *env) live(args []string) error {
 		return fmt.Errorf("cannot go live: %w", err)
 	}
 	c := b.Card()
-	fmt.Fprintf(e.out, "Live: %s\nShare this card with viewers:\n%s\n", c.Terms(), c.String())
+	fmt.Fprintf(e.out, "Live: %s\nStream ID %s (resume it with -resume)\nShare this card with viewers:\n%s\n", c.Terms(), b.ID(), c.String())
 	if *cardFile != "" {
 		if err := os.WriteFile(*cardFile, []byte(c.String()+"\n"), 0o644); err != nil {
 			fmt.Fprintf(e.err, "cannot write the card to %s: %v\n", *cardFile, err)

@@ -326,7 +326,7 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("the stream's card is not valid: %w", err)
 	}
 	b.record.Name, b.record.Description, b.record.Preset = b.cfg.Name, b.cfg.Description, p.Name
-	b.record.Card, b.record.LastLive = b.card.String(), time.Now()
+	b.record.Card, b.record.LastLive, b.record.Price = b.card.String(), time.Now(), b.cfg.Price.String()
 	if err := b.cfg.Data.saveStream(b.record); err != nil {
 		return err
 	}
@@ -341,6 +341,9 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		b.run(ctx, "ledger", func(ctx context.Context) error { b.wallet.ledger.Run(ctx, time.Second); return nil })
 		b.run(ctx, "invoice requests", func(ctx context.Context) error { return b.serveRequests(ctx, requests) })
 		b.run(ctx, "payments", b.watchPayments)
+	}
+	if b.cfg.Resume != "" && b.record.Card != "" {
+		b.log.Info("resumed", "blocks before", sink.offset)
 	}
 	b.log.Info("live", "stream", b.id, "peer", b.node.ID(), "price", b.cfg.Price.String())
 	return nil

@@ -60,6 +60,7 @@ type StreamRecord struct {
 	Description string    `json:"description"`
 	Preset      string    `json:"preset"`
 	Card        string    `json:"card"` // the card as last shared
+	Price       string    `json:"price"` // as price.Parse reads it
 	Created     time.Time `json:"created"`
 	LastLive    time.Time `json:"lastLive"`
 	Blocks      uint64    `json:"blocks"`
@@ -173,6 +174,9 @@ func (d DataDir) each(sub, file string, fn func([]byte) error) error {
 func (d DataDir) saveStream(r StreamRecord) error {
 	return writeJSON(filepath.Join(d.streamDir(r.ID), "stream.json"), r)
 }
+
+// Stream is one of my streams by ID.
+func (d DataDir) Stream(id string) (StreamRecord, error) { return d.loadStream(id) }
 
 func (d DataDir) loadStream(id string) (StreamRecord, error) {
 	var r StreamRecord
