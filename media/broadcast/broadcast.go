@@ -63,6 +63,13 @@ const audioBlockSpan = 100 * time.Millisecond
 // cannot hand over.
 const unitQueue = 64
 
+// earlyAudio is how many audio units captured before the first picture are kept for the
+// first block (64 Opus packets: 1.28 s). A camera normally delivers its first picture well
+// within that; sound beyond it is dropped, oldest first, and counted in
+// Stats.EarlyAudioDropped (the stream cannot start before its header, and the header
+// waits for the picture size).
+const earlyAudio = 64
+
 // Stats counts what a broadcast produced.
 type Stats struct {
 	Blocks, Bytes              int64
@@ -70,6 +77,20 @@ type Stats struct {
 	AudioPackets               int64
 	VideoBytes, AudioBytes     int64
 	LastVideoPTS, LastAudioPTS time.Duration // capture times of the newest units
+	// RateDroppedFrames counts pictures the VP8 rate control skipped to hold the bit
+	// rate (a very noisy or busy picture).
+	RateDroppedFrames int64
+	// EarlyAudioDropped counts audio packets captured before the first picture that
+	// did not fit the earlyAudio bound and were dropped.
+	EarlyAudioDropped int64
+	// AudioGaps counts places where the microphone lost sound (its samples fell behind
+	// the capture clock by more than 40 ms); AudioLost is their total length: the audio
+	// timestamps jump by that much there, and nowhere else.
+	AudioGaps int64
+	AudioLost time.Duration
+	// AudioSurplus is sound dropped because the microphone delivered more than real
+	// time (its samples ran ahead of the capture clock by more than 40 ms).
+	AudioSurplus time.Duration
 }
 
 // Broadcaster runs the pipeline. Create it with New, run it with Run.
@@ -79,9 +100,12 @@ type Broadcaster struct {
 
 	vmu  sync.Mutex
 	vctl mdcodec.KeyFrameController
+	venc *vp8.ReadEncoder
+	ain  *audioIn
 
 	stats struct {
 		blocks, bytes, vframes, keys, apackets, vbytes, abytes, lastV, lastA atomic.Int64
+		earlyDropped                                                         atomic.Int64
 	}
 }
 
@@ -120,13 +144,28 @@ func (b *Broadcaster) ForceKeyFrame() {
 
 // Stats returns counters so far.
 func (b *Broadcaster) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Blocks: b.stats.blocks.Load(), Bytes: b.stats.bytes.Load(),
 		VideoFrames: b.stats.vframes.Load(), KeyFrames: b.stats.keys.Load(),
 		AudioPackets: b.stats.apackets.Load(),
 		VideoBytes:   b.stats.vbytes.Load(), AudioBytes: b.stats.abytes.Load(),
 		LastVideoPTS: time.Duration(b.stats.lastV.Load()), LastAudioPTS: time.Duration(b.stats.lastA.Load()),
+		EarlyAudioDropped: b.stats.earlyDropped.Load(),
 	}
+	b.vmu.Lock()
+	venc, ain := b.venc, b.ain
+	b.vmu.Unlock()
+	if venc != nil {
+		if e := venc.Encoder(); e != nil {
+			st.RateDroppedFrames = e.Dropped()
+		}
+	}
+	if ain != nil {
+		st.AudioGaps = ain.gaps.Load()
+		st.AudioLost = time.Duration(ain.lostNs.Load())
+		st.AudioSurplus = time.Duration(ain.skippedNs.Load())
+	}
+	return st
 }
 
 // Run captures, encodes and appends blocks until ctx ends (then it returns nil) or
@@ -162,7 +201,7 @@ func (b *Broadcaster) Run(parent context.Context) error {
 		}()
 	}
 	if b.cfg.Audio != nil {
-		enc, stamper, err := b.audioEncoder(clock)
+		enc, in, err := b.audioEncoder(clock)
 		if err != nil {
 			cancel()
 			b.closeSources()
@@ -173,7 +212,7 @@ func (b *Broadcaster) Run(parent context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer enc.Close()
-			errc <- b.runAudio(ctx, enc, stamper, units)
+			errc <- b.runAudio(ctx, enc, in, units)
 		}()
 	}
 	err := b.frame(ctx, startWall, units, videoSize, errc)
@@ -201,7 +240,8 @@ func (b *Broadcaster) videoEncoder(clock Clock) (*vp8.ReadEncoder, error) {
 	builder := &vp8.Builder{
 		Config: vp8.Config{
 			FrameRateNum: p.FrameRate, FrameRateDen: 1,
-			BitRate: p.VideoBitRate, KeyFrameInterval: p.keyFrameFrames(), CPUUsed: p.CPUUsed,
+			BitRate: p.VideoBitRate, KeyFrameInterval: p.keyFrameFrames(), KeyFrameEvery: p.KeyFrameInterval,
+			CPUUsed: p.CPUUsed,
 		},
 		Clock: clock,
 	}
@@ -213,6 +253,7 @@ func (b *Broadcaster) videoEncoder(clock Clock) (*vp8.ReadEncoder, error) {
 	re := rc.(*vp8.ReadEncoder)
 	b.vmu.Lock()
 	b.vctl = re.Controller().(mdcodec.KeyFrameController)
+	b.venc = re
 	b.vmu.Unlock()
 	return re, nil
 }
@@ -233,15 +274,18 @@ func (b *Broadcaster) runVideo(ctx context.Context, enc *vp8.ReadEncoder, out ch
 			size <- [2]int{c.Width, c.Height}
 			first = false
 		}
-		b.stats.vframes.Add(1)
-		b.stats.vbytes.Add(int64(len(f.Data)))
-		if f.Key {
-			b.stats.keys.Add(1)
+		if len(f.Data) == 0 {
+			continue // rate control dropped this picture (counted by the encoder)
 		}
-		b.stats.lastV.Store(int64(f.Capture))
 		u := block.Unit{Track: block.Video, Key: f.Key, PTS: f.Capture, Duration: dur, Payload: f.Data}
 		select {
 		case out <- u:
+			b.stats.vframes.Add(1)
+			b.stats.vbytes.Add(int64(len(f.Data)))
+			if f.Key {
+				b.stats.keys.Add(1)
+			}
+			b.stats.lastV.Store(int64(f.Capture))
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -250,7 +294,7 @@ func (b *Broadcaster) runVideo(ctx context.Context, enc *vp8.ReadEncoder, out ch
 
 const opusFrame = 20 * time.Millisecond
 
-func (b *Broadcaster) audioEncoder(clock Clock) (mdcodec.ReadCloser, *audioStamper, error) {
+func (b *Broadcaster) audioEncoder(clock Clock) (mdcodec.ReadCloser, *audioIn, error) {
 	src := b.cfg.Audio
 	params, err := mdopus.NewParams()
 	if err != nil {
@@ -258,18 +302,20 @@ func (b *Broadcaster) audioEncoder(clock Clock) (mdcodec.ReadCloser, *audioStamp
 	}
 	params.BitRate = b.cfg.Preset.AudioBitRate
 	params.Latency = mdopus.Latency20ms
-	stamper := newAudioStamper(src.Reader, clock, src.SampleRate, b.log)
-	enc, err := params.BuildAudioEncoder(stamper, prop.Media{Audio: prop.Audio{SampleRate: src.SampleRate, ChannelCount: 1}})
+	in := newAudioIn(newAudioStamper(src.Reader, clock, src.SampleRate, b.log))
+	enc, err := params.BuildAudioEncoder(in, prop.Media{Audio: prop.Audio{SampleRate: opusRate, ChannelCount: 1}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("broadcast: starting the Opus encoder: %w", err)
 	}
-	return enc, stamper, nil
+	b.vmu.Lock()
+	b.ain = in
+	b.vmu.Unlock()
+	return enc, in, nil
 }
 
-func (b *Broadcaster) runAudio(ctx context.Context, enc mdcodec.ReadCloser, st *audioStamper, out chan<- block.Unit) error {
-	frameSamples := int64(b.cfg.Audio.SampleRate) * int64(opusFrame) / int64(time.Second)
+func (b *Broadcaster) runAudio(ctx context.Context, enc mdcodec.ReadCloser, in *audioIn, out chan<- block.Unit) error {
+	const frameSamples = int64(opusRate) * int64(opusFrame) / int64(time.Second)
 	var k int64
-	last := time.Duration(-1)
 	for {
 		pkt, release, err := enc.Read()
 		if err != nil {
@@ -278,17 +324,17 @@ func (b *Broadcaster) runAudio(ctx context.Context, enc mdcodec.ReadCloser, st *
 			}
 			return fmt.Errorf("broadcast: audio: %w", err)
 		}
-		// Corrections of the sample clock (stamp.go) never make time run backwards.
-		pts := max(0, st.PTS(k*frameSamples), last+time.Millisecond)
-		last = pts
+		// Packet k holds output samples k·960 to (k+1)·960: 20 ms after the previous
+		// packet, or later where sound was lost (audioin.go).
+		pts := in.PTS(k * frameSamples)
 		u := block.Unit{Track: block.Audio, PTS: pts, Duration: opusFrame, Payload: append([]byte(nil), pkt...)}
 		release()
 		k++
-		b.stats.apackets.Add(1)
-		b.stats.abytes.Add(int64(len(u.Payload)))
-		b.stats.lastA.Store(int64(pts))
 		select {
 		case out <- u:
+			b.stats.apackets.Add(1)
+			b.stats.abytes.Add(int64(len(u.Payload)))
+			b.stats.lastA.Store(int64(pts))
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -300,7 +346,7 @@ func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-ch
 	p := b.cfg.Preset
 	h := &block.Header{Start: startWall, Preset: p.Name, Description: b.cfg.Description}
 	if b.cfg.Audio != nil {
-		h.Audio = &block.AudioParams{Codec: block.CodecOpus, SampleRate: b.cfg.Audio.SampleRate, Channels: 1, FrameDuration: opusFrame, BitRate: p.AudioBitRate}
+		h.Audio = &block.AudioParams{Codec: block.CodecOpus, SampleRate: opusRate, Channels: 1, FrameDuration: opusFrame, BitRate: p.AudioBitRate}
 	}
 	var early []block.Unit // audio captured before the first picture fixed the size
 	if videoSize != nil {
@@ -311,9 +357,14 @@ func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-ch
 				h.Video = &block.VideoParams{Codec: block.CodecVP8, Width: sz[0], Height: sz[1], FrameRateNum: p.FrameRate, FrameRateDen: 1, BitRate: p.VideoBitRate, KeyFrameInterval: p.keyFrameFrames()}
 				break wait
 			case u := <-units:
-				if len(early) < unitQueue {
-					early = append(early, u)
+				if len(early) == earlyAudio {
+					// Bounded: the oldest goes (see earlyAudio).
+					early = append(early[:0], early[1:]...)
+					if b.stats.earlyDropped.Add(1) == 1 {
+						b.log.Warn("no picture yet: dropping the oldest sound captured before it", "kept", earlyAudio)
+					}
 				}
+				early = append(early, u)
 			case err := <-errc:
 				return err
 			case <-ctx.Done():
@@ -353,7 +404,7 @@ func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-ch
 		firstAudioAt = time.Time{}
 		return b.append(ctx, data, sync)
 	}
-	add := func(u block.Unit) error {
+	addCtx := func(ctx context.Context, u block.Unit) error {
 		if u.Track == block.Video {
 			if u.Key {
 				if err := flush(ctx); err != nil {
@@ -378,6 +429,7 @@ func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-ch
 		}
 		return nil
 	}
+	add := func(u block.Unit) error { return addCtx(ctx, u) }
 	for _, u := range early {
 		if err := add(u); err != nil {
 			return err
@@ -405,10 +457,24 @@ func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-ch
 			}
 			return err
 		case <-ctx.Done():
-			// Append what was captured before the stop, with a short grace period.
+			// Append what was captured before the stop (what the encoders already
+			// handed over included), with a short grace period.
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
-			if err := flush(fctx); err != nil {
+			var err error
+		drain:
+			for err == nil {
+				select {
+				case u := <-units:
+					err = addCtx(fctx, u)
+				default:
+					break drain
+				}
+			}
+			if err == nil {
+				err = flush(fctx)
+			}
+			if err != nil {
 				b.log.Warn("last block not stored", "err", err)
 			}
 			return ctx.Err()

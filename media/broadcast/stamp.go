@@ -90,6 +90,14 @@ func (s *audioStamper) Read() (wave.Audio, func(), error) {
 	return chunk, release, nil
 }
 
+// Scale is the device's rate against the capture clock: capture-clock seconds per
+// device second.
+func (s *audioStamper) Scale() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.scale
+}
+
 // PTS is the capture time of sample number i.
 func (s *audioStamper) PTS(i int64) time.Duration {
 	s.mu.Lock()

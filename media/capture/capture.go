@@ -244,7 +244,9 @@ func (g *closeGuard) close() error {
 	defer g.mu.Unlock()
 	if !g.done {
 		g.done = true
-		g.err = g.d.Close()
+		if g.d != nil {
+			g.err = g.d.Close()
+		}
 	}
 	return g.err
 }
@@ -386,6 +388,21 @@ func OpenAudio(dev Device, want AudioWant) (*AudioSource, error) {
 	}
 	g := &closeGuard{d: d}
 	return &AudioSource{Reader: guardAudio(g, r), SampleRate: best.SampleRate, Channels: best.ChannelCount, Device: dev, guard: g}, nil
+}
+
+// NewAudioSource makes a source of sound from a reader of the caller's (a generated tone,
+// a file): the broadcaster takes any rate and mono or stereo. Close makes Read return
+// io.EOF (after waiting up to 1 s for a Read in progress).
+func NewAudioSource(r audio.Reader, sampleRate, channels int) *AudioSource {
+	g := &closeGuard{}
+	return &AudioSource{Reader: guardAudio(g, r), SampleRate: sampleRate, Channels: channels, Device: Device{Label: "generated", Kind: Microphone}, guard: g}
+}
+
+// NewVideoSource makes a source of pictures from a reader of the caller's (a generated
+// pattern). Close makes Read return io.EOF.
+func NewVideoSource(r video.Reader, width, height int, frameRate float64) *VideoSource {
+	g := &closeGuard{}
+	return &VideoSource{Reader: guardVideo(g, r), Width: width, Height: height, FrameRate: frameRate, Device: Device{Label: "generated", Kind: Camera}, guard: g}
 }
 
 func abs(v int) int {

@@ -1,0 +1,222 @@
+package broadcast
+
+import (
+	"image"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/media/internal/memfeed"
+	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
+	"github.com/dazaarvision/dazaar-vision/media/opus"
+	"github.com/pion/mediadevices/pkg/io/audio"
+	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/mediadevices/pkg/wave"
+)
+
+// toneSource is a microphone at rate Hz with ch channels playing freq Hz at amplitude amp
+// on every channel, in chunks of chunk, paced by the wall clock like a sound card.
+func toneSource(rate, ch int, freq, amp float64, chunk time.Duration, int16s bool) *capture.AudioSource {
+	n := int(int64(rate) * int64(chunk) / int64(time.Second))
+	next := time.Now()
+	var i int64
+	r := audio.ReaderFunc(func() (wave.Audio, func(), error) {
+		time.Sleep(time.Until(next))
+		next = next.Add(chunk)
+		info := wave.ChunkInfo{Len: n, Channels: ch, SamplingRate: rate}
+		if int16s {
+			w := wave.NewInt16Interleaved(info)
+			for k := 0; k < n; k++ {
+				v := int16(amp * 32767 * math.Sin(2*math.Pi*freq*float64(i)/float64(rate)))
+				for c := 0; c < ch; c++ {
+					w.Data[k*ch+c] = v
+				}
+				i++
+			}
+			return w, func() {}, nil
+		}
+		w := wave.NewFloat32Interleaved(info)
+		for k := 0; k < n; k++ {
+			v := float32(amp * math.Sin(2*math.Pi*freq*float64(i)/float64(rate)))
+			for c := 0; c < ch; c++ {
+				w.Data[k*ch+c] = v
+			}
+			i++
+		}
+		return w, func() {}, nil
+	})
+	return capture.NewAudioSource(r, rate, ch)
+}
+
+// TestMicrophoneRatesAndChannels: microphones at 44.1 kHz (the usual built-in and USB
+// rate) and 48 kHz, mono or stereo, float or 16-bit, go to a 48 kHz mono Opus track; the
+// tone keeps its frequency and level through resampling, encoding and decoding, and the
+// packets are stamped exactly 20 ms apart (the samples they carry), except where sound
+// was counted as lost.
+func TestMicrophoneRatesAndChannels(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		rate   int
+		ch     int
+		int16s bool
+		chunk  time.Duration
+	}{
+		{"44.1kHz-stereo-float", 44100, 2, false, 10 * time.Millisecond},
+		{"44.1kHz-mono-int16", 44100, 1, true, 20 * time.Millisecond},
+		{"48kHz-stereo-int16", 48000, 2, true, 10 * time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := toneSource(c.rate, c.ch, 1000, 0.5, c.chunk, c.int16s)
+			feed := memfeed.New()
+			b := run(t, Config{Preset: Medium, Audio: src, Sink: feed}, 2500*time.Millisecond, nil)
+			st := b.Stats()
+			d := decodeFeed(t, feed)
+			if a := d.header.Audio; a == nil || a.SampleRate != 48000 || a.Channels != 1 {
+				t.Fatalf("audio header %+v", d.header.Audio)
+			}
+			dec, err := opus.NewDecoder(48000, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			buf := make([]float32, dec.MaxSamples())
+			var pcm []float32
+			var pts []time.Duration
+			for _, m := range d.media {
+				for _, u := range m.Units {
+					if u.Duration != 20*time.Millisecond {
+						t.Fatalf("packet of %v", u.Duration)
+					}
+					pts = append(pts, u.PTS)
+					k, err := dec.Decode(u.Payload, buf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					pcm = append(pcm, buf[:k]...)
+				}
+			}
+			var extra time.Duration
+			gaps := int64(0)
+			for i := 1; i < len(pts); i++ {
+				step := pts[i] - pts[i-1]
+				switch {
+				case step == 20*time.Millisecond:
+				case step > 20*time.Millisecond:
+					extra += step - 20*time.Millisecond
+					gaps++
+				default:
+					t.Fatalf("packet %d at %v, %v after the previous: packets of 20 ms overlap", i, pts[i], step)
+				}
+			}
+			if gaps != st.AudioGaps || (extra-st.AudioLost).Abs() > time.Duration(gaps)*time.Microsecond {
+				t.Fatalf("%d gaps of %v in the timestamps, stats say %d of %v", gaps, extra, st.AudioGaps, st.AudioLost)
+			}
+			body := pcm[4800:]
+			f := testpattern.ToneFrequency(body, 48000)
+			rms := testpattern.RMS(body)
+			t.Logf("%d packets, tone %.2f Hz, RMS %.3f (sent %.3f); gaps %d (%v), surplus %v", len(pts), f, rms, 0.5/math.Sqrt2, st.AudioGaps, st.AudioLost, st.AudioSurplus)
+			if len(pts) < 50 {
+				t.Fatalf("only %d packets in 2.5 s", len(pts))
+			}
+			if math.Abs(f-1000) > 5 {
+				t.Fatalf("a 1000 Hz tone decoded at %.2f Hz", f)
+			}
+			if math.Abs(rms-0.5/math.Sqrt2) > 0.05 {
+				t.Fatalf("tone level %.3f RMS, sent %.3f", rms, 0.5/math.Sqrt2)
+			}
+		})
+	}
+}
+
+// TestAudioInFollowsDeviceClock: a device whose clock runs 2 % fast or slow, and one that
+// loses 100 ms of sound once, stay on the capture clock: timestamps advance by the
+// samples they carry, the loss is one counted gap, and no packet overlaps another.
+func TestAudioInFollowsDeviceClock(t *testing.T) {
+	for _, c := range []struct {
+		ratio float64
+		loss  bool
+	}{{1.02, false}, {0.98, false}, {1, true}} {
+		var now time.Duration
+		const n = 441 // 10 ms at 44.1 kHz
+		chunks := 0
+		r := audioReaderFunc(func() (wave.Audio, func(), error) {
+			chunks++
+			at := chunks
+			if c.loss && chunks > 1000 {
+				at += 10 // 100 ms of the device's sound never arrived
+			}
+			now = time.Duration(float64(at)*float64(10*time.Millisecond)*c.ratio) + time.Duration((chunks%5)-2)*time.Millisecond
+			return wave.NewFloat32Interleaved(wave.ChunkInfo{Len: n, Channels: 2, SamplingRate: 44100}), func() {}, nil
+		})
+		in := newAudioIn(newAudioStamper(r, func() time.Duration { return now }, 44100, nil))
+		var got int64
+		var worst time.Duration
+		for chunks < 3000 { // 30 s
+			w, _, _ := in.Read()
+			got += int64(w.ChunkInfo().Len)
+			// The newest output sample against the capture clock, after the first 5 s and
+			// except in the second after the loss (the stamper notices a step at the end
+			// of its half-second window).
+			if chunks > 500 && (chunks < 1000 || chunks > 1100) {
+				e := in.at(got) - now
+				worst = max(worst, e.Abs())
+			}
+		}
+		t.Logf("ratio %.2f loss %v: worst %v, gaps %d (%v), surplus %v", c.ratio, c.loss, worst, in.gaps.Load(), time.Duration(in.lostNs.Load()), time.Duration(in.skippedNs.Load()))
+		if worst > 25*time.Millisecond {
+			t.Errorf("ratio %.2f: the audio timeline strays %v from the capture clock", c.ratio, worst)
+		}
+		wantGaps := int64(0)
+		if c.loss {
+			wantGaps = 1
+		}
+		if in.gaps.Load() != wantGaps {
+			t.Errorf("ratio %.2f loss %v: %d gaps", c.ratio, c.loss, in.gaps.Load())
+		}
+		if c.loss {
+			if l := time.Duration(in.lostNs.Load()); l < 80*time.Millisecond || l > 120*time.Millisecond {
+				t.Errorf("lost %v, 100 ms went missing", l)
+			}
+		}
+	}
+}
+
+// TestEarlyAudioBounded: sound captured before the first picture is kept up to
+// earlyAudio packets, the oldest beyond that dropped and counted; every packet the
+// encoder made is either in the stream or counted.
+func TestEarlyAudioBounded(t *testing.T) {
+	scene := testpattern.NewScene(320, 240)
+	n := 0
+	slow := video.ReaderFunc(func() (image.Image, func(), error) {
+		if n == 0 {
+			time.Sleep(2 * time.Second) // a camera slow to start
+		} else {
+			time.Sleep(66 * time.Millisecond)
+		}
+		n++
+		return scene.Frame(n, nil), func() {}, nil
+	})
+	vs := capture.NewVideoSource(slow, 320, 240, 15)
+	as := toneSource(48000, 1, 440, 0.3, 20*time.Millisecond, false)
+	feed := memfeed.New()
+	b := run(t, Config{Preset: Low, Video: vs, Audio: as, Sink: feed}, 3500*time.Millisecond, nil)
+	st := b.Stats()
+	d := decodeFeed(t, feed)
+	var stored int64
+	for _, m := range d.media {
+		for _, u := range m.Units {
+			if u.Track == block.Audio {
+				stored++
+			}
+		}
+	}
+	t.Logf("%d audio packets made, %d stored, %d dropped before the first picture", st.AudioPackets, stored, st.EarlyAudioDropped)
+	if st.EarlyAudioDropped < 20 {
+		t.Fatalf("%d packets dropped while the camera took 2 s to start; %d are kept", st.EarlyAudioDropped, earlyAudio)
+	}
+	if stored+st.EarlyAudioDropped != st.AudioPackets {
+		t.Fatalf("%d packets made, %d stored + %d dropped", st.AudioPackets, stored, st.EarlyAudioDropped)
+	}
+}
