@@ -19,7 +19,7 @@ type Scene struct {
 	margin int
 	// world is the background, larger than the picture by margin on each side, panned.
 	wy, wcb, wcr []byte
-	ww, wh       int // world luma size
+	ww, wh       int      // world luma size
 	noise        []uint64 // sensor noise: each byte 0..3, XORed into the luma
 	discs        []disc
 }
@@ -68,12 +68,11 @@ func NewScene(w, h int) *Scene {
 	for i := range s.noise {
 		s.noise[i] = rng.Uint64() & 0x0303030303030303
 	}
-	for i, d := range []disc{
+	for _, d := range []disc{
 		{r: h / 8, x0: 0.2, y0: 0.3, vx: 0.004, vy: 0.0027, y: 200, cb: 90, cr: 160},
 		{r: h / 6, x0: 0.7, y0: 0.6, vx: -0.0031, vy: 0.0019, y: 60, cb: 150, cr: 110},
 		{r: h / 11, x0: 0.5, y0: 0.2, vx: 0.0062, vy: -0.0045, y: 150, cb: 110, cr: 190},
 	} {
-		_ = i
 		d.alpha = make([]uint8, 4*d.r*d.r)
 		for y := 0; y < 2*d.r; y++ {
 			for x := 0; x < 2*d.r; x++ {
