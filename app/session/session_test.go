@@ -33,6 +33,12 @@ func leakOptions() []goleak.Option {
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leakOptions()...) }
 
+// checkLeaks fails t if goroutines started during the test are still running (deferred first).
+func checkLeaks(t *testing.T) func() {
+	opts := append(leakOptions(), goleak.IgnoreCurrent())
+	return func() { goleak.VerifyNone(t, opts...) }
+}
+
 func testLog(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -57,7 +63,7 @@ func testDevices(t testing.TB) (*capture.Device, *capture.Device) {
 // TestFreeStreamEndToEnd goes live with the test camera and microphone, pastes the card's text
 // into a viewer, and checks that pictures decode; stopping both leaves no goroutine behind.
 func TestFreeStreamEndToEnd(t *testing.T) {
-	defer goleak.VerifyNone(t, append(leakOptions(), goleak.IgnoreCurrent())...)
+	defer checkLeaks(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	video, audio := testDevices(t)

@@ -4,7 +4,12 @@
 package nodetest
 
 import (
+	"crypto/sha256"
 	"testing"
+
+	"github.com/btcsuite/btcd/btcutil"
+	"github.com/btcsuite/btcd/btcutil/hdkeychain"
+	"github.com/btcsuite/btcd/wire"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/internal/btcdtest"
 	"github.com/dazaarvision/dazaar-vision/wallet/internal/lndtest"
@@ -37,4 +42,43 @@ func LightningPair(t testing.TB, channelSats int64) (btcd *Btcd, payer, payee *L
 	payer.Fund(channelSats * 2)
 	payer.OpenChannel(payee, channelSats)
 	return btcd, payer, payee
+}
+
+// Coin is a spendable output of the btcd miner key; Output is one payment output.
+type (
+	Coin   = btcdtest.Coin
+	Output = btcdtest.Output
+)
+
+// Net is the simnet's parameters.
+var Net = btcdtest.Net
+
+// BuildTx spends coin to outs (change back to the miner), paying fee, signalling RBF.
+func BuildTx(t testing.TB, coin Coin, fee int64, outs ...Output) *wire.MsgTx {
+	return btcdtest.BuildTx(t, coin, fee, outs...)
+}
+
+// MinerAddress is where the miner's coins (and change) go.
+func MinerAddress() btcutil.Address { return btcdtest.MinerAddress() }
+
+// AccountKey is a watch-only BIP84 account key (vpub) of a test seed, for simnet invoices.
+func AccountKey(t testing.TB) string {
+	seed := sha256.Sum256([]byte("dazaar-vision app test seed; never use with real coins"))
+	k, err := hdkeychain.NewMaster(seed[:], btcdtest.Net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []uint32{84, 1, 0} {
+		if k, err = k.Derive(hdkeychain.HardenedKeyStart + i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, err := k.Neuter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, err = pub.CloneWithVersion([]byte{0x04, 0x5f, 0x1c, 0xf6}); err != nil { // vpub
+		t.Fatal(err)
+	}
+	return pub.String()
 }

@@ -1,0 +1,129 @@
+package session
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/media/audioout"
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+	"github.com/dazaarvision/dazaar-vision/wallet/nodetest"
+	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOnChainPayments runs a paid stream whose viewers pay on-chain to the seller's watch-only
+// key, on a real btcd: an unconfirmed payment gives provisional access, one confirmation
+// settles it, and a payment replaced (RBF) by a transaction that pays someone else revokes the
+// access it gave.
+func TestOnChainPayments(t *testing.T) {
+	btcd := nodetest.StartBtcd(t) // stopped by its cleanup, after the leak check below
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p, err := price.Parse("600 sats per minute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	video, audio := testDevices(t)
+	sd, _ := OpenDataDir(t.TempDir())
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "on-chain", Preset: broadcast.Low,
+		Video: video, Audio: audio, Price: p, Network: loopback, Logger: testLog(t),
+		OnChain: &OnChainSetup{AccountKey: nodetest.AccountKey(t), Network: "simnet", Websocket: true, MinConf: 1,
+			ProvisionalCapSats: 100_000, ProvisionalTotalCapSats: 1_000_000,
+			Node: onchain.NodeConfig{Host: btcd.RPCAddr, User: btcd.User(), Pass: btcd.Pass(), CACert: btcd.Cert()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	c := b.Card()
+	if c.Network != "simnet" || len(c.Methods) != 1 {
+		t.Fatalf("card %+v", c)
+	}
+	viewer := func() *Viewer {
+		vd, _ := OpenDataDir(t.TempDir())
+		v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: audioout.NewSilent()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	payTo := func(v *Viewer) (nodetest.Coin, Invoice) {
+		inv, err := v.Buy(ctx, BuyRequest{Minutes: 2, Method: invoicemsg.OnChain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inv.Sats != 1200 || inv.Address == "" || inv.QRPNG == nil {
+			t.Fatalf("invoice %+v", inv)
+		}
+		addr, err := onchain.ParseAddress(inv.Address, nodetest.Net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		coin := btcd.NextCoin()
+		if _, err := btcd.Send(nodetest.BuildTx(t, coin, 1000, nodetest.Output{Address: addr, Sats: int64(inv.Sats)})); err != nil {
+			t.Fatal(err)
+		}
+		return coin, inv
+	}
+	credit := func(v *Viewer) ledger.State {
+		for _, s := range b.Sales() {
+			if s.Viewer == v.Self() {
+				return s.State
+			}
+		}
+		return 0
+	}
+
+	v1 := viewer()
+	defer v1.Stop()
+	payTo(v1)
+	waitFor(t, "provisional access at 0 confirmations", time.Minute, func() bool { return v1.Access().State == wire.Allowed })
+	if s := credit(v1); s != ledger.Provisional {
+		t.Fatalf("credit %v, want provisional", s)
+	}
+	waitFor(t, "blocks at the viewer", time.Minute, func() bool { return v1.Snapshot().Stored > 5 })
+	btcd.Generate(1)
+	waitFor(t, "the payment settled at 1 confirmation", time.Minute, func() bool { return credit(v1) == ledger.Settled })
+	if f := b.Snapshot(); f.EarnedMsat != 1_200_000 && credit(v1) == ledger.Settled {
+		waitFor(t, "earnings in the figures", 5*time.Second, func() bool { return b.Snapshot().EarnedMsat == 1_200_000 })
+	}
+
+	// A second viewer pays, then double-spends the payment away with a fee bump.
+	v2 := viewer()
+	defer v2.Stop()
+	coin, _ := payTo(v2)
+	waitFor(t, "the second viewer's provisional access", time.Minute, func() bool { return v2.Access().State == wire.Allowed })
+	replace := nodetest.BuildTx(t, coin, 5000, nodetest.Output{Address: nodetest.MinerAddress(), Sats: 1200})
+	if _, err := btcd.Send(replace); err != nil {
+		t.Fatalf("the replacement was not accepted: %v", err)
+	}
+	waitFor(t, "access revoked after the replacement", time.Minute, func() bool { return v2.Access().State == wire.Refused })
+	if s := credit(v2); s != ledger.Revoked {
+		t.Fatalf("credit %v, want revoked", s)
+	}
+	if v1.Access().State != wire.Allowed {
+		t.Fatalf("the first viewer lost access: %+v", v1.Access())
+	}
+}
