@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,24 +59,87 @@ type Result struct {
 const reorderWindow = 200 * time.Millisecond
 
 // ToFile exports to path, writing a temporary file beside it and renaming it into place
-// only when the export succeeded, so a failed export leaves no half file behind.
+// only when the export succeeded, so a failed export leaves no half file behind. (The
+// WebM writer seeks back to fill in sizes, so the file is streamed to a temporary file
+// rather than built in memory for an atomic-write helper.) The file gets the mode any
+// new file of the user's gets (0666 less the umask), is synced before the rename and the
+// folder after it. Errors name path, never the temporary file. A path that is a folder,
+// or whose folder does not exist, is refused before anything is read.
 func ToFile(ctx context.Context, src BlockSource, path string, opt Options) (Result, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err := opt.Range.check(); err != nil {
+		return Result{}, err
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return Result{}, fmt.Errorf("export: %s is a folder; give a file name for the export", path)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return Result{}, fmt.Errorf("export: cannot write %s: the folder %s does not exist", path, dir)
+	}
+	tmp, err := createTemp(dir, filepath.Base(path))
 	if err != nil {
-		return Result{}, fmt.Errorf("export: %w", err)
+		return Result{}, fmt.Errorf("export: cannot write %s: %w", path, plainErr(err))
 	}
 	defer os.Remove(tmp.Name())
 	res, err := Write(ctx, src, tmp, opt)
+	if err == nil {
+		err = tmp.Sync()
+	}
 	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("export: %w", cerr)
+		err = cerr
 	}
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // a disk error on the temporary file: name the output
+			return res, fmt.Errorf("export: writing %s: %w", path, pe.Err)
+		}
 		return res, err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return res, fmt.Errorf("export: %w", err)
+		return res, fmt.Errorf("export: cannot put the file in place at %s: %w", path, plainErr(err))
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // the rename survives a power loss; best effort (not every OS syncs folders)
+		d.Close()
 	}
 	return res, nil
+}
+
+// createTemp makes a new file beside the output with the permissions of any new file
+// (0666 less the umask; os.CreateTemp would make it 0600).
+func createTemp(dir, base string) (*os.File, error) {
+	for range 100 {
+		name := filepath.Join(dir, fmt.Sprintf(".%s.%08x.tmp", base, rand.Uint32()))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, errors.New("no free temporary file name")
+}
+
+// plainErr drops the file names from path and link errors (they would name the temporary
+// file), keeping the cause (no space left, permission denied).
+func plainErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
+}
+
+func (r Range) check() error {
+	if r.From < 0 || r.To < 0 {
+		return fmt.Errorf("export: the range %v to %v reaches before the stream's start; times count from 0", r.From, r.To)
+	}
+	if r.To > 0 && r.To <= r.From {
+		return fmt.Errorf("export: the range ends (%v) before it starts (%v)", r.To, r.From)
+	}
+	return nil
 }
 
 // ErrEmpty is returned when the range holds no media.
@@ -111,8 +176,8 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		cfg.Audio = &webm.AudioConfig{Channels: a.Channels, InputSampleRate: a.SampleRate}
 	}
 	rng := opt.Range
-	if rng.To > 0 && rng.To <= rng.From {
-		return res, fmt.Errorf("export: the range ends (%v) before it starts (%v)", rng.To, rng.From)
+	if err := rng.check(); err != nil {
+		return res, err
 	}
 
 	var mux *webm.Muxer
@@ -127,6 +192,8 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		frameDur = h.Video.FrameDuration()
 	}
 	lastVideo := time.Duration(-1)
+	lastSlot := int64(-1)
+	var audioEnd time.Duration // end of the previous audio packet, file time
 
 	emit := func(u block.Unit) error {
 		if mux == nil {
@@ -143,6 +210,10 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		if t < 0 {
 			return nil // sound from before the first picture
 		}
+		// A packet never starts before the previous one ended (recordings made before
+		// the broadcaster stamped sound by its samples could overlap).
+		t = max(t, audioEnd)
+		audioEnd = t + u.Duration
 		res.AudioPackets++
 		return mux.WriteAudio(t, u.Payload, u.Duration)
 	}
@@ -159,8 +230,18 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		n := 0
 		for n < len(pending) && (flushAll || pending[n].PTS < newest-reorderWindow) {
 			if pending[n].Track == block.Video {
-				pending[n].PTS = retime(pending, n, frameDur, lastVideo)
-				lastVideo = pending[n].PTS
+				t := retime(pending, n, frameDur, lastVideo)
+				if frameDur > 0 {
+					// Onto the frame grid, one picture a slot: players and tools that
+					// map times onto the nominal rate (ffmpeg) then never see two
+					// pictures in one frame period. A burst of pictures delivered back
+					// to back after a stall moves later by at most the burst's length.
+					k := max(int64((t-origin+frameDur/2)/frameDur), lastSlot+1)
+					lastSlot = k
+					t = origin + time.Duration(k)*frameDur
+				}
+				pending[n].PTS = t
+				lastVideo = t
 			}
 			if err := emit(pending[n]); err != nil {
 				return err
@@ -181,7 +262,7 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if opt.Progress != nil && (i%32 == 0 || i == total-1) {
+		if opt.Progress != nil && i%32 == 0 && i < total-1 { // the end is reported once, below
 			opt.Progress.Progress(i, total-1)
 		}
 		b, err := src.Block(ctx, i)

@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,13 +26,20 @@ import (
 )
 
 var (
-	recOnce sync.Once
-	recFeed *memfeed.Feed
-	recErr  error
+	recOnce  sync.Once
+	recFeed  *memfeed.Feed
+	recErr   error
+	recStats broadcast.Stats
+	recFirst time.Duration // capture time of the first picture
 )
 
-// recording is a 3.5 s stream from the test drivers, key frames every second, shared by
-// the tests.
+// recMedia is how much video the shared recording holds after its first picture.
+const recMedia = 3500 * time.Millisecond
+
+// recording is a stream from the test drivers holding recMedia of video after its first
+// picture, key frames every second, shared by the tests. It records until the stream
+// holds that much, not for a fixed wall time, so that a busy machine (a camera slow to
+// start, fewer pictures a second) still gives the tests the stream they expect.
 func recording(t *testing.T) *memfeed.Feed {
 	t.Helper()
 	recOnce.Do(func() {
@@ -54,15 +63,53 @@ func recording(t *testing.T) *memfeed.Feed {
 			recErr = err
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for ctx.Err() == nil {
+				<-tick.C
+				if recFirst == 0 && b.Stats().VideoFrames > 0 {
+					recFirst = firstVideo(recFeed)
+				}
+				if st := b.Stats(); recFirst > 0 && st.LastVideoPTS >= recFirst+recMedia && st.LastAudioPTS >= recFirst+recMedia {
+					cancel()
+				}
+			}
+		}()
 		recErr = b.Run(ctx)
+		cancel()
+		<-watched
+		if recErr == nil && recFirst == 0 {
+			recErr = errors.New("no picture recorded in a minute")
+		}
+		recStats = b.Stats()
 		recFeed.Close()
 	})
 	if recErr != nil {
 		t.Fatal(recErr)
 	}
 	return recFeed
+}
+
+// firstVideo is the capture time of the first picture in f (0 until there is one).
+func firstVideo(f *memfeed.Feed) time.Duration {
+	for i := uint64(1); i < f.Len(); i++ {
+		b, _ := f.Block(context.Background(), i)
+		m, err := block.DecodeMedia(b)
+		if err != nil {
+			continue
+		}
+		for _, u := range m.Units {
+			if u.Track == block.Video {
+				return max(u.PTS, time.Nanosecond)
+			}
+		}
+	}
+	return 0
 }
 
 func requireTool(t *testing.T, name string) {
@@ -144,14 +191,21 @@ func TestExportWholeStream(t *testing.T) {
 		t.Fatalf("streams: %+v", p.Streams)
 	}
 	dur, _ := strconv.ParseFloat(p.Format.Duration, 64)
-	if dur < 2.5 || dur > 4 {
-		t.Fatalf("duration %v s, recorded about 3.5 s", dur)
+	if dur < recMedia.Seconds() || dur > recMedia.Seconds()+0.5 {
+		t.Fatalf("duration %v s, recorded %v of video", dur, recMedia)
 	}
 	ffmpegDecode(t, path, "")
 	ffmpegDecode(t, path, "2.2")
+	checkPackets(t, path, recStats)
 	cues := readCues(t, path)
-	if len(cues) < 3 {
-		t.Fatalf("cues %v: want one per key frame (every second)", cues)
+	times := keyFrameTimes(t, path)
+	if len(cues) != 4 || len(times) != 4 {
+		t.Fatalf("cues %v at %v ms: want one per key frame (every second of %v)", cues, times, recMedia)
+	}
+	for i := 1; i < len(times); i++ {
+		if d := times[i] - times[i-1]; d < 950 || d > 1050 {
+			t.Fatalf("cue points at %v ms: key frames every second of capture time, give or take a frame", times)
+		}
 	}
 	// Progress: increasing, ends at total.
 	last := prog.calls[len(prog.calls)-1]
@@ -163,12 +217,31 @@ func TestExportWholeStream(t *testing.T) {
 			t.Fatal("progress went backwards")
 		}
 	}
-	var buf bytes.Buffer
-	bar := &Bar{W: &buf}
-	bar.Progress(50, 100)
-	bar.Progress(100, 100)
-	if !strings.Contains(buf.String(), " 50% (50/100 blocks)") || !strings.HasSuffix(buf.String(), "100% (100/100 blocks)\n") {
-		t.Fatalf("bar: %q", buf.String())
+	if n := len(prog.calls); n > 1 && prog.calls[n-2] == last {
+		t.Fatalf("the end reported twice: %v", prog.calls)
+	}
+}
+
+// TestBar: on a terminal the bar redraws one line; elsewhere it writes plain lines every
+// 10 %, without carriage returns; 100 % is written once either way.
+func TestBar(t *testing.T) {
+	on, off := true, false
+	for _, c := range []struct {
+		term *bool
+		want string
+	}{
+		{&off, "  0% (0/100 blocks)\n 10% (10/100 blocks)\n 50% (50/100 blocks)\n100% (100/100 blocks)\n"},
+		{nil, "  0% (0/100 blocks)\n 10% (10/100 blocks)\n 50% (50/100 blocks)\n100% (100/100 blocks)\n"}, // a buffer is no terminal
+		{&on, "\r[          ]   0% (0/100 blocks)\r[          ]   1% (1/100 blocks)\r[#         ]  10% (10/100 blocks)\r[#         ]  11% (11/100 blocks)\r[#####     ]  50% (50/100 blocks)\r[##########] 100% (100/100 blocks)\n"},
+	} {
+		var buf bytes.Buffer
+		bar := &Bar{W: &buf, Width: 10, Terminal: c.term}
+		for _, d := range []uint64{0, 1, 10, 11, 50, 100, 100} {
+			bar.Progress(d, 100)
+		}
+		if buf.String() != c.want {
+			t.Errorf("terminal %v: bar wrote %q, want %q", c.term, buf.String(), c.want)
+		}
 	}
 }
 
@@ -176,24 +249,108 @@ func TestExportRange(t *testing.T) {
 	requireTool(t, "ffprobe")
 	feed := recording(t)
 	path := filepath.Join(t.TempDir(), "range.webm")
-	res, err := ToFile(context.Background(), feed, path, Options{Range: Range{From: 1500 * time.Millisecond, To: 2500 * time.Millisecond}})
+	// Times count from the stream's start; the first picture comes when the camera
+	// delivers it, so the range is placed after it: 1.2 s to 2.2 s into the pictures.
+	from, to := recFirst+1200*time.Millisecond, recFirst+2200*time.Millisecond
+	res, err := ToFile(context.Background(), feed, path, Options{Range: Range{From: from, To: to}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%+v", res)
-	// The file starts at the key frame at or before 1.5 s (key frames come every second).
-	if res.Start > 1500*time.Millisecond || res.Start < 400*time.Millisecond {
-		t.Fatalf("range starts at %v", res.Start)
+	t.Logf("first picture at %v; %+v", recFirst, res)
+	// The file starts at the key frame at or before From: key frames come every second of
+	// capture time from the first picture, so the one at 1 s (give or take a frame).
+	if want := recFirst + time.Second; res.Start < want-40*time.Millisecond || res.Start > want+40*time.Millisecond {
+		t.Fatalf("range from %v starts at %v, want the key frame at about %v", from, res.Start, want)
 	}
-	want := 2500*time.Millisecond - res.Start
+	want := to - res.Start
 	if res.Duration < want-100*time.Millisecond || res.Duration > want+100*time.Millisecond {
 		t.Fatalf("range export lasts %v, want about %v", res.Duration, want)
 	}
 	ffprobe(t, path)
 	ffmpegDecode(t, path, "")
+	checkPackets(t, path, recStats)
 	if _, err := ToFile(context.Background(), feed, path, Options{Range: Range{From: time.Hour}}); !errors.Is(err, ErrEmpty) {
 		t.Fatalf("range past the end: %v", err)
 	}
+}
+
+// packet is one packet as ffprobe reads it from a file.
+type packet struct {
+	stream   int
+	pts, dur time.Duration
+}
+
+func packets(t *testing.T, path string) []packet {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=stream_index,pts_time,duration_time", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	var ps []packet
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 3 {
+			continue
+		}
+		st, _ := strconv.Atoi(f[0])
+		pts, _ := strconv.ParseFloat(f[1], 64)
+		dur, _ := strconv.ParseFloat(f[2], 64)
+		ps = append(ps, packet{st, time.Duration(pts * 1e9).Round(time.Millisecond), time.Duration(dur * 1e9).Round(time.Millisecond)})
+	}
+	return ps
+}
+
+// checkPackets reads the file's packets back with ffprobe: video timestamps strictly
+// increase at the container's 1 ms resolution, at least a frame period apart; audio
+// packets never overlap, and the gaps between them are no more than the sound the
+// broadcaster counted as lost (plus a millisecond of rounding each).
+func checkPackets(t *testing.T, path string, st broadcast.Stats) {
+	t.Helper()
+	ps := packets(t, path)
+	last := map[int]packet{}
+	var gaps time.Duration
+	n := 0
+	for _, p := range ps {
+		prev, ok := last[p.stream]
+		last[p.stream] = p
+		if !ok {
+			continue
+		}
+		switch p.stream {
+		case 0: // video
+			if p.pts-prev.pts < 33*time.Millisecond {
+				t.Fatalf("pictures at %v and %v: less than a frame period (33 ms) apart", prev.pts, p.pts)
+			}
+		case 1: // audio
+			end := prev.pts + prev.dur
+			if p.pts < end {
+				t.Fatalf("audio packet at %v overlaps the one at %v (%v long)", p.pts, prev.pts, prev.dur)
+			}
+			if p.pts > end {
+				gaps += p.pts - end
+				n++
+			}
+		}
+	}
+	t.Logf("%d packets; audio gaps %d, %v; lost while recording: %d, %v", len(ps), n, gaps, st.AudioGaps, st.AudioLost)
+	if gaps > st.AudioLost+time.Duration(n)*time.Millisecond {
+		t.Fatalf("audio has %v of gaps in %d places; the broadcaster lost %v", gaps, n, st.AudioLost)
+	}
+}
+
+// keyFrameTimes returns the times of the key frames ffprobe finds, in milliseconds.
+func keyFrameTimes(t *testing.T, path string) []int64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v", "-skip_frame", "nokey", "-show_entries", "frame=pts_time", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	var ms []int64
+	for _, line := range strings.Fields(string(out)) {
+		v, _ := strconv.ParseFloat(strings.TrimSuffix(line, ","), 64)
+		ms = append(ms, int64(v*1000+0.5))
+	}
+	return ms
 }
 
 // TestExportSkipsDamage: a damaged block is skipped, the picture resumes at the next key
@@ -320,34 +477,115 @@ func TestRetimeBursts(t *testing.T) {
 		pending[i].PTS, last = got, got
 	}
 
-	// A 30 fps stream whose pictures were read in pairs, 1 ms apart, with gaps between.
+	// 30 fps streams whose pictures a busy machine read in pairs 1 ms apart, or in a burst
+	// of six within 5 ms after a 200 ms stall: the files decode cleanly in ffmpeg, with
+	// every picture at least a frame period after the previous one.
 	requireTool(t, "ffmpeg")
-	enc, err := vp8.NewEncoder(vp8.Config{Width: 160, Height: 120, KeyFrameInterval: 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
-	h := &block.Header{Start: time.Now(), Video: &block.VideoParams{Codec: block.CodecVP8, Width: 160, Height: 120, FrameRateNum: 30, FrameRateDen: 1}}
-	hb, _ := h.MarshalBinary()
-	feed := memfeed.New()
-	feed.Append(context.Background(), hb, true)
-	img := testpattern.Bars(160, 120)
-	for i := 0; i < 60; i++ {
-		f, err := enc.Encode(img)
+	for name, stamp := range map[string]func(i int) time.Duration{
+		"pairs": func(i int) time.Duration { return time.Duration(i/2)*2*time.Second/30 + time.Duration(i%2)*ms },
+		"stall": func(i int) time.Duration {
+			if i%12 < 6 {
+				return time.Duration(i) * time.Second / 30
+			}
+			// Pictures 6 to 11 of every 12 arrive together, just before 11 was due.
+			return time.Duration(i-i%12+11)*time.Second/30 - time.Duration(11-i%12)*ms
+		},
+	} {
+		enc, err := vp8.NewEncoder(vp8.Config{Width: 160, Height: 120, KeyFrameInterval: 30})
 		if err != nil {
 			t.Fatal(err)
 		}
-		pts := time.Duration(i/2)*2*time.Second/30 + time.Duration(i%2)*ms // 30 fps, read in pairs
-		m := &block.Media{Seq: uint64(i + 1), Units: []block.Unit{{Track: block.Video, Key: f.Key, PTS: pts, Duration: 33 * ms, Payload: f.Data}}}
-		b, err := m.MarshalBinary()
+		h := &block.Header{Start: time.Now(), Video: &block.VideoParams{Codec: block.CodecVP8, Width: 160, Height: 120, FrameRateNum: 30, FrameRateDen: 1}}
+		hb, _ := h.MarshalBinary()
+		feed := memfeed.New()
+		feed.Append(context.Background(), hb, true)
+		img := testpattern.Bars(160, 120)
+		for i := 0; i < 60; i++ {
+			f, err := enc.Encode(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &block.Media{Seq: uint64(i + 1), Units: []block.Unit{{Track: block.Video, Key: f.Key, PTS: stamp(i), Duration: 33 * ms, Payload: f.Data}}}
+			b, err := m.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			feed.Append(context.Background(), b, f.Key)
+		}
+		enc.Close()
+		path := filepath.Join(t.TempDir(), name+".webm")
+		if _, err := ToFile(context.Background(), feed, path, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		ffmpegDecode(t, path, "")
+		checkPackets(t, path, broadcast.Stats{})
+	}
+}
+
+// countingSource counts the blocks read from it.
+type countingSource struct {
+	BlockSource
+	reads int
+}
+
+func (c *countingSource) Block(ctx context.Context, i uint64) ([]byte, error) {
+	c.reads++
+	return c.BlockSource.Block(ctx, i)
+}
+
+// TestToFileEdges: an output that is a folder, or in a folder that does not exist, and a
+// range before the start are refused before anything is read, naming the output (never
+// the temporary file); a written file has the mode the user's umask gives new files.
+func TestToFileEdges(t *testing.T) {
+	src := &countingSource{BlockSource: recording(t)}
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name, path string
+		rng        Range
+		want       []string
+	}{
+		{"folder", dir, Range{}, []string{dir, "is a folder"}},
+		{"missing folder", filepath.Join(dir, "no", "such", "out.webm"), Range{}, []string{filepath.Join(dir, "no", "such", "out.webm"), "does not exist"}},
+		{"negative from", filepath.Join(dir, "neg.webm"), Range{From: -3 * time.Second}, []string{"before the stream's start"}},
+		{"negative to", filepath.Join(dir, "neg.webm"), Range{To: -time.Second}, []string{"before the stream's start"}},
+		{"backwards", filepath.Join(dir, "back.webm"), Range{From: 2 * time.Second, To: time.Second}, []string{"ends", "before it starts"}},
+	} {
+		src.reads = 0
+		_, err := ToFile(context.Background(), src, c.path, Options{Range: c.rng})
+		if err == nil {
+			t.Fatalf("%s: no error", c.name)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", c.name, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), ".tmp") {
+			t.Errorf("%s: %q names the temporary file", c.name, err)
+		}
+		if src.reads != 0 {
+			t.Errorf("%s: %d blocks read before refusing", c.name, src.reads)
+		}
+	}
+	// Modes follow the umask, like any other new file of the user's.
+	for _, c := range []struct{ umask, want os.FileMode }{{0o022, 0o644}, {0o027, 0o640}} {
+		old := syscall.Umask(int(c.umask))
+		path := filepath.Join(dir, fmt.Sprintf("mode-%o.webm", c.umask))
+		_, err := ToFile(context.Background(), src, path, Options{Range: Range{To: recFirst + 500*time.Millisecond}})
+		syscall.Umask(old)
 		if err != nil {
 			t.Fatal(err)
 		}
-		feed.Append(context.Background(), b, f.Key)
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != c.want {
+			t.Errorf("umask %03o: export has mode %v, want %v", c.umask, fi.Mode().Perm(), c.want)
+		}
 	}
-	path := filepath.Join(t.TempDir(), "bursts.webm")
-	if _, err := ToFile(context.Background(), feed, path, Options{}); err != nil {
-		t.Fatal(err)
+	left, _ := filepath.Glob(filepath.Join(dir, ".*"))
+	if len(left) != 0 {
+		t.Fatalf("temporary files left behind: %v", left)
 	}
-	ffmpegDecode(t, path, "")
 }
