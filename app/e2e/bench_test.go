@@ -47,6 +47,9 @@ type liveProc struct {
 // startLive runs `dazaar-vision live` with the test devices at preset and waits for its card.
 func startLive(b *testing.B, preset string, extra ...string) *liveProc {
 	b.Helper()
+	// Libraries log through the default logger; its lines would break the benchmark lines
+	// scripts/bench.d/app.sh reads.
+	slog.SetDefault(quietLog())
 	dir := b.TempDir()
 	cardFile := filepath.Join(dir, "card.txt")
 	args := append([]string{"-data-dir", filepath.Join(dir, "data"), "-secrets", "file", "-secrets-file", filepath.Join(dir, "secrets.enc"),
@@ -150,6 +153,9 @@ type watcher struct {
 	start   time.Time // the stream header's Start: capture clock zero
 	lat     []time.Duration
 	keep    bool
+	decAt   map[time.Duration]time.Time // decode time by PTS, while keeping
+	arrAt   map[time.Duration]time.Time // verified arrival by PTS, while keeping
+	late    int                         // pictures whose block arrived after a newer block
 	firstAt time.Time
 	first   chan struct{}
 }
@@ -185,6 +191,7 @@ func newWatcher(b *testing.B, c card.Card) *watcher {
 			}
 			if w.keep && !w.start.IsZero() {
 				w.lat = append(w.lat, now.Sub(w.start.Add(pts)))
+				w.decAt[pts] = now
 			}
 		}})
 	if err != nil {
@@ -209,8 +216,66 @@ func (w *watcher) stop() {
 // record starts (or stops) keeping latencies, dropping what was kept.
 func (w *watcher) record(on bool) {
 	w.mu.Lock()
-	w.keep, w.lat = on, nil
+	w.keep, w.lat, w.late = on, nil, 0
+	w.decAt, w.arrAt = map[time.Duration]time.Time{}, map[time.Duration]time.Time{}
 	w.mu.Unlock()
+}
+
+// traceArrivals records when each picture's block arrived verified, until ctx ends.
+func (w *watcher) traceArrivals(ctx context.Context) {
+	var newest uint64
+	w.v.TraceArrivals(ctx, func(i uint64, pts time.Duration, at time.Time) {
+		w.mu.Lock()
+		if w.keep {
+			w.arrAt[pts] = at
+			if i < newest {
+				w.late++
+			}
+		}
+		newest = max(newest, i)
+		w.mu.Unlock()
+	})
+}
+
+// writeTrace writes one line a picture: PTS, then ms from capture to verified arrival and to
+// decode (DV_BENCH_TRACE, for finding where time goes).
+func (w *watcher) writeTrace(b *testing.B, path string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var sb strings.Builder
+	sb.WriteString("pts_ms,verified_ms,decoded_ms\n")
+	keys := make([]time.Duration, 0, len(w.decAt))
+	for pts := range w.decAt {
+		keys = append(keys, pts)
+	}
+	slices.Sort(keys)
+	for _, pts := range keys {
+		c := w.start.Add(pts)
+		arr := -1.0
+		if a, ok := w.arrAt[pts]; ok {
+			arr = ms(a.Sub(c))
+		}
+		fmt.Fprintf(&sb, "%.1f,%.2f,%.2f\n", ms(pts), arr, ms(w.decAt[pts].Sub(c)))
+	}
+	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+		b.Logf("trace: %v", err)
+	}
+}
+
+// split divides the kept latencies at the verified arrival: capture → verified at the viewer
+// (broadcaster, network, verification) and verified → decoded (playback).
+func (w *watcher) split() (toArrival, toDecode []time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for pts, d := range w.decAt {
+		if a, ok := w.arrAt[pts]; ok {
+			toArrival = append(toArrival, a.Sub(w.start.Add(pts)))
+			toDecode = append(toDecode, d.Sub(a))
+		}
+	}
+	slices.Sort(toArrival)
+	slices.Sort(toDecode)
+	return
 }
 
 func (w *watcher) samples() []time.Duration {
@@ -260,6 +325,11 @@ func BenchmarkGlassToGlass(b *testing.B) {
 				b.Fatalf("no picture decoded in 60 s; viewer %+v\nbroadcaster:\n%s", w.v.Snapshot(), live.output())
 			}
 			time.Sleep(3 * time.Second)
+			tctx, tcancel := context.WithCancel(context.Background())
+			var tw sync.WaitGroup
+			tw.Add(1)
+			go func() { defer tw.Done(); w.traceArrivals(tctx) }()
+			defer func() { tcancel(); tw.Wait() }()
 			b.ResetTimer()
 			w.record(true)
 			n0, t0, bc0, vc0 := w.decoded.Load(), time.Now(), live.cpu(b), selfCPU()
@@ -275,6 +345,17 @@ func BenchmarkGlassToGlass(b *testing.B) {
 			s := w.samples()
 			reportQuantiles(b, "", s)
 			b.ReportMetric(float64(n)/wall.Seconds(), "decoded-fps")
+			arr, dec := w.split()
+			b.ReportMetric(ms(pct(arr, 0.5)), "to-verified-p50-ms")
+			b.ReportMetric(ms(pct(arr, 0.99)), "to-verified-p99-ms")
+			b.ReportMetric(ms(pct(dec, 0.5)), "verified-to-decoded-p50-ms")
+			b.ReportMetric(ms(pct(dec, 0.99)), "verified-to-decoded-p99-ms")
+			w.mu.Lock()
+			b.ReportMetric(float64(w.late), "out-of-order-pictures")
+			w.mu.Unlock()
+			if path := os.Getenv("DV_BENCH_TRACE"); path != "" {
+				w.writeTrace(b, path+"-"+p.preset+".csv")
+			}
 			b.ReportMetric(100*bc.Seconds()/wall.Seconds(), "bcast-cpu-%")
 			b.ReportMetric(100*vc.Seconds()/wall.Seconds(), "viewer-cpu-%")
 			b.ReportMetric(0, "ns/op")

@@ -16,8 +16,8 @@ import (
 // from 0, so the sink renumbers media blocks to their index in the feed (the sequence number
 // is how a player notices a block out of place).
 type feedSink struct {
-	f      *feed.Feed
-	offset uint64 // feed length when this run started
+	f        *feed.Feed
+	offset   uint64 // feed length when this run started
 	onAppend func(index uint64, block []byte, mediaMillis uint64)
 }
 

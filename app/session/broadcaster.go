@@ -58,18 +58,18 @@ type ViewerFigures struct {
 
 // BroadcastFigures is the live view's numbers.
 type BroadcastFigures struct {
-	Live                  bool
-	Since                 time.Time
-	Viewers, Paying       int
-	EarnedMsat            uint64 // settled
-	ProvisionalMsat       uint64 // unconfirmed on-chain payments counted towards access
-	BytesUp               uint64 // to all viewers
-	PerViewer             []ViewerFigures
-	FPS                   float64 // encoder frames a second, over the last interval
-	VideoKbps, AudioKbps  float64
-	DroppedFrames         int64
-	Blocks, FeedBytes     uint64
-	EventsDropped         int64
+	Live                 bool
+	Since                time.Time
+	Viewers, Paying      int
+	EarnedMsat           uint64 // settled
+	ProvisionalMsat      uint64 // unconfirmed on-chain payments counted towards access
+	BytesUp              uint64 // to all viewers
+	PerViewer            []ViewerFigures
+	FPS                  float64 // encoder frames a second, over the last interval
+	VideoKbps, AudioKbps float64
+	DroppedFrames        int64
+	Blocks, FeedBytes    uint64
+	EventsDropped        int64
 }
 
 // Sale is one payment in the seller's list.

@@ -59,7 +59,7 @@ type StreamRecord struct {
 	Name        string    `json:"name"`
 	Description string    `json:"description"`
 	Preset      string    `json:"preset"`
-	Card        string    `json:"card"` // the card as last shared
+	Card        string    `json:"card"`  // the card as last shared
 	Price       string    `json:"price"` // as price.Parse reads it
 	Created     time.Time `json:"created"`
 	LastLive    time.Time `json:"lastLive"`

@@ -10,14 +10,14 @@ type EventKind int
 
 // Event kinds.
 const (
-	EventFigures  EventKind = iota + 1 // new figures (about once a second): Snapshot holds them too
-	EventViewer                        // a viewer connected or left (broadcaster)
-	EventPayment                       // a payment was credited (broadcaster) or time was granted (viewer)
-	EventInvoice                       // an invoice is ready to pay (viewer)
-	EventAccess                        // the seller's access decision changed (viewer): allowed, free, or refused and why
-	EventPlaying                       // the first picture was decoded (viewer)
-	EventError                         // something went wrong; Text says what to do
-	EventStopped                       // the session ended; Text holds the reason when it failed
+	EventFigures EventKind = iota + 1 // new figures (about once a second): Snapshot holds them too
+	EventViewer                       // a viewer connected or left (broadcaster)
+	EventPayment                      // a payment was credited (broadcaster) or time was granted (viewer)
+	EventInvoice                      // an invoice is ready to pay (viewer)
+	EventAccess                       // the seller's access decision changed (viewer): allowed, free, or refused and why
+	EventPlaying                      // the first picture was decoded (viewer)
+	EventError                        // something went wrong; Text says what to do
+	EventStopped                      // the session ended; Text holds the reason when it failed
 )
 
 // Event is one thing a session reports to its UI.

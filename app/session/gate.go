@@ -27,12 +27,14 @@ type ledgerGate struct {
 	recheck func(peer.ID)             // Seller.Recheck, set once the seller exists
 	log     *slog.Logger
 
-	mu       sync.Mutex
-	banned   map[peer.ID]bool
+	mu        sync.Mutex
+	banned    map[peer.ID]bool
 	exhausted map[peer.ID]bool // told to recheck once; cleared by the next allowed check
 }
 
-func (g *ledgerGate) key(p peer.ID) ledger.Key { return ledger.Key{Stream: g.stream, Viewer: p.String()} }
+func (g *ledgerGate) key(p peer.ID) ledger.Key {
+	return ledger.Key{Stream: g.stream, Viewer: p.String()}
+}
 
 // Check implements replicate.Gate.
 func (g *ledgerGate) Check(_ context.Context, p peer.ID) (replicate.Allowance, error) {

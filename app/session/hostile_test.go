@@ -142,4 +142,3 @@ func TestViewerRefusesMismatchedInvoices(t *testing.T) {
 		})
 	}
 }
-

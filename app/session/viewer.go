@@ -67,22 +67,22 @@ type Invoice struct {
 
 // ViewFigures is the watch view's numbers.
 type ViewFigures struct {
-	Connected      bool
-	Access         wire.AccessState
-	Reason         string        // why the seller refuses, in its words
-	Remaining      time.Duration // paid time left (countdown)
-	BytesDown      uint64
-	Peers          int
-	Buffer         time.Duration // sound buffered
-	BehindLive     uint64        // blocks between the play position and the seller's newest
-	LiveEdge       uint64        // the seller's signed length
-	Stored         uint64        // blocks held
-	FramesDecoded  int64
-	FramesShown    int64
-	Playing        bool
-	Paused         bool
-	Description    string
-	EventsDropped  int64
+	Connected     bool
+	Access        wire.AccessState
+	Reason        string        // why the seller refuses, in its words
+	Remaining     time.Duration // paid time left (countdown)
+	BytesDown     uint64
+	Peers         int
+	Buffer        time.Duration // sound buffered
+	BehindLive    uint64        // blocks between the play position and the seller's newest
+	LiveEdge      uint64        // the seller's signed length
+	Stored        uint64        // blocks held
+	FramesDecoded int64
+	FramesShown   int64
+	Playing       bool
+	Paused        bool
+	Description   string
+	EventsDropped int64
 }
 
 // Viewer is a watch session. Create with NewViewer, then Start and Stop.
