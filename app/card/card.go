@@ -142,11 +142,17 @@ func checkText(what, s string, max int, multiline bool) error {
 		if multiline && (r == '\n' || r == '\t') {
 			continue
 		}
-		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+		if unicode.IsControl(r) || isBidiControl(r) {
 			return invalidf("the %s contains the control character %U", what, r)
 		}
 	}
 	return nil
+}
+
+// isBidiControl reports the characters that reorder text on screen (a name could otherwise
+// show a different text than it holds).
+func isBidiControl(r rune) bool {
+	return (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c
 }
 
 // SellerID parses a card's seller peer ID, which must be written the way peer.ID.String()
