@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/filecoin-project/go-clock"
 )
 
 // SecretStore hands out secrets by name; the app backs it with the OS keyring (or its encrypted
@@ -41,6 +43,8 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait between reconnections (default 250 ms, 30 s).
 	MinBackoff, MaxBackoff time.Duration
 	Log                    *slog.Logger
+	// Clock times reconnections and stamps settles; nil means the real one.
+	Clock clock.Clock
 }
 
 // ConfigFromSecrets reads the macaroon and certificate from store.
@@ -105,6 +109,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.New()
 	}
 	return &Client{cfg: cfg, macHex: macHex, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		stream: &http.Client{Transport: tr}, base: "https://" + cfg.Host, log: cfg.Log}, nil
@@ -230,7 +237,7 @@ func (c *Client) LookupInvoice(ctx context.Context, hash string) (s Settled, set
 		return Settled{}, false, nil
 	}
 	return Settled{Hash: hash, AmtPaidMsat: uint64(inv.AmtPaidMsat), SettleIndex: uint64(inv.SettleIndex),
-		Memo: inv.Memo, SeenAt: time.Now()}, true, nil
+		Memo: inv.Memo, SeenAt: c.cfg.Clock.Now()}, true, nil
 }
 
 // connectGrace is how long a subscription must stay open before it counts as connected.
@@ -268,7 +275,7 @@ func (c *Client) RunNotify(ctx context.Context, settleIndex uint64, onSettled fu
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-c.cfg.Clock.After(backoff):
 		}
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
 	}
@@ -283,7 +290,7 @@ func (c *Client) subscribe(ctx context.Context, idx *uint64, onSettled func(Sett
 			defer close(done)
 			select {
 			case <-conn.Done():
-			case <-time.After(connectGrace):
+			case <-c.cfg.Clock.After(connectGrace):
 				onConnected(conn)
 			}
 		}()
@@ -330,7 +337,7 @@ func (c *Client) subscribe(ctx context.Context, idx *uint64, onSettled func(Sett
 			return progressed, errors.New("LND sent a settled invoice without a payment hash")
 		}
 		s := Settled{Hash: hex.EncodeToString(h), AmtPaidMsat: uint64(inv.AmtPaidMsat),
-			SettleIndex: uint64(inv.SettleIndex), Memo: inv.Memo, SeenAt: time.Now()}
+			SettleIndex: uint64(inv.SettleIndex), Memo: inv.Memo, SeenAt: c.cfg.Clock.Now()}
 		if err := onSettled(s); err != nil {
 			return progressed, fmt.Errorf("crediting invoice %s: %w", s.Hash, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
+	"github.com/filecoin-project/go-clock"
 )
 
 // EventKind says what happened to a payment.
@@ -94,6 +95,8 @@ type WatchConfig struct {
 	// reorgs are no longer looked for below it (default 6).
 	FinalDepth int32
 	Log        *slog.Logger
+	// Clock times the polls and resyncs and stamps events; nil means the real one.
+	Clock clock.Clock
 }
 
 type tracked struct {
@@ -130,6 +133,9 @@ func newTracker(cfg WatchConfig) (*tracker, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.New()
 	}
 	rpc, err := newRPCClient(cfg.Node)
 	if err != nil {
@@ -239,7 +245,7 @@ func (t *tracker) emit(p *tracked, kind EventKind, confs int32, reason string) {
 		return
 	}
 	p.emitted = true
-	p.ev.Kind, p.ev.Confirmations, p.ev.Reason, p.ev.At = kind, confs, reason, time.Now()
+	p.ev.Kind, p.ev.Confirmations, p.ev.Reason, p.ev.At = kind, confs, reason, t.cfg.Clock.Now()
 	p.ev.Height = 0
 	if kind == Confirmed {
 		p.ev.Height = p.height
@@ -516,7 +522,7 @@ func (p *Poller) Watch(addrs ...btcutil.Address) error { return p.watch(addrs) }
 // Run implements Watcher.
 func (p *Poller) Run(ctx context.Context) error {
 	defer p.rpc.hc.CloseIdleConnections()
-	tick := time.NewTicker(p.cfg.Interval)
+	tick := p.cfg.Clock.Ticker(p.cfg.Interval)
 	defer tick.Stop()
 	failing := false
 	for {

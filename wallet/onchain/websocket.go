@@ -175,9 +175,9 @@ func (w *Websocket) loadFilter(c *rpcclient.Client) error {
 // Run implements Watcher.
 func (w *Websocket) Run(ctx context.Context) error {
 	defer w.rpc.hc.CloseIdleConnections()
-	tick := time.NewTicker(w.cfg.Interval)
+	tick := w.cfg.Clock.Ticker(w.cfg.Interval)
 	defer tick.Stop()
-	retry := time.NewTicker(time.Second)
+	retry := w.cfg.Clock.Ticker(time.Second)
 	defer retry.Stop()
 	defer func() {
 		w.mu.Lock()
