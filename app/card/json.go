@@ -86,6 +86,9 @@ func (c *Card) UnmarshalJSON(b []byte) error {
 	if len(b) > MaxInput {
 		return fmt.Errorf("%w: a card is at most %d bytes", ErrTooLong, MaxInput)
 	}
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		return nil // JSON's convention: null leaves the value as it is
+	}
 	got, _, err := parseJSON(b)
 	if err != nil {
 		return err

@@ -195,3 +195,14 @@ func TestForeignCards(t *testing.T) {
 		t.Errorf("unreadable foreign card: %v", err)
 	}
 }
+
+func TestJSONNull(t *testing.T) {
+	var v struct{ Card *Card }
+	if err := json.Unmarshal([]byte(`{"Card": null}`), &v); err != nil || v.Card != nil {
+		t.Fatalf("null card: %v %v", err, v.Card)
+	}
+	c := typical(t)
+	if err := json.Unmarshal([]byte("null"), &c); err != nil || !c.Equal(typical(t)) {
+		t.Fatalf("null into a card: %v", err)
+	}
+}
