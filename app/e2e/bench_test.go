@@ -133,6 +133,24 @@ func (p *liveProc) cpu(b *testing.B) time.Duration {
 	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
 }
 
+// runQueueWait is the time pid's threads have spent runnable but waiting for a CPU, summed
+// over its threads (/proc/PID/task/*/schedstat, second field): how starved of CPU it was.
+func runQueueWait(pid int) time.Duration {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum time.Duration
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		if f := strings.Fields(string(raw)); len(f) >= 2 {
+			ns, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
+}
+
 // selfCPU is this process's CPU time so far: the viewer's, as nothing else runs here.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -332,7 +350,8 @@ func BenchmarkGlassToGlass(b *testing.B) {
 			defer func() { tcancel(); tw.Wait() }()
 			b.ResetTimer()
 			w.record(true)
-			n0, t0, bc0, vc0 := w.decoded.Load(), time.Now(), live.cpu(b), selfCPU()
+			bpid, vpid := live.cmd.Process.Pid, os.Getpid()
+			n0, t0, bc0, vc0, bq0, vq0 := w.decoded.Load(), time.Now(), live.cpu(b), selfCPU(), runQueueWait(bpid), runQueueWait(vpid)
 			deadline := time.Now().Add(time.Duration(b.N)*100*time.Millisecond + 60*time.Second)
 			for len(w.samples()) < b.N {
 				if time.Now().After(deadline) {
@@ -341,6 +360,7 @@ func BenchmarkGlassToGlass(b *testing.B) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			wall, bc, vc, n := time.Since(t0), live.cpu(b)-bc0, selfCPU()-vc0, w.decoded.Load()-n0
+			bq, vq := runQueueWait(bpid)-bq0, runQueueWait(vpid)-vq0
 			b.StopTimer()
 			s := w.samples()
 			reportQuantiles(b, "", s)
@@ -358,6 +378,10 @@ func BenchmarkGlassToGlass(b *testing.B) {
 			}
 			b.ReportMetric(100*bc.Seconds()/wall.Seconds(), "bcast-cpu-%")
 			b.ReportMetric(100*vc.Seconds()/wall.Seconds(), "viewer-cpu-%")
+			// Thread time spent waiting for a CPU, per second: high values mean the machine,
+			// not the pipeline, set the tail.
+			b.ReportMetric(bq.Seconds()*1000/wall.Seconds(), "bcast-runq-ms/s")
+			b.ReportMetric(vq.Seconds()*1000/wall.Seconds(), "viewer-runq-ms/s")
 			b.ReportMetric(0, "ns/op")
 		})
 	}

@@ -45,12 +45,13 @@ function met(v, goal) { return (v != "" && v + 0 <= goal) ? "met" : "MISSED" }
   split($1, p, "/"); s = p[2]
   g50[s] = metric($0, "p50-ms"); g90[s] = metric($0, "p90-ms"); g99[s] = metric($0, "p99-ms"); gmax[s] = metric($0, "max-ms")
   gfps[s] = metric($0, "decoded-fps"); bcpu[s] = metric($0, "bcast-cpu-%"); vcpu[s] = metric($0, "viewer-cpu-%")
+  bq[s] = metric($0, "bcast-runq-ms/s"); vq[s] = metric($0, "viewer-runq-ms/s")
   a50[s] = metric($0, "to-verified-p50-ms"); a99[s] = metric($0, "to-verified-p99-ms")
   d50[s] = metric($0, "verified-to-decoded-p50-ms"); d99[s] = metric($0, "verified-to-decoded-p99-ms"); ooo[s] = metric($0, "out-of-order-pictures")
 }
 /^BenchmarkWebRTCRef\// {
   split($1, p, "/"); s = p[2]; e = p[4]
-  r50[s, e] = metric($0, "p50-ms"); r99[s, e] = metric($0, "p99-ms"); rfps[s, e] = metric($0, "decoded-fps"); rcpu[s, e] = metric($0, "cpu-%")
+  r50[s, e] = metric($0, "p50-ms"); r99[s, e] = metric($0, "p99-ms"); rfps[s, e] = metric($0, "decoded-fps"); rcpu[s, e] = metric($0, "cpu-%"); rq[s, e] = metric($0, "runq-ms/s")
 }
 /^BenchmarkFirstFrame/ { f50 = metric($0, "p50-ms"); f90 = metric($0, "p90-ms"); fmax = metric($0, "max-ms"); fstart = metric($0, "start-p50-ms") }
 /^BenchmarkPaidResume/ { p50 = metric($0, "p50-ms"); p99 = metric($0, "p99-ms"); pmax = metric($0, "max-ms"); pp50 = metric($0, "from-pay-p50-ms"); pp99 = metric($0, "from-pay-p99-ms") }
@@ -72,6 +73,9 @@ END {
   printf "%-34s %12s %12s %18s %18s\n", "CPU (% of one core)", "broadcaster", "viewer", "webrtc ref (both)", "webrtc ours (both)"
   for (i = 1; i <= n; i++) { s = sizes[i]
     printf "%-34s %11.0f%% %11.0f%% %17.0f%% %17.0f%%\n", s " " names[i], bcpu[s], vcpu[s], rcpu[s, "mediadevices"], rcpu[s, "ours"] }
+  printf "%-34s %12s %12s %18s %18s\n", "waiting for a CPU (ms per s)", "broadcaster", "viewer", "webrtc ref (both)", "webrtc ours (both)"
+  for (i = 1; i <= n; i++) { s = sizes[i]
+    printf "%-34s %12.0f %12.0f %18.0f %18.0f\n", s " " names[i], bq[s], vq[s], rq[s, "mediadevices"], rq[s, "ours"] }
   printf "%-34s %9.1f ms p50, %.1f p90, %.1f max (viewer started: %.1f ms)  goal p50 <= 300: %s\n", "time to first frame", f50, f90, fmax, fstart, met(f50, 300)
   printf "%-34s %9.1f ms p50, %.1f p99, %.1f max  goal p50 <= 100: %s, p99 <= 1000: %s\n", "payment settled -> video again", p50, p99, pmax, met(p50, 100), met(p99, 1000)
   printf "%-34s %9.1f ms p50, %.1f p99\n", "  (from the payment being sent)", pp50, pp99

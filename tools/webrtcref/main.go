@@ -26,7 +26,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -215,7 +218,7 @@ func run(ctx context.Context, presetName, encName string, want int, warmup time.
 		return ctx.Err()
 	}
 	res.start(want)
-	cpu0, t0 := cpuTime(), time.Now()
+	cpu0, q0, t0 := cpuTime(), runQueueWait(), time.Now()
 	select {
 	case <-res.done:
 	case err := <-sendErr:
@@ -225,16 +228,16 @@ func run(ctx context.Context, presetName, encName string, want int, warmup time.
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	cpu, wall := cpuTime()-cpu0, time.Since(t0)
+	cpu, q, wall := cpuTime()-cpu0, runQueueWait()-q0, time.Since(t0)
 	cancel()
 	send.Close()
 	recv.Close()
 	<-sendErr
 	lat, bad, lost := res.get()
 	slices.Sort(lat)
-	fmt.Printf("BenchmarkWebRTCRef/%dx%d/%s/%s\t%d\t%.2f p50-ms\t%.2f p90-ms\t%.2f p99-ms\t%.2f max-ms\t%.1f decoded-fps\t%.1f cpu-%%\t%d bad-reads\t%d lost-frames\n",
+	fmt.Printf("BenchmarkWebRTCRef/%dx%d/%s/%s\t%d\t%.2f p50-ms\t%.2f p90-ms\t%.2f p99-ms\t%.2f max-ms\t%.1f decoded-fps\t%.1f cpu-%%\t%.0f runq-ms/s\t%d bad-reads\t%d lost-frames\n",
 		p.Width, p.Height, p.Name, encName, len(lat), ms(pct(lat, .5)), ms(pct(lat, .9)), ms(pct(lat, .99)), ms(pct(lat, 1)),
-		float64(len(lat))/wall.Seconds(), 100*cpu.Seconds()/wall.Seconds(), bad, lost)
+		float64(len(lat))/wall.Seconds(), 100*cpu.Seconds()/wall.Seconds(), q.Seconds()*1000/wall.Seconds(), bad, lost)
 	return nil
 }
 
@@ -464,6 +467,23 @@ func readCounter(img image.Image) (uint16, bool) {
 		}
 	}
 	return v, v == ^inv
+}
+
+// runQueueWait is the time this process's threads spent runnable but waiting for a CPU.
+func runQueueWait() time.Duration {
+	tasks, _ := filepath.Glob("/proc/self/task/*/schedstat")
+	var sum time.Duration
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(raw)); len(f) >= 2 {
+			ns, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
 }
 
 func cpuTime() time.Duration {
