@@ -16,6 +16,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/stream/internal/leaktest"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
@@ -31,6 +32,10 @@ func TestMain(m *testing.M) {
 	}
 	if spec := os.Getenv("DV_FANOUT"); spec != "" {
 		runFanout(spec)
+		return
+	}
+	if os.Getenv("DV_HOSTILE_PEERS") != "" {
+		runHostilePeers()
 		return
 	}
 	if out := os.Getenv("DV_REPLBENCH"); out != "" {
@@ -130,66 +135,39 @@ func newReader(t tb, dir string, key [32]byte) *feed.Feed {
 	return f
 }
 
-// fakeClock is a manual clock: time moves only when the test calls Advance.
+// fakeClock is go-clock's mock clock with one addition: Set moves the time without firing
+// the timers that came due (a timer goroutine that runs late), which Advance then fires.
 type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
+	*clock.Mock
+	mu   sync.Mutex
+	late time.Duration // how far Now is ahead of the mock's timers
 }
 
-type fakeTimer struct {
-	c    *fakeClock
-	at   time.Time
-	f    func()
-	done bool
+func newFakeClock() *fakeClock {
+	m := clock.NewMock()
+	m.Set(time.Unix(1_800_000_000, 0))
+	return &fakeClock{Mock: m}
 }
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_800_000_000, 0)} }
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	return c.Mock.Now().Add(c.late)
 }
 
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := !t.done
-	t.done = true
-	return was
-}
-
-// Set moves the clock without firing timers (a timer goroutine that is late).
+// Set moves the clock without firing timers.
 func (c *fakeClock) Set(d time.Duration) {
 	c.mu.Lock()
-	c.now = c.now.Add(d)
+	c.late += d
 	c.mu.Unlock()
 }
 
-// Advance moves the clock and fires the timers that came due.
+// Advance moves the clock and fires the timers that came due (also those Set passed).
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []func()
-	for _, t := range c.timers {
-		if !t.done && !t.at.After(c.now) {
-			t.done = true
-			due = append(due, t.f)
-		}
-	}
-	c.mu.Unlock()
-	for _, f := range due {
-		go f()
-	}
+	defer c.mu.Unlock()
+	c.Mock.Add(c.late + d)
+	c.late = 0
 }
 
 // testGate is a gate whose answers the test sets.

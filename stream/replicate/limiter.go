@@ -4,64 +4,105 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 )
 
-// limiter is a token bucket: rate tokens a second, at most burst saved. A nil limiter
-// allows everything.
-type limiter struct {
-	mu          sync.Mutex
-	rate, burst float64
-	tokens      float64
-	last        time.Time
+// Rates that bound what viewers can make the seller's wallet do (peer IDs cost nothing, so
+// besides the per-peer bounds there are bounds for all viewers together).
+const (
+	checkInterval  = 500 * time.Millisecond // one peer's gate checks, at most one per (over all its sessions)
+	checkRate      = 100                    // gate checks per second, all viewers, for each of the two classes below
+	appRate        = 200                    // app messages per second, all viewers
+	sessionAppRate = 10                     // app messages per second, one session
+)
+
+// gateChecks spaces the gate's checks. Each peer gets one check per checkInterval, however
+// many streams it opens (a new stream is a new session, so the spacing cannot live in the
+// session). All peers together get checkRate a second in each of two classes: peers the gate
+// refused last time (a refused peer asking again, possibly in a loop), and everyone else
+// (a viewer's first check, a paying viewer's recheck). Refused peers queueing for their class
+// therefore never delay a paying viewer's first check.
+//
+// Waits use rate.Limiter.Wait, which gives a reservation back when the session's context
+// ends first: a cancelled session does not use up the others' checks.
+type gateChecks struct {
+	first, refused *rate.Limiter
+
+	mu    sync.Mutex
+	peers map[peer.ID]*peerCheck
+	sweep int // prune the map when it grows past this
 }
 
-func newLimiter(rate, burst float64) *limiter {
-	return &limiter{rate: rate, burst: burst, tokens: burst, last: time.Now()}
+// peerCheck is one peer's spacing and the class of its next check.
+type peerCheck struct {
+	lim     *rate.Limiter
+	refused bool // guarded by gateChecks.mu
 }
 
-// take takes a token and returns how long to wait before using it.
-func (l *limiter) take() time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func newGateChecks() *gateChecks {
+	return &gateChecks{first: rate.NewLimiter(checkRate, 2*checkRate), refused: rate.NewLimiter(checkRate, 2*checkRate),
+		peers: map[peer.ID]*peerCheck{}, sweep: 256}
+}
+
+// wait returns when a check of p may go to the gate, or ctx's error.
+func (g *gateChecks) wait(ctx context.Context, p peer.ID) error {
+	g.mu.Lock()
+	pc := g.peers[p]
+	if pc == nil {
+		if len(g.peers) >= g.sweep {
+			g.prune()
+		}
+		pc = &peerCheck{lim: rate.NewLimiter(rate.Every(checkInterval), 1)}
+		g.peers[p] = pc
+	}
+	class := g.first
+	if pc.refused {
+		class = g.refused
+	}
+	g.mu.Unlock()
+	if err := pc.lim.Wait(ctx); err != nil {
+		return err
+	}
+	return class.Wait(ctx)
+}
+
+// answered records the gate's answer for p: whether its next check is a refused peer's.
+func (g *gateChecks) answered(p peer.ID, refused bool) {
+	g.mu.Lock()
+	if pc := g.peers[p]; pc != nil {
+		pc.refused = refused
+	}
+	g.mu.Unlock()
+}
+
+// prune drops the peers whose spacing has run out (their next check could go at once, as a
+// new peer's), so the map holds only peers checked within the last checkInterval or waiting
+// now: at most about (2*checkRate)*checkInterval plus the sessions waiting. Those who were
+// refused keep their entry until then, so that leaving and coming back skips no spacing.
+// Called with mu held.
+func (g *gateChecks) prune() {
 	now := time.Now()
-	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
-	l.last = now
-	l.tokens--
-	if l.tokens >= 0 {
-		return 0
+	for p, pc := range g.peers {
+		if pc.lim.TokensAt(now) >= 1 && !pc.refused {
+			delete(g.peers, p)
+		}
 	}
-	return time.Duration(-l.tokens / l.rate * float64(time.Second))
+	for p, pc := range g.peers {
+		if len(g.peers) < g.sweep/2 {
+			break
+		}
+		// Refused peers whose spacing ran out: their next check is made as a first check.
+		if pc.lim.TokensAt(now) >= 1 {
+			delete(g.peers, p)
+		}
+	}
+	g.sweep = max(256, 2*len(g.peers))
 }
 
-// allow takes a token if one is there now.
-func (l *limiter) allow() bool {
-	if l == nil {
-		return true
-	}
-	if l.take() > 0 {
-		l.mu.Lock()
-		l.tokens++ // not used: give it back
-		l.mu.Unlock()
-		return false
-	}
-	return true
-}
-
-// wait takes a token, waiting for it unless ctx ends first.
-func (l *limiter) wait(ctx context.Context) error {
-	if l == nil {
-		return nil
-	}
-	d := l.take()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// newAppLimiter is a token bucket for application messages: perSecond a second, bursts of
+// twice that. Overflow policy: a message over the rate is dropped (see readLoop).
+func newAppLimiter(perSecond int) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(perSecond), 2*perSecond)
 }

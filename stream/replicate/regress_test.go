@@ -11,6 +11,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -154,7 +155,7 @@ func (deadWriter) Write([]byte) (int, error) { return 0, errors.New("stream rese
 func TestDeliveredOnlyAfterBytesReachStream(t *testing.T) {
 	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 2, 1024)
 	gate := &sizeGate{}
-	s := &Seller{cfg: SellerConfig{Feed: sf, Gate: gate, Clock: SystemClock{}, MaxLiveLag: 90}}
+	s := &Seller{cfg: SellerConfig{Feed: sf, Gate: gate, Clock: clock.New(), MaxLiveLag: 90}}
 	appendBlocks(t, sf, 2, 8, 1024) // one append of 8 blocks
 	h := sf.Head()
 	s.head.Store(&h)
@@ -234,7 +235,7 @@ func TestNoBufferedBytesLeaveAfterDeadline(t *testing.T) {
 func TestLiveProofCacheSharedBySequentialSessions(t *testing.T) {
 	wf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 10, 1024)
 	cf := &countingFeed{Feed: wf}
-	s := &Seller{cfg: SellerConfig{Feed: cf, Gate: &sizeGate{}, Clock: SystemClock{}, MaxLiveLag: 90}}
+	s := &Seller{cfg: SellerConfig{Feed: cf, Gate: &sizeGate{}, Clock: clock.New(), MaxLiveLag: 90}}
 	appendBlocks(t, wf, 10, 1, 1024)
 	h := wf.Head()
 	s.head.Store(&h)

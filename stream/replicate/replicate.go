@@ -15,31 +15,52 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Feed is what replication needs of a feed; *feed.Feed implements it. A seller's feed is
-// writable; a viewer's is a reader created with the feed key from the card.
-type Feed interface {
+// SellerFeed is what a Seller needs of the feed it serves: *feed.Feed, writable for the
+// stream's seller, or a reader's feed relaying the signatures it verified.
+type SellerFeed interface {
+	Head() feed.Head
+	Length() uint64
+	MaxBlockSize() int
+	// ProofLength answers a request and returns the signed length the proof's upgrade
+	// reaches.
+	ProofLength(feed.Request) (*feed.Proof, uint64, error)
+	// ProofPending is ProofLength with the upgrade's signature held back until the feed
+	// has made the state it signs durable (the block can travel meanwhile).
+	ProofPending(feed.Request) (*feed.PendingProof, error)
+	Subscribe() (<-chan feed.Head, func())
+}
+
+// ViewerFeed is what a Viewer needs of the feed it stores into: a *feed.Feed reader created
+// with the feed key from the card.
+type ViewerFeed interface {
 	Key() [32]byte
 	Head() feed.Head
 	Length() uint64
 	MaxBlockSize() int
 	Has(i uint64) bool
-	MissingNodes(i uint64) uint64
-	Proof(feed.Request) (*feed.Proof, error)
-	// ProofLength is Proof that also returns the signed length the proof's upgrade reaches.
-	ProofLength(feed.Request) (*feed.Proof, uint64, error)
-	// ProofPending is ProofLength with the upgrade's signature held back until the feed
-	// has made the state it signs durable (the block can travel meanwhile).
-	ProofPending(feed.Request) (*feed.PendingProof, error)
 	Verify(*feed.Proof) error
 	// CheckFork verifies, storing nothing, an upgrade from length 0 on another fork.
 	CheckFork(*feed.Proof) (fork, length uint64, err error)
-	Subscribe() (<-chan feed.Head, func())
 }
 
-var _ Feed = (*feed.Feed)(nil)
+// Feed is a feed that can take either role (a viewer relaying to other viewers holds one);
+// *feed.Feed implements it. The seller and the viewer each ask only for their part.
+type Feed interface {
+	SellerFeed
+	ViewerFeed
+	MissingNodes(i uint64) uint64
+	Proof(feed.Request) (*feed.Proof, error)
+}
+
+var (
+	_ Feed       = (*feed.Feed)(nil)
+	_ SellerFeed = (*feed.Feed)(nil)
+	_ ViewerFeed = (*feed.Feed)(nil)
+)
 
 // Allowance is a gate's answer for one viewer.
 type Allowance struct {
@@ -75,24 +96,9 @@ func (FreeGate) Check(context.Context, peer.ID) (Allowance, error) { return Allo
 // Delivered does nothing.
 func (FreeGate) Delivered(peer.ID, uint64, int) {}
 
-// Clock is the time source for deadlines (a fake in tests).
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f on its own goroutine once d has passed.
-	AfterFunc(d time.Duration, f func()) Timer
-}
-
-// Timer is a pending AfterFunc.
-type Timer interface{ Stop() bool }
-
-// SystemClock is the real clock.
-type SystemClock struct{}
-
-// Now is time.Now.
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// AfterFunc is time.AfterFunc.
-func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+// Clock is the time source for deadlines: github.com/filecoin-project/go-clock's, the one
+// clock the program injects (clock.NewMock() in tests).
+type Clock = clock.Clock
 
 // Errors the session reports, wrapped with details.
 var (

@@ -11,19 +11,24 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 )
 
 // SellerConfig configures a Seller.
 type SellerConfig struct {
 	Host host.Host
-	Feed Feed
+	// Feed is the feed served: *feed.Feed, writable for the stream's seller, or a reader's
+	// feed relaying what it verified.
+	Feed SellerFeed
 	// Gate decides who gets blocks; nil makes the stream free for all.
 	Gate Gate
-	// Clock for deadlines; nil is the system clock.
-	Clock Clock
+	// Clock for deadlines (the program's one clock: clock.New(), or clock.NewMock() in
+	// tests); nil is the system clock.
+	Clock clock.Clock
 	// OnApp receives application messages from viewers with their authenticated peer ID.
 	// It runs on the viewer's read loop: hand long work to another goroutine.
 	OnApp func(from peer.ID, msg []byte)
@@ -33,7 +38,11 @@ type SellerConfig struct {
 	// StallTimeout ends a session whose viewer takes no bytes for this long (a stalled or
 	// vanished viewer must not hold its session and buffers for ever). Default 30 s.
 	StallTimeout time.Duration
-	Logger       *slog.Logger
+	// SyncTimeout bounds how long a session waits for the disk to sync what an early live
+	// push's signature covers; past it the session ends (a hung disk must not hold it).
+	// Meanwhile its control messages (refusals) still go out. Default 10 s.
+	SyncTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Seller serves a feed to viewers. Create it with NewSeller, stop it with Close.
@@ -53,18 +62,10 @@ type Seller struct {
 	head  atomic.Pointer[feed.Head] // newest head, as the feed announced it
 	cache proofCache
 
-	checks *limiter // gate checks, all viewers together
-	apps   *limiter // application messages, all viewers together
+	checks *gateChecks   // gate checks: per peer and for all viewers together
+	apps   *rate.Limiter // application messages, all viewers together
+	faults atomic.Uint64 // numbers the faults viewers were told of, to find them in the log
 }
-
-// Rates that bound what viewers can make the seller's wallet do (peer IDs cost nothing, so
-// besides the per-session bounds there are bounds for all viewers together).
-const (
-	checkInterval  = 500 * time.Millisecond // a refused viewer's gate checks, at most one per
-	checkRate      = 100                    // gate checks per second, all viewers
-	appRate        = 200                    // app messages per second, all viewers
-	sessionAppRate = 10                     // app messages per second, one session
-)
 
 // currentHead is the newest head without recomputing it per viewer.
 func (s *Seller) currentHead() feed.Head {
@@ -87,7 +88,10 @@ func NewSeller(cfg SellerConfig) (*Seller, error) {
 		cfg.Gate = FreeGate{}
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
+		cfg.Clock = clock.New()
+	}
+	if cfg.SyncTimeout <= 0 {
+		cfg.SyncTimeout = defaultSyncTimeout
 	}
 	if cfg.MaxLiveLag == 0 {
 		cfg.MaxLiveLag = 90
@@ -101,7 +105,7 @@ func NewSeller(cfg SellerConfig) (*Seller, error) {
 	s := &Seller{cfg: cfg, log: cfg.Logger.With("component", "seller"),
 		sessions: map[*sellerSession]struct{}{}, stats: map[peer.ID]*peerCounters{},
 		maxData: wire.MaxFrame(cfg.Feed.MaxBlockSize()),
-		checks:  newLimiter(checkRate, 2*checkRate), apps: newLimiter(appRate, 2*appRate)}
+		checks:  newGateChecks(), apps: newAppLimiter(appRate)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	heads, unsub := cfg.Feed.Subscribe()
 	h0 := cfg.Feed.Head()

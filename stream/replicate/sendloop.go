@@ -1,8 +1,10 @@
 package replicate
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/bits"
 	"time"
 
@@ -303,12 +305,12 @@ func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
 			return false, err
 		}
 		if e.err != nil {
-			return false, l.noData(id, "The seller cannot answer this request: "+e.err.Error())
+			return false, l.fault(id, faultProof, e.err)
 		}
 		block, length, enc = e.block, e.length, e.enc
 	} else {
 		if p, length, err = f.ProofLength(req); err != nil {
-			return false, l.noData(id, "The seller cannot answer this request: "+err.Error())
+			return false, l.fault(id, faultProof, err)
 		}
 		block = p.Block
 	}
@@ -366,7 +368,7 @@ func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
 		return false, err
 	}
 	if e.err != nil {
-		return false, l.noData(0, "The seller cannot answer this request: "+e.err.Error())
+		return false, l.fault(0, faultProof, e.err)
 	}
 	if e.early.Durable() || e.block == nil {
 		return l.send(0, req)
@@ -384,11 +386,20 @@ func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
 	if err := l.flush(); err != nil {
 		return false, err
 	}
-	// The send loop waits for the disk here (a sync of a few milliseconds at most; Close's
-	// stream reset ends the session right after it).
-	sig, err := e.early.Signature()
+	// The send loop waits for the disk here: a sync of a few milliseconds, bounded (a hung
+	// disk holds neither the session's control messages nor Close).
+	sig, refused, err := l.signature(e.early)
 	if err != nil {
-		return false, l.noData(0, "The seller cannot answer this request: "+err.Error())
+		if ss.ctx.Err() != nil {
+			return false, ss.ctx.Err()
+		}
+		if errors.Is(err, errSyncTimeout) {
+			return false, err // the session ends; the viewer comes back in a new one
+		}
+		return false, l.fault(0, faultSync, err)
+	}
+	if refused {
+		return false, nil // the refusal went out while the disk synced
 	}
 	// The deadline may have passed during the sync: then the block stays unverifiable.
 	if !ss.allowed() {
@@ -403,6 +414,70 @@ func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
 	l.vlen, l.lenSet = e.length, true
 	l.remember(e.block.Index)
 	return true, nil
+}
+
+// Faults on the seller's side are told to the viewer as a code and a fixed sentence; the
+// error itself (which may name local paths or disk errors) goes only to the seller's log,
+// under the same code and number.
+const (
+	faultProof = "proof" // the feed could not make a proof
+	faultSync  = "sync"  // the disk sync an early push's signature waits for failed
+
+	reasonFault = "The seller could not answer this request because of a problem on its side; it has been logged there"
+)
+
+// fault tells the viewer that request id failed on the seller's side, and logs why.
+func (l *sendLoop) fault(id uint64, code string, err error) error {
+	n := l.ss.s.faults.Add(1)
+	l.ss.s.log.Error("cannot answer a viewer's request", "viewer", l.ss.peer, "request", id, "code", code, "fault", n, "err", err)
+	return l.noData(id, fmt.Sprintf("%s (code %s-%d).", reasonFault, code, n))
+}
+
+// defaultSyncTimeout is SellerConfig.SyncTimeout's default; controlPoll is how often a send
+// loop waiting for the disk looks for control messages to send meanwhile.
+const (
+	defaultSyncTimeout = 10 * time.Second
+	controlPoll        = 50 * time.Millisecond
+)
+
+var errSyncTimeout = errors.New("the seller's disk did not sync in time for an early push's signature")
+
+// signature waits for an early push's signature: until the disk has synced what it signs,
+// the session ends, or SyncTimeout passes (errSyncTimeout). Meanwhile the session's control
+// messages go out, and a refusal among them ends the wait (refused).
+func (l *sendLoop) signature(pp *feed.PendingProof) (sig []byte, refused bool, err error) {
+	ss := l.ss
+	ctx, cancel := context.WithTimeout(ss.ctx, ss.s.cfg.SyncTimeout)
+	defer cancel()
+	for {
+		wctx, wcancel := context.WithTimeout(ctx, controlPoll)
+		sig, err := pp.SignatureContext(wctx)
+		wcancel()
+		switch {
+		case err == nil:
+			return sig, false, nil
+		case ss.ctx.Err() != nil:
+			return nil, false, ss.ctx.Err()
+		case ctx.Err() != nil:
+			return nil, false, fmt.Errorf("%w (%v)", errSyncTimeout, ss.s.cfg.SyncTimeout)
+		case !errors.Is(err, context.DeadlineExceeded):
+			return nil, false, err
+		}
+		for {
+			select {
+			case it := <-ss.ctrl:
+				if err := l.control(it); err != nil {
+					return nil, false, err
+				}
+				continue
+			default:
+			}
+			break
+		}
+		if !ss.allowed() {
+			return nil, true, nil
+		}
+	}
 }
 
 // delivery is a data message written to the buffer and not yet to the stream.

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 )
 
 // protectTag marks connections to allowed viewers so that the connection manager never trims
@@ -50,12 +51,12 @@ type sellerSession struct {
 	ctrl  chan item
 	live  chan struct{} // new head (coalescing, holds one)
 	gateC chan struct{} // recheck wanted (coalescing, holds one)
-	apps  *limiter      // app messages from this viewer
+	apps  *rate.Limiter // app messages from this viewer
 
 	mu       sync.Mutex
 	allow    Allowance
 	decided  bool
-	timer    Timer
+	timer    *clock.Timer
 	follow   bool   // viewer follows the live edge
 	early    bool   // viewer takes live pushes as early data + signature
 	vlenHint uint64 // viewer's length from its last status
@@ -66,7 +67,7 @@ func newSellerSession(s *Seller, str network.Stream, c *peerCounters) *sellerSes
 	ss := &sellerSession{s: s, str: str, peer: str.Conn().RemotePeer(), c: c,
 		reqs: make(chan item, reqQueue), ctrl: make(chan item, ctrlQueue),
 		live: make(chan struct{}, 1), gateC: make(chan struct{}, 1),
-		apps: newLimiter(sessionAppRate, 2*sessionAppRate)}
+		apps: newAppLimiter(sessionAppRate)}
 	ss.ctx, ss.stop = context.WithCancel(s.ctx)
 	return ss
 }
@@ -162,27 +163,18 @@ func (ss *sellerSession) run() error {
 // gateLoop asks the gate on connect and whenever a recheck is wanted (payment, deadline).
 func (ss *sellerSession) gateLoop() error {
 	ss.recheck()
-	var refused bool
-	var lastCheck time.Time
 	for {
 		select {
 		case <-ss.ctx.Done():
 			return ss.ctx.Err()
 		case <-ss.gateC:
 		}
-		// A refused peer asks again only at a bounded rate (peer IDs cost nothing, and each
-		// check reaches the wallet); a payment's recheck is at most checkInterval late.
-		if refused {
-			select {
-			case <-ss.ctx.Done():
-				return ss.ctx.Err()
-			case <-time.After(time.Until(lastCheck.Add(checkInterval))):
-			}
-		}
-		if err := ss.s.checks.wait(ss.ctx); err != nil {
+		// One check per peer per checkInterval over all its sessions (peer IDs cost nothing,
+		// each check reaches the wallet, and a new stream is a new session); a payment's
+		// recheck is at most checkInterval late.
+		if err := ss.s.checks.wait(ss.ctx, ss.peer); err != nil {
 			return err
 		}
-		lastCheck = time.Now()
 		a, err := ss.s.cfg.Gate.Check(ss.ctx, ss.peer)
 		if ss.ctx.Err() != nil {
 			return ss.ctx.Err()
@@ -224,7 +216,8 @@ func (ss *sellerSession) gateLoop() error {
 		}
 		ss.mu.Unlock()
 		ss.s.log.Debug("gate", "viewer", ss.peer, "access", describeAllowance(a, now))
-		refused = msg.State == wire.Refused
+		refused := msg.State == wire.Refused
+		ss.s.checks.answered(ss.peer, refused)
 		if refused {
 			ss.s.cfg.Host.ConnManager().Unprotect(ss.peer, protectTag)
 		} else {
@@ -294,7 +287,7 @@ func (ss *sellerSession) readLoop() error {
 			// Overflow policy: application messages over the session's rate, or over the
 			// seller's for all peers together, are dropped (the wallet behind OnApp is not
 			// there to be flooded).
-			if !ss.apps.allow() || !ss.s.apps.allow() {
+			if !ss.apps.Allow() || !ss.s.apps.Allow() {
 				ss.s.log.Debug("app message dropped: over the rate", "viewer", ss.peer)
 				continue
 			}
