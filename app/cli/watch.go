@@ -33,7 +33,11 @@ func (e *env) readCardArg(arg string) (card.Card, error) {
 			text = string(b)
 		}
 	}
-	return card.Parse(text)
+	c, rep, err := card.ParseReport(text)
+	if err == nil && rep.Note() != "" {
+		fmt.Fprintln(e.err, rep.Note())
+	}
+	return c, err
 }
 
 func (e *env) watch(args []string) error {

@@ -2,10 +2,12 @@ package session
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
@@ -75,7 +77,8 @@ type readerSource struct {
 	latest  func() (uint64, bool) // the seller's newest sync point
 	length  func() uint64         // the seller's signed length
 	fetch   func(ctx context.Context, start, end uint64)
-	base    uint64 // the header's index: blocks are numbered from it for the player
+	base    atomic.Uint64 // the header's index: blocks are numbered from it for the player
+	crossed atomic.Uint64 // 1 + the index of a later header the player reached (a resumed stream)
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever a block arrives
 }
@@ -91,22 +94,27 @@ func (s *readerSource) arrived() {
 }
 
 func (s *readerSource) Len() uint64 {
-	if n := s.length(); n > s.base {
-		return n - s.base
+	if n, base := s.length(), s.base.Load(); n > base {
+		return n - base
 	}
 	return 0
 }
 
 func (s *readerSource) LatestSync() (uint64, bool) {
 	i, ok := s.latest()
-	if !ok || i < s.base {
+	base := s.base.Load()
+	if !ok || i < base {
 		return 0, false
 	}
-	return i - s.base, true
+	return i - base, true
 }
 
+// Block returns block i counted from the header the player plays. A later header (the stream
+// was stopped and resumed, perhaps with other codec parameters) ends this player's stream: the
+// viewer starts a new player on it.
 func (s *readerSource) Block(ctx context.Context, i uint64) ([]byte, error) {
-	idx := s.base + i
+	base := s.base.Load()
+	idx := base + i
 	asked := false
 	for {
 		s.mu.Lock()
@@ -115,10 +123,14 @@ func (s *readerSource) Block(ctx context.Context, i uint64) ([]byte, error) {
 		f := s.feed()
 		if f.Has(idx) {
 			b, err := f.Read(idx)
+			if err == nil && i > 0 && block.KindOf(b) == block.KindHeader {
+				s.crossed.Store(idx + 1)
+				return nil, fmt.Errorf("a new stream header at block %d: %w", idx, io.EOF)
+			}
 			if err == nil {
-				if m, derr := block.DecodeMedia(b); derr == nil && s.base > 0 {
+				if m, derr := block.DecodeMedia(b); derr == nil && base > 0 && m.Seq >= base {
 					// The player counts from the header it played: shift the numbering back.
-					m.Seq -= s.base
+					m.Seq -= base
 					if enc, eerr := m.MarshalBinary(); eerr == nil {
 						b = enc
 					}
@@ -141,4 +153,19 @@ func (s *readerSource) Block(ctx context.Context, i uint64) ([]byte, error) {
 	}
 }
 
-var _ = io.EOF
+// headerMsg is the app message in which a broadcaster tells a viewer where the newest stream
+// header is (a resumed stream has one per run). Its first byte is never an invoicemsg version.
+const headerMsg = 0xd5
+
+func encodeHeaderMsg(index uint64) []byte { return binary.AppendUvarint([]byte{headerMsg}, index) }
+
+func decodeHeaderMsg(b []byte) (uint64, bool) {
+	if len(b) < 2 || b[0] != headerMsg {
+		return 0, false
+	}
+	v, n := binary.Uvarint(b[1:])
+	if n <= 0 || 1+n != len(b) {
+		return 0, false
+	}
+	return v, true
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,6 +105,7 @@ type Broadcaster struct {
 	done   chan struct{}
 	errMu  sync.Mutex
 	err    error
+	header uint64 // index of this run's stream header
 
 	msMu sync.Mutex
 	ms   [4096]struct{ index, ms uint64 } // media time of recent blocks, by index mod 4096
@@ -129,6 +131,9 @@ func NewBroadcaster(cfg BroadcasterConfig) (*Broadcaster, error) {
 	if cfg.Preset.Name == "" {
 		cfg.Preset = broadcast.Medium
 	}
+	// A description typed on Windows has \r\n line ends; the card refuses control characters.
+	cfg.Description = strings.ReplaceAll(cfg.Description, "\r\n", "\n")
+	cfg.Name = strings.TrimSpace(strings.ReplaceAll(cfg.Name, "\r\n", " "))
 	if len(cfg.Description) > block.MaxDescription {
 		return nil, fmt.Errorf("the description is %d bytes; at most %d fit", len(cfg.Description), block.MaxDescription)
 	}
@@ -321,7 +326,7 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		b.gate.recheck = b.seller.Recheck
 	}
 	b.card = card.Card{Name: b.cfg.Name, Description: b.cfg.Description, Feed: b.feed.Key(), Seller: b.node.ID().String(),
-		Addrs: addrStrings(b.node.AddrInfo().Addrs), Price: b.cfg.Price, Methods: methods, Network: network}
+		Addrs: card.FitAddrs(addrStrings(b.node.AddrInfo().Addrs)), Price: b.cfg.Price, Methods: methods, Network: network}
 	if err := b.card.Validate(); err != nil {
 		return fmt.Errorf("the stream's card is not valid: %w", err)
 	}
@@ -336,11 +341,12 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 	b.figMu.Unlock()
 	b.run(ctx, "capture", func(ctx context.Context) error { return pipe.Run(ctx) })
 	b.run(ctx, "figures", b.figuresLoop)
+	b.header = sink.offset
+	b.run(ctx, "viewers", b.watchViewers)
 	if b.wallet != nil {
 		b.run(ctx, "invoice desk", b.wallet.desk.Run)
 		b.run(ctx, "ledger", func(ctx context.Context) error { b.wallet.ledger.Run(ctx, time.Second); return nil })
 		b.run(ctx, "invoice requests", func(ctx context.Context) error { return b.serveRequests(ctx, requests) })
-		b.run(ctx, "payments", b.watchPayments)
 	}
 	if b.cfg.Resume != "" && b.record.Card != "" {
 		b.log.Info("resumed", "blocks before", sink.offset)
@@ -391,9 +397,11 @@ func (b *Broadcaster) serveRequests(ctx context.Context, in <-chan appRequest) e
 	}
 }
 
-// watchPayments tells the seller at once when a connected viewer's paid time grew (a payment
-// was credited), so blocks flow again within a check, not at the next deadline.
-func (b *Broadcaster) watchPayments(ctx context.Context) error {
+// watchViewers follows who is connected: a new viewer is told where this run's stream header
+// is (a resumed stream has one per run), and for a paid stream the seller is told at once when
+// a connected viewer's paid time changed (a payment credited or revoked), so blocks flow again
+// within a check, not at the next deadline.
+func (b *Broadcaster) watchViewers(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	granted := map[peer.ID]uint64{}
@@ -406,6 +414,18 @@ func (b *Broadcaster) watchPayments(ctx context.Context) error {
 		seen := map[peer.ID]bool{}
 		for _, p := range b.seller.Viewers() {
 			seen[p] = true
+			if _, ok := granted[p]; !ok && b.header > 0 {
+				if err := b.seller.Send(p, encodeHeaderMsg(b.header)); err != nil {
+					b.log.Debug("cannot tell a viewer where the stream header is", "viewer", p, "err", err)
+				}
+			}
+			if b.wallet == nil {
+				if _, ok := granted[p]; !ok {
+					b.ev.emit(Event{Kind: EventViewer, Viewer: p.String(), Text: "viewer connected"})
+				}
+				granted[p] = 0
+				continue
+			}
 			bal := b.wallet.ledger.Balance(ledger.Key{Stream: b.id, Viewer: p.String()})
 			if prev, ok := granted[p]; ok && bal.GrantedMillis != prev {
 				if bal.GrantedMillis > prev {

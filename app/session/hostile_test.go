@@ -16,7 +16,6 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
-	"github.com/dazaarvision/dazaar-vision/media/audioout"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
@@ -115,7 +114,7 @@ func TestViewerRefusesMismatchedInvoices(t *testing.T) {
 	c := card.Card{Name: "hostile", Feed: key, Seller: node.ID().String(), Addrs: addrStrings(node.AddrInfo().Addrs),
 		Price: p, Methods: []card.Method{card.OnChain}, Network: "simnet"}
 	vd, _ := OpenDataDir(t.TempDir())
-	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: audioout.NewSilent(), NoPlayback: true})
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: silentAudio, NoPlayback: true})
 	if err != nil {
 		t.Fatal(err)
 	}

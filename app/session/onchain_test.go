@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
-	"github.com/dazaarvision/dazaar-vision/media/audioout"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
@@ -60,7 +59,7 @@ func TestOnChainPayments(t *testing.T) {
 	}
 	viewer := func() *Viewer {
 		vd, _ := OpenDataDir(t.TempDir())
-		v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: audioout.NewSilent()})
+		v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: silentAudio})
 		if err != nil {
 			t.Fatal(err)
 		}

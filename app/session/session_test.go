@@ -16,6 +16,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/audioout"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/media/playback"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
@@ -45,6 +46,9 @@ func testLog(t testing.TB) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
+
+// silentAudio plays at real time without a device.
+func silentAudio() playback.AudioOutput { return audioout.NewSilent() }
 
 var loopback = NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}
 
@@ -90,7 +94,7 @@ func TestFreeStreamEndToEnd(t *testing.T) {
 	}
 	var decoded atomic.Int64
 	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t),
-		Audio: audioout.NewSilent(), OnDecoded: func(time.Duration, *image.RGBA) { decoded.Add(1) }})
+		Audio: silentAudio, OnDecoded: func(time.Duration, *image.RGBA) { decoded.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,10 @@ type ViewerConfig struct {
 	// Frames receives pictures when they are due; nil plays sound only (or nothing, with
 	// NoPlayback).
 	Frames playback.FrameSink
-	// Audio is the sound output; nil opens the system's device, or a silent clock without one.
-	Audio playback.AudioOutput
+	// Audio makes a sound output for each player (playback restarts on pause, seek and a
+	// resumed stream's new header, and a player closes its output); nil opens the system's
+	// device, or a silent clock without one.
+	Audio func() playback.AudioOutput
 	// NoPlayback only downloads (the command line's -o without a display).
 	NoPlayback bool
 	// OnDecoded sees every picture as it is decoded (measurements, tests).
@@ -336,6 +338,19 @@ func (v *Viewer) onAccess(a wire.Access) {
 }
 
 func (v *Viewer) onApp(msg []byte) {
+	if h, ok := decodeHeaderMsg(msg); ok {
+		// Where the stream's newest header is: a live player joins under it.
+		if v.src.base.Swap(h) != h && !v.cfg.NoPlayback && !v.paused.Load() {
+			v.wg.Add(1)
+			go func() { // not on the session's read loop: restarting waits for the player
+				defer v.wg.Done()
+				if v.ctx.Err() == nil {
+					v.startPlayer(0)
+				}
+			}()
+		}
+		return
+	}
 	var a invoicemsg.Answer
 	if err := a.UnmarshalBinary(msg); err != nil {
 		v.log.Debug("unreadable message from the seller", "err", err)
@@ -441,20 +456,7 @@ func (v *Viewer) startPlayer(from uint64) {
 	v.playMu.Lock()
 	defer v.playMu.Unlock()
 	ctx, cancel := context.WithCancel(v.ctx)
-	var once sync.Once
-	frames := v.cfg.Frames
-	if frames == nil {
-		// No picture to show (the command line without a window): still decode, so that the
-		// figures say whether video is arriving intact.
-		frames = playback.FrameSinkFunc(func(f *playback.Frame) { f.Release() })
-	}
-	p, err := playback.New(playback.Config{Source: v.src, Frames: frames, Audio: v.cfg.Audio, FromBlock: from, Logger: v.log,
-		OnDecoded: func(pts time.Duration, img *image.RGBA) {
-			once.Do(func() { v.playing.Store(true); v.ev.emit(Event{Kind: EventPlaying, Text: "playing"}) })
-			if v.cfg.OnDecoded != nil {
-				v.cfg.OnDecoded(pts, img)
-			}
-		}})
+	p, err := v.newPlayer(from)
 	if err != nil {
 		cancel()
 		v.ev.emit(Event{Kind: EventError, Text: err.Error()})
@@ -464,10 +466,55 @@ func (v *Viewer) startPlayer(from uint64) {
 	v.playWG.Add(1)
 	go func() {
 		defer v.playWG.Done()
-		if err := p.Run(ctx); err != nil && ctx.Err() == nil {
-			v.ev.emit(Event{Kind: EventError, Text: fmt.Sprintf("playback stopped: %v", err)})
+		for {
+			err := p.Run(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				v.ev.emit(Event{Kind: EventError, Text: fmt.Sprintf("playback stopped: %v", err)})
+				return
+			}
+			h := v.src.crossed.Swap(0)
+			if h == 0 {
+				return // the stream ended
+			}
+			// The broadcaster stopped and resumed here: play on under the new header.
+			v.src.base.Store(h - 1)
+			if p, err = v.newPlayer(1); err != nil {
+				v.ev.emit(Event{Kind: EventError, Text: err.Error()})
+				return
+			}
+			v.playMu.Lock()
+			v.player = p
+			v.playMu.Unlock()
 		}
 	}()
+}
+
+func (v *Viewer) newPlayer(from uint64) (*playback.Player, error) {
+	frames := v.cfg.Frames
+	if frames == nil {
+		// No picture to show (the command line without a window): still decode, so that the
+		// figures say whether video is arriving intact.
+		frames = playback.FrameSinkFunc(func(f *playback.Frame) { f.Release() })
+	}
+	var once sync.Once
+	var out playback.AudioOutput
+	if v.cfg.Audio != nil {
+		out = v.cfg.Audio()
+	}
+	return playback.New(playback.Config{Source: v.src, Frames: frames, Audio: out, FromBlock: from, Logger: v.log,
+		OnDecoded: func(pts time.Duration, img *image.RGBA) {
+			once.Do(func() {
+				if !v.playing.Swap(true) {
+					v.ev.emit(Event{Kind: EventPlaying, Text: "playing"})
+				}
+			})
+			if v.cfg.OnDecoded != nil {
+				v.cfg.OnDecoded(pts, img)
+			}
+		}})
 }
 
 func (v *Viewer) stopPlayer() {
