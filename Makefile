@@ -10,7 +10,7 @@ export HYPERCORE_VECTORS_DIR ?= $(abspath ../shared/testdata/hypercore)
 APT_RUN  := pkg-config gcc libvpx-dev libopus-dev libgl1-mesa-dev libx11-dev libxext-dev \
             libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev \
             libasound2 libpulse0
-APT_TEST := $(APT_RUN) xvfb xauth x11-apps ffmpeg zbar-tools dbus dbus-x11 gnome-keyring \
+APT_TEST := $(APT_RUN) xvfb xauth x11-apps imagemagick ffmpeg zbar-tools dbus dbus-x11 gnome-keyring \
             libsecret-tools iproute2 iptables
 
 .PHONY: all build run test test-go test-fuzz bench fuzz vet fmt deps-run deps-test tools clean

@@ -50,8 +50,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	rest := gf.Args()
 	if len(rest) == 0 {
-		usage(stdout)
-		return 0
+		rest = []string{"ui"} // no command: the desktop window (app/cli/ui.go)
 	}
 	var err error
 	switch rest[0] {
@@ -71,6 +70,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.streams(rest[1:])
 	case "card":
 		err = e.card(rest[1:])
+	case "ui":
+		err = e.ui(rest[1:])
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -104,6 +105,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `Dazaar Vision: paid peer-to-peer live video.
 
 Usage: dazaar-vision [-data-dir DIR] [-secrets auto|keyring|file] [-secrets-file PATH] [-v] COMMAND ...
+
+Desktop app:
+  ui [CARD]                   open the window (the default with no command; needs a display)
 
 Live streams:
   live [-price "1000 sats per hour"|free] [-lnd-dir DIR | -lnd-host H -lnd-macaroon F -lnd-cert F]

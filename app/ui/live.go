@@ -1,0 +1,238 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/session"
+)
+
+// liveScreen: the card (text, QR, Copy), live figures, the sales list, Stop.
+type liveScreen struct {
+	u *UI
+	w worker
+	b *session.Broadcaster
+
+	root     fyne.CanvasObject
+	top      *fyne.Container
+	cardText *widget.Entry
+	qr       *canvas.Image
+	copyBtn  *widget.Button
+	stopBtn  *widget.Button
+	figures  *widget.Label
+	sales    *fyne.Container
+	salesN   int
+	status   *widget.Label
+	stopping bool
+}
+
+func (u *UI) showLive(b *session.Broadcaster) {
+	l := &liveScreen{u: u, w: newWorker(u), b: b}
+	l.build()
+	u.show(l)
+	l.watch()
+}
+
+func (l *liveScreen) content() fyne.CanvasObject { return l.root }
+
+// close leaves the screen: a broadcast still running is stopped (on a goroutine: capture and
+// the network take a moment to close).
+func (l *liveScreen) close() {
+	l.w.cancel()
+	if !l.stopping {
+		l.stopping = true
+		b := l.b
+		l.u.goDo(func() { b.Stop() })
+	}
+}
+
+func (l *liveScreen) build() {
+	c := l.b.Card()
+	title := c.Name
+	if title == "" {
+		title = "Your stream"
+	}
+	head := widget.NewRichTextFromMarkdown("## You are live: " + mdEscape(title))
+	terms := widget.NewLabel(c.Terms())
+	l.cardText = widget.NewMultiLineEntry()
+	l.cardText.SetText(c.String())
+	l.cardText.Wrapping = fyne.TextWrapBreak
+	l.cardText.SetMinRowsVisible(5)
+	l.cardText.OnChanged = func(string) { l.cardText.SetText(c.String()) } // read-only, yet selectable
+	l.copyBtn = widget.NewButtonWithIcon("Copy card", theme.ContentCopyIcon(), func() {
+		l.u.app.Clipboard().SetContent(c.String())
+		l.status.SetText("The card is on the clipboard: send it to your viewers.")
+	})
+	l.copyBtn.Importance = widget.HighImportance
+	l.qr = canvas.NewImageFromResource(nil)
+	l.qr.FillMode = canvas.ImageFillContain
+	l.qr.ScaleMode = canvas.ImageScalePixels
+	l.qr.SetMinSize(fyne.NewSize(240, 240))
+	qrNote := widget.NewLabel("")
+	if png, err := session.QRPNG(c.String(), 512); err == nil {
+		l.qr.Resource = fyne.NewStaticResource("card.png", png)
+	} else {
+		qrNote.SetText("This card is too long for a QR code: copy its text instead.")
+	}
+	l.stopBtn = widget.NewButtonWithIcon("Stop broadcasting", theme.MediaStopIcon(), l.stop)
+	l.stopBtn.Importance = widget.DangerImportance
+	l.figures = widget.NewLabel("Starting…")
+	l.sales = container.NewVBox(widget.NewLabel(noSalesText(c)))
+	l.status = wrapLabel("Share the card: anyone who has it can find this stream.")
+	cardBox := container.NewVBox(heading("The stream's card"), l.cardText, container.NewHBox(l.copyBtn), container.NewCenter(l.qr), qrNote)
+	figBox := container.NewVBox(heading("Now"), l.figures, widget.NewSeparator(), heading("Sales"), l.sales)
+	l.top = container.NewHBox(head, layout.NewSpacer(), l.stopBtn)
+	top := container.NewVBox(l.top, terms, widget.NewSeparator())
+	l.root = container.NewBorder(top, l.status, nil, nil,
+		container.NewHSplit(container.NewVScroll(container.NewPadded(cardBox)), container.NewVScroll(container.NewPadded(figBox))))
+}
+
+func noSalesText(c card.Card) string {
+	if c.Price.IsFree() {
+		return "A free stream: nothing to sell."
+	}
+	return "No payments yet."
+}
+
+func mdEscape(s string) string {
+	r := strings.NewReplacer("*", `\*`, "_", `\_`, "#", `\#`, "[", `\[`, "]", `\]`, "`", "\\`")
+	return r.Replace(s)
+}
+
+// watch draws the session's figures every second and its events as they come.
+func (l *liveScreen) watch() {
+	b := l.b
+	l.w.goDo(func(ctx context.Context) {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		update := func() {
+			f, sales := b.Snapshot(), b.Sales()
+			l.u.do(func() {
+				if ctx.Err() == nil {
+					l.render(f, sales)
+				}
+			})
+		}
+		update()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.Done():
+				err := b.Err()
+				l.u.do(func() {
+					if ctx.Err() == nil {
+						l.ended(err)
+					}
+				})
+				return
+			case ev := <-b.Events():
+				if ev.Kind == session.EventViewer || ev.Kind == session.EventPayment || ev.Kind == session.EventError {
+					text := ev.Time.Format("15:04:05 ") + ev.Text
+					if ev.Viewer != "" {
+						text += " (" + shortID(ev.Viewer) + ")"
+					}
+					l.u.do(func() {
+						if ctx.Err() == nil {
+							l.status.SetText(text)
+						}
+					})
+				}
+				if ev.Kind == session.EventPayment {
+					update()
+				}
+			case <-t.C:
+				update()
+			}
+		}
+	})
+}
+
+// render shows the figures and the sales.
+func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
+	earned := fmt.Sprintf("%d sats", f.EarnedMsat/1000)
+	if f.ProvisionalMsat > 0 {
+		earned += fmt.Sprintf(" (+%d sats unconfirmed)", f.ProvisionalMsat/1000)
+	}
+	live := "live"
+	if !f.Live {
+		live = "stopped"
+	} else if !f.Since.IsZero() {
+		live = "live for " + time.Since(f.Since).Round(time.Second).String()
+	}
+	l.figures.SetText(fmt.Sprintf("%s\nViewers: %d (paying %d)\nEarned: %s\nUploaded: %s\nEncoder: %.0f frames a second, video %.0f kbit/s, sound %.0f kbit/s\nStream: %d blocks, %s",
+		live, f.Viewers, f.Paying, earned, bytesText(f.BytesUp), f.FPS, f.VideoKbps, f.AudioKbps, f.Blocks, bytesText(f.FeedBytes)))
+	if len(sales) == l.salesN {
+		return
+	}
+	l.salesN = len(sales)
+	l.sales.RemoveAll()
+	if len(sales) == 0 {
+		l.sales.Add(widget.NewLabel(noSalesText(l.b.Card())))
+		return
+	}
+	sales = slices.Clone(sales)
+	slices.Reverse(sales) // newest first
+	for i, s := range sales {
+		if i == 50 {
+			l.sales.Add(widget.NewLabel(fmt.Sprintf("… and %d earlier", len(sales)-50)))
+			break
+		}
+		what := fmt.Sprintf("%d sats by %s for %v of video · %s · %v", s.Msat/1000, s.Method, time.Duration(s.Millis)*time.Millisecond, shortID(s.Viewer), s.State)
+		if s.Note != "" {
+			what += " · " + s.Note
+		}
+		lb := widget.NewLabel(what)
+		lb.Truncation = fyne.TextTruncateEllipsis
+		l.sales.Add(lb)
+	}
+}
+
+// stop ends the broadcast on a goroutine and goes Home when it has stopped.
+func (l *liveScreen) stop() {
+	if l.stopping {
+		return
+	}
+	l.stopping = true
+	l.stopBtn.Disable()
+	l.status.SetText("Stopping: closing the camera and the connections…")
+	b := l.b
+	id := b.ID()
+	l.u.goDo(func() {
+		b.Stop()
+		f := b.Snapshot()
+		l.u.do(func() {
+			if l.u.cur == l {
+				l.u.showHomeWith(fmt.Sprintf("Stopped. The stream holds %d blocks (%s); resume it below under the same card (%s).", f.Blocks, bytesText(f.FeedBytes), shortID(id)))
+			}
+		})
+	})
+}
+
+// ended: the session stopped by itself (a failure).
+func (l *liveScreen) ended(err error) {
+	if l.stopping {
+		return
+	}
+	l.stopping = true
+	l.stopBtn.Disable()
+	msg := "The broadcast stopped."
+	if err != nil {
+		msg = "The broadcast stopped: " + err.Error()
+	}
+	l.status.SetText(msg)
+	l.figures.SetText("stopped")
+	home := widget.NewButtonWithIcon("Home", theme.HomeIcon(), func() { l.u.showHomeWith(msg) })
+	l.top.Add(home)
+}

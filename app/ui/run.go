@@ -1,0 +1,28 @@
+package ui
+
+import (
+	"context"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/app"
+
+	"github.com/dazaarvision/dazaar-vision/assets"
+)
+
+// AppID is the app's identifier (FyneApp.toml's ID): it names the preferences and the
+// desktop entry.
+const AppID = "vision.dazaar.app"
+
+// Run opens the window and returns when it is closed or ctx ends; the screen's session is
+// stopped and every goroutine waited for before it returns.
+func Run(ctx context.Context, opts Options) error {
+	a := app.NewWithID(AppID)
+	a.SetIcon(assets.Icon)
+	u := New(a, opts)
+	u.win.SetMaster()
+	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Quit) })
+	u.win.ShowAndRun()
+	stop()
+	u.Close()
+	return nil
+}

@@ -1,0 +1,252 @@
+// Package ui is Dazaar Vision's desktop window (Fyne): Home, the Go live wizard, the live
+// view, the watch view and Settings, one file each. It draws the sessions of app/session and
+// adds no logic a test without a display could not reach: every screen shows what a session's
+// Snapshot, Events and methods give.
+//
+// Threading: Fyne's objects are touched only on its event goroutine. Anything that may wait
+// (the network, a Lightning node, the disk, a session's Start or Stop) runs on a goroutine
+// owned by the screen that started it (screen.goDo), and hands its result back with fyne.Do.
+// Closing a screen cancels its context; UI.Close waits for every goroutine.
+package ui
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/app/session"
+)
+
+// Options are what the window needs from the composition root.
+type Options struct {
+	Data session.DataDir
+	// Store is an open secret store; when nil, OpenStore opens one (on a goroutine, asking for
+	// the secrets file's passphrase in a dialog if it needs one).
+	Store     *secrets.Store
+	OpenStore func(ctx context.Context, passphrase func() ([]byte, error)) (*secrets.Store, error)
+	Network   session.NetworkConfig
+	Logger    *slog.Logger
+	// Card, when set, opens the watch view on it at start (dazaar-vision ui CARD).
+	Card string
+}
+
+// UI is the app's window and the screen it shows.
+type UI struct {
+	app  fyne.App
+	win  fyne.Window
+	opts Options
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the UI started
+
+	// do runs a function on Fyne's goroutine: fyne.Do (tests replace it with a queue their
+	// goroutine drains, standing in for Fyne's event loop).
+	do func(func())
+
+	// Touched on Fyne's goroutine only.
+	cur       screen
+	store     *secrets.Store
+	storeErr  error
+	storeWait []func()
+	ownStore  bool
+}
+
+// screen is one of the window's screens.
+type screen interface {
+	// content is the screen's widgets (built once).
+	content() fyne.CanvasObject
+	// close cancels the screen's goroutines and stops its session; it does not wait.
+	close()
+}
+
+// New makes the window (not shown yet) with the Home screen.
+func New(a fyne.App, opts Options) *UI { return newUI(a, opts, fyne.Do) }
+
+func newUI(a fyne.App, opts Options, do func(func())) *UI {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	u := &UI{app: a, opts: opts, log: opts.Logger, do: do}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.win = a.NewWindow("Dazaar Vision")
+	u.win.Resize(fyne.NewSize(1100, 720))
+	u.store = opts.Store
+	if u.store == nil {
+		u.openStore()
+	}
+	if opts.Card != "" {
+		u.showWatch(opts.Card)
+	} else {
+		u.showHome()
+	}
+	return u
+}
+
+// Window is the app's window.
+func (u *UI) Window() fyne.Window { return u.win }
+
+// show replaces the current screen.
+func (u *UI) show(s screen) {
+	if u.cur != nil {
+		u.cur.close()
+	}
+	u.cur = s
+	u.win.SetContent(s.content())
+	u.win.Canvas().SetOnTypedKey(nil)
+	if k, ok := s.(interface{ typedKey(*fyne.KeyEvent) }); ok {
+		u.win.Canvas().SetOnTypedKey(k.typedKey)
+	}
+}
+
+// Close stops the current screen's session and waits for every goroutine of the UI. Call it
+// after the window's event loop ended (or, in tests, from the test goroutine).
+func (u *UI) Close() {
+	if u.cur != nil {
+		u.cur.close()
+		u.cur = nil
+	}
+	u.cancel()
+	u.wg.Wait()
+	if u.ownStore && u.store != nil {
+		u.store.Close()
+	}
+}
+
+// goDo runs fn on a goroutine owned by the UI (waited for in Close).
+func (u *UI) goDo(fn func()) {
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		fn()
+	}()
+}
+
+// withStore runs fn once the secret store is open (at once if it is); an error opening it is
+// shown instead.
+func (u *UI) withStore(fn func(*secrets.Store)) {
+	switch {
+	case u.store != nil:
+		fn(u.store)
+	case u.storeErr != nil:
+		u.showError(u.storeErr)
+	default:
+		u.storeWait = append(u.storeWait, func() {
+			if u.store != nil {
+				fn(u.store)
+			}
+		})
+	}
+}
+
+// openStore opens the secret store on a goroutine; the passphrase of a secrets file is asked
+// for in a dialog (or taken from $DAZAAR_VISION_PASSPHRASE).
+func (u *UI) openStore() {
+	if u.opts.OpenStore == nil {
+		u.storeErr = errors.New("no secret store is configured")
+		return
+	}
+	ctx := u.ctx
+	u.goDo(func() {
+		s, err := u.opts.OpenStore(ctx, func() ([]byte, error) { return u.askPassphrase(ctx) })
+		u.do(func() {
+			if ctx.Err() != nil {
+				if s != nil {
+					s.Close()
+				}
+				return
+			}
+			u.store, u.storeErr, u.ownStore = s, err, s != nil
+			if err != nil {
+				u.showError(err)
+			}
+			waits := u.storeWait
+			u.storeWait = nil
+			for _, w := range waits {
+				w()
+			}
+			if h, ok := u.cur.(*homeScreen); ok {
+				h.refreshStore()
+			}
+		})
+	})
+}
+
+// EnvPassphrase supplies the secrets file's passphrase without a dialog.
+const EnvPassphrase = "DAZAAR_VISION_PASSPHRASE"
+
+func (u *UI) askPassphrase(ctx context.Context) ([]byte, error) {
+	if p := os.Getenv(EnvPassphrase); p != "" {
+		return []byte(p), nil
+	}
+	answer := make(chan []byte, 1)
+	u.do(func() {
+		e := widget.NewPasswordEntry()
+		items := []*widget.FormItem{widget.NewFormItem("Passphrase", e)}
+		d := dialog.NewForm("Unlock your secrets", "Unlock", "Cancel", items, func(ok bool) {
+			if ok {
+				answer <- []byte(e.Text)
+			} else {
+				answer <- nil
+			}
+		}, u.win)
+		d.Resize(fyne.NewSize(420, 160))
+		d.Show()
+		u.win.Canvas().Focus(e)
+	})
+	select {
+	case p := <-answer:
+		if p == nil {
+			return nil, errors.New("no passphrase given: the secrets file stays locked (streams cannot be signed or paid until it is unlocked)")
+		}
+		return p, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// showError shows err in a dialog, in its own words (the sessions' errors are written for
+// people).
+func (u *UI) showError(err error) {
+	if err == nil {
+		return
+	}
+	dialog.ShowError(err, u.win)
+}
+
+// worker is a screen's goroutine owner: goroutines started with goDo end when the screen
+// closes (its context is cancelled) and are waited for by UI.Close.
+type worker struct {
+	u      *UI
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newWorker(u *UI) worker {
+	ctx, cancel := context.WithCancel(u.ctx)
+	return worker{u: u, ctx: ctx, cancel: cancel}
+}
+
+// goDo runs fn on a goroutine under the screen's context.
+func (w worker) goDo(fn func(ctx context.Context)) { w.u.goDo(func() { fn(w.ctx) }) }
+
+// async runs work on a goroutine and then done on Fyne's goroutine, unless the screen was
+// closed meanwhile.
+func async[T any](w worker, work func(ctx context.Context) (T, error), done func(T, error)) {
+	w.goDo(func(ctx context.Context) {
+		v, err := work(ctx)
+		w.u.do(func() {
+			if ctx.Err() == nil {
+				done(v, err)
+			}
+		})
+	})
+}

@@ -1,0 +1,292 @@
+package ui
+
+import (
+	"image"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2/test"
+
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/media/playback"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+func TestHomeEmpty(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	h.mustShow("Welcome to", "[Go live]", "[Watch]", "[Settings]", "Loading your streams")
+	h.waitFor("the lists", func() bool { return strings.Contains(h.screenText(), "None yet. Go live") })
+	h.mustShow("None yet. Paste a stream's card", "Secrets: in memory")
+}
+
+func TestHomeStoreError(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{Store: nil, OpenStore: nil})
+	defer h.close()
+	h.u.store = nil
+	h.u.storeErr = os.ErrPermission
+	h.u.showHome()
+	h.mustShow("The secret store could not be opened: permission denied")
+}
+
+func TestGoLiveWizardChecks(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	h.u.showGoLive("")
+	g := h.u.cur.(*goLiveScreen)
+	h.waitFor("the devices", func() bool { return len(g.video.Options) > 1 })
+	h.mustShow("1. Stream", "2. Picture and sound", "3. Payment", "Create a new stream", "[Next]")
+	if !g.back.Disabled() {
+		t.Fatal("Back is enabled on the first step")
+	}
+	test.Type(g.name, "Garden")
+	test.Tap(g.next)
+	h.mustShow("Test camera", "Test microphone", "640×480, 30 frames a second, 1.2 Mbit/s video + 32 kbit/s sound")
+	// Quality written out.
+	g.quality.SetSelected("High")
+	h.mustShow("1280×720, 30 frames a second, 2.5 Mbit/s video + 64 kbit/s sound")
+	// Nothing to capture.
+	g.video.SetSelected(optNoVideo)
+	g.audio.SetSelected(optNoAudio)
+	test.Tap(g.next)
+	h.mustShow("pick a camera or the screen, a microphone, or both")
+	g.video.SetSelectedIndex(0)
+	test.Tap(g.next)
+	h.mustShow("(Free)", "[Go live]")
+
+	cases := []struct {
+		name  string
+		setup func()
+		want  string
+	}{
+		{"no way to be paid", func() { g.useLN.SetChecked(false); g.useChain.SetChecked(false) }, "needs a way to be paid"},
+		{"no LND directory", func() { g.useLN.SetChecked(true); g.lnHow.SetSelected(lnByDir) }, "give LND's directory"},
+		{"an LND directory without files", func() { g.lnDir.SetText(t.TempDir()) }, "no tls.cert in the LND directory"},
+		{"an admin macaroon", func() {
+			g.lnHow.SetSelected(lnByFiles)
+			g.lnHost.SetText("127.0.0.1:8080")
+			g.lnCert.SetText("-----BEGIN CERTIFICATE-----")
+			g.lnMac.SetText("0201036c6e6402f801030a10b8")
+		}, "macaroon"},
+		{"a bad amount", func() { g.amount.SetText("ten") }, "the amount is a whole number of sats"},
+		{"a private key", func() {
+			g.amount.SetText("1000")
+			g.useLN.SetChecked(false)
+			g.useChain.SetChecked(true)
+			g.network.SetSelected("mainnet")
+			g.xpub.SetText(testZprv)
+		}, "never paste it here"},
+		{"no node", func() { g.xpub.SetText(testZpub) }, "give the bitcoin node's RPC address"},
+	}
+	g.pay.SetSelected(payPaid)
+	h.mustShow("an hour of video costs a viewer 1000 sats")
+	for _, c := range cases {
+		c.setup()
+		test.Tap(g.next)
+		h.pump()
+		if !strings.Contains(g.errLabel.Text, c.want) {
+			t.Errorf("%s: the wizard says %q, want %q", c.name, g.errLabel.Text, c.want)
+		}
+	}
+	// The field itself says what is wrong with a pasted private key.
+	g.xpub.SetText(testZprv)
+	if !strings.Contains(g.xpubCheck.Text, "extended public key") {
+		t.Errorf("the key field says %q", g.xpubCheck.Text)
+	}
+	g.xpub.SetText(testZpub)
+	if !strings.Contains(g.xpubCheck.Text, "watch-only") {
+		t.Errorf("the key field says %q", g.xpubCheck.Text)
+	}
+	test.Tap(g.back)
+	test.Tap(g.back)
+	if g.step != 0 || !g.back.Disabled() {
+		t.Fatalf("Back went to step %d", g.step)
+	}
+}
+
+// BIP84's test vectors.
+const (
+	testZpub = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs"
+	testZprv = "zprvAdG4iTXWBoARxkkzNpNh8r6Qag3irQB8PzEMkAFeTRXxHpbF9z4QgEvBRmfvqWvGp42t42nvgGpNgYSJA9iefm1yYNZKEm7z6qUWCroSQnE"
+)
+
+func TestWatchPaste(t *testing.T) {
+	defer checkLeaks(t)()
+	a := test.NewTempApp(t)
+	c := paidCard(t)
+	a.Clipboard().SetContent(c.String())
+	h := newHarness(t, a, Options{})
+	defer h.close()
+	h.u.showWatch("")
+	s := h.u.cur.(*watchScreen)
+	h.mustShow("Paste a stream's card here", "A card is on the clipboard: Alice's garden, live (1000 sats per hour, pay with Lightning or on-chain bitcoin (simnet))", "[Watch it]")
+	cases := []struct{ text, want string }{
+		{"hello", "This card cannot be used: "},
+		{c.String()[:len(c.String())-3], "This card cannot be used: "},
+		{`{"id":"` + strings.Repeat("ab", 32) + `","payment":[{"method":"lightning","currency":"LightningSats","amount":"100","interval":1,"unit":"hours"}]}`, "Hypercore"},
+	}
+	for _, cs := range cases {
+		s.paste.SetText(cs.text)
+		s.open()
+		if !strings.Contains(s.pasteErr.Text, cs.want) {
+			t.Errorf("%.20q: %q, want %q", cs.text, s.pasteErr.Text, cs.want)
+		}
+	}
+}
+
+// TestWatchStates draws the watch view of a paid stream in each state a session reports.
+func TestWatchStates(t *testing.T) {
+	defer checkLeaks(t)()
+	a := test.NewTempApp(t)
+	h := newHarness(t, a, Options{})
+	defer h.close()
+	s := &watchScreen{u: h.u, w: newWorker(h.u)}
+	s.build()
+	h.u.show(s)
+	s.card = paidCard(t)
+	s.buildWatching()
+
+	// Connecting.
+	h.mustShow("Looking for the seller…", "1000 sats per hour", "[Go to start]", "[Pause]", "[Go live]", "[Stop watching]")
+	// Not paid yet: the buy panel with presets and the calculator.
+	s.render(session.ViewFigures{Connected: true, Reason: "Pay to watch this stream"}, session.ViewRefused)
+	h.mustShow("Buy time to start watching. The seller says: Pay to watch this stream", "[5 min · 84 sats]", "[1 hour · 1000 sats]", "10 minutes = 167 sats", "No paid time")
+	s.minutes.SetText("90")
+	h.mustShow("90 minutes = 1500 sats")
+	s.minutes.SetText("x")
+	h.mustShow("type a whole number of minutes")
+	// An invoice.
+	s.showInvoice(session.Invoice{Sats: 84, Media: 5 * time.Minute, Expires: time.Date(2026, 1, 1, 12, 34, 0, 0, time.Local),
+		URI: "lightning:lnsb840n1ptest", Bolt11: "lnsb840n1ptest", QRPNG: mustQR(t, "lightning:lnsb840n1ptest")})
+	h.mustShow("Pay 84 sats for 5 min of video. The invoice expires at 12:34.", "[Copy invoice]", "[Open in wallet]")
+	for _, b := range buttons(s.invoice) {
+		if b.Text == "Copy invoice" {
+			test.Tap(b)
+		}
+	}
+	if got := a.Clipboard().Content(); got != "lnsb840n1ptest" {
+		t.Fatalf("Copy put %q on the clipboard", got)
+	}
+	// Paid: the countdown; the invoice and the buy panel go away.
+	s.render(session.ViewFigures{Connected: true, Remaining: 299 * time.Second, FramesShown: 10}, session.ViewPaid)
+	h.mustShow("Paid time left 4:59", "Paid: video flows")
+	if s.buyBox.Visible() || s.inv != nil {
+		t.Fatal("the buy panel stays after the payment")
+	}
+	s.render(session.ViewFigures{Connected: true, Remaining: 298 * time.Second, FramesShown: 40}, session.ViewPaid)
+	h.mustShow("Paid time left 4:58")
+	// Top up while paid.
+	test.Tap(s.topUpBtn)
+	if !s.buyBox.Visible() {
+		t.Fatal("Top up does not open the buy panel")
+	}
+	test.Tap(s.topUpBtn)
+	// Paused.
+	s.render(session.ViewFigures{Connected: true, Remaining: 200 * time.Second, Paused: true, FramesShown: 40}, session.ViewPaid)
+	h.mustShow("[Play]", "Paused (space bar to play)")
+	// Expired: the seller's reason and the buy panel.
+	s.render(session.ViewFigures{Connected: true, Reason: "No time left on subscription", FramesShown: 40}, session.ViewRefused)
+	h.mustShow("Paid time is over: top up to keep watching. The seller says: No time left on subscription", "Buy time")
+	if !s.buyBox.Visible() {
+		t.Fatal("no buy panel after expiry")
+	}
+}
+
+func mustQR(t *testing.T, s string) []byte {
+	b, err := session.QRPNG(s, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestWatchFreeStateAndErrors(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	s := &watchScreen{u: h.u, w: newWorker(h.u)}
+	s.build()
+	h.u.show(s)
+	c := paidCard(t)
+	c.Price, c.Methods, c.Network = price.Free, nil, ""
+	s.card = c
+	s.buildWatching()
+	s.render(session.ViewFigures{Connected: true}, session.ViewFree)
+	h.mustShow("Stream is free of charge", "Waiting for the first picture…")
+	if s.topUpBtn.Visible() || s.buyBox.Visible() {
+		t.Fatal("a free stream offers to buy time")
+	}
+	// A session error is shown with the status.
+	s.lastEvent = "playback stopped: the stream's header is damaged"
+	s.render(session.ViewFigures{Connected: true}, session.ViewFree)
+	h.mustShow("playback stopped: the stream's header is damaged")
+}
+
+// TestVideoViewCoalesces: frames arriving faster than the window draws replace the parked one;
+// one draw is queued at a time, and every frame is released.
+func TestVideoViewCoalesces(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	v := newVideoView(h.u.do)
+	h.u.win.SetContent(v.obj)
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for range 5 {
+		v.ShowFrame(&playback.Frame{Image: img})
+	}
+	if n := len(h.q); n != 1 {
+		t.Fatalf("%d draws queued for 5 frames, want 1", n)
+	}
+	h.pump()
+	if v.shown.Load() != 1 || v.dropped.Load() != 4 || v.cur == nil || v.w != 64 || v.h != 48 {
+		t.Fatalf("shown %d dropped %d", v.shown.Load(), v.dropped.Load())
+	}
+	if got := v.generate(64, 48); got != img {
+		t.Fatal("the raster does not draw the frame's own image")
+	}
+	// Kept at 4:3 in a 16:9 area.
+	v.obj.Resize(v.obj.Size().Max(v.obj.MinSize()))
+	v.obj.Layout.Layout(v.obj.Objects, v.obj.Size())
+	sz := v.raster.Size()
+	if r := sz.Width / sz.Height; r < 1.32 || r > 1.34 {
+		t.Fatalf("picture drawn at %v", sz)
+	}
+	v.release()
+	v.ShowFrame(&playback.Frame{Image: img})
+	h.pump()
+	if v.cur != nil || v.shown.Load() != 1 {
+		t.Fatal("a frame was drawn after release")
+	}
+}
+
+func TestSettingsBackupRestore(t *testing.T) {
+	defer checkLeaks(t)()
+	a := test.NewTempApp(t)
+	store := secrets.NewMemory()
+	store.Set("p2p/identity", []byte("me"))
+	h := newHarness(t, a, Options{Store: store})
+	defer h.close()
+	h.u.showSettings()
+	s := h.u.cur.(*settingsScreen)
+	h.mustShow("In use: ", "Why: ", "No LND credentials saved yet", h.u.opts.Data.Root, "4.00 GiB")
+	file := filepath.Join(t.TempDir(), "backup.dzv")
+	s.backup(store, file, "short")
+	h.waitFor("the refusal", func() bool { return strings.Contains(s.result.Text, "at least 8 characters") })
+	s.backup(store, file, "correct horse battery")
+	h.waitFor("the backup", func() bool { return strings.Contains(s.result.Text, "Backed up 1 secrets") })
+	other := secrets.NewMemory()
+	s.restore(other, file, "wrong passphrase")
+	h.waitFor("the refusal", func() bool { return strings.Contains(s.result.Text, "wrong passphrase: nothing was restored") })
+	s.restore(other, file, "correct horse battery")
+	h.waitFor("the restore", func() bool { return strings.Contains(s.result.Text, "Restored 1 secrets") })
+	if b, err := other.Get("p2p/identity"); err != nil || string(b) != "me" {
+		t.Fatalf("restored %q %v", b, err)
+	}
+}

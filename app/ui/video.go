@@ -1,0 +1,147 @@
+package ui
+
+import (
+	"image"
+	"image/color"
+	"sync/atomic"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/dazaarvision/dazaar-vision/media/playback"
+)
+
+// videoView draws the player's frames: a canvas.Raster whose generator returns the newest
+// frame's image (no copy, no new image per frame), kept at the picture's aspect ratio.
+//
+// ShowFrame runs on the player's goroutine. It parks the frame in pending and asks Fyne's
+// goroutine to draw once; while a draw is queued, a newer frame replaces the parked one, which
+// is released (counted in Dropped). So at most one draw is queued whatever the frame rate, and
+// a window that paints slowly (or not at all, when minimised) costs the player nothing.
+type videoView struct {
+	do      func(func())
+	raster  *canvas.Raster
+	bg      *canvas.Rectangle
+	overlay *widget.Label
+	obj     *fyne.Container
+
+	pending atomic.Pointer[playback.Frame]
+	closed  atomic.Bool
+	shown   atomic.Int64
+	dropped atomic.Int64
+
+	// Fyne's goroutine only.
+	cur   *playback.Frame
+	w, h  int
+	blank *image.RGBA
+}
+
+func newVideoView(do func(func())) *videoView {
+	v := &videoView{do: do, blank: image.NewRGBA(image.Rect(0, 0, 1, 1))}
+	v.raster = canvas.NewRaster(v.generate)
+	v.raster.ScaleMode = canvas.ImageScaleFastest
+	v.bg = canvas.NewRectangle(color.Black)
+	v.overlay = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
+	v.overlay.Wrapping = fyne.TextWrapWord
+	v.obj = newContainer(&aspectLayout{v: v}, v.bg, v.raster, v.overlay)
+	return v
+}
+
+func newContainer(l fyne.Layout, objs ...fyne.CanvasObject) *fyne.Container {
+	return &fyne.Container{Layout: l, Objects: objs}
+}
+
+// ShowFrame implements playback.FrameSink.
+func (v *videoView) ShowFrame(f *playback.Frame) {
+	if v.closed.Load() {
+		f.Release()
+		return
+	}
+	if old := v.pending.Swap(f); old != nil {
+		old.Release() // a draw is queued and will take f instead
+		v.dropped.Add(1)
+		return
+	}
+	v.do(v.draw)
+}
+
+// draw shows the parked frame (Fyne's goroutine).
+func (v *videoView) draw() {
+	f := v.pending.Swap(nil)
+	if f == nil {
+		return
+	}
+	if v.closed.Load() {
+		f.Release()
+		return
+	}
+	old := v.cur
+	v.cur = f
+	if b := f.Image.Bounds(); b.Dx() != v.w || b.Dy() != v.h {
+		v.w, v.h = b.Dx(), b.Dy()
+		v.obj.Refresh()
+		v.obj.Layout.Layout(v.obj.Objects, v.obj.Size())
+	}
+	v.raster.Refresh()
+	v.shown.Add(1)
+	if old != nil {
+		old.Release() // its pixels were uploaded when it was painted
+	}
+}
+
+func (v *videoView) generate(_, _ int) image.Image {
+	if v.cur == nil {
+		return v.blank
+	}
+	return v.cur.Image
+}
+
+// setOverlay shows text over the picture (empty hides it).
+func (v *videoView) setOverlay(s string) {
+	if v.overlay.Text == s {
+		return
+	}
+	v.overlay.SetText(s)
+	if s == "" {
+		v.overlay.Hide()
+	} else {
+		v.overlay.Show()
+	}
+}
+
+// release gives every frame back (Fyne's goroutine); frames arriving later are released at
+// once.
+func (v *videoView) release() {
+	v.closed.Store(true)
+	if f := v.pending.Swap(nil); f != nil {
+		f.Release()
+	}
+	if v.cur != nil {
+		v.cur.Release()
+		v.cur = nil
+	}
+	v.raster.Refresh()
+}
+
+// aspectLayout centres the picture at its aspect ratio on a black background.
+type aspectLayout struct{ v *videoView }
+
+func (a *aspectLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	for _, o := range objs {
+		o.Move(fyne.NewPos(0, 0))
+		o.Resize(size)
+	}
+	w, h := float32(a.v.w), float32(a.v.h)
+	if w == 0 || h == 0 || size.Width == 0 || size.Height == 0 {
+		return
+	}
+	fit := fyne.NewSize(size.Width, size.Width*h/w)
+	if fit.Height > size.Height {
+		fit = fyne.NewSize(size.Height*w/h, size.Height)
+	}
+	a.v.raster.Resize(fit)
+	a.v.raster.Move(fyne.NewPos((size.Width-fit.Width)/2, (size.Height-fit.Height)/2))
+}
+
+func (a *aspectLayout) MinSize([]fyne.CanvasObject) fyne.Size { return fyne.NewSize(320, 180) }

@@ -1,0 +1,575 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+const (
+	methodLightning = "Lightning"
+	methodOnChain   = "On-chain bitcoin"
+)
+
+// watchScreen: paste a card, then the terms, buying time (presets, calculator, invoice QR
+// with Copy and Open in wallet), the video, the countdown, go to start / pause / go live, and
+// the seller's reason when it stops sending.
+type watchScreen struct {
+	u *UI
+	w worker
+
+	root fyne.CanvasObject
+	body *fyne.Container
+
+	// Pasting a card.
+	paste     *widget.Entry
+	pasteErr  *widget.Label
+	clipOffer *fyne.Container
+
+	// Watching.
+	card      card.Card
+	v         *session.Viewer
+	video     *videoView
+	status    *widget.Label
+	countdown *widget.Label
+	figures   *widget.Label
+	pauseBtn  *widget.Button
+	startBtn  *widget.Button
+	liveBtn   *widget.Button
+	topUpBtn  *widget.Button
+	stopBtn   *widget.Button
+	buyBox    *fyne.Container
+	minutes   *widget.Entry
+	calc      *widget.Label
+	method    *widget.Select
+	buyErr    *widget.Label
+	invoice   *fyne.Container
+	inv       *session.Invoice
+	buying    bool
+	topUp     bool // the buy panel was opened with Top up
+	everPaid  bool // paid time was granted at least once (so a refusal means it ran out)
+	state     session.ViewState
+	lastFigs  session.ViewFigures
+	stopping  bool
+	lastEvent string
+}
+
+// showWatch opens the watch view; with a card it starts watching at once.
+func (u *UI) showWatch(cardText string) {
+	s := &watchScreen{u: u, w: newWorker(u)}
+	s.build()
+	u.show(s)
+	if cardText != "" {
+		s.paste.SetText(cardText)
+		s.open()
+		return
+	}
+	u.win.Canvas().Focus(s.paste)
+	s.offerClipboard()
+}
+
+func (s *watchScreen) content() fyne.CanvasObject { return s.root }
+
+func (s *watchScreen) close() {
+	s.w.cancel()
+	s.stopViewer(nil)
+}
+
+func (s *watchScreen) build() {
+	s.paste = widget.NewMultiLineEntry()
+	s.paste.SetPlaceHolder("Paste a stream's card here (Ctrl+V): dzv1…")
+	s.paste.Wrapping = fyne.TextWrapBreak
+	s.paste.SetMinRowsVisible(6)
+	s.pasteErr = wrapLabel("")
+	s.pasteErr.Importance = widget.DangerImportance
+	s.clipOffer = container.NewVBox()
+	watchBtn := widget.NewButtonWithIcon("Watch", theme.MediaPlayIcon(), s.open)
+	watchBtn.Importance = widget.HighImportance
+	home := widget.NewButtonWithIcon("Home", theme.HomeIcon(), func() { s.u.showHome() })
+	pasteStage := container.NewVBox(
+		widget.NewRichTextFromMarkdown("## Watch a stream"),
+		widget.NewLabel("A stream's card is the one text its broadcaster shares. Paste it to see the terms and watch."),
+		s.paste, container.NewHBox(watchBtn), s.pasteErr, s.clipOffer)
+	s.body = container.NewStack(container.NewPadded(pasteStage))
+	s.root = container.NewBorder(container.NewHBox(home), nil, nil, nil, s.body)
+}
+
+// offerClipboard offers a card found on the clipboard.
+func (s *watchScreen) offerClipboard() {
+	text := strings.TrimSpace(s.u.app.Clipboard().Content())
+	if text == "" || len(text) > 64<<10 {
+		return
+	}
+	c, err := card.Parse(text)
+	if err != nil {
+		return
+	}
+	name := c.Name
+	if name == "" {
+		name = "a stream"
+	}
+	use := widget.NewButtonWithIcon("Watch it", theme.ContentPasteIcon(), func() {
+		s.paste.SetText(text)
+		s.open()
+	})
+	s.clipOffer.Add(widget.NewSeparator())
+	s.clipOffer.Add(container.NewBorder(nil, nil, nil, use,
+		wrapLabel(fmt.Sprintf("A card is on the clipboard: %s (%s)", name, c.Terms()))))
+}
+
+// open parses the pasted card and starts watching.
+func (s *watchScreen) open() {
+	c, err := card.Parse(s.paste.Text)
+	if err != nil {
+		s.pasteErr.SetText(cardError(err))
+		return
+	}
+	s.pasteErr.SetText("")
+	s.card = c
+	s.buildWatching()
+	s.u.withStore(func(store *secrets.Store) { s.startViewer(store) })
+}
+
+// cardError puts card.Parse's error in a sentence.
+func cardError(err error) string {
+	return "This card cannot be used: " + err.Error()
+}
+
+func (s *watchScreen) buildWatching() {
+	c := s.card
+	title := c.Name
+	if title == "" {
+		title = "A stream"
+	}
+	head := widget.NewRichTextFromMarkdown("## " + mdEscape(title))
+	desc := wrapLabel(c.Description)
+	terms := widget.NewLabelWithStyle(c.Terms(), fyne.TextAlignLeading, fyne.TextStyle{Italic: true})
+	s.stopBtn = widget.NewButtonWithIcon("Stop watching", theme.CancelIcon(), func() { s.stopViewer(func() { s.u.showHome() }) })
+	s.video = newVideoView(s.u.do)
+	s.video.setOverlay("Looking for the seller…")
+	s.status = wrapLabel("Looking for the seller…")
+	s.countdown = widget.NewLabelWithStyle("", fyne.TextAlignTrailing, fyne.TextStyle{Bold: true, Monospace: true})
+	s.figures = widget.NewLabel("")
+	s.figures.Importance = widget.LowImportance
+	s.figures.Truncation = fyne.TextTruncateEllipsis
+	s.startBtn = widget.NewButtonWithIcon("Go to start", theme.MediaSkipPreviousIcon(), func() { s.control(func(v *session.Viewer) { v.GoToStart() }) })
+	s.pauseBtn = widget.NewButtonWithIcon("Pause", theme.MediaPauseIcon(), s.togglePause)
+	s.liveBtn = widget.NewButtonWithIcon("Go live", theme.MediaSkipNextIcon(), func() { s.control(func(v *session.Viewer) { v.GoLive() }) })
+	s.topUpBtn = widget.NewButtonWithIcon("Top up", theme.ContentAddIcon(), func() { s.topUp = !s.topUp; s.render(s.lastFigs, s.state) })
+	controls := container.NewHBox(s.startBtn, s.pauseBtn, s.liveBtn, layout.NewSpacer(), s.countdown, s.topUpBtn)
+	bottom := container.NewVBox(controls, s.status, s.figures)
+	top := container.NewBorder(nil, nil, nil, s.stopBtn, container.NewVBox(head, terms))
+	if c.Description != "" {
+		top = container.NewBorder(nil, nil, nil, s.stopBtn, container.NewVBox(head, desc, terms))
+	}
+	s.buildBuy()
+	center := container.NewBorder(nil, nil, nil, s.buyBox, s.video.obj)
+	s.body.Objects = []fyne.CanvasObject{container.NewBorder(top, bottom, nil, nil, center)}
+	s.body.Refresh()
+	if c.Price.IsFree() {
+		s.topUpBtn.Hide()
+	}
+	s.render(session.ViewFigures{}, session.ViewConnecting)
+}
+
+// buildBuy makes the panel that buys time: presets, the calculator and the invoice.
+func (s *watchScreen) buildBuy() {
+	p := s.card.Price
+	s.buyBox = container.NewVBox()
+	if p.IsFree() {
+		s.buyBox.Hide()
+		return
+	}
+	presets := container.NewGridWithColumns(2)
+	for _, pr := range p.Presets(price.DefaultPresetDurations) {
+		mins := uint32(pr.Duration / time.Minute)
+		presets.Add(widget.NewButton(fmt.Sprintf("%s · %d sats", durText(pr.Duration), pr.Sats), func() { s.buy(mins) }))
+	}
+	s.minutes = widget.NewEntry()
+	s.minutes.SetText("10")
+	s.calc = widget.NewLabel("")
+	s.minutes.OnChanged = func(string) { s.updateCalc() }
+	s.minutes.OnSubmitted = func(string) { s.buyTyped() }
+	get := widget.NewButtonWithIcon("Get invoice", theme.ConfirmIcon(), s.buyTyped)
+	get.Importance = widget.HighImportance
+	var methods []string
+	if slices.Contains(s.card.Methods, card.Lightning) {
+		methods = append(methods, methodLightning)
+	}
+	if slices.Contains(s.card.Methods, card.OnChain) {
+		methods = append(methods, methodOnChain)
+	}
+	s.method = widget.NewSelect(methods, nil)
+	if len(methods) > 0 {
+		s.method.SetSelectedIndex(0)
+	}
+	if len(methods) < 2 {
+		s.method.Hide()
+	}
+	s.buyErr = wrapLabel("")
+	s.buyErr.Importance = widget.DangerImportance
+	s.invoice = container.NewVBox()
+	s.updateCalc()
+	minutesRow := container.NewBorder(nil, nil, nil, widget.NewLabel("minutes"), s.minutes)
+	s.buyBox.Objects = []fyne.CanvasObject{
+		heading("Buy time"), widget.NewLabel("You pay only for video delivered to you."), presets,
+		widget.NewSeparator(), minutesRow, s.calc, s.method, get, s.buyErr, s.invoice,
+	}
+	s.buyBox.Refresh()
+}
+
+func durText(d time.Duration) string {
+	if d >= time.Hour && d%time.Hour == 0 {
+		if d == time.Hour {
+			return "1 hour"
+		}
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	}
+	return fmt.Sprintf("%d min", d/time.Minute)
+}
+
+// typedMinutes is the calculator's number of minutes.
+func (s *watchScreen) typedMinutes() (uint32, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s.minutes.Text), 10, 32)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("type a whole number of minutes")
+	}
+	return uint32(n), nil
+}
+
+func (s *watchScreen) updateCalc() {
+	n, err := s.typedMinutes()
+	if err != nil {
+		s.calc.SetText(err.Error())
+		return
+	}
+	sats, err := s.card.Price.CostSats(time.Duration(n) * time.Minute)
+	if err != nil {
+		s.calc.SetText("That is more than can be paid at once.")
+		return
+	}
+	unit := "minutes"
+	if n == 1 {
+		unit = "minute"
+	}
+	s.calc.SetText(fmt.Sprintf("%d %s = %d sats", n, unit, sats))
+}
+
+func (s *watchScreen) buyTyped() {
+	n, err := s.typedMinutes()
+	if err != nil {
+		s.buyErr.SetText(err.Error())
+		return
+	}
+	s.buy(n)
+}
+
+// buy asks the seller for an invoice on a goroutine (up to 30 s).
+func (s *watchScreen) buy(minutes uint32) {
+	v := s.v
+	if v == nil {
+		s.buyErr.SetText("Not connected to the seller yet: wait a moment, then try again.")
+		return
+	}
+	if s.buying {
+		return
+	}
+	s.buying = true
+	s.buyErr.SetText("")
+	s.invoice.Objects = []fyne.CanvasObject{widget.NewProgressBarInfinite(), widget.NewLabel("Asking the seller for an invoice…")}
+	s.invoice.Refresh()
+	req := session.BuyRequest{Minutes: minutes}
+	if s.method.Selected == methodOnChain {
+		req.Method = session.BuyOnChain
+	}
+	async(s.w, func(ctx context.Context) (session.Invoice, error) { return v.Buy(ctx, req) },
+		func(inv session.Invoice, err error) {
+			s.buying = false
+			if err != nil {
+				s.invoice.RemoveAll()
+				s.buyErr.SetText(err.Error())
+				return
+			}
+			s.showInvoice(inv)
+		})
+}
+
+// showInvoice draws the invoice: QR, amount, what it buys, Copy and Open in wallet.
+func (s *watchScreen) showInvoice(inv session.Invoice) {
+	s.inv = &inv
+	qr := canvas.NewImageFromResource(nil)
+	if len(inv.QRPNG) > 0 {
+		qr.Resource = fyne.NewStaticResource("invoice.png", inv.QRPNG)
+	}
+	qr.FillMode = canvas.ImageFillContain
+	qr.ScaleMode = canvas.ImageScalePixels
+	qr.SetMinSize(fyne.NewSize(220, 220))
+	what := fmt.Sprintf("Pay %d sats for %s of video. The invoice expires at %s.", inv.Sats, mediaText(inv.Media), inv.Expires.Format("15:04"))
+	text := inv.Bolt11
+	if text == "" {
+		text = inv.Address
+	}
+	copyBtn := widget.NewButtonWithIcon("Copy invoice", theme.ContentCopyIcon(), func() {
+		s.u.app.Clipboard().SetContent(copyText(inv))
+		s.buyErr.SetText("Copied: paste it into your wallet.")
+	})
+	open := widget.NewButtonWithIcon("Open in wallet", theme.ComputerIcon(), func() {
+		u, err := url.Parse(inv.URI)
+		if err == nil {
+			err = s.u.app.OpenURL(u)
+		}
+		if err != nil {
+			s.buyErr.SetText("No wallet opened it: copy the invoice and paste it into your wallet. (" + err.Error() + ")")
+		}
+	})
+	open.Importance = widget.HighImportance
+	code := widget.NewLabel(shortInvoice(text))
+	code.Importance = widget.LowImportance
+	s.invoice.Objects = []fyne.CanvasObject{widget.NewSeparator(), container.NewCenter(qr), wrapLabel(what), code,
+		container.NewHBox(copyBtn, open), wrapLabel("Video starts once the seller sees the payment.")}
+	s.invoice.Refresh()
+}
+
+// copyText is what Copy puts on the clipboard: the bare Lightning invoice, or the bitcoin URI.
+func copyText(inv session.Invoice) string {
+	if inv.Bolt11 != "" {
+		return inv.Bolt11
+	}
+	return inv.URI
+}
+
+func shortInvoice(s string) string {
+	if len(s) > 36 {
+		return s[:24] + "…" + s[len(s)-8:]
+	}
+	return s
+}
+
+func mediaText(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d >= time.Hour:
+		return fmt.Sprintf("%d h %02d min", d/time.Hour, (d%time.Hour)/time.Minute)
+	case d >= time.Minute && d%time.Minute == 0:
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return d.String()
+}
+
+// startViewer starts the session on a goroutine, then draws it 4 times a second.
+func (s *watchScreen) startViewer(store *secrets.Store) {
+	v, err := session.NewViewer(session.ViewerConfig{Data: s.u.opts.Data, Secrets: store, Card: s.card,
+		Network: s.u.opts.Network, Frames: s.video, Logger: s.u.log})
+	if err != nil {
+		s.status.SetText(err.Error())
+		s.video.setOverlay(err.Error())
+		return
+	}
+	ctx := s.w.ctx
+	s.u.goDo(func() {
+		err := v.Start(s.u.ctx)
+		s.u.do(func() {
+			if err != nil {
+				s.status.SetText("Cannot watch: " + err.Error())
+				s.video.setOverlay("Cannot watch: " + err.Error())
+				return
+			}
+			if ctx.Err() != nil || s.stopping { // the screen was left meanwhile
+				s.u.goDo(func() { v.Stop() })
+				return
+			}
+			s.v = v
+			s.follow(v)
+		})
+	})
+}
+
+// follow draws the session's figures and events.
+func (s *watchScreen) follow(v *session.Viewer) {
+	s.w.goDo(func(ctx context.Context) {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-v.Done():
+				return
+			case ev := <-v.Events():
+				if ev.Kind == session.EventError || ev.Kind == session.EventAccess {
+					text := ev.Text
+					s.u.do(func() {
+						if ctx.Err() == nil {
+							s.lastEvent = text
+						}
+					})
+				}
+			case <-t.C:
+			}
+			f := v.Snapshot()
+			s.u.do(func() {
+				if ctx.Err() == nil {
+					s.render(f, f.State())
+				}
+			})
+		}
+	})
+}
+
+// render draws the watch view for figures f in state st.
+func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
+	prev := s.lastFigs
+	s.lastFigs, s.state = f, st
+	paid := !s.card.Price.IsFree()
+	if st == session.ViewPaid {
+		s.everPaid = true
+	}
+	overlay, status, countdown := "", "", ""
+	switch st {
+	case session.ViewConnecting:
+		status = "Looking for the seller…"
+		overlay = status
+	case session.ViewFree:
+		status = "Stream is free of charge"
+	case session.ViewPaid:
+		countdown = "Paid time left " + clock(f.Remaining)
+		status = "Paid: video flows while paid time is left. Top up any time."
+	case session.ViewRefused:
+		reason := f.Reason
+		switch {
+		case s.everPaid:
+			status = "Paid time is over: top up to keep watching."
+		case paid:
+			status = "Buy time to start watching."
+		default:
+			status = "The seller is not sending."
+		}
+		if reason != "" {
+			status += " The seller says: " + reason
+		}
+		overlay = status
+		countdown = "No paid time"
+	}
+	if st != session.ViewConnecting && st != session.ViewRefused && f.FramesShown == 0 && s.video.shown.Load() == 0 {
+		overlay = "Waiting for the first picture…"
+	}
+	if f.Paused {
+		overlay = "Paused (space bar to play)"
+	}
+	if st != session.ViewRefused && s.lastEvent != "" && f.FramesShown == 0 && !strings.HasPrefix(s.lastEvent, "Paid time left") && s.lastEvent != "Stream is free of charge" {
+		status += " · " + s.lastEvent
+	}
+	s.video.setOverlay(overlay)
+	s.status.SetText(status)
+	s.countdown.SetText(countdown)
+	if f.Paused {
+		s.pauseBtn.SetText("Play")
+		s.pauseBtn.SetIcon(theme.MediaPlayIcon())
+	} else {
+		s.pauseBtn.SetText("Pause")
+		s.pauseBtn.SetIcon(theme.MediaPauseIcon())
+	}
+	fig := fmt.Sprintf("Downloaded %s · %d blocks stored", bytesText(f.BytesDown), f.Stored)
+	if f.BehindLive > 2 {
+		fig += fmt.Sprintf(" · %d blocks behind live", f.BehindLive)
+	}
+	fig += fmt.Sprintf(" · %d pictures shown · connected to %d peers", s.video.shown.Load(), f.Peers)
+	s.figures.SetText(fig)
+	// The buy panel: when there is no paid time, or when Top up was pressed.
+	if paid {
+		if st == session.ViewPaid && s.inv != nil && (prev.State() != session.ViewPaid || f.Remaining > prev.Remaining+2*time.Second) {
+			// The invoice was paid: clear it so a top-up starts afresh.
+			s.inv, s.topUp = nil, false
+			s.invoice.RemoveAll()
+		}
+		show := st == session.ViewRefused || s.topUp || (s.inv != nil && st != session.ViewPaid)
+		if show != s.buyBox.Visible() {
+			if show {
+				s.buyBox.Show()
+			} else {
+				s.buyBox.Hide()
+			}
+		}
+	}
+}
+
+// clock writes a countdown as h:mm:ss or m:ss.
+func clock(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, sec := d/time.Hour, (d%time.Hour)/time.Minute, (d%time.Minute)/time.Second
+	if h > 0 {
+		return fmt.Sprintf("%d:%02d:%02d", h, m, sec)
+	}
+	return fmt.Sprintf("%d:%02d", m, sec)
+}
+
+// control runs a player command off Fyne's goroutine (restarting playback waits for the
+// player).
+func (s *watchScreen) control(fn func(v *session.Viewer)) {
+	v := s.v
+	if v == nil {
+		return
+	}
+	s.w.goDo(func(context.Context) { fn(v) })
+}
+
+func (s *watchScreen) togglePause() {
+	if s.lastFigs.Paused {
+		s.lastFigs.Paused = false
+		s.control(func(v *session.Viewer) { v.Resume() })
+	} else {
+		s.lastFigs.Paused = true
+		s.control(func(v *session.Viewer) { v.Pause() })
+	}
+	s.render(s.lastFigs, s.state)
+}
+
+// typedKey: the space bar pauses and plays (when no text field has the keyboard).
+func (s *watchScreen) typedKey(k *fyne.KeyEvent) {
+	if k.Name == fyne.KeySpace && s.v != nil {
+		s.togglePause()
+	}
+}
+
+// stopViewer stops the session on a goroutine, then runs then (on Fyne's goroutine).
+func (s *watchScreen) stopViewer(then func()) {
+	if s.stopping {
+		return
+	}
+	s.stopping = true
+	s.w.cancel()
+	v, video := s.v, s.video
+	if s.stopBtn != nil {
+		s.stopBtn.Disable()
+		s.status.SetText("Stopping…")
+	}
+	s.u.goDo(func() {
+		if v != nil {
+			v.Stop()
+		}
+		s.u.do(func() {
+			if video != nil {
+				video.release()
+			}
+			if then != nil {
+				then()
+			}
+		})
+	})
+}
