@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
@@ -39,14 +40,37 @@ func (e *env) record(args []string) error {
 	presetName := fs.String("preset", "medium", "quality: low, medium or high")
 	dur := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	testDevices := fs.Bool("test-devices", false, "use the built-in test camera and microphone even when real ones exist")
+	source := fs.String("source", "camera", "the picture: camera, screen (the X11 display in $DISPLAY) or none")
+	audioSrc := fs.String("audio", "microphone", "the sound: microphone or none")
 	desc := fs.String("description", "", "a description stored in the stream's header")
-	rest, err := parse(fs, args, 1, "[-preset low|medium|high] [-duration D] [-test-devices] [-description TEXT] DIR")
+	rest, err := parse(fs, args, 1, "[-preset low|medium|high] [-source camera|screen|none] [-audio microphone|none] [-duration D] [-test-devices] [-description TEXT] DIR")
 	if err != nil {
 		return err
 	}
 	preset, err := broadcast.PresetByName(*presetName)
 	if err != nil {
 		return usagef("%v", err)
+	}
+	var videoKind capture.Kind
+	switch *source {
+	case "camera":
+		videoKind = capture.Camera
+	case "screen":
+		videoKind = capture.Screen
+	case "none":
+	default:
+		return usagef("-source %q: choose camera, screen or none", *source)
+	}
+	withAudio := true
+	switch *audioSrc {
+	case "microphone", "mic":
+	case "none":
+		withAudio = false
+	default:
+		return usagef("-audio %q: choose microphone or none", *audioSrc)
+	}
+	if videoKind == 0 && !withAudio {
+		return usagef("nothing to record: -source none and -audio none")
 	}
 	dir := rest[0]
 	// A live recording: signatures must not wait for the disk (see feed.ForkOnPowerLoss).
@@ -65,31 +89,55 @@ func (e *env) record(args []string) error {
 	if f.Length() > 0 {
 		return fmt.Errorf("the feed in %s already holds a stream (%d blocks): record into a new directory", dir, f.Length())
 	}
-	pick := capture.DefaultDevice
-	if *testDevices {
-		pick = capture.TestDevice
+	pick := func(k capture.Kind) (capture.Device, error) {
+		if *testDevices && k != capture.Screen { // there is no test screen
+			return capture.TestDevice(k)
+		}
+		return capture.DefaultDevice(k)
 	}
-	vd, err := pick(capture.Camera)
-	if err != nil {
-		return fmt.Errorf("no camera: %w", err)
+	var cfg broadcast.Config
+	var labels []string
+	closeAll := func() {
+		if cfg.Video != nil {
+			cfg.Video.Close()
+		}
+		if cfg.Audio != nil {
+			cfg.Audio.Close()
+		}
 	}
-	ad, err := pick(capture.Microphone)
-	if err != nil {
-		return fmt.Errorf("no microphone: %w", err)
+	if videoKind != 0 {
+		vd, err := pick(videoKind)
+		if err != nil {
+			if videoKind == capture.Screen {
+				return fmt.Errorf("no screen to record: %w (the screen source captures the X11 display named by $DISPLAY)", err)
+			}
+			return fmt.Errorf("no camera: %w (record the screen with -source screen, or sound alone with -source none)", err)
+		}
+		vs, err := capture.OpenVideo(vd, capture.VideoWant{Width: preset.Width, Height: preset.Height, FrameRate: float64(preset.FrameRate)})
+		if err != nil {
+			return fmt.Errorf("cannot open the %s %q: %w", vd.Kind, vd.Label, err)
+		}
+		cfg.Video = vs
+		labels = append(labels, fmt.Sprintf("%s %q", vd.Kind, vd.Label))
 	}
-	vs, err := capture.OpenVideo(vd, capture.VideoWant{Width: preset.Width, Height: preset.Height, FrameRate: float64(preset.FrameRate)})
-	if err != nil {
-		return fmt.Errorf("cannot open the camera %q: %w", vd.Label, err)
+	if withAudio {
+		ad, err := pick(capture.Microphone)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("no microphone: %w (record pictures alone with -audio none)", err)
+		}
+		as, err := capture.OpenAudio(ad, capture.AudioWant{SampleRate: 48000, Channels: 1})
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("cannot open the microphone %q: %w", ad.Label, err)
+		}
+		cfg.Audio = as
+		labels = append(labels, fmt.Sprintf("microphone %q", ad.Label))
 	}
-	as, err := capture.OpenAudio(ad, capture.AudioWant{SampleRate: 48000, Channels: 1})
+	cfg.Preset, cfg.Description, cfg.Sink, cfg.Logger = preset, *desc, feedSink{f}, e.log
+	b, err := broadcast.New(cfg)
 	if err != nil {
-		vs.Close()
-		return fmt.Errorf("cannot open the microphone %q: %w", ad.Label, err)
-	}
-	b, err := broadcast.New(broadcast.Config{Preset: preset, Video: vs, Audio: as, Description: *desc, Sink: feedSink{f}, Logger: e.log})
-	if err != nil {
-		vs.Close()
-		as.Close()
+		closeAll()
 		return err
 	}
 	ctx := e.ctx
@@ -98,8 +146,8 @@ func (e *env) record(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *dur)
 		defer cancel()
 	}
-	fmt.Fprintf(e.err, "recording %s (%dx%d at %d fps) from %q and %q into %s; interrupt to stop\n",
-		preset.Name, preset.Width, preset.Height, preset.FrameRate, vd.Label, ad.Label, dir)
+	fmt.Fprintf(e.err, "recording %s (%dx%d at %d fps) from %s into %s; interrupt to stop\n",
+		preset.Name, preset.Width, preset.Height, preset.FrameRate, strings.Join(labels, " and "), dir)
 	err = b.Run(ctx)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("recording stopped: %w", err)
@@ -118,6 +166,12 @@ func (e *env) exportCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *from < 0 || *to < 0 {
+		return usagef("-from and -to count from the stream's start and cannot be negative (got -from %v -to %v)", *from, *to)
+	}
+	if *to > 0 && *to <= *from {
+		return usagef("-to %v must come after -from %v", *to, *from)
+	}
 	f, err := feed.Open(rest[0], feed.Options{Logger: e.log, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("cannot open the feed: %w", err)
@@ -129,7 +183,6 @@ func (e *env) exportCmd(args []string) error {
 	bar := &export.Bar{W: e.err}
 	start := time.Now()
 	res, err := export.ToFile(e.ctx, feedSource{f}, rest[1], export.Options{Range: export.Range{From: *from, To: *to}, Progress: bar, Logger: e.log})
-	fmt.Fprintln(e.err)
 	if err != nil {
 		return fmt.Errorf("export failed: %w", err)
 	}

@@ -1,10 +1,15 @@
 package cli
 
 import (
+	"bufio"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestRecordAndExport goes from the test camera and microphone through VP8 and
@@ -39,5 +44,132 @@ func TestRecordAndExport(t *testing.T) {
 	}
 	if r := run(t, "", "export", "-from", "1h", dir, filepath.Join(tmp, "none.webm")); r.code != 1 {
 		t.Fatalf("export of an empty range: %d %s", r.code, r.err)
+	}
+	exportEdges(t, tmp, dir, out)
+}
+
+// exportEdges: the progress goes to stderr, which is no terminal here: plain lines, no
+// carriage returns, 100 % once; the file has the mode the umask gives (0644 under 022);
+// a negative -from, an output in a missing folder and an output that is a folder are
+// refused with messages naming what is wrong (never the temporary file), before the
+// export runs.
+func exportEdges(t *testing.T, tmp, dir, out string) {
+	old := syscall.Umask(0o022)
+	r := run(t, "", "export", dir, out)
+	syscall.Umask(old)
+	if r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.err)
+	}
+	if strings.Contains(r.err, "\r") || strings.Count(r.err, "100%") != 1 {
+		t.Fatalf("progress on a non-terminal stderr: %q", r.err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("exported file: %v, mode %v, want 0644 under umask 022", err, fi.Mode().Perm())
+	}
+	missing := filepath.Join(tmp, "no", "such", "out.webm")
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"export", "-from", "-3s", dir, filepath.Join(tmp, "neg.webm")}, []string{"-from", "negative"}},
+		{[]string{"export", "-from", "2s", "-to", "1s", dir, filepath.Join(tmp, "back.webm")}, []string{"-to 1s must come after -from 2s"}},
+		{[]string{"export", dir, missing}, []string{missing, "does not exist"}},
+		{[]string{"export", dir, tmp}, []string{tmp, "is a folder"}},
+	} {
+		r := run(t, "", c.args...)
+		if r.code == 0 {
+			t.Fatalf("%v: accepted", c.args)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(r.err, w) {
+				t.Errorf("%v: %q does not say %q", c.args, r.err, w)
+			}
+		}
+		if strings.Contains(r.err, ".tmp") || strings.Contains(r.err, "%") {
+			t.Errorf("%v: %q names the temporary file or started the export", c.args, r.err)
+		}
+	}
+	for _, name := range []string{"neg.webm", "back.webm"} {
+		if _, err := os.Stat(filepath.Join(tmp, name)); !os.IsNotExist(err) {
+			t.Errorf("%s was written", name)
+		}
+	}
+}
+
+// TestRecordSources: record's -source and -audio choices reach the devices: the screen
+// of a real X server (Xvfb, started here) without sound, sound alone, and nothing at all
+// refused.
+func TestRecordSources(t *testing.T) {
+	t.Setenv(EnvPassphrase, "pw")
+	tmp := t.TempDir()
+	sec := []string{"-secrets", "file", "-secrets-file", filepath.Join(tmp, "s.enc")}
+	if r := run(t, "", append(sec, "record", "-source", "none", "-audio", "none", filepath.Join(tmp, "x"))...); r.code == 0 || !strings.Contains(r.err, "nothing to record") {
+		t.Fatalf("record nothing: %d %s", r.code, r.err)
+	}
+	if r := run(t, "", append(sec, "record", "-source", "window", filepath.Join(tmp, "x"))...); r.code == 0 || !strings.Contains(r.err, "camera, screen or none") {
+		t.Fatalf("record -source window: %d %s", r.code, r.err)
+	}
+
+	startXvfb(t, 320, 240)
+	screen := filepath.Join(tmp, "screen")
+	r := run(t, "", append(sec, "record", "-source", "screen", "-audio", "none", "-preset", "low", "-duration", "2s", screen)...)
+	if r.code != 0 || !strings.Contains(r.err, "screen") {
+		t.Fatalf("record -source screen: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	sound := filepath.Join(tmp, "sound")
+	if r := run(t, "", append(sec, "record", "-source", "none", "-test-devices", "-duration", "1s", sound)...); r.code != 0 {
+		t.Fatalf("record -source none: %d\n%s", r.code, r.err)
+	}
+	for _, c := range []struct{ dir, want string }{{screen, "vp8,320,240\n"}, {sound, "opus,0,0\n"}} {
+		out := filepath.Join(tmp, filepath.Base(c.dir)+".webm")
+		if r := run(t, "", "export", c.dir, out); r.code != 0 {
+			t.Fatalf("export %s: %d %s", c.dir, r.code, r.err)
+		}
+		probe, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", out).CombinedOutput()
+		got := strings.ReplaceAll(string(probe), ",,", ",0,0")
+		if strings.Count(got, "\n") == 1 && strings.HasPrefix(got, "opus") {
+			got = "opus,0,0\n"
+		}
+		if err != nil || got != c.want {
+			t.Fatalf("%s: ffprobe says %q (%v), want %q", c.dir, probe, err, c.want)
+		}
+	}
+}
+
+// startXvfb starts a real X server on a free display and points $DISPLAY at it for the
+// test (make test installs xvfb).
+func startXvfb(t *testing.T, w, h int) {
+	t.Helper()
+	if _, err := exec.LookPath("Xvfb"); err != nil {
+		t.Fatalf("Xvfb is not installed (make test installs xvfb): %v", err)
+	}
+	r, wp, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp", "-noreset")
+	cmd.ExtraFiles = []*os.File{wp}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wp.Close()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(r).ReadString('\n')
+		line <- strings.TrimSpace(s)
+		r.Close()
+	}()
+	select {
+	case d := <-line:
+		if d == "" {
+			t.Fatal("Xvfb did not start")
+		}
+		t.Setenv("DISPLAY", ":"+d)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Xvfb did not report its display")
 	}
 }

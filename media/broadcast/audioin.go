@@ -14,15 +14,20 @@ const opusRate = 48000
 
 // gapThreshold is how far the sound may stray from the capture clock before it is
 // treated as lost (a gap in the timestamps) or as surplus (samples dropped), instead of
-// being steered back by trimming the resampling ratio.
-const gapThreshold = 40 * time.Millisecond
+// being steered back by trimming the resampling ratio. It is above the stamper's step
+// (stepMin, 50 ms): smaller steps are never seen as steps, and are steered away.
+const gapThreshold = 60 * time.Millisecond
 
 // steerSpan is how long steering takes to remove an error: the ratio is trimmed by
-// error/steerSpan (at most ±maxSteer), inaudible for the few milliseconds of scheduling
-// error it usually corrects.
+// error/steerSpan (at most ±maxSteer): 0.1 % for the 4 ms of scheduling error it
+// usually corrects, inaudible; more only while a drifting device's rate is being learnt.
 const (
 	steerSpan = 4 * time.Second
-	maxSteer  = 0.005
+	maxSteer  = 0.02
+	// rateSmooth is the time constant over which the stamper's rate estimate reaches
+	// the resampling ratio: a device's clock drifts slowly, a busy machine's scheduling
+	// jumps, and only the first should change the pitch.
+	rateSmooth = 2 * time.Second
 )
 
 // audioIn turns a microphone's sound into what the Opus encoder takes: mono (channels
@@ -39,8 +44,9 @@ type audioIn struct {
 	rs     *resample.Resampler
 	inRate int
 
-	fed     int64 // device samples read (including dropped surplus)
-	out     int64 // output samples produced
+	scale   float64 // smoothed device rate (stamper's Scale)
+	fed     int64   // device samples read (including dropped surplus)
+	out     int64   // output samples produced
 	started bool
 	bps     []breakpoint // timeline steps, oldest first
 
@@ -119,8 +125,12 @@ func (a *audioIn) Read() (wave.Audio, func(), error) {
 			a.skippedNs.Add(int64(n) * int64(time.Second) / int64(a.inRate))
 			e = 0
 		}
+		if a.scale == 0 {
+			a.scale = 1
+		}
+		a.scale += (a.st.Scale() - a.scale) * min(1, float64(len(in))/float64(a.inRate)/rateSmooth.Seconds())
 		steer := min(maxSteer, max(-maxSteer, float64(e)/float64(steerSpan)))
-		a.rs.Trim(a.st.Scale() * (1 + steer))
+		a.rs.Trim(a.scale * (1 + steer))
 		out := a.rs.Process(in, make([]float32, 0, len(in)*opusRate/a.inRate+8))
 		if len(out) == 0 {
 			continue

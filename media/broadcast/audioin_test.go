@@ -11,8 +11,10 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/internal/memfeed"
 	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
 	"github.com/dazaarvision/dazaar-vision/media/opus"
+	mdopus "github.com/pion/mediadevices/pkg/codec/opus"
 	"github.com/pion/mediadevices/pkg/io/audio"
 	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/mediadevices/pkg/prop"
 	"github.com/pion/mediadevices/pkg/wave"
 )
 
@@ -120,7 +122,10 @@ func TestMicrophoneRatesAndChannels(t *testing.T) {
 			if len(pts) < 50 {
 				t.Fatalf("only %d packets in 2.5 s", len(pts))
 			}
-			if math.Abs(f-1000) > 5 {
+			// The pitch is exact through resampling and Opus (TestToneThroughAudioIn);
+			// here it also follows the capture clock, which a busy machine's scheduling
+			// makes wobble by a fraction of a percent while the device's rate is learnt.
+			if math.Abs(f-1000) > 10 {
 				t.Fatalf("a 1000 Hz tone decoded at %.2f Hz", f)
 			}
 			if math.Abs(rms-0.5/math.Sqrt2) > 0.05 {
@@ -144,7 +149,7 @@ func TestAudioInFollowsDeviceClock(t *testing.T) {
 		r := audioReaderFunc(func() (wave.Audio, func(), error) {
 			chunks++
 			at := chunks
-			if c.loss && chunks > 1000 {
+			if c.loss && chunks > 1500 {
 				at += 10 // 100 ms of the device's sound never arrived
 			}
 			now = time.Duration(float64(at)*float64(10*time.Millisecond)*c.ratio) + time.Duration((chunks%5)-2)*time.Millisecond
@@ -156,16 +161,16 @@ func TestAudioInFollowsDeviceClock(t *testing.T) {
 		for chunks < 3000 { // 30 s
 			w, _, _ := in.Read()
 			got += int64(w.ChunkInfo().Len)
-			// The newest output sample against the capture clock, after the first 5 s and
-			// except in the second after the loss (the stamper notices a step at the end
-			// of its half-second window).
-			if chunks > 500 && (chunks < 1000 || chunks > 1100) {
+			// The newest output sample against the capture clock, once the device's rate
+			// has been learnt (10 s) and except in the 1.5 s after the loss (the stamper
+			// confirms a step over two half-second windows).
+			if chunks > 1000 && (chunks < 1500 || chunks > 1650) {
 				e := in.at(got) - now
 				worst = max(worst, e.Abs())
 			}
 		}
 		t.Logf("ratio %.2f loss %v: worst %v, gaps %d (%v), surplus %v", c.ratio, c.loss, worst, in.gaps.Load(), time.Duration(in.lostNs.Load()), time.Duration(in.skippedNs.Load()))
-		if worst > 25*time.Millisecond {
+		if worst > 20*time.Millisecond {
 			t.Errorf("ratio %.2f: the audio timeline strays %v from the capture clock", c.ratio, worst)
 		}
 		wantGaps := int64(0)
@@ -218,5 +223,71 @@ func TestEarlyAudioBounded(t *testing.T) {
 	}
 	if stored+st.EarlyAudioDropped != st.AudioPackets {
 		t.Fatalf("%d packets made, %d stored + %d dropped", st.AudioPackets, stored, st.EarlyAudioDropped)
+	}
+}
+
+// TestToneThroughAudioIn: a 44.1 kHz stereo microphone whose sound arrives on time goes
+// through the mixing, resampling to 48 kHz, Opus encoding and decoding with its tone's
+// frequency (within 0.05 %) and level (within 3 %: Opus colours a 6 kHz tone slightly) kept.
+func TestToneThroughAudioIn(t *testing.T) {
+	for _, c := range []struct {
+		rate, ch int
+		freq     float64
+	}{{44100, 2, 1000}, {44100, 1, 440}, {44100, 2, 6000}, {48000, 2, 1000}} {
+		var now time.Duration
+		n := c.rate / 100 // 10 ms chunks
+		var i int64
+		r := audioReaderFunc(func() (wave.Audio, func(), error) {
+			w := wave.NewFloat32Interleaved(wave.ChunkInfo{Len: n, Channels: c.ch, SamplingRate: c.rate})
+			for k := 0; k < n; k++ {
+				v := float32(0.5 * math.Sin(2*math.Pi*c.freq*float64(i)/float64(c.rate)))
+				for ch := 0; ch < c.ch; ch++ {
+					w.Data[k*c.ch+ch] = v
+				}
+				i++
+			}
+			now += 10 * time.Millisecond
+			return w, func() {}, nil
+		})
+		in := newAudioIn(newAudioStamper(r, func() time.Duration { return now }, c.rate, nil))
+		params, err := mdopus.NewParams()
+		if err != nil {
+			t.Fatal(err)
+		}
+		params.BitRate = 64000
+		params.Latency = mdopus.Latency20ms
+		enc, err := params.BuildAudioEncoder(in, prop.Media{Audio: prop.Audio{SampleRate: opusRate, ChannelCount: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := opus.NewDecoder(48000, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]float32, dec.MaxSamples())
+		var pcm []float32
+		for k := 0; k < 150; k++ { // 3 s
+			pkt, release, err := enc.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := dec.Decode(pkt, buf)
+			release()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pcm = append(pcm, buf[:m]...)
+		}
+		enc.Close()
+		dec.Close()
+		body := pcm[9600:]
+		f, rms := testpattern.Frequency(body, 48000), testpattern.RMS(body)
+		t.Logf("%d Hz × %d, %.0f Hz: decoded %.3f Hz, RMS %.4f (sent %.4f)", c.rate, c.ch, c.freq, f, rms, 0.5/math.Sqrt2)
+		if math.Abs(f-c.freq) > c.freq*0.0005 {
+			t.Errorf("%d Hz × %d: a %.0f Hz tone decoded at %.3f Hz", c.rate, c.ch, c.freq, f)
+		}
+		if math.Abs(rms-0.5/math.Sqrt2) > 0.03*0.5/math.Sqrt2 {
+			t.Errorf("%d Hz × %d: level %.4f RMS, sent %.4f", c.rate, c.ch, rms, 0.5/math.Sqrt2)
+		}
 	}
 }

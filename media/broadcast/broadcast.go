@@ -215,7 +215,12 @@ func (b *Broadcaster) Run(parent context.Context) error {
 			errc <- b.runAudio(ctx, enc, in, units)
 		}()
 	}
-	err := b.frame(ctx, startWall, units, videoSize, errc)
+	encDone := make(chan struct{})
+	go func() { // owned by Run: ends when the encoders have, which Run waits for below
+		wg.Wait()
+		close(encDone)
+	}()
+	err := b.frame(ctx, startWall, units, videoSize, errc, encDone)
 	cancel()
 	b.closeSources()
 	wg.Wait()
@@ -342,7 +347,7 @@ func (b *Broadcaster) runAudio(ctx context.Context, enc mdcodec.ReadCloser, in *
 }
 
 // frame gathers units into blocks and appends them.
-func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-chan block.Unit, videoSize <-chan [2]int, errc <-chan error) error {
+func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-chan block.Unit, videoSize <-chan [2]int, errc <-chan error, encDone <-chan struct{}) error {
 	p := b.cfg.Preset
 	h := &block.Header{Start: startWall, Preset: p.Name, Description: b.cfg.Description}
 	if b.cfg.Audio != nil {
@@ -461,14 +466,22 @@ func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-ch
 			// handed over included), with a short grace period.
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
+			// Close the sources so that the encoders stop, and take every unit they
+			// handed over until they have.
+			b.closeSources()
 			var err error
-		drain:
-			for err == nil {
+			for done := false; err == nil; {
 				select {
 				case u := <-units:
 					err = addCtx(fctx, u)
-				default:
-					break drain
+					continue
+				case <-encDone:
+					done = true
+				case <-fctx.Done():
+					err = fctx.Err()
+				}
+				if done && len(units) == 0 {
+					break
 				}
 			}
 			if err == nil {

@@ -17,11 +17,22 @@ import (
 // captured or later (never earlier), so the earliest arrival seen in each half-second
 // window is the best measure of the map's error: at the end of every window the map moves
 // by that minimum, and its slope (the device's rate against the capture clock) by half of
-// it, so a steady drift is tracked with no standing error. Scheduling delays (late
+// it (rateGain), so a steady drift is tracked with no standing error. Scheduling delays (late
 // arrivals) are ignored; drift and lost samples are followed within a window or two, so
 // audio stays on the capture clock (which also stamps the pictures) however the device's
 // clock runs.
+//
+// A step (the window's smallest error beyond ±50 ms) moves the map only when the next
+// window confirms it (within 20 ms): lost samples leave a constant offset, while a stalled
+// process that then catches up on buffered sound shows offsets that shrink window by
+// window, and is no loss.
 const stampWindow = 500 * time.Millisecond
+
+const (
+	rateGain    = 0.5
+	stepMin     = 50 * time.Millisecond
+	stepConfirm = 20 * time.Millisecond
+)
 
 type audioStamper struct {
 	r     audio.Reader
@@ -37,6 +48,7 @@ type audioStamper struct {
 	scale        float64       // capture-clock seconds per device second
 	winStart     int64         // first sample of the current window
 	winMin       time.Duration // smallest error in the current window
+	step         time.Duration // unconfirmed step seen in the previous window, or 0
 }
 
 func newAudioStamper(r audio.Reader, clock Clock, rate int, log *slog.Logger) *audioStamper {
@@ -75,14 +87,22 @@ func (s *audioStamper) Read() (wave.Audio, func(), error) {
 		e := measured - s.at(s.samples)
 		s.winMin = min(s.winMin, e)
 		if w := s.dur(s.samples - s.winStart); w >= stampWindow {
-			if s.winMin > 50*time.Millisecond || s.winMin < -50*time.Millisecond {
-				s.log.Debug("audio clock moved", "by", s.winMin)
+			move := s.winMin
+			if s.winMin > stepMin || s.winMin < -stepMin {
+				if s.step != 0 && (s.winMin-s.step).Abs() <= stepConfirm {
+					s.log.Debug("audio clock moved", "by", s.winMin)
+					s.step = 0
+				} else {
+					s.step, move = s.winMin, 0 // wait for the next window to confirm
+				}
 			} else {
-				// Steps (lost samples, stalls) move the map; only small errors adjust the
-				// rate, clamped to ±5 %.
-				s.scale = min(1.05, max(0.95, s.scale+0.5*float64(s.winMin)/float64(w)))
+				// Only small errors adjust the rate, clamped to ±5 %, and gently: one
+				// window's scheduling delay (a few ms on a busy machine) must not bend the
+				// pitch of the resampled sound audibly (audioin.go smooths it further).
+				s.step = 0
+				s.scale = min(1.05, max(0.95, s.scale+rateGain*float64(s.winMin)/float64(w)))
 			}
-			s.anchorPTS, s.anchorSample = s.at(s.samples)+s.winMin, s.samples
+			s.anchorPTS, s.anchorSample = s.at(s.samples)+move, s.samples
 			s.winStart, s.winMin = s.samples, time.Duration(1<<62)
 		}
 	}

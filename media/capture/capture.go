@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -141,11 +142,24 @@ var ErrNoDevice = errors.New("no capture device")
 
 // DefaultDevice picks the device of kind k to use when the user chose none: a real
 // device when there is one, the test driver otherwise.
+//
+// For Screen it is the first X11 screen of $DISPLAY (capture.DefaultDevice(capture.Screen)
+// is how a session records the screen); the screens are looked for again when none is
+// known, since a display may have appeared after the program started.
 func DefaultDevice(k Kind) (Device, error) {
-	for _, d := range Devices() {
-		if d.Kind == k {
-			return d, nil
+	for pass := 0; pass < 2; pass++ {
+		for _, d := range Devices() {
+			if d.Kind == k {
+				return d, nil
+			}
 		}
+		if k != Screen || os.Getenv("DISPLAY") == "" {
+			break
+		}
+		RescanScreens()
+	}
+	if k == Screen && os.Getenv("DISPLAY") == "" {
+		return Device{}, fmt.Errorf("%w: no screen (no X11 display: $DISPLAY is not set)", ErrNoDevice)
 	}
 	return Device{}, fmt.Errorf("%w: no %s", ErrNoDevice, k)
 }
