@@ -83,14 +83,9 @@ func (r *Resampler) Trim(f float64) { r.trim = min(1.1, max(0.9, f)) }
 // Ratio is the current number of output samples per input sample.
 func (r *Resampler) Ratio() float64 { return r.trim / r.step }
 
-// Skip drops n input samples that have been handed over but not yet used, as if they had
-// never arrived (at most what is buffered). It returns how many were dropped.
-func (r *Resampler) Skip(n int) int {
-	avail := len(r.buf) - int(r.pos)
-	n = min(n, max(0, avail))
-	r.pos += float64(n)
-	return n
-}
+// Pending is how many input samples have been handed over beyond the position of the
+// next output sample (the filter's look-ahead, plus what the next call will use).
+func (r *Resampler) Pending() float64 { return float64(len(r.buf)) - r.pos }
 
 // Process resamples in and appends the output to out. Output lags the input by the
 // filter's half-width (about 16 input samples), which it keeps for the next call.
