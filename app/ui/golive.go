@@ -219,6 +219,7 @@ func (g *goLiveScreen) build() {
 	g.pay = widget.NewRadioGroup([]string{payFree, payPaid}, func(s string) {
 		g.paidBox.Hidden = s != payPaid
 		g.paidBox.Refresh()
+		g.updatePriceNote()
 	})
 	g.pay.Horizontal = true
 	g.pay.SetSelected(payFree)

@@ -22,7 +22,7 @@ func TestHomeEmpty(t *testing.T) {
 	defer h.close()
 	h.mustShow("Welcome to", "[Go live]", "[Watch]", "[Settings]", "Loading your streams")
 	h.waitFor("the lists", func() bool { return strings.Contains(h.screenText(), "None yet. Go live") })
-	h.mustShow("None yet. Paste a stream's card", "Secrets: in memory")
+	h.mustShow("None yet. Paste a stream's card", "Secrets: memory")
 }
 
 func TestHomeStoreError(t *testing.T) {
@@ -126,7 +126,7 @@ func TestWatchPaste(t *testing.T) {
 	defer h.close()
 	h.u.showWatch("")
 	s := h.u.cur.(*watchScreen)
-	h.mustShow("Paste a stream's card here", "A card is on the clipboard: Alice's garden, live (1000 sats per hour, pay with Lightning or on-chain bitcoin (simnet))", "[Watch it]")
+	h.mustShow("A card is on the clipboard: Alice's garden, live (1000 sats per hour, pay with Lightning or on-chain bitcoin (simnet))", "[Watch it]")
 	cases := []struct{ text, want string }{
 		{"hello", "This card cannot be used: "},
 		{c.String()[:len(c.String())-3], "This card cannot be used: "},

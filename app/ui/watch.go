@@ -164,7 +164,7 @@ func (s *watchScreen) buildWatching() {
 	s.video = newVideoView(s.u.do)
 	s.video.setOverlay("Looking for the seller…")
 	s.status = wrapLabel("Looking for the seller…")
-	s.countdown = widget.NewLabelWithStyle("", fyne.TextAlignTrailing, fyne.TextStyle{Bold: true, Monospace: true})
+	s.countdown = widget.NewLabelWithStyle("", fyne.TextAlignTrailing, fyne.TextStyle{Monospace: true})
 	s.figures = widget.NewLabel("")
 	s.figures.Importance = widget.LowImportance
 	s.figures.Truncation = fyne.TextTruncateEllipsis
