@@ -13,8 +13,15 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/dazaarvision/dazaar-vision/media/internal/audioquiet"
 	"github.com/gen2brain/malgo"
 )
+
+// Messages ALSA or JACK print while miniaudio probes them go to the debug log, not stderr
+// (media/internal/audioquiet).
+func init() {
+	audioquiet.SetSink(func(msg string) { slog.Debug("sound system", "msg", msg) })
+}
 
 // Output is where decoded sound goes.
 type Output interface {

@@ -103,6 +103,7 @@ func kindOf(t driver.DeviceType) Kind {
 // Devices lists every device, real ones first (highest priority first), test drivers
 // last, each kind together.
 func Devices() []Device {
+	logAudioMessages()
 	var out []Device
 	for _, d := range driver.GetManager().Query(func(driver.Driver) bool { return true }) {
 		info := d.Info()
