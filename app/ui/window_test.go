@@ -210,3 +210,58 @@ func TestNoDisplay(t *testing.T) {
 		t.Fatalf("without a display: %v\n%s", err, out.String())
 	}
 }
+
+// TestWindowWatchesALiveStream: a broadcaster (the command line, test camera, free) and the
+// window as two processes on loopback. The window opened on the card shows the video: the
+// video region changes between two screenshots.
+func TestWindowWatchesALiveStream(t *testing.T) {
+	bin := buildBinary(t)
+	display := xvfb(t, 1280, 800)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	sellerHome := t.TempDir()
+	cardFile := filepath.Join(sellerHome, "card.txt")
+	var sellerOut bytes.Buffer
+	seller := appCmd(ctx, t, bin, sellerHome, "", "live", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0",
+		"-video", "test", "-audio", "test", "-preset", "low", "-name", "Garden, live",
+		"-description", "Tomatoes growing in real time", "-card-file", cardFile)
+	seller.Stdout, seller.Stderr = &sellerOut, &sellerOut
+	if err := seller.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { seller.Process.Signal(os.Interrupt); seller.Wait() }()
+	var cardText string
+	for cardText == "" {
+		if b, err := os.ReadFile(cardFile); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			cardText = string(bytes.TrimSpace(b))
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the broadcaster printed no card:\n%s", sellerOut.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var viewerOut bytes.Buffer
+	viewer := appCmd(ctx, t, bin, t.TempDir(), display, "ui", "-lan", cardText)
+	viewer.Stdout, viewer.Stderr = &viewerOut, &viewerOut
+	if err := viewer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { viewer.Process.Signal(os.Interrupt); viewer.Wait() }()
+	video := image.Rect(250, 220, 850, 520) // inside the picture area of the 1100×720 window
+	var a, b image.Image
+	for {
+		a = screenshot(t, display)
+		time.Sleep(700 * time.Millisecond)
+		b = screenshot(t, display)
+		if colours(b, video) > 20 && differs(a, b, video) > 500 {
+			break
+		}
+		if ctx.Err() != nil {
+			savePNG(t, b, "failed-watch.png")
+			t.Fatalf("the video region did not change; the viewer said:\n%s\nthe broadcaster said:\n%s", viewerOut.String(), sellerOut.String())
+		}
+	}
+	t.Logf("video region: %d of %d sampled pixels changed in 0.7 s", differs(a, b, video), video.Dx()*video.Dy()/4)
+	savePNG(t, b, "watch-free.png")
+}
