@@ -182,7 +182,8 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 
 	var mux *webm.Muxer
 	var pending []block.Unit // waiting for the reorder window, in time order
-	var gop []block.Unit     // before From: the units since the last key frame
+	var pre []block.Unit     // before starting: units in time order from the last settled key frame
+	var preNewest time.Duration
 	started := false         // writing (From reached and, with video, a key frame seen)
 	needKey := true          // after damage, video waits for a key frame
 	var origin time.Duration // stream time of the file's zero
@@ -257,6 +258,31 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		lastVideo = at - time.Millisecond // no picture moves before the first
 		res.Start = at
 	}
+	// start begins the file at the key frame at or before From (the first key frame when
+	// there is none before it), or at From for sound only, with the units kept in pre.
+	start := func() error {
+		at := rng.From
+		if h.Video != nil {
+			k := lastKey(pre, rng.From)
+			if k < 0 {
+				k = slices.IndexFunc(pre, func(u block.Unit) bool { return u.Track == block.Video && u.Key })
+			}
+			if k < 0 {
+				return nil // no picture yet: wait for a key frame
+			}
+			at = pre[k].PTS
+		}
+		begin(at)
+		for _, g := range pre {
+			if g.PTS >= at {
+				if err := push(g, false); err != nil {
+					return err
+				}
+			}
+		}
+		pre = nil
+		return nil
+	}
 
 	for i := uint64(1); i < total; i++ {
 		if err := ctx.Err(); err != nil {
@@ -279,13 +305,16 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 			log.Warn("export: skipping a damaged block", "block", i, "err", err)
 			continue
 		}
-		done := false
+		// A block wholly a reorder window past To ends the range (units before To can
+		// sit in blocks after one that reached it).
+		done := len(m.Units) > 0 && rng.To > 0
 		for _, u := range m.Units {
 			u.Payload = append([]byte(nil), u.Payload...)
 			if rng.To > 0 && u.PTS >= rng.To {
-				done = true
+				done = done && u.PTS >= rng.To+reorderWindow
 				continue
 			}
+			done = false
 			if u.Track == block.Video && h.Video != nil {
 				if needKey && !u.Key {
 					continue
@@ -293,33 +322,29 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 				needKey = false
 			}
 			if !started {
-				// Before From: keep the current group of pictures, so the export can start
-				// at the key frame at or before From.
-				if u.Track == block.Video && u.Key {
-					gop = gop[:0]
+				// Before starting, units are kept in time order from the newest key frame
+				// that is both before From and settled (older than the reorder window: a
+				// picture encoded slowly on a busy machine reaches the stream after sound
+				// captured later). Starting waits until the stream has moved a reorder
+				// window past From, so that the key frame at or before From is known.
+				i := len(pre)
+				for i > 0 && pre[i-1].PTS > u.PTS {
+					i--
 				}
-				gop = append(gop, u)
-				if u.PTS < rng.From {
+				pre = slices.Insert(pre, i, u)
+				preNewest = max(preNewest, u.PTS)
+				if k := lastKey(pre, min(rng.From, preNewest-reorderWindow)); k > 0 {
+					for k > 0 && pre[k-1].PTS == pre[k].PTS {
+						k-- // sound captured with the key frame stays
+					}
+					pre = pre[k:]
+				}
+				if preNewest < rng.From+reorderWindow {
 					continue
 				}
-				// From reached: start at the group's key frame (or at From, for sound only).
-				at := rng.From
-				if h.Video != nil {
-					k := slices.IndexFunc(gop, func(u block.Unit) bool { return u.Track == block.Video && u.Key })
-					if k < 0 {
-						continue // no picture yet: wait for a key frame
-					}
-					at = gop[k].PTS
+				if err := start(); err != nil {
+					return res, err
 				}
-				begin(at)
-				for _, g := range gop {
-					if g.PTS >= at || g.Track == block.Video {
-						if err := push(g, false); err != nil {
-							return res, err
-						}
-					}
-				}
-				gop = nil
 				continue
 			}
 			if err := push(u, false); err != nil {
@@ -328,6 +353,11 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		}
 		if done {
 			break
+		}
+	}
+	if !started && len(pre) > 0 && preNewest >= rng.From {
+		if err := start(); err != nil {
+			return res, err
 		}
 	}
 	if opt.Progress != nil {
@@ -344,6 +374,21 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 	}
 	res.Duration = mux.Duration()
 	return res, nil
+}
+
+// lastKey is the index of the last video key frame in units (in time order) at or before
+// t, or -1.
+func lastKey(units []block.Unit, t time.Duration) int {
+	k := -1
+	for i, u := range units {
+		if u.PTS > t {
+			break
+		}
+		if u.Track == block.Video && u.Key {
+			k = i
+		}
+	}
+	return k
 }
 
 // retime returns the time to write the video unit pending[n] at. A picture is stamped

@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -629,5 +631,57 @@ func TestToFileEdges(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, ".*"))
 	if len(left) != 0 {
 		t.Fatalf("temporary files left behind: %v", left)
+	}
+}
+
+// TestRangeAcrossReordering: on a busy machine a picture can reach the stream after sound
+// captured later (its encoding took a while). A range still starts at the key frame at
+// or before From, and holds every unit before To, wherever they sit in the stream.
+func TestRangeAcrossReordering(t *testing.T) {
+	ms := time.Millisecond
+	enc, err := vp8.NewEncoder(vp8.Config{Width: 160, Height: 120, KeyFrameInterval: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	type arrival struct {
+		at time.Duration
+		u  block.Unit
+	}
+	var units []arrival
+	img := testpattern.Bars(160, 120)
+	for i := 0; i < 60; i++ { // 2 s of pictures, key frames every 10 (333 ms)
+		f, err := enc.Encode(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pts := time.Duration(i) * time.Second / 30
+		units = append(units, arrival{pts + 150*ms, block.Unit{Track: block.Video, Key: f.Key, PTS: pts, Duration: 33 * ms, Payload: f.Data}})
+	}
+	for i := 0; i < 100; i++ { // 2 s of sound
+		pts := time.Duration(i) * 20 * ms
+		units = append(units, arrival{pts + 20*ms, block.Unit{Track: block.Audio, PTS: pts, Duration: 20 * ms, Payload: []byte{0xfc, 0xff, 0xfe}}})
+	}
+	slices.SortStableFunc(units, func(a, b arrival) int { return cmp.Compare(a.at, b.at) })
+	h := &block.Header{Start: time.Now(),
+		Video: &block.VideoParams{Codec: block.CodecVP8, Width: 160, Height: 120, FrameRateNum: 30, FrameRateDen: 1},
+		Audio: &block.AudioParams{Codec: block.CodecOpus, SampleRate: 48000, Channels: 1, FrameDuration: 20 * ms}}
+	hb, _ := h.MarshalBinary()
+	feed := memfeed.New()
+	feed.Append(context.Background(), hb, true)
+	for i, a := range units {
+		m := &block.Media{Seq: uint64(i + 1), Units: []block.Unit{a.u}}
+		b, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed.Append(context.Background(), b, a.u.Key)
+	}
+	res, err := ToFile(context.Background(), feed, filepath.Join(t.TempDir(), "r.webm"), Options{Range: Range{From: 1050 * ms, To: 1500 * ms}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Start != time.Second || res.VideoFrames != 15 || res.AudioPackets != 25 {
+		t.Fatalf("range 1.05 s to 1.5 s: %+v; want the key frame at 1 s, 15 pictures and 25 sound packets", res)
 	}
 }
