@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
 	"golang.org/x/crypto/blake2b"
 )
 
@@ -476,7 +477,7 @@ func readerAt(w *tree, length uint64) *tree {
 		return r
 	}
 	for i := uint64(0); i < 2*length; i++ {
-		if flatRightSpan(i) < 2*length {
+		if flattree.RightSpan(i) < 2*length {
 			if n, ok := w.nodes.get(i); ok {
 				r.nodes.put(n)
 			}

@@ -5,6 +5,7 @@ import (
 	"hash"
 	"sync"
 
+	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
 	"golang.org/x/crypto/blake2b"
 )
 
@@ -77,7 +78,7 @@ func ParentNode(a, b Node) Node {
 		a, b = b, a
 	}
 	size, h := hashParent(a, b)
-	return Node{Index: flatParent(a.Index), Size: size, Hash: h}
+	return Node{Index: flattree.Parent(a.Index), Size: size, Hash: h}
 }
 
 // hashParent hashes left child a and right child b.

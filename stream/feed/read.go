@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+
+	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
 )
 
 // entry says where block i is in data (it must be present).
@@ -159,10 +161,10 @@ func (f *Feed) VerifyAll() (checked uint64, err error) {
 		var ln, rn Node
 		var lok, rok bool
 		if ok {
-			it := newFlatIter(idx)
-			l := it.leftChild()
+			it := flattree.NewIterator(idx)
+			l := it.LeftChild()
 			ln, lok = f.t.nodes.get(l)
-			rn, rok = f.t.nodes.get(l + it.factor)
+			rn, rok = f.t.nodes.get(l + it.Factor)
 		}
 		f.mu.Unlock()
 		if lok && rok {

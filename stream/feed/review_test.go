@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
 )
 
 // Regression tests from the review of this package.
@@ -44,11 +46,11 @@ func TestForgedUpgradesDoNotHang(t *testing.T) {
 	}
 	// A chain of 63 merging siblings from a one-block upgrade.
 	var extra []Node
-	it := newFlatIter(0)
+	it := flattree.NewIterator(0)
 	for k := 0; k < 63; k++ {
-		extra = append(extra, Node{Index: it.sibling()})
-		it.sibling()
-		it.parent()
+		extra = append(extra, Node{Index: it.Sibling()})
+		it.Sibling()
+		it.Parent()
 	}
 	extra = append(extra, Node{Index: 1})
 	p = &Proof{Upgrade: &UpgradeProof{Start: 0, Length: 1, Nodes: []Node{{Index: 0}}, AdditionalNodes: extra, Signature: make([]byte, 64)}}

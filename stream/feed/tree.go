@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
 )
 
 // nodeSet holds tree nodes by flat-tree index in pages of 1024. Without a
@@ -182,7 +184,7 @@ func (t *tree) appendLeaves(out []Node, leaves []Node) []Node {
 		t.roots = append(t.roots, n)
 		for len(t.roots) > 1 {
 			a, b := t.roots[len(t.roots)-2], t.roots[len(t.roots)-1]
-			if flatSibling(b.Index) != a.Index {
+			if flattree.Sibling(b.Index) != a.Index {
 				break
 			}
 			p := ParentNode(a, b)
@@ -199,7 +201,7 @@ func (t *tree) hash() [32]byte { return TreeHash(t.roots) }
 func (t *tree) rootsFor(length uint64) ([]Node, error) {
 	var idx [64]uint64
 	var out []Node
-	for _, i := range flatFullRoots(idx[:0], length) {
+	for _, i := range flattree.FullRoots(idx[:0], length) {
 		n, ok := t.nodes.get(i)
 		if !ok {
 			return nil, fmt.Errorf("feed: node %d of length %d is not stored", i, length)
@@ -214,11 +216,11 @@ func (t *tree) rootsFor(length uint64) ([]Node, error) {
 // request for block i asks the peer to include.
 func (t *tree) missingNodes(i uint64) uint64 {
 	head := 2 * t.length
-	it := newFlatIter(2 * i)
+	it := flattree.NewIterator(2 * i)
 	var n uint64
-	for !it.contains(head) && !t.nodes.has(it.index) {
+	for !it.Contains(head) && !t.nodes.has(it.Index) {
 		n++
-		it.parent()
+		it.Parent()
 	}
 	return n
 }
@@ -255,16 +257,16 @@ func (p *proofBuilder) get(i uint64) Node {
 
 // blockPath adds the nodes from block index up to (not including) root.
 func (p *proofBuilder) blockPath(index, root uint64) {
-	it := newFlatIter(2 * index)
+	it := flattree.NewIterator(2 * index)
 	p.blockSet = true
 	if p.block == nil {
 		// The path to root has one node a level; the upgrade may add a few.
-		p.block = make([]Node, 0, int(flatDepth(root))+2)
+		p.block = make([]Node, 0, int(flattree.Depth(root))+2)
 	}
-	for it.index != root {
-		it.sibling()
-		p.block = append(p.block, p.get(it.index))
-		it.parent()
+	for it.Index != root {
+		it.Sibling()
+		p.block = append(p.block, p.get(it.Index))
+		it.Parent()
 	}
 }
 
@@ -292,14 +294,14 @@ func (t *tree) proof(req Request) (*Proof, error) {
 	p := &proofBuilder{t: t}
 	subTree := head
 	if req.Block != nil && (req.Upgrade == nil || req.Block.Index < req.Upgrade.Start) {
-		it := newFlatIter(2 * req.Block.Index)
+		it := flattree.NewIterator(2 * req.Block.Index)
 		for i := uint64(0); i < req.Block.Nodes; i++ {
-			it.parent()
-			if it.contains(to) {
+			it.Parent()
+			if it.Contains(to) {
 				return nil, fmt.Errorf("feed: %w: %d nodes for block %d reach past the tree", ErrInvalidRequest, req.Block.Nodes, req.Block.Index)
 			}
 		}
-		subTree = it.index
+		subTree = it.Index
 		p.blockPath(req.Block.Index, subTree)
 	} else if req.Block != nil && req.Upgrade != nil {
 		subTree = 2 * req.Block.Index
@@ -340,60 +342,60 @@ func (t *tree) proof(req Request) (*Proof, error) {
 
 func (p *proofBuilder) upgradeProof(block *BlockRequest, from, to, subTree uint64) {
 	p.upgradeSet = from == 0
-	for it := newFlatIter(0); it.fullRoot(to); it.nextTree() {
+	for it := flattree.NewIterator(0); it.FullRoot(to); it.NextTree() {
 		// The reader already has this subtree.
-		if it.index+it.factor/2 < from {
+		if it.Index+it.Factor/2 < from {
 			continue
 		}
 		// Connect the reader's existing tree to this root.
-		if !p.upgradeSet && it.contains(from-2) {
+		if !p.upgradeSet && it.Contains(from-2) {
 			p.upgradeSet = true
-			root, target := it.index, from-2
-			it.seek(target)
-			for it.index != root {
-				it.sibling()
-				if it.index > target {
-					if !p.blockSet && block != nil && it.contains(subTree) {
-						p.blockPath(block.Index, it.index)
+			root, target := it.Index, from-2
+			it.Seek(target)
+			for it.Index != root {
+				it.Sibling()
+				if it.Index > target {
+					if !p.blockSet && block != nil && it.Contains(subTree) {
+						p.blockPath(block.Index, it.Index)
 					} else {
-						p.upgrade = append(p.upgrade, p.get(it.index))
+						p.upgrade = append(p.upgrade, p.get(it.Index))
 					}
 				}
-				it.parent()
+				it.Parent()
 			}
 			continue
 		}
 		p.upgradeSet = true
 		// The block's path replaces this root instead of repeating it.
-		if !p.blockSet && block != nil && it.contains(subTree) {
-			p.blockPath(block.Index, it.index)
+		if !p.blockSet && block != nil && it.Contains(subTree) {
+			p.blockPath(block.Index, it.Index)
 			continue
 		}
-		p.upgrade = append(p.upgrade, p.get(it.index))
+		p.upgrade = append(p.upgrade, p.get(it.Index))
 	}
 }
 
 func (p *proofBuilder) additionalProof(from, to uint64) {
 	set := from == 0
-	for it := newFlatIter(0); it.fullRoot(to); it.nextTree() {
-		if it.index+it.factor/2 < from {
+	for it := flattree.NewIterator(0); it.FullRoot(to); it.NextTree() {
+		if it.Index+it.Factor/2 < from {
 			continue
 		}
-		if !set && it.contains(from-2) {
+		if !set && it.Contains(from-2) {
 			set = true
-			root, target := it.index, from-2
-			it.seek(target)
-			for it.index != root {
-				it.sibling()
-				if it.index > target {
-					p.additional = append(p.additional, p.get(it.index))
+			root, target := it.Index, from-2
+			it.Seek(target)
+			for it.Index != root {
+				it.Sibling()
+				if it.Index > target {
+					p.additional = append(p.additional, p.get(it.Index))
 				}
-				it.parent()
+				it.Parent()
 			}
 			continue
 		}
 		set = true
-		p.additional = append(p.additional, p.get(it.index))
+		p.additional = append(p.additional, p.get(it.Index))
 	}
 }
 
@@ -454,7 +456,7 @@ func verifyBlock(b *BlockProof, out *verified) (*Node, error) {
 	if b.Index >= maxLength {
 		return nil, fmt.Errorf("feed: %w: block index %d is past any tree", ErrInvalidProof, b.Index)
 	}
-	it := newFlatIter(2 * b.Index)
+	it := flattree.NewIterator(2 * b.Index)
 	q := nodeQueue{nodes: b.Nodes}
 	root := LeafNode(b.Index, b.Value)
 	if out.nodes == nil {
@@ -462,11 +464,11 @@ func verifyBlock(b *BlockProof, out *verified) (*Node, error) {
 	}
 	out.nodes = append(out.nodes, root)
 	for q.left() > 0 {
-		n := q.shift(it.sibling())
+		n := q.shift(it.Sibling())
 		if q.err != nil {
 			return nil, q.err
 		}
-		root = parentAt(it.parent(), root, n)
+		root = parentAt(it.Parent(), root, n)
 		out.nodes = append(out.nodes, n, root)
 	}
 	return &root, nil
@@ -489,19 +491,19 @@ type upgradeBatch struct {
 	nodes      *[]Node
 }
 
-func (b *upgradeBatch) appendRoot(n Node, it *flatIter) {
-	b.length += it.factor / 2
+func (b *upgradeBatch) appendRoot(n Node, it *flattree.Iterator) {
+	b.length += it.Factor / 2
 	b.byteLength += n.Size
 	b.roots = append(b.roots, n)
 	*b.nodes = append(*b.nodes, n)
 	for len(b.roots) > 1 {
 		x := b.roots[len(b.roots)-1]
 		y := b.roots[len(b.roots)-2]
-		if it.sibling() != y.Index {
-			it.sibling() // step back onto the newest root
+		if it.Sibling() != y.Index {
+			it.Sibling() // step back onto the newest root
 			break
 		}
-		p := parentAt(it.parent(), x, y)
+		p := parentAt(it.Parent(), x, y)
 		*b.nodes = append(*b.nodes, p)
 		b.roots = append(b.roots[:len(b.roots)-2], p)
 	}
@@ -514,19 +516,19 @@ func verifyUpgrade(u *UpgradeProof, blockRoot *Node, b *upgradeBatch) (bool, err
 	grow := len(b.roots) > 0
 	i := 0
 	to := 2 * (u.Start + u.Length)
-	it := newFlatIter(0)
-	for ; it.fullRoot(to); it.nextTree() {
-		if i < len(b.roots) && b.roots[i].Index == it.index {
+	it := flattree.NewIterator(0)
+	for ; it.FullRoot(to); it.NextTree() {
+		if i < len(b.roots) && b.roots[i].Index == it.Index {
 			i++
 			continue
 		}
 		if grow {
 			grow = false
-			root := it.index
+			root := it.Index
 			if i < len(b.roots) {
-				it.seek(b.roots[len(b.roots)-1].Index)
-				for it.index != root {
-					n := q.shift(it.sibling())
+				it.Seek(b.roots[len(b.roots)-1].Index)
+				for it.Index != root {
+					n := q.shift(it.Sibling())
 					if q.err != nil {
 						return false, q.err
 					}
@@ -535,7 +537,7 @@ func verifyUpgrade(u *UpgradeProof, blockRoot *Node, b *upgradeBatch) (bool, err
 				continue
 			}
 		}
-		n := q.shift(it.index)
+		n := q.shift(it.Index)
 		if q.err != nil {
 			return false, q.err
 		}
@@ -555,26 +557,26 @@ func verifyUpgrade(u *UpgradeProof, blockRoot *Node, b *upgradeBatch) (bool, err
 			return false, fmt.Errorf("feed: %w: additional node %d is past any tree", ErrInvalidProof, n.Index)
 		}
 	}
-	it.seek(b.roots[len(b.roots)-1].Index)
+	it.Seek(b.roots[len(b.roots)-1].Index)
 	i = 0
-	for i < len(extra) && extra[i].Index == it.sibling() {
+	for i < len(extra) && extra[i].Index == it.Sibling() {
 		b.appendRoot(extra[i], it)
 		i++
 	}
 	for i < len(extra) {
 		n := extra[i]
 		i++
-		for n.Index != it.index {
-			if it.factor <= 2 {
+		for n.Index != it.Index {
+			if it.Factor <= 2 {
 				return false, fmt.Errorf("feed: %w: unexpected additional node %d", ErrInvalidProof, n.Index)
 			}
-			it.leftChild()
+			it.LeftChild()
 		}
 		b.appendRoot(n, it)
-		if b.length > maxLength || it.factor == 0 {
+		if b.length > maxLength || it.Factor == 0 {
 			return false, fmt.Errorf("feed: %w: additional nodes reach length %d", ErrInvalidProof, b.length)
 		}
-		it.sibling()
+		it.Sibling()
 	}
 	if b.length > maxLength {
 		return false, fmt.Errorf("feed: %w: upgrade reaches length %d", ErrInvalidProof, b.length)

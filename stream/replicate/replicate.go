@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
@@ -117,34 +116,6 @@ const (
 	reasonExpired   = "Your paid time has run out: top up to keep watching."
 	reasonGateError = "The seller could not check your payment just now; it will try again."
 )
-
-// levelsToRoot is how many levels block i's path climbs to the root (peak) that covers it in a
-// tree of length n. A proof with that many nodes verifies against the roots alone, whatever
-// else the reader stores.
-func levelsToRoot(i, n uint64) uint64 {
-	idx := 2 * i
-	var k uint64
-	for {
-		p := flatParent(idx)
-		if flatRightSpan(p) >= 2*n {
-			return k
-		}
-		idx = p
-		k++
-	}
-}
-
-func flatDepth(i uint64) uint           { return uint(bits.TrailingZeros64(^i)) }
-func flatOffset(i uint64) uint64        { return i >> (flatDepth(i) + 1) }
-func flatIndex(d uint, o uint64) uint64 { return (2*o+1)<<d - 1 }
-func flatParent(i uint64) uint64 {
-	d := flatDepth(i)
-	return flatIndex(d+1, flatOffset(i)>>1)
-}
-func flatRightSpan(i uint64) uint64 {
-	d := flatDepth(i)
-	return (flatOffset(i)+1)<<(d+1) - 2
-}
 
 // PeerStats counts one viewer's traffic on the seller, over its sessions since it connected
 // (the counters are dropped when its last session ends). Bytes and blocks count once they

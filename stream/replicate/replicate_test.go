@@ -12,17 +12,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-func TestLevelsToRoot(t *testing.T) {
-	cases := []struct{ i, n, want uint64 }{
-		{0, 1, 0}, {0, 2, 1}, {1, 2, 1}, {2, 3, 0}, {0, 4, 2}, {3, 4, 2}, {4, 6, 1}, {5, 6, 1}, {6, 7, 0}, {7, 8, 3},
-	}
-	for _, c := range cases {
-		if got := levelsToRoot(c.i, c.n); got != c.want {
-			t.Errorf("levelsToRoot(%d, %d) = %d, want %d", c.i, c.n, got, c.want)
-		}
-	}
-}
-
 func TestCatchUpThenLive(t *testing.T) {
 	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 1000, 1024)
 	sn := newNode(t, nil)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 )
 
@@ -539,7 +540,7 @@ func (l *sendLoop) rangeStep() error {
 	// The first block of a run carries its path up to its root. Each next block in order
 	// needs only the levels below the node that the previous blocks' paths left with the
 	// viewer (Hypercore's missingNodes for a sequential download): trailing zeros of i.
-	nodes := levelsToRoot(i, vlen)
+	nodes := flattree.LevelsToRoot(i, vlen)
 	if l.chain && i > 0 && i == l.prev+1 {
 		nodes = min(nodes, uint64(bits.TrailingZeros64(i)))
 	}
@@ -601,7 +602,7 @@ func (l *sendLoop) pushLive() error {
 			return err
 		}
 		for i := vlen + 1; i < l.vlen; i++ {
-			if ok, err := l.send(0, feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: levelsToRoot(i, l.vlen)}}); err != nil || !ok {
+			if ok, err := l.send(0, feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: flattree.LevelsToRoot(i, l.vlen)}}); err != nil || !ok {
 				return err
 			}
 		}
@@ -627,13 +628,13 @@ func (l *sendLoop) pushLive() error {
 		}
 		if head.HasSyncPoint && head.Length == l.vlen {
 			sent = l.vlen - 1
-			if ok, err := l.send(0, feed.Request{Block: &feed.BlockRequest{Index: sent, Nodes: levelsToRoot(sent, l.vlen)}}); err != nil || !ok {
+			if ok, err := l.send(0, feed.Request{Block: &feed.BlockRequest{Index: sent, Nodes: flattree.LevelsToRoot(sent, l.vlen)}}); err != nil || !ok {
 				return err
 			}
 		}
 	}
 	if head.HasSyncPoint && head.SyncPoint < l.vlen && head.SyncPoint != sent && head.SyncPoint >= vlen {
-		_, err = l.send(0, feed.Request{Block: &feed.BlockRequest{Index: head.SyncPoint, Nodes: levelsToRoot(head.SyncPoint, l.vlen)}})
+		_, err = l.send(0, feed.Request{Block: &feed.BlockRequest{Index: head.SyncPoint, Nodes: flattree.LevelsToRoot(head.SyncPoint, l.vlen)}})
 	}
 	return err
 }

@@ -38,7 +38,7 @@ type ViewerConfig struct {
 	Seller peer.AddrInfo
 	// Feed is a reader created with the feed key from the card; every block is verified
 	// against it before it is stored.
-	Feed Feed
+	Feed ViewerFeed
 	// Live asks the seller to push each new block as it is appended.
 	Live bool
 	// OnAccess is told each access decision of the seller (allowed, free, refused and why).
@@ -55,6 +55,7 @@ type ViewerConfig struct {
 	// empty reader of the same feed key; the viewer goes on with it at once (the old one is
 	// the caller's to keep, for what was watched, or to remove). The fork is the seller's
 	// claim until the new reader verifies it. Without OnFork, Run ends with ErrForked.
+	// (It returns a Feed, which a *feed.Feed is, for callers written against it.)
 	OnFork func(fork uint64) (Feed, error)
 	// OnStatus is told the seller's signed length and newest sync point.
 	OnStatus func(wire.Status)
@@ -72,7 +73,7 @@ type Viewer struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	feed    Feed // the reader in use: cfg.Feed, then what OnFork gave
+	feed    ViewerFeed // the reader in use: cfg.Feed, then what OnFork gave
 	sess    *viewerSession
 	sessC   chan struct{} // closed and replaced when sess changes
 	access  wire.Access
@@ -158,7 +159,7 @@ func (e *forkError) Error() string {
 
 // Feed is the reader the viewer stores into: the configured one, or after the seller moved
 // to a new fork the one OnFork gave.
-func (v *Viewer) Feed() Feed {
+func (v *Viewer) Feed() ViewerFeed {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.feed
@@ -313,7 +314,7 @@ type pending struct {
 
 type viewerSession struct {
 	v   *Viewer
-	f   Feed // the reader for this session's life
+	f   ViewerFeed // the reader for this session's life
 	str network.Stream
 
 	wmu sync.Mutex
