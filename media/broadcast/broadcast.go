@@ -16,6 +16,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/media/vp8"
+	"github.com/filecoin-project/go-clock"
 	mdcodec "github.com/pion/mediadevices/pkg/codec"
 	mdopus "github.com/pion/mediadevices/pkg/codec/opus"
 	"github.com/pion/mediadevices/pkg/prop"
@@ -29,9 +30,6 @@ import (
 type BlockSink interface {
 	Append(ctx context.Context, block []byte, sync bool) error
 }
-
-// Clock reads the capture clock: time since the stream's start, monotonic.
-type Clock func() time.Duration
 
 // Config configures a Broadcaster.
 type Config struct {
@@ -47,11 +45,11 @@ type Config struct {
 	// each video frame in its own block (lowest latency: blocks of 1 frame plus the audio
 	// captured alongside). Audio-only blocks are cut every 100 ms.
 	GroupDuration time.Duration
-	// Clock overrides the capture clock (tests); by default it is monotonic time since Run
-	// started.
-	Clock Clock
-	// Now gives the header's start time (tests); default time.Now.
-	Now    func() time.Time
+	// Clock is the time source, default clock.New(). Run reads Now once as the
+	// stream's start (the header's Start) and the capture clock is Since that reading:
+	// with the real clock, Now carries Go's monotonic reading, so the capture clock is
+	// monotonic whatever happens to the wall clock.
+	Clock  clock.Clock
 	Logger *slog.Logger
 }
 
@@ -123,8 +121,8 @@ func New(cfg Config) (*Broadcaster, error) {
 	if len(cfg.Description) > block.MaxDescription {
 		return nil, fmt.Errorf("broadcast: description of %d bytes is longer than %d", len(cfg.Description), block.MaxDescription)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.New()
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -175,12 +173,11 @@ func (b *Broadcaster) Stats() Stats {
 func (b *Broadcaster) Run(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	start := time.Now()
-	clock := b.cfg.Clock
-	if clock == nil {
-		clock = func() time.Duration { return time.Since(start) }
-	}
-	startWall := b.cfg.Now()
+	// The capture clock: time since the start, monotonic (see Config.Clock). The stages
+	// that stamp (the VP8 builder, the audio stamper, the decimator) take it as a
+	// function, the smallest thing they need.
+	startWall := b.cfg.Clock.Now()
+	clock := func() time.Duration { return b.cfg.Clock.Since(startWall) }
 
 	units := make(chan block.Unit, unitQueue)
 	errc := make(chan error, 2)
@@ -239,7 +236,7 @@ func (b *Broadcaster) closeSources() {
 	}
 }
 
-func (b *Broadcaster) videoEncoder(clock Clock) (*vp8.ReadEncoder, error) {
+func (b *Broadcaster) videoEncoder(clock func() time.Duration) (*vp8.ReadEncoder, error) {
 	p := b.cfg.Preset
 	src := b.cfg.Video
 	builder := &vp8.Builder{
@@ -299,7 +296,7 @@ func (b *Broadcaster) runVideo(ctx context.Context, enc *vp8.ReadEncoder, out ch
 
 const opusFrame = 20 * time.Millisecond
 
-func (b *Broadcaster) audioEncoder(clock Clock) (mdcodec.ReadCloser, *audioIn, error) {
+func (b *Broadcaster) audioEncoder(clock func() time.Duration) (mdcodec.ReadCloser, *audioIn, error) {
 	src := b.cfg.Audio
 	params, err := mdopus.NewParams()
 	if err != nil {

@@ -10,12 +10,13 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
-	"github.com/dazaarvision/dazaar-vision/media/internal/leakcheck"
 	"github.com/dazaarvision/dazaar-vision/media/internal/memfeed"
 	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
 	"github.com/dazaarvision/dazaar-vision/media/opus"
 	"github.com/dazaarvision/dazaar-vision/media/vp8"
 	"github.com/pion/mediadevices/pkg/wave"
+
+	"go.uber.org/goleak"
 )
 
 // minPSNR: see media/vp8's test for the reasoning; here the picture is mediadevices'
@@ -112,7 +113,8 @@ func run(t *testing.T, cfg Config, d time.Duration, during func(b *Broadcaster))
 // survives, key frames come at the interval and on demand, blocks are flagged correctly,
 // and both tracks are stamped from the one clock.
 func TestTestDriversToDecodedFrames(t *testing.T) {
-	leakcheck.Check(t)
+	ignore := goleak.IgnoreCurrent() // goroutines running before the test are not its own
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	preset := Medium
 	preset.KeyFrameInterval = 500 * time.Millisecond // 15 frames
 	vs, as := openTestSources(t, preset)
@@ -260,7 +262,8 @@ func TestTestDriversToDecodedFrames(t *testing.T) {
 // TestPresetsDiffer runs each preset briefly and checks that the streams really differ
 // in size, rate and bit rate.
 func TestPresetsDiffer(t *testing.T) {
-	leakcheck.Check(t)
+	ignore := goleak.IgnoreCurrent() // goroutines running before the test are not its own
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	type result struct {
 		w, h, fps, br int
 		medianStep    time.Duration
@@ -354,7 +357,8 @@ func (f audioReaderFunc) Read() (wave.Audio, func(), error) { return f() }
 // TestGroupedBlocks: with GroupDuration set, a block carries several frames, a key frame
 // still opens its block, and video-only streams work.
 func TestGroupedBlocks(t *testing.T) {
-	leakcheck.Check(t)
+	ignore := goleak.IgnoreCurrent() // goroutines running before the test are not its own
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	preset := Low
 	preset.KeyFrameInterval = time.Second
 	vs, as := openTestSources(t, preset)

@@ -36,7 +36,7 @@ const (
 
 type audioStamper struct {
 	r     audio.Reader
-	clock Clock
+	clock func() time.Duration
 	rate  int
 	log   *slog.Logger
 
@@ -51,7 +51,7 @@ type audioStamper struct {
 	step         time.Duration // unconfirmed step seen in the previous window, or 0
 }
 
-func newAudioStamper(r audio.Reader, clock Clock, rate int, log *slog.Logger) *audioStamper {
+func newAudioStamper(r audio.Reader, clock func() time.Duration, rate int, log *slog.Logger) *audioStamper {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -129,13 +129,13 @@ func (s *audioStamper) PTS(i int64) time.Duration {
 // the 15 fps preset).
 type decimator struct {
 	r        video.Reader
-	clock    Clock
+	clock    func() time.Duration
 	interval time.Duration
 	next     time.Duration
 	started  bool
 }
 
-func newDecimator(r video.Reader, clock Clock, interval time.Duration) *decimator {
+func newDecimator(r video.Reader, clock func() time.Duration, interval time.Duration) *decimator {
 	return &decimator{r: r, clock: clock, interval: interval}
 }
 

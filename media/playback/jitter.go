@@ -3,6 +3,8 @@ package playback
 import (
 	"sync"
 	"time"
+
+	"github.com/filecoin-project/go-clock"
 )
 
 // jitterBuffer holds decoded PCM between the block reader and the audio output, and is
@@ -17,7 +19,7 @@ type jitterBuffer struct {
 	rate, channels int
 	target, max    int // frames (samples per channel)
 	latency        time.Duration
-	now            func() time.Time
+	clk            clock.Clock
 	live           bool // drop the oldest on overflow
 
 	mu       sync.Mutex
@@ -43,13 +45,13 @@ type pcmChunk struct {
 	off int       // samples (interleaved) already played
 }
 
-func newJitterBuffer(rate, channels int, target, max time.Duration, live bool) *jitterBuffer {
+func newJitterBuffer(rate, channels int, target, max time.Duration, live bool, clk clock.Clock) *jitterBuffer {
 	return &jitterBuffer{
 		live: live,
 		rate: rate, channels: channels,
 		target: int(int64(target) * int64(rate) / int64(time.Second)),
 		max:    int(int64(max) * int64(rate) / int64(time.Second)),
-		now:    time.Now,
+		clk:    clk,
 	}
 }
 
@@ -97,7 +99,7 @@ func (j *jitterBuffer) push(pts time.Duration, pcm []float32, behind bool) {
 func (j *jitterBuffer) fill(out []float32) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	now := j.now()
+	now := j.clk.Now()
 	if !j.playing {
 		if j.buffered < j.target || j.buffered == 0 || j.behind {
 			clear(out)
@@ -152,7 +154,7 @@ func (j *jitterBuffer) clock() (time.Duration, bool) {
 	if !j.playing {
 		return j.frozen, true
 	}
-	return j.fillPTS + min(j.now().Sub(j.lastFill), j.fillDur) - j.latency, true
+	return j.fillPTS + min(j.clk.Now().Sub(j.lastFill), j.fillDur) - j.latency, true
 }
 
 func (j *jitterBuffer) stats() (underruns int64, dropped time.Duration, buffered time.Duration) {

@@ -14,13 +14,39 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
-	"github.com/dazaarvision/dazaar-vision/media/internal/leakcheck"
 	"github.com/dazaarvision/dazaar-vision/media/internal/memfeed"
 	"github.com/dazaarvision/dazaar-vision/media/internal/testpattern"
+
+	"github.com/filecoin-project/go-clock"
+	"go.uber.org/goleak"
 )
 
+// startClock is the real clock, remembering its first reading: the broadcaster reads it
+// once, as its capture clock's zero, so capture() is the broadcaster's capture clock.
+type startClock struct {
+	clock.Clock
+	mu    sync.Mutex
+	first time.Time
+}
+
+func (c *startClock) Now() time.Time {
+	t := c.Clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.first.IsZero() {
+		c.first = t
+	}
+	return t
+}
+
+func (c *startClock) capture() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Clock.Since(c.first)
+}
+
 // live starts a broadcaster from the test drivers into a memfeed; stop ends it.
-func live(t *testing.T, preset broadcast.Preset, clock broadcast.Clock) (feed *memfeed.Feed, p *testpattern.Painter, stop func()) {
+func live(t *testing.T, preset broadcast.Preset, clock clock.Clock) (feed *memfeed.Feed, p *testpattern.Painter, stop func()) {
 	t.Helper()
 	vd, _ := capture.TestDevice(capture.Camera)
 	ad, _ := capture.TestDevice(capture.Microphone)
@@ -144,12 +170,13 @@ func median(d []time.Duration) time.Duration {
 // stays within a second of the live edge, keeps pictures on the audio clock, and plays the
 // test tone.
 func TestJoinLiveStream(t *testing.T) {
-	leakcheck.Check(t)
-	start := time.Now()
-	clock := func() time.Duration { return time.Since(start) }
+	ignore := goleak.IgnoreCurrent() // goroutines running before the test are not its own
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	sc := &startClock{Clock: clock.New()}
+	clock := sc.capture
 	preset := broadcast.Medium
 	preset.KeyFrameInterval = 2 * time.Second
-	feed, painter, stop := live(t, preset, clock)
+	feed, painter, stop := live(t, preset, sc)
 	defer stop()
 	time.Sleep(3 * time.Second) // the newest key frame is now up to 2 s old
 
@@ -229,7 +256,8 @@ func slicesMax(d []time.Duration) time.Duration {
 // oversized, out of place and garbage: each is skipped with a clear error, no broken
 // picture is shown, and playback resumes at the next key frame.
 func TestDamagedBlocks(t *testing.T) {
-	leakcheck.Check(t)
+	ignore := goleak.IgnoreCurrent() // goroutines running before the test are not its own
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	preset := broadcast.Medium
 	preset.KeyFrameInterval = 500 * time.Millisecond
 	rec, painter, stop := live(t, preset, nil)
@@ -329,9 +357,8 @@ func TestBadHeader(t *testing.T) {
 
 // TestJitterBuffer drives the buffer with a fake clock.
 func TestJitterBuffer(t *testing.T) {
-	now := time.Unix(0, 0)
-	j := newJitterBuffer(1000, 1, 100*time.Millisecond, 300*time.Millisecond, true)
-	j.now = func() time.Time { return now }
+	now := clock.NewMock()
+	j := newJitterBuffer(1000, 1, 100*time.Millisecond, 300*time.Millisecond, true, now)
 	chunk := func(pts time.Duration) {
 		pcm := make([]float32, 20)
 		for i := range pcm {
@@ -353,11 +380,11 @@ func TestJitterBuffer(t *testing.T) {
 	if c, ok := j.clock(); !ok || c != 0 || out[0] != 0 || out[9] != 9 {
 		t.Fatalf("first fill: clock %v %v, out %v", c, ok, out)
 	}
-	now = now.Add(5 * time.Millisecond)
+	now.Add(5 * time.Millisecond)
 	if c, _ := j.clock(); c != 5*time.Millisecond {
 		t.Fatalf("clock mid-fill %v", c)
 	}
-	now = now.Add(50 * time.Millisecond)
+	now.Add(50 * time.Millisecond)
 	if c, _ := j.clock(); c != 10*time.Millisecond {
 		t.Fatalf("clock must not run past what was handed out: %v", c)
 	}
@@ -382,7 +409,7 @@ func TestJitterBuffer(t *testing.T) {
 		t.Fatalf("underrun not handled: %d", under)
 	}
 	c1, _ := j.clock()
-	now = now.Add(time.Second)
+	now.Add(time.Second)
 	if c2, _ := j.clock(); c2 != c1 {
 		t.Fatalf("clock ran while dry: %v -> %v", c1, c2)
 	}
@@ -391,7 +418,8 @@ func TestJitterBuffer(t *testing.T) {
 // TestVideoOnlyStream plays a stream without sound on the wall clock: every picture is
 // shown, in order, at its pace.
 func TestVideoOnlyStream(t *testing.T) {
-	leakcheck.Check(t)
+	ignore := goleak.IgnoreCurrent() // goroutines running before the test are not its own
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	vd, _ := capture.TestDevice(capture.Camera)
 	vs, err := capture.OpenVideo(vd, capture.VideoWant{Width: 640, Height: 360, FrameRate: 15})
 	if err != nil {
@@ -437,9 +465,8 @@ func TestVideoOnlyStream(t *testing.T) {
 // TestJitterBufferCatchUp: while the reader is behind the live edge, sound beyond the
 // target is dropped at once and playing waits; at the edge it starts.
 func TestJitterBufferCatchUp(t *testing.T) {
-	j := newJitterBuffer(1000, 1, 100*time.Millisecond, 300*time.Millisecond, true)
-	now := time.Unix(0, 0)
-	j.now = func() time.Time { return now }
+	now := clock.NewMock()
+	j := newJitterBuffer(1000, 1, 100*time.Millisecond, 300*time.Millisecond, true, now)
 	for pts := time.Duration(0); pts < 250*time.Millisecond; pts += 10 * time.Millisecond {
 		j.push(pts, make([]float32, 10), true)
 	}

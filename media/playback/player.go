@@ -21,6 +21,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/opus"
 	"github.com/dazaarvision/dazaar-vision/media/vp8"
+	"github.com/filecoin-project/go-clock"
 )
 
 // BlockSource is a stream's blocks as the feed holds them: block 0 is the header.
@@ -102,7 +103,10 @@ type Config struct {
 	// for its time (measurements use it); it runs on the reader goroutine and must not
 	// keep img.
 	OnDecoded func(pts time.Duration, img *image.RGBA)
-	Logger    *slog.Logger
+	// Clock paces playback (the audio clock between the output's pulls, the wall clock of
+	// a stream without sound); default clock.New(), whose readings are monotonic.
+	Clock  clock.Clock
+	Logger *slog.Logger
 }
 
 // Stats counts what playback did.
@@ -142,6 +146,9 @@ func New(cfg Config) (*Player, error) {
 	}
 	if cfg.JitterMax <= cfg.JitterTarget {
 		cfg.JitterMax = max(DefaultJitterMax, 2*cfg.JitterTarget)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.New()
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -219,7 +226,7 @@ func (p *Player) Run(ctx context.Context) error {
 			return err
 		}
 		defer adec.Close()
-		jb := newJitterBuffer(48000, h.Audio.Channels, p.cfg.JitterTarget, p.cfg.JitterMax, p.cfg.FromBlock == 0)
+		jb := newJitterBuffer(48000, h.Audio.Channels, p.cfg.JitterTarget, p.cfg.JitterMax, p.cfg.FromBlock == 0, p.cfg.Clock)
 		p.jb.Store(jb)
 		out := p.cfg.Audio
 		if out == nil {
@@ -244,7 +251,7 @@ func (p *Player) Run(ctx context.Context) error {
 		}
 		defer out.Close()
 	} else {
-		p.wall.Store(newWallClock(p.cfg.JitterTarget, p.cfg.JitterMax, p.cfg.FromBlock == 0))
+		p.wall.Store(newWallClock(p.cfg.JitterTarget, p.cfg.JitterMax, p.cfg.FromBlock == 0, p.cfg.Clock))
 	}
 
 	var wg sync.WaitGroup
@@ -456,16 +463,17 @@ type wallClock struct {
 	base        time.Duration
 	at          time.Time
 	started     bool
+	clk         clock.Clock
 }
 
-func newWallClock(target, max time.Duration, live bool) *wallClock {
-	return &wallClock{target: target, max: max, live: live}
+func newWallClock(target, max time.Duration, live bool, clk clock.Clock) *wallClock {
+	return &wallClock{target: target, max: max, live: live, clk: clk}
 }
 
 func (w *wallClock) seen(pts time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	now := time.Now()
+	now := w.clk.Now()
 	if !w.started {
 		w.base, w.at, w.started = pts, now.Add(w.target), true
 		return
@@ -481,5 +489,5 @@ func (w *wallClock) clock() (time.Duration, bool) {
 	if !w.started {
 		return 0, false
 	}
-	return w.base + time.Since(w.at), true
+	return w.base + w.clk.Since(w.at), true
 }
