@@ -110,8 +110,12 @@ type Node struct {
 	cerr     error
 }
 
-// New starts a node. Close stops it.
+// New starts a node. Close stops it. ctx bounds the start-up only (the node lives until
+// Close): when it ends before New is done, New stops what it started and returns its error.
 func New(ctx context.Context, cfg Config) (*Node, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("p2p: start: %w", err)
+	}
 	if cfg.Identity == nil {
 		return nil, errors.New("p2p: no node identity given")
 	}
@@ -189,6 +193,22 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.host = h
 	n.ready.Store(true) // relayCandidates may run on libp2p's goroutines from now on
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	// The start-up steps below check ctx between them; Close undoes what was started.
+	started := false
+	defer func() {
+		if !started {
+			n.Close()
+		}
+	}()
+	cancelled := func() error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("p2p: start: %w", err)
+		}
+		return nil
+	}
+	if err := cancelled(); err != nil {
+		return nil, err
+	}
 
 	// A node serves the DHT when others can reach it: at once when it is told it is public,
 	// else once AutoNAT finds it reachable (a node behind NAT answering queries would only
@@ -207,14 +227,14 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		dht.DisableValues(),
 	)
 	if err != nil {
-		n.cancel()
-		_ = h.Close()
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
 	n.dht = d
+	if err := cancelled(); err != nil {
+		return nil, err
+	}
 	sub, err := h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
-		n.Close()
 		return nil, fmt.Errorf("subscribe to identify events: %w", err)
 	}
 	n.sub = sub
@@ -223,7 +243,6 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	// when a peer comes in over a relay.
 	ids, ok := h.(interface{ IDService() identify.IDService })
 	if !ok {
-		n.Close()
 		return nil, errors.New("p2p: libp2p host has no identify service")
 	}
 	var hpOpts []holepunch.Option
@@ -231,8 +250,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		hpOpts = append(hpOpts, holepunch.WithAddrFilter(allAddrs{}))
 	}
 	if n.hps, err = holepunch.NewService(h, ids.IDService(), n.holePunchAddrs, hpOpts...); err != nil {
-		n.Close()
 		return nil, fmt.Errorf("start hole punching: %w", err)
+	}
+	if err := cancelled(); err != nil {
+		return nil, err
 	}
 	n.wg.Add(1)
 	go n.upgradeRelayed()
@@ -254,6 +275,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			}
 		}()
 	}
+	started = true
 	return n, nil
 }
 

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dazaarvision/dazaar-vision/stream/internal/leaktest"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"go.uber.org/goleak"
 )
 
 const echoProto = "/dazaar-vision/test-echo/1"
@@ -22,7 +22,18 @@ func TestMain(m *testing.M) {
 		natRole(role)
 		return
 	}
-	leaktest.Main(m)
+	goleak.VerifyTestMain(m, leakOptions()...)
+}
+
+// leakOptions lists goroutines that libp2p and its dependencies start once per process and
+// never stop, so that goleak reports only goroutines our code leaves behind.
+func leakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"),
+	}
 }
 
 func newTestNode(t *testing.T, cfg Config) *Node {

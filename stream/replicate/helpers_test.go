@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
-	"github.com/dazaarvision/dazaar-vision/stream/internal/leaktest"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
@@ -42,7 +42,18 @@ func TestMain(m *testing.M) {
 		runBench(out)
 		return
 	}
-	leaktest.Main(m)
+	goleak.VerifyTestMain(m, leakOptions()...)
+}
+
+// leakOptions lists goroutines that libp2p and its dependencies start once per process and
+// never stop, so that goleak reports only goroutines our code leaves behind.
+func leakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"),
+	}
 }
 
 // tb is what the helpers need of a testing.TB (the benchmarks pass their own).
