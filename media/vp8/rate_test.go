@@ -159,3 +159,24 @@ func TestKeyFramesByTime(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRateControl reports, per preset and source, the bit rate over the whole run
+// and the lowest and highest over any 5 s window, as ratios to the preset's target
+// (scripts/bench.d/media-rate.sh prints them as a table for BENCHMARKS.md).
+func BenchmarkRateControl(b *testing.B) {
+	for _, p := range ratePresets {
+		for _, src := range []string{"scene", "noise"} {
+			b.Run(p.name+"/"+src, func(b *testing.B) {
+				var r rateRun
+				for range b.N {
+					r = measureRate(b, p, defaultRC, src, 20, 1)
+				}
+				b.ReportMetric(r.whole, "x-target")
+				b.ReportMetric(r.lo, "x-min5s")
+				b.ReportMetric(r.hi, "x-max5s")
+				b.ReportMetric(float64(r.dropped), "dropped")
+				b.ReportMetric(r.whole*float64(p.bitRate)/1000, "kbit/s")
+			})
+		}
+	}
+}
