@@ -48,6 +48,7 @@ func TestFreeStreamThroughTheWindow(t *testing.T) {
 	if l.qr.Resource == nil {
 		t.Fatal("no QR code of the card")
 	}
+	seller.capture("live.png")
 	test.Tap(l.copyBtn)
 	cardText := a.Clipboard().Content()
 	if _, err := card.Parse(cardText); err != nil || cardText != l.cardText.Text {
@@ -66,6 +67,7 @@ func TestFreeStreamThroughTheWindow(t *testing.T) {
 		t.Fatalf("the overlay hides the video: %q", w.video.overlay.Text)
 	}
 	seller.waitFor("the viewer counted", func() bool { viewer.pump(); return strings.Contains(l.figures.Text, "Viewers: 1") })
+	seller.capture("live-viewer.png")
 	// Pause with the space bar, then play again.
 	w.typedKey(&fyneKeySpace)
 	viewer.waitFor("paused", func() bool { return strings.Contains(viewer.screenText(), "[Play]") })

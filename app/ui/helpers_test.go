@@ -2,6 +2,7 @@ package ui
 
 import (
 	"crypto/ed25519"
+	"image"
 	"math/big"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 	"go.uber.org/goleak"
 
@@ -65,6 +67,7 @@ func newHarness(t *testing.T, a fyne.App, opts Options) *harness {
 	if len(opts.Network.Listen) == 0 {
 		opts.Network = loopback
 	}
+	a.Settings().SetTheme(theme.DefaultTheme()) // the app's own theme, so captures look like the app
 	h := &harness{t: t, q: make(chan func(), 4096)}
 	h.u = newUI(a, opts, func(fn func()) { h.q <- fn })
 	h.u.win.Resize(fyne.NewSize(1100, 720))
@@ -258,3 +261,11 @@ func (h *harness) button(text string) *widget.Button {
 }
 
 var fyneKeySpace = fyne.KeyEvent{Name: fyne.KeySpace}
+
+// capture renders the window with Fyne's software painter and saves it (see savePNG).
+func (h *harness) capture(name string) image.Image {
+	h.t.Helper()
+	img := h.u.win.Canvas().Capture()
+	savePNG(h.t, img, name)
+	return img
+}

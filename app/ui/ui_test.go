@@ -3,6 +3,7 @@ package ui
 import (
 	"image"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -166,6 +167,15 @@ func TestWatchStates(t *testing.T) {
 	s.showInvoice(session.Invoice{Sats: 84, Media: 5 * time.Minute, Expires: time.Date(2026, 1, 1, 12, 34, 0, 0, time.Local),
 		URI: "lightning:lnsb840n1ptest", Bolt11: "lnsb840n1ptest", QRPNG: mustQR(t, "lightning:lnsb840n1ptest")})
 	h.mustShow("Pay 84 sats for 5 min of video. The invoice expires at 12:34.", "[Copy invoice]", "[Open in wallet]")
+	// The QR on the screen reads back as exactly the invoice's URI.
+	h.capture("watch-invoice.png")
+	need(t, "zbarimg")
+	out, err := exec.Command("zbarimg", "--raw", "-q", filepath.Join(screenshotDir(), "watch-invoice.png")).Output()
+	// (The QR holds the URI in upper case, QR's compact alphanumeric mode; URIs and BOLT11 are
+	// case-insensitive.)
+	if err != nil || !strings.EqualFold(strings.TrimSpace(string(out)), "lightning:lnsb840n1ptest") {
+		t.Fatalf("zbarimg read %q from the invoice QR: %v", out, err)
+	}
 	for _, b := range buttons(s.invoice) {
 		if b.Text == "Copy invoice" {
 			test.Tap(b)
@@ -177,14 +187,14 @@ func TestWatchStates(t *testing.T) {
 	// Paid: the countdown; the invoice and the buy panel go away.
 	s.render(session.ViewFigures{Connected: true, Remaining: 299 * time.Second, FramesShown: 10}, session.ViewPaid)
 	h.mustShow("Paid time left 4:59", "Paid: video flows")
-	if s.buyBox.Visible() || s.inv != nil {
+	if s.buyPanel.Visible() || s.inv != nil {
 		t.Fatal("the buy panel stays after the payment")
 	}
 	s.render(session.ViewFigures{Connected: true, Remaining: 298 * time.Second, FramesShown: 40}, session.ViewPaid)
 	h.mustShow("Paid time left 4:58")
 	// Top up while paid.
 	test.Tap(s.topUpBtn)
-	if !s.buyBox.Visible() {
+	if !s.buyPanel.Visible() {
 		t.Fatal("Top up does not open the buy panel")
 	}
 	test.Tap(s.topUpBtn)
@@ -194,7 +204,7 @@ func TestWatchStates(t *testing.T) {
 	// Expired: the seller's reason and the buy panel.
 	s.render(session.ViewFigures{Connected: true, Reason: "No time left on subscription", FramesShown: 40}, session.ViewRefused)
 	h.mustShow("Paid time is over: top up to keep watching. The seller says: No time left on subscription", "Buy time")
-	if !s.buyBox.Visible() {
+	if !s.buyPanel.Visible() {
 		t.Fatal("no buy panel after expiry")
 	}
 }
@@ -220,7 +230,7 @@ func TestWatchFreeStateAndErrors(t *testing.T) {
 	s.buildWatching()
 	s.render(session.ViewFigures{Connected: true}, session.ViewFree)
 	h.mustShow("Stream is free of charge", "Waiting for the first picture…")
-	if s.topUpBtn.Visible() || s.buyBox.Visible() {
+	if s.topUpBtn.Visible() || s.buyPanel.Visible() {
 		t.Fatal("a free stream offers to buy time")
 	}
 	// A session error is shown with the status.
@@ -236,8 +246,9 @@ func TestVideoViewCoalesces(t *testing.T) {
 	h := newHarness(t, test.NewTempApp(t), Options{})
 	defer h.close()
 	v := newVideoView(h.u.do)
-	h.u.win.SetContent(v.obj)
 	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	h.waitFor("Home's lists", func() bool { return strings.Contains(h.screenText(), "None yet") })
+	h.u.win.SetContent(v.obj)
 	for range 5 {
 		v.ShowFrame(&playback.Frame{Image: img})
 	}

@@ -7,6 +7,8 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dazaarvision/dazaar-vision/media/playback"
@@ -44,7 +46,7 @@ func newVideoView(do func(func())) *videoView {
 	v.bg = canvas.NewRectangle(color.Black)
 	v.overlay = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
 	v.overlay.Wrapping = fyne.TextWrapWord
-	v.obj = newContainer(&aspectLayout{v: v}, v.bg, v.raster, v.overlay)
+	v.obj = newContainer(&aspectLayout{v: v}, v.bg, v.raster, container.NewVBox(layout.NewSpacer(), v.overlay, layout.NewSpacer()))
 	return v
 }
 

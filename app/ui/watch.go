@@ -54,7 +54,9 @@ type watchScreen struct {
 	liveBtn   *widget.Button
 	topUpBtn  *widget.Button
 	stopBtn   *widget.Button
-	buyBox    *fyne.Container
+	buyBox    *fyne.Container // the buy panel (scrolls)
+	buyPanel  fyne.CanvasObject
+	chooser   *fyne.Container // presets and calculator; hidden while an invoice is shown
 	minutes   *widget.Entry
 	calc      *widget.Label
 	method    *widget.Select
@@ -179,7 +181,7 @@ func (s *watchScreen) buildWatching() {
 		top = container.NewBorder(nil, nil, nil, s.stopBtn, container.NewVBox(head, desc, terms))
 	}
 	s.buildBuy()
-	center := container.NewBorder(nil, nil, nil, s.buyBox, s.video.obj)
+	center := container.NewBorder(nil, nil, nil, s.buyPanel, s.video.obj)
 	s.body.Objects = []fyne.CanvasObject{container.NewBorder(top, bottom, nil, nil, center)}
 	s.body.Refresh()
 	if c.Price.IsFree() {
@@ -192,8 +194,11 @@ func (s *watchScreen) buildWatching() {
 func (s *watchScreen) buildBuy() {
 	p := s.card.Price
 	s.buyBox = container.NewVBox()
+	panel := newContainer(fixedWidth(330), s.buyBox)
+	s.buyPanel = panel
 	if p.IsFree() {
 		s.buyBox.Hide()
+		panel.Hide()
 		return
 	}
 	presets := container.NewGridWithColumns(2)
@@ -224,13 +229,12 @@ func (s *watchScreen) buildBuy() {
 	}
 	s.buyErr = wrapLabel("")
 	s.buyErr.Importance = widget.DangerImportance
+	s.buyErr.Hide()
 	s.invoice = container.NewVBox()
 	s.updateCalc()
 	minutesRow := container.NewBorder(nil, nil, nil, widget.NewLabel("minutes"), s.minutes)
-	s.buyBox.Objects = []fyne.CanvasObject{
-		heading("Buy time"), widget.NewLabel("You pay only for video delivered to you."), presets,
-		widget.NewSeparator(), minutesRow, s.calc, s.method, get, s.buyErr, s.invoice,
-	}
+	s.chooser = container.NewVBox(presets, minutesRow, s.calc, s.method, get)
+	s.buyBox.Objects = []fyne.CanvasObject{heading("Buy time (you pay only for video delivered)"), s.chooser, s.buyErr, s.invoice}
 	s.buyBox.Refresh()
 }
 
@@ -274,7 +278,7 @@ func (s *watchScreen) updateCalc() {
 func (s *watchScreen) buyTyped() {
 	n, err := s.typedMinutes()
 	if err != nil {
-		s.buyErr.SetText(err.Error())
+		s.setBuyErr(err.Error())
 		return
 	}
 	s.buy(n)
@@ -284,14 +288,14 @@ func (s *watchScreen) buyTyped() {
 func (s *watchScreen) buy(minutes uint32) {
 	v := s.v
 	if v == nil {
-		s.buyErr.SetText("Not connected to the seller yet: wait a moment, then try again.")
+		s.setBuyErr("Not connected to the seller yet: wait a moment, then try again.")
 		return
 	}
 	if s.buying {
 		return
 	}
 	s.buying = true
-	s.buyErr.SetText("")
+	s.setBuyErr("")
 	s.invoice.Objects = []fyne.CanvasObject{widget.NewProgressBarInfinite(), widget.NewLabel("Asking the seller for an invoice…")}
 	s.invoice.Refresh()
 	req := session.BuyRequest{Minutes: minutes}
@@ -303,7 +307,7 @@ func (s *watchScreen) buy(minutes uint32) {
 			s.buying = false
 			if err != nil {
 				s.invoice.RemoveAll()
-				s.buyErr.SetText(err.Error())
+				s.setBuyErr(err.Error())
 				return
 			}
 			s.showInvoice(inv)
@@ -319,7 +323,7 @@ func (s *watchScreen) showInvoice(inv session.Invoice) {
 	}
 	qr.FillMode = canvas.ImageFillContain
 	qr.ScaleMode = canvas.ImageScalePixels
-	qr.SetMinSize(fyne.NewSize(220, 220))
+	qr.SetMinSize(fyne.NewSize(180, 180))
 	what := fmt.Sprintf("Pay %d sats for %s of video. The invoice expires at %s.", inv.Sats, mediaText(inv.Media), inv.Expires.Format("15:04"))
 	text := inv.Bolt11
 	if text == "" {
@@ -327,7 +331,7 @@ func (s *watchScreen) showInvoice(inv session.Invoice) {
 	}
 	copyBtn := widget.NewButtonWithIcon("Copy invoice", theme.ContentCopyIcon(), func() {
 		s.u.app.Clipboard().SetContent(copyText(inv))
-		s.buyErr.SetText("Copied: paste it into your wallet.")
+		s.setBuyErr("Copied: paste it into your wallet.")
 	})
 	open := widget.NewButtonWithIcon("Open in wallet", theme.ComputerIcon(), func() {
 		u, err := url.Parse(inv.URI)
@@ -335,15 +339,38 @@ func (s *watchScreen) showInvoice(inv session.Invoice) {
 			err = s.u.app.OpenURL(u)
 		}
 		if err != nil {
-			s.buyErr.SetText("No wallet opened it: copy the invoice and paste it into your wallet. (" + err.Error() + ")")
+			s.setBuyErr("No wallet opened it: copy the invoice and paste it into your wallet. (" + err.Error() + ")")
 		}
 	})
 	open.Importance = widget.HighImportance
 	code := widget.NewLabel(shortInvoice(text))
 	code.Importance = widget.LowImportance
-	s.invoice.Objects = []fyne.CanvasObject{widget.NewSeparator(), container.NewCenter(qr), wrapLabel(what), code,
-		container.NewHBox(copyBtn, open), wrapLabel("Video starts once the seller sees the payment.")}
+	other := widget.NewButtonWithIcon("Another amount", theme.NavigateBackIcon(), s.clearInvoice)
+	s.invoice.Objects = []fyne.CanvasObject{container.NewCenter(qr), wrapLabel(what + " Video starts once the seller sees the payment."), code,
+		container.NewHBox(copyBtn, open), other}
 	s.invoice.Refresh()
+	s.chooser.Hide()
+	s.buyBox.Refresh()
+}
+
+// clearInvoice goes back to choosing an amount.
+func (s *watchScreen) clearInvoice() {
+	s.inv = nil
+	s.invoice.RemoveAll()
+	s.chooser.Show()
+	s.setBuyErr("")
+	s.buyBox.Refresh()
+}
+
+// setBuyErr shows a message under the buy panel (hidden when empty, to keep the panel short).
+func (s *watchScreen) setBuyErr(text string) {
+	s.buyErr.SetText(text)
+	if text == "" {
+		s.buyErr.Hide()
+	} else {
+		s.buyErr.Show()
+	}
+	s.buyBox.Refresh()
 }
 
 // copyText is what Copy puts on the clipboard: the bare Lightning invoice, or the bitcoin URI.
@@ -489,21 +516,25 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 	if f.BehindLive > 2 {
 		fig += fmt.Sprintf(" · %d blocks behind live", f.BehindLive)
 	}
-	fig += fmt.Sprintf(" · %d pictures shown · connected to %d peers", s.video.shown.Load(), f.Peers)
+	peers := "peers"
+	if f.Peers == 1 {
+		peers = "peer"
+	}
+	fig += fmt.Sprintf(" · %d pictures shown · connected to %d %s", s.video.shown.Load(), f.Peers, peers)
 	s.figures.SetText(fig)
 	// The buy panel: when there is no paid time, or when Top up was pressed.
 	if paid {
 		if st == session.ViewPaid && s.inv != nil && (prev.State() != session.ViewPaid || f.Remaining > prev.Remaining+2*time.Second) {
 			// The invoice was paid: clear it so a top-up starts afresh.
-			s.inv, s.topUp = nil, false
-			s.invoice.RemoveAll()
+			s.clearInvoice()
+			s.topUp = false
 		}
 		show := st == session.ViewRefused || s.topUp || (s.inv != nil && st != session.ViewPaid)
-		if show != s.buyBox.Visible() {
+		if show != s.buyPanel.Visible() {
 			if show {
-				s.buyBox.Show()
+				s.buyPanel.Show()
 			} else {
-				s.buyBox.Hide()
+				s.buyPanel.Hide()
 			}
 		}
 	}
@@ -572,4 +603,24 @@ func (s *watchScreen) stopViewer(then func()) {
 			}
 		})
 	})
+}
+
+// fixedWidth lays its objects out one under the other in a column this wide.
+type fixedWidth float32
+
+func (f fixedWidth) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	for _, o := range objs {
+		o.Move(fyne.NewPos(0, 0))
+		o.Resize(fyne.NewSize(float32(f), size.Height))
+	}
+}
+
+func (f fixedWidth) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	h := float32(0)
+	for _, o := range objs {
+		if o.Visible() {
+			h = max(h, o.MinSize().Height)
+		}
+	}
+	return fyne.NewSize(float32(f), h)
 }

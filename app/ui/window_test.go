@@ -131,16 +131,21 @@ func savePNG(t *testing.T, img image.Image, name string) {
 	if err := png.Encode(&buf, img); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(os.TempDir(), "dv-ui-screenshots")
-	if os.Getenv("DV_UPDATE_SCREENSHOTS") != "" {
-		dir = filepath.Join("..", "..", "docs", "screenshots")
-	}
+	dir := screenshotDir()
 	os.MkdirAll(dir, 0o755)
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", p)
+}
+
+// screenshotDir is where screenshots go: docs/screenshots with DV_UPDATE_SCREENSHOTS=1.
+func screenshotDir() string {
+	if os.Getenv("DV_UPDATE_SCREENSHOTS") != "" {
+		return filepath.Join("..", "..", "docs", "screenshots")
+	}
+	return filepath.Join(os.TempDir(), "dv-ui-screenshots")
 }
 
 // app runs the binary with its own data directory and secrets file.
