@@ -22,7 +22,8 @@ import (
 type liveScreen struct {
 	u *UI
 	w worker
-	b *session.Broadcaster
+	b    *session.Broadcaster
+	card card.Card
 
 	root     fyne.CanvasObject
 	top      *fyne.Container
@@ -30,7 +31,9 @@ type liveScreen struct {
 	qr       *canvas.Image
 	copyBtn  *widget.Button
 	stopBtn  *widget.Button
-	figures  *widget.Label
+	figures  *widget.Label // all the figures as one text (tests read it)
+	values   []*widget.Label
+	figBox   *fyne.Container
 	sales    *fyne.Container
 	salesN   int
 	status   *widget.Label
@@ -38,7 +41,7 @@ type liveScreen struct {
 }
 
 func (u *UI) showLive(b *session.Broadcaster) {
-	l := &liveScreen{u: u, w: newWorker(u), b: b}
+	l := &liveScreen{u: u, w: newWorker(u), b: b, card: b.Card()}
 	l.build()
 	u.show(l)
 	l.watch()
@@ -58,7 +61,7 @@ func (l *liveScreen) close() {
 }
 
 func (l *liveScreen) build() {
-	c := l.b.Card()
+	c := l.card
 	title := c.Name
 	if title == "" {
 		title = "Your stream"
@@ -87,15 +90,24 @@ func (l *liveScreen) build() {
 	}
 	l.stopBtn = widget.NewButtonWithIcon("Stop broadcasting", theme.MediaStopIcon(), l.stop)
 	l.stopBtn.Importance = widget.DangerImportance
-	l.figures = widget.NewLabel("Starting…")
+	l.figures = widget.NewLabel("")
+	names := []string{"State", "Viewers", "Earned", "Uploaded", "Encoder", "Stream"}
+	grid := container.New(layout.NewFormLayout())
+	for _, n := range names {
+		v := widget.NewLabel("…")
+		v.Truncation = fyne.TextTruncateEllipsis
+		l.values = append(l.values, v)
+		grid.Add(widget.NewLabelWithStyle(n, fyne.TextAlignTrailing, fyne.TextStyle{Bold: true}))
+		grid.Add(v)
+	}
 	l.sales = container.NewVBox(widget.NewLabel(noSalesText(c)))
 	l.status = wrapLabel("Share the card: anyone who has it can find this stream.")
 	cardBox := container.NewVBox(heading("The stream's card"), l.cardText, container.NewHBox(l.copyBtn), container.NewCenter(l.qr), qrNote)
-	figBox := container.NewVBox(heading("Now"), l.figures, widget.NewSeparator(), heading("Sales"), l.sales)
+	l.figBox = container.NewVBox(heading("Now"), grid, widget.NewSeparator(), heading("Sales"), l.sales)
 	l.top = container.NewHBox(head, layout.NewSpacer(), l.stopBtn)
 	top := container.NewVBox(l.top, terms, widget.NewSeparator())
 	l.root = container.NewBorder(top, l.status, nil, nil,
-		container.NewHSplit(container.NewVScroll(container.NewPadded(cardBox)), container.NewVScroll(container.NewPadded(figBox))))
+		container.NewHSplit(container.NewVScroll(container.NewPadded(cardBox)), container.NewVScroll(container.NewPadded(l.figBox))))
 }
 
 func noSalesText(c card.Card) string {
@@ -171,15 +183,23 @@ func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
 	} else if !f.Since.IsZero() {
 		live = "live for " + time.Since(f.Since).Round(time.Second).String()
 	}
-	l.figures.SetText(fmt.Sprintf("%s\nViewers: %d (paying %d)\nEarned: %s\nUploaded: %s\nEncoder: %.0f frames a second, video %.0f kbit/s, sound %.0f kbit/s\nStream: %d blocks, %s",
-		live, f.Viewers, f.Paying, earned, bytesText(f.BytesUp), f.FPS, f.VideoKbps, f.AudioKbps, f.Blocks, bytesText(f.FeedBytes)))
+	vals := []string{live, fmt.Sprintf("%d (paying %d)", f.Viewers, f.Paying), earned, bytesText(f.BytesUp),
+		fmt.Sprintf("%.0f frames a second, video %.0f kbit/s, sound %.0f kbit/s", f.FPS, f.VideoKbps, f.AudioKbps),
+		fmt.Sprintf("%d blocks, %s", f.Blocks, bytesText(f.FeedBytes))}
+	var all strings.Builder
+	for i, v := range vals {
+		l.values[i].SetText(v)
+		fmt.Fprintf(&all, "%s: %s\n", []string{"State", "Viewers", "Earned", "Uploaded", "Encoder", "Stream"}[i], v)
+	}
+	l.figures.Text = all.String()
 	if len(sales) == l.salesN {
 		return
 	}
 	l.salesN = len(sales)
 	l.sales.RemoveAll()
 	if len(sales) == 0 {
-		l.sales.Add(widget.NewLabel(noSalesText(l.b.Card())))
+		l.sales.Add(widget.NewLabel(noSalesText(l.card)))
+		l.figBox.Refresh()
 		return
 	}
 	sales = slices.Clone(sales)
@@ -197,6 +217,7 @@ func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
 		lb.Truncation = fyne.TextTruncateEllipsis
 		l.sales.Add(lb)
 	}
+	l.figBox.Refresh()
 }
 
 // stop ends the broadcast on a goroutine and goes Home when it has stopped.
@@ -232,7 +253,7 @@ func (l *liveScreen) ended(err error) {
 		msg = "The broadcast stopped: " + err.Error()
 	}
 	l.status.SetText(msg)
-	l.figures.SetText("stopped")
+	l.values[0].SetText("stopped")
 	home := widget.NewButtonWithIcon("Home", theme.HomeIcon(), func() { l.u.showHomeWith(msg) })
 	l.top.Add(home)
 }

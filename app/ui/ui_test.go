@@ -301,3 +301,31 @@ func TestSettingsBackupRestore(t *testing.T) {
 		t.Fatalf("restored %q %v", b, err)
 	}
 }
+
+// TestLiveRender draws the live view of a paid stream: figures, and sales newest first.
+func TestLiveRender(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	l := &liveScreen{u: h.u, w: newWorker(h.u), card: paidCard(t)}
+	l.build()
+	h.u.show(l)
+	h.mustShow("You are live: Alice's garden, live", "1000 sats per hour", "No payments yet.", "[Copy card]", "[Stop broadcasting]")
+	if l.qr.Resource == nil {
+		t.Fatal("no QR of the card")
+	}
+	f := session.BroadcastFigures{Live: true, Since: time.Now().Add(-time.Minute), Viewers: 3, Paying: 2, EarnedMsat: 250_000,
+		ProvisionalMsat: 84_000, BytesUp: 5 << 20, FPS: 30, VideoKbps: 1180, AudioKbps: 32, Blocks: 1800, FeedBytes: 9 << 20}
+	sales := []session.Sale{
+		{Viewer: peerID(3), Method: "Lightning", Msat: 167_000, Millis: 600_000, State: 2},                        // settled
+		{Viewer: peerID(4), Method: "on-chain", Msat: 84_000, Millis: 300_000, State: 1, Note: "0 confirmations"}, // provisional
+	}
+	l.render(f, sales)
+	h.mustShow("3 (paying 2)", "250 sats (+84 sats unconfirmed)", "5.0 MiB", "30 frames a second, video 1180 kbit/s, sound 32 kbit/s", "1800 blocks, 9.0 MiB",
+		"84 sats by on-chain for 5m0s of video", "provisional", "167 sats by Lightning for 10m0s of video", "settled")
+	if txt := h.screenText(); strings.Index(txt, "84 sats by on-chain") > strings.Index(txt, "167 sats by Lightning") {
+		t.Fatal("sales are not newest first")
+	}
+	h.capture("live-paid.png")
+	l.stopping = true // no session to stop
+}
