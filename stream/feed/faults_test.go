@@ -3,6 +3,10 @@ package feed
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,5 +93,34 @@ func TestStorageFailureIsErrStorage(t *testing.T) {
 	replicate(t, w2, r2, 0)
 	if err := r2.Verify(&bad); errors.Is(err, ErrStorage) || !errors.Is(err, ErrInvalidProof) {
 		t.Fatalf("forged block: %v, want ErrInvalidProof only", err)
+	}
+}
+
+// Replacing the meta or owner file: the old bytes or the new ones, and an error names the
+// file people know of, never the temporary file it went through.
+func TestReplaceFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, body := range []string{"first", "second, longer than the first"} {
+		if err := replaceFile(dir, "meta", []byte(body), true); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, "meta")); err != nil || string(got) != body {
+			t.Fatalf("meta holds %q, %v; want %q", got, err, body)
+		}
+	}
+	// The target is a directory that is not empty: the rename fails.
+	if err := os.MkdirAll(filepath.Join(dir, "owner", "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := replaceFile(dir, "owner", []byte("new"), true)
+	if err == nil {
+		t.Fatal("replacing a directory worked")
+	}
+	if regexp.MustCompile(`owner([0-9]+|\.tmp)`).MatchString(err.Error()) || !strings.Contains(err.Error(), filepath.Join(dir, "owner")) {
+		t.Fatalf("error %q names the temporary file or not the target", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Fatalf("left behind: %v", entries)
 	}
 }

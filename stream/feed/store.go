@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+
+	"github.com/natefinch/atomic"
 )
 
 // The on-disk layout (flat files plus a checksummed log, Hypercore v10's way;
@@ -396,30 +400,17 @@ func writeMeta(dir string, m *metaInfo, durable bool) error {
 	return replaceFile(dir, metaFile, append(frame, body...), durable)
 }
 
-// replaceFile writes b to dir/name through a temporary file and a rename, so that the name
-// holds the old bytes or the new ones, never a mix; durable syncs the file before the rename
-// and the directory after it.
+// replaceFile writes b to dir/name with natefinch/atomic (a temporary file, synced, then
+// renamed over the name), so that the name holds the old bytes or the new ones, never a mix;
+// durable then syncs the directory, so that the rename itself survives power loss (the
+// library does not). An error names dir/name, never the temporary file.
 func replaceFile(dir, name string, b []byte, durable bool) error {
-	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
+	target := filepath.Join(dir, name)
+	if err := atomic.WriteFile(target, bytes.NewReader(b)); err != nil {
+		// The library's text names its temporary file (target plus digits): people are
+		// shown the file they know of instead.
+		tmp := regexp.MustCompile(regexp.QuoteMeta(target) + `[0-9]+`)
+		return errors.New(tmp.ReplaceAllLiteralString(err.Error(), "a temporary file"))
 	}
 	if durable {
 		return syncDir(dir)
