@@ -20,8 +20,8 @@ import (
 
 // liveScreen: the card (text, QR, Copy), live figures, the sales list, Stop.
 type liveScreen struct {
-	u *UI
-	w worker
+	u    *UI
+	w    worker
 	b    *session.Broadcaster
 	card card.Card
 

@@ -88,6 +88,7 @@ func TestGoLiveWizardChecks(t *testing.T) {
 	}
 	g.pay.SetSelected(payPaid)
 	h.mustShow("an hour of video costs a viewer 1000 sats")
+	h.capture("golive-payment.png")
 	for _, c := range cases {
 		c.setup()
 		test.Tap(g.next)
@@ -287,6 +288,7 @@ func TestSettingsBackupRestore(t *testing.T) {
 	h.u.showSettings()
 	s := h.u.cur.(*settingsScreen)
 	h.mustShow("In use: ", "Why: ", "No LND credentials saved yet", h.u.opts.Data.Root, "4.00 GiB")
+	h.capture("settings.png")
 	file := filepath.Join(t.TempDir(), "backup.dzv")
 	s.backup(store, file, "short")
 	h.waitFor("the refusal", func() bool { return strings.Contains(s.result.Text, "at least 8 characters") })

@@ -590,9 +590,14 @@ func (s *watchScreen) stopViewer(then func()) {
 		s.stopBtn.Disable()
 		s.status.SetText("Stopping…")
 	}
+	log := s.u.log
 	s.u.goDo(func() {
 		if v != nil {
+			f := v.Snapshot()
 			v.Stop()
+			// What the window drew against what the player handed it (figures for BENCHMARKS).
+			log.Info("watch view closed", "decoded", f.FramesDecoded, "handed to the window", f.FramesShown,
+				"drawn", video.shown.Load(), "replaced before drawing", video.dropped.Load())
 		}
 		s.u.do(func() {
 			if video != nil {

@@ -22,7 +22,7 @@ import (
 // buildBinary builds dazaar-vision once per test binary.
 var builtBinary string
 
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	if builtBinary != "" {
 		return builtBinary
@@ -40,7 +40,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func need(t *testing.T, tools ...string) {
+func need(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -50,7 +50,7 @@ func need(t *testing.T, tools ...string) {
 }
 
 // xvfb starts a virtual display and returns its name (":N").
-func xvfb(t *testing.T, w, h int) string {
+func xvfb(t testing.TB, w, h int) string {
 	t.Helper()
 	need(t, "Xvfb")
 	r, wr, err := os.Pipe()
@@ -149,7 +149,7 @@ func screenshotDir() string {
 }
 
 // app runs the binary with its own data directory and secrets file.
-func appCmd(ctx context.Context, t *testing.T, bin, home, display string, args ...string) *exec.Cmd {
+func appCmd(ctx context.Context, t testing.TB, bin, home, display string, args ...string) *exec.Cmd {
 	full := append([]string{"-data-dir", filepath.Join(home, "data"), "-secrets", "file", "-secrets-file", filepath.Join(home, "secrets.enc")}, args...)
 	cmd := exec.CommandContext(ctx, bin, full...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
@@ -269,4 +269,78 @@ func TestWindowWatchesALiveStream(t *testing.T) {
 	}
 	t.Logf("video region: %d of %d sampled pixels changed in 0.7 s", differs(a, b, video), video.Dx()*video.Dy()/4)
 	savePNG(t, b, "watch-free.png")
+}
+
+// cpuSeconds is the CPU time process pid has used (Linux /proc).
+func cpuSeconds(t testing.TB, pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("cannot read the process's CPU time: %v", err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	var ut, st float64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// BenchmarkWatchWindow measures what drawing the video costs: a command-line broadcaster
+// (test camera, preset DV_UI_BENCH_PRESET, default medium) is watched for 10 s by the command
+// line (which decodes every picture but draws none) and then by the window under Xvfb; the
+// difference in CPU is the window's. The window logs how many pictures it drew of those the
+// player handed it.
+func BenchmarkWatchWindow(b *testing.B) {
+	preset := os.Getenv("DV_UI_BENCH_PRESET")
+	if preset == "" {
+		preset = "medium"
+	}
+	bin := buildBinary(b)
+	display := xvfb(b, 1920, 1080)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	sellerHome := b.TempDir()
+	cardFile := filepath.Join(sellerHome, "card.txt")
+	seller := appCmd(ctx, nil, bin, sellerHome, "", "live", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0",
+		"-video", "test", "-audio", "none", "-preset", preset, "-card-file", cardFile)
+	var sellerOut bytes.Buffer
+	seller.Stdout, seller.Stderr = &sellerOut, &sellerOut
+	if err := seller.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { seller.Process.Signal(os.Interrupt); seller.Wait() }()
+	var cardText string
+	for cardText == "" {
+		if c, err := os.ReadFile(cardFile); err == nil && len(bytes.TrimSpace(c)) > 0 {
+			cardText = string(bytes.TrimSpace(c))
+		} else if ctx.Err() != nil {
+			b.Fatalf("no card:\n%s", sellerOut.String())
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	measure := func(args ...string) (float64, string) {
+		var out bytes.Buffer
+		cmd := appCmd(ctx, nil, bin, b.TempDir(), display, args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(8 * time.Second) // connected and playing
+		c0, t0 := cpuSeconds(b, cmd.Process.Pid), time.Now()
+		time.Sleep(10 * time.Second)
+		c1, t1 := cpuSeconds(b, cmd.Process.Pid), time.Now()
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		return (c1 - c0) / t1.Sub(t0).Seconds(), out.String()
+	}
+	cli, _ := measure("watch", "-lan", cardText)
+	win, log := measure("-v", "ui", "-lan", cardText)
+	b.ReportMetric(cli, "cli-cores")
+	b.ReportMetric(win, "window-cores")
+	b.ReportMetric(win-cli, "drawing-cores")
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "watch view closed") {
+			b.Logf("%s", l)
+		}
+	}
 }
