@@ -34,9 +34,14 @@ run: build
 tools:
 	@scripts/tools.sh
 
+# staticcheck, pinned (a release that knows this Go); `go run` builds it from the module proxy.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	$(GO) run $(STATICCHECK) ./...
 
 test: deps-test tools vet
 	@scripts/test.sh
