@@ -77,7 +77,9 @@ func TestGateFlips(t *testing.T) {
 	if n := r.viewer.nsess.Load(); n != 1 {
 		t.Fatalf("viewer made %d sessions; the connection should have stayed open", n)
 	}
-	// Billing sees exactly what was delivered.
+	// Billing sees exactly what was delivered (the seller counts a block once its write
+	// returned, which may be just after the viewer has it).
+	waitFor(t, 5*time.Second, "blocks 16 to 18 counted", func() bool { return len(gate.deliveredTo(vid)) >= 19 })
 	got := gate.deliveredTo(vid)
 	slices.Sort(got)
 	want := []uint64{}

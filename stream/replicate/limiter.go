@@ -37,8 +37,12 @@ type gateChecks struct {
 
 // peerCheck is one peer's spacing and the class of its next check.
 type peerCheck struct {
-	lim     *rate.Limiter
-	refused bool // guarded by gateChecks.mu
+	lim *rate.Limiter
+	// refused: the peer's next check is a refused peer's. Set when its first check starts
+	// (a check whose session ended before the answer counts as refused, or a peer whose
+	// streams are reset faster than the gate answers would stay a first-timer for ever),
+	// cleared when the gate lets it in. Guarded by gateChecks.mu.
+	refused bool
 }
 
 func newGateChecks() *gateChecks {
@@ -61,6 +65,7 @@ func (g *gateChecks) wait(ctx context.Context, p peer.ID) error {
 	if pc.refused {
 		class = g.refused
 	}
+	pc.refused = true // until the gate lets it in
 	g.mu.Unlock()
 	if err := pc.lim.Wait(ctx); err != nil {
 		return err
@@ -68,7 +73,8 @@ func (g *gateChecks) wait(ctx context.Context, p peer.ID) error {
 	return class.Wait(ctx)
 }
 
-// answered records the gate's answer for p: whether its next check is a refused peer's.
+// answered records the gate's answer for p (also when the session asking ended meanwhile):
+// whether its next check is a refused peer's.
 func (g *gateChecks) answered(p peer.ID, refused bool) {
 	g.mu.Lock()
 	if pc := g.peers[p]; pc != nil {

@@ -176,10 +176,11 @@ func (ss *sellerSession) gateLoop() error {
 			return err
 		}
 		a, err := ss.s.cfg.Gate.Check(ss.ctx, ss.peer)
+		now := ss.s.cfg.Clock.Now()
+		ss.s.checks.answered(ss.peer, err != nil || !(a.Free || a.Until.After(now)))
 		if ss.ctx.Err() != nil {
 			return ss.ctx.Err()
 		}
-		now := ss.s.cfg.Clock.Now()
 		msg := wire.Access{}
 		switch {
 		case err != nil:
@@ -216,9 +217,7 @@ func (ss *sellerSession) gateLoop() error {
 		}
 		ss.mu.Unlock()
 		ss.s.log.Debug("gate", "viewer", ss.peer, "access", describeAllowance(a, now))
-		refused := msg.State == wire.Refused
-		ss.s.checks.answered(ss.peer, refused)
-		if refused {
+		if msg.State == wire.Refused {
 			ss.s.cfg.Host.ConnManager().Unprotect(ss.peer, protectTag)
 		} else {
 			ss.s.cfg.Host.ConnManager().Protect(ss.peer, protectTag)
