@@ -325,7 +325,7 @@ func TestHostilePeersDoNotDelayPayingViewer(t *testing.T) {
 
 // runHostilePeers is the hostile peers' process of TestHostilePeersDoNotDelayPayingViewer
 // (TestMain runs it when DV_HOSTILE_PEERS is set): that many peers connect to the seller,
-// say "connected", and open streams in a loop (each peer one every 200 ms) until stdin closes, printing how many they
+// say "connected", and open streams in a loop (each peer one every 500 ms) until stdin closes, printing how many they
 // opened every 100 ms.
 func runHostilePeers() {
 	n, _ := strconv.Atoi(os.Getenv("DV_HOSTILE_PEERS"))
@@ -361,9 +361,9 @@ func runHostilePeers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Each peer opens a stream every 200 ms: 500 a second together, over twice the
+			// Each peer opens a stream every 500 ms: 200 a second together, twice the
 			// gate checks the seller allows all refused peers, and each a new session.
-			tick := time.NewTicker(200 * time.Millisecond)
+			tick := time.NewTicker(500 * time.Millisecond)
 			defer tick.Stop()
 			for ctx.Err() == nil {
 				select {
