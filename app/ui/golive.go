@@ -176,8 +176,7 @@ func (g *goLiveScreen) build() {
 	g.lnHow = widget.NewRadioGroup([]string{lnByDir, lnByFiles}, func(s string) {
 		byDir.Hidden = s != lnByDir
 		byFiles.Hidden = s != lnByFiles
-		byDir.Refresh()
-		byFiles.Refresh()
+		g.relayout()
 	})
 	g.lnHow.Horizontal = true
 	g.lnHow.SetSelected(lnByDir)
@@ -185,7 +184,7 @@ func (g *goLiveScreen) build() {
 		widget.NewForm(widget.NewFormItem("REST host", g.lnHost)),
 		wrapLabel("Only LND's invoice.macaroon is taken: it can make invoices and nothing that moves money. Never give the admin macaroon."),
 		container.NewHBox(g.lnTest), g.lnResult)
-	g.useLN = widget.NewCheck("Lightning (LND)", func(on bool) { g.lnBox.Hidden = !on; g.lnBox.Refresh() })
+	g.useLN = widget.NewCheck("Lightning (LND)", func(on bool) { g.lnBox.Hidden = !on; g.relayout() })
 	g.useLN.SetChecked(true)
 
 	g.xpub = widget.NewEntry()
@@ -209,17 +208,18 @@ func (g *goLiveScreen) build() {
 		widget.NewFormItem("Node certificate", fileEntry(g.u, g.nodeCert))),
 		g.xpubCheck, g.btcd, container.NewHBox(g.chainTest), g.chainResult)
 	g.chainBox.Hide()
-	g.useChain = widget.NewCheck("On-chain bitcoin", func(on bool) { g.chainBox.Hidden = !on; g.chainBox.Refresh() })
+	g.useChain = widget.NewCheck("On-chain bitcoin", func(on bool) { g.chainBox.Hidden = !on; g.relayout() })
 
-	priceRow := container.NewHBox(g.amount, widget.NewLabel("sats per"), g.per, g.unit)
+	priceRow := container.NewHBox(container.NewGridWrap(fyne.NewSize(140, g.amount.MinSize().Height), g.amount),
+		widget.NewLabel("sats per"), container.NewGridWrap(fyne.NewSize(80, g.per.MinSize().Height), g.per), g.unit)
 	g.paidBox = container.NewVBox(
 		widget.NewForm(widget.NewFormItem("Price", priceRow), widget.NewFormItem("Network", g.network)),
 		g.priceNote, widget.NewSeparator(),
 		heading("How viewers pay"), g.useLN, g.lnBox, g.useChain, g.chainBox)
 	g.pay = widget.NewRadioGroup([]string{payFree, payPaid}, func(s string) {
 		g.paidBox.Hidden = s != payPaid
-		g.paidBox.Refresh()
 		g.updatePriceNote()
+		g.relayout()
 	})
 	g.pay.Horizontal = true
 	g.pay.SetSelected(payFree)
@@ -244,6 +244,17 @@ func (g *goLiveScreen) build() {
 	left := container.NewPadded(g.stepList)
 	g.root = container.NewBorder(top, bottom, left, nil, container.NewVScroll(container.NewPadded(g.body)))
 	g.setStep(0)
+}
+
+// relayout lays the current step out again after a part was shown or hidden.
+func (g *goLiveScreen) relayout() {
+	if g.body == nil {
+		return
+	}
+	for _, o := range g.steps {
+		o.Refresh()
+	}
+	g.body.Refresh()
 }
 
 // fileEntry is an entry with a button that picks a file into it.

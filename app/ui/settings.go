@@ -77,6 +77,7 @@ func (s *settingsScreen) fill() {
 	} else {
 		s.payments.SetText("No LND credentials saved yet: Go live asks for them when a stream is paid.")
 	}
+	s.root.Refresh()
 }
 
 func (s *settingsScreen) backupDialog() {

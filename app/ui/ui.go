@@ -101,6 +101,7 @@ func (u *UI) show(s screen) {
 	}
 	u.cur = s
 	u.win.SetContent(s.content())
+	s.content().Refresh() // lays wrapped text out again now that it knows its width
 	u.win.Canvas().SetOnTypedKey(nil)
 	if k, ok := s.(interface{ typedKey(*fyne.KeyEvent) }); ok {
 		u.win.Canvas().SetOnTypedKey(k.typedKey)
