@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
@@ -13,6 +14,10 @@ import (
 // desktop entry.
 const AppID = "vision.dazaar.app"
 
+// processStart is when this package was initialised: close to the process's start (after the
+// runtime and the packages it depends on), for the start-up figure.
+var processStart = time.Now()
+
 // Run opens the window and returns when it is closed or ctx ends; the screen's session is
 // stopped and every goroutine waited for before it returns.
 func Run(ctx context.Context, opts Options) error {
@@ -20,6 +25,9 @@ func Run(ctx context.Context, opts Options) error {
 	a.SetIcon(assets.Icon)
 	u := New(a, opts)
 	u.win.SetMaster()
+	a.Lifecycle().SetOnStarted(func() {
+		u.log.Info("window started", "since process start", time.Since(processStart).Round(time.Millisecond))
+	})
 	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Quit) })
 	u.win.ShowAndRun()
 	stop()

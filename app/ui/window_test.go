@@ -172,7 +172,7 @@ func TestWindowOpens(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stderr bytes.Buffer
-	cmd := appCmd(ctx, t, bin, home, display)
+	cmd := appCmd(ctx, t, bin, home, display, "-v")
 	cmd.Stderr = &stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -200,6 +200,11 @@ func TestWindowOpens(t *testing.T) {
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("the app did not end cleanly on SIGINT: %v\n%s", err, stderr.String())
+	}
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(l, "window started") {
+			t.Logf("%s", l)
+		}
 	}
 }
 
