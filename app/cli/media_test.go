@@ -42,6 +42,7 @@ func TestRecordAndExport(t *testing.T) {
 	if err != nil || !strings.Contains(string(probe), "vp8") || !strings.Contains(string(probe), "opus") {
 		t.Fatalf("ffprobe: %v\n%s", err, probe)
 	}
+	ffmpegClean(t, out)
 	if r := run(t, "", "export", "-from", "1h", dir, filepath.Join(tmp, "none.webm")); r.code != 1 {
 		t.Fatalf("export of an empty range: %d %s", r.code, r.err)
 	}
@@ -133,6 +134,16 @@ func TestRecordSources(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Fatalf("%s: ffprobe says %q (%v), want %q", c.dir, probe, err, c.want)
 		}
+		ffmpegClean(t, out)
+	}
+}
+
+// ffmpegClean decodes the file with ffmpeg, which must have nothing to say.
+func ffmpegClean(t *testing.T, path string) {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", path, "-f", "null", "-").CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) != 0 {
+		t.Fatalf("ffmpeg -xerror on %s: %v\n%s", path, err, out)
 	}
 }
 
