@@ -122,13 +122,20 @@ func TestTestDriversToDecodedFrames(t *testing.T) {
 	vs.Reader = p.Wrap(vs.Reader)
 	feed := memfeed.New()
 	start := time.Now()
-	run(t, Config{Preset: preset, Video: vs, Audio: as, Sink: feed, Description: "test"}, 2500*time.Millisecond, func(b *Broadcaster) {
+	// Run until the stream holds 45 pictures and 1.2 s of sound, however slowly a busy
+	// machine delivers them (at most a minute).
+	run(t, Config{Preset: preset, Video: vs, Audio: as, Sink: feed, Description: "test"}, 0, func(b *Broadcaster) {
 		go func() {
 			for b.Stats().VideoFrames < 8 {
 				time.Sleep(5 * time.Millisecond)
 			}
 			b.ForceKeyFrame()
 		}()
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if st := b.Stats(); st.VideoFrames >= 45 && st.AudioPackets >= 60 {
+				break
+			}
+		}
 	})
 	elapsed := time.Since(start)
 	d := decodeFeed(t, feed)
