@@ -109,6 +109,13 @@ func (a *audioIn) Read() (wave.Audio, func(), error) {
 		if !a.started {
 			a.bps = []breakpoint{{0, max(0, want)}}
 			a.started = true
+			if want < 0 {
+				// The first chunk began before the capture clock's zero: its sound from
+				// before then is not part of the stream (timestamps start at 0).
+				n := min(len(in), int(int64(-want)*int64(a.inRate)/int64(time.Second)))
+				in = in[n:]
+				want = 0
+			}
 		}
 		e := want - a.at(a.out)
 		switch {
