@@ -112,7 +112,7 @@ func TestPaidLightningStream(t *testing.T) {
 	<-viewer.done
 	viewer = start(t, "viewer again", filepath.Join(dir, "viewer"), append([]string{"watch", "-o", filepath.Join(dir, "watched.webm")},
 		append(loopbackTC, cardFile)...)...)
-	next, _, _ = viewer.wait(0, allowedRE, 30*time.Second)
+	_, _, _ = viewer.wait(0, allowedRE, 30*time.Second)
 	if _, b, _ := viewer.stored(); len(b) > 0 && b[0] < heldBefore[len(heldBefore)-1] {
 		t.Fatalf("the restarted viewer holds %d blocks, %d before the kill", b[0], heldBefore[len(heldBefore)-1])
 	}

@@ -181,7 +181,7 @@ func openWallet(d DataDir, store SecretStore, stream string, p price.Price, ln *
 			ProvisionalCapSats: oc.ProvisionalCapSats, ProvisionalTotalCapSats: oc.ProvisionalTotalCapSats}
 		if network != "" && network != oc.Network {
 			l.Close()
-			return nil, "", fmt.Errorf("Lightning is on %s but the on-chain wallet is on %s: use one network", network, oc.Network)
+			return nil, "", fmt.Errorf("the Lightning node is on %s but the on-chain wallet is on %s: use one network", network, oc.Network)
 		}
 		network = oc.Network
 		desk, err = invoice.New(cfg)
