@@ -56,3 +56,6 @@ bench: deps-test
 
 clean:
 	rm -f $(BIN)
+
+# Installers: each platform's targets live beside its packaging files (packaging/<os>/package.mk).
+include $(wildcard packaging/*/package.mk)
