@@ -16,6 +16,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/app/version"
 )
 
 // Environment variables the command line reads.
@@ -36,12 +37,17 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	gf.StringVar(&e.secretsFile, "secrets-file", defaultSecretsFile(), "the encrypted secrets file (used when there is no OS keyring, or with -secrets file)")
 	gf.StringVar(&e.dataDir, "data-dir", session.DefaultDataDir(), "where streams, watched streams, sales and settings are kept")
 	verbose := gf.Bool("v", false, "log debug messages")
+	showVersion := gf.Bool("version", false, "print the version and exit")
 	gf.Usage = func() { usage(stderr) }
 	if err := gf.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "dazaar-vision %s\n", version.String())
+		return 0
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -75,6 +81,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
+	case "version":
+		fmt.Fprintf(stdout, "dazaar-vision %s\n", version.String())
+		return 0
 	default:
 		fmt.Fprintf(stderr, "dazaar-vision: unknown command %q\n\n", rest[0])
 		usage(stderr)
@@ -105,6 +114,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `Dazaar Vision: paid peer-to-peer live video.
 
 Usage: dazaar-vision [-data-dir DIR] [-secrets auto|keyring|file] [-secrets-file PATH] [-v] COMMAND ...
+       dazaar-vision --version    (or: dazaar-vision version)
 
 Desktop app:
   ui [CARD]                   open the window (the default with no command; needs a display)
