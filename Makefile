@@ -25,7 +25,7 @@ deps-test:
 	@command -v npm >/dev/null || scripts/apt.sh nodejs npm   # the reference benchmarks and vector generator
 
 build: deps-run
-	$(GO) build -o $(BIN) .
+	$(GO) build -ldflags "-X github.com/dazaarvision/dazaar-vision/app/version.Version=$$(sed -n '/^\[Details\]/,/^\[/s/^Version *= *"\(.*\)".*/\1/p' FyneApp.toml)" -o $(BIN) .
 
 run: build
 	./$(BIN) $(ARGS)
