@@ -42,7 +42,17 @@ type SellerConfig struct {
 	// push's signature covers; past it the session ends (a hung disk must not hold it).
 	// Meanwhile its control messages (refusals) still go out. Default 10 s.
 	SyncTimeout time.Duration
-	Logger      *slog.Logger
+	// MaxViewers bounds the viewers (distinct peers) served at once; 0 is no bound. A new
+	// viewer past it is not served: it gets Full's app message (if any) and an access refusal
+	// with Full's reason, and its stream is closed (viewers already served keep their place;
+	// a new stream from a served peer replaces its session as usual). For free streams whose
+	// seller's uplink cannot carry everyone (stream/swarm points the rest at relays).
+	MaxViewers int
+	// Full gives a viewer turned away by MaxViewers an app message (nil: none; at most
+	// wire.MaxApp bytes) and a reason in plain words (empty: a default). It runs on the
+	// stream's handler goroutine and must not block.
+	Full   func(viewer peer.ID) (app []byte, reason string)
+	Logger *slog.Logger
 }
 
 // Seller serves a feed to viewers. Create it with NewSeller, stop it with Close.
@@ -235,6 +245,15 @@ func (s *Seller) handle(str network.Stream) {
 	if s.closed {
 		s.mu.Unlock()
 		_ = str.Reset()
+		return
+	}
+	if s.cfg.MaxViewers > 0 && !s.servingLocked(p) && s.viewersLocked() >= s.cfg.MaxViewers {
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.turnAway(str, p)
+		}()
 		return
 	}
 	c := s.stats[p]

@@ -59,6 +59,10 @@ type ViewerConfig struct {
 	OnFork func(fork uint64) (Feed, error)
 	// OnStatus is told the seller's signed length and newest sync point.
 	OnStatus func(wire.Status)
+	// OnInvalid is told when a session ended because the peer sent data that does not
+	// verify against the feed key (ErrInvalidData), before the viewer reconnects. A relay
+	// that lies can be dropped for good here (stream/swarm does).
+	OnInvalid func(err error)
 	// Backoff bounds the reconnect delays. Defaults: 200 ms doubling to 10 s, with jitter.
 	MinBackoff, MaxBackoff time.Duration
 	// MaxInflight bounds the blocks requested and not yet received. Default 1024, asked for
@@ -274,6 +278,9 @@ func (v *Viewer) session(ctx context.Context) error {
 	if errors.Is(err, ErrInvalidData) || errors.Is(err, ErrProtocol) {
 		v.log.Warn("dropping the seller's connection", "err", err)
 		_ = d.Host().Network().ClosePeer(seller.ID)
+	}
+	if errors.Is(err, ErrInvalidData) && v.cfg.OnInvalid != nil {
+		v.cfg.OnInvalid(err)
 	}
 	return err
 }

@@ -1,0 +1,89 @@
+package replicate
+
+import (
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// ReasonFull is the default reason a viewer turned away by SellerConfig.MaxViewers is given.
+const ReasonFull = "The broadcaster is serving as many viewers as its connection carries; try again later."
+
+// turnAwayTimeout bounds how long a turned-away viewer's stream is held to take the refusal.
+const turnAwayTimeout = 5 * time.Second
+
+// servingLocked reports whether peer p has a session (s.mu held).
+func (s *Seller) servingLocked(p peer.ID) bool {
+	for ss := range s.sessions {
+		if ss.peer == p {
+			return true
+		}
+	}
+	return false
+}
+
+// viewersLocked counts the distinct peers with a session (s.mu held).
+func (s *Seller) viewersLocked() int {
+	seen := make(map[peer.ID]struct{}, len(s.sessions))
+	for ss := range s.sessions {
+		seen[ss.peer] = struct{}{}
+	}
+	return len(seen)
+}
+
+// turnAway tells a viewer past MaxViewers where else to go (Full's app message) and that it
+// is refused, then closes its stream. No block or proof is sent.
+func (s *Seller) turnAway(str network.Stream, p peer.ID) {
+	var app []byte
+	reason := ReasonFull
+	if s.cfg.Full != nil {
+		var r string
+		app, r = s.cfg.Full(p)
+		if r != "" {
+			reason = r
+		}
+		if len(app) > wire.MaxApp {
+			app = nil
+		}
+	}
+	_ = str.SetDeadline(time.Now().Add(turnAwayTimeout))
+	w := wire.NewWriter(str)
+	h := s.currentHead()
+	st := wire.Status{Fork: h.Fork, Length: h.Length}
+	err := w.Frame(wire.TStatus, st.AppendBinary)
+	if err == nil && app != nil {
+		err = w.Frame(wire.TApp, func(b []byte) ([]byte, error) { return append(b, app...), nil })
+	}
+	if err == nil {
+		err = w.Frame(wire.TAccess, wire.Access{State: wire.Refused, Reason: reason}.AppendBinary)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		_ = str.Reset()
+		return
+	}
+	_ = str.CloseWrite()
+	// Wait (bounded by the deadline, ended by Close) for the viewer to close its side so the
+	// refusal is read, not reset.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-s.ctx.Done():
+			_ = str.Reset()
+		case <-done:
+		}
+	}()
+	var buf [512]byte
+	for {
+		if _, err := str.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	_ = str.Close()
+	s.log.Debug("viewer turned away: at the viewer limit", "viewer", p, "limit", s.cfg.MaxViewers)
+}
