@@ -78,6 +78,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = e.card(rest[1:])
 	case "ui":
 		err = e.ui(rest[1:])
+	case "selftest":
+		err = e.selftest(rest[1:])
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -146,6 +148,7 @@ Media:
                               exist), encode VP8 + Opus and append to a new feed in DIR
   export [-from D] [-to D] DIR OUT.webm
                               write the stream (or part of it) to a WebM file
+  selftest                    check this install: VP8 on the test camera, a feed over libp2p TCP
 
 Secrets (feed signing keys, the network identity, Lightning credentials):
   secrets where               which store is in use and why
