@@ -107,14 +107,14 @@ func TestPaidLightningStream(t *testing.T) {
 
 	// kill -9 of the viewer: started again on the same data directory, it keeps what it had
 	// and its paid time (the seller's ledger knows it by its peer ID, kept in its secrets).
-	_, heldBefore, _ := viewer.stored()
+	heldBefore := viewer.held(t)
 	viewer.cmd.Process.Kill()
 	<-viewer.done
 	viewer = start(t, "viewer again", filepath.Join(dir, "viewer"), append([]string{"watch", "-o", filepath.Join(dir, "watched.webm")},
 		append(loopbackTC, cardFile)...)...)
 	_, _, _ = viewer.wait(0, allowedRE, 30*time.Second)
-	if _, b, _ := viewer.stored(); len(b) > 0 && b[0] < heldBefore[len(heldBefore)-1] {
-		t.Fatalf("the restarted viewer holds %d blocks, %d before the kill", b[0], heldBefore[len(heldBefore)-1])
+	if b := viewer.firstHeld(t); b < heldBefore {
+		t.Fatalf("the restarted viewer holds %d blocks, %d before the kill", b, heldBefore)
 	}
 
 	// kill -9 of the broadcaster, then resume: the same card, and the viewer carries on.
@@ -122,7 +122,7 @@ func TestPaidLightningStream(t *testing.T) {
 	_, firstCard, _ := seller.wait(0, cardRE, time.Second)
 	seller.cmd.Process.Kill()
 	<-seller.done
-	_, heldAtKill, _ := viewer.stored()
+	heldAtKill := viewer.held(t)
 	seller = start(t, "broadcaster again", filepath.Join(dir, "seller"), "live", "-resume", m[1], "-video", "test", "-audio", "test",
 		"-preset", "low", "-network", "simnet", "-lnd-host", payee.REST, "-lnd-macaroon", payee.MacaroonPath("invoice"), "-lnd-cert", cert, "-lan")
 	if _, c, _ := seller.wait(0, cardRE, 60*time.Second); c[1] != firstCard[1] {
@@ -131,11 +131,11 @@ func TestPaidLightningStream(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, b, _ := viewer.stored()
-		if len(b) > 0 && b[len(b)-1] > heldAtKill[len(heldAtKill)-1]+5 {
+		if len(b) > 0 && b[len(b)-1] > heldAtKill+5 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no new blocks reached the viewer after the broadcaster resumed (%d held at the kill)", heldAtKill[len(heldAtKill)-1])
+			t.Fatalf("no new blocks reached the viewer after the broadcaster resumed (%d held at the kill)", heldAtKill)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -160,3 +160,27 @@ func (p *proc) stored() (at []time.Time, blocks, frames []int64) {
 	}
 	return
 }
+
+// held waits for the process's first status line and returns the blocks its newest one says
+// it stores.
+func (p *proc) held(t *testing.T) int64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, b, _ := p.stored(); len(b) > 0 {
+			return b[len(b)-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s printed no status line in 30 s", p.name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// firstHeld waits for the process's first status line and returns the blocks it says it stores.
+func (p *proc) firstHeld(t *testing.T) int64 {
+	t.Helper()
+	p.held(t)
+	_, b, _ := p.stored()
+	return b[0]
+}

@@ -20,7 +20,7 @@ import (
 type feedSink struct {
 	f        *feed.Feed
 	offset   uint64 // feed length when this run started
-	onAppend func(index uint64, block []byte, mediaMillis uint64)
+	onAppend func(index uint64, mediaMillis uint64, sync bool)
 }
 
 func (s *feedSink) Append(_ context.Context, b []byte, sync bool) error {
@@ -47,7 +47,7 @@ func (s *feedSink) Append(_ context.Context, b []byte, sync bool) error {
 		return err
 	}
 	if s.onAppend != nil {
-		s.onAppend(h.Length-1, b, ms)
+		s.onAppend(h.Length-1, ms, sync)
 	}
 	return nil
 }

@@ -107,8 +107,9 @@ type Broadcaster struct {
 	err    error
 	header uint64 // index of this run's stream header
 
-	msMu sync.Mutex
-	ms   [4096]struct{ index, ms uint64 } // media time of recent blocks, by index mod 4096
+	msMu     sync.Mutex
+	ms       [4096]struct{ index, ms uint64 } // media time of recent blocks, by index mod 4096
+	lastSync uint64                           // 1 + the index of the newest block playback can start at
 
 	figMu    sync.Mutex
 	figures  BroadcastFigures
@@ -305,7 +306,7 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		if b.cfg.OnChain != nil {
 			methods = append(methods, card.OnChain)
 		}
-		b.gate = &ledgerGate{stream: b.id, ledger: w.ledger, now: time.Now, millis: b.blockMillis, log: b.log}
+		b.gate = &ledgerGate{stream: b.id, ledger: w.ledger, now: time.Now, millis: b.blockMillis, joinWindow: b.joinWindow, log: b.log}
 		gate = b.gate
 	}
 	requests := make(chan appRequest, 64)
@@ -447,10 +448,25 @@ func (b *Broadcaster) watchViewers(ctx context.Context) error {
 }
 
 // appended remembers each new block's media time for billing.
-func (b *Broadcaster) appended(index uint64, _ []byte, ms uint64) {
+func (b *Broadcaster) appended(index uint64, ms uint64, sync bool) {
 	b.msMu.Lock()
 	b.ms[index%uint64(len(b.ms))] = struct{ index, ms uint64 }{index + 1, ms}
+	if sync {
+		b.lastSync = index + 1
+	}
 	b.msMu.Unlock()
+}
+
+// joinWindow is the blocks a viewer joining now needs before the live edge: from the newest
+// sync block to the feed's length.
+func (b *Broadcaster) joinWindow() (from, to uint64) {
+	b.msMu.Lock()
+	from = b.lastSync
+	b.msMu.Unlock()
+	if from == 0 {
+		return 0, 0
+	}
+	return from - 1, b.feed.Length()
 }
 
 // blockMillis is the media time of block index: remembered for recent blocks, read from the

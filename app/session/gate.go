@@ -25,11 +25,17 @@ type ledgerGate struct {
 	now     func() time.Time
 	millis  func(index uint64) uint64 // media time of a block
 	recheck func(peer.ID)             // Seller.Recheck, set once the seller exists
+	// joinWindow is the blocks from the newest sync block to the live edge. The player needs
+	// them to start but shows the live edge, so at a viewer's first admission in this
+	// broadcast they are not billed: at most one key-frame interval (2 s in every preset), once
+	// per viewer per broadcast, so reconnecting again and again earns nothing. Nil bills all.
+	joinWindow func() (from, to uint64)
 	log     *slog.Logger
 
 	mu        sync.Mutex
 	banned    map[peer.ID]bool
 	exhausted map[peer.ID]bool // told to recheck once; cleared by the next allowed check
+	joins     map[peer.ID][2]uint64 // each admitted viewer's unbilled join window, kept for the broadcast
 }
 
 func (g *ledgerGate) key(p peer.ID) ledger.Key {
@@ -54,12 +60,25 @@ func (g *ledgerGate) Check(_ context.Context, p peer.ID) (replicate.Allowance, e
 	}
 	g.mu.Lock()
 	delete(g.exhausted, p)
+	if _, ok := g.joins[p]; !ok && g.joinWindow != nil {
+		if g.joins == nil {
+			g.joins = map[peer.ID][2]uint64{}
+		}
+		from, to := g.joinWindow()
+		g.joins[p] = [2]uint64{from, to}
+	}
 	g.mu.Unlock()
 	return replicate.Allowance{Until: g.now().Add(rem)}, nil
 }
 
 // Delivered implements replicate.Gate: it bills the block's media time.
 func (g *ledgerGate) Delivered(p peer.ID, index uint64, _ int) {
+	g.mu.Lock()
+	w := g.joins[p]
+	g.mu.Unlock()
+	if index >= w[0] && index < w[1] {
+		return // the join window: see joinWindow
+	}
 	ms := g.millis(index)
 	if ms == 0 {
 		return

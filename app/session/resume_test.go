@@ -3,12 +3,14 @@ package session
 import (
 	"context"
 	"image"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/export"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
@@ -79,5 +81,16 @@ func TestResumeAcrossHeaderChange(t *testing.T) {
 	}
 	if st := v.Snapshot(); st.FramesDecoded == 0 {
 		t.Fatalf("viewer %+v", st)
+	}
+
+	// What the viewer held exports to one WebM file: the first run's pictures, up to the
+	// header that changed their size.
+	held, err := v.HeldSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := export.ToFile(ctx, held, filepath.Join(t.TempDir(), "held.webm"), export.Options{})
+	if err != nil || res.VideoFrames < 10 || res.DamagedBlocks != 0 {
+		t.Fatalf("exporting what the viewer held: %+v, %v", res, err)
 	}
 }

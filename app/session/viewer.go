@@ -645,11 +645,23 @@ func (v *Viewer) Stop() error {
 	return v.err
 }
 
-// HeldStream is a stored copy's playable part.
+// HeldStream is a stored copy's playable part: the stream header in force at its first held
+// sync block, then the contiguous run of blocks from there. A resumed stream's later headers
+// inside the run are skipped when the pictures and sound keep their shape (their timestamps
+// are moved onto the first run's clock); a header that changes them ends the run, since one
+// WebM file has one set of track parameters.
 type HeldStream struct {
-	f     *feed.Feed
-	start uint64 // first held sync block
-	end   uint64 // end of the contiguous run
+	f      *feed.Feed
+	header uint64 // the header block in force at start
+	start  uint64 // first held sync block
+	end    uint64 // end of the run
+	skips  []heldSkip
+}
+
+// heldSkip is a later header inside the run: blocks after it are shifted by shift.
+type heldSkip struct {
+	index uint64
+	shift time.Duration
 }
 
 func heldStream(f *feed.Feed) (HeldStream, error) {
@@ -657,6 +669,7 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 		return HeldStream{}, errors.New("nothing of this stream was received yet (not even its header)")
 	}
 	n := f.Length()
+	hdrAt := uint64(0)
 	for i := uint64(1); i < n; i++ {
 		if !f.Has(i) {
 			continue
@@ -665,28 +678,78 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 		if err != nil {
 			continue
 		}
+		if _, err := block.DecodeHeader(b); err == nil {
+			hdrAt = i
+			continue
+		}
 		m, err := block.DecodeMedia(b)
 		if err != nil || !m.IsSync() {
 			continue
 		}
+		if !f.Has(hdrAt) {
+			continue // the header of this part was not received: its pictures cannot be described
+		}
+		hb, err := f.Read(hdrAt)
+		if err != nil {
+			return HeldStream{}, fmt.Errorf("reading the stream header: %w", err)
+		}
+		first, err := block.DecodeHeader(hb)
+		if err != nil {
+			return HeldStream{}, fmt.Errorf("the stream header is unreadable: %w", err)
+		}
+		h := HeldStream{f: f, header: hdrAt, start: i}
+		var shift time.Duration
 		end := i
 		for end < n && f.Has(end) {
+			if b, err := f.Read(end); err == nil {
+				if later, err := block.DecodeHeader(b); err == nil {
+					if !sameShape(first, later) {
+						break
+					}
+					shift = later.Start.Sub(first.Start)
+					h.skips = append(h.skips, heldSkip{index: end, shift: shift})
+				}
+			}
 			end++
 		}
-		return HeldStream{f: f, start: i, end: end}, nil
+		h.end = end
+		return h, nil
 	}
 	return HeldStream{}, errors.New("no key frame of this stream was received yet")
 }
 
-// Len is the header plus the held run.
-func (h HeldStream) Len() uint64 { return 1 + h.end - h.start }
+// sameShape reports whether two stream headers describe tracks one WebM file can hold.
+func sameShape(a, b *block.Header) bool {
+	if (a.Video == nil) != (b.Video == nil) || (a.Audio == nil) != (b.Audio == nil) {
+		return false
+	}
+	if a.Video != nil && (a.Video.Codec != b.Video.Codec || a.Video.Width != b.Video.Width || a.Video.Height != b.Video.Height) {
+		return false
+	}
+	if a.Audio != nil && (a.Audio.Codec != b.Audio.Codec || a.Audio.SampleRate != b.Audio.SampleRate || a.Audio.Channels != b.Audio.Channels) {
+		return false
+	}
+	return true
+}
 
-// Block returns the header for 0 and the held run renumbered from 1.
+// Len is the header plus the held run's media blocks.
+func (h HeldStream) Len() uint64 { return 1 + h.end - h.start - uint64(len(h.skips)) }
+
+// Block returns the header for 0 and the held run's media blocks renumbered from 1.
 func (h HeldStream) Block(_ context.Context, i uint64) ([]byte, error) {
 	if i == 0 {
-		return h.f.Read(0)
+		return h.f.Read(h.header)
 	}
-	b, err := h.f.Read(h.start + i - 1)
+	j := h.start + i - 1
+	var shift time.Duration
+	for _, s := range h.skips {
+		if s.index > j {
+			break
+		}
+		j++
+		shift = s.shift
+	}
+	b, err := h.f.Read(j)
 	if err != nil {
 		return nil, err
 	}
@@ -695,6 +758,11 @@ func (h HeldStream) Block(_ context.Context, i uint64) ([]byte, error) {
 		return nil, err
 	}
 	m.Seq = i
+	if shift != 0 {
+		for k := range m.Units {
+			m.Units[k].PTS += shift
+		}
+	}
 	return m.MarshalBinary()
 }
 

@@ -1,0 +1,64 @@
+package session
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+)
+
+// The ledger gate bills each delivered block's media time, except the blocks a viewer needs
+// to start at the live edge on its first admission in a broadcast.
+func TestLedgerGateBilling(t *testing.T) {
+	const viewer = peer.ID("viewer-a")
+	tests := []struct {
+		name      string
+		window    [2]uint64 // newest sync block .. live edge at admission
+		admit     int       // allowed checks before the deliveries
+		delivered []uint64
+		wantUsed  uint64 // ms billed (100 ms a block)
+	}{
+		{"no join window", [2]uint64{0, 0}, 1, []uint64{10, 11, 12}, 300},
+		{"join window free", [2]uint64{10, 13}, 1, []uint64{10, 11, 12, 13, 14}, 200},
+		{"past blocks billed", [2]uint64{10, 13}, 1, []uint64{0, 1, 2, 9}, 400},
+		{"window kept across rechecks", [2]uint64{10, 13}, 3, []uint64{12, 13}, 100},
+		{"not admitted: everything billed", [2]uint64{10, 13}, 0, []uint64{10, 11}, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger"), slog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			key := ledger.Key{Stream: "s", Viewer: viewer.String()}
+			if _, err := l.SetCredit(key, ledger.Credit{ID: "ln:x", Msat: 1000, Millis: 60_000, State: ledger.Settled}); err != nil {
+				t.Fatal(err)
+			}
+			calls := 0
+			g := &ledgerGate{stream: "s", ledger: l, now: time.Now, log: slog.Default(),
+				millis: func(uint64) uint64 { return 100 },
+				joinWindow: func() (uint64, uint64) {
+					calls++
+					// The live edge moves on; only the first admission's window counts.
+					return tc.window[0] + uint64(calls-1)*10, tc.window[1] + uint64(calls-1)*10
+				}}
+			for range tc.admit {
+				if a, err := g.Check(context.Background(), viewer); err != nil || a.Reason != "" {
+					t.Fatalf("check: %+v %v", a, err)
+				}
+			}
+			for _, i := range tc.delivered {
+				g.Delivered(viewer, i, 1000)
+			}
+			if got := l.Balance(key).ConsumedMillis; got != tc.wantUsed {
+				t.Fatalf("billed %d ms, want %d", got, tc.wantUsed)
+			}
+		})
+	}
+}
