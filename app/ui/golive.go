@@ -700,6 +700,11 @@ func (g *goLiveScreen) start() {
 		g.errLabel.SetText(err.Error())
 		return
 	}
+	g.startForm(f)
+}
+
+// startForm goes live with answers f (the wizard's, or Options.GoLive).
+func (g *goLiveScreen) startForm(f session.GoLive) {
 	g.u.withStore(func(store *secrets.Store) {
 		cfg, err := f.Config(g.u.opts.Data, store, g.u.opts.Network, g.u.log)
 		if err != nil {
@@ -735,6 +740,9 @@ func (g *goLiveScreen) start() {
 					return
 				}
 				g.u.showLive(b)
+				if g.u.opts.OnLive != nil {
+					g.u.opts.OnLive(b.Card().String())
+				}
 			})
 		})
 	})

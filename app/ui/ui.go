@@ -35,6 +35,26 @@ type Options struct {
 	Logger    *slog.Logger
 	// Card, when set, opens the watch view on it at start (dazaar-vision ui CARD).
 	Card string
+
+	// Title replaces the window's title ("Dazaar Vision").
+	Title string
+	// GoLive, when set, goes live with these answers at start, as the wizard's last step
+	// would (the demo's broadcaster window).
+	GoLive *session.GoLive
+	// OnLive is told the card once the broadcast started from GoLive is live.
+	OnLive func(card string)
+	// BuyMinutes, with Card, asks the seller for an invoice for this many minutes as soon as
+	// the watch view is connected (the demo's viewer window).
+	BuyMinutes uint32
+	// Payer, when set, adds "Pay with the demo wallet" beside a Lightning invoice. Only the
+	// demo program (tools/demo) sets it; a normal build's window has no such button.
+	Payer Payer
+}
+
+// Payer pays a Lightning invoice from a wallet the window was handed (the demo's simnet test
+// wallet). Pay returns once the payment settled or failed, in words a person can act on.
+type Payer interface {
+	Pay(ctx context.Context, bolt11 string) error
 }
 
 // UI is the app's window and the screen it shows.
@@ -77,15 +97,24 @@ func newUI(a fyne.App, opts Options, do func(func())) *UI {
 	}
 	u := &UI{app: a, opts: opts, log: opts.Logger, do: do}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
-	u.win = a.NewWindow("Dazaar Vision")
+	title := opts.Title
+	if title == "" {
+		title = "Dazaar Vision"
+	}
+	u.win = a.NewWindow(title)
 	u.win.Resize(fyne.NewSize(1100, 720))
 	u.store = opts.Store
 	if u.store == nil {
 		u.openStore()
 	}
-	if opts.Card != "" {
+	switch {
+	case opts.GoLive != nil:
+		u.showGoLive("")
+		g := u.cur.(*goLiveScreen)
+		g.startForm(*opts.GoLive)
+	case opts.Card != "":
 		u.showWatch(opts.Card)
-	} else {
+	default:
 		u.showHome()
 	}
 	return u

@@ -70,6 +70,8 @@ type watchScreen struct {
 	lastFigs  session.ViewFigures
 	stopping  bool
 	lastEvent string
+	autoBuy   bool // Options.BuyMinutes was asked for
+	payBtn    *widget.Button
 }
 
 // showWatch opens the watch view; with a card it starts watching at once.
@@ -346,11 +348,39 @@ func (s *watchScreen) showInvoice(inv session.Invoice) {
 	code := widget.NewLabel(shortInvoice(text))
 	code.Importance = widget.LowImportance
 	other := widget.NewButtonWithIcon("Another amount", theme.NavigateBackIcon(), s.clearInvoice)
-	s.invoice.Objects = []fyne.CanvasObject{container.NewCenter(qr), wrapLabel(what + " Video starts once the seller sees the payment."), code,
-		container.NewHBox(copyBtn, open), other}
+	objs := []fyne.CanvasObject{container.NewCenter(qr), wrapLabel(what + " Video starts once the seller sees the payment."), code}
+	s.payBtn = nil
+	if p := s.u.opts.Payer; p != nil && inv.Bolt11 != "" {
+		// The demo's one click: pay from its simnet test wallet (the button has the keyboard,
+		// so Space pays too).
+		s.payBtn = widget.NewButtonWithIcon("Pay with the demo wallet", theme.ConfirmIcon(), func() { s.payDemo(p, inv.Bolt11) })
+		s.payBtn.Importance = widget.SuccessImportance
+		objs = append(objs, s.payBtn)
+	}
+	s.invoice.Objects = append(objs, container.NewHBox(copyBtn, open), other)
 	s.invoice.Refresh()
 	s.chooser.Hide()
 	s.buyBox.Refresh()
+	s.u.log.Info("invoice shown", "sats", inv.Sats, "media", inv.Media, "uri", inv.URI)
+	if s.payBtn != nil {
+		s.u.win.Canvas().Focus(s.payBtn)
+	}
+}
+
+// payDemo pays the invoice from the demo's wallet on a goroutine.
+func (s *watchScreen) payDemo(p Payer, bolt11 string) {
+	btn := s.payBtn
+	btn.Disable()
+	s.setBuyErr("Paying from the demo wallet…")
+	async(s.w, func(ctx context.Context) (struct{}, error) { return struct{}{}, p.Pay(ctx, bolt11) },
+		func(_ struct{}, err error) {
+			if err != nil {
+				btn.Enable()
+				s.setBuyErr("The demo wallet could not pay: " + err.Error())
+				return
+			}
+			s.setBuyErr("Paid from the demo wallet: video starts once the seller sees the payment.")
+		})
 }
 
 // clearInvoice goes back to choosing an amount.
@@ -464,6 +494,10 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 	prev := s.lastFigs
 	s.lastFigs, s.state = f, st
 	paid := !s.card.Price.IsFree()
+	if paid && !s.autoBuy && s.u.opts.BuyMinutes > 0 && s.v != nil && st != session.ViewConnecting {
+		s.autoBuy = true
+		s.buy(s.u.opts.BuyMinutes)
+	}
 	if st == session.ViewPaid {
 		s.everPaid = true
 	}
