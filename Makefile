@@ -13,7 +13,7 @@ APT_RUN  := pkg-config gcc libvpx-dev libopus-dev libgl1-mesa-dev libx11-dev lib
 APT_TEST := $(APT_RUN) xvfb xauth x11-apps imagemagick ffmpeg zbar-tools dbus dbus-x11 gnome-keyring \
             libsecret-tools iproute2 iptables
 
-.PHONY: all build run test test-go test-fuzz bench fuzz vet fmt deps-run deps-test tools clean
+.PHONY: all build run demo test test-go test-fuzz bench fuzz vet fmt deps-run deps-test tools clean
 
 all: build
 
@@ -29,6 +29,11 @@ build: deps-run
 
 run: build
 	./$(BIN) $(ARGS)
+
+# The paid flow in two windows with real parts: btcd simnet, two LND nodes, a broadcaster and a
+# viewer paying from a demo wallet (tools/demo). Ctrl+C or closing a window stops everything.
+demo: deps-run tools
+	$(GO) run ./tools/demo $(ARGS)
 
 # Test tools that are built, not installed from apt (real bitcoin/lightning nodes).
 tools:
