@@ -26,6 +26,14 @@ func TestMain(m *testing.M) {
 		sellerProcess()
 		return
 	}
+	if role := os.Getenv("DV_NETSIM_ROLE"); role != "" {
+		runNetsimRole(role)
+		return
+	}
+	if spec := os.Getenv("DV_NETSIM_BENCH"); spec != "" {
+		runNetBench(spec)
+		return
+	}
 	if os.Getenv("DV_FANOUT_VIEWERS") != "" {
 		runFanoutViewers()
 		return
