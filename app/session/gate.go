@@ -30,11 +30,11 @@ type ledgerGate struct {
 	// broadcast they are not billed: at most one key-frame interval (2 s in every preset), once
 	// per viewer per broadcast, so reconnecting again and again earns nothing. Nil bills all.
 	joinWindow func() (from, to uint64)
-	log     *slog.Logger
+	log        *slog.Logger
 
 	mu        sync.Mutex
 	banned    map[peer.ID]bool
-	exhausted map[peer.ID]bool // told to recheck once; cleared by the next allowed check
+	exhausted map[peer.ID]bool      // told to recheck once; cleared by the next allowed check
 	joins     map[peer.ID][2]uint64 // each admitted viewer's unbilled join window, kept for the broadcast
 }
 
