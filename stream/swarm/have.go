@@ -1,0 +1,330 @@
+package swarm
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// HaveProtocol carries Have messages both ways between two peers of a swarm: a viewer opens
+// it to its source and its standby sources, so each side knows what the other holds.
+const HaveProtocol protocol.ID = "/dazaar-vision/have/1"
+
+const (
+	haveMinGap    = 100 * time.Millisecond // at most 10 Have messages a second per link
+	haveKeepalive = 2 * time.Second        // a Have at least this often, changed or not
+	haveStale     = 3 * haveKeepalive      // a link silent this long is closed
+	haveWriteWait = 10 * time.Second
+)
+
+// haveEntry is the newest Have from a peer and when it came.
+type haveEntry struct {
+	Have
+	at time.Time
+}
+
+type linkKey struct {
+	p   peer.ID
+	out bool // we opened it
+}
+
+type link struct {
+	str    network.Stream
+	cancel context.CancelFunc
+	have   haveEntry
+	got    bool
+}
+
+// haves runs the Have links of one host: one per peer and direction at most, inbound ones
+// capped at maxIn (overflow policy: a new inbound link past the cap is reset; the peer
+// learns of us from redirects and data instead).
+type haves struct {
+	h     host.Host
+	disc  [32]byte
+	state func() Have
+	maxIn int
+	log   *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	links  map[linkKey]*link
+	poked  chan struct{} // closed and replaced when our state changed
+	closed bool
+}
+
+func newHaves(h host.Host, disc [32]byte, state func() Have, maxIn int, log *slog.Logger) *haves {
+	hv := &haves{h: h, disc: disc, state: state, maxIn: maxIn, log: log, links: map[linkKey]*link{},
+		poked: make(chan struct{})}
+	hv.ctx, hv.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(HaveProtocol, hv.handle)
+	hv.wg.Add(1)
+	go func() {
+		defer hv.wg.Done()
+		hv.watch()
+	}()
+	return hv
+}
+
+// watch pokes the links when our state changed (length, depth, free slots), looking every
+// haveMinGap: the links send at most that often anyway.
+func (hv *haves) watch() {
+	t := time.NewTicker(haveMinGap)
+	defer t.Stop()
+	var last Have
+	for {
+		select {
+		case <-hv.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if h := hv.state(); h != last {
+			last = h
+			hv.poke()
+		}
+	}
+}
+
+// poke tells every link our state may have changed.
+func (hv *haves) poke() {
+	hv.mu.Lock()
+	close(hv.poked)
+	hv.poked = make(chan struct{})
+	hv.mu.Unlock()
+}
+
+func (hv *haves) pokedC() <-chan struct{} {
+	hv.mu.Lock()
+	defer hv.mu.Unlock()
+	return hv.poked
+}
+
+func (hv *haves) handle(str network.Stream) {
+	p := str.Conn().RemotePeer()
+	hv.mu.Lock()
+	in := 0
+	for k := range hv.links {
+		if !k.out {
+			in++
+		}
+	}
+	if hv.closed || (in >= hv.maxIn && hv.links[linkKey{p, false}] == nil) {
+		hv.mu.Unlock()
+		_ = str.Reset()
+		return
+	}
+	hv.mu.Unlock()
+	hv.start(linkKey{p, false}, str)
+}
+
+// open opens a link to p unless we already have one of ours.
+func (hv *haves) open(ctx context.Context, p peer.ID) error {
+	hv.mu.Lock()
+	l := hv.links[linkKey{p, true}]
+	closed := hv.closed
+	hv.mu.Unlock()
+	if l != nil || closed {
+		return nil
+	}
+	str, err := hv.h.NewStream(network.WithAllowLimitedConn(ctx, "have"), p, HaveProtocol)
+	if err != nil {
+		return fmt.Errorf("open a have link to %s: %w", p, err)
+	}
+	hv.start(linkKey{p, true}, str)
+	return nil
+}
+
+// linked reports whether we opened a link to p that is up.
+func (hv *haves) linked(p peer.ID) bool {
+	hv.mu.Lock()
+	defer hv.mu.Unlock()
+	return hv.links[linkKey{p, true}] != nil
+}
+
+// drop closes our link to p.
+func (hv *haves) drop(p peer.ID) {
+	hv.mu.Lock()
+	l := hv.links[linkKey{p, true}]
+	hv.mu.Unlock()
+	if l != nil {
+		l.cancel()
+	}
+}
+
+// get returns the newest Have p sent on any link.
+func (hv *haves) get(p peer.ID) (haveEntry, bool) {
+	hv.mu.Lock()
+	defer hv.mu.Unlock()
+	var best haveEntry
+	ok := false
+	for _, out := range []bool{true, false} {
+		if l := hv.links[linkKey{p, out}]; l != nil && l.got && (!ok || l.have.at.After(best.at)) {
+			best, ok = l.have, true
+		}
+	}
+	return best, ok
+}
+
+// all returns the newest Have of every linked peer.
+func (hv *haves) all() map[peer.ID]haveEntry {
+	hv.mu.Lock()
+	defer hv.mu.Unlock()
+	out := make(map[peer.ID]haveEntry, len(hv.links))
+	for k, l := range hv.links {
+		if !l.got {
+			continue
+		}
+		if e, ok := out[k.p]; !ok || l.have.at.After(e.at) {
+			out[k.p] = l.have
+		}
+	}
+	return out
+}
+
+// outbound lists the peers we opened links to.
+func (hv *haves) outbound() []peer.ID {
+	hv.mu.Lock()
+	defer hv.mu.Unlock()
+	var out []peer.ID
+	for k := range hv.links {
+		if k.out {
+			out = append(out, k.p)
+		}
+	}
+	return out
+}
+
+func (hv *haves) close() {
+	hv.mu.Lock()
+	if hv.closed {
+		hv.mu.Unlock()
+		return
+	}
+	hv.closed = true
+	hv.mu.Unlock()
+	hv.h.RemoveStreamHandler(HaveProtocol)
+	hv.cancel()
+	hv.wg.Wait()
+}
+
+// start runs a link: a reader and a writer goroutine, both ended with the link.
+func (hv *haves) start(k linkKey, str network.Stream) {
+	ctx, cancel := context.WithCancel(hv.ctx)
+	l := &link{str: str, cancel: cancel}
+	hv.mu.Lock()
+	if hv.closed {
+		hv.mu.Unlock()
+		cancel()
+		_ = str.Reset()
+		return
+	}
+	if old := hv.links[k]; old != nil {
+		old.cancel()
+	}
+	hv.links[k] = l
+	hv.wg.Add(3)
+	hv.mu.Unlock()
+	go func() {
+		defer hv.wg.Done()
+		<-ctx.Done()
+		_ = str.Reset()
+		hv.mu.Lock()
+		if hv.links[k] == l {
+			delete(hv.links, k)
+		}
+		hv.mu.Unlock()
+	}()
+	go func() {
+		defer hv.wg.Done()
+		defer cancel()
+		if err := hv.read(k.p, l, str); err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
+			hv.log.Debug("have link ended", "peer", k.p, "err", err)
+		}
+	}()
+	go func() {
+		defer hv.wg.Done()
+		defer cancel()
+		if err := hv.write(ctx, str); err != nil && ctx.Err() == nil {
+			hv.log.Debug("have link ended", "peer", k.p, "err", err)
+		}
+	}()
+}
+
+func (hv *haves) read(p peer.ID, l *link, str network.Stream) error {
+	r := bufio.NewReaderSize(str, 256)
+	buf := make([]byte, MaxHave)
+	for {
+		_ = str.SetReadDeadline(time.Now().Add(haveStale))
+		n, err := binary.ReadUvarint(r)
+		if err != nil {
+			return err
+		}
+		if n > MaxHave {
+			return fmt.Errorf("%w: have frame of %d bytes", errMalformed, n)
+		}
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			return err
+		}
+		h, err := DecodeHave(buf[:n])
+		if err != nil {
+			return err
+		}
+		if h.Discovery != hv.disc {
+			return fmt.Errorf("%w: the peer's have is for another feed", errMalformed)
+		}
+		hv.mu.Lock()
+		l.have, l.got = haveEntry{Have: h, at: time.Now()}, true
+		hv.mu.Unlock()
+	}
+}
+
+func (hv *haves) write(ctx context.Context, str network.Stream) error {
+	var last Have
+	var lastAt time.Time
+	buf := make([]byte, 0, 2*MaxHave)
+	gap := time.NewTimer(0)
+	defer gap.Stop()
+	for {
+		poked := hv.pokedC()
+		h := hv.state()
+		h.Discovery = hv.disc
+		if h != last || time.Since(lastAt) >= haveKeepalive {
+			body, _ := h.AppendBinary(buf[:0:0])
+			frame := binary.AppendUvarint(buf[:0], uint64(len(body)))
+			frame = append(frame, body...)
+			_ = str.SetWriteDeadline(time.Now().Add(haveWriteWait))
+			if _, err := str.Write(frame); err != nil {
+				return err
+			}
+			last, lastAt = h, time.Now()
+			gap.Reset(haveMinGap)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-gap.C:
+			}
+		}
+		keep := time.NewTimer(haveKeepalive - time.Since(lastAt))
+		select {
+		case <-ctx.Done():
+			keep.Stop()
+			return nil
+		case <-poked:
+		case <-keep.C:
+		}
+		keep.Stop()
+	}
+}

@@ -1,0 +1,884 @@
+// Package swarm spreads a free stream through its viewers. Each viewer holds one source it
+// receives the stream from (the seller or another viewer) and up to two standby sources it
+// watches, and serves what it verified to a bounded number of viewers of its own. Sources tell
+// each other what they hold (Have messages on HaveProtocol) and are found from the seller's
+// redirects, from the peers a viewer is linked with and on the DHT under the feed's discovery
+// key. Every block is verified against the feed key whoever sends it: a source whose data
+// fails verification is dropped and never used again.
+//
+// Paid streams are not relayed: their viewers use replicate.Viewer, or a Swarm with Relay off.
+package swarm
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/replicate"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/routing"
+)
+
+// DefaultMaxUpstreams bounds the sources a viewer keeps: one it receives the stream from and
+// two standbys it is linked with (their Have messages say how fresh they are, so a slow source
+// is replaced by the freshest standby at once, without a search). More standbys would cost
+// every source a link per viewer watching it for little gain; fewer leave no choice when the
+// source and one standby fail together.
+const DefaultMaxUpstreams = 3
+
+// Tuning.
+const (
+	defaultSlowLag  = 15                     // blocks (0.5 s at 30 a second) behind the freshest standby
+	defaultSlowFor  = 500 * time.Millisecond // for this long, before the source is replaced
+	stepEvery       = 200 * time.Millisecond
+	connectGrace    = 3 * time.Second  // a source not connected this long is replaced
+	fullRetry       = 5 * time.Second  // a full source is tried again after this
+	slowRetry       = 10 * time.Second // a replaced slow source waits this long
+	switchGrace     = 2 * time.Second  // a new source is not judged slow before this
+	maxCandidates   = 64               // known sources (overflow: the least useful is forgotten)
+	maxBanned       = 4096             // banned peers remembered (overflow: the oldest is forgotten)
+	maxDepth        = 32               // a source deeper than this is ignored (breaks loops)
+	discoverEvery   = 30 * time.Second
+	provideEvery    = 10 * time.Minute
+	discoverResults = 8
+)
+
+// Config configures a Swarm.
+type Config struct {
+	// Node reaches peers (*p2p.Node).
+	Node replicate.Dialer
+	// Routing finds and announces sources under the feed's discovery key (the node's DHT,
+	// *p2p.Node's DHT()); nil skips the DHT (redirects, hints and links still find sources).
+	Routing routing.ContentRouting
+	// Feed is the reader created with the feed key from the card.
+	Feed replicate.Feed
+	// Seller is the card's seller, the first source tried.
+	Seller peer.AddrInfo
+	// Relay serves what was verified to other viewers (free streams only).
+	Relay bool
+	// MaxViewers bounds the viewers this relay serves (0: DefaultMaxViewers).
+	MaxViewers int
+	// MaxUpstreams bounds the sources kept (0: DefaultMaxUpstreams).
+	MaxUpstreams int
+	// Hints are further known sources (tried after the seller).
+	Hints []peer.AddrInfo
+	// SlowLag and SlowFor: a source that leaves this viewer more than SlowLag blocks behind
+	// the freshest standby for SlowFor is replaced (defaults 15 blocks, 500 ms).
+	SlowLag uint64
+	SlowFor time.Duration
+	// OnBlock, OnStatus, OnAccess, OnApp and OnFork are replicate.ViewerConfig's, whichever
+	// source the data comes from. Refusals by full sources and redirects are handled here
+	// and not passed on.
+	OnBlock  func(index uint64, data []byte)
+	OnStatus func(wire.Status)
+	OnAccess func(wire.Access)
+	OnApp    func(msg []byte)
+	OnFork   func(fork uint64) (replicate.Feed, error)
+	// Forward picks the app messages from the source that this relay passes on to its own
+	// viewers (the newest one is also given to each viewer that joins); nil passes none.
+	Forward func(msg []byte) bool
+	Logger  *slog.Logger
+}
+
+// Stats are a swarm's figures.
+type Stats struct {
+	Upstreams      int     // sources linked: the one in use and the standbys
+	Active         peer.ID // the source in use ("" while looking for one)
+	ActiveIsSeller bool
+	Depth          uint8  // relay hops from the seller (1: served by the seller; NoDepth: no source)
+	Downstreams    int    // viewers this relay serves
+	RelayedBytes   uint64 // replication bytes this node sent (to its viewers)
+	TurnedAway     uint64 // viewers this relay sent elsewhere because it was full
+	Switches       uint64 // times the source changed
+	Banned         int    // sources dropped for data that failed verification
+}
+
+type cand struct {
+	info     peer.AddrInfo
+	seller   bool
+	retryAt  time.Time
+	fails    int
+	added    time.Time
+	linking  bool
+	lastUsed time.Time
+}
+
+// upstream is the source in use: a replicate.Viewer into the swarm's feed.
+type upstream struct {
+	id        peer.ID
+	v         *replicate.Viewer
+	cancel    context.CancelFunc
+	done      chan struct{}
+	err       error // Run's error, once done is closed
+	started   time.Time
+	lastUp    time.Time
+	slowSince time.Time
+	refused   atomic.Bool
+	invalid   atomic.Bool
+	status    atomic.Pointer[wire.Status]
+}
+
+// Swarm is one viewer's part in spreading a free stream. Create it with New; Run runs it.
+type Swarm struct {
+	cfg  Config
+	log  *slog.Logger
+	disc [32]byte
+
+	haves *haves
+	wg    sync.WaitGroup
+	wake  chan struct{} // coalescing: holds one
+
+	mu       sync.Mutex
+	feed     *relayFeed
+	srv      *Server
+	restart  bool // the feed changed (fork): serve the new one
+	cands    map[peer.ID]*cand
+	banned   map[peer.ID]time.Time
+	active   *upstream
+	activeC  chan struct{} // closed and replaced when active changes
+	depth    uint8
+	lastGood uint8 // depth while the last source worked (to avoid picking our own viewers' viewers)
+	fwd      []byte
+	fatal    error
+
+	switches atomic.Uint64
+	nbanned  atomic.Int64
+	running  atomic.Bool
+}
+
+// New checks cfg and makes a swarm; Run starts it.
+func New(cfg Config) (*Swarm, error) {
+	if cfg.Node == nil || cfg.Feed == nil || cfg.Seller.ID == "" {
+		return nil, errors.New("swarm: a viewer needs a node, a feed and the seller's peer ID")
+	}
+	if cfg.MaxViewers <= 0 {
+		cfg.MaxViewers = DefaultMaxViewers
+	}
+	if cfg.MaxUpstreams <= 0 {
+		cfg.MaxUpstreams = DefaultMaxUpstreams
+	}
+	if cfg.SlowLag == 0 {
+		cfg.SlowLag = defaultSlowLag
+	}
+	if cfg.SlowFor <= 0 {
+		cfg.SlowFor = defaultSlowFor
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Swarm{cfg: cfg, log: cfg.Logger.With("component", "swarm"), disc: feed.DiscoveryKey(cfg.Feed.Key()),
+		wake: make(chan struct{}, 1), feed: &relayFeed{Feed: cfg.Feed}, cands: map[peer.ID]*cand{},
+		banned: map[peer.ID]time.Time{}, activeC: make(chan struct{}), depth: NoDepth, lastGood: NoDepth}
+	now := time.Now()
+	s.cands[cfg.Seller.ID] = &cand{info: cfg.Seller, seller: true, added: now}
+	for _, h := range cfg.Hints {
+		if h.ID != "" && h.ID != cfg.Seller.ID {
+			s.cands[h.ID] = &cand{info: h, added: now}
+		}
+	}
+	return s, nil
+}
+
+// Feed is the reader in use (a new one after the seller's feed moved to a new fork).
+func (s *Swarm) Feed() replicate.Feed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.feed.Feed
+}
+
+func (s *Swarm) host() interface{ ID() peer.ID } { return s.cfg.Node.Host() }
+
+func (s *Swarm) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the swarm until ctx ends: it serves (Relay), links with sources, receives the
+// stream from the best one and replaces it when it is slow, full, gone or lying. It returns
+// ctx's error, or an error that no source can fix (the feed moved to a new fork and OnFork
+// is missing or failed).
+func (s *Swarm) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("swarm: Run called twice")
+	}
+	h := s.cfg.Node.Host()
+	s.haves = newHaves(h, s.disc, s.have, 4*s.cfg.MaxViewers+64, s.log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		s.stopActive()
+		s.wg.Wait()
+		s.mu.Lock()
+		srv := s.srv
+		s.srv = nil
+		s.mu.Unlock()
+		if srv != nil {
+			srv.Close()
+		}
+		s.haves.close()
+	}()
+	if s.cfg.Relay {
+		if err := s.serve(); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Routing != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.discover(ctx)
+		}()
+	}
+	t := time.NewTicker(stepEvery)
+	defer t.Stop()
+	for {
+		if err := s.step(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// serve starts (or after a fork restarts) the relay server on the current feed.
+func (s *Swarm) serve() error {
+	s.mu.Lock()
+	old, f := s.srv, s.feed
+	s.srv = nil
+	s.mu.Unlock()
+	if old != nil {
+		old.Close() // first: it removes the protocol handler the new one sets
+	}
+	srv, err := Serve(ServeConfig{Host: s.cfg.Node.Host(), Feed: f, MaxViewers: s.cfg.MaxViewers,
+		Logger: s.cfg.Logger, depth: s.Depth, haves: s.haves, forward: s.forwarded})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Swarm) forwarded() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fwd
+}
+
+// Depth is this viewer's distance from the seller in relay hops (NoDepth: no source).
+func (s *Swarm) Depth() uint8 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.depth
+}
+
+// have is what this viewer tells linked peers.
+func (s *Swarm) have() Have {
+	s.mu.Lock()
+	f, srv, d := s.feed, s.srv, s.depth
+	s.mu.Unlock()
+	hd := f.Feed.Head()
+	h := Have{Fork: hd.Fork, Length: hd.Length, Depth: d}
+	if srv != nil {
+		h.Relay, h.Free = true, uint16(min(srv.Free(), 0xffff))
+	}
+	return h
+}
+
+// Stats returns the swarm's figures.
+func (s *Swarm) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Depth: s.depth, Banned: int(s.nbanned.Load()), Switches: s.switches.Load()}
+	if s.active != nil {
+		st.Active = s.active.id
+		st.ActiveIsSeller = s.active.id == s.cfg.Seller.ID
+	}
+	srv := s.srv
+	s.mu.Unlock()
+	if s.haves != nil {
+		st.Upstreams = len(s.haves.outbound())
+	}
+	if srv != nil {
+		st.Downstreams = len(srv.Seller().Viewers())
+		st.TurnedAway = srv.TurnedAway()
+	}
+	if bw, ok := s.cfg.Node.(interface {
+		ProtocolBandwidth(protocol.ID) metrics.Stats
+	}); ok && srv != nil {
+		st.RelayedBytes = uint64(bw.ProtocolBandwidth(wire.Protocol).TotalOut)
+	}
+	return st
+}
+
+// Status is the source's last announced signed length and sync point.
+func (s *Swarm) Status() wire.Status {
+	s.mu.Lock()
+	u := s.active
+	s.mu.Unlock()
+	if u != nil {
+		if st := u.status.Load(); st != nil {
+			return *st
+		}
+	}
+	return wire.Status{}
+}
+
+// Connected reports whether a source is sending the stream.
+func (s *Swarm) Connected() bool {
+	s.mu.Lock()
+	u := s.active
+	s.mu.Unlock()
+	return u != nil && !u.refused.Load() && u.v.Connected()
+}
+
+// Send sends an application message to the source in use (the seller, when it is the source).
+func (s *Swarm) Send(msg []byte) error {
+	s.mu.Lock()
+	u := s.active
+	s.mu.Unlock()
+	if u == nil {
+		return fmt.Errorf("swarm: %w", replicate.ErrNoSession)
+	}
+	return u.v.Send(msg)
+}
+
+// Fetch downloads blocks [start, end) like replicate.Viewer.Fetch, from whichever source is
+// in use (going on with the next one when the source changes).
+func (s *Swarm) Fetch(ctx context.Context, start, end uint64) error {
+	for {
+		s.mu.Lock()
+		u, changed := s.active, s.activeC
+		s.mu.Unlock()
+		if u == nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-changed:
+				continue
+			}
+		}
+		fctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(fctx, func() {})
+		go func() { // ends with fctx (this call cancels it on return)
+			select {
+			case <-changed:
+				cancel()
+			case <-fctx.Done():
+			}
+		}()
+		err := u.v.Fetch(fctx, start, end)
+		stop()
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// step looks at the source in use and the candidates, and changes source when it must.
+func (s *Swarm) step(ctx context.Context) error {
+	now := time.Now()
+	s.mu.Lock()
+	restart, fatal := s.restart, s.fatal
+	s.restart = false
+	u := s.active
+	s.mu.Unlock()
+	if fatal != nil {
+		return fatal
+	}
+	if restart && s.cfg.Relay {
+		if err := s.serve(); err != nil {
+			return err
+		}
+		s.haves.poke()
+	}
+	if u != nil {
+		if reason, retry, ban := s.judge(u, now); reason != "" {
+			s.log.Debug("changing source", "source", u.id, "why", reason)
+			s.stopActive()
+			s.mu.Lock()
+			if ban {
+				s.banLocked(u.id, now)
+			} else if c := s.cands[u.id]; c != nil {
+				c.retryAt = now.Add(retry)
+			}
+			s.mu.Unlock()
+			if ctx.Err() == nil {
+				s.switches.Add(1)
+			}
+			u = nil
+		}
+	}
+	if u == nil && ctx.Err() == nil {
+		if c := s.pick(now); c != nil {
+			s.startActive(ctx, c, now)
+		}
+	}
+	s.standbys(ctx, now)
+	s.updateDepth()
+	return nil
+}
+
+// judge says why the source in use must go (empty: it stays), when to try it again, and
+// whether it lied.
+func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) {
+	select {
+	case <-u.done:
+		if u.err != nil && !errors.Is(u.err, context.Canceled) {
+			s.mu.Lock()
+			if s.fatal == nil {
+				s.fatal = u.err
+			}
+			s.mu.Unlock()
+		}
+		return "its session ended", fullRetry, false
+	default:
+	}
+	if u.invalid.Load() {
+		return "it sent data that failed verification", 0, true
+	}
+	if u.refused.Load() {
+		return "it is full", fullRetry, false
+	}
+	if u.v.Connected() {
+		u.lastUp = now
+		s.mu.Lock()
+		if c := s.cands[u.id]; c != nil {
+			c.fails, c.lastUsed = 0, now
+		}
+		s.mu.Unlock()
+	} else if now.Sub(u.lastUp) > connectGrace {
+		s.mu.Lock()
+		fails := 0
+		if c := s.cands[u.id]; c != nil {
+			c.fails++
+			fails = c.fails
+		}
+		s.mu.Unlock()
+		return "it cannot be reached", min(time.Duration(1<<min(fails, 6))*time.Second, time.Minute), false
+	}
+	// Slow: the freshest standby is well ahead of what this viewer holds.
+	mine := s.Feed().Length()
+	best, _ := s.freshest(u.id)
+	if best != nil && best.Length > mine+s.cfg.SlowLag && now.Sub(u.started) > switchGrace {
+		if u.slowSince.IsZero() {
+			u.slowSince = now
+		} else if now.Sub(u.slowSince) >= s.cfg.SlowFor {
+			return "it is slow", slowRetry, false
+		}
+	} else {
+		u.slowSince = time.Time{}
+	}
+	return "", 0, false
+}
+
+// freshest is the linked standby (not except) that holds the most of our fork and relays.
+func (s *Swarm) freshest(except peer.ID) (*Have, peer.ID) {
+	f := s.Feed()
+	fork, length := f.Head().Fork, f.Length()
+	var best *Have
+	var id peer.ID
+	for p, h := range s.haves.all() {
+		if p == except || !h.Relay || h.Depth >= maxDepth || (length > 0 && h.Fork != fork) || !s.usable(p) {
+			continue
+		}
+		if best == nil || h.Length > best.Length {
+			hh := h.Have
+			best, id = &hh, p
+		}
+	}
+	return best, id
+}
+
+// usable: a candidate we would take data from (known, not banned, not one of our viewers).
+func (s *Swarm) usable(p peer.ID) bool {
+	s.mu.Lock()
+	c, banned, srv := s.cands[p], s.banned[p], s.srv
+	s.mu.Unlock()
+	if c == nil || !banned.IsZero() {
+		return false
+	}
+	return srv == nil || !slices.Contains(srv.Seller().Viewers(), p)
+}
+
+// pick chooses the best candidate to receive the stream from (standby: the best to watch).
+// Order: not likely one of our own viewers' viewers (depth above ours when we last had a
+// source), fresh (within SlowLag of the freshest), free slots, depth, latency.
+func (s *Swarm) pick(now time.Time) *cand { return s.ranked(now, 1).first() }
+
+type candList []*cand
+
+func (l candList) first() *cand {
+	if len(l) == 0 {
+		return nil
+	}
+	return l[0]
+}
+
+// ranked lists usable candidates best first, at most n (n ≤ 0: all).
+func (s *Swarm) ranked(now time.Time, n int) candList {
+	f := s.Feed()
+	fork, length := f.Head().Fork, f.Length()
+	hv := s.haves.all()
+	var best uint64
+	for _, h := range hv {
+		if h.Fork == fork || length == 0 {
+			best = max(best, h.Length)
+		}
+	}
+	best = max(best, length)
+	s.mu.Lock()
+	active := peer.ID("")
+	if s.active != nil {
+		active = s.active.id
+	}
+	lastGood := s.lastGood
+	var downs []peer.ID
+	if s.srv != nil {
+		downs = s.srv.Seller().Viewers()
+	}
+	type scored struct {
+		c                        *cand
+		risk, fresh, free, depth int
+		rtt                      time.Duration
+	}
+	var list []scored
+	ps := s.cfg.Node.Host().Peerstore()
+	self := s.cfg.Node.Host().ID()
+	for id, c := range s.cands {
+		if id == active || id == self || now.Before(c.retryAt) || slices.Contains(downs, id) {
+			continue
+		}
+		sc := scored{c: c, fresh: 1, free: 1, depth: 50}
+		if c.seller {
+			sc.depth = 0
+		}
+		if h, ok := hv[id]; ok {
+			if (length > 0 && h.Fork != fork) || h.Depth >= maxDepth || (h.Depth == NoDepth && !c.seller) || !h.Relay {
+				continue
+			}
+			sc.depth = int(h.Depth)
+			sc.fresh = 0
+			if h.Length+s.cfg.SlowLag < best {
+				sc.fresh = 2
+			}
+			sc.free = 2
+			if h.Free > 0 {
+				sc.free = 0
+			}
+			if lastGood != NoDepth && int(h.Depth) > int(lastGood) {
+				sc.risk = 1
+			}
+		}
+		sc.rtt = ps.LatencyEWMA(id)
+		if sc.rtt == 0 {
+			sc.rtt = time.Second
+		}
+		list = append(list, sc)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(list, func(a, b scored) int {
+		return cmp.Or(cmp.Compare(a.risk, b.risk), cmp.Compare(a.fresh, b.fresh), cmp.Compare(a.free, b.free),
+			cmp.Compare(a.depth, b.depth), cmp.Compare(a.rtt, b.rtt))
+	})
+	out := make(candList, 0, len(list))
+	for _, sc := range list {
+		if n > 0 && len(out) == n {
+			break
+		}
+		out = append(out, sc.c)
+	}
+	return out
+}
+
+// startActive starts receiving the stream from c.
+func (s *Swarm) startActive(ctx context.Context, c *cand, now time.Time) {
+	u := &upstream{id: c.info.ID, done: make(chan struct{}), started: now, lastUp: now}
+	vc := replicate.ViewerConfig{Dialer: s.cfg.Node, Seller: c.info, Feed: s.Feed(), Live: true, Logger: s.cfg.Logger,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+		OnBlock: s.cfg.OnBlock,
+		OnStatus: func(st wire.Status) {
+			u.status.Store(&st)
+			if st.Flags&wire.StatusHasSyncPoint != 0 {
+				s.mu.Lock()
+				f := s.feed
+				s.mu.Unlock()
+				f.sp.Store(st.SyncPoint + 1)
+			}
+			if s.cfg.OnStatus != nil {
+				s.cfg.OnStatus(st)
+			}
+		},
+		OnAccess: func(a wire.Access) {
+			if a.State == wire.Refused {
+				u.refused.Store(true)
+				s.poke()
+				return
+			}
+			if s.cfg.OnAccess != nil {
+				s.cfg.OnAccess(a)
+			}
+		},
+		OnApp:     func(msg []byte) { s.onApp(u, msg) },
+		OnInvalid: func(error) { u.invalid.Store(true); s.poke() },
+	}
+	vc.OnFork = func(fork uint64) (replicate.Feed, error) {
+		if s.cfg.OnFork == nil {
+			return nil, fmt.Errorf("swarm: %w (fork %d)", replicate.ErrForked, fork)
+		}
+		nf, err := s.cfg.OnFork(fork)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.feed = &relayFeed{Feed: nf}
+		s.restart = true
+		s.mu.Unlock()
+		s.poke()
+		return nf, nil
+	}
+	v, err := replicate.NewViewer(vc)
+	if err != nil {
+		s.log.Warn("cannot start a source", "source", c.info.ID, "err", err)
+		return
+	}
+	u.v = v
+	actx, cancel := context.WithCancel(ctx)
+	u.cancel = cancel
+	s.mu.Lock()
+	s.active = u
+	close(s.activeC)
+	s.activeC = make(chan struct{})
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(u.done)
+		u.err = v.Run(actx)
+		s.poke()
+	}()
+	if !s.haves.linked(c.info.ID) {
+		s.link(ctx, c)
+	}
+}
+
+// stopActive ends the source in use and waits for it.
+func (s *Swarm) stopActive() {
+	s.mu.Lock()
+	u := s.active
+	s.active = nil
+	if u != nil {
+		close(s.activeC)
+		s.activeC = make(chan struct{})
+	}
+	s.mu.Unlock()
+	if u == nil {
+		return
+	}
+	u.cancel()
+	<-u.done
+}
+
+func (s *Swarm) onApp(u *upstream, msg []byte) {
+	if IsRedirect(msg) {
+		peers, err := DecodeRedirect(msg)
+		if err != nil {
+			s.log.Debug("unreadable redirect", "from", u.id, "err", err)
+			return
+		}
+		s.learn(peers)
+		s.poke()
+		return
+	}
+	if s.cfg.OnApp != nil {
+		s.cfg.OnApp(msg)
+	}
+	if s.cfg.Forward != nil && s.cfg.Forward(msg) {
+		s.mu.Lock()
+		s.fwd = append([]byte(nil), msg...)
+		srv := s.srv
+		s.mu.Unlock()
+		if srv != nil {
+			for _, p := range srv.Seller().Viewers() {
+				_ = srv.Seller().Send(p, msg) // best effort: a full control queue drops it
+			}
+		}
+	}
+}
+
+// learn adds sources named by a redirect or found on the DHT.
+func (s *Swarm) learn(peers []peer.AddrInfo) {
+	ps := s.cfg.Node.Host().Peerstore()
+	self := s.cfg.Node.Host().ID()
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range peers {
+		if p.ID == "" || p.ID == self || !s.banned[p.ID].IsZero() {
+			continue
+		}
+		if len(p.Addrs) > 0 {
+			ps.AddAddrs(p.ID, p.Addrs, peerstore.RecentlyConnectedAddrTTL)
+		}
+		if c := s.cands[p.ID]; c != nil {
+			if len(p.Addrs) > 0 {
+				c.info.Addrs = p.Addrs
+			}
+			continue
+		}
+		if len(s.cands) >= maxCandidates {
+			s.forgetOneLocked()
+		}
+		s.cands[p.ID] = &cand{info: p, added: now}
+	}
+}
+
+// forgetOneLocked drops the candidate least worth keeping: not the seller, not in use, not
+// linked; the one waiting longest to be retried, else the oldest.
+func (s *Swarm) forgetOneLocked() {
+	var worst *cand
+	for _, c := range s.cands {
+		if c.seller || (s.active != nil && c.info.ID == s.active.id) || s.haves.linked(c.info.ID) {
+			continue
+		}
+		if worst == nil || c.retryAt.After(worst.retryAt) || (c.retryAt.Equal(worst.retryAt) && c.added.Before(worst.added)) {
+			worst = c
+		}
+	}
+	if worst != nil {
+		delete(s.cands, worst.info.ID)
+	}
+}
+
+// banLocked drops a source that sent data failing verification, for good.
+func (s *Swarm) banLocked(p peer.ID, now time.Time) {
+	if p == s.cfg.Seller.ID {
+		// The seller signs the feed: data from it that fails verification is a fault to
+		// retry later, not a relay to drop.
+		if c := s.cands[p]; c != nil {
+			c.retryAt = now.Add(slowRetry)
+		}
+		return
+	}
+	if len(s.banned) >= maxBanned {
+		var oldest peer.ID
+		var at time.Time
+		for q, t := range s.banned {
+			if oldest == "" || t.Before(at) {
+				oldest, at = q, t
+			}
+		}
+		delete(s.banned, oldest)
+	}
+	s.banned[p] = now
+	delete(s.cands, p)
+	s.nbanned.Add(1)
+	s.log.Warn("dropped a source that sent data failing verification", "source", p)
+	go s.haves.drop(p)
+	_ = s.cfg.Node.Host().Network().ClosePeer(p)
+}
+
+// Banned reports whether p was dropped for sending data that failed verification.
+func (s *Swarm) Banned(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.banned[p].IsZero()
+}
+
+// standbys keeps have links to the source in use and the best MaxUpstreams-1 others, and
+// closes the rest.
+func (s *Swarm) standbys(ctx context.Context, now time.Time) {
+	want := map[peer.ID]bool{}
+	s.mu.Lock()
+	if s.active != nil {
+		want[s.active.id] = true
+	}
+	s.mu.Unlock()
+	for _, c := range s.ranked(now, s.cfg.MaxUpstreams-1) {
+		want[c.info.ID] = true
+		if !s.haves.linked(c.info.ID) {
+			s.link(ctx, c)
+		}
+	}
+	for _, p := range s.haves.outbound() {
+		if !want[p] {
+			s.haves.drop(p)
+		}
+	}
+}
+
+// link opens a have link to c in the background (one attempt at a time).
+func (s *Swarm) link(ctx context.Context, c *cand) {
+	s.mu.Lock()
+	if c.linking {
+		s.mu.Unlock()
+		return
+	}
+	c.linking = true
+	info := c.info
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := s.cfg.Node.Connect(lctx, info)
+		if err == nil {
+			err = s.haves.open(lctx, info.ID)
+		}
+		s.mu.Lock()
+		c.linking = false
+		if err != nil && ctx.Err() == nil {
+			c.fails++
+			c.retryAt = time.Now().Add(min(time.Duration(1<<min(c.fails, 6))*time.Second, time.Minute))
+		}
+		s.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			s.log.Debug("cannot link with a source", "source", info.ID, "err", err)
+		}
+		s.poke()
+	}()
+}
+
+// updateDepth sets our depth from the source in use and tells linked peers when it changed.
+func (s *Swarm) updateDepth() {
+	s.mu.Lock()
+	u := s.active
+	s.mu.Unlock()
+	d := uint8(NoDepth)
+	if u != nil && u.v.Connected() && !u.refused.Load() {
+		if u.id == s.cfg.Seller.ID {
+			d = 1
+		} else if h, ok := s.haves.get(u.id); ok && h.Depth < maxDepth {
+			d = h.Depth + 1
+		}
+	}
+	s.mu.Lock()
+	changed := d != s.depth
+	s.depth = d
+	if d != NoDepth {
+		s.lastGood = d
+	}
+	s.mu.Unlock()
+	if changed {
+		s.haves.poke()
+	}
+}
