@@ -92,6 +92,7 @@ func (e *env) live(args []string) error {
 	btcWS := fs.Bool("btc-websocket", false, "on-chain: the node is btcd (push notifications instead of polling)")
 	minConf := fs.Int("min-conf", 1, "on-chain: confirmations that settle a payment")
 	provCap := fs.Uint64("provisional-cap", 0, "on-chain: sats a viewer may watch on before confirmation (0: wait for min-conf)")
+	gapLimit := fs.Uint("gap-limit", 0, "on-chain: how many viewers may hold an unpaid address at once; set the same gap limit in your wallet (0: the default, 20)")
 	var listen listFlag
 	fs.Var(&listen, "listen", "multiaddrs to listen on (default: every interface, TCP and QUIC)")
 	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections (a LAN, or testing on one machine)")
@@ -165,13 +166,19 @@ func (e *env) live(args []string) error {
 				pass = os.Getenv("DAZAAR_VISION_BTC_PASS")
 			}
 			oc := session.OnChainSetup{AccountKey: *xpub, Network: *network, Websocket: *btcWS, MinConf: int32(*minConf),
-				ProvisionalCapSats: *provCap, Node: onchain.NodeConfig{Host: *btcNode, User: *btcUser, Pass: pass, CookieFile: *btcCookie}}
+				ProvisionalCapSats: *provCap, GapLimit: uint32(*gapLimit), Node: onchain.NodeConfig{Host: *btcNode, User: *btcUser, Pass: pass, CookieFile: *btcCookie}}
 			if *btcCert != "" {
 				if oc.Node.CACert, err = os.ReadFile(*btcCert); err != nil {
 					return fmt.Errorf("cannot read the node's certificate: %w", err)
 				}
 			}
 			cfg.OnChain = &oc
+		}
+		if cfg.Lightning == nil && cfg.OnChain == nil {
+			// No back-end on the command line: the ones the last paid stream used.
+			if cfg.Lightning, cfg.OnChain, err = session.SavedPayments(data, store); err != nil {
+				return err
+			}
 		}
 		if cfg.Lightning == nil && cfg.OnChain == nil {
 			return usagef("a paid stream needs -lnd-dir (or -lnd-host with -lnd-macaroon and -lnd-cert) or -xpub with -btc-node")

@@ -35,11 +35,18 @@ var ErrNotFound = errors.New("secret not found")
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("secret store is closed")
 
-// Conventional secret names.
+// Conventional secret names: the one naming every package uses. The LND names are the ones
+// wallet/lightning reads its credentials under (lightning.SecretMacaroon and SecretTLSCert;
+// app/session's tests check they agree).
 const (
 	NameP2PIdentity = "p2p/identity"
-	NameLNDMacaroon = "lnd/macaroon"
-	NameLNDTLSCert  = "lnd/tls-cert"
+	NameLNDMacaroon = "lnd.invoice.macaroon"
+	NameLNDTLSCert  = "lnd.tls.cert"
+	// The on-chain back-end: the watch-only account key (not a spending key, but it reveals
+	// every payment to the seller), the node's RPC password and its TLS certificate.
+	NameOnChainAccountKey = "onchain/account-key"
+	NameOnChainNodePass   = "onchain/node-pass"
+	NameOnChainNodeCert   = "onchain/node-cert"
 )
 
 // FeedSeedName is the name of a feed's signing seed, keyed by the feed's

@@ -26,7 +26,8 @@ import (
 //	wallet/ledger, wallet/invoices    the seller's sales and issued invoices
 //	settings.json                     payment back-ends and quotas (no secrets)
 //
-// Secrets (feed signing seeds, the network identity, LND credentials) are never here: they are
+// Secrets (feed signing seeds, the network identity, LND credentials, the on-chain account key
+// and the node's RPC password and certificate) are never here: they are
 // in the secret store (app/secrets).
 type DataDir struct{ Root string }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
@@ -45,7 +46,13 @@ type OnChainSetup struct {
 	// ProvisionalCapSats lets a viewer watch on an unconfirmed payment up to this amount.
 	ProvisionalCapSats      uint64
 	ProvisionalTotalCapSats uint64
+	// GapLimit bounds the addresses handed out and not yet paid (0: the wallet's default,
+	// invoice.DefaultGapLimit); show invoice.GapLimitHelp (GapLimitHelp) where it is set.
+	GapLimit uint32
 }
+
+// GapLimitHelp is the advice to show beside the on-chain gap-limit setting.
+const GapLimitHelp = invoice.GapLimitHelp
 
 // LNDFromDir reads an LND directory the way users have it: tls.cert at its root and the
 // invoice macaroon under data/chain/bitcoin/<network>/. An admin macaroon is never taken.
@@ -93,12 +100,12 @@ func lightningClient(store SecretStore, s LightningSetup, log *slog.Logger) (*li
 		if err := lightning.CheckInvoiceMacaroon(s.Macaroon); err != nil {
 			return nil, err
 		}
-		if err := store.Set(lightning.SecretMacaroon, s.Macaroon); err != nil {
+		if err := store.Set(secrets.NameLNDMacaroon, s.Macaroon); err != nil {
 			return nil, fmt.Errorf("cannot keep the LND macaroon in the secret store: %w", err)
 		}
 	}
 	if len(s.TLSCert) > 0 {
-		if err := store.Set(lightning.SecretTLSCert, s.TLSCert); err != nil {
+		if err := store.Set(secrets.NameLNDTLSCert, s.TLSCert); err != nil {
 			return nil, fmt.Errorf("cannot keep the LND certificate in the secret store: %w", err)
 		}
 	}
@@ -178,7 +185,7 @@ func openWallet(d DataDir, store SecretStore, stream string, p price.Price, ln *
 			return nil, "", fmt.Errorf("cannot watch the bitcoin node: %w", err)
 		}
 		cfg.OnChain = &invoice.OnChain{Key: key, Watcher: w, MinConf: oc.MinConf,
-			ProvisionalCapSats: oc.ProvisionalCapSats, ProvisionalTotalCapSats: oc.ProvisionalTotalCapSats}
+			ProvisionalCapSats: oc.ProvisionalCapSats, ProvisionalTotalCapSats: oc.ProvisionalTotalCapSats, GapLimit: oc.GapLimit}
 		if network != "" && network != oc.Network {
 			l.Close()
 			return nil, "", fmt.Errorf("the Lightning node is on %s but the on-chain wallet is on %s: use one network", network, oc.Network)
@@ -189,6 +196,7 @@ func openWallet(d DataDir, store SecretStore, stream string, p price.Price, ln *
 			l.Close()
 			return nil, "", fmt.Errorf("cannot open the invoice desk: %w", err)
 		}
+		remember(d, store, ln, oc, log)
 		return &wallet{ledger: l, desk: desk}, network, nil
 	}
 	desk, err := invoice.New(cfg)
@@ -196,7 +204,16 @@ func openWallet(d DataDir, store SecretStore, stream string, p price.Price, ln *
 		l.Close()
 		return nil, "", fmt.Errorf("cannot open the invoice desk: %w", err)
 	}
+	remember(d, store, ln, oc, log)
 	return &wallet{ledger: l, desk: desk}, network, nil
+}
+
+// remember keeps the back-ends a stream opened its wallet with, for the next stream; not being
+// able to is logged, not fatal (this stream is paid either way).
+func remember(d DataDir, store SecretStore, ln *LightningSetup, oc *OnChainSetup, log *slog.Logger) {
+	if err := RememberPayments(d, store, ln, oc); err != nil {
+		log.Warn("the payment settings were not saved for the next stream", "err", err)
+	}
 }
 
 // TestLightning checks a Lightning set-up without keeping anything: the macaroon is an invoice

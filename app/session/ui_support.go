@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
@@ -141,6 +142,7 @@ type OnChainForm struct {
 	CACert     []byte // btcd's rpc.cert
 	Websocket  bool   // the node is btcd
 	MinConf    int32
+	GapLimit   uint32 // 0: the default (GapLimitHelp says what it means)
 }
 
 func (f OnChainForm) setup() *OnChainSetup {
@@ -148,7 +150,7 @@ func (f OnChainForm) setup() *OnChainSetup {
 	if mc <= 0 {
 		mc = 1
 	}
-	return &OnChainSetup{AccountKey: strings.TrimSpace(f.AccountKey), Network: f.Network, Websocket: f.Websocket, MinConf: mc,
+	return &OnChainSetup{AccountKey: strings.TrimSpace(f.AccountKey), Network: f.Network, Websocket: f.Websocket, MinConf: mc, GapLimit: f.GapLimit,
 		Node: onchain.NodeConfig{Host: strings.TrimSpace(f.Node), User: f.User, Pass: f.Pass, CookieFile: f.CookieFile, CACert: f.CACert}}
 }
 
@@ -196,6 +198,14 @@ func (g GoLive) Config(d DataDir, store SecretStore, n NetworkConfig, log *slog.
 	if !g.Price.IsFree() {
 		if err := g.Price.Validate(); err != nil {
 			return cfg, err
+		}
+		if cfg.Lightning == nil && cfg.OnChain == nil {
+			// The back-ends of the last paid stream, when the form left them as they were.
+			ln, oc, err := SavedPayments(d, store)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.Lightning, cfg.OnChain = ln, oc
 		}
 		if cfg.Lightning == nil && cfg.OnChain == nil {
 			return cfg, errors.New("a paid stream needs a way to be paid: set up Lightning (LND) or an on-chain wallet")
@@ -282,8 +292,8 @@ func QRPNG(text string, size int) ([]byte, error) { return paymentqr.PNG(text, s
 // HasLightning reports whether the secret store holds LND credentials from an earlier stream
 // (the invoice macaroon and the certificate), so a form can offer to reuse them.
 func HasLightning(store SecretStore) bool {
-	_, err1 := store.Get(lightning.SecretMacaroon)
-	_, err2 := store.Get(lightning.SecretTLSCert)
+	_, err1 := store.Get(secrets.NameLNDMacaroon)
+	_, err2 := store.Get(secrets.NameLNDTLSCert)
 	return err1 == nil && err2 == nil
 }
 
