@@ -79,6 +79,9 @@ type Credit struct {
 	State  State  `json:"st"`
 	Height int32  `json:"h,omitempty"`    // for on-chain payments: the block that confirmed it
 	Note   string `json:"note,omitempty"` // why the state changed, for people
+	// At is when the payment was first recorded (a later state keeps it); SetCredit sets it
+	// when the caller leaves it zero.
+	At time.Time `json:"at,omitzero"`
 }
 
 // Balance is an account's standing.
@@ -304,9 +307,17 @@ func (l *Ledger) SetCredit(k Key, c Credit) (changed bool, err error) {
 		return false, ErrClosed
 	}
 	if a := l.accounts[k]; a != nil {
-		if old, ok := a.credits[c.ID]; ok && old.Msat == c.Msat && old.Millis == c.Millis && old.State == c.State && old.Height == c.Height {
-			return false, nil
+		if old, ok := a.credits[c.ID]; ok {
+			if old.Msat == c.Msat && old.Millis == c.Millis && old.State == c.State && old.Height == c.Height {
+				return false, nil
+			}
+			if !old.At.IsZero() {
+				c.At = old.At // when it was first seen, whatever its state now
+			}
 		}
+	}
+	if c.At.IsZero() {
+		c.At = time.Now().UTC().Round(time.Millisecond)
 	}
 	if err := l.writeLocked(record{Op: "credit", Key: k, Credit: &c}, true); err != nil {
 		return false, err

@@ -300,3 +300,38 @@ func BenchmarkConsumeParallel(b *testing.B) {
 		}
 	})
 }
+
+// A sale's time is when the payment was first recorded: a later state keeps it, and it
+// survives a restart.
+func TestCreditTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, path)
+	before := time.Now().Add(-time.Millisecond)
+	if _, err := l.SetCredit(k, Credit{ID: "btc:t:0", Msat: 5000, Millis: 1000, State: Provisional}); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := l.Credit(k, "btc:t:0")
+	if first.At.Before(before) || first.At.After(time.Now().Add(time.Millisecond)) {
+		t.Fatalf("recorded at %v, test started %v", first.At, before)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if _, err := l.SetCredit(k, Credit{ID: "btc:t:0", Msat: 5000, Millis: 1000, State: Settled, Height: 7}); err != nil {
+		t.Fatal(err)
+	}
+	given := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := l.SetCredit(k, Credit{ID: "ln:x", Msat: 1, Millis: 1, State: Settled, At: given}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, path)
+	defer l.Close()
+	c, _ := l.Credit(k, "btc:t:0")
+	if !c.At.Equal(first.At) || c.State != Settled {
+		t.Fatalf("after settling and a restart: %+v, first recorded at %v", c, first.At)
+	}
+	if c, _ := l.Credit(k, "ln:x"); !c.At.Equal(given) {
+		t.Fatalf("a given time was replaced: %v", c.At)
+	}
+}
