@@ -82,6 +82,7 @@ type Sale struct {
 	Millis uint64 // media time it bought
 	State  ledger.State
 	Note   string
+	At     time.Time // when the payment was first seen
 }
 
 // Broadcaster is a live stream's session. Create with NewBroadcaster, then Start and Stop.
@@ -569,7 +570,7 @@ func (b *Broadcaster) Sales() []Sale {
 			if len(c.ID) > 3 && c.ID[:3] == "ln:" {
 				m = "Lightning"
 			}
-			out = append(out, Sale{Viewer: a.Key.Viewer, ID: c.ID, Method: m, Msat: c.Msat, Millis: c.Millis, State: c.State, Note: c.Note})
+			out = append(out, Sale{Viewer: a.Key.Viewer, ID: c.ID, Method: m, Msat: c.Msat, Millis: c.Millis, State: c.State, Note: c.Note, At: c.At})
 		}
 	}
 	return out
