@@ -215,7 +215,10 @@ func (s *Swarm) Run(ctx context.Context) error {
 		return errors.New("swarm: Run called twice")
 	}
 	h := s.cfg.Node.Host()
-	s.haves = newHaves(h, s.disc, s.have, 4*s.cfg.MaxViewers+64, s.log)
+	hv := newHaves(h, s.disc, s.have, 4*s.cfg.MaxViewers+64, s.log)
+	s.mu.Lock()
+	s.haves = hv // set once, before any goroutine of Run reads it; Stats reads it under mu
+	s.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel()
@@ -311,10 +314,10 @@ func (s *Swarm) Stats() Stats {
 		st.Active = s.active.id
 		st.ActiveIsSeller = s.active.id == s.cfg.Seller.ID
 	}
-	srv := s.srv
+	srv, hv := s.srv, s.haves
 	s.mu.Unlock()
-	if s.haves != nil {
-		st.Upstreams = len(s.haves.outbound())
+	if hv != nil {
+		st.Upstreams = len(hv.outbound())
 	}
 	if srv != nil {
 		st.Downstreams = len(srv.Seller().Viewers())
@@ -376,8 +379,7 @@ func (s *Swarm) Fetch(ctx context.Context, start, end uint64) error {
 			}
 		}
 		fctx, cancel := context.WithCancel(ctx)
-		stop := context.AfterFunc(fctx, func() {})
-		go func() { // ends with fctx (this call cancels it on return)
+		go func() { // ends with fctx, which this call cancels before it returns
 			select {
 			case <-changed:
 				cancel()
@@ -385,7 +387,6 @@ func (s *Swarm) Fetch(ctx context.Context, start, end uint64) error {
 			}
 		}()
 		err := u.v.Fetch(fctx, start, end)
-		stop()
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return err
@@ -415,12 +416,17 @@ func (s *Swarm) step(ctx context.Context) error {
 			s.log.Debug("changing source", "source", u.id, "why", reason)
 			s.stopActive()
 			s.mu.Lock()
+			banned := false
 			if ban {
-				s.banLocked(u.id, now)
+				banned = s.banLocked(u.id, now)
 			} else if c := s.cands[u.id]; c != nil {
 				c.retryAt = now.Add(retry)
 			}
 			s.mu.Unlock()
+			if banned {
+				s.haves.drop(u.id)
+				_ = s.cfg.Node.Host().Network().ClosePeer(u.id)
+			}
 			if ctx.Err() == nil {
 				s.switches.Add(1)
 			}
@@ -497,7 +503,8 @@ func (s *Swarm) freshest(except peer.ID) (*Have, peer.ID) {
 	var best *Have
 	var id peer.ID
 	for p, h := range s.haves.all() {
-		if p == except || !h.Relay || h.Depth >= maxDepth || (length > 0 && h.Fork != fork) || !s.usable(p) {
+		// A standby that is full would only redirect us: it is no reason to leave a source.
+		if p == except || !h.Relay || h.Free == 0 || h.Depth >= maxDepth || (length > 0 && h.Fork != fork) || !s.usable(p) {
 			continue
 		}
 		if best == nil || h.Length > best.Length {
@@ -768,15 +775,16 @@ func (s *Swarm) forgetOneLocked() {
 	}
 }
 
-// banLocked drops a source that sent data failing verification, for good.
-func (s *Swarm) banLocked(p peer.ID, now time.Time) {
+// banLocked drops a source that sent data failing verification, for good, and reports
+// whether it did (the caller then closes its links and connections, outside s.mu).
+func (s *Swarm) banLocked(p peer.ID, now time.Time) bool {
 	if p == s.cfg.Seller.ID {
 		// The seller signs the feed: data from it that fails verification is a fault to
 		// retry later, not a relay to drop.
 		if c := s.cands[p]; c != nil {
 			c.retryAt = now.Add(slowRetry)
 		}
-		return
+		return false
 	}
 	if len(s.banned) >= maxBanned {
 		var oldest peer.ID
@@ -792,8 +800,7 @@ func (s *Swarm) banLocked(p peer.ID, now time.Time) {
 	delete(s.cands, p)
 	s.nbanned.Add(1)
 	s.log.Warn("dropped a source that sent data failing verification", "source", p)
-	go s.haves.drop(p)
-	_ = s.cfg.Node.Host().Network().ClosePeer(p)
+	return true
 }
 
 // Banned reports whether p was dropped for sending data that failed verification.
