@@ -150,4 +150,6 @@ func TestPaidLightningStream(t *testing.T) {
 	if err != nil || len(out) > 0 {
 		t.Fatalf("ffmpeg on the watched video: %v\n%s", err, out)
 	}
+	// What the viewer decoded is the broadcaster's picture (the test camera's bars and ramp).
+	checkTestCamera(t, filepath.Join(dir, "watched.webm"), 25, 27)
 }
