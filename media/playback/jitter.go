@@ -34,6 +34,8 @@ type jitterBuffer struct {
 	lastFill time.Time
 	valid    bool
 	frozen   time.Duration
+	// waitBehind is when the target was first buffered while the reader was behind.
+	waitBehind time.Time
 
 	underruns    int64
 	droppedAudio time.Duration
@@ -95,17 +97,42 @@ func (j *jitterBuffer) push(pts time.Duration, pcm []float32, behind bool) {
 	}
 }
 
+// reset drops everything buffered (a live player jumping ahead after falling behind): the
+// clock holds where it is, and playing starts again as when joining, once the target is
+// buffered from the new place and the reader is at the live edge.
+func (j *jitterBuffer) reset() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.valid && j.playing {
+		j.frozen = j.fillPTS + min(j.clk.Now().Sub(j.lastFill), j.fillDur) - j.latency
+	}
+	j.droppedAudio += j.frames(j.buffered)
+	j.chunks, j.buffered, j.playing, j.behind, j.waitBehind = nil, 0, false, j.live, time.Time{}
+}
+
 // fill is the audio output's pull.
 func (j *jitterBuffer) fill(out []float32) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	now := j.clk.Now()
 	if !j.playing {
-		if j.buffered < j.target || j.buffered == 0 || j.behind {
+		if j.buffered < j.target || j.buffered == 0 {
+			j.waitBehind = time.Time{}
 			clear(out)
 			return
 		}
-		j.playing = true
+		if j.behind {
+			// A reader slower than real time (a starved decoder) never reaches the edge:
+			// after waiting max with the target buffered, play from where it is.
+			if j.waitBehind.IsZero() {
+				j.waitBehind = now
+			}
+			if now.Sub(j.waitBehind) < j.frames(j.max) {
+				clear(out)
+				return
+			}
+		}
+		j.playing, j.waitBehind = true, time.Time{}
 	}
 	n := 0
 	first := true

@@ -483,4 +483,125 @@ func TestJitterBufferCatchUp(t *testing.T) {
 	if c, ok := j.clock(); !j.isPlaying() || !ok || c != 150*time.Millisecond {
 		t.Fatalf("at the live edge: playing %v, clock %v", j.isPlaying(), c)
 	}
+
+	// A reader that never reaches the edge (slower than real time): once the target has
+	// waited max, playing starts from what is held.
+	j = newJitterBuffer(1000, 1, 100*time.Millisecond, 300*time.Millisecond, true, now)
+	for pts := time.Duration(0); pts < 150*time.Millisecond; pts += 10 * time.Millisecond {
+		j.push(pts, make([]float32, 10), true)
+	}
+	j.fill(make([]float32, 10))
+	now.Add(299 * time.Millisecond)
+	j.fill(make([]float32, 10))
+	if j.isPlaying() {
+		t.Fatal("a behind reader's sound started before waiting max")
+	}
+	now.Add(time.Millisecond)
+	j.fill(make([]float32, 10))
+	if c, ok := j.clock(); !j.isPlaying() || !ok || c != 50*time.Millisecond {
+		t.Fatalf("a reader behind for good: playing %v, clock %v", j.isPlaying(), c)
+	}
+}
+
+// TestCatchUp: two live players join one broadcast, each with a throttled per-picture hook
+// (a draw on the reader's goroutine that takes twice the picture's own duration, so each
+// decodes at half real time, as a starved machine does). The one with catch-up turned off
+// falls further behind every second; the default one jumps to the newest key frame held
+// whenever it is more than DefaultCatchUp behind, so it stays near the live edge, and
+// keeps showing pictures in order.
+func TestCatchUp(t *testing.T) {
+	ignore := goleak.IgnoreCurrent() // goroutines running before the test are not its own
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	sc := &startClock{Clock: clock.New()}
+	preset := broadcast.Medium
+	preset.KeyFrameInterval = time.Second
+	feed, _, stop := live(t, preset, sc)
+	defer stop()
+	time.Sleep(1500 * time.Millisecond)
+
+	type arm struct {
+		name   string
+		player *Player
+		mu     sync.Mutex
+		lags   []time.Duration // capture clock - picture, as each is decoded
+		shown  []time.Duration
+		last   time.Duration
+	}
+	arms := []*arm{{name: "catch-up off"}, {name: "catch-up"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for k, a := range arms {
+		cfg := Config{Source: feed, Audio: newTap(),
+			Frames: FrameSinkFunc(func(f *Frame) {
+				a.mu.Lock()
+				a.shown = append(a.shown, f.PTS)
+				a.mu.Unlock()
+				f.Release()
+			}),
+			OnDecoded: func(pts time.Duration, _ *image.RGBA) {
+				a.mu.Lock()
+				a.lags = append(a.lags, sc.capture()-pts)
+				d := pts - a.last
+				a.last = pts
+				a.mu.Unlock()
+				if d > 0 && d <= 100*time.Millisecond {
+					// The throttle: half real time (not across a jump's gap).
+					time.Sleep(2 * d)
+				}
+			}}
+		if k == 0 {
+			cfg.CatchUp = -1
+		}
+		p, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.player = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Run(ctx); err != nil {
+				t.Errorf("%s: %v", a.name, err)
+			}
+		}()
+	}
+	time.Sleep(8 * time.Second)
+	cancel()
+	wg.Wait()
+
+	// The lag over the last 2 s of each run.
+	tail := func(a *arm) time.Duration {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		n := len(a.lags)
+		if n < 8 {
+			t.Fatalf("%s: only %d pictures decoded", a.name, n)
+		}
+		return median(a.lags[n*3/4:])
+	}
+	off, on := tail(arms[0]), tail(arms[1])
+	so, sn := arms[0].player.Stats(), arms[1].player.Stats()
+	t.Logf("lag over the last quarter: catch-up off %v (%d jumps), on %v (%d jumps, %v skipped); stats on %+v", off, so.CatchUps, on, sn.CatchUps, sn.CatchUpSkipped, sn)
+	if so.CatchUps != 0 {
+		t.Fatalf("the player with catch-up off jumped %d times", so.CatchUps)
+	}
+	if sn.CatchUps == 0 || sn.CatchUpSkipped <= 0 {
+		t.Fatalf("the player never jumped: %+v", sn)
+	}
+	// Off, the lag grows by half a second each second; on, it stays within the limit plus
+	// a key-frame interval. Compared with each other, not with a time.
+	if on*2 > off {
+		t.Fatalf("catching up: lag %v, against %v without", on, off)
+	}
+	a := arms[1]
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.shown) < 10 {
+		t.Fatalf("only %d pictures shown while catching up", len(a.shown))
+	}
+	for i := 1; i < len(a.shown); i++ {
+		if a.shown[i] <= a.shown[i-1] {
+			t.Fatalf("picture %d shown at %v after %v", i, a.shown[i], a.shown[i-1])
+		}
+	}
 }

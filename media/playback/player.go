@@ -82,6 +82,16 @@ const (
 	// DefaultJitterMax bounds the buffer: beyond it the oldest sound is dropped down to
 	// the target, so playback never lags the live edge by more than this plus delivery.
 	DefaultJitterMax = 500 * time.Millisecond
+	// DefaultCatchUp is how far a live player may fall behind the newest picture the
+	// source holds before it jumps to the newest key frame instead of playing the backlog.
+	// Why 500 ms: it is the jitter buffer's bound (DefaultJitterMax), the most that
+	// delivery jitter alone ever puts between the live edge and the sound playing, so a
+	// lag beyond it is a backlog the reader built (a starved decoder, a stall), not jitter;
+	// and a jump costs a re-buffer (150 ms of silence) and the rest of a group of pictures
+	// decoded at once, which is worth paying for half a second but not for less.
+	DefaultCatchUp = 500 * time.Millisecond
+	// catchUpEvery spaces the reader's checks of the live edge.
+	catchUpEvery = 100 * time.Millisecond
 	// frameQueue bounds decoded frames waiting for their time; on overflow the oldest is
 	// dropped (it would be shown late anyway).
 	frameQueue = 24
@@ -99,6 +109,11 @@ type Config struct {
 	FromBlock uint64
 	// JitterTarget and JitterMax size the audio jitter buffer (defaults above).
 	JitterTarget, JitterMax time.Duration
+	// CatchUp is how far a live player (FromBlock 0) may fall behind the newest picture
+	// held before it jumps to the newest key frame held (default DefaultCatchUp; negative:
+	// never). A replay (FromBlock ≥ 1: the viewer chose the past, or resumed after a pause)
+	// never jumps.
+	CatchUp time.Duration
 	// OnDecoded, when set, sees every picture the moment it is decoded, before it waits
 	// for its time (measurements use it); it runs on the reader goroutine and must not
 	// keep img.
@@ -117,8 +132,12 @@ type Stats struct {
 	AudioPackets, AudioUnderruns           int64
 	AudioDropped, AudioBuffered            time.Duration
 	Clock                                  time.Duration // master clock now
-	StartBlock                             uint64
+	StartBlock                             uint64        // + BlocksRead: the block reached
 	AudioOutput                            string
+	// CatchUps counts the live player's jumps to the newest key frame after falling more
+	// than Config.CatchUp behind; CatchUpSkipped is the media time jumped over.
+	CatchUps       int64
+	CatchUpSkipped time.Duration
 }
 
 // Player plays one stream. Create with New, run with Run.
@@ -134,6 +153,7 @@ type Player struct {
 	out   atomic.Value // string
 
 	blocks, damaged, decoded, shown, late, skipped, apackets atomic.Int64
+	catchUps, catchUpSkipped                                 atomic.Int64
 }
 
 // New checks cfg.
@@ -149,6 +169,9 @@ func New(cfg Config) (*Player, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.New()
+	}
+	if cfg.CatchUp == 0 {
+		cfg.CatchUp = DefaultCatchUp
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -166,6 +189,7 @@ func (p *Player) Stats() Stats {
 		BlocksRead: p.blocks.Load(), BlocksDamaged: p.damaged.Load(),
 		FramesDecoded: p.decoded.Load(), FramesShown: p.shown.Load(), FramesLate: p.late.Load(),
 		FramesSkipped: p.skipped.Load(), AudioPackets: p.apackets.Load(), StartBlock: p.start.Load(),
+		CatchUps: p.catchUps.Load(), CatchUpSkipped: time.Duration(p.catchUpSkipped.Load()),
 	}
 	if jb := p.jb.Load(); jb != nil {
 		s.AudioUnderruns, s.AudioDropped, s.AudioBuffered = jb.stats()
@@ -294,11 +318,22 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 	}
 	needKey := true // the picture starts at a key frame
 	live := p.cfg.FromBlock == 0
+	cu := catchUp{limit: p.cfg.CatchUp, pts: -1}
 	for ; ; i++ {
+		// A source that holds a backlog returns its blocks without looking at ctx: stop
+		// here, or a reader slower than the stream would never notice it was cancelled.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if !live {
 			// A replay reads at the pace it plays: wait while the buffers are full.
 			if err := p.waitRoom(ctx); err != nil {
 				return err
+			}
+		} else if cu.limit > 0 {
+			if to, skipped, ok := p.checkLag(ctx, &cu, i); ok {
+				p.jump(i, to, skipped)
+				i, needKey = to, true
 			}
 		}
 		b, err := p.cfg.Source.Block(ctx, i)
@@ -344,6 +379,7 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 					continue
 				}
 				needKey = false
+				cu.pts = max(cu.pts, u.PTS)
 				p.decoded.Add(1)
 				if p.cfg.OnDecoded != nil {
 					p.cfg.OnDecoded(u.PTS, img)
@@ -364,10 +400,91 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 					continue
 				}
 				p.apackets.Add(1)
+				if vdec == nil {
+					cu.pts = max(cu.pts, u.PTS)
+				}
 				behind := i+1 < p.cfg.Source.Len()
 				p.jb.Load().push(u.PTS, append([]float32(nil), pcm[:n*h.Audio.Channels]...), behind)
 			}
 		}
+	}
+}
+
+// catchUp is the live reader's view of how far behind it is.
+type catchUp struct {
+	limit   time.Duration
+	pts     time.Duration // the newest picture decoded (sound without video): where playback is
+	checked time.Time
+	probe   context.Context // cancelled: reads only what the source holds, never waits or asks
+}
+
+// checkLag reports whether the reader, about to read block i, should jump to the newest
+// sync point held (to, skipping that much media time): when the newest block the source
+// holds is more than the limit ahead of what was decoded last. Checked every catchUpEvery.
+func (p *Player) checkLag(ctx context.Context, cu *catchUp, i uint64) (to uint64, skipped time.Duration, ok bool) {
+	now := p.cfg.Clock.Now()
+	if cu.pts < 0 || now.Sub(cu.checked) < catchUpEvery {
+		return 0, 0, false
+	}
+	cu.checked = now
+	s, ok := p.cfg.Source.LatestSync()
+	n := p.cfg.Source.Len()
+	if !ok || s <= i || n <= s {
+		return 0, 0, false
+	}
+	if cu.probe == nil {
+		c, cancel := context.WithCancel(ctx)
+		cancel()
+		cu.probe = c
+	}
+	newest, ok := p.firstPTS(cu.probe, n-1, true)
+	if !ok || newest-cu.pts <= cu.limit {
+		return 0, 0, false
+	}
+	at, ok := p.firstPTS(cu.probe, s, false)
+	if !ok || at <= cu.pts {
+		return 0, 0, false
+	}
+	return s, at - cu.pts, true
+}
+
+// firstPTS is the first (or newest) timestamp in block i if the source holds it now.
+func (p *Player) firstPTS(probe context.Context, i uint64, newest bool) (time.Duration, bool) {
+	b, err := p.cfg.Source.Block(probe, i)
+	if err != nil {
+		return 0, false
+	}
+	m, err := block.DecodeMedia(b)
+	if err != nil || len(m.Units) == 0 {
+		return 0, false
+	}
+	if !newest {
+		return m.Units[0].PTS, true
+	}
+	var t time.Duration
+	for _, u := range m.Units {
+		t = max(t, u.PTS)
+	}
+	return t, true
+}
+
+// jump moves a live player that fell behind from block from to the sync block to: the
+// pictures waiting and the sound buffered are dropped together (the sound counts as
+// dropped, the pictures as late), the clock holds until the sound re-buffers from the new
+// place, as when joining, and the jump is counted. StartBlock moves on by the blocks
+// skipped, so that StartBlock + BlocksRead stays the block the reader has reached.
+func (p *Player) jump(from, to uint64, skipped time.Duration) {
+	p.log.Info("fell behind the live edge: jumping to the newest key frame", "from block", from, "to block", to, "skipping", skipped)
+	p.catchUps.Add(1)
+	p.catchUpSkipped.Add(int64(skipped))
+	p.start.Add(to - from)
+	p.late.Add(int64(p.vq.len()))
+	p.vq.drain()
+	if jb := p.jb.Load(); jb != nil {
+		jb.reset()
+	}
+	if w := p.wall.Load(); w != nil {
+		w.reset()
 	}
 }
 
@@ -481,6 +598,13 @@ func (w *wallClock) seen(pts time.Duration) {
 	if cur := w.base + now.Sub(w.at); w.live && pts-cur > w.max {
 		w.base, w.at = pts-w.target, now
 	}
+}
+
+// reset starts the clock again at the next picture seen (after a catch-up jump).
+func (w *wallClock) reset() {
+	w.mu.Lock()
+	w.started = false
+	w.mu.Unlock()
 }
 
 func (w *wallClock) clock() (time.Duration, bool) {
