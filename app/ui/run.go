@@ -7,6 +7,8 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
 
+	// Before Fyne's packages initialise: no "Error parsing user locale C" under LANG=C.UTF-8.
+	_ "github.com/dazaarvision/dazaar-vision/app/ui/internal/localeenv"
 	"github.com/dazaarvision/dazaar-vision/assets"
 )
 

@@ -351,3 +351,19 @@ func BenchmarkWatchWindow(b *testing.B) {
 		}
 	}
 }
+
+// TestQuietLocale: under a C locale with an encoding (C.UTF-8, many containers' default),
+// plain C, or none, the program prints no Fyne locale error, for a command or --version.
+func TestQuietLocale(t *testing.T) {
+	bin := buildBinary(t)
+	for _, lang := range []string{"C.UTF-8", "C", "POSIX", ""} {
+		for _, args := range [][]string{{"--version"}, {"card", "inspect", "x"}} {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "LANG="+lang, "LC_ALL=", "LC_MESSAGES=", "LANGUAGE=")
+			out, _ := cmd.CombinedOutput()
+			if strings.Contains(string(out), "Fyne") || strings.Contains(string(out), "locale") {
+				t.Errorf("LANG=%q dazaar-vision %s said:\n%s", lang, strings.Join(args, " "), out)
+			}
+		}
+	}
+}
