@@ -1,7 +1,10 @@
 package feed
 
 import (
+	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,7 +38,7 @@ func TestBootIDWindows(t *testing.T) {
 // carries on in the same fork with everything it appended: before Windows had a boot
 // identity every unclean exit moved the feed to a new fork.
 func TestUncleanExitSameBootWindows(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDirWine(t)
 	kp := testKeyPair(t, 11)
 	o := Options{KeyPair: &kp, Durability: ForkOnPowerLoss}
 	f, err := Create(dir, o)
@@ -56,4 +59,31 @@ func TestUncleanExitSameBootWindows(t *testing.T) {
 	if h := g.Head(); h.Fork != 0 || h.Length != 5 {
 		t.Fatalf("after an unclean exit on the same boot: fork %d length %d, want fork 0 length 5", h.Fork, h.Length)
 	}
+}
+
+// tempDirWine is t.TempDir with a removal that works under wine 8 too: Go's RemoveAll
+// deletes through FileDispositionInformationEx, which wine 8 does not implement ("Invalid
+// function", and Go falls back only on the status codes Windows gives), while os.Remove
+// uses DeleteFile and RemoveDirectory.
+func tempDirWine(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "dv-feed-windows-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var paths []string
+		filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+			if err == nil {
+				paths = append(paths, p)
+			}
+			return nil
+		})
+		slices.Reverse(paths) // children before their directory
+		for _, p := range paths {
+			if err := os.Remove(p); err != nil {
+				t.Errorf("cleaning up: %v", err)
+			}
+		}
+	})
+	return dir
 }
