@@ -250,7 +250,7 @@ func (hv *haves) start(k linkKey, str network.Stream) {
 	go func() {
 		defer hv.wg.Done()
 		defer cancel()
-		if err := hv.read(k.p, l, str); err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
+		if err := hv.read(k.p, l, str); ctx.Err() == nil && !errors.Is(err, io.EOF) {
 			hv.log.Debug("have link ended", "peer", k.p, "err", err)
 		}
 	}()
@@ -263,6 +263,7 @@ func (hv *haves) start(k linkKey, str network.Stream) {
 	}()
 }
 
+// read takes the peer's Have messages until the link fails (it never returns nil).
 func (hv *haves) read(p peer.ID, l *link, str network.Stream) error {
 	r := bufio.NewReaderSize(str, 256)
 	buf := make([]byte, MaxHave)

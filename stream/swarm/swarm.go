@@ -197,8 +197,6 @@ func (s *Swarm) Feed() replicate.Feed {
 	return s.feed.Feed
 }
 
-func (s *Swarm) host() interface{ ID() peer.ID } { return s.cfg.Node.Host() }
-
 func (s *Swarm) poke() {
 	select {
 	case s.wake <- struct{}{}:
@@ -815,10 +813,15 @@ func (s *Swarm) Banned(p peer.ID) bool {
 func (s *Swarm) standbys(ctx context.Context, now time.Time) {
 	want := map[peer.ID]bool{}
 	s.mu.Lock()
+	var active *cand
 	if s.active != nil {
 		want[s.active.id] = true
+		active = s.cands[s.active.id]
 	}
 	s.mu.Unlock()
+	if active != nil && !s.haves.linked(active.info.ID) {
+		s.link(ctx, active) // the link to the source in use broke (a dropped connection): open it again
+	}
 	for _, c := range s.ranked(now, s.cfg.MaxUpstreams-1) {
 		want[c.info.ID] = true
 		if !s.haves.linked(c.info.ID) {

@@ -1,0 +1,501 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.uber.org/goleak"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/p2p"
+	"github.com/dazaarvision/dazaar-vision/stream/replicate"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+)
+
+// swarmLeakOptions lists goroutines that libp2p and its dependencies start once per process
+// and never stop, so that goleak reports only goroutines our code leaves behind.
+func swarmLeakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"),
+	}
+}
+
+// checkLeaks registers the goroutine-leak check first, so that it runs after every other
+// cleanup of the test (nodes closed, swarms stopped).
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t, swarmLeakOptions()...) })
+}
+
+func quiet() *slog.Logger {
+	if os.Getenv("SWARM_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func newNode(t *testing.T) *p2p.Node {
+	t.Helper()
+	id, err := p2p.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := p2p.ParseIdentity(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := p2p.New(context.Background(), p2p.Config{Identity: sk, PrivateAddrs: true,
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Reachability: p2p.ReachabilityPublic,
+		Protocols: []protocol.ID{wire.Protocol, HaveProtocol}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// block i: size bytes of i&0xff with i little-endian first.
+func block(i uint64, size int) []byte {
+	b := make([]byte, size)
+	for j := range b {
+		b[j] = byte(i)
+	}
+	binary.LittleEndian.PutUint32(b, uint32(i))
+	return b
+}
+
+func newWriter(t *testing.T, n int) *feed.Feed {
+	t.Helper()
+	seed := make([]byte, 32)
+	_, _ = rand.Read(seed)
+	kp, err := feed.KeyPairFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := feed.Create(filepath.Join(t.TempDir(), "seller"), feed.Options{KeyPair: &kp, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	for i := range n {
+		if _, err := f.Append(block(uint64(i), 1024)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+func newReader(t *testing.T, key [32]byte) *feed.Feed {
+	t.Helper()
+	f, err := feed.Create(filepath.Join(t.TempDir(), "reader"), feed.Options{Key: &key, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// appender appends a block every 33 ms (30 a second) until the test ends, and remembers
+// when each block was appended.
+type appender struct {
+	mu sync.Mutex
+	at map[uint64]time.Time
+}
+
+func (a *appender) when(i uint64) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.at[i]
+	return t, ok
+}
+
+func startAppending(t *testing.T, f *feed.Feed) *appender {
+	t.Helper()
+	a := &appender{at: map[uint64]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(33 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+			}
+			i := f.Length()
+			now := time.Now()
+			if _, err := f.Append(block(i, 1024)); err != nil {
+				return
+			}
+			a.mu.Lock()
+			a.at[i] = now
+			a.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return a
+}
+
+func serveOrigin(t *testing.T, n *p2p.Node, f *feed.Feed, maxViewers int) *Server {
+	t.Helper()
+	s, err := Serve(ServeConfig{Host: n.Host(), Feed: f, Origin: true, MaxViewers: maxViewers, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+type swarmRig struct {
+	node *p2p.Node
+	sw   *Swarm
+	mu   sync.Mutex
+	got  map[uint64]time.Time // block → when it was verified and stored here
+}
+
+func (r *swarmRig) arrived(i uint64) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.got[i]
+	return t, ok
+}
+
+// startSwarm runs a relaying viewer of seller's feed until the test ends.
+func startSwarm(t *testing.T, seller peer.AddrInfo, key [32]byte, opt func(*Config)) *swarmRig {
+	t.Helper()
+	r := &swarmRig{node: newNode(t), got: map[uint64]time.Time{}}
+	cfg := Config{Node: r.node, Feed: newReader(t, key), Seller: seller, Relay: true, Logger: quiet(),
+		OnBlock: func(i uint64, _ []byte) {
+			r.mu.Lock()
+			r.got[i] = time.Now()
+			r.mu.Unlock()
+		}}
+	if opt != nil {
+		opt(&cfg)
+	}
+	sw, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sw = sw
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != context.Canceled {
+			t.Errorf("swarm ended with %v", err)
+		}
+	})
+	return r
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkBlocks checks that every block r holds of [from, to) is the seller's.
+func checkBlocks(t *testing.T, f replicate.Feed, from, to uint64) {
+	t.Helper()
+	ff := f.(*feed.Feed)
+	for i := from; i < to; i++ {
+		if !ff.Has(i) {
+			continue
+		}
+		if got, err := ff.Get(i); err != nil || !bytes.Equal(got, block(i, 1024)) {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+}
+
+// A seller serving at most N viewers directly sends the next one to the relays among them,
+// and that viewer gets the live stream through a relay, every block verified against the
+// feed key: N=1 is the chain seller → A → B.
+func TestSellerRedirectsPastMaxViewersToRelays(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		t.Run(map[int]string{1: "chain", 2: "two direct viewers"}[n], func(t *testing.T) {
+			checkLeaks(t)
+			sf := newWriter(t, 60)
+			sn := newNode(t)
+			srv := serveOrigin(t, sn, sf, n)
+			app := startAppending(t, sf)
+			var direct []*swarmRig
+			for range n {
+				a := startSwarm(t, sn.AddrInfo(), sf.Key(), nil)
+				waitFor(t, 20*time.Second, "a direct viewer served by the seller", func() bool {
+					st := a.sw.Stats()
+					return st.Depth == 1 && st.ActiveIsSeller
+				})
+				direct = append(direct, a)
+			}
+			// The seller knows its viewers relay (their have links) before the next one comes.
+			waitFor(t, 10*time.Second, "the seller's have links from its viewers", func() bool {
+				k := 0
+				for _, h := range srv.haves.all() {
+					if h.Relay && h.Depth == 1 {
+						k++
+					}
+				}
+				return k == n
+			})
+			b := startSwarm(t, sn.AddrInfo(), sf.Key(), nil)
+			ids := make([]peer.ID, 0, n)
+			for _, a := range direct {
+				ids = append(ids, a.node.ID())
+			}
+			waitFor(t, 20*time.Second, "the extra viewer receiving through a relay", func() bool {
+				st := b.sw.Stats()
+				return st.Depth == 2 && slices.Contains(ids, st.Active) && b.sw.Connected()
+			})
+			if srv.TurnedAway() == 0 {
+				t.Fatal("the seller turned nobody away")
+			}
+			// (A direct viewer may be reconnecting at this moment: at most n, never B.)
+			if vs := srv.Seller().Viewers(); len(vs) > n || slices.Contains(vs, b.node.ID()) {
+				t.Fatalf("the seller serves %v directly, want at most the first %d", vs, n)
+			}
+			// Live blocks reach B through the relay; compare each block's arrival at B with its
+			// arrival at the relay, measured in the same run.
+			from := sf.Length()
+			waitFor(t, 20*time.Second, "30 live blocks at the extra viewer", func() bool { return b.sw.Feed().Length() >= from+30 })
+			relay := direct[slices.Index(ids, b.sw.Stats().Active)]
+			var extra []time.Duration
+			var edge []time.Duration
+			for i := from; i < from+30; i++ {
+				tb, okb := b.arrived(i)
+				ta, oka := relay.arrived(i)
+				t0, ok0 := app.when(i)
+				if okb && oka && ok0 {
+					extra = append(extra, tb.Sub(ta))
+					edge = append(edge, tb.Sub(t0))
+				}
+			}
+			if len(extra) < 20 {
+				t.Fatalf("only %d of 30 live blocks arrived one by one at both", len(extra))
+			}
+			slices.Sort(extra)
+			slices.Sort(edge)
+			t.Logf("append → B: p50 %v, max %v; relay → B: p50 %v, max %v (%d blocks)",
+				edge[len(edge)/2], edge[len(edge)-1], extra[len(extra)/2], extra[len(extra)-1], len(extra))
+			checkBlocks(t, b.sw.Feed(), 0, sf.Length())
+			if st := relay.sw.Stats(); st.Downstreams < 1 || st.RelayedBytes == 0 {
+				t.Fatalf("the relay's figures: %+v", st)
+			}
+		})
+	}
+}
+
+// tampered serves a verified copy with every block's first byte flipped: a lying relay.
+type tampered struct {
+	*feed.Feed
+	proofs atomic.Int64
+}
+
+func flip(p *feed.Proof) *feed.Proof {
+	if p == nil || p.Block == nil {
+		return p
+	}
+	q := *p
+	b := *p.Block
+	b.Value = append([]byte(nil), b.Value...)
+	if len(b.Value) > 0 {
+		b.Value[0] ^= 0xff
+	}
+	q.Block = &b
+	return &q
+}
+
+func (f *tampered) ProofLength(r feed.Request) (*feed.Proof, uint64, error) {
+	f.proofs.Add(1)
+	p, n, err := f.Feed.ProofLength(r)
+	return flip(p), n, err
+}
+
+func (f *tampered) ProofPending(r feed.Request) (*feed.PendingProof, error) {
+	f.proofs.Add(1)
+	pp, err := f.Feed.ProofPending(r)
+	if err == nil {
+		pp.Proof = flip(pp.Proof)
+	}
+	return pp, err
+}
+
+// A relay that sends blocks failing verification is dropped, banned and never asked again;
+// the viewer stores none of its blocks and goes on with another source (here the seller,
+// once it has room).
+func TestLyingRelayIsBannedAndReplaced(t *testing.T) {
+	checkLeaks(t)
+	sf := newWriter(t, 60)
+	sn := newNode(t)
+	srv := serveOrigin(t, sn, sf, 1)
+	// The liar holds a verified copy of the first 60 blocks.
+	ln := newNode(t)
+	lf := newReader(t, sf.Key())
+	{
+		v, err := replicate.NewViewer(replicate.ViewerConfig{Dialer: ln, Seller: sn.AddrInfo(), Feed: lf, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		done := make(chan error, 1)
+		go func() { done <- v.Run(ctx) }()
+		if err := v.Fetch(ctx, 0, 60); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		<-done
+	}
+	liar := &tampered{Feed: lf}
+	ls, err := Serve(ServeConfig{Host: ln.Host(), Feed: liar, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	startAppending(t, sf)
+	// A plain viewer takes the seller's only place.
+	x := startPlain(t, sn.AddrInfo(), sf.Key())
+	waitFor(t, 10*time.Second, "the plain viewer at the seller", func() bool { return len(srv.Seller().Viewers()) == 1 })
+
+	b := startSwarm(t, sn.AddrInfo(), sf.Key(), func(c *Config) { c.Hints = []peer.AddrInfo{ln.AddrInfo()} })
+	waitFor(t, 20*time.Second, "the liar banned", func() bool { return b.sw.Banned(ln.ID()) })
+	asked := liar.proofs.Load()
+	if asked == 0 {
+		t.Fatal("the liar was banned without sending anything")
+	}
+	if n := b.sw.Feed().(*feed.Feed).Stored(); n != 0 {
+		t.Fatalf("the viewer stored %d blocks while only the liar served it", n)
+	}
+	// The seller gets room; the viewer goes on from it.
+	x.stop()
+	from := sf.Length()
+	waitFor(t, 30*time.Second, "the stream from the seller after the ban", func() bool {
+		return b.sw.Stats().ActiveIsSeller && b.sw.Feed().Length() >= from+30
+	})
+	checkBlocks(t, b.sw.Feed(), 0, sf.Length())
+	if n := liar.proofs.Load(); n != asked {
+		t.Fatalf("the banned liar was asked for %d more proofs", n-asked)
+	}
+	// Neither a source nor a standby again (the liar may still dial us: that costs it, not us).
+	b.sw.mu.Lock()
+	_, cand := b.sw.cands[ln.ID()]
+	b.sw.mu.Unlock()
+	if cand || b.sw.haves.linked(ln.ID()) {
+		t.Fatalf("the banned liar is still a candidate (%v) or linked", cand)
+	}
+	if st := b.sw.Stats(); st.Banned != 1 || st.Switches < 1 {
+		t.Fatalf("figures after the ban: %+v", st)
+	}
+}
+
+// plainRig is a replicate.Viewer of the seller (no swarm), live, stopped by stop or at the
+// end of the test.
+type plainRig struct {
+	node   *p2p.Node
+	feed   *feed.Feed
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startPlain(t *testing.T, seller peer.AddrInfo, key [32]byte) *plainRig {
+	t.Helper()
+	r := &plainRig{node: newNode(t), feed: newReader(t, key), done: make(chan error, 1)}
+	v, err := replicate.NewViewer(replicate.ViewerConfig{Dialer: r.node, Seller: seller, Feed: r.feed, Live: true, Logger: quiet(),
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- v.Run(ctx) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *plainRig) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+		r.cancel = nil
+	}
+}
+
+// relayRig is a relay the test controls: a verified copy fed by a plain viewer of the
+// seller, served by a Server; stopping the feeding leaves it serving an ever staler copy.
+type relayRig struct{ *plainRig }
+
+func startRelay(t *testing.T, seller peer.AddrInfo, key [32]byte) relayRig {
+	t.Helper()
+	r := startPlain(t, seller, key)
+	srv, err := Serve(ServeConfig{Host: r.node.Host(), Feed: r.feed, Logger: quiet(), depth: func() uint8 { return 1 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return relayRig{r}
+}
+
+// A source that falls behind is replaced by a fresher standby: the viewer's have links show
+// the standby ahead, and after SlowFor the viewer moves to it and catches up.
+func TestSlowRelayReplacedByFresherStandby(t *testing.T) {
+	checkLeaks(t)
+	sf := newWriter(t, 60)
+	sn := newNode(t)
+	serveOrigin(t, sn, sf, 2)
+	startAppending(t, sf)
+	r1 := startRelay(t, sn.AddrInfo(), sf.Key())
+	r2 := startRelay(t, sn.AddrInfo(), sf.Key())
+	relays := map[peer.ID]relayRig{r1.node.ID(): r1, r2.node.ID(): r2}
+	for _, r := range relays {
+		waitFor(t, 20*time.Second, "a relay at the live edge", func() bool { return r.feed.Length()+5 >= sf.Length() })
+	}
+	b := startSwarm(t, sn.AddrInfo(), sf.Key(), func(c *Config) {
+		c.Hints = []peer.AddrInfo{r1.node.AddrInfo(), r2.node.AddrInfo()}
+	})
+	var first peer.ID
+	waitFor(t, 20*time.Second, "the viewer on a relay at the live edge, with the other as standby", func() bool {
+		st := b.sw.Stats()
+		first = st.Active
+		return relays[first].plainRig != nil && b.sw.Connected() && b.sw.Feed().Length()+5 >= sf.Length() && st.Upstreams == 2
+	})
+	// The source in use stops receiving: it serves an ever staler copy.
+	relays[first].stop()
+	stalled := time.Now()
+	var second peer.ID
+	waitFor(t, 20*time.Second, "the viewer moved to the fresher standby", func() bool {
+		second = b.sw.Stats().Active
+		return second != first && relays[second].plainRig != nil && b.sw.Connected()
+	})
+	moved := time.Since(stalled)
+	from := sf.Length()
+	waitFor(t, 20*time.Second, "the viewer back at the live edge", func() bool { return b.sw.Feed().Length() >= from+10 })
+	checkBlocks(t, b.sw.Feed(), 0, sf.Length())
+	if st := b.sw.Stats(); st.Switches < 1 || st.Banned != 0 {
+		t.Fatalf("figures: %+v", st)
+	}
+	t.Logf("moved to the fresher standby %v after its source stalled (switch grace %v, slow for %v)", moved.Round(time.Millisecond), switchGrace, defaultSlowFor)
+}
