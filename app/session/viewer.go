@@ -21,6 +21,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
+	"github.com/dazaarvision/dazaar-vision/stream/swarm"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
@@ -85,6 +86,25 @@ type ViewFigures struct {
 	Paused        bool
 	Description   string
 	EventsDropped int64
+	// A free stream's relaying (stream/swarm): the sources linked (the one in use and the
+	// standbys), the one in use, relay hops from the broadcaster (1: served by it; 0: no
+	// source), the viewers this one serves, and the bytes sent to them.
+	Upstreams      int
+	Source         string
+	SourceIsSeller bool
+	Depth          int
+	Downstreams    int
+	RelayedBytes   uint64
+}
+
+// upstream is where a viewer's blocks come from: the seller alone (replicate.Viewer, paid
+// streams) or the seller and other viewers (swarm.Swarm, free streams).
+type upstream interface {
+	Run(ctx context.Context) error
+	Status() wire.Status
+	Connected() bool
+	Send(msg []byte) error
+	Fetch(ctx context.Context, start, end uint64) error
 }
 
 // Viewer is a watch session. Create with NewViewer, then Start and Stop.
@@ -97,8 +117,8 @@ type Viewer struct {
 	self peer.ID
 
 	node   *p2p.Node
-	rv     *replicate.Viewer
-	relay  *replicate.Seller
+	rv     upstream
+	sw     *swarm.Swarm // a free stream's (rv is it)
 	src    *readerSource
 	feedMu sync.Mutex
 	feed   *feed.Feed
@@ -215,16 +235,38 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 		}
 	}
 	v.src = newReaderSource()
-	v.rv, err = replicate.NewViewer(replicate.ViewerConfig{
-		Dialer: v.node, Seller: info, Feed: f, Live: true, Logger: v.log,
-		OnAccess: v.onAccess,
-		OnApp:    v.onApp,
-		OnBlock:  func(uint64, []byte) { v.src.arrived() },
-		OnStatus: func(wire.Status) { v.src.arrived() },
-		OnFork:   v.onFork,
-	})
-	if err != nil {
-		return err
+	if c.Price.IsFree() {
+		// Free streams spread through their viewers: sources are the seller and viewers
+		// relaying it (every block verified against the feed key), and this viewer relays
+		// what it verified.
+		cfg := swarm.Config{Node: v.node, Feed: f, Seller: info, Relay: true, Logger: v.log,
+			OnAccess: v.onAccess,
+			OnApp:    v.onApp,
+			OnBlock:  func(uint64, []byte) { v.src.arrived() },
+			OnStatus: func(wire.Status) { v.src.arrived() },
+			OnFork:   v.onFork,
+			Forward:  func(msg []byte) bool { _, ok := decodeHeaderMsg(msg); return ok },
+		}
+		if d := v.node.DHT(); d != nil {
+			cfg.Routing = d
+		}
+		if v.sw, err = swarm.New(cfg); err != nil {
+			return err
+		}
+		v.rv = v.sw
+	} else {
+		rv, err := replicate.NewViewer(replicate.ViewerConfig{
+			Dialer: v.node, Seller: info, Feed: f, Live: true, Logger: v.log,
+			OnAccess: v.onAccess,
+			OnApp:    v.onApp,
+			OnBlock:  func(uint64, []byte) { v.src.arrived() },
+			OnStatus: func(wire.Status) { v.src.arrived() },
+			OnFork:   v.onFork,
+		})
+		if err != nil {
+			return err
+		}
+		v.rv = rv // (not assigned on error: a nil *replicate.Viewer would be a non-nil upstream)
 	}
 	v.src.feed = v.currentFeed
 	v.src.length = func() uint64 { return max(v.rv.Status().Length, v.currentFeed().Length()) }
@@ -253,12 +295,6 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	}
 	v.run("replication", func(ctx context.Context) error { return v.rv.Run(ctx) })
 	v.run("read-ahead", func(ctx context.Context) error { return v.readAhead(ctx, fetchC) })
-	if c.Price.IsFree() {
-		// Free streams spread through their viewers: serve what was verified to others.
-		if v.relay, err = replicate.NewSeller(replicate.SellerConfig{Host: v.node.Host(), Feed: f, Logger: v.log}); err != nil {
-			return err
-		}
-	}
 	if !v.cfg.NoPlayback {
 		v.startPlayer(0)
 	}
@@ -295,6 +331,9 @@ func (v *Viewer) readAhead(ctx context.Context, want <-chan uint64) error {
 			return nil
 		case start := <-want:
 			end := min(start+v.cfg.ReadAhead, max(v.rv.Status().Length, start+1))
+			if start == v.src.base.Load() {
+				end = start + 1 // the stream header alone: the media after it is not wanted
+			}
 			if err := v.rv.Fetch(ctx, start, end); err != nil && ctx.Err() == nil {
 				v.log.Debug("read-ahead", "start", start, "err", err)
 			}
@@ -599,6 +638,17 @@ func (v *Viewer) Snapshot() ViewFigures {
 	v.playMu.Unlock()
 	f.Playing, f.Paused = v.playing.Load(), v.paused.Load()
 	f.EventsDropped = v.ev.dropped.Load()
+	if v.sw != nil {
+		st := v.sw.Stats()
+		f.Upstreams, f.SourceIsSeller = st.Upstreams, st.ActiveIsSeller
+		if st.Active != "" {
+			f.Source = st.Active.String()
+		}
+		if st.Depth != swarm.NoDepth {
+			f.Depth = int(st.Depth)
+		}
+		f.Downstreams, f.RelayedBytes = st.Downstreams, st.RelayedBytes
+	}
 	return f
 }
 
@@ -616,9 +666,6 @@ func (v *Viewer) Stop() error {
 		}
 		v.wg.Wait()
 		var errs []error
-		if v.relay != nil {
-			errs = append(errs, v.relay.Close())
-		}
 		if v.node != nil {
 			errs = append(errs, v.node.Close())
 		}
