@@ -1,0 +1,178 @@
+package session
+
+import (
+	"context"
+	"image"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// TestSeek: a viewer joins a live stream a few seconds in (so it holds none of the start),
+// seeks back by time, and playback restarts at the key frame at or before that time, found
+// by fetching a handful of blocks; a time before the start, past the live edge, and into
+// what is now held behave as they should.
+func TestSeek(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	video, audio := testDevices(t)
+	sd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	preset := broadcast.Low
+	preset.KeyFrameInterval = time.Second
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "seek", Description: "a free test stream",
+		Preset: preset, Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	// Past the seller's MaxLiveLag (90 blocks, 6 s at 15 a second), so that it does not push
+	// the viewer everything: it joins at the newest key frame, 6 s or more in.
+	time.Sleep(7 * time.Second)
+	c, err := card.Parse(b.Card().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var decoded []time.Duration
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t),
+		Audio: silentAudio, OnDecoded: func(pts time.Duration, _ *image.RGBA) {
+			mu.Lock()
+			decoded = append(decoded, pts)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	pictures := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Duration(nil), decoded...)
+	}
+	waitFor := func(what string, ok func([]time.Duration) bool) {
+		t.Helper()
+		for !ok(pictures()) {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: pictures %v; viewer %+v", what, pictures(), v.Snapshot())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	waitFor("joining", func(p []time.Duration) bool { return len(p) >= 5 })
+	joinedAt := pictures()[0]
+	if joinedAt < 2*time.Second {
+		t.Fatalf("joined at %v: the test wants the viewer to hold nothing of the start", joinedAt)
+	}
+	held := func() (n int) {
+		f := v.currentFeed()
+		for i := uint64(1); i < f.Length(); i++ {
+			if f.Has(i) {
+				n++
+			}
+		}
+		return n
+	}
+	before := held()
+	if f := v.currentFeed(); 2*uint64(before) > f.Length() {
+		t.Fatalf("the viewer holds %d of %d blocks before seeking: the test wants it to hold little of the start", before, f.Length())
+	}
+
+	if _, err := v.Seek(ctx, -time.Second); err == nil {
+		t.Fatal("a seek before the start was taken")
+	}
+	tests := []struct {
+		name string
+		to   time.Duration
+	}{
+		{"back, into what is not held", 1500 * time.Millisecond},
+		{"to the very start", 0},
+		{"into what is now held", 700 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		mu.Lock()
+		decoded = nil
+		mu.Unlock()
+		asked := time.Now()
+		at, err := v.Seek(ctx, tc.to)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		took := time.Since(asked)
+		if tc.to == 1500*time.Millisecond {
+			t.Logf("the seek fetched %d blocks", held()-before)
+		}
+		// The key frame at or before the time: at most a key-frame interval (and a frame) before.
+		if at > tc.to || at < tc.to-preset.KeyFrameInterval-100*time.Millisecond {
+			t.Fatalf("%s: seeking to %v restarts at %v", tc.name, tc.to, at)
+		}
+		// The old player may decode a picture or two between the reset above and its stop:
+		// the new one's start at the seek time (it is stopped once Seek returns).
+		mu.Lock()
+		for len(decoded) > 0 && decoded[0] != at && (decoded[0] > tc.to+preset.KeyFrameInterval || decoded[0] < at) {
+			decoded = decoded[1:]
+		}
+		mu.Unlock()
+		waitFor(tc.name, func(p []time.Duration) bool { return len(p) >= 10 })
+		p := pictures()
+		if tc.to == 0 {
+			// Before the first picture: from block 1, sound first.
+			if at != 0 || p[0] > preset.KeyFrameInterval {
+				t.Fatalf("%s: restarted at %v, first picture %v", tc.name, at, p[0])
+			}
+		} else if p[0] != at {
+			t.Fatalf("%s: restarted at %v, first picture %v", tc.name, at, p[0])
+		}
+		for i := 1; i < len(p); i++ {
+			if p[i] <= p[i-1] {
+				t.Fatalf("%s: picture %v after %v", tc.name, p[i], p[i-1])
+			}
+		}
+		v.playMu.Lock()
+		st := v.player.Stats()
+		v.playMu.Unlock()
+		m, err := v.blockMedia(ctx, st.StartBlock)
+		if _, ok := startsAt(m, true); err != nil || !ok && st.StartBlock != 1 {
+			t.Fatalf("%s: the player started at block %d, which is not a sync block (%v)", tc.name, st.StartBlock, err)
+		}
+		t.Logf("%s: seek to %v → block %d at %v in %v; first picture %v", tc.name, tc.to, st.StartBlock, at, took, p[0])
+	}
+
+	// Past the live edge: live again.
+	at, err := v.Seek(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	decoded = nil
+	mu.Unlock()
+	waitFor("going live", func(p []time.Duration) bool { return len(p) >= 3 })
+	if p := pictures(); p[0] < at-preset.KeyFrameInterval-time.Second {
+		t.Fatalf("seeking past the edge (%v) did not go live: first picture at %v", at, p[0])
+	}
+	if err := v.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
