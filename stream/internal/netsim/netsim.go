@@ -30,6 +30,9 @@ import (
 // Prefix starts the name of every namespace this package makes.
 const Prefix = "dvfo"
 
+// Subnet holds every address of the simulated network.
+const Subnet = "10.88.0.0/16"
+
 // Config describes the network.
 type Config struct {
 	// Groups is the number of viewer namespaces.
