@@ -196,7 +196,7 @@ func (s *watchScreen) buildWatching() {
 func (s *watchScreen) buildBuy() {
 	p := s.card.Price
 	s.buyBox = container.NewVBox()
-	panel := newContainer(fixedWidth(330), s.buyBox)
+	panel := newContainer(fixedWidth(330), container.NewVScroll(s.buyBox)) // scrolls on a short window
 	s.buyPanel = panel
 	if p.IsFree() {
 		s.buyBox.Hide()

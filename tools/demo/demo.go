@@ -94,13 +94,9 @@ type child struct {
 	err  error // cmd.Wait's, once done is closed
 }
 
-// launch starts this program again with args, its output going to out. The window ends with
-// the demo: SIGTERM if the demo dies, SIGINT from stop.
-func launch(name string, args, env []string, out io.Writer) (*child, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("cannot find the demo program to start the %s window: %w", name, err)
-	}
+// launch starts the demo program exe with args, its output going to out. The window ends
+// with the demo: SIGTERM if the demo dies, SIGINT from stop.
+func launch(exe, name string, args, env []string, out io.Writer) (*child, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -153,8 +149,12 @@ func runDemo(ctx context.Context, c config, stdout, stderr io.Writer) (err error
 	w := startWorld(tb)
 	fmt.Fprintf(stdout, "Nodes ready in %v. Opening the broadcaster's window (test camera and microphone, %s, paid through the seller's LND)…\n",
 		time.Since(start).Round(100*time.Millisecond), c.price)
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find the demo program to start its windows: %w", err)
+	}
 	env := []string{"XDG_CONFIG_HOME=" + filepath.Join(w.dir, "config")}
-	seller, err := launch("broadcaster", w.sellerArgs(c), env, stderr)
+	seller, err := launch(exe, "broadcaster", w.sellerArgs(c), env, stderr)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func runDemo(ctx context.Context, c config, stdout, stderr io.Writer) (err error
 	}
 	fmt.Fprintf(stdout, "Live after %v. Opening the viewer's window with the card pasted (%d characters)…\n",
 		time.Since(start).Round(100*time.Millisecond), len(cardText))
-	if viewer, err = launch("viewer", w.viewerArgs(c), env, stderr); err != nil {
+	if viewer, err = launch(exe, "viewer", w.viewerArgs(c), env, stderr); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "In the viewer's window, press \"Pay with the demo wallet\" (%d min of video), and the video starts.\n", c.minutes)
