@@ -148,15 +148,45 @@ var ErrEmpty = errors.New("export: nothing to export in that range")
 // Write exports the blocks present now (a live stream is exported up to its current
 // end) to w.
 func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) (Result, error) {
+	total := src.Len()
+	if total == 0 {
+		return Result{}, fmt.Errorf("%w: the stream has no header", ErrEmpty)
+	}
+	return write(ctx, src, 1, total, func(cfg webm.Config) (*webm.Muxer, error) { return webm.NewMuxer(w, cfg) }, opt)
+}
+
+// LiveSource is a live stream: Block waits for blocks not there yet, and LatestSync is
+// where a viewer joining now starts (playback.BlockSource is one).
+type LiveSource interface {
+	BlockSource
+	LatestSync() (uint64, bool)
+}
+
+// Live writes a live stream to w as it arrives (webm.NewLiveMuxer: no seeking, each frame
+// written as soon as the reorder window lets it go), from block from, or from the newest
+// sync point when from is 0, until the stream ends (a block read fails with io.EOF) or ctx
+// ends; either way what it holds is written and the result is a complete stream, so ctx
+// ending returns no error. opt.Range applies as in Write, from the start block's time.
+// Progress is not reported (there is no total).
+func Live(ctx context.Context, src LiveSource, w io.Writer, from uint64, opt Options) (Result, error) {
+	if from == 0 {
+		from = 1
+		if s, ok := src.LatestSync(); ok && s > 0 {
+			from = s
+		}
+	}
+	opt.Progress = nil
+	return write(ctx, src, from, 0, func(cfg webm.Config) (*webm.Muxer, error) { return webm.NewLiveMuxer(w, cfg) }, opt)
+}
+
+// write exports blocks [first, total) of src (total 0: until the stream ends or ctx does).
+func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer func(webm.Config) (*webm.Muxer, error), opt Options) (Result, error) {
 	log := opt.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	live := total == 0
 	var res Result
-	total := src.Len()
-	if total == 0 {
-		return res, fmt.Errorf("%w: the stream has no header", ErrEmpty)
-	}
 	b0, err := src.Block(ctx, 0)
 	if err != nil {
 		return res, fmt.Errorf("export: reading the header: %w", err)
@@ -199,7 +229,7 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 	emit := func(u block.Unit) error {
 		if mux == nil {
 			var err error
-			if mux, err = webm.NewMuxer(w, cfg); err != nil {
+			if mux, err = newMuxer(cfg); err != nil {
 				return err
 			}
 		}
@@ -284,8 +314,11 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		return nil
 	}
 
-	for i := uint64(1); i < total; i++ {
+	for i := first; live || i < total; i++ {
 		if err := ctx.Err(); err != nil {
+			if live {
+				break // a live export ends with what it has
+			}
 			return res, err
 		}
 		if opt.Progress != nil && i%32 == 0 && i < total-1 { // the end is reported once, below
@@ -293,6 +326,9 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 		}
 		b, err := src.Block(ctx, i)
 		if err != nil {
+			if live && (ctx.Err() != nil || errors.Is(err, io.EOF)) {
+				break
+			}
 			return res, fmt.Errorf("export: reading block %d: %w", i, err)
 		}
 		m, err := block.DecodeMedia(b)
@@ -360,7 +396,7 @@ func Write(ctx context.Context, src BlockSource, w io.WriteSeeker, opt Options) 
 			return res, err
 		}
 	}
-	if opt.Progress != nil {
+	if opt.Progress != nil && !live {
 		opt.Progress.Progress(total-1, total-1)
 	}
 	if err := push(block.Unit{}, true); err != nil {

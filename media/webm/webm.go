@@ -1,6 +1,7 @@
 // Package webm writes WebM files (Matroska subset): one VP8 video track and one Opus audio
 // track, in clusters that each start at a video key frame, with Cues indexing those key
-// frames so that players seek, a SeekHead, and the Duration filled in on Close.
+// frames so that players seek, a SeekHead, and the Duration filled in on Close; or, live,
+// a stream written straight through to a pipe (unknown sizes, no Cues).
 package webm
 
 import (
@@ -99,11 +100,14 @@ const opusPreSkip = 312
 // short when key frames are far apart).
 const maxClusterSpan = 5 * time.Second
 
-// Muxer writes one WebM file. It needs an io.WriteSeeker to fill in sizes, the Duration
-// and the SeekHead on Close.
+// Muxer writes one WebM file. A file (NewMuxer) needs an io.WriteSeeker to fill in sizes,
+// the Duration and the SeekHead on Close; a live stream (NewLiveMuxer) is written straight
+// through, for a pipe.
 type Muxer struct {
-	w   io.WriteSeeker
-	cfg Config
+	w    io.Writer
+	ws   io.WriteSeeker // nil when live
+	live bool
+	cfg  Config
 
 	segData     int64 // file offset of the Segment's data (positions count from here)
 	segSizeAt   int64
@@ -132,18 +136,31 @@ const seekHeadReserve = 96
 // NewMuxer writes the file's head: EBML header, Segment start, a reserved SeekHead, Info
 // and Tracks.
 func NewMuxer(w io.WriteSeeker, cfg Config) (*Muxer, error) {
+	start, err := w.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("webm: %w", err)
+	}
+	return newMuxer(&Muxer{w: w, ws: w, cfg: cfg, pos: start})
+}
+
+// NewLiveMuxer writes a live WebM stream to w, which never seeks (a pipe: stdout into mpv
+// or ffmpeg). The Segment and every Cluster have the unknown size, as a browser's
+// MediaRecorder writes them, and each frame is written to w as it is added, so a reader
+// sees a picture as soon as WriteVideo returns (wrap w in nothing that buffers, or flush
+// it). There is no Duration, SeekHead or Cues: a reader plays it from the start as it comes.
+// Close writes nothing more.
+func NewLiveMuxer(w io.Writer, cfg Config) (*Muxer, error) {
+	return newMuxer(&Muxer{w: w, live: true, cfg: cfg})
+}
+
+func newMuxer(m *Muxer) (*Muxer, error) {
+	cfg := m.cfg
 	if cfg.Video == nil && cfg.Audio == nil {
 		return nil, errors.New("webm: no tracks")
 	}
 	if cfg.Audio != nil && (cfg.Audio.Channels < 1 || cfg.Audio.Channels > 2) {
 		return nil, fmt.Errorf("webm: %d audio channels (1 or 2)", cfg.Audio.Channels)
 	}
-	m := &Muxer{w: w, cfg: cfg}
-	start, err := w.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, fmt.Errorf("webm: %w", err)
-	}
-	m.pos = start
 	var b []byte
 	b = appendMaster(b, idEBML, func(b []byte) []byte {
 		b = appendUint(b, idEBMLVersion, 1)
@@ -160,15 +177,20 @@ func NewMuxer(w io.WriteSeeker, cfg Config) (*Muxer, error) {
 	b = append(b, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF) // unknown size until Close
 	m.segData = m.pos + int64(len(b))
 	m.seekHeadAt = m.pos + int64(len(b))
-	b = appendVoid(b, seekHeadReserve)
+	if !m.live {
+		b = appendVoid(b, seekHeadReserve)
+	}
 	m.infoPos = m.pos + int64(len(b)) - m.segData
-	// Info, with Duration at a known offset.
+	// Info, with Duration at a known offset (a live stream has none).
 	var info []byte
 	info = appendUint(info, idTimecodeScale, 1_000_000) // timecodes in milliseconds
-	info = appendID(info, idDuration)
-	info = append(info, 0x88) // size 8
-	durOff := len(info)
-	info = binary.BigEndian.AppendUint64(info, math.Float64bits(0))
+	durOff := -1
+	if !m.live {
+		info = appendID(info, idDuration)
+		info = append(info, 0x88) // size 8
+		durOff = len(info)
+		info = binary.BigEndian.AppendUint64(info, math.Float64bits(0))
+	}
 	info = appendString(info, idMuxingApp, "dazaar-vision")
 	info = appendString(info, idWritingApp, "dazaar-vision")
 	if !cfg.Date.IsZero() {
@@ -318,10 +340,15 @@ func (m *Muxer) writeBlock(track int, t time.Duration, key bool, data []byte) er
 			return err
 		}
 		m.clusterTime, m.inCluster = t, true
-		if cueHere {
+		if cueHere && !m.live { // a live stream has no Cues (they would grow without bound)
 			m.cues = append(m.cues, cue{t: t, track: track, pos: m.pos - m.segData})
 		}
 		m.cluster.Reset()
+		if m.live {
+			// Unknown size: the cluster ends where the next one starts.
+			m.cluster.Write(appendID(nil, idCluster))
+			m.cluster.Write([]byte{0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
+		}
 		m.cluster.Write(appendUint(nil, idTimecode, uint64(t/time.Millisecond)))
 	}
 	rel := (t - m.clusterTime) / time.Millisecond
@@ -345,11 +372,21 @@ func (m *Muxer) writeBlock(track int, t time.Duration, key bool, data []byte) er
 		}
 		m.end = max(m.end, t+d)
 	}
+	if m.live {
+		// Straight through: the cluster's head (when new) and this block.
+		err := m.write(m.cluster.Bytes())
+		m.cluster.Reset()
+		return err
+	}
 	return nil
 }
 
 func (m *Muxer) flushCluster() error {
 	if !m.inCluster {
+		return nil
+	}
+	if m.live {
+		m.inCluster = false
 		return nil
 	}
 	b := appendID(nil, idCluster)
@@ -368,6 +405,9 @@ func (m *Muxer) Close() error {
 	m.closed = true
 	if err := m.flushCluster(); err != nil {
 		return err
+	}
+	if m.live {
+		return nil
 	}
 	cuesPos := m.pos - m.segData
 	var b []byte
@@ -424,14 +464,14 @@ func (m *Muxer) Close() error {
 	if err := m.writeAt(m.seekHeadAt, sh); err != nil {
 		return err
 	}
-	if _, err := m.w.Seek(end, io.SeekStart); err != nil {
+	if _, err := m.ws.Seek(end, io.SeekStart); err != nil {
 		return fmt.Errorf("webm: %w", err)
 	}
 	return nil
 }
 
 func (m *Muxer) writeAt(off int64, b []byte) error {
-	if _, err := m.w.Seek(off, io.SeekStart); err != nil {
+	if _, err := m.ws.Seek(off, io.SeekStart); err != nil {
 		return fmt.Errorf("webm: %w", err)
 	}
 	if _, err := m.w.Write(b); err != nil {
