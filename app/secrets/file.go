@@ -10,10 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 
-	"github.com/natefinch/atomic"
+	"github.com/dazaarvision/dazaar-vision/internal/atomicfile"
 )
 
 // ErrChangedOnDisk is returned when the encrypted file was replaced by
@@ -247,14 +246,12 @@ func writeAtomic(path string, data []byte) error {
 		}
 	}
 	r := &faultReader{r: bytes.NewReader(data), fault: testHookBeforeRename}
-	if err := atomic.WriteFile(path, r); err != nil {
+	if err := atomicfile.Write(path, r, true); err != nil {
 		if r.err != nil {
 			return fmt.Errorf("replacing secrets file: %w", r.err)
 		}
-		tmp := regexp.MustCompile(regexp.QuoteMeta(path) + `[0-9]+`)
-		return fmt.Errorf("replacing secrets file: %s", tmp.ReplaceAllString(err.Error(), "a temporary file"))
+		return fmt.Errorf("replacing secrets file: %w", err)
 	}
-	syncDir(filepath.Dir(path))
 	return nil
 }
 
@@ -273,17 +270,6 @@ func (f *faultReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// syncDir makes a rename durable where the OS allows fsync on directories.
-func syncDir(dir string) {
-	if runtime.GOOS == "windows" {
-		return
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // ErrNotFile is returned by ChangePassphrase on a store that is not the

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/natefinch/atomic"
+	"github.com/dazaarvision/dazaar-vision/internal/atomicfile"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
 )
@@ -98,7 +98,7 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	if err := atomic.WriteFile(path, bytes.NewReader(append(b, '\n'))); err != nil {
+	if err := atomicfile.Write(path, bytes.NewReader(append(b, '\n')), true); err != nil {
 		return fmt.Errorf("cannot save %s: %w", filepath.Base(path), err)
 	}
 	return nil

@@ -9,9 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 
-	"github.com/natefinch/atomic"
+	"github.com/dazaarvision/dazaar-vision/internal/atomicfile"
 )
 
 // The on-disk layout (flat files plus a checksummed log, Hypercore v10's way;
@@ -240,18 +239,6 @@ func createFiles(dir string) error {
 	return nil // the caller syncs the directory once meta is in place too
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
-
 // openFiles opens a feed's files; a missing one is corruption, not a new feed.
 func openFiles(dir string, readOnly bool) (*files, error) {
 	fs := &files{dir: dir}
@@ -405,17 +392,7 @@ func writeMeta(dir string, m *metaInfo, durable bool) error {
 // durable then syncs the directory, so that the rename itself survives power loss (the
 // library does not). An error names dir/name, never the temporary file.
 func replaceFile(dir, name string, b []byte, durable bool) error {
-	target := filepath.Join(dir, name)
-	if err := atomic.WriteFile(target, bytes.NewReader(b)); err != nil {
-		// The library's text names its temporary file (target plus digits): people are
-		// shown the file they know of instead.
-		tmp := regexp.MustCompile(regexp.QuoteMeta(target) + `[0-9]+`)
-		return errors.New(tmp.ReplaceAllLiteralString(err.Error(), "a temporary file"))
-	}
-	if durable {
-		return syncDir(dir)
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(dir, name), bytes.NewReader(b), durable)
 }
 
 // metaInfo is the feed's public identity.

@@ -10,10 +10,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
-	"regexp"
 
-	"github.com/natefinch/atomic"
+	"github.com/dazaarvision/dazaar-vision/internal/atomicfile"
 )
 
 // The journal is an append-only file of frames: 4-byte big-endian length, 4-byte CRC-32C of the
@@ -97,24 +95,8 @@ func WriteAtomically(path string, fill func(w io.Writer) error) error {
 	if err := fill(&buf); err != nil {
 		return err
 	}
-	if err := atomic.WriteFile(path, &buf); err != nil {
-		return fmt.Errorf("journal: replacing %s: %s", filepath.Base(path), hideTemp(err.Error(), path))
+	if err := atomicfile.Write(path, &buf, true); err != nil {
+		return fmt.Errorf("journal: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// hideTemp replaces the temporary file's name (path followed by atomic's random digits) in msg.
-func hideTemp(msg, path string) string {
-	re := regexp.MustCompile(regexp.QuoteMeta(path) + `[0-9]+`)
-	return re.ReplaceAllString(msg, "a temporary file")
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	_ = d.Sync() // not supported on every OS; the rename itself is what matters
 	return nil
 }
