@@ -30,7 +30,12 @@ func Run(ctx context.Context, opts Options) error {
 	a.Lifecycle().SetOnStarted(func() {
 		u.log.Info("window started", "since process start", time.Since(processStart).Round(time.Millisecond))
 	})
-	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Quit) })
+	// The driver's Quit, as Fyne's own SIGINT/SIGTERM handler does: it ends the event loop and
+	// does nothing once the loop has ended. app.Quit would close the windows first, and raced
+	// with that handler: when Fyne's loop ended first, fyne.Do ran it on this goroutine after
+	// GLFW terminated (a panic), and a pointer event polled while the window closed crashed in
+	// GLFW (two start-up runs in five, stopped with SIGINT as soon as drawn).
+	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Driver().Quit) })
 	u.win.ShowAndRun()
 	stop()
 	u.Close()
