@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
@@ -46,15 +47,33 @@ func (e *env) watch(args []string) error {
 	minutes := fs.Uint("minutes", 0, "buy this many minutes at once (paid streams)")
 	sats := fs.Uint64("sats", 0, "buy for this many sats at once (paid streams)")
 	method := fs.String("method", "", "pay with lightning, onchain or any (default: Lightning when the seller takes it)")
-	out := fs.String("o", "", "when done, write what was watched to this WebM file")
+	out := fs.String("o", "", "when done, write what was watched to this WebM file; - streams it live to stdout as WebM (watch CARD -o - | mpv -)")
+	fromFlag := fs.String("from", "", "play from this far into the stream (1m30s or 1:30; from the key frame at or before it), not from the live edge")
 	dur := fs.Duration("duration", 0, "stop after this long (0: until interrupted or quit)")
 	noPlay := fs.Bool("no-play", false, "only download (no sound, no decoding)")
 	var listen listFlag
 	fs.Var(&listen, "listen", "multiaddrs to listen on (default: every interface)")
 	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections")
-	rest, err := parse(fs, args, 1, "[-minutes N | -sats N] [-method lightning|onchain|any] [-o OUT.webm] CARD|FILE|-")
+	rest, err := parse(fs, args, 1, "[-minutes N | -sats N] [-method lightning|onchain|any] [-from 1m30s] [-o OUT.webm|-] CARD|FILE|-")
 	if err != nil {
 		return err
+	}
+	from := time.Duration(-1)
+	if *fromFlag != "" {
+		if from, err = parseMediaTime(*fromFlag); err != nil {
+			return usagef("-from: %v", err)
+		}
+	}
+	// With -o -, stdout carries the video: every message goes to stderr, and the pipe is the
+	// playback (no sound of our own, nothing decoded twice).
+	toStdout := *out == "-"
+	text := e.out
+	if toStdout {
+		if f, ok := e.out.(*os.File); ok && isTerminal(f) {
+			return usagef("-o - writes video to stdout, which is a terminal here: pipe it into a player (watch CARD -o - | mpv -) or give a file name")
+		}
+		text = e.err
+		*noPlay = true
 	}
 	c, err := e.readCardArg(rest[0])
 	if err != nil {
@@ -72,7 +91,7 @@ func (e *env) watch(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.out, "%s\n%s\nTerms: %s\n", c.Name, c.Description, c.Terms())
+	fmt.Fprintf(text, "%s\n%s\nTerms: %s\n", c.Name, c.Description, c.Terms())
 	v, err := session.NewViewer(session.ViewerConfig{Data: data, Secrets: store, Card: c, NoPlayback: *noPlay, Logger: e.log,
 		Network: session.NetworkConfig{Listen: listen, LAN: *lan, Public: *lan}})
 	if err != nil {
@@ -88,14 +107,57 @@ func (e *env) watch(args []string) error {
 		return fmt.Errorf("cannot watch: %w", err)
 	}
 	defer v.Stop()
+	var seeks sync.WaitGroup // waited for before the session stops
+	defer seeks.Wait()
+	seek := func(t time.Duration) {
+		if toStdout {
+			fmt.Fprintln(text, "seek is not possible while writing to stdout: use -from when starting")
+			return
+		}
+		at, err := v.Seek(ctx, t)
+		if err != nil {
+			fmt.Fprintf(text, "cannot seek: %v\n", err)
+			return
+		}
+		fmt.Fprintf(text, "playing from %v\n", at.Round(time.Millisecond))
+	}
+	var liveDone chan struct{}
+	if toStdout {
+		liveDone = make(chan struct{})
+		go func() {
+			defer close(liveDone)
+			var start uint64
+			if from >= 0 {
+				k, at, err := v.SeekBlock(ctx, from)
+				if err != nil {
+					fmt.Fprintf(text, "cannot start at %v: %v\n", from, err)
+					cancel()
+					return
+				}
+				start = k
+				fmt.Fprintf(text, "writing from %v\n", at.Round(time.Millisecond))
+			}
+			res, err := export.Live(ctx, v.SeekSource(), e.out, start, export.Options{Logger: e.log})
+			if err != nil && ctx.Err() == nil {
+				fmt.Fprintf(text, "stopped writing to stdout: %v\n", err)
+				cancel()
+				return
+			}
+			if err == nil {
+				fmt.Fprintf(text, "wrote %v of video to stdout (%d frames, %d audio packets)\n", res.Duration.Round(time.Millisecond), res.VideoFrames, res.AudioPackets)
+			}
+		}()
+	} else if from >= 0 {
+		seeks.Go(func() { seek(from) })
+	}
 	buy := func(r session.BuyRequest) {
 		r.Method = m
 		inv, err := v.Buy(ctx, r)
 		if err != nil {
-			fmt.Fprintf(e.out, "no invoice: %v\n", err)
+			fmt.Fprintf(text, "no invoice: %v\n", err)
 			return
 		}
-		fmt.Fprintf(e.out, "Pay %d sats for %v of video (expires %s):\ninvoice %s\n", inv.Sats, inv.Media, inv.Expires.Format(time.TimeOnly), inv.URI)
+		fmt.Fprintf(text, "Pay %d sats for %v of video (expires %s):\ninvoice %s\n", inv.Sats, inv.Media, inv.Expires.Format(time.TimeOnly), inv.URI)
 		if f, ok := e.err.(*os.File); ok && isTerminal(f) {
 			fmt.Fprintln(e.err, paymentqr.QRText(inv.URI))
 		}
@@ -103,7 +165,7 @@ func (e *env) watch(args []string) error {
 	if !c.Price.IsFree() && (*minutes > 0 || *sats > 0) {
 		go buy(session.BuyRequest{Minutes: uint32(*minutes), Sats: *sats})
 	} else if !c.Price.IsFree() {
-		fmt.Fprintln(e.out, "Type `buy N` for N minutes, or `sats N`.")
+		fmt.Fprintln(text, "Type `buy N` for N minutes, or `sats N`.")
 	}
 	lines := make(chan string)
 	go func() { // ends with the process: a blocked terminal read cannot be cancelled
@@ -142,18 +204,25 @@ loop:
 				v.GoLive()
 			case "start":
 				v.GoToStart()
+			case "seek":
+				t, err := parseMediaTime(strings.TrimSpace(arg))
+				if err != nil {
+					fmt.Fprintln(text, err)
+					continue
+				}
+				seeks.Go(func() { seek(t) })
 			case "quit", "q":
 				break loop
 			case "":
 			default:
-				fmt.Fprintf(e.out, "commands: buy N (minutes), sats N, pause, resume, live, start, quit\n")
+				fmt.Fprintf(text, "commands: buy N (minutes), sats N, pause, resume, live, start, seek TIME (1m30s or 1:30), quit\n")
 			}
 		case ev := <-v.Events():
 			switch ev.Kind {
 			case session.EventAccess, session.EventPlaying, session.EventError:
-				fmt.Fprintf(e.out, "%s %s\n", ev.Time.Format("15:04:05.000"), ev.Text)
+				fmt.Fprintf(text, "%s %s\n", ev.Time.Format("15:04:05.000"), ev.Text)
 				if ev.Kind == session.EventAccess && v.Access().State == wire.Refused && lastRemaining > 0 {
-					fmt.Fprintln(e.out, "Paid time is over: type `buy N` to top up.")
+					fmt.Fprintln(text, "Paid time is over: type `buy N` to top up.")
 				}
 			}
 		case <-tick.C:
@@ -163,10 +232,16 @@ loop:
 				time.Now().Format("15:04:05.000"), connText(f), f.Remaining.Round(time.Second), bytesText(f.BytesDown), f.Stored, f.BehindLive, f.FramesDecoded)
 		}
 	}
+	if liveDone != nil {
+		cancel() // the live export writes what it holds and ends
+		<-liveDone
+	}
+	cancel()
+	seeks.Wait()
 	f := v.Snapshot()
-	fmt.Fprintf(e.out, "watched: decoded %d frames, downloaded %s\n", f.FramesDecoded, bytesText(f.BytesDown))
+	fmt.Fprintf(text, "watched: decoded %d frames, downloaded %s\n", f.FramesDecoded, bytesText(f.BytesDown))
 	v.Stop()
-	if *out != "" {
+	if *out != "" && !toStdout {
 		// The session is stopped; the stored copy is read back to export it.
 		return exportHeld(e, c, data, *out)
 	}
@@ -219,3 +294,33 @@ func isTerminal(f *os.File) bool {
 }
 
 var _ = errors.New
+
+// parseMediaTime reads a time into the stream: a Go duration (1m30s, 90s) or a clock
+// reading (1:30, 1:02:03, 90).
+func parseMediaTime(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return d, nil
+	}
+	parts := strings.Split(s, ":")
+	if s == "" || len(parts) > 3 {
+		return 0, fmt.Errorf("seek takes a time into the stream such as 1m30s or 1:30, not %q", s)
+	}
+	var d time.Duration
+	for i, p := range parts {
+		unit := time.Second
+		if i == len(parts)-1 {
+			f, err := strconv.ParseFloat(p, 64)
+			if err != nil || f < 0 || f >= 60 && len(parts) > 1 {
+				return 0, fmt.Errorf("seek takes a time into the stream such as 1m30s or 1:30, not %q", s)
+			}
+			d = d*60 + time.Duration(f*float64(unit))
+			continue
+		}
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil || i > 0 && n >= 60 {
+			return 0, fmt.Errorf("seek takes a time into the stream such as 1m30s or 1:30, not %q", s)
+		}
+		d = d*60 + time.Duration(n)*time.Second
+	}
+	return d, nil
+}

@@ -28,23 +28,43 @@ var ErrSeekEmpty = errors.New("the stream has no pictures or sound yet")
 // restarts at the sync block at or before it, so the first picture decodes. A time past
 // the newest block goes live. It returns the media time the player restarts at.
 func (v *Viewer) Seek(ctx context.Context, t time.Duration) (time.Duration, error) {
-	if t < 0 {
-		return 0, fmt.Errorf("cannot seek to %v: times count from the start of the stream, at 0", t)
-	}
-	if v.src == nil || v.rv == nil {
-		return 0, errors.New("cannot seek: the viewer has not started")
-	}
-	n := v.src.Len()
-	if n < 2 {
-		return 0, ErrSeekEmpty
-	}
-	last, err := v.blockTime(ctx, n-1)
+	k, at, err := v.SeekBlock(ctx, t)
 	if err != nil {
 		return 0, err
 	}
-	if t >= last {
+	if v.cfg.NoPlayback {
+		return at, nil
+	}
+	if k == 0 {
 		v.GoLive()
-		return last, nil
+		return at, nil
+	}
+	v.paused.Store(false)
+	v.startPlayer(k)
+	v.log.Info("seek", "to", t, "block", k, "starts at", at)
+	return at, nil
+}
+
+// SeekBlock finds where Seek would restart, without restarting anything: the block
+// (counted from the player's header, as SeekSource counts) and its time; block 0 with the
+// newest block's time when t is past the live edge.
+func (v *Viewer) SeekBlock(ctx context.Context, t time.Duration) (uint64, time.Duration, error) {
+	if t < 0 {
+		return 0, 0, fmt.Errorf("cannot seek to %v: times count from the start of the stream, at 0", t)
+	}
+	if v.src == nil || v.rv == nil {
+		return 0, 0, errors.New("cannot seek: the viewer has not started")
+	}
+	n, err := v.waitLength(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	last, err := v.blockTime(ctx, n-1)
+	if err != nil {
+		return 0, 0, err
+	}
+	if t >= last {
+		return 0, last, nil
 	}
 	// The last block whose first unit is at or before t (block 1 when t is before them all).
 	lo, hi := uint64(1), n-1
@@ -52,7 +72,7 @@ func (v *Viewer) Seek(ctx context.Context, t time.Duration) (time.Duration, erro
 		mid := lo + (hi-lo+1)/2
 		pts, err := v.blockTime(ctx, mid)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if pts <= t {
 			lo = mid
@@ -62,16 +82,9 @@ func (v *Viewer) Seek(ctx context.Context, t time.Duration) (time.Duration, erro
 	}
 	video, err := v.hasVideo(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	k, at, err := v.syncAtOrBefore(ctx, lo, video)
-	if err != nil {
-		return 0, err
-	}
-	v.paused.Store(false)
-	v.startPlayer(k)
-	v.log.Info("seek", "to", t, "block", k, "starts at", at)
-	return at, nil
+	return v.syncAtOrBefore(ctx, lo, video)
 }
 
 // SeekSource is the player's block source of this viewer: blocks counted from the header
@@ -194,4 +207,26 @@ func (v *Viewer) syncAtOrBefore(ctx context.Context, i uint64, video bool) (uint
 	}
 	t, err := v.blockTime(ctx, 1)
 	return 1, t, err
+}
+
+// waitLength waits (up to seekFetchTimeout: a viewer just started is still connecting) until
+// the seller has said the stream holds media, and returns its length.
+func (v *Viewer) waitLength(ctx context.Context) (uint64, error) {
+	deadline := time.NewTimer(seekFetchTimeout)
+	defer deadline.Stop()
+	for {
+		v.src.mu.Lock()
+		ch := v.src.changed
+		v.src.mu.Unlock()
+		if n := v.src.Len(); n >= 2 {
+			return n, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-deadline.C:
+			return 0, ErrSeekEmpty
+		}
+	}
 }

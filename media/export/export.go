@@ -170,6 +170,13 @@ type LiveSource interface {
 // Progress is not reported (there is no total).
 func Live(ctx context.Context, src LiveSource, w io.Writer, from uint64, opt Options) (Result, error) {
 	if from == 0 {
+		// The header first: once a remote source has it, it knows the newest sync point.
+		if _, err := src.Block(ctx, 0); err != nil {
+			if ctx.Err() != nil {
+				return Result{}, nil
+			}
+			return Result{}, fmt.Errorf("export: reading the header: %w", err)
+		}
 		from = 1
 		if s, ok := src.LatestSync(); ok && s > 0 {
 			from = s
@@ -189,6 +196,9 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 	var res Result
 	b0, err := src.Block(ctx, 0)
 	if err != nil {
+		if live && ctx.Err() != nil {
+			return res, ErrEmpty
+		}
 		return res, fmt.Errorf("export: reading the header: %w", err)
 	}
 	h, err := block.DecodeHeader(b0)

@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+func TestParseMediaTime(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{
+		{in: "1m30s", want: 90 * time.Second},
+		{in: "1:30", want: 90 * time.Second},
+		{in: "90", want: 90 * time.Second},
+		{in: "1.5", want: 1500 * time.Millisecond},
+		{in: "1:02:03", want: time.Hour + 2*time.Minute + 3*time.Second},
+		{in: "0", want: 0},
+		{in: "", bad: true},
+		{in: "-5s", bad: true},
+		{in: "1:75", bad: true},
+		{in: "1:2:3:4", bad: true},
+		{in: "soon", bad: true},
+	}
+	for _, tc := range tests {
+		got, err := parseMediaTime(tc.in)
+		if tc.bad != (err != nil) || !tc.bad && got != tc.want {
+			t.Errorf("parseMediaTime(%q) = %v, %v; want %v (bad %v)", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+// TestWatchToStdout runs `watch CARD -o -` (the command function, in this process) against a
+// live broadcaster on loopback, its stdout piped into ffmpeg, as `watch CARD -o - | mpv -`
+// does: ffmpeg decodes it without a message, pictures come out while the watch runs, and
+// every message went to stderr. With -from, the stream starts at the key frame at or
+// before that time, so the held past comes out first.
+func TestWatchToStdout(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatalf("ffmpeg is not installed (make test installs it): %v", err)
+	}
+	t.Setenv(EnvPassphrase, "correct horse")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	vd, err := capture.TestDevice(capture.Camera)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, err := capture.TestDevice(capture.Microphone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := session.OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	preset := broadcast.Low
+	preset.KeyFrameInterval = time.Second
+	loop := session.NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}
+	b, err := session.NewBroadcaster(session.BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "pipe", Description: "to stdout",
+		Preset: preset, Video: &vd, Audio: &ad, Price: price.Price{}, Network: loop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	cardText := b.Card().String()
+	time.Sleep(3 * time.Second)
+
+	tests := []struct {
+		name string
+		args []string
+		// the first picture comes out this early, and this much media is out at once
+		wantFrom string
+	}{
+		{name: "live", args: nil},
+		{name: "from 1s", args: []string{"-from", "1s"}, wantFrom: `writing from (\d+(\.\d+)?m?s)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", "-", "-f", "framecrc", "-")
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, _ := cmd.StdoutPipe()
+			var ffErr strings.Builder
+			cmd.Stderr = &ffErr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var pictures []time.Time
+			read := make(chan struct{})
+			go func() {
+				defer close(read)
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					if strings.HasPrefix(sc.Text(), "0,") {
+						mu.Lock()
+						pictures = append(pictures, time.Now())
+						mu.Unlock()
+					}
+				}
+			}()
+			var errb strings.Builder
+			args := append([]string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc"),
+				"watch", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0", "-duration", "6s", "-o", "-"}, tc.args...)
+			started := time.Now()
+			code := Run(ctx, append(args, cardText), strings.NewReader(""), stdin, &errb)
+			ended := time.Now()
+			stdin.Close()
+			<-read
+			werr := cmd.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			if code != 0 {
+				t.Fatalf("watch exited %d:\n%s", code, errb.String())
+			}
+			if werr != nil || strings.TrimSpace(ffErr.String()) != "" {
+				t.Fatalf("ffmpeg: %v\n%s\nwatch said:\n%s", werr, ffErr.String(), errb.String())
+			}
+			if !strings.Contains(errb.String(), "Terms:") || !strings.Contains(errb.String(), "wrote ") {
+				t.Fatalf("the messages did not go to stderr:\n%s", errb.String())
+			}
+			if len(pictures) < 20 {
+				t.Fatalf("ffmpeg decoded %d pictures\n%s", len(pictures), errb.String())
+			}
+			first := pictures[0].Sub(started)
+			t.Logf("%s: %d pictures; the first out %v after starting, the watch took %v", tc.name, len(pictures), first, ended.Sub(started))
+			if pictures[0].After(started.Add(ended.Sub(started) / 2)) {
+				t.Fatalf("the first picture came out %v after starting a %v watch: not live", first, ended.Sub(started))
+			}
+			if tc.wantFrom != "" {
+				m := regexp.MustCompile(tc.wantFrom).FindStringSubmatch(errb.String())
+				if m == nil {
+					t.Fatalf("no start time said:\n%s", errb.String())
+				}
+				at, _ := time.ParseDuration(m[1])
+				if at > time.Second || at < 0 {
+					t.Fatalf("-from 1s started at %v", at)
+				}
+				// The held past comes out at once: more pictures by 1 s after the first than
+				// 1 s of the stream holds.
+				n := 0
+				for _, p := range pictures {
+					if p.Sub(pictures[0]) <= time.Second {
+						n++
+					}
+				}
+				if n <= preset.FrameRate {
+					t.Fatalf("%d pictures came out in the first second from %v: the past was not written first", n, at)
+				}
+			}
+		})
+	}
+}
