@@ -22,6 +22,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
+	"github.com/dazaarvision/dazaar-vision/stream/swarm"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
@@ -45,7 +46,14 @@ type BroadcasterConfig struct {
 	Lightning *LightningSetup
 	OnChain   *OnChainSetup
 	Network   NetworkConfig
-	Logger    *slog.Logger
+	// UplinkKbps is the broadcaster's upload speed in kbit/s (measured or set by the user;
+	// 0: unknown). A free stream serves as many viewers directly as 80 % of it carries at the
+	// preset's bit rate (swarm.DirectLimit; unknown: swarm.DefaultMaxViewers) and sends the
+	// rest to viewers that relay. Paid streams serve every viewer directly.
+	UplinkKbps int64
+	// DirectViewers, when above 0, is that bound for a free stream, whatever UplinkKbps says.
+	DirectViewers int
+	Logger        *slog.Logger
 }
 
 // ViewerFigures is one connected viewer as the broadcaster sees it.
@@ -71,6 +79,10 @@ type BroadcastFigures struct {
 	DroppedFrames        int64
 	Blocks, FeedBytes    uint64
 	EventsDropped        int64
+	// DirectLimit and Redirected: a free stream's bound on direct viewers and the viewers
+	// sent to relays because it was reached (0 for paid streams).
+	DirectLimit int
+	Redirected  uint64
 }
 
 // Sale is one payment in the seller's list.
@@ -96,6 +108,7 @@ type Broadcaster struct {
 	feed   *feed.Feed
 	node   *p2p.Node
 	seller *replicate.Seller
+	server *swarm.Server // a free stream's: bounds the direct viewers and redirects the rest (seller is its Seller)
 	wallet *wallet
 	gate   *ledgerGate
 	pipe   *broadcast.Broadcaster
@@ -311,16 +324,30 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		gate = b.gate
 	}
 	requests := make(chan appRequest, 64)
-	b.seller, err = replicate.NewSeller(replicate.SellerConfig{Host: b.node.Host(), Feed: b.feed, Gate: gate, Logger: b.log,
-		OnApp: func(from peer.ID, msg []byte) {
-			// Bounded: a viewer flooding requests finds the queue full and its request is
-			// dropped (it asks again); the read loop never waits on the wallet.
-			select {
-			case requests <- appRequest{from, msg}:
-			default:
-				b.log.Debug("invoice request dropped: the desk is busy", "viewer", from)
-			}
-		}})
+	onApp := func(from peer.ID, msg []byte) {
+		// Bounded: a viewer flooding requests finds the queue full and its request is
+		// dropped (it asks again); the read loop never waits on the wallet.
+		select {
+		case requests <- appRequest{from, msg}:
+		default:
+			b.log.Debug("invoice request dropped: the desk is busy", "viewer", from)
+		}
+	}
+	if b.cfg.Price.IsFree() {
+		// Free: at most what the uplink carries directly; the rest watch through relays.
+		direct := b.cfg.DirectViewers
+		if direct <= 0 {
+			direct = swarm.DirectLimit(b.cfg.UplinkKbps*1000, int64(p.VideoBitRate+p.AudioBitRate))
+		}
+		b.server, err = swarm.Serve(swarm.ServeConfig{Host: b.node.Host(), Feed: b.feed, Origin: true, MaxViewers: direct,
+			Seller: replicate.SellerConfig{OnApp: onApp}, Logger: b.log})
+		if err == nil {
+			b.seller = b.server.Seller()
+			b.log.Info("serving a free stream", "direct viewers", direct)
+		}
+	} else {
+		b.seller, err = replicate.NewSeller(replicate.SellerConfig{Host: b.node.Host(), Feed: b.feed, Gate: gate, Logger: b.log, OnApp: onApp})
+	}
 	if err != nil {
 		return err
 	}
@@ -533,6 +560,9 @@ func (b *Broadcaster) updateFigures() {
 		f.PerViewer = append(f.PerViewer, vf)
 	}
 	f.Viewers = len(f.PerViewer)
+	if b.server != nil {
+		f.DirectLimit, f.Redirected = b.server.MaxViewers(), b.server.TurnedAway()
+	}
 	if b.wallet != nil {
 		for _, a := range b.wallet.ledger.Accounts(b.id) {
 			f.EarnedMsat += a.Balance.SettledMsat
@@ -598,7 +628,9 @@ func (b *Broadcaster) Stop() error {
 		}
 		b.wg.Wait()
 		var errs []error
-		if b.seller != nil {
+		if b.server != nil {
+			errs = append(errs, b.server.Close()) // closes its seller
+		} else if b.seller != nil {
 			errs = append(errs, b.seller.Close())
 		}
 		if b.node != nil {

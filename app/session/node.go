@@ -12,6 +12,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
+	"github.com/dazaarvision/dazaar-vision/stream/swarm"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 )
 
@@ -57,7 +58,7 @@ func startNode(ctx context.Context, store SecretStore, nc NetworkConfig, log *sl
 		return nil, fmt.Errorf("the stored network identity is damaged: %w", err)
 	}
 	cfg := p2p.Config{Identity: key, ListenAddrs: nc.Listen, PrivateAddrs: nc.LAN,
-		Protocols: []protocol.ID{wire.Protocol}, Logger: log}
+		Protocols: []protocol.ID{wire.Protocol, swarm.HaveProtocol}, Logger: log}
 	if nc.Public {
 		cfg.Reachability = p2p.ReachabilityPublic
 	}

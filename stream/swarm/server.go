@@ -117,6 +117,9 @@ func Serve(cfg ServeConfig) (*Server, error) {
 // Seller is the replication server inside (viewers, stats, app messages).
 func (s *Server) Seller() *replicate.Seller { return s.seller.Load() }
 
+// MaxViewers is the bound on viewers served at once.
+func (s *Server) MaxViewers() int { return s.cfg.MaxViewers }
+
 // TurnedAway counts the viewers sent elsewhere because the server was full.
 func (s *Server) TurnedAway() uint64 { return s.turned.Load() }
 
