@@ -22,6 +22,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	_ "unsafe" // for the linkname directive
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/internal/netsim"
@@ -29,6 +30,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/x/rate"
 )
 
 // Mode is one way of spreading the stream: what the seller's process and each viewers'
@@ -73,12 +75,7 @@ func Child(modes map[string]Mode) {
 	if kb, err := hex.DecodeString(os.Getenv("DV_NETSIM_KEY")); err == nil {
 		copy(r.Key[:], kb)
 	}
-	// The viewers of a group share their namespace's address, where each would have its own
-	// on the internet: libp2p's limit of 8 connections from one IPv4 address (a crowd behind
-	// one NAT) is lifted for the simulated network, or the seller and each relay would take
-	// only 8 viewers of a group.
-	rcmgr.DefaultNetworkPrefixLimitV4 = append([]rcmgr.NetworkPrefixLimit{
-		{Network: netip.MustParsePrefix(netsim.Subnet), ConnCount: math.MaxInt}}, rcmgr.DefaultNetworkPrefixLimitV4...)
+	liftPerAddressLimits()
 	r.in = bufio.NewScanner(os.Stdin)
 	r.in.Buffer(make([]byte, 1<<20), 64<<20)
 	m, ok := all[r.Mode]
@@ -93,6 +90,25 @@ func Child(modes map[string]Mode) {
 		r.Fail(errors.New("unknown role"))
 	}
 	os.Exit(0)
+}
+
+// The viewers of a group share their namespace's address, where each would have its own on
+// the internet. libp2p's resource manager limits what one IPv4 address may do (a crowd behind
+// one NAT): at most 8 connections open, and new connections at 0.2 a second after a burst of
+// 16. In the simulation those limits would bind a whole group as if it were one viewer (the
+// seller took only 8 viewers of a group, and viewers turned away waited a minute to connect
+// again), so they are lifted for the simulated network's addresses, as the library itself
+// lifts them for loopback. The rate limiter's list is not exported: it is reached with
+// a linkname directive (a test harness only; the product's nodes keep every limit).
+//
+//go:linkname rcmgrRatePrefixLimits github.com/libp2p/go-libp2p/p2p/host/resource-manager.defaultNetworkPrefixLimits
+var rcmgrRatePrefixLimits []rate.PrefixLimit
+
+func liftPerAddressLimits() {
+	sim := netip.MustParsePrefix(netsim.Subnet)
+	rcmgr.DefaultNetworkPrefixLimitV4 = append([]rcmgr.NetworkPrefixLimit{{Network: sim, ConnCount: math.MaxInt}},
+		rcmgr.DefaultNetworkPrefixLimitV4...)
+	rcmgrRatePrefixLimits = append([]rate.PrefixLimit{{Prefix: sim, Limit: rate.Limit{}}}, rcmgrRatePrefixLimits...)
 }
 
 // Fail ends the process with the reason on stderr.
