@@ -20,15 +20,25 @@ const AppID = "vision.dazaar.app"
 // runtime and the packages it depends on), for the start-up figure.
 var processStart = time.Now()
 
+// storeDelay is how long after the event loop starts Run opens the secret store: the first
+// frame is drawn within a few ticks of the loop (60 a second).
+const storeDelay = 150 * time.Millisecond
+
 // Run opens the window and returns when it is closed or ctx ends; the screen's session is
 // stopped and every goroutine waited for before it returns.
 func Run(ctx context.Context, opts Options) error {
 	a := app.NewWithID(AppID)
 	a.SetIcon(assets.Icon)
-	u := New(a, opts)
+	u := newUIStore(a, opts, fyne.Do, true)
 	u.win.SetMaster()
 	a.Lifecycle().SetOnStarted(func() {
 		u.log.Info("window started", "since process start", time.Since(processStart).Round(time.Millisecond))
+		if u.store == nil && u.storeErr == nil {
+			// Once the first frames are drawn: a secrets file's key derivation (Argon2, a few
+			// hundred milliseconds on every core) or the keyring's D-Bus probe would otherwise
+			// compete with the window's start (GL set-up, fonts, the first paint).
+			u.openStore(storeDelay)
+		}
 	})
 	// The driver's Quit, as Fyne's own SIGINT/SIGTERM handler does: it ends the event loop and
 	// does nothing once the loop has ended. app.Quit would close the windows first, and raced

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
@@ -91,7 +92,11 @@ type screen interface {
 // New makes the window (not shown yet) with the Home screen.
 func New(a fyne.App, opts Options) *UI { return newUI(a, opts, fyne.Do) }
 
-func newUI(a fyne.App, opts Options, do func(func())) *UI {
+func newUI(a fyne.App, opts Options, do func(func())) *UI { return newUIStore(a, opts, do, false) }
+
+// newUIStore is newUI; with later, the secret store is not opened: the caller calls openStore
+// once the window is up (Run does, so that opening it does not slow the first frame).
+func newUIStore(a fyne.App, opts Options, do func(func()), later bool) *UI {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -104,8 +109,8 @@ func newUI(a fyne.App, opts Options, do func(func())) *UI {
 	u.win = a.NewWindow(title)
 	u.win.Resize(fyne.NewSize(1100, 720))
 	u.store = opts.Store
-	if u.store == nil {
-		u.openStore()
+	if u.store == nil && (!later || opts.OpenStore == nil) {
+		u.openStore(0)
 	}
 	switch {
 	case opts.GoLive != nil:
@@ -177,15 +182,23 @@ func (u *UI) withStore(fn func(*secrets.Store)) {
 	}
 }
 
-// openStore opens the secret store on a goroutine; the passphrase of a secrets file is asked
-// for in a dialog (or taken from $DAZAAR_VISION_PASSPHRASE).
-func (u *UI) openStore() {
+// openStore opens the secret store on a goroutine, after delay; the passphrase of a secrets
+// file is asked for in a dialog (or taken from $DAZAAR_VISION_PASSPHRASE). Whatever needs the
+// store waits for it (withStore).
+func (u *UI) openStore(delay time.Duration) {
 	if u.opts.OpenStore == nil {
 		u.storeErr = errors.New("no secret store is configured")
 		return
 	}
 	ctx := u.ctx
 	u.goDo(func() {
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+		}
 		s, err := u.opts.OpenStore(ctx, func() ([]byte, error) { return u.askPassphrase(ctx) })
 		u.do(func() {
 			if ctx.Err() != nil {
