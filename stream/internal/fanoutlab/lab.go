@@ -91,13 +91,15 @@ type Result struct {
 	ShaperDrops    uint64  `json:"shaperDrops"`
 	PubsubDrops    int64   `json:"pubsubDrops,omitempty"`
 	Load           string  `json:"load"`
+	MachineCPU     float64 `json:"machineCPU"`   // cores busy on the whole machine over the run
+	OthersCPU      float64 `json:"othersCPU"`    // of which not this run's seller and viewers
 	SetupSeconds   float64 `json:"setupSeconds"` // namespaces, processes, viewers joined
 	Err            string  `json:"err,omitempty"`
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%s N=%d: reached %d (complete %d), delivered %.2f%%, p50/p99/max %.1f/%.1f/%.1f ms, worst viewer p99 %.1f ms, seller copies %.2f on the wire (%.2f in the protocol), depth ≤ %d, seller CPU %.3f, viewers CPU %.2f, shaper drops %d, set-up %.0f s, load %s",
-		r.Mode, r.Viewers, r.Reached, r.Complete, 100*r.Delivered, r.P50, r.P99, r.Max, r.WorstViewerP99, r.Copies, r.ProtoCopies, r.MaxDepth, r.SellerCPU, r.ViewersCPU, r.ShaperDrops, r.SetupSeconds, r.Load)
+	return fmt.Sprintf("%s N=%d: reached %d (complete %d), delivered %.2f%%, p50/p99/max %.1f/%.1f/%.1f ms, worst viewer p99 %.1f ms, seller copies %.2f on the wire (%.2f in the protocol), depth ≤ %d, seller CPU %.3f, viewers CPU %.2f, others' CPU %.2f, shaper drops %d, set-up %.0f s, load %s",
+		r.Mode, r.Viewers, r.Reached, r.Complete, 100*r.Delivered, r.P50, r.P99, r.Max, r.WorstViewerP99, r.Copies, r.ProtoCopies, r.MaxDepth, r.SellerCPU, r.ViewersCPU, r.OthersCPU, r.ShaperDrops, r.SetupSeconds, r.Load)
 }
 
 // Reached viewer's bounds: almost every block, the live edge within a second.
@@ -288,6 +290,7 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	busy0, t1 := busyCores(), time.Now()
 	for _, p := range groups {
 		if err := p.say("GO"); err != nil {
 			return res, err
@@ -317,6 +320,9 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 	}
 	if err != nil {
 		return res, fmt.Errorf("the seller's DONE line %q: %w", done, err)
+	}
+	if busy := busyCores(); busy0 > 0 && busy > busy0 {
+		res.MachineCPU = (busy - busy0) / time.Since(t1).Seconds()
 	}
 	stage("appended")
 	for _, p := range groups {
@@ -352,10 +358,38 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 		res.ProtoCopies = float64(proto) / float64(res.StreamBytes)
 	}
 	summarize(&res, viewers)
+	if res.MachineCPU > 0 {
+		res.OthersCPU = max(0, res.MachineCPU-res.SellerCPU-res.ViewersCPU)
+	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		res.Load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	return res, nil
+}
+
+// busyCores is the machine's CPU time spent busy so far, in seconds (/proc/stat: everything
+// but idle and iowait), or 0 when it cannot be read.
+func busyCores() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for i, v := range f[1:] {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0
+		}
+		if i != 3 && i != 4 && i < 8 { // idle, iowait; guest time is already in user
+			busy += x
+		}
+	}
+	return busy / 100 // USER_HZ
 }
 
 // summarize puts the viewers' figures into res.
