@@ -12,9 +12,28 @@ import (
 // (only the appender marks them), so the newest one the source announced is added to its
 // head: downstream viewers then join the live edge at a key frame as they would at the seller.
 // A sync point is only where to start playing; the blocks are verified as always.
+//
+// A reader can hold a signed length before its newest block: a proof for block i may carry an
+// upgrade past i+1 when the source's feed grew while the proof was made, and block i+1 comes
+// in the next push. A head announced then would have the relay push a block it does not hold
+// (its viewers would miss it), so heads are passed on only once their newest block is held;
+// arrived (called for every verified block) passes on a head held back for it.
 type relayFeed struct {
 	replicate.Feed
-	sp atomic.Uint64 // the source's newest sync point + 1 (0: none)
+	sp   atomic.Uint64 // the source's newest sync point + 1 (0: none)
+	wake chan struct{} // coalescing: a block arrived
+}
+
+func newRelayFeed(f replicate.Feed) *relayFeed {
+	return &relayFeed{Feed: f, wake: make(chan struct{}, 1)}
+}
+
+// arrived tells the feed that a block was verified and stored.
+func (f *relayFeed) arrived() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (f *relayFeed) patch(h *feed.Head) {
@@ -30,35 +49,46 @@ func (f *relayFeed) Head() feed.Head {
 	return h
 }
 
-// Subscribe passes the reader's heads on with the sync point added. Its goroutine ends with
-// the returned cancel function. Overflow policy as the feed's: one head held, a newer one
-// replaces it.
+// Subscribe passes the reader's heads on with the sync point added, each once its newest
+// block is held. Its goroutine ends with the returned cancel function. Overflow policy as the
+// feed's: one head held, a newer one replaces it.
 func (f *relayFeed) Subscribe() (<-chan feed.Head, func()) {
 	in, unsub := f.Feed.Subscribe()
 	out := make(chan feed.Head, 1)
 	done := make(chan struct{})
 	go func() {
+		type mark struct {
+			fork, length, sp uint64
+			hasSP            bool
+		}
+		var sent mark
 		for {
 			select {
 			case <-done:
 				return
-			case h, ok := <-in:
+			case _, ok := <-in:
 				if !ok {
 					close(out) // the feed closed
 					return
 				}
-				f.patch(&h)
+			case <-f.wake:
+			}
+			h := f.Head() // the newest, whichever woke us
+			m := mark{h.Fork, h.Length, h.SyncPoint, h.HasSyncPoint}
+			if m == sent || (h.Length > 0 && !f.Feed.Has(h.Length-1)) {
+				continue
+			}
+			sent = m
+			select {
+			case out <- h:
+			default:
+				select {
+				case <-out:
+				default:
+				}
 				select {
 				case out <- h:
 				default:
-					select {
-					case <-out:
-					default:
-					}
-					select {
-					case out <- h:
-					default:
-					}
 				}
 			}
 		}

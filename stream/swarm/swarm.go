@@ -178,7 +178,7 @@ func New(cfg Config) (*Swarm, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Swarm{cfg: cfg, log: cfg.Logger.With("component", "swarm"), disc: feed.DiscoveryKey(cfg.Feed.Key()),
-		wake: make(chan struct{}, 1), feed: &relayFeed{Feed: cfg.Feed}, cands: map[peer.ID]*cand{},
+		wake: make(chan struct{}, 1), feed: newRelayFeed(cfg.Feed), cands: map[peer.ID]*cand{},
 		banned: map[peer.ID]time.Time{}, activeC: make(chan struct{}), depth: NoDepth, lastGood: NoDepth}
 	now := time.Now()
 	s.cands[cfg.Seller.ID] = &cand{info: cfg.Seller, seller: true, added: now}
@@ -619,7 +619,15 @@ func (s *Swarm) startActive(ctx context.Context, c *cand, now time.Time) {
 	u := &upstream{id: c.info.ID, done: make(chan struct{}), started: now, lastUp: now}
 	vc := replicate.ViewerConfig{Dialer: s.cfg.Node, Seller: c.info, Feed: s.Feed(), Live: true, Logger: s.cfg.Logger,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-		OnBlock: s.cfg.OnBlock,
+		OnBlock: func(i uint64, data []byte) {
+			s.mu.Lock()
+			f := s.feed
+			s.mu.Unlock()
+			f.arrived()
+			if s.cfg.OnBlock != nil {
+				s.cfg.OnBlock(i, data)
+			}
+		},
 		OnStatus: func(st wire.Status) {
 			u.status.Store(&st)
 			if st.Flags&wire.StatusHasSyncPoint != 0 {
@@ -654,7 +662,7 @@ func (s *Swarm) startActive(ctx context.Context, c *cand, now time.Time) {
 			return nil, err
 		}
 		s.mu.Lock()
-		s.feed = &relayFeed{Feed: nf}
+		s.feed = newRelayFeed(nf)
 		s.restart = true
 		s.mu.Unlock()
 		s.poke()

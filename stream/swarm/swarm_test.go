@@ -88,7 +88,13 @@ func newWriter(t *testing.T, n int) *feed.Feed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := feed.Create(filepath.Join(t.TempDir(), "seller"), feed.Options{KeyPair: &kp, Logger: quiet()})
+	// SyncEveryAppend: every append is on disk before it is shared, so the seller pushes plain
+	// data, not early data. Under SyncBeforeShare, an append landing while an early push's
+	// proof is made gives a signature for a longer length than the early data's upgrade, and
+	// replicate.Viewer drops the seller's connection for it ("the signature is for fork 0
+	// length 71, the early data for fork 0 length 70"; a bug in stream/replicate, reported):
+	// the churn it causes among the seller's direct viewers is not what these tests measure.
+	f, err := feed.Create(filepath.Join(t.TempDir(), "seller"), feed.Options{KeyPair: &kp, Durability: feed.SyncEveryAppend, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
