@@ -38,8 +38,15 @@ func TestSeek(t *testing.T) {
 	}
 	defer b.Stop()
 	// Past the seller's MaxLiveLag (90 blocks, 6 s at 15 a second), so that it does not push
-	// the viewer everything: it joins at the newest key frame, 6 s or more in.
-	time.Sleep(7 * time.Second)
+	// the viewer everything: it joins at the newest key frame. Counted in blocks, not
+	// seconds: a busy machine captures fewer pictures.
+	for b.Snapshot().Blocks < 120 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the broadcaster holds %d blocks", b.Snapshot().Blocks)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	c, err := card.Parse(b.Card().String())
 	if err != nil {
 		t.Fatal(err)
