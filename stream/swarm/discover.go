@@ -17,7 +17,9 @@ func providerKey(disc [32]byte) cid.Cid {
 }
 
 // discover announces this relay on the DHT once it holds something (again every
-// provideEvery) and looks for other relays every discoverEvery while few sources are known.
+// provideEvery) and looks for other relays every discoverEvery while few sources are known;
+// every searchSoon instead while it has nothing to announce yet or no source sends the
+// stream.
 func (s *Swarm) discover(ctx context.Context) {
 	key := providerKey(s.disc)
 	var provided time.Time
@@ -29,20 +31,27 @@ func (s *Swarm) discover(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		wait = discoverEvery
-		if s.cfg.Relay && s.Feed().Length() > 0 && time.Since(provided) > provideEvery {
-			pctx, cancel := context.WithTimeout(ctx, time.Minute)
-			if err := s.cfg.Routing.Provide(pctx, key, true); err != nil {
-				s.log.Debug("cannot announce this relay on the DHT", "err", err)
-				wait = 5 * time.Second
+		if s.cfg.Relay && time.Since(provided) > provideEvery {
+			if s.Feed().Length() == 0 {
+				wait = searchSoon
 			} else {
-				provided = time.Now()
+				pctx, cancel := context.WithTimeout(ctx, time.Minute)
+				if err := s.cfg.Routing.Provide(pctx, key, true); err != nil {
+					s.log.Debug("cannot announce this relay on the DHT", "err", err)
+					wait = searchSoon
+				} else {
+					provided = time.Now()
+				}
+				cancel()
 			}
-			cancel()
+		}
+		if !s.Connected() {
+			wait = searchSoon
 		}
 		s.mu.Lock()
 		n := len(s.cands)
 		s.mu.Unlock()
-		if n >= 2*s.cfg.MaxUpstreams {
+		if n >= 2*s.cfg.MaxUpstreams && s.Connected() {
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -50,6 +50,7 @@ const (
 	maxBanned       = 4096             // banned peers remembered (overflow: the oldest is forgotten)
 	maxDepth        = 32               // a source deeper than this is ignored (breaks loops)
 	discoverEvery   = 30 * time.Second
+	searchSoon      = 2 * time.Second // the DHT search's period while nothing is announced yet or no source sends
 	provideEvery    = 10 * time.Minute
 	discoverResults = 8
 )

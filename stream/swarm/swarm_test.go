@@ -50,7 +50,7 @@ func quiet() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func newNode(t *testing.T) *p2p.Node {
+func newNode(t *testing.T, bootstrap ...peer.AddrInfo) *p2p.Node {
 	t.Helper()
 	id, err := p2p.NewIdentity()
 	if err != nil {
@@ -62,7 +62,7 @@ func newNode(t *testing.T) *p2p.Node {
 	}
 	n, err := p2p.New(context.Background(), p2p.Config{Identity: sk, PrivateAddrs: true,
 		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Reachability: p2p.ReachabilityPublic,
-		Protocols: []protocol.ID{wire.Protocol, HaveProtocol}, Logger: quiet()})
+		Protocols: []protocol.ID{wire.Protocol, HaveProtocol}, Bootstrap: bootstrap, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,12 @@ func (r *swarmRig) arrived(i uint64) (time.Time, bool) {
 // startSwarm runs a relaying viewer of seller's feed until the test ends.
 func startSwarm(t *testing.T, seller peer.AddrInfo, key [32]byte, opt func(*Config)) *swarmRig {
 	t.Helper()
-	r := &swarmRig{node: newNode(t), got: map[uint64]time.Time{}}
+	return startSwarmOn(t, newNode(t), seller, key, opt)
+}
+
+func startSwarmOn(t *testing.T, node *p2p.Node, seller peer.AddrInfo, key [32]byte, opt func(*Config)) *swarmRig {
+	t.Helper()
+	r := &swarmRig{node: node, got: map[uint64]time.Time{}}
 	cfg := Config{Node: r.node, Feed: newReader(t, key), Seller: seller, Relay: true, Logger: quiet(),
 		OnBlock: func(i uint64, _ []byte) {
 			r.mu.Lock()
@@ -504,4 +509,31 @@ func TestSlowRelayReplacedByFresherStandby(t *testing.T) {
 		t.Fatalf("figures: %+v", st)
 	}
 	t.Logf("moved to the fresher standby %v after its source stalled (switch grace %v, slow for %v)", moved.Round(time.Millisecond), switchGrace, defaultSlowFor)
+}
+
+// A viewer whose card names a seller it cannot reach finds a relay of the stream on the DHT
+// (the relay announced itself under the feed's discovery key) and watches through it.
+func TestRelayFoundOnTheDHT(t *testing.T) {
+	checkLeaks(t)
+	boot := newNode(t)
+	sf := newWriter(t, 60)
+	sn := newNode(t, boot.AddrInfo())
+	serveOrigin(t, sn, sf, 4)
+	startAppending(t, sf)
+	an := newNode(t, boot.AddrInfo())
+	a := startSwarmOn(t, an, sn.AddrInfo(), sf.Key(), func(c *Config) { c.Routing = an.DHT() })
+	waitFor(t, 20*time.Second, "the relay served by the seller", func() bool { return a.sw.Stats().Depth == 1 })
+	// The card B holds names a seller that is gone (no such peer at that address).
+	gone := newNode(t)
+	goneInfo := gone.AddrInfo()
+	gone.Close()
+	bn := newNode(t, boot.AddrInfo())
+	b := startSwarmOn(t, bn, goneInfo, sf.Key(), func(c *Config) { c.Routing = bn.DHT() })
+	waitFor(t, 60*time.Second, "the viewer watching through the relay it found on the DHT", func() bool {
+		st := b.sw.Stats()
+		return st.Active == an.ID() && st.Depth == 2 && b.sw.Connected()
+	})
+	from := sf.Length()
+	waitFor(t, 20*time.Second, "live blocks through the relay", func() bool { return b.sw.Feed().Length() >= from+10 })
+	checkBlocks(t, b.sw.Feed(), 0, sf.Length())
 }
