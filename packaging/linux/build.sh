@@ -5,6 +5,8 @@
 # and beside each a <file>.sha256 (sha256sum -c reads it). The version comes from one place,
 # FyneApp.toml's [Details] Version; the Debian revision and the release notes from
 # packaging/linux/changelog, whose newest entry must be for that version.
+# FORMATS=deb (environment) skips the tar.xz: the install test needs only the .deb, and
+# compressing the binary once more for the tar.xz costs a CPU-minute on a busy machine.
 # Needs (make package-linux installs them): go, gcc, dpkg-dev, librsvg2-bin, appstream,
 # desktop-file-utils, xz-utils.
 set -euo pipefail
@@ -15,6 +17,8 @@ umask 022
 export LC_ALL=C.UTF-8 TZ=UTC
 
 fail() { echo "package-linux: $*" >&2; exit 1; }
+formats=" ${FORMATS:-deb tar.xz} "
+made=()
 for tool in go gcc dpkg-deb dpkg-shlibdeps rsvg-convert appstreamcli desktop-file-validate xz; do
   command -v "$tool" >/dev/null || fail "$tool is missing (make package-linux installs it)"
 done
@@ -126,28 +130,35 @@ debfile=${pkg}_${debversion}_${arch}.deb
 export SOURCE_DATE_EPOCH=$(date -u -d "$release_date" +%s)
 find "$deb" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 dpkg-deb --root-owner-group -Zxz --build "$deb" "$out/$debfile" >/dev/null
+made+=("$debfile")
 
 # --- the tar.xz, made by fyne package from the same binary. fyne package writes the next Build
 # number back into FyneApp.toml, so it runs on a copy, not on the repository.
-fyne_version=v1.7.4
-fyne_dir=${DV_TOOLS_CACHE:-$HOME/.cache/dazaar-vision/tools}/fyne-$fyne_version
-if [ ! -x "$fyne_dir/fyne" ]; then
-  echo "package-linux: building the fyne tool $fyne_version (once, into $fyne_dir)"
-  (cd "$work" && GOBIN="$fyne_dir" GOFLAGS= go install "fyne.io/tools/cmd/fyne@$fyne_version")
+if [[ $formats == *" tar.xz "* ]]; then
+  fyne_version=v1.7.4
+  fyne_dir=${DV_TOOLS_CACHE:-$HOME/.cache/dazaar-vision/tools}/fyne-$fyne_version
+  if [ ! -x "$fyne_dir/fyne" ]; then
+    echo "package-linux: building the fyne tool $fyne_version (once, into $fyne_dir)"
+    (cd "$work" && GOBIN="$fyne_dir" GOFLAGS= go install "fyne.io/tools/cmd/fyne@$fyne_version")
+  fi
+  src=$work/fyne-src
+  mkdir -p "$src/assets" "$work/fyne-out"
+  cp "$top/FyneApp.toml" "$src/"
+  cp "$top/assets/icon.png" "$src/assets/"
+  printf 'package main\n\nfunc main() {}\n' > "$src/main.go"
+  (cd "$work/fyne-out" && "$fyne_dir/fyne" package --target linux --executable "$work/$pkg" \
+    --src "$src" --app-version "$version" --release) >"$work/fyne.log" 2>&1 ||
+    { cat "$work/fyne.log" >&2; fail "fyne package failed"; }
+  tarxz=$pkg-$version-linux-$arch.tar.xz
+  mv "$work/fyne-out/"*.tar.xz "$out/$tarxz"
+  made+=("$tarxz")
 fi
-src=$work/fyne-src
-mkdir -p "$src/assets" "$work/fyne-out"
-cp "$top/FyneApp.toml" "$src/"
-cp "$top/assets/icon.png" "$src/assets/"
-printf 'package main\n\nfunc main() {}\n' > "$src/main.go"
-(cd "$work/fyne-out" && "$fyne_dir/fyne" package --target linux --executable "$work/$pkg" \
-  --src "$src" --app-version "$version" --release) >"$work/fyne.log" 2>&1 ||
-  { cat "$work/fyne.log" >&2; fail "fyne package failed"; }
-tarxz=$pkg-$version-linux-$arch.tar.xz
-mv "$work/fyne-out/"*.tar.xz "$out/$tarxz"
 
-for f in "$debfile" "$tarxz"; do
+for f in "${made[@]}"; do
   (cd "$out" && sha256sum "$f" > "$f.sha256")
 done
 echo "package-linux: made"
-(cd "$out" && ls -l "$debfile" "$tarxz" | awk '{ print "  " $NF " (" $5 " bytes)" }' && cat "$debfile.sha256" "$tarxz.sha256" | sed 's/^/  sha256 /')
+for f in "${made[@]}"; do
+  echo "  $f ($(stat -c %s "$out/$f") bytes)"
+  echo "  sha256 $(cut -d' ' -f1 "$out/$f.sha256")"
+done
