@@ -9,6 +9,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dazaarvision/dazaar-vision/media/playback"
@@ -26,7 +27,9 @@ type videoView struct {
 	raster  *canvas.Raster
 	bg      *canvas.Rectangle
 	overlay *widget.Label
-	obj     *fyne.Container
+	// overlayBg is the band behind overlay's text.
+	overlayBg *canvas.Rectangle
+	obj       *fyne.Container
 
 	pending atomic.Pointer[playback.Frame]
 	closed  atomic.Bool
@@ -46,7 +49,16 @@ func newVideoView(do func(func())) *videoView {
 	v.bg = canvas.NewRectangle(color.Black)
 	v.overlay = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
 	v.overlay.Wrapping = fyne.TextWrapWord
-	v.obj = newContainer(&aspectLayout{v: v}, v.bg, v.raster, container.NewVBox(layout.NewSpacer(), v.overlay, layout.NewSpacer()))
+	// The text sits on a band of the theme's background, so it reads in either theme over
+	// a black or a bright picture (the light theme's dark text was grey on the black).
+	bg := theme.Color(theme.ColorNameBackground)
+	r, g, b, _ := bg.RGBA()
+	v.overlayBg = canvas.NewRectangle(color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 0xe0})
+	v.overlayBg.CornerRadius = theme.InputRadiusSize()
+	v.overlay.Hide()
+	v.overlayBg.Hide()
+	band := container.NewPadded(container.NewStack(v.overlayBg, v.overlay))
+	v.obj = newContainer(&aspectLayout{v: v}, v.bg, v.raster, container.NewVBox(layout.NewSpacer(), band, layout.NewSpacer()))
 	return v
 }
 
@@ -107,8 +119,10 @@ func (v *videoView) setOverlay(s string) {
 	v.overlay.SetText(s)
 	if s == "" {
 		v.overlay.Hide()
+		v.overlayBg.Hide()
 	} else {
 		v.overlay.Show()
+		v.overlayBg.Show()
 	}
 }
 

@@ -400,3 +400,73 @@ func firstDrawn(ctx context.Context, display string) (time.Time, error) {
 		}
 	}
 }
+
+// TestWindowThemesAndScale draws the window as people with other settings see it: the watch
+// view of a paid card (terms, the minutes presets and the calculator) in the light and the
+// dark theme (FYNE_THEME), and Home at twice the scale (FYNE_SCALE=2). Light is light and dark
+// is dark (mean brightness of the terms above the picture), both have text (many colours), and at 2× the window
+// fills twice the width with content.
+func TestWindowThemesAndScale(t *testing.T) {
+	bin := buildBinary(t)
+	cardText := paidCard(t).String()
+	shot := func(display string, scale int, env []string, rect image.Rectangle, args ...string) image.Image {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var out bytes.Buffer
+		cmd := appCmd(ctx, t, bin, t.TempDir(), display, args...)
+		cmd.Env = append(cmd.Env, env...)
+		cmd.Env = append(cmd.Env, fmt.Sprintf("FYNE_SCALE=%d", scale))
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+		if _, err := firstDrawn(ctx, display); err != nil {
+			t.Fatalf("%v; the app said:\n%s", err, out.String())
+		}
+		time.Sleep(2 * time.Second) // the lists load, the store opens
+		img := screenshot(t, display)
+		return img.(interface {
+			SubImage(image.Rectangle) image.Image
+		}).SubImage(rect)
+	}
+	win := image.Rect(0, 0, 1100, 720)
+	display := xvfb(t, 1280, 800)
+	light := shot(display, 1, []string{"FYNE_THEME=light"}, win, "ui", cardText)
+	dark := shot(display, 1, []string{"FYNE_THEME=dark"}, win, "ui", cardText)
+	head := image.Rect(0, 0, 1100, 160) // the terms above the picture
+	lb, db := brightness(light, head), brightness(dark, head)
+	t.Logf("mean brightness above the picture: light theme %.0f, dark theme %.0f (of 255)", lb, db)
+	if lb < 150 || db > 100 {
+		t.Errorf("the light theme's window has mean brightness %.0f, the dark one's %.0f", lb, db)
+	}
+	for _, img := range []image.Image{light, dark} {
+		if n := colours(img, img.Bounds()); n < 50 {
+			t.Errorf("a themed window has %d colours", n)
+		}
+	}
+	savePNG(t, light, "watch-paid-light.png")
+	savePNG(t, dark, "watch-paid-dark.png")
+
+	big := xvfb(t, 2400, 1600)
+	home2 := shot(big, 2, nil, image.Rect(0, 0, 2200, 1440))
+	right := image.Rect(1300, 0, 2200, 1440)
+	if n := colours(home2, right); n < 20 {
+		t.Errorf("at 2× the window's right half has %d colours: it is not drawn twice as large", n)
+	}
+	savePNG(t, home2, "home-scale2.png")
+}
+
+// brightness is the mean luma (0-255) of r in img, every fourth pixel.
+func brightness(img image.Image, r image.Rectangle) float64 {
+	var sum, n float64
+	for y := r.Min.Y; y < r.Max.Y; y += 4 {
+		for x := r.Min.X; x < r.Max.X; x += 4 {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			sum += (0.299*float64(cr) + 0.587*float64(cg) + 0.114*float64(cb)) / 257
+			n++
+		}
+	}
+	return sum / n
+}
