@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
@@ -129,6 +130,16 @@ func TestWatchPaste(t *testing.T) {
 	h.u.showWatch("")
 	s := h.u.cur.(*watchScreen)
 	h.mustShow("A card is on the clipboard: Alice's garden, live (1000 sats per hour, pay with Lightning or on-chain bitcoin (simnet))", "[Watch it]")
+	// Ctrl+V: the card field has the keyboard when the screen opens, and the window hands the
+	// paste shortcut to the focused widget.
+	focused, ok := h.u.win.Canvas().Focused().(fyne.Shortcutable)
+	if !ok || focused != fyne.Shortcutable(s.paste) {
+		t.Fatalf("the card field does not have the keyboard (%T has)", h.u.win.Canvas().Focused())
+	}
+	focused.TypedShortcut(&fyne.ShortcutPaste{Clipboard: a.Clipboard()})
+	if s.paste.Text != c.String() {
+		t.Fatalf("Ctrl+V pasted %q", s.paste.Text)
+	}
 	cases := []struct{ text, want string }{
 		{"hello", "This card cannot be used: "},
 		{c.String()[:len(c.String())-3], "This card cannot be used: "},
@@ -140,6 +151,14 @@ func TestWatchPaste(t *testing.T) {
 		if !strings.Contains(s.pasteErr.Text, cs.want) {
 			t.Errorf("%.20q: %q, want %q", cs.text, s.pasteErr.Text, cs.want)
 		}
+	}
+	// Watch with the field still holding the keyboard (a click on Watch leaves it there): the
+	// watch view lets go of it, so the space bar reaches the player.
+	h.u.win.Canvas().Focus(s.paste)
+	s.paste.SetText(c.String())
+	s.open()
+	if f := h.u.win.Canvas().Focused(); f != nil {
+		t.Fatalf("%T still has the keyboard in the watch view", f)
 	}
 }
 

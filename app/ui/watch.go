@@ -147,6 +147,9 @@ func (s *watchScreen) open() {
 	s.pasteErr.SetText("")
 	s.card = c
 	s.buildWatching()
+	// The card field is gone: let go of the keyboard, or the space bar would type into it
+	// instead of pausing (tapping Watch leaves the focus where it was).
+	s.u.win.Canvas().Unfocus()
 	s.u.withStore(func(store *secrets.Store) { s.startViewer(store) })
 }
 
