@@ -44,8 +44,9 @@ var (
 
 // TestPaidDemoWindows is `make demo` as a person meets it, under Xvfb: btcd simnet, the
 // seller's LND and the demo wallet's, the broadcaster's window and the viewer's as two
-// processes on two displays. The viewer's invoice QR decodes to exactly the invoice; Space
-// on the focused "Pay with the demo wallet" pays it; the video region then changes between
+// processes on two displays. The viewer's invoice QR decodes to exactly the invoice; "Open in
+// wallet" runs xdg-open with the invoice's URI; Space on the focused "Pay with the demo wallet"
+// pays it; the video region then changes between
 // screenshots and the countdown moves; when the bought minute is used up the video region
 // stops changing. Both windows close cleanly on SIGINT.
 func TestPaidDemoWindows(t *testing.T) {
@@ -57,8 +58,16 @@ func TestPaidDemoWindows(t *testing.T) {
 	w := startWorld(t)
 	sellerDisplay, viewerDisplay := xvfb(t, 1280, 800), xvfb(t, 1280, 800)
 	c := config{price: "60 sats per minute", minutes: 1, verbose: true}
+	// The viewer's "Open in wallet" hands the invoice to the OS: on Linux, Fyne runs xdg-open
+	// with it. The one on the viewer's PATH writes down what it was given.
+	bindir, opened := t.TempDir(), filepath.Join(w.dir, "opened.txt")
+	script := "#!/bin/sh\nprintf '%s\\n' \"$@\" >> " + opened + "\n"
+	if err := os.WriteFile(filepath.Join(bindir, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	env := func(display string) []string {
-		return []string{"DISPLAY=" + display, "XDG_CONFIG_HOME=" + filepath.Join(w.dir, "config"+display), "LANG=en_US.UTF-8", "FYNE_SCALE=1"}
+		return []string{"DISPLAY=" + display, "XDG_CONFIG_HOME=" + filepath.Join(w.dir, "config"+display), "LANG=en_US.UTF-8", "FYNE_SCALE=1",
+			"PATH=" + bindir + string(os.PathListSeparator) + os.Getenv("PATH")}
 	}
 	var sellerOut, viewerOut syncBuffer
 	seller, err := launch(bin, "broadcaster", w.sellerArgs(c), env(sellerDisplay), &sellerOut)
@@ -105,6 +114,24 @@ func TestPaidDemoWindows(t *testing.T) {
 		t.Fatalf("the viewer's screen has %d colours", n)
 	}
 	savePNG(t, shot, "demo-viewer-invoice.png")
+
+	// "Open in wallet" (the blue button of the buy panel) hands the invoice's URI to the OS.
+	at, n := centre(shot, image.Rect(766, 160, 1100, 600), func(r, g, b uint32) bool { return b > 200 && r < 90 && g > 70 && g < 160 })
+	if n < 200 {
+		t.Fatalf("no blue \"Open in wallet\" button in the buy panel (%d pixels)", n)
+	}
+	click(t, viewerDisplay, int16(at.X), int16(at.Y))
+	got := waitFor(t, ctx, "xdg-open to be run", func() []string {
+		b, err := os.ReadFile(opened)
+		if err != nil || len(b) == 0 {
+			return nil
+		}
+		return []string{strings.TrimSpace(string(b))}
+	})[0]
+	if got != uri {
+		t.Fatalf("Open in wallet handed the OS %q, the invoice is %q", got, uri)
+	}
+	t.Logf("Open in wallet ran xdg-open %.40s…", got)
 
 	// One key: Space on the pay button, which has the keyboard.
 	pressKey(t, viewerDisplay, 400, 400, 0x20)

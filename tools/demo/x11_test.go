@@ -206,3 +206,41 @@ func pressKey(t testing.TB, display string, x, y int16, sym xproto.Keysym) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// click moves the pointer to (x, y) and clicks the left button, through XTEST.
+func click(t testing.TB, display string, x, y int16) {
+	t.Helper()
+	xgb.Logger = log.New(io.Discard, "", 0)
+	c, err := xgb.NewConnDisplay(display)
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", display, err)
+	}
+	defer c.Close()
+	if err := xtest.Init(c); err != nil {
+		t.Fatalf("the display has no XTEST: %v", err)
+	}
+	root := xproto.Setup(c).DefaultScreen(c).Root
+	for _, ev := range []struct{ typ, detail byte }{{xproto.MotionNotify, 0}, {xproto.ButtonPress, 1}, {xproto.ButtonRelease, 1}} {
+		if err := xtest.FakeInputChecked(c, ev.typ, ev.detail, 0, root, x, y, 0).Check(); err != nil {
+			t.Fatalf("XTEST: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// centre is the centre of the pixels of r in img that match, and how many matched.
+func centre(img image.Image, r image.Rectangle, match func(r, g, b uint32) bool) (image.Point, int) {
+	var sx, sy, n int
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			if match(cr>>8, cg>>8, cb>>8) {
+				sx, sy, n = sx+x, sy+y, n+1
+			}
+		}
+	}
+	if n == 0 {
+		return image.Point{}, 0
+	}
+	return image.Pt(sx/n, sy/n), n
+}
