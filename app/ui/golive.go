@@ -80,6 +80,7 @@ type goLiveScreen struct {
 	nodeUser    *widget.Entry
 	nodePass    *widget.Entry
 	nodeCert    *widget.Entry
+	gapLimit    *widget.Entry
 	btcd        *widget.Check
 	chainTest   *widget.Button
 	chainResult *widget.Label
@@ -197,6 +198,8 @@ func (g *goLiveScreen) build() {
 	g.nodePass = widget.NewPasswordEntry()
 	g.nodeCert = widget.NewEntry()
 	g.nodeCert.SetPlaceHolder("btcd's rpc.cert (path), or empty for a node on this machine")
+	g.gapLimit = widget.NewEntry()
+	g.gapLimit.SetPlaceHolder("20")
 	g.btcd = widget.NewCheck("The node is btcd (notifications instead of polling)", nil)
 	g.chainResult = wrapLabel("")
 	g.chainTest = widget.NewButtonWithIcon("Test", theme.ConfirmIcon(), g.testOnChain)
@@ -205,8 +208,9 @@ func (g *goLiveScreen) build() {
 		widget.NewFormItem("Node", g.node),
 		widget.NewFormItem("RPC user", g.nodeUser),
 		widget.NewFormItem("RPC password", g.nodePass),
-		widget.NewFormItem("Node certificate", fileEntry(g.u, g.nodeCert))),
-		g.xpubCheck, g.btcd, container.NewHBox(g.chainTest), g.chainResult)
+		widget.NewFormItem("Node certificate", fileEntry(g.u, g.nodeCert)),
+		widget.NewFormItem("Gap limit", container.NewGridWrap(fyne.NewSize(80, g.gapLimit.MinSize().Height), g.gapLimit))),
+		wrapLabel(session.GapLimitHelp), g.xpubCheck, g.btcd, container.NewHBox(g.chainTest), g.chainResult)
 	g.chainBox.Hide()
 	g.useChain = widget.NewCheck("On-chain bitcoin", func(on bool) { g.chainBox.Hidden = !on; g.relayout() })
 
@@ -604,6 +608,13 @@ func (g *goLiveScreen) onChain() (*session.OnChainForm, error) {
 	}
 	if strings.TrimSpace(f.Node) == "" {
 		return nil, errors.New("give the bitcoin node's RPC address (host:port) to watch for payments")
+	}
+	if t := strings.TrimSpace(g.gapLimit.Text); t != "" {
+		n, err := strconv.ParseUint(t, 10, 32)
+		if err != nil || n == 0 || n > 10_000 {
+			return nil, fmt.Errorf("the gap limit is a whole number from 1 to 10000 (the same as in your wallet), not %q", t)
+		}
+		f.GapLimit = uint32(n)
 	}
 	cert, err := readBytes(g.nodeCert.Text)
 	if err != nil {

@@ -86,6 +86,7 @@ func TestGoLiveWizardChecks(t *testing.T) {
 			g.xpub.SetText(testZprv)
 		}, "never paste it here"},
 		{"no node", func() { g.xpub.SetText(testZpub) }, "give the bitcoin node's RPC address"},
+		{"a bad gap limit", func() { g.node.SetText("127.0.0.1:8332"); g.gapLimit.SetText("0") }, "the gap limit is a whole number"},
 	}
 	g.pay.SetSelected(payPaid)
 	h.mustShow("an hour of video costs a viewer 1000 sats")
@@ -98,6 +99,12 @@ func TestGoLiveWizardChecks(t *testing.T) {
 			t.Errorf("%s: the wizard says %q, want %q", c.name, g.errLabel.Text, c.want)
 		}
 	}
+	// A gap limit that parses reaches the form, and its advice is on the screen.
+	g.gapLimit.SetText("100")
+	if f, err := g.onChain(); err != nil || f.GapLimit != 100 {
+		t.Errorf("gap limit 100: %+v, %v", f, err)
+	}
+	h.mustShow("How many viewers may hold an unpaid bitcoin address at once")
 	// The field itself says what is wrong with a pasted private key.
 	g.xpub.SetText(testZprv)
 	if !strings.Contains(g.xpubCheck.Text, "extended public key") {
