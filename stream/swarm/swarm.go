@@ -125,6 +125,9 @@ type upstream struct {
 	started   time.Time
 	lastUp    time.Time
 	slowSince time.Time
+	lastLen   uint64    // our length when judge last looked
+	lastGrow  time.Time // when judge last saw our length grow (or the source start)
+	delivered bool      // our length grew while this source was in use
 	refused   atomic.Bool
 	invalid   atomic.Bool
 	status    atomic.Pointer[wire.Status]
@@ -480,10 +483,22 @@ func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) 
 		s.mu.Unlock()
 		return "it cannot be reached", min(time.Duration(1<<min(fails, 6))*time.Second, time.Minute), false
 	}
-	// Slow: the freshest standby is well ahead of what this viewer holds.
+	// Slow: the freshest standby is well ahead of what this viewer holds. A source that
+	// delivered and then sent nothing for SlowFor while a standby is that far ahead has
+	// stalled and goes at once; one that sends but lags, or has not delivered yet (still
+	// connecting), goes after SlowFor more, once past a new source's grace.
 	mine := s.Feed().Length()
+	if u.lastGrow.IsZero() {
+		u.lastLen, u.lastGrow = mine, now
+	} else if mine > u.lastLen {
+		u.lastLen, u.lastGrow, u.delivered = mine, now, true
+	}
 	best, _ := s.freshest(u.id)
-	if best != nil && best.Length > mine+s.cfg.SlowLag && now.Sub(u.started) > switchGrace {
+	ahead := best != nil && best.Length > mine+s.cfg.SlowLag
+	if ahead && u.delivered && now.Sub(u.lastGrow) >= s.cfg.SlowFor {
+		return "it stalled", slowRetry, false
+	}
+	if ahead && now.Sub(u.started) > switchGrace {
 		if u.slowSince.IsZero() {
 			u.slowSince = now
 		} else if now.Sub(u.slowSince) >= s.cfg.SlowFor {
