@@ -396,3 +396,63 @@ func newBareHost() (host.Host, error) {
 	return libp2p.New(libp2p.NoListenAddrs, libp2p.Transport(tcp.NewTCPTransport), libp2p.Security(noise.ID, noise.New),
 		libp2p.DisableRelay(), libp2p.DisableMetrics(), libp2p.ResourceManager(&network.NullResourceManager{}))
 }
+
+// recordingHandler keeps the messages and error texts a logger was given.
+type recordingHandler struct {
+	mu   sync.Mutex
+	recs []string
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool { line += " " + a.Key + "=" + a.Value.String(); return true })
+	h.mu.Lock()
+	h.recs = append(h.recs, line)
+	h.mu.Unlock()
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+func (h *recordingHandler) has(s string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.recs {
+		if strings.Contains(r, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// A disk sync that hangs longer than SyncTimeout ends the session waiting for it (the seller
+// says why in its log) while the disk is still stalled; once the disk answers, the viewer, back
+// in a new session, verifies the block.
+func TestStalledSyncTimesOut(t *testing.T) {
+	gate := newTestGate()
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 5, 1024)
+	sn := newNode(t, nil)
+	logs := &recordingHandler{}
+	seller, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, Gate: gate, Logger: slog.New(logs),
+		SyncTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seller.Close() })
+	vn := newNode(t, nil)
+	gate.set(vn.ID(), Allowance{Until: time.Now().Add(time.Hour)})
+	r := startViewer(t, vn, sn.AddrInfo(), sf.Key(), true)
+	r.waitAccess(t, wire.Allowed)
+	waitFor(t, 20*time.Second, "the first blocks", func() bool { return r.feed.Has(4) })
+
+	release := stallSellerSyncs(t, sf.Dir())
+	appendBlocks(t, sf, 5, 1, 1024)
+	waitFor(t, 20*time.Second, "the session to end on the sync timeout", func() bool {
+		return logs.has("did not sync in time")
+	})
+	if r.feed.Has(5) {
+		t.Fatal("the viewer verified a block whose signature never came")
+	}
+	release()
+	waitFor(t, 30*time.Second, "the block verified in a new session", func() bool { return r.feed.Has(5) })
+}
