@@ -41,7 +41,7 @@ if ! in_root apt-get install -y -q "${apt_opts[@]}" "$name" >"$work/apt.log" 2>&
 fi
 # What was installed (the Depends apt pulled in), for the test's log.
 in_root dpkg-query -W -f='${Package}\n' | wc -l | sed 's/^/packages in the root: /'
-grep -c '^Get:' "$work/apt.log" | sed 's/^/downloaded: /' || true
+grep -c '^Get:[0-9]* http' "$work/apt.log" | sed 's/^/downloaded from the mirror: /' || true
 echo installed
 read -r _
 exec chroot "$r" "$@"
