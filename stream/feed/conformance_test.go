@@ -675,6 +675,15 @@ func TestConformanceRequiresSharedVectors(t *testing.T) {
 		{"not json", mk("notjson", map[string]string{"v.json": string(goodRaw), "w.json": "{not json"}), false},
 		{"other schema", mk("schema", map[string]string{"v.json": string(goodRaw), "w.json": `{"name": "something else"}`}), false},
 	}
+	// A vector file that cannot be read (a link to nothing: unreadable for root too) fails.
+	brokenFile := mk("unreadablefile", map[string]string{"v.json": string(goodRaw)})
+	if err := os.Symlink(filepath.Join(root, "nothing-here.json"), filepath.Join(brokenFile, "w.json")); err != nil {
+		t.Fatal(err)
+	}
+	cases = append(cases, struct {
+		name, dir string
+		pass      bool
+	}{"unreadable file", brokenFile, false})
 	// Root reads a mode-000 directory anyway: then that case is a readable one.
 	if _, err := os.ReadDir(unreadable); err != nil {
 		cases = append(cases, struct {
