@@ -25,7 +25,7 @@
 // The parent and the children talk over the children's stdin and stdout, one line at a time:
 // the seller says ADDR, each group says ADDRS (its viewers' addresses); everyone is told PEERS;
 // each group says READY when its viewers are set up; GO starts the appends; the seller says
-// DONE blocks bytes cores [protocol-bytes]; each group is told DONE blocks and says RESULT json.
+// DONE blocks bytes cores [bytes sent in each protocol]; each group is told DONE blocks and says RESULT json.
 package fanoutlab
 
 import (
@@ -73,12 +73,15 @@ type GroupResult struct {
 // Result is a run's figures.
 type Result struct {
 	Run
-	Blocks         int     `json:"blocks"`      // appended
-	StreamBytes    int64   `json:"streamBytes"` // payload appended
-	SellerTxBytes  uint64  `json:"sellerTxBytes"`
-	Copies         float64 `json:"copies"`      // seller's bytes on the wire / stream bytes
-	ProtoCopies    float64 `json:"protoCopies"` // seller's replication bytes / stream bytes (feed modes)
-	Delivered      float64 `json:"delivered"`   // of all viewers' blocks
+	Blocks        int     `json:"blocks"`      // appended
+	StreamBytes   int64   `json:"streamBytes"` // payload appended
+	SellerTxBytes uint64  `json:"sellerTxBytes"`
+	Copies        float64 `json:"copies"`      // seller's bytes on the wire / stream bytes
+	ProtoCopies   float64 `json:"protoCopies"` // seller's replication bytes / stream bytes (feed modes)
+	// AuxCopies is the seller's bytes in its other protocols (stream/swarm's Have links) over
+	// the stream bytes.
+	AuxCopies      float64 `json:"auxCopies"`
+	Delivered      float64 `json:"delivered"` // of all viewers' blocks
 	P50            float64 `json:"p50"`
 	P99            float64 `json:"p99"`
 	Max            float64 `json:"max"`
@@ -98,8 +101,8 @@ type Result struct {
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%s N=%d: reached %d (complete %d), delivered %.2f%%, p50/p99/max %.1f/%.1f/%.1f ms, worst viewer p99 %.1f ms, seller copies %.2f on the wire (%.2f in the protocol), depth ≤ %d, seller CPU %.3f, viewers CPU %.2f, others' CPU %.2f, shaper drops %d, set-up %.0f s, load %s",
-		r.Mode, r.Viewers, r.Reached, r.Complete, 100*r.Delivered, r.P50, r.P99, r.Max, r.WorstViewerP99, r.Copies, r.ProtoCopies, r.MaxDepth, r.SellerCPU, r.ViewersCPU, r.OthersCPU, r.ShaperDrops, r.SetupSeconds, r.Load)
+	return fmt.Sprintf("%s N=%d: reached %d (complete %d), delivered %.2f%%, p50/p99/max %.1f/%.1f/%.1f ms, worst viewer p99 %.1f ms, seller copies %.2f on the wire (%.2f in the protocol, %.2f in Have links), depth ≤ %d, seller CPU %.3f, viewers CPU %.2f, others' CPU %.2f, shaper drops %d, set-up %.0f s, load %s",
+		r.Mode, r.Viewers, r.Reached, r.Complete, 100*r.Delivered, r.P50, r.P99, r.Max, r.WorstViewerP99, r.Copies, r.ProtoCopies, r.AuxCopies, r.MaxDepth, r.SellerCPU, r.ViewersCPU, r.OthersCPU, r.ShaperDrops, r.SetupSeconds, r.Load)
 }
 
 // Reached viewer's bounds: almost every block, the live edge within a second.
@@ -305,7 +308,7 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	var proto int64
+	var proto, aux int64
 	f := strings.Fields(done)
 	if len(f) < 3 {
 		return res, fmt.Errorf("the seller's DONE line %q is short", done)
@@ -315,8 +318,13 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 			res.SellerCPU, err = strconv.ParseFloat(f[2], 64)
 		}
 	}
-	if err == nil && len(f) > 3 {
-		proto, err = strconv.ParseInt(f[3], 10, 64)
+	for i := 3; err == nil && i < len(f); i++ {
+		var b int64
+		if b, err = strconv.ParseInt(f[i], 10, 64); i == 3 {
+			proto = b
+		} else {
+			aux += b
+		}
 	}
 	if err != nil {
 		return res, fmt.Errorf("the seller's DONE line %q: %w", done, err)
@@ -356,6 +364,7 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 	if res.StreamBytes > 0 {
 		res.Copies = float64(res.SellerTxBytes) / float64(res.StreamBytes)
 		res.ProtoCopies = float64(proto) / float64(res.StreamBytes)
+		res.AuxCopies = float64(aux) / float64(res.StreamBytes)
 	}
 	summarize(&res, viewers)
 	if res.MachineCPU > 0 {

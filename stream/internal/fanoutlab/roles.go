@@ -163,12 +163,12 @@ func Block(i int, r *mrand.Rand) []byte {
 }
 
 // Append appends the anchor's workload for r.Seconds at 30 blocks/s through put, then prints
-// DONE blocks bytes seller-cores [protocol bytes sent, when proto is not nil].
-func (r *Role) Append(put func(i int, b []byte) error, proto func() int64) {
+// DONE blocks bytes seller-cores [bytes sent in each protocol, when proto is not nil].
+func (r *Role) Append(put func(i int, b []byte) error, proto func() []int64) {
 	rnd := mrand.New(mrand.NewPCG(1, 2))
 	count := r.Seconds * 30
 	var bytes int64
-	var p0 int64
+	var p0 []int64
 	if proto != nil {
 		p0 = proto()
 	}
@@ -185,11 +185,13 @@ func (r *Role) Append(put func(i int, b []byte) error, proto func() int64) {
 	}
 	time.Sleep(time.Second) // the last blocks leave
 	cpu := (CPUSeconds() - cpu0) / time.Since(t0).Seconds()
+	line := fmt.Sprintf("DONE %d %d %.4f", count, bytes, cpu)
 	if proto != nil {
-		fmt.Printf("DONE %d %d %.4f %d\n", count, bytes, cpu, proto()-p0)
-	} else {
-		fmt.Printf("DONE %d %d %.4f\n", count, bytes, cpu)
+		for i, b := range proto() {
+			line += fmt.Sprintf(" %d", b-p0[i])
+		}
 	}
+	fmt.Println(line)
 }
 
 // Tmp is where the simulated peers keep their feeds: tmpfs when there is one, so that the
@@ -286,7 +288,13 @@ func (r *Role) FeedSeller(protocols []protocol.ID, serve func(node *p2p.Node, f 
 	fmt.Printf("ADDR %s %s\n", Addr(node), hex.EncodeToString(key[:]))
 	r.ReadLine("PEERS")
 	r.ReadLine("GO")
-	r.Append(Put(f), func() int64 { return node.ProtocolBandwidth(protocols[0]).TotalOut })
+	r.Append(Put(f), func() []int64 {
+		out := make([]int64, len(protocols))
+		for i, p := range protocols {
+			out[i] = node.ProtocolBandwidth(p).TotalOut
+		}
+		return out
+	})
 	r.Wait() // serve until the run ends
 }
 
