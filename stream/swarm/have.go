@@ -113,21 +113,7 @@ func (hv *haves) pokedC() <-chan struct{} {
 }
 
 func (hv *haves) handle(str network.Stream) {
-	p := str.Conn().RemotePeer()
-	hv.mu.Lock()
-	in := 0
-	for k := range hv.links {
-		if !k.out {
-			in++
-		}
-	}
-	if hv.closed || (in >= hv.maxIn && hv.links[linkKey{p, false}] == nil) {
-		hv.mu.Unlock()
-		_ = str.Reset()
-		return
-	}
-	hv.mu.Unlock()
-	hv.start(linkKey{p, false}, str)
+	hv.start(linkKey{str.Conn().RemotePeer(), false}, str)
 }
 
 // open opens a link to p unless we already have one of ours.
@@ -225,7 +211,17 @@ func (hv *haves) start(k linkKey, str network.Stream) {
 	ctx, cancel := context.WithCancel(hv.ctx)
 	l := &link{str: str, cancel: cancel}
 	hv.mu.Lock()
-	if hv.closed {
+	full := false
+	if !k.out && hv.links[k] == nil { // the cap, checked under the same lock as the insert
+		in := 0
+		for q := range hv.links {
+			if !q.out {
+				in++
+			}
+		}
+		full = in >= hv.maxIn
+	}
+	if hv.closed || full {
 		hv.mu.Unlock()
 		cancel()
 		_ = str.Reset()

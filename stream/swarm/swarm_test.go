@@ -537,3 +537,39 @@ func TestRelayFoundOnTheDHT(t *testing.T) {
 	waitFor(t, 20*time.Second, "live blocks through the relay", func() bool { return b.sw.Feed().Length() >= from+10 })
 	checkBlocks(t, b.sw.Feed(), 0, sf.Length())
 }
+
+// Inbound have links past the cap are reset; links already up and our own are kept.
+func TestHaveLinksInboundCap(t *testing.T) {
+	checkLeaks(t)
+	a := newNode(t)
+	var disc [32]byte
+	hv := newHaves(a.Host(), disc, func() Have { return Have{} }, 2, quiet())
+	defer hv.close()
+	var others []*haves
+	defer func() {
+		for _, o := range others {
+			o.close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 4 {
+		n := newNode(t)
+		o := newHaves(n.Host(), disc, func() Have { return Have{Length: uint64(i)} }, 2, quiet())
+		others = append(others, o)
+		if err := n.Connect(ctx, a.AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.open(ctx, a.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "two inbound links with their Have", func() bool { return len(hv.all()) == 2 })
+	time.Sleep(300 * time.Millisecond) // the refused links are reset, not kept
+	hv.mu.Lock()
+	n := len(hv.links)
+	hv.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d links, want the cap of 2", n)
+	}
+}
