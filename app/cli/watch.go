@@ -67,12 +67,14 @@ func (e *env) watch(args []string) error {
 	// With -o -, stdout carries the video: every message goes to stderr, and the pipe is the
 	// playback (no sound of our own, nothing decoded twice).
 	toStdout := *out == "-"
-	text := e.out
+	// Written from the loop and the live export's goroutine.
+	var text io.Writer = &lockedWriter{w: e.out}
+	status := &lockedWriter{w: e.err}
 	if toStdout {
 		if f, ok := e.out.(*os.File); ok && isTerminal(f) {
 			return usagef("-o - writes video to stdout, which is a terminal here: pipe it into a player (watch CARD -o - | mpv -) or give a file name")
 		}
-		text = e.err
+		text = status
 		*noPlay = true
 	}
 	c, err := e.readCardArg(rest[0])
@@ -159,7 +161,7 @@ func (e *env) watch(args []string) error {
 		}
 		fmt.Fprintf(text, "Pay %d sats for %v of video (expires %s):\ninvoice %s\n", inv.Sats, inv.Media, inv.Expires.Format(time.TimeOnly), inv.URI)
 		if f, ok := e.err.(*os.File); ok && isTerminal(f) {
-			fmt.Fprintln(e.err, paymentqr.QRText(inv.URI))
+			fmt.Fprintln(status, paymentqr.QRText(inv.URI))
 		}
 	}
 	if !c.Price.IsFree() && (*minutes > 0 || *sats > 0) {
@@ -228,7 +230,7 @@ loop:
 		case <-tick.C:
 			f := v.Snapshot()
 			lastRemaining = max(lastRemaining, f.Remaining)
-			fmt.Fprintf(e.err, "%s %s · time left %v · downloaded %s · %d blocks stored · %d behind live · decoded %d frames\n",
+			fmt.Fprintf(status, "%s %s · time left %v · downloaded %s · %d blocks stored · %d behind live · decoded %d frames\n",
 				time.Now().Format("15:04:05.000"), connText(f), f.Remaining.Round(time.Second), bytesText(f.BytesDown), f.Stored, f.BehindLive, f.FramesDecoded)
 		}
 	}
@@ -294,6 +296,19 @@ func isTerminal(f *os.File) bool {
 }
 
 var _ = errors.New
+
+// lockedWriter serialises writes from several goroutines (a plain buffer as stdout or stderr
+// is not safe for that, a terminal or pipe is).
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
 
 // parseMediaTime reads a time into the stream: a Go duration (1m30s, 90s) or a clock
 // reading (1:30, 1:02:03, 90).

@@ -18,6 +18,23 @@ import (
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestParseMediaTime(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -120,7 +137,7 @@ func TestWatchToStdout(t *testing.T) {
 					}
 				}
 			}()
-			var errb strings.Builder
+			var errb lockedBuilder // the log handler and the command write to it from several goroutines
 			args := append([]string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc"),
 				"watch", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0", "-duration", "6s", "-o", "-"}, tc.args...)
 			started := time.Now()
