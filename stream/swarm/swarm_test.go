@@ -573,3 +573,63 @@ func TestHaveLinksInboundCap(t *testing.T) {
 		t.Fatalf("%d links, want the cap of 2", n)
 	}
 }
+
+// A tree of viewers: the seller serves one viewer directly and every relay two, so seven
+// viewers spread over depths 1 to 3, each through redirects alone; every viewer gets the live
+// blocks, verified. The figures (append → verified, per depth) are logged.
+func TestTreeOfRelayingViewers(t *testing.T) {
+	checkLeaks(t)
+	sf := newWriter(t, 60)
+	sn := newNode(t)
+	srv := serveOrigin(t, sn, sf, 1)
+	app := startAppending(t, sf)
+	var rigs []*swarmRig
+	for i := range 7 {
+		r := startSwarm(t, sn.AddrInfo(), sf.Key(), func(c *Config) { c.MaxViewers = 2 })
+		waitFor(t, 30*time.Second, "a viewer receiving", func() bool {
+			d := r.sw.Stats().Depth
+			return r.sw.Connected() && d >= 1 && d != NoDepth && r.sw.Feed().Length()+10 >= sf.Length()
+		})
+		t.Logf("viewer %d at depth %d", i, r.sw.Stats().Depth)
+		rigs = append(rigs, r)
+		time.Sleep(300 * time.Millisecond) // its Have reaches the peers it links with
+	}
+	from := sf.Length()
+	waitFor(t, 30*time.Second, "60 live blocks at every viewer", func() bool {
+		for _, r := range rigs {
+			if r.sw.Feed().Length() < from+60 {
+				return false
+			}
+		}
+		return true
+	})
+	if vs := srv.Seller().Viewers(); len(vs) > 1 {
+		t.Fatalf("the seller serves %d viewers directly, want at most 1", len(vs))
+	}
+	byDepth := map[uint8][]time.Duration{}
+	for _, r := range rigs {
+		d := r.sw.Stats().Depth
+		got := 0
+		for i := from; i < from+60; i++ {
+			ta, ok := r.arrived(i)
+			t0, ok0 := app.when(i)
+			if ok && ok0 {
+				got++
+				byDepth[d] = append(byDepth[d], ta.Sub(t0))
+			}
+		}
+		if got < 54 {
+			t.Errorf("a viewer at depth %d got %d of 60 live blocks pushed one by one", d, got)
+		}
+		checkBlocks(t, r.sw.Feed(), 0, sf.Length())
+	}
+	for d := uint8(1); d < 8; d++ {
+		if ds := byDepth[d]; len(ds) > 0 {
+			slices.Sort(ds)
+			t.Logf("depth %d: append → verified p50 %v, p99 %v (%d arrivals)", d, ds[len(ds)/2], ds[len(ds)*99/100], len(ds))
+		}
+	}
+	if len(byDepth) < 3 {
+		t.Fatalf("viewers at %d depths, want 3 (seller 1, relays 2)", len(byDepth))
+	}
+}
