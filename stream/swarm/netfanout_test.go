@@ -30,6 +30,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/stream/swarm"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.uber.org/goleak"
 )
 
 // The package has no TestMain (its tests check for leaks one by one), so the processes of a
@@ -91,6 +92,13 @@ func TestAudienceWithRelaysOnAndOff(t *testing.T) {
 	if err := netsim.Check(); err != nil {
 		t.Fatal(err) // the machines the tests run on are root with iproute2
 	}
+	// The processes are children; this one keeps no goroutine past Measure (libp2p's own
+	// process-wide ones aside, as in swarm_test.go).
+	defer goleak.VerifyNone(t,
+		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	const viewers, secs = 50, 10
