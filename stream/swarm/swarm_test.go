@@ -632,4 +632,17 @@ func TestTreeOfRelayingViewers(t *testing.T) {
 	if len(byDepth) < 3 {
 		t.Fatalf("viewers at %d depths, want 3 (seller 1, relays 2)", len(byDepth))
 	}
+	// Copies of the stream the seller uploaded: its replication bytes out ÷ the feed's bytes
+	// (the goal: at most 4, whatever the audience).
+	time.Sleep(1100 * time.Millisecond) // libp2p's bandwidth meters update every second
+	out := sn.ProtocolBandwidth(wire.Protocol).TotalOut
+	copies := float64(out) / float64(sf.Head().ByteLength)
+	var relayed uint64
+	for _, r := range rigs {
+		relayed += r.sw.Stats().RelayedBytes
+	}
+	t.Logf("the seller uploaded %.2f copies of the stream (%d bytes) to 7 viewers; the viewers relayed %d bytes", copies, out, relayed)
+	if copies > 4 {
+		t.Fatalf("the seller uploaded %.2f copies, want at most 4", copies)
+	}
 }
