@@ -40,13 +40,13 @@ done
 python3 - "$out/audience.json" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print(f"{'mode':7} {'N':>4} {'reached':>8} {'delivered':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'copies':>7} {'(proto)':>7} {'depth':>5} {'viewers CPU':>11} {'others CPU':>10} {'set-up s':>8} {'load':>15}")
+print(f"{'mode':7} {'N':>4} {'reached':>8} {'delivered':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'copies':>7} {'(proto)':>7} {'(have)':>6} {'depth':>5} {'viewers CPU':>11} {'others CPU':>10} {'set-up s':>8} {'load':>15}")
 for r in rows:
     if r.get("err"):
         print(f"{r['mode']:7} {r['viewers']:>4}  failed: {r['err'][:100]}")
         continue
     print(f"{r['mode']:7} {r['viewers']:>4} {r['reached']:>8} {100*r['delivered']:>8.2f}% {r['p50']:>8.1f} {r['p99']:>8.1f} {r['max']:>8.1f} "
-          f"{r['copies']:>7.2f} {r['protoCopies']:>7.2f} {r.get('maxDepth', 0):>5} {r['viewersCPU']:>11.2f} {r.get('othersCPU', 0):>10.2f} {r['setupSeconds']:>8.0f} {r['load']:>15}")
+          f"{r['copies']:>7.2f} {r['protoCopies']:>7.2f} {r.get('auxCopies', 0):>6.2f} {r.get('maxDepth', 0):>5} {r['viewersCPU']:>11.2f} {r.get('othersCPU', 0):>10.2f} {r['setupSeconds']:>8.0f} {r['load']:>15}")
 ceil = {}
 for mode in ("relay", "gossip"):
     ok = [r["viewers"] for r in rows if r["mode"] == mode and not r.get("err") and 0 <= r["p99"] <= 1000 and r["delivered"] >= 0.99]
