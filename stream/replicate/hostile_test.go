@@ -301,6 +301,11 @@ func TestViewerRejectsBadData(t *testing.T) {
 			sg.Length = 9
 			return earlyFrames(p, sg)
 		}},
+		{"early data, signature for a longer length without the nodes to reach it", func() []byte {
+			p, sg := unsigned(good)
+			sg.Length = 11
+			return earlyFrames(p, sg)
+		}},
 		{"early data carrying its signature", func() []byte { return earlyFrames(clone(good), nil) }},
 		{"signature with no early data", func() []byte { _, sg := unsigned(good); return earlyFrames(nil, sg) }},
 		{"early data without a block", func() []byte {
@@ -334,4 +339,44 @@ func TestViewerRejectsBadData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The seller appended while making a live push's proof: the upgrade reaches 9, the additional
+// nodes reach its length 10, and the signature that follows is for 10. That is a valid proof
+// (Hypercore's upgrade with additional nodes): the viewer verifies the block and the length.
+// (It used to be refused as a protocol error, so under load a seller's direct viewers kept
+// reconnecting.)
+func TestViewerAcceptsEarlyDataSignedPastItsUpgrade(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 10, 1024)
+	p, err := sf.Proof(feed.Request{Block: &feed.BlockRequest{Index: 8}, Upgrade: &feed.UpgradeRequest{Start: 0, Length: 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Upgrade.AdditionalNodes) == 0 {
+		t.Fatal("the proof has no additional nodes: the test does not reach the case")
+	}
+	sg := wire.Signature{Fork: p.Fork, Length: 10, Sig: p.Upgrade.Signature}
+	p.Upgrade.Signature = nil
+	frames := new(bytes.Buffer)
+	fw := wire.NewWriter(frames)
+	_ = fw.Frame(wire.TEarly, p.AppendBinary)
+	_ = fw.Frame(wire.TSignature, sg.AppendBinary)
+	_ = fw.Flush()
+
+	fake := newNode(t, nil)
+	fake.Host().SetStreamHandler(wire.Protocol, func(s network.Stream) {
+		w := wire.NewWriter(s)
+		_ = w.Frame(wire.TStatus, wire.Status{Length: 10}.AppendBinary)
+		_ = w.Frame(wire.TAccess, wire.Access{State: wire.Free}.AppendBinary)
+		_ = w.Flush()
+		_, _ = s.Write(frames.Bytes())
+		_, _ = io.Copy(io.Discard, s)
+		s.Reset()
+	})
+	r := startViewer(t, nil, fake.AddrInfo(), sf.Key(), true)
+	waitFor(t, 10*time.Second, "block 8 verified", func() bool { return r.feed.Has(8) })
+	if r.feed.Length() != 10 {
+		t.Fatalf("length %d after the push, want 10", r.feed.Length())
+	}
+	r.stop()
 }

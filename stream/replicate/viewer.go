@@ -552,7 +552,12 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 				return fmt.Errorf("%w: a signature with no early data to complete", ErrProtocol)
 			}
 			s.early = nil
-			if sg.Fork != p.Fork || sg.Length != p.Upgrade.Start+p.Upgrade.Length {
+			// The signature is for the tree the proof reaches: Start+Length, or the seller's
+			// longer length when it appended while making the proof and sent the additional
+			// nodes that reach it (Hypercore's upgrade with additional nodes). The signature's
+			// check over that tree decides; the length only has to be one the proof can reach.
+			if reach := p.Upgrade.Start + p.Upgrade.Length; sg.Fork != p.Fork || sg.Length < reach ||
+				(sg.Length > reach && len(p.Upgrade.AdditionalNodes) == 0) {
 				return fmt.Errorf("%w: the signature is for fork %d length %d, the early data for fork %d length %d",
 					ErrProtocol, sg.Fork, sg.Length, p.Fork, p.Upgrade.Start+p.Upgrade.Length)
 			}
