@@ -95,6 +95,8 @@ func (e *env) live(args []string) error {
 	gapLimit := fs.Uint("gap-limit", 0, "on-chain: how many viewers may hold an unpaid address at once; set the same gap limit in your wallet (0: the default, 20)")
 	var listen listFlag
 	fs.Var(&listen, "listen", "multiaddrs to listen on (default: every interface, TCP and QUIC)")
+	uplink := fs.Int64("uplink", 0, "free streams: your upload speed in kbit/s; viewers beyond what it carries are sent to viewers who relay (0: unknown, 4 served directly)")
+	direct := fs.Int("direct-viewers", 0, "free streams: serve at most this many viewers yourself, the rest through relaying viewers (overrides -uplink)")
 	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections (a LAN, or testing on one machine)")
 	if _, err := parse(fs, args, 0, "[flags]"); err != nil {
 		return err
@@ -137,7 +139,10 @@ func (e *env) live(args []string) error {
 	}
 	cfg := session.BroadcasterConfig{Data: data, Secrets: store, Resume: *resume, Name: *name, Description: *desc,
 		Preset: preset, Video: vd, Audio: ad, Price: p, Logger: e.log,
-		Network: session.NetworkConfig{Listen: listen, LAN: *lan, Public: *lan}}
+		Network: session.NetworkConfig{Listen: listen, LAN: *lan, Public: *lan}, UplinkKbps: *uplink, DirectViewers: *direct}
+	if *uplink < 0 || *direct < 0 {
+		return usagef("-uplink and -direct-viewers cannot be negative")
+	}
 	if !p.IsFree() {
 		switch {
 		case *lndDir != "":
