@@ -121,6 +121,9 @@ func (e *env) live(args []string) error {
 	if *priceText == "" {
 		*priceText = "free"
 	}
+	if *uplink < 0 || *direct < 0 {
+		return usagef("-uplink and -direct-viewers cannot be negative")
+	}
 	p, err := price.Parse(*priceText)
 	if err != nil {
 		return usagef("-price: %v", err)
@@ -140,9 +143,6 @@ func (e *env) live(args []string) error {
 	cfg := session.BroadcasterConfig{Data: data, Secrets: store, Resume: *resume, Name: *name, Description: *desc,
 		Preset: preset, Video: vd, Audio: ad, Price: p, Logger: e.log,
 		Network: session.NetworkConfig{Listen: listen, LAN: *lan, Public: *lan}, UplinkKbps: *uplink, DirectViewers: *direct}
-	if *uplink < 0 || *direct < 0 {
-		return usagef("-uplink and -direct-viewers cannot be negative")
-	}
 	if !p.IsFree() {
 		switch {
 		case *lndDir != "":
