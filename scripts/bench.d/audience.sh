@@ -56,4 +56,6 @@ for mode in ("relay", "gossip"):
     print(f"{mode}: largest N with p99 <= 1 s and >= 99 % delivered: {ceil[mode]}" + (f"; p99 passes 1 s (or delivery drops) by N={first_bad}" if first_bad else "; not passed in this sweep"))
 if ceil.get("gossip"):
     print(f"relay ceiling / GossipSub ceiling: >= {ceil['relay'] / ceil['gossip']:.1f}x (goal 2x)")
+elif ceil.get("relay"):
+    print("GossipSub passed no count of this sweep: run smaller counts (AUDIENCE_GOSSIP) for a ratio")
 PY
