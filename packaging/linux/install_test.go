@@ -24,10 +24,10 @@ import (
 // The tools the test runs; `make deps-test` installs them (packaging/linux/package.mk adds its
 // own to APT_TEST).
 var tools = []string{"go", "gcc", "dpkg-deb", "dpkg-shlibdeps", "rsvg-convert", "appstreamcli",
-	"desktop-file-validate", "xz", "mmdebstrap", "unshare", "chroot", "Xvfb", "import"}
+	"desktop-file-validate", "xz", "lintian", "mmdebstrap", "unshare", "chroot", "Xvfb", "import"}
 
 // TestInstalledDebOpensHome builds the .deb with build.sh (the script behind `make
-// package-linux`), installs it with `apt-get install ./file.deb` into a clean Debian root
+// package-linux`), checks that lintian finds no error in it, installs it with `apt-get install ./file.deb` into a clean Debian root
 // (debroot.sh's cached mmdebstrap root under an overlay, so the cache is never written; apt pulls
 // the Depends from the root's package lists), and starts the installed /usr/bin/dazaar-vision
 // there under Xvfb. The Home window must be drawn (not a uniform picture) and look like the same
@@ -61,6 +61,11 @@ func TestInstalledDebOpensHome(t *testing.T) {
 	}
 	deb := debs[0]
 	t.Logf("built %s in %v", filepath.Base(deb), time.Since(began).Round(time.Second))
+
+	// lintian: no errors (warnings are logged).
+	if out := run(ctx, t, "lintian", "--fail-on", "error", deb); strings.TrimSpace(out) != "" {
+		t.Logf("lintian:\n%s", out)
+	}
 
 	// The clean root, made once and cached (debroot.sh).
 	began = time.Now()
