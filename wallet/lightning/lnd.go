@@ -90,10 +90,12 @@ func New(cfg Config) (*Client, error) {
 	if err := CheckInvoiceMacaroon(cfg.Macaroon); err != nil {
 		return nil, err
 	}
-	mac := bytes.TrimSpace(cfg.Macaroon)
-	macHex := string(mac)
+	// A macaroon given as hex text (pasted, or a file of it) may end in a newline; a binary
+	// one (LND's invoice.macaroon) is used as it is: its last bytes are a signature, and
+	// trimming "white space" there would cut it (about 1 macaroon in 40 ends in such a byte).
+	macHex := string(bytes.TrimSpace(cfg.Macaroon))
 	if !isHex(macHex) {
-		macHex = hex.EncodeToString(mac)
+		macHex = hex.EncodeToString(cfg.Macaroon)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(cfg.TLSCert) {

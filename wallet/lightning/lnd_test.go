@@ -63,8 +63,16 @@ func settledLine(idx int, hash byte, msat int) string {
 }
 
 func newFake(t *testing.T, f *fakeLND, network string) *Client {
-	mac := testMacaroon(invoiceOps)
-	f.macaroon = hex.EncodeToString(mac)
+	return newFakeWith(t, f, network, testMacaroon(invoiceOps), nil)
+}
+
+// newFakeWith is newFake with the macaroon given to New as given (sent is what LND must
+// receive, in hex; nil: mac's own bytes).
+func newFakeWith(t *testing.T, f *fakeLND, network string, mac, sent []byte) *Client {
+	if sent == nil {
+		sent = mac
+	}
+	f.macaroon = hex.EncodeToString(sent)
 	srv := httptest.NewTLSServer(f)
 	t.Cleanup(srv.Close)
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
@@ -143,6 +151,34 @@ func TestAddInvoiceChecksLNDsAnswer(t *testing.T) {
 	f.macaroon = "00"
 	if _, _, err := c.AddInvoice(context.Background(), 250_000_000, "1 cup coffee", time.Minute); err == nil || !strings.Contains(err.Error(), "refused the macaroon") {
 		t.Errorf("refused macaroon: %v", err)
+	}
+}
+
+// The macaroon reaches LND whole: a binary one whose signature ends in bytes that look like
+// white space is not trimmed (it was, cutting about 1 macaroon in 40), and one given as hex text
+// with a newline is read as hex.
+func TestMacaroonSentWhole(t *testing.T) {
+	hash, _ := hex.DecodeString(specHash)
+	inv := map[string]string{"hash": base64.StdEncoding.EncodeToString(hash), "pr": vecCoffee}
+	spaced := testMacaroon(invoiceOps)
+	copy(spaced[len(spaced)-3:], " \t\n")
+	plain := testMacaroon(invoiceOps)
+	tests := []struct {
+		name      string
+		mac, sent []byte
+	}{
+		{"binary, signature ending in white-space bytes", spaced, spaced},
+		{"binary", plain, plain},
+		{"hex text with a newline", []byte(hex.EncodeToString(plain) + "\n"), plain},
+		{"hex text in spaces", []byte("  " + hex.EncodeToString(spaced) + "\r\n"), spaced},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newFakeWith(t, &fakeLND{invoice: inv}, "mainnet", tc.mac, tc.sent)
+			if _, _, err := c.AddInvoice(context.Background(), 250_000_000, "1 cup coffee", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
