@@ -37,6 +37,8 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +56,9 @@ type Run struct {
 	Uplink  string `json:"uplink"` // tc rate of the seller's upload, "" unshaped
 	// DirectLimit is the seller's limit on its own viewers (0: the mode's default).
 	DirectLimit int `json:"directLimit"`
+	// Exe is the test binary the processes run (empty: this one). A test built with -race
+	// hands a plain build here: the race detector's cost would be measured, not the protocol.
+	Exe string `json:"-"`
 }
 
 // Viewer is what one simulated viewer saw.
@@ -119,10 +124,12 @@ type proc struct {
 	lines chan string
 }
 
-func start(ctx context.Context, n *netsim.Net, h netsim.Host, name string, env ...string) (*proc, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+func start(ctx context.Context, n *netsim.Net, h netsim.Host, exe, name string, env ...string) (*proc, error) {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
 	cmd := n.Command(ctx, h, exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), "DV_FANOUT=", "DV_FANOUT_VIEWERS=", "DV_REPLBENCH=", "DV_NETSIM_BENCH=")
@@ -201,6 +208,22 @@ func debugf(format string, a ...any) {
 	}
 }
 
+// PlainBuild builds the test binary of the package in the working directory without the race
+// detector (go test -c) into dir and returns its path, for Run.Exe.
+func PlainBuild(ctx context.Context, dir string) (string, error) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	exe := filepath.Join(dir, "plain.test")
+	cmd := exec.CommandContext(ctx, gobin, "test", "-c", "-o", exe, ".")
+	cmd.Env = append(os.Environ(), "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the test binary without -race: %w: %s", err, out)
+	}
+	return exe, nil
+}
+
 // Measure builds the network, runs one seller and the viewer groups, and gathers the figures.
 // Everything it made is removed when it returns, also on an error.
 func Measure(ctx context.Context, r Run) (res Result, err error) {
@@ -233,7 +256,7 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 	}()
 	common := []string{"DV_NETSIM_MODE=" + r.Mode, "DV_NETSIM_SECONDS=" + strconv.Itoa(r.Seconds),
 		"DV_NETSIM_DIRECT=" + strconv.Itoa(r.DirectLimit)}
-	seller, err := start(ctx, n, n.Seller, "seller", append(common, "DV_NETSIM_ROLE=seller", "DV_NETSIM_IP="+n.Seller.IP)...)
+	seller, err := start(ctx, n, n.Seller, r.Exe, "seller", append(common, "DV_NETSIM_ROLE=seller", "DV_NETSIM_IP="+n.Seller.IP)...)
 	if err != nil {
 		return res, err
 	}
@@ -251,7 +274,7 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 		if g < r.Viewers%r.Groups {
 			count++
 		}
-		p, err := start(ctx, n, n.Groups[g], fmt.Sprintf("viewers %d", g), append(common, "DV_NETSIM_ROLE=viewers",
+		p, err := start(ctx, n, n.Groups[g], r.Exe, fmt.Sprintf("viewers %d", g), append(common, "DV_NETSIM_ROLE=viewers",
 			"DV_NETSIM_SELLER="+sellerAddr, "DV_NETSIM_KEY="+key, "DV_NETSIM_COUNT="+strconv.Itoa(count),
 			"DV_NETSIM_GROUP="+strconv.Itoa(g), "DV_NETSIM_IP="+n.Groups[g].IP)...)
 		if err != nil {
