@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
@@ -21,12 +22,18 @@ type feedSink struct {
 	f        *feed.Feed
 	offset   uint64 // feed length when this run started
 	onAppend func(index uint64, mediaMillis uint64, sync bool)
+	lastEnd  time.Duration // where the previous media block ended (-1: none since a header)
 }
 
 func (s *feedSink) Append(_ context.Context, b []byte, sync bool) error {
 	var ms uint64
-	if m, err := block.DecodeMedia(b); err == nil {
-		ms = mediaMillis(m)
+	if m, err := block.DecodeMedia(b); err != nil {
+		s.lastEnd = -1 // a header: a new run's timeline starts
+	} else {
+		ms = mediaMillis(m, s.lastEnd)
+		if _, end, ok := mediaEnd(m); ok {
+			s.lastEnd = max(s.lastEnd, end)
+		}
 		if s.offset > 0 {
 			m.Seq += s.offset
 			enc, err := m.MarshalBinary()
@@ -52,22 +59,38 @@ func (s *feedSink) Append(_ context.Context, b []byte, sync bool) error {
 	return nil
 }
 
-// mediaMillis is the media time a block carries: its video frames' durations, or for a block
-// without video its audio packets' (audio rides along with the pictures, so counting both would
-// bill twice).
-func mediaMillis(m *block.Media) uint64 {
-	var video, audio uint64
-	for _, u := range m.Units {
-		if u.Track == block.Video {
-			video += uint64(u.Duration.Microseconds())
-		} else {
-			audio += uint64(u.Duration.Microseconds())
+// mediaEnd is where block m ends on the stream's timeline: the latest end of its units.
+func mediaEnd(m *block.Media) (start, end time.Duration, ok bool) {
+	for i, u := range m.Units {
+		if i == 0 || u.PTS < start {
+			start = u.PTS
 		}
+		end = max(end, u.PTS+u.Duration)
 	}
-	if video > 0 {
-		return (video + 999) / 1000
+	return start, end, len(m.Units) > 0
+}
+
+// mediaMillis is the media time block m adds to the stream, for billing: how far it moves the
+// end of the stream's timeline past prevEnd, where the block before it ended (negative when
+// unknown: the first block after a header, whose own span counts). Counting the timeline's
+// advance instead of the units' durations bills what a viewer can watch exactly once: a block
+// of sound alone while pictures stall, pictures the encoder dropped, and sound riding along
+// with the pictures are neither billed twice nor skipped. Milliseconds are taken as the
+// difference of whole-millisecond ends, so a stream's blocks sum to its length with no
+// rounding per block.
+func mediaMillis(m *block.Media, prevEnd time.Duration) uint64 {
+	start, end, ok := mediaEnd(m)
+	if !ok {
+		return 0
 	}
-	return (audio + 999) / 1000
+	from := start
+	if prevEnd >= 0 {
+		from = prevEnd
+	}
+	if a, b := from.Milliseconds(), end.Milliseconds(); b > a {
+		return uint64(b - a)
+	}
+	return 0
 }
 
 // readerSource is playback's BlockSource over a viewer's reader feed: blocks arrive verified

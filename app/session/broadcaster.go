@@ -278,7 +278,7 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("cannot open the microphone %q: %w", audio.Label, err)
 		}
 	}
-	sink := &feedSink{f: b.feed, offset: b.feed.Length(), onAppend: b.appended}
+	sink := &feedSink{f: b.feed, offset: b.feed.Length(), onAppend: b.appended, lastEnd: -1}
 	pipe, err := broadcast.New(broadcast.Config{Preset: p, Video: vs, Audio: as, Description: b.cfg.Description, Sink: sink, Logger: b.log})
 	if err != nil {
 		if vs != nil {
@@ -514,7 +514,15 @@ func (b *Broadcaster) blockMillis(index uint64) uint64 {
 	if err != nil {
 		return 0 // a header: no media time
 	}
-	return mediaMillis(m)
+	prevEnd := time.Duration(-1)
+	if index > 0 {
+		if prev, err := b.feed.Read(index - 1); err == nil {
+			if pm, err := block.DecodeMedia(prev); err == nil {
+				_, prevEnd, _ = mediaEnd(pm)
+			}
+		}
+	}
+	return mediaMillis(m, prevEnd)
 }
 
 func (b *Broadcaster) figuresLoop(ctx context.Context) error {
