@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -611,6 +612,13 @@ func (b *Broadcaster) Sales() []Sale {
 			out = append(out, Sale{Viewer: a.Key.Viewer, ID: c.ID, Method: m, Msat: c.Msat, Millis: c.Millis, State: c.State, Note: c.Note, At: c.At})
 		}
 	}
+	// Oldest first.
+	slices.SortFunc(out, func(a, b Sale) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	return out
 }
 

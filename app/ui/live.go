@@ -35,7 +35,7 @@ type liveScreen struct {
 	values   []*widget.Label
 	figBox   *fyne.Container
 	sales    *fyne.Container
-	salesN   int
+	shown    []session.Sale // the sales drawn
 	status   *widget.Label
 	stopping bool
 }
@@ -192,10 +192,10 @@ func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
 		fmt.Fprintf(&all, "%s: %s\n", []string{"State", "Viewers", "Earned", "Uploaded", "Encoder", "Stream"}[i], v)
 	}
 	l.figures.Text = all.String()
-	if len(sales) == l.salesN {
-		return
+	if slices.Equal(sales, l.shown) {
+		return // a sale that changed state (provisional → settled, revoked) is drawn again
 	}
-	l.salesN = len(sales)
+	l.shown = slices.Clone(sales)
 	l.sales.RemoveAll()
 	if len(sales) == 0 {
 		l.sales.Add(widget.NewLabel(noSalesText(l.card)))
@@ -210,6 +210,9 @@ func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
 			break
 		}
 		what := fmt.Sprintf("%d sats by %s for %v of video · %s · %v", s.Msat/1000, s.Method, time.Duration(s.Millis)*time.Millisecond, shortID(s.Viewer), s.State)
+		if !s.At.IsZero() {
+			what = s.At.Local().Format("Jan 2 15:04") + " · " + what
+		}
 		if s.Note != "" {
 			what += " · " + s.Note
 		}

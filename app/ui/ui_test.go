@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -344,9 +345,10 @@ func TestLiveRender(t *testing.T) {
 	}
 	f := session.BroadcastFigures{Live: true, Since: time.Now().Add(-time.Minute), Viewers: 3, Paying: 2, EarnedMsat: 250_000,
 		ProvisionalMsat: 84_000, BytesUp: 5 << 20, FPS: 30, VideoKbps: 1180, AudioKbps: 32, Blocks: 1800, FeedBytes: 9 << 20}
+	at := time.Date(2026, 12, 3, 14, 5, 0, 0, time.Local)
 	sales := []session.Sale{
-		{Viewer: peerID(3), Method: "Lightning", Msat: 167_000, Millis: 600_000, State: 2},                        // settled
-		{Viewer: peerID(4), Method: "on-chain", Msat: 84_000, Millis: 300_000, State: 1, Note: "0 confirmations"}, // provisional
+		{Viewer: peerID(3), Method: "Lightning", Msat: 167_000, Millis: 600_000, State: 2, At: at},                                             // settled
+		{Viewer: peerID(4), Method: "on-chain", Msat: 84_000, Millis: 300_000, State: 1, Note: "0 confirmations", At: at.Add(7 * time.Minute)}, // provisional
 	}
 	l.render(f, sales)
 	h.mustShow("3 (paying 2)", "250 sats (+84 sats unconfirmed)", "5.0 MiB", "30 frames a second, video 1180 kbit/s, sound 32 kbit/s", "1800 blocks, 9.0 MiB",
@@ -354,6 +356,15 @@ func TestLiveRender(t *testing.T) {
 	if txt := h.screenText(); strings.Index(txt, "84 sats by on-chain") > strings.Index(txt, "167 sats by Lightning") {
 		t.Fatal("sales are not newest first")
 	}
+	h.mustShow("Dec 3 14:12 · 84 sats by on-chain", "Dec 3 14:05 · 167 sats by Lightning")
+	// The on-chain payment confirms: same number of sales, drawn again.
+	sales[1].State, sales[1].Note = 2, ""
+	l.render(f, slices.Clone(sales))
+	if txt := h.screenText(); strings.Contains(txt, "provisional") {
+		t.Fatal("a sale that settled is still drawn as provisional")
+	}
+	sales[1].State, sales[1].Note = 1, "0 confirmations"
+	l.render(f, sales)
 	h.capture("live-paid.png")
 	l.stopping = true // no session to stop
 }
