@@ -325,14 +325,14 @@ func parseMediaTime(s string) (time.Duration, error) {
 		unit := time.Second
 		if i == len(parts)-1 {
 			f, err := strconv.ParseFloat(p, 64)
-			if err != nil || f < 0 || f >= 60 && len(parts) > 1 {
+			if err != nil || !(f >= 0) || f >= 60 && len(parts) > 1 || f > 1e9 {
 				return 0, fmt.Errorf("seek takes a time into the stream such as 1m30s or 1:30, not %q", s)
 			}
 			d = d*60 + time.Duration(f*float64(unit))
 			continue
 		}
 		n, err := strconv.ParseUint(p, 10, 32)
-		if err != nil || i > 0 && n >= 60 {
+		if err != nil || i > 0 && n >= 60 || n > 1e6 {
 			return 0, fmt.Errorf("seek takes a time into the stream such as 1m30s or 1:30, not %q", s)
 		}
 		d = d*60 + time.Duration(n)*time.Second

@@ -189,3 +189,16 @@ func TestWatchToStdout(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseMediaTime: any text gives a time of 0 or more, or an error; never a panic.
+func FuzzParseMediaTime(f *testing.F) {
+	for _, s := range []string{"1m30s", "1:30", "90", "1:02:03", "1.5", "", "-1s", "99999999999:59", "1e308", "NaN", "Inf", "::"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseMediaTime(s)
+		if err == nil && d < 0 {
+			t.Fatalf("parseMediaTime(%q) = %v", s, d)
+		}
+	})
+}
