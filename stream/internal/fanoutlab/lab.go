@@ -38,7 +38,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,7 +212,7 @@ func debugf(format string, a ...any) {
 func PlainBuild(ctx context.Context, dir string) (string, error) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("building the test binary without -race: %w", err)
 	}
 	exe := filepath.Join(dir, "plain.test")
 	cmd := exec.CommandContext(ctx, gobin, "test", "-c", "-o", exe, ".")
