@@ -20,6 +20,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/media/playback"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
@@ -54,7 +55,10 @@ type BroadcasterConfig struct {
 	UplinkKbps int64
 	// DirectViewers, when above 0, is that bound for a free stream, whatever UplinkKbps says.
 	DirectViewers int
-	Logger        *slog.Logger
+	// Preview, when set, receives the stream's pictures as viewers get them, decoded from
+	// the feed as it is appended (the live view's local preview; no sound).
+	Preview playback.FrameSink
+	Logger  *slog.Logger
 }
 
 // ViewerFigures is one connected viewer as the broadcaster sees it.
@@ -125,6 +129,7 @@ type Broadcaster struct {
 	msMu     sync.Mutex
 	ms       [4096]struct{ index, ms uint64 } // media time of recent blocks, by index mod 4096
 	lastSync uint64                           // 1 + the index of the newest block playback can start at
+	preview  *readerSource                    // the local preview's source (set in Start before capture runs)
 
 	figMu    sync.Mutex
 	figures  BroadcastFigures
@@ -369,6 +374,11 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 	b.figMu.Lock()
 	b.figures.Live, b.figures.Since, b.lastAt = true, time.Now(), time.Now()
 	b.figMu.Unlock()
+	if b.cfg.Preview != nil && b.cfg.Video != nil {
+		if err := b.startPreview(ctx, sink.offset); err != nil {
+			return err
+		}
+	}
 	b.run(ctx, "capture", func(ctx context.Context) error { return pipe.Run(ctx) })
 	b.run(ctx, "figures", b.figuresLoop)
 	b.header = sink.offset
@@ -484,6 +494,9 @@ func (b *Broadcaster) appended(index uint64, ms uint64, sync bool) {
 		b.lastSync = index + 1
 	}
 	b.msMu.Unlock()
+	if b.preview != nil {
+		b.preview.arrived()
+	}
 }
 
 // joinWindow is the blocks a viewer joining now needs before the live edge: from the newest

@@ -19,6 +19,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/media/playback"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
@@ -165,13 +166,15 @@ type GoLive struct {
 	Price       price.Price
 	Lightning   *LightningSetup
 	OnChain     *OnChainForm
+	// Preview receives the stream's pictures as viewers get them (the live view's preview).
+	Preview playback.FrameSink
 }
 
 // Config turns the answers into a BroadcasterConfig, with the checks a form should show next
 // to its fields.
 func (g GoLive) Config(d DataDir, store SecretStore, n NetworkConfig, log *slog.Logger) (BroadcasterConfig, error) {
 	cfg := BroadcasterConfig{Data: d, Secrets: store, Resume: g.Resume, Name: strings.TrimSpace(g.Name),
-		Description: strings.TrimSpace(g.Description), Price: g.Price, Lightning: g.Lightning, Network: n, Logger: log}
+		Description: strings.TrimSpace(g.Description), Price: g.Price, Lightning: g.Lightning, Network: n, Logger: log, Preview: g.Preview}
 	if g.Video == nil && g.Audio == nil {
 		return cfg, errors.New("pick a camera or the screen, a microphone, or both")
 	}

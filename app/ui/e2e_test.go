@@ -48,6 +48,12 @@ func TestFreeStreamThroughTheWindow(t *testing.T) {
 	if l.qr.Resource == nil {
 		t.Fatal("no QR code of the card")
 	}
+	// The preview: the stream as viewers get it, drawn in the live view.
+	if l.preview == nil {
+		t.Fatal("no preview in the live view of a stream with a camera")
+	}
+	seller.waitFor("the preview's pictures", func() bool { return l.preview.shown.Load() >= 5 })
+	seller.mustShow("What viewers see")
 	seller.capture("live.png")
 	test.Tap(l.copyBtn)
 	cardText := a.Clipboard().Content()

@@ -717,6 +717,16 @@ func (g *goLiveScreen) start() {
 // startForm goes live with answers f (the wizard's, or Options.GoLive).
 func (g *goLiveScreen) startForm(f session.GoLive) {
 	g.u.withStore(func(store *secrets.Store) {
+		var preview *videoView // the live view's picture; given back if going live fails
+		if f.Video != nil {
+			preview = newVideoView(g.u.do)
+			f.Preview = preview
+		}
+		release := func() {
+			if preview != nil {
+				preview.release()
+			}
+		}
 		cfg, err := f.Config(g.u.opts.Data, store, g.u.opts.Network, g.u.log)
 		if err != nil {
 			g.errLabel.SetText(err.Error())
@@ -741,16 +751,17 @@ func (g *goLiveScreen) startForm(f session.GoLive) {
 				g.progress.Stop()
 				g.progress.Hide()
 				if err != nil { // Start has stopped what it opened
+					release()
 					g.next.Enable()
 					g.back.Enable()
 					g.errLabel.SetText("Could not go live: " + err.Error())
 					return
 				}
 				if g.w.ctx.Err() != nil { // the wizard was left meanwhile: do not stay live unseen
-					g.u.goDo(func() { b.Stop() })
+					g.u.goDo(func() { b.Stop(); g.u.do(release) })
 					return
 				}
-				g.u.showLive(b)
+				g.u.showLive(b, preview)
 				if g.u.opts.OnLive != nil {
 					g.u.opts.OnLive(b.Card().String())
 				}

@@ -38,10 +38,13 @@ type liveScreen struct {
 	shown    []session.Sale // the sales drawn
 	status   *widget.Label
 	stopping bool
+	preview  *videoView // nil: no picture (an audio-only stream, or a test)
 }
 
-func (u *UI) showLive(b *session.Broadcaster) {
-	l := &liveScreen{u: u, w: newWorker(u), b: b, card: b.Card()}
+// showLive shows broadcast b; preview (may be nil) is the video view b draws its pictures in,
+// released when b has stopped.
+func (u *UI) showLive(b *session.Broadcaster, preview *videoView) {
+	l := &liveScreen{u: u, w: newWorker(u), b: b, card: b.Card(), preview: preview}
 	l.build()
 	u.show(l)
 	l.watch()
@@ -55,8 +58,13 @@ func (l *liveScreen) close() {
 	l.w.cancel()
 	if !l.stopping {
 		l.stopping = true
-		b := l.b
-		l.u.goDo(func() { b.Stop() })
+		b, preview := l.b, l.preview
+		l.u.goDo(func() {
+			b.Stop()
+			if preview != nil {
+				l.u.do(preview.release) // no picture comes after Stop
+			}
+		})
 	}
 }
 
@@ -103,6 +111,10 @@ func (l *liveScreen) build() {
 	l.sales = container.NewVBox(widget.NewLabel(noSalesText(c)))
 	l.status = wrapLabel("Share the card: anyone who has it can find this stream.")
 	cardBox := container.NewVBox(heading("The stream's card"), l.cardText, container.NewHBox(l.copyBtn), container.NewCenter(l.qr), qrNote)
+	if l.preview != nil {
+		// What viewers see, decoded from the stream as it is appended.
+		cardBox.Objects = append([]fyne.CanvasObject{heading("What viewers see"), l.preview.obj}, cardBox.Objects...)
+	}
 	l.figBox = container.NewVBox(heading("Now"), grid, widget.NewSeparator(), heading("Sales"), l.sales)
 	l.top = container.NewHBox(head, layout.NewSpacer(), l.stopBtn)
 	top := container.NewVBox(l.top, terms, widget.NewSeparator())
