@@ -6,6 +6,9 @@ APT_WINDOWS := gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 nasm nsis osslsigncode 
 # What packaging/windows's test adds (it runs the installer and the app under wine).
 APT_WINDOWS_TEST := $(APT_WINDOWS) wine wine64 xvfb xauth imagemagick
 
+# make test runs that test, so deps-test installs what it needs.
+APT_TEST += $(APT_WINDOWS_TEST)
+
 .PHONY: package-windows deps-windows-test
 package-windows:
 	@scripts/apt.sh $(APT_WINDOWS)
