@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test with the race detector, then each fuzz target briefly.
+# Runs every test with the race detector, then each fuzz target briefly. The per-binary timeout
+# is 40 minutes: on a cold machine packaging/windows cross-compiles the app for its wine test.
 # On a machine where everything can run (root), a skipped test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ noskip=""
 [ "$(id -u)" -eq 0 ] && noskip="-noskip"
 go build -o /tmp/dv-testreport ./tools/testreport
 set +e
-go test -race -json -timeout 25m ./... 2>&1 | /tmp/dv-testreport $noskip
+go test -race -json -timeout 40m ./... 2>&1 | /tmp/dv-testreport $noskip
 rc=${PIPESTATUS[1]}
 set -e
 [ "$rc" -eq 0 ] || exit "$rc"
