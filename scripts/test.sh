@@ -30,5 +30,5 @@ if [ -n "$bench_pkgs" ]; then
   fi
   echo "every benchmark ran once in $(( $(date +%s) - bstart )) s"
 fi
-FUZZTIME=${FUZZTIME:-3s} scripts/fuzz.sh
+FUZZTIME=${FUZZTIME:-2s} scripts/fuzz.sh
 echo "make test took $(( $(date +%s) - start )) s"
