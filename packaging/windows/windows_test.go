@@ -3,12 +3,12 @@
 package windows
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"image/png"
 	"io/fs"
@@ -511,64 +511,8 @@ func run(t *testing.T, dir string, env []string, timeout time.Duration, name str
 	return string(out)
 }
 
-// xvfb starts a virtual display and returns its name (":N").
-func xvfb(t *testing.T, w, h int) string {
-	t.Helper()
-	r, wr, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{wr}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wr.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		r.Close()
-		line <- strings.TrimSpace(s)
-	}()
-	select {
-	case n := <-line:
-		if n == "" {
-			t.Fatal("Xvfb did not start")
-		}
-		return ":" + n
-	case <-time.After(30 * time.Second):
-		t.Fatal("Xvfb did not say its display number")
-	}
-	return ""
-}
+func xvfb(t *testing.T, w, h int) string { return xtest.Xvfb(t, w, h) }
 
-// screenshot captures the whole display with ImageMagick's import.
-func screenshot(t *testing.T, display string) image.Image {
-	t.Helper()
-	out, err := exec.Command("import", "-display", display, "-window", "root", "png:-").Output()
-	if err != nil {
-		t.Fatalf("import: %v", err)
-	}
-	img, err := png.Decode(bytes.NewReader(out))
-	if err != nil {
-		t.Fatalf("the screenshot is not a PNG: %v", err)
-	}
-	return img
-}
+func screenshot(t *testing.T, display string) image.Image { return xtest.Screenshot(t, display) }
 
-// colours counts the distinct colours of img (up to 1000), every other pixel.
-func colours(img image.Image) int {
-	r := img.Bounds()
-	seen := map[[3]uint32]bool{}
-	for y := r.Min.Y; y < r.Max.Y; y += 2 {
-		for x := r.Min.X; x < r.Max.X; x += 2 {
-			cr, cg, cb, _ := img.At(x, y).RGBA()
-			seen[[3]uint32{cr >> 8, cg >> 8, cb >> 8}] = true
-			if len(seen) >= 1000 {
-				return len(seen)
-			}
-		}
-	}
-	return len(seen)
-}
+func colours(img image.Image) int { return xtest.Colours(img, img.Bounds()) }

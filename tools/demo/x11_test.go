@@ -3,9 +3,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
+	xwin "github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"image/png"
 	"io"
@@ -26,90 +25,15 @@ import (
 // APT_TEST installs xvfb, imagemagick and zbar-tools), keys pressed through the XTEST
 // extension.
 
-func need(t testing.TB, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is missing: run `make deps-test` (the Makefile's APT_TEST installs it)", tool)
-		}
-	}
-}
+func need(t testing.TB, tools ...string) { xwin.Need(t, tools...) }
 
-// xvfb starts a virtual display and returns its name (":N").
-func xvfb(t testing.TB, w, h int) string {
-	t.Helper()
-	need(t, "Xvfb")
-	r, wr, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp")
-	cmd.ExtraFiles = []*os.File{wr}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wr.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		r.Close()
-		line <- strings.TrimSpace(s)
-	}()
-	select {
-	case n := <-line:
-		if n == "" {
-			t.Fatal("Xvfb did not start")
-		}
-		return ":" + n
-	case <-time.After(30 * time.Second):
-		t.Fatal("Xvfb did not say its display number")
-	}
-	return ""
-}
+func xvfb(t testing.TB, w, h int) string { return xwin.Xvfb(t, w, h) }
 
-// screenshot captures the whole display.
-func screenshot(t testing.TB, display string) image.Image {
-	t.Helper()
-	need(t, "import")
-	out, err := exec.Command("import", "-display", display, "-window", "root", "png:-").Output()
-	if err != nil {
-		t.Fatalf("import: %v", err)
-	}
-	img, err := png.Decode(bytes.NewReader(out))
-	if err != nil {
-		t.Fatalf("the screenshot is not a PNG: %v", err)
-	}
-	return img
-}
+func screenshot(t testing.TB, display string) image.Image { return xwin.Screenshot(t, display) }
 
-// colours counts the distinct colours in r of img (up to 1000), every other pixel.
-func colours(img image.Image, r image.Rectangle) int {
-	seen := map[[3]uint32]bool{}
-	for y := r.Min.Y; y < r.Max.Y; y += 2 {
-		for x := r.Min.X; x < r.Max.X; x += 2 {
-			cr, cg, cb, _ := img.At(x, y).RGBA()
-			seen[[3]uint32{cr >> 8, cg >> 8, cb >> 8}] = true
-			if len(seen) >= 1000 {
-				return len(seen)
-			}
-		}
-	}
-	return len(seen)
-}
+func colours(img image.Image, r image.Rectangle) int { return xwin.Colours(img, r) }
 
-// differs counts pixels of r (every other one) that differ between a and b.
-func differs(a, b image.Image, r image.Rectangle) int {
-	n := 0
-	for y := r.Min.Y; y < r.Max.Y; y += 2 {
-		for x := r.Min.X; x < r.Max.X; x += 2 {
-			if a.At(x, y) != b.At(x, y) {
-				n++
-			}
-		}
-	}
-	return n
-}
+func differs(a, b image.Image, r image.Rectangle) int { return xwin.Differs(a, b, r) }
 
 // qrCodes decodes the QR codes in img with zbarimg.
 func qrCodes(t testing.TB, img image.Image) []string {
