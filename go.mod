@@ -20,6 +20,7 @@ require (
 	github.com/multiformats/go-multihash v0.2.3
 	github.com/multiformats/go-multistream v0.6.1
 	github.com/natefinch/atomic v1.0.1
+	github.com/oasisprotocol/curve25519-voi v0.0.0-20230904125328-1f23a7beb09a
 	github.com/pion/mediadevices v0.9.4
 	github.com/pion/rtcp v1.2.16
 	github.com/pion/rtp v1.8.26

@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
+
+	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // KeyPair is a feed's Ed25519 signing key pair.
@@ -286,6 +289,43 @@ type verifier struct {
 	manifest     *FeedManifest
 	manifestHash [32]byte
 	encoded      []byte // encoded manifest, to hand to readers
+
+	// The signers' public keys in curve25519-voi's expanded form (the point decoded and a
+	// table of its multiples), made on the first check: a viewer checks a signature for
+	// every upgrade of a live stream, and an expanded key halves the cost of each check
+	// (BenchmarkVerifySignature). nil where a key is not a valid point: its checks fail, as
+	// crypto/ed25519's do.
+	expandOnce sync.Once
+	expanded   []*voied25519.ExpandedPublicKey
+}
+
+// stdlibChecks makes curve25519-voi accept and refuse exactly what crypto/ed25519.Verify does
+// (cofactorless, non-canonical A accepted, S < L), so no signature valid before is refused now
+// and none refused before is accepted (TestVerifierMatchesStdlib, FuzzVerifierMatchesStdlib).
+var stdlibChecks = &voied25519.Options{Verify: voied25519.VerifyOptionsStdLib}
+
+// checkSig is ed25519.Verify with signer i's expanded key.
+func (v *verifier) checkSig(i int, msg, sig []byte) bool {
+	v.expandOnce.Do(func() {
+		var keys [][32]byte
+		if v.mode == Compat {
+			keys = [][32]byte{v.key}
+		} else {
+			for _, s := range v.manifest.Signers {
+				keys = append(keys, s.PublicKey)
+			}
+		}
+		v.expanded = make([]*voied25519.ExpandedPublicKey, len(keys))
+		for j, k := range keys {
+			if ek, err := voied25519.NewExpandedPublicKey(voied25519.PublicKey(k[:])); err == nil {
+				v.expanded[j] = ek
+			}
+		}
+	})
+	if i >= len(v.expanded) || v.expanded[i] == nil || len(sig) != ed25519.SignatureSize {
+		return false
+	}
+	return voied25519.VerifyExpandedWithOptions(v.expanded[i], msg, sig, stdlibChecks)
 }
 
 func newCompatVerifier(pub [32]byte) *verifier {
@@ -320,7 +360,7 @@ func (v *verifier) verify(treeHash [32]byte, length, fork uint64, sig []byte) er
 		if len(sig) != ed25519.SignatureSize {
 			return fmt.Errorf("feed: %w: a compat signature is 64 bytes, got %d", ErrBadSignature, len(sig))
 		}
-		if !ed25519.Verify(v.key[:], msg, sig) {
+		if !v.checkSig(0, msg, sig) {
 			return fmt.Errorf("feed: %w (length %d, fork %d)", ErrBadSignature, length, fork)
 		}
 		return nil
@@ -338,8 +378,7 @@ func (v *verifier) verify(treeHash [32]byte, length, fork uint64, sig []byte) er
 			return fmt.Errorf("feed: %w: patched signatures are not supported", ErrBadSignature)
 		}
 		seen[p.Signer] = true
-		pk := v.manifest.Signers[p.Signer].PublicKey
-		if !ed25519.Verify(pk[:], msg, p.Signature[:]) {
+		if !v.checkSig(int(p.Signer), msg, p.Signature[:]) {
 			return fmt.Errorf("feed: %w (signer %d, length %d, fork %d)", ErrBadSignature, p.Signer, length, fork)
 		}
 	}
