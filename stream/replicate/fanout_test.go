@@ -1,9 +1,13 @@
 package replicate
 
 // Fan-out figure of `make bench`: one seller, N viewers at about 1 Mbit/s each on loopback.
-// The seller runs in this process; the viewers share a second process (this test binary again,
-// DV_FANOUT_VIEWERS set). Latency is append() called → the viewer has the verified block, from
-// a timestamp the seller writes into each block (one machine, one wall clock). Next to it, the
+// The seller runs in this process; the viewers are spread over further processes (this test
+// binary again, DV_FANOUT_VIEWERS set; DV_FANOUT_PROCS of them, by default one per 100
+// viewers). Latency is append() called → the viewer has the verified block, from a timestamp
+// the seller writes into each block (one machine, one wall clock). The seller's side of it is
+// measured too: append() called → the block's bytes written to that viewer's stream (the
+// seller's queueing), so a run says which side gives way first: the seller, or the simulated
+// viewers sharing the machine's cores with it. Next to it, the
 // plain go-libp2p baseline of ../shared/notes/scale-anchor.md: one stream per viewer, a writer
 // goroutine per viewer with a 512-block queue, no verification.
 
@@ -15,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -51,9 +56,16 @@ type FanoutResult struct {
 	SellerCPU      float64 `json:"sellerCPU"`     // cores used by the seller process while appending
 	SellerMbps     float64 `json:"sellerMbps"`    // payload sent by the seller, all viewers
 	CoresPerGbps   float64 `json:"coresPerGbps"`  // seller CPU per Gbit/s sent
-	ViewerProcCPU  float64 `json:"viewerProcCPU"` // cores used by the viewers' process
-	Drops          int64   `json:"drops"`         // baseline: blocks dropped by full queues
-	Payload        int64   `json:"payload"`       // block bytes the viewers received
+	ViewerProcCPU  float64 `json:"viewerProcCPU"` // cores used by the viewers' processes together
+	ViewerProcs    int     `json:"viewerProcs"`   // processes the viewers were spread over
+	// The seller's side: append() called → the block written to the viewer's stream.
+	SellerP50, SellerP99 float64
+	WorstViewerSellerP99 float64   `json:"worstViewerSellerP99"`
+	Limit                string    `json:"limit"`                // "none", "seller" or "viewers": where the worst viewer's p99 accrued
+	ViewerP99s           []float64 `json:"viewerP99s,omitempty"` // per viewer, from a viewers' process
+	LatFile              string    `json:"latFile,omitempty"`    // a viewers' process's raw latencies
+	Drops                int64     `json:"drops"`                // baseline: blocks dropped by full queues
+	Payload              int64     `json:"payload"`              // block bytes the viewers received
 }
 
 func lightHost() host.Host {
@@ -107,6 +119,7 @@ func runFanout(spec string) {
 		qs []chan []byte
 	}
 	var drops atomic.Int64
+	sside := newSellerSide(dur * 30)
 	tb := &benchTB{dir: tmp}
 	defer tb.done()
 	switch mode {
@@ -115,7 +128,7 @@ func runFanout(spec string) {
 		node := benchNode(nil)
 		defer node.Close()
 		h = node.Host()
-		s, err := NewSeller(SellerConfig{Host: h, Feed: f, Logger: quietLogger()})
+		s, err := NewSeller(SellerConfig{Host: h, Feed: f, Logger: quietLogger(), Gate: sside})
 		if err != nil {
 			panic(err)
 		}
@@ -137,14 +150,21 @@ func runFanout(spec string) {
 				defer s.Reset()
 				w := bufio.NewWriter(s)
 				var hdr [4]byte
+				var unflushed []int64 // append times of the blocks in w
+				viewer := s.Conn().RemotePeer()
 				for b := range q {
 					binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
 					w.Write(hdr[:])
 					w.Write(b)
+					unflushed = append(unflushed, int64(binary.LittleEndian.Uint64(b)))
 					if len(q) == 0 {
 						if w.Flush() != nil {
 							return
 						}
+						for _, at := range unflushed {
+							sside.record(viewer, at)
+						}
+						unflushed = unflushed[:0]
 					}
 				}
 			}()
@@ -155,19 +175,41 @@ func runFanout(spec string) {
 	if f != nil {
 		key = f.Key()
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "DV_REPLBENCH=", "DV_FANOUT=", "DV_FANOUT_VIEWERS="+strconv.Itoa(n), "DV_FANOUT_MODE="+mode,
-		"DV_FANOUT_ADDR="+addr, "DV_FANOUT_KEY="+hex.EncodeToString(key[:]), "DV_FANOUT_DIR="+tmp)
-	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		panic(err)
+	procs := (n + 99) / 100
+	if v, err := strconv.Atoi(os.Getenv("DV_FANOUT_PROCS")); err == nil && v > 0 {
+		procs = min(v, n)
 	}
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	if !sc.Scan() || sc.Text() != "READY" {
-		panic("viewer process did not get ready: " + sc.Text())
+	type viewerProc struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		sc    *bufio.Scanner
+	}
+	vps := make([]viewerProc, procs)
+	for i := range vps {
+		count := n / procs
+		if i < n%procs {
+			count++
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "DV_REPLBENCH=", "DV_FANOUT=", "DV_FANOUT_VIEWERS="+strconv.Itoa(count), "DV_FANOUT_MODE="+mode,
+			"DV_FANOUT_ADDR="+addr, "DV_FANOUT_KEY="+hex.EncodeToString(key[:]), "DV_FANOUT_DIR="+filepath.Join(tmp, "p"+strconv.Itoa(i)))
+		if i > 0 {
+			cmd.Env = append(cmd.Env, "DV_VIEWERS_CPUPROFILE=") // one profile, of the first process
+		}
+		cmd.Stderr = os.Stderr
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		vps[i] = viewerProc{cmd, stdin, sc}
+	}
+	for _, vp := range vps {
+		if !vp.sc.Scan() || vp.sc.Text() != "READY" {
+			panic("viewer process did not get ready: " + vp.sc.Text())
+		}
 	}
 	// Append for dur seconds at 30 blocks/s.
 	r := rand.New(rand.NewPCG(1, 2))
@@ -178,6 +220,7 @@ func runFanout(spec string) {
 			time.Sleep(d)
 		}
 		b := fanoutBlock(i, r)
+		sside.appended[i].Store(int64(binary.LittleEndian.Uint64(b)))
 		switch mode {
 		case "ours":
 			var err error
@@ -204,22 +247,35 @@ func runFanout(spec string) {
 	time.Sleep(time.Second)
 	secs := time.Since(t0).Seconds()
 	cpu := (cpuSeconds() - cpu0) / secs
-	fmt.Fprintf(stdin, "DONE %d\n", count)
+	for _, vp := range vps {
+		fmt.Fprintf(vp.stdin, "DONE %d\n", count)
+	}
 	var res FanoutResult
-	if !sc.Scan() {
-		panic("viewer process sent no result")
-	}
-	if err := json.Unmarshal(sc.Bytes(), &res); err != nil {
-		panic(err)
-	}
-	_ = cmd.Wait()
-	if mode == "baseline" {
-		queues.Lock()
-		for _, q := range queues.qs {
-			close(q)
+	var all, worst []float64
+	for _, vp := range vps {
+		if !vp.sc.Scan() {
+			panic("viewer process sent no result")
 		}
-		queues.Unlock()
+		var part FanoutResult
+		if err := json.Unmarshal(vp.sc.Bytes(), &part); err != nil {
+			panic(err)
+		}
+		_ = vp.cmd.Wait()
+		lats, err := readLatencies(part.LatFile)
+		if err != nil {
+			panic(err)
+		}
+		all = append(all, lats...)
+		worst = append(worst, part.ViewerP99s...)
+		res.ViewerProcCPU += part.ViewerProcCPU
+		res.Payload += part.Payload
 	}
+	res.ViewerProcs = procs
+	res.Delivered = len(all)
+	res.P50, res.P99, res.Max = pct(all, 50), pct(all, 99), pct(all, 100)
+	res.WorstViewerP99 = pct(worst, 100)
+	res.SellerP50, res.SellerP99, res.WorstViewerSellerP99 = sside.figures(n)
+	res.Limit = limitSide(res.WorstViewerP99, res.WorstViewerSellerP99)
 	res.Mode, res.Viewers, res.Seconds, res.Expected, res.SellerCPU, res.Drops = mode, n, secs, count*n, cpu, drops.Load()
 	res.SellerMbps = float64(res.Payload) * 8 / secs / 1e6
 	if res.SellerMbps > 0 {
@@ -241,6 +297,9 @@ func runFanoutViewers() {
 	kb, _ := hex.DecodeString(os.Getenv("DV_FANOUT_KEY"))
 	copy(key[:], kb)
 	dir := os.Getenv("DV_FANOUT_DIR")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		panic(err)
+	}
 
 	type viewerLat struct {
 		mu  sync.Mutex
@@ -349,21 +408,104 @@ func runFanoutViewers() {
 	wg.Wait()
 	tb.done()
 	var all []float64
-	res := FanoutResult{ViewerProcCPU: vcpu}
+	res := FanoutResult{ViewerProcCPU: vcpu, LatFile: filepath.Join(dir, "latencies")}
 	for _, vl := range lats {
 		vl.mu.Lock()
 		all = append(all, vl.lat...)
-		if p := pct(vl.lat, 99); p > res.WorstViewerP99 || len(vl.lat) == 0 {
-			if len(vl.lat) == 0 {
-				p = 1e9
-			}
-			res.WorstViewerP99 = p
+		p := pct(vl.lat, 99)
+		if len(vl.lat) == 0 {
+			p = 1e9
 		}
+		res.ViewerP99s = append(res.ViewerP99s, p)
 		vl.mu.Unlock()
 	}
+	if err := writeLatencies(res.LatFile, all); err != nil {
+		panic(err)
+	}
 	res.Delivered = len(all)
-	res.P50, res.P99, res.Max = pct(all, 50), pct(all, 99), pct(all, 100)
 	res.Payload = payload.Load()
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
+}
+
+// sellerSide records, per viewer, append() called → the block written to the viewer's stream:
+// ours through the gate's Delivered (told once the block's bytes reached the stream), the
+// baseline when its writer flushed the block.
+type sellerSide struct {
+	FreeGate
+	appended []atomic.Int64 // unix ns each block was appended, by index
+	mu       sync.Mutex
+	lat      map[peer.ID][]float64
+}
+
+func newSellerSide(blocks int) *sellerSide {
+	return &sellerSide{appended: make([]atomic.Int64, blocks), lat: map[peer.ID][]float64{}}
+}
+
+// Delivered implements Gate for ours: the feed's block index is the bench's append order.
+func (g *sellerSide) Delivered(viewer peer.ID, index uint64, _ int) {
+	if index < uint64(len(g.appended)) {
+		if at := g.appended[index].Load(); at != 0 {
+			g.record(viewer, at)
+		}
+	}
+}
+
+func (g *sellerSide) record(viewer peer.ID, appendedAt int64) {
+	d := ms(time.Since(time.Unix(0, appendedAt)))
+	g.mu.Lock()
+	g.lat[viewer] = append(g.lat[viewer], d)
+	g.mu.Unlock()
+}
+
+// figures: p50 and p99 over all viewers' blocks, and the worst viewer's p99 (a viewer that got
+// nothing counts as 1e9).
+func (g *sellerSide) figures(viewers int) (p50, p99, worst float64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var all []float64
+	for _, l := range g.lat {
+		all = append(all, l...)
+		worst = max(worst, pct(l, 99))
+	}
+	if len(g.lat) < viewers {
+		worst = 1e9
+	}
+	return pct(all, 50), pct(all, 99), worst
+}
+
+// limitSide says where a run's worst viewer p99 accrued: "none" when every viewer held 100 ms,
+// "seller" when the seller's own queueing is at least half of it, else "viewers" (the
+// simulated viewers' processes, which verify and store every block for all of them).
+func limitSide(worst, sellerWorst float64) string {
+	switch {
+	case worst <= 100:
+		return "none"
+	case sellerWorst >= worst/2:
+		return "seller"
+	default:
+		return "viewers"
+	}
+}
+
+// writeLatencies and readLatencies pass a viewers' process's latencies (ms, float32) to the
+// seller's process through a file.
+func writeLatencies(path string, lat []float64) error {
+	b := make([]byte, 0, 4*len(lat))
+	for _, v := range lat {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(v)))
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+func readLatencies(path string) ([]float64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lat := make([]float64, 0, len(b)/4)
+	for i := 0; i+4 <= len(b); i += 4 {
+		lat = append(lat, float64(math.Float32frombits(binary.LittleEndian.Uint32(b[i:]))))
+	}
+	return lat, nil
 }
