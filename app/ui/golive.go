@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -58,6 +60,19 @@ type goLiveScreen struct {
 	video, audio   *widget.Select
 	quality        *widget.Select
 	qualityText    *widget.Label
+	// The chosen devices' check while step 2 shows (session.DeviceCheck): the picture, the
+	// microphone's level, and what went wrong opening them.
+	preview     *videoView
+	previewBox  *fyne.Container
+	meter       *widget.ProgressBar
+	meterRMS    float64 // what the meter's text says (Fyne's goroutine)
+	meterPeak   float64
+	meterOn     bool // a microphone is chosen
+	checkNote   *widget.Label
+	checkStop   context.CancelFunc // nil while no check runs
+	checkDone   chan struct{}      // closed once the newest check released its devices
+	level       atomic.Pointer[session.AudioLevel]
+	levelQueued atomic.Bool
 	// Step 3: payment.
 	pay         *widget.RadioGroup
 	amount      *widget.Entry
@@ -99,7 +114,27 @@ func (u *UI) showGoLive(resume string) {
 }
 
 func (g *goLiveScreen) content() fyne.CanvasObject { return g.root }
-func (g *goLiveScreen) close()                     { g.w.cancel() }
+
+func (g *goLiveScreen) close() {
+	g.stopCheck()
+	g.w.cancel()
+	g.preview.release()
+}
+
+// noTabEntry is a multi-line entry that leaves Tab to move the focus on (a plain multi-line
+// entry types a tab character, and a keyboard user could not leave it).
+type noTabEntry struct{ widget.Entry }
+
+func newDescriptionEntry() *noTabEntry {
+	e := &noTabEntry{}
+	e.MultiLine = true
+	e.Wrapping = fyne.TextWrapWord
+	e.ExtendBaseWidget(e)
+	return e
+}
+
+// AcceptsTab implements fyne.Tabbable: Tab moves to the next control.
+func (e *noTabEntry) AcceptsTab() bool { return false }
 
 func (g *goLiveScreen) build() {
 	// Step 1.
@@ -107,18 +142,23 @@ func (g *goLiveScreen) build() {
 	g.stream.SetSelectedIndex(0)
 	g.name = widget.NewEntry()
 	g.name.SetPlaceHolder("A title viewers see on the card")
-	g.desc = widget.NewMultiLineEntry()
+	desc := newDescriptionEntry()
+	g.desc = &desc.Entry
 	g.desc.SetPlaceHolder("What the stream is about")
-	g.desc.Wrapping = fyne.TextWrapWord
 	g.desc.SetMinRowsVisible(3)
 	step1 := widget.NewForm(
 		widget.NewFormItem("Stream", g.stream),
 		widget.NewFormItem("Title", g.name),
-		widget.NewFormItem("Description", g.desc))
+		widget.NewFormItem("Description", desc))
 
 	// Step 2.
-	g.video = widget.NewSelect(nil, nil)
-	g.audio = widget.NewSelect(nil, nil)
+	g.video = widget.NewSelect(nil, func(string) { g.devicesChosen() })
+	g.audio = widget.NewSelect(nil, func(string) { g.devicesChosen() })
+	g.preview = newVideoView(g.u.do)
+	g.checkNote = wrapLabel("")
+	g.previewBox = container.NewVBox(container.NewGridWrap(fyne.NewSize(400, 225), g.preview.obj), g.checkNote)
+	g.meter = widget.NewProgressBar()
+	g.meter.TextFormatter = g.meterText
 	var qnames []string
 	qualities := session.Qualities()
 	for _, q := range qualities {
@@ -131,11 +171,14 @@ func (g *goLiveScreen) build() {
 				g.qualityText.SetText(q.Text)
 			}
 		}
+		g.devicesChosen() // the camera opens at the preset's size
 	})
 	g.quality.SetSelected("Medium")
 	step2 := widget.NewForm(
 		widget.NewFormItem("Picture", g.video),
+		widget.NewFormItem("Preview", g.previewBox),
 		widget.NewFormItem("Sound", g.audio),
+		widget.NewFormItem("Microphone level", g.meter),
 		widget.NewFormItem("Quality", container.NewVBox(g.quality, g.qualityText)))
 
 	// Step 3.
@@ -409,6 +452,11 @@ func (g *goLiveScreen) setStep(i int) {
 	}
 	g.body.Objects = []fyne.CanvasObject{g.steps[i]}
 	g.body.Refresh()
+	if i == 1 {
+		g.startCheck()
+	} else {
+		g.stopCheck()
+	}
 	if i == 0 {
 		g.back.Disable()
 	} else {
@@ -716,7 +764,9 @@ func (g *goLiveScreen) start() {
 
 // startForm goes live with answers f (the wizard's, or Options.GoLive).
 func (g *goLiveScreen) startForm(f session.GoLive) {
+	g.stopCheck()
 	g.u.withStore(func(store *secrets.Store) {
+		checked := g.checkDone // going live opens the devices the check had open
 		var preview *videoView // the live view's picture; given back if going live fails
 		if f.Video != nil {
 			preview = newVideoView(g.u.do)
@@ -746,6 +796,9 @@ func (g *goLiveScreen) startForm(f session.GoLive) {
 		// under the UI's context (a closed window stops it).
 		ctx := g.u.ctx
 		g.u.goDo(func() {
+			if checked != nil {
+				<-checked
+			}
 			err := b.Start(ctx)
 			g.u.do(func() {
 				g.progress.Stop()
@@ -768,4 +821,124 @@ func (g *goLiveScreen) startForm(f session.GoLive) {
 			})
 		})
 	})
+}
+
+// devicesChosen restarts the check of the chosen devices (when step 2 shows).
+func (g *goLiveScreen) devicesChosen() {
+	if g.preview == nil || g.step != 1 {
+		return
+	}
+	g.startCheck()
+}
+
+// startCheck starts checking the chosen camera (or screen) and microphone: the preview and
+// the level meter. A check already running is stopped first, and the new one opens the
+// devices only once the old one released them. Fyne's goroutine.
+func (g *goLiveScreen) startCheck() {
+	g.stopCheck()
+	if g.w.ctx.Err() != nil {
+		return
+	}
+	cfg := session.DeviceCheckConfig{Quality: strings.ToLower(g.quality.Selected), Logger: g.u.log}
+	if i := g.video.SelectedIndex(); i >= 0 && i < len(g.videos) {
+		cfg.Video, cfg.Frames = &g.videos[i], g.preview
+	}
+	if i := g.audio.SelectedIndex(); i >= 0 && i < len(g.audios) {
+		cfg.Audio, cfg.OnLevel = &g.audios[i], g.levelArrived
+	}
+	g.showCheckParts(cfg.Video, cfg.Audio)
+	if cfg.Video == nil && cfg.Audio == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(g.w.ctx)
+	prev, done := g.checkDone, make(chan struct{})
+	g.checkStop, g.checkDone = cancel, done
+	g.w.goDo(func(context.Context) {
+		defer close(done)
+		if prev != nil {
+			<-prev // the previous check's devices are free
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c, err := session.StartDeviceCheck(ctx, cfg)
+		if err != nil {
+			g.u.do(func() {
+				if ctx.Err() == nil {
+					g.checkNote.SetText(err.Error())
+				}
+			})
+			return
+		}
+		<-ctx.Done()
+		c.Close()
+	})
+}
+
+// stopCheck stops the running check (its devices are released on its goroutine; checkDone
+// says when) and empties the meter. Fyne's goroutine.
+func (g *goLiveScreen) stopCheck() {
+	if g.checkStop != nil {
+		g.checkStop()
+		g.checkStop = nil
+	}
+	if g.meter != nil {
+		g.meterRMS = math.Inf(-1)
+		g.meter.SetValue(0)
+	}
+}
+
+// showCheckParts shows the preview and the meter for what is chosen, with a word on what
+// the preview shows.
+func (g *goLiveScreen) showCheckParts(video, audio *session.Source) {
+	g.previewBox.Hidden = video == nil
+	switch {
+	case video == nil:
+	case video.Kind == session.SourceScreen:
+		g.checkNote.SetText("Your screen will be shared: viewers see everything on it, as here.")
+	case video.Test:
+		g.checkNote.SetText("The test camera's moving colour bars.")
+	default:
+		g.checkNote.SetText("")
+	}
+	g.meterOn = audio != nil
+	g.meter.Refresh()
+	g.relayout()
+}
+
+// levelArrived is the check's OnLevel (the check's goroutine): the newest level is kept and
+// one update of the meter is queued, so at most one waits for Fyne's goroutine however
+// often levels come.
+func (g *goLiveScreen) levelArrived(l session.AudioLevel) {
+	g.level.Store(&l)
+	if !g.levelQueued.Swap(true) {
+		g.u.do(g.showLevel)
+	}
+}
+
+// showLevel moves the meter to the newest level (Fyne's goroutine). The bar is the RMS on a
+// 60 dB scale; the text says it in dBFS with the peak.
+func (g *goLiveScreen) showLevel() {
+	g.levelQueued.Store(false)
+	l := g.level.Load()
+	if l == nil || g.checkStop == nil || !g.meterOn {
+		return // stopped meanwhile: the meter stays empty
+	}
+	g.meterRMS = l.RMS
+	g.meterPeak = l.Peak
+	g.meter.SetValue(session.LevelFraction(l.RMS))
+}
+
+// meterText is the meter's text: the level in words a sound engineer reads.
+func (g *goLiveScreen) meterText() string {
+	if !g.meterOn {
+		return "No sound"
+	}
+	if math.IsInf(g.meterRMS, -1) || g.checkStop == nil {
+		return "Listening…"
+	}
+	if g.meterRMS <= -90 {
+		return "Silent"
+	}
+	return fmt.Sprintf("%.0f dBFS (peak %.0f)", g.meterRMS, g.meterPeak)
 }
