@@ -96,10 +96,12 @@ func appCmd(ctx context.Context, t testing.TB, bin, home, display string, args .
 // TestWindowOpens starts the built binary with no command under Xvfb: the Home window is
 // drawn (not a uniform image) and closes on SIGINT. It reports the start-up time: process
 // start to the first of the display's pictures, read every 10 ms over X11, that shows the
-// window.
+// window, and, for reference in the same run, a bare Fyne window's (testdata/barefyne;
+// BenchmarkStartup compares the two over many interleaved starts).
 func TestWindowOpens(t *testing.T) {
 	bin := buildBinary(t)
 	display := xvfb(t, 1280, 800)
+	holdDisplay(t, display)
 	home := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -131,6 +133,16 @@ func TestWindowOpens(t *testing.T) {
 			t.Logf("%s", l)
 		}
 	}
+	if err := waitEmpty(ctx, display); err != nil {
+		t.Fatal(err)
+	}
+	bare := appCmd(ctx, t, bin, t.TempDir(), display)
+	bare.Path, bare.Args = buildBare(t), []string{"barefyne"}
+	d, err := startOnce(ctx, bare, display)
+	if err != nil {
+		t.Fatalf("bare Fyne: %v", err)
+	}
+	t.Logf("reference: a bare Fyne window drawn in %v (its first start with this $HOME)", d.Round(time.Millisecond))
 }
 
 // TestNoDisplay: without a display the app says so and points at the command line.
