@@ -15,23 +15,10 @@ const ReasonFull = "The broadcaster is serving as many viewers as its connection
 const turnAwayTimeout = 5 * time.Second
 
 // servingLocked reports whether peer p has a session (s.mu held).
-func (s *Seller) servingLocked(p peer.ID) bool {
-	for ss := range s.sessions {
-		if ss.peer == p {
-			return true
-		}
-	}
-	return false
-}
+func (s *Seller) servingLocked(p peer.ID) bool { return len(s.byPeer[p]) > 0 }
 
 // viewersLocked counts the distinct peers with a session (s.mu held).
-func (s *Seller) viewersLocked() int {
-	seen := make(map[peer.ID]struct{}, len(s.sessions))
-	for ss := range s.sessions {
-		seen[ss.peer] = struct{}{}
-	}
-	return len(seen)
-}
+func (s *Seller) viewersLocked() int { return len(s.byPeer) }
 
 // turnAway tells a viewer past MaxViewers where else to go (Full's app message) and that it
 // is refused, then closes its stream. No block or proof is sent.

@@ -16,6 +16,12 @@ const (
 	checkRate      = 100                    // gate checks per second, all viewers, for each of the two classes below
 	appRate        = 200                    // app messages per second, all viewers
 	sessionAppRate = 10                     // app messages per second, one session
+
+	// New streams one peer may open: streamOpenBurst at once, then streamOpenRate a second.
+	// A viewer opens one per session, the next after a reconnect backoff (50 ms at the
+	// least, doubling); a peer over this is disconnected.
+	streamOpenRate  = 4
+	streamOpenBurst = 16
 )
 
 // gateChecks spaces the gate's checks. Each peer gets one check per checkInterval, however
@@ -111,4 +117,62 @@ func (g *gateChecks) prune() {
 // twice that. Overflow policy: a message over the rate is dropped (see readLoop).
 func newAppLimiter(perSecond int) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(perSecond), 2*perSecond)
+}
+
+// streamOpens counts the streams each peer opens (see streamOpenRate). Entries of peers whose
+// bucket has refilled are pruned when the map grows, so its size follows the peers that opened
+// streams within the last few seconds.
+type streamOpens struct {
+	mu      sync.Mutex
+	peers   map[peer.ID]*openBucket
+	sweep   int
+	refused int
+}
+
+type openBucket struct {
+	lim    *rate.Limiter
+	logged bool // the peer's first refusal was logged
+}
+
+func newStreamOpens() *streamOpens {
+	return &streamOpens{peers: map[peer.ID]*openBucket{}, sweep: 256}
+}
+
+// allow takes one of p's stream openings; false when it has none left.
+func (o *streamOpens) allow(p peer.ID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := o.peers[p]
+	if b == nil {
+		if len(o.peers) >= o.sweep {
+			now := time.Now()
+			for q, qb := range o.peers {
+				if qb.lim.TokensAt(now) >= streamOpenBurst {
+					delete(o.peers, q)
+				}
+			}
+			o.sweep = max(256, 2*len(o.peers))
+		}
+		b = &openBucket{lim: rate.NewLimiter(streamOpenRate, streamOpenBurst)}
+		o.peers[p] = b
+	}
+	if b.lim.Allow() {
+		b.logged = false
+		return true
+	}
+	o.refused++
+	return false
+}
+
+// firstRefusal reports whether this is p's first refusal since it was last allowed (to log
+// once per flood, not once per stream).
+func (o *streamOpens) firstRefusal(p peer.ID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := o.peers[p]
+	if b == nil || b.logged {
+		return false
+	}
+	b.logged = true
+	return true
 }

@@ -66,8 +66,10 @@ type Seller struct {
 
 	mu       sync.Mutex
 	sessions map[*sellerSession]struct{}
+	byPeer   map[peer.ID]map[*sellerSession]struct{} // the same sessions by viewer: no scan of all per stream
 	stats    map[peer.ID]*peerCounters
 	closed   bool
+	opens    *streamOpens // new streams per peer: a peer opening them in a loop is disconnected
 
 	head  atomic.Pointer[feed.Head] // newest head, as the feed announced it
 	cache proofCache
@@ -113,7 +115,8 @@ func NewSeller(cfg SellerConfig) (*Seller, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Seller{cfg: cfg, log: cfg.Logger.With("component", "seller"),
-		sessions: map[*sellerSession]struct{}{}, stats: map[peer.ID]*peerCounters{},
+		sessions: map[*sellerSession]struct{}{}, byPeer: map[peer.ID]map[*sellerSession]struct{}{},
+		stats: map[peer.ID]*peerCounters{}, opens: newStreamOpens(),
 		maxData: wire.MaxFrame(cfg.Feed.MaxBlockSize()),
 		checks:  newGateChecks(), apps: newAppLimiter(appRate)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -157,10 +160,8 @@ func (s *Seller) fanOut(heads <-chan feed.Head) {
 func (s *Seller) Recheck(p peer.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ss := range s.sessions {
-		if ss.peer == p {
-			ss.recheck()
-		}
+	for ss := range s.byPeer[p] {
+		ss.recheck()
 	}
 }
 
@@ -180,10 +181,8 @@ func (s *Seller) Send(p peer.ID, msg []byte) error {
 	}
 	s.mu.Lock()
 	var targets []*sellerSession
-	for ss := range s.sessions {
-		if ss.peer == p {
-			targets = append(targets, ss)
-		}
+	for ss := range s.byPeer[p] {
+		targets = append(targets, ss)
 	}
 	s.mu.Unlock()
 	if len(targets) == 0 {
@@ -201,13 +200,9 @@ func (s *Seller) Send(p peer.ID, msg []byte) error {
 func (s *Seller) Viewers() []peer.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seen := map[peer.ID]bool{}
-	var out []peer.ID
-	for ss := range s.sessions {
-		if !seen[ss.peer] {
-			seen[ss.peer] = true
-			out = append(out, ss.peer)
-		}
+	out := make([]peer.ID, 0, len(s.byPeer))
+	for p := range s.byPeer {
+		out = append(out, p)
 	}
 	return out
 }
@@ -241,6 +236,15 @@ func (s *Seller) Close() error {
 
 func (s *Seller) handle(str network.Stream) {
 	p := str.Conn().RemotePeer()
+	if !s.opens.allow(p) {
+		// A viewer runs one session at a time and opens the next only after a backoff; a
+		// peer opening streams in a loop gets them reset before any session starts.
+		_ = str.Reset()
+		if s.opens.firstRefusal(p) {
+			s.log.Info("a peer opens streams too fast; they are reset", "peer", p)
+		}
+		return
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -264,13 +268,15 @@ func (s *Seller) handle(str network.Stream) {
 	// A viewer runs one session at a time: a new one from the same peer replaces the older
 	// (a stale session after an unclean disconnect, or a client opening several streams),
 	// which would otherwise be served and billed alongside it.
-	for old := range s.sessions {
-		if old.peer == p {
-			old.stop()
-		}
+	for old := range s.byPeer[p] {
+		old.stop()
 	}
 	ss := newSellerSession(s, str, c)
 	s.sessions[ss] = struct{}{}
+	if s.byPeer[p] == nil {
+		s.byPeer[p] = map[*sellerSession]struct{}{}
+	}
+	s.byPeer[p][ss] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -278,14 +284,10 @@ func (s *Seller) handle(str network.Stream) {
 		err := ss.run()
 		s.mu.Lock()
 		delete(s.sessions, ss)
-		last := true
-		for o := range s.sessions {
-			if o.peer == p {
-				last = false
-				break
-			}
-		}
+		delete(s.byPeer[p], ss)
+		last := len(s.byPeer[p]) == 0
 		if last {
+			delete(s.byPeer, p)
 			delete(s.stats, p)
 		}
 		s.mu.Unlock()

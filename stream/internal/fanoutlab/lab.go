@@ -33,11 +33,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"io"
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -208,19 +208,9 @@ func debugf(format string, a ...any) {
 }
 
 // PlainBuild builds the test binary of the package in the working directory without the race
-// detector (go test -c) into dir and returns its path, for Run.Exe.
+// detector into dir and returns its path, for Run.Exe (internal/xtest.PlainTestBinary).
 func PlainBuild(ctx context.Context, dir string) (string, error) {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("building the test binary without -race: %w", err)
-	}
-	exe := filepath.Join(dir, "plain.test")
-	cmd := exec.CommandContext(ctx, gobin, "test", "-c", "-o", exe, ".")
-	cmd.Env = append(os.Environ(), "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the test binary without -race: %w: %s", err, out)
-	}
-	return exe, nil
+	return xtest.PlainTestBinary(ctx, dir)
 }
 
 // Measure builds the network, runs one seller and the viewer groups, and gathers the figures.
