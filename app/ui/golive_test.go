@@ -1,7 +1,12 @@
 package ui
 
 import (
+	"bytes"
+	"context"
 	"hash/fnv"
+	"image"
+	"io"
+	"log"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +15,9 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+	xtestext "github.com/jezek/xgb/xtest"
 
 	"github.com/dazaarvision/dazaar-vision/media/capture"
 )
@@ -238,4 +246,148 @@ func TestGoLiveKeyboard(t *testing.T) {
 	if g.step != 1 {
 		t.Fatalf("space on Next left the wizard at step %d", g.step+1)
 	}
+}
+
+// xkeys types on an X display through the XTEST extension, as a keyboard would.
+type xkeys struct {
+	t    *testing.T
+	c    *xgb.Conn
+	root xproto.Window
+	code map[xproto.Keysym]xproto.Keycode
+}
+
+const (
+	keysymTab   xproto.Keysym = 0xff09
+	keysymRight xproto.Keysym = 0xff53
+	keysymSpace xproto.Keysym = 0x0020
+)
+
+func newXKeys(t *testing.T, display string) *xkeys {
+	t.Helper()
+	xgb.Logger = log.New(io.Discard, "", 0) // not "Could not get authority info": Xvfb has none
+	c, err := xgb.NewConnDisplay(display)
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", display, err)
+	}
+	t.Cleanup(c.Close)
+	if err := xtestext.Init(c); err != nil {
+		t.Fatalf("the X server has no XTEST: %v", err)
+	}
+	setup := xproto.Setup(c)
+	n := byte(setup.MaxKeycode - setup.MinKeycode + 1)
+	km, err := xproto.GetKeyboardMapping(c, setup.MinKeycode, n).Reply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &xkeys{t: t, c: c, root: setup.DefaultScreen(c).Root, code: map[xproto.Keysym]xproto.Keycode{}}
+	per := int(km.KeysymsPerKeycode)
+	for i := 0; i < int(n); i++ {
+		for j := 0; j < per; j++ {
+			if s := km.Keysyms[i*per+j]; s != 0 {
+				if _, ok := k.code[s]; !ok {
+					k.code[s] = setup.MinKeycode + xproto.Keycode(i)
+				}
+			}
+		}
+	}
+	// The pointer over the window: with no window manager the keyboard follows it.
+	if err := xtestext.FakeInputChecked(c, xproto.MotionNotify, 0, 0, k.root, 500, 300, 0).Check(); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// press presses and releases the key of sym n times, 150 ms apart (a window on a busy
+// machine takes its time to move the focus).
+func (k *xkeys) press(sym xproto.Keysym, n int) {
+	k.t.Helper()
+	code, ok := k.code[sym]
+	if !ok {
+		k.t.Fatalf("no key for keysym %#x", sym)
+	}
+	for i := 0; i < n; i++ {
+		for _, ev := range []byte{xproto.KeyPress, xproto.KeyRelease} {
+			if err := xtestext.FakeInputChecked(k.c, ev, byte(code), 0, k.root, 0, 0, 0).Check(); err != nil {
+				k.t.Fatal(err)
+			}
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+}
+
+// TestGoLiveOptionsWindow: the built binary under Xvfb, driven by the keyboard alone (XTEST):
+// Tab to Go live, space; Tab to Next, space; Tab to the picture, → to the test camera. The
+// step's preview shows the test camera's moving bars (the region changes between two
+// screenshots) and the level meter is drawn; the screenshot is docs/screenshots/golive-options.png.
+func TestGoLiveOptionsWindow(t *testing.T) {
+	bin := buildBinary(t)
+	display := xvfb(t, 1280, 800)
+	home := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := appCmd(ctx, t, bin, home, display)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	win := image.Rect(0, 0, 1100, 720)
+	waitShot := func(what string, ok func(image.Image) bool) image.Image {
+		t.Helper()
+		for {
+			img := screenshot(t, display)
+			if ok(img) {
+				return img
+			}
+			if ctx.Err() != nil {
+				savePNG(t, img, "golive-options-failed.png")
+				t.Fatalf("timed out waiting for %s; the app said:\n%s", what, out.String())
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	waitShot("the Home window", func(img image.Image) bool { return colours(img, win) > 50 })
+	time.Sleep(time.Second) // the secret store opens and Home's lists load
+	keys := newXKeys(t, display)
+	keys.press(keysymTab, 1) // Home: Go live is the first control
+	keys.press(keysymSpace, 1)
+	// The wizard lists the devices, then enables Next (drawn blue at the bottom right).
+	next := image.Rect(1030, 685, 1090, 710)
+	waitShot("the wizard's Next enabled", func(img image.Image) bool { return blues(img, next) > 50 })
+	keys.press(keysymTab, 5) // the stream, title, description, Home, Next
+	keys.press(keysymSpace, 1)
+	time.Sleep(time.Second)
+	keys.press(keysymTab, 1)                  // from Next round to the picture's list
+	keys.press(keysymRight, 1)                // the screen is listed first under X; next: the test camera
+	preview := image.Rect(330, 100, 690, 300) // inside the 400×225 preview at (311, 88)
+	var a, b image.Image
+	waitShot("the test camera's preview", func(img image.Image) bool {
+		a, b = b, img
+		// The bars: saturated colours and grey steps (hundreds after scaling and noise), and
+		// a picture that moves.
+		return a != nil && colours(a, preview) > 100 && colours(b, preview) > 100 && differs(a, b, preview) > 500
+	})
+	// The meter: the bar's fill (the theme's primary blue) over about 0.75 of its width.
+	if n, all := blues(b, image.Rect(320, 405, 1090, 415)), 770*10; n < all/2 {
+		t.Errorf("the level meter is blue in %d of %d pixels", n, all)
+	}
+	savePNG(t, b.(interface {
+		SubImage(image.Rectangle) image.Image
+	}).SubImage(win), "golive-options.png")
+}
+
+// blues counts the pixels of r in img of the theme's primary blue (the meter's fill, a
+// high-importance button).
+func blues(img image.Image, r image.Rectangle) int {
+	n := 0
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			if cb>>8 > 200 && cr>>8 < 80 && cg>>8 < 150 {
+				n++
+			}
+		}
+	}
+	return n
 }
