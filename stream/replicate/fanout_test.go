@@ -111,6 +111,13 @@ func runFanout(spec string) {
 	dur, _ := strconv.Atoi(parts[2])
 	tmp, _ := os.MkdirTemp("", "fanout")
 	defer os.RemoveAll(tmp)
+	// The live broadcaster's durability (app/session's Broadcaster): signatures leave without
+	// waiting for the disk, so a live push is one message, not early data and a signature.
+	// DV_DURABILITY=sync measures the feed's default instead.
+	writerDurability = feed.ForkOnPowerLoss
+	if os.Getenv("DV_DURABILITY") == "sync" {
+		writerDurability = feed.SyncBeforeShare
+	}
 
 	var h host.Host
 	var f *feed.Feed
