@@ -88,20 +88,20 @@ func TestDeviceCheck(t *testing.T) {
 			sink := &hashSink{}
 			var mu sync.Mutex
 			var levels []AudioLevel
+			started := time.Now() // before the microphone opens: its sound cannot run ahead of this
 			c, err := StartDeviceCheck(ctx, DeviceCheckConfig{Video: video, Audio: mic, Quality: quality, Frames: sink, Logger: testLog(t),
 				OnLevel: func(l AudioLevel) { mu.Lock(); levels = append(levels, l); mu.Unlock() }})
 			if err != nil {
 				t.Fatal(err)
 			}
-			started := time.Now()
 			waitUntil(t, ctx, "10 pictures and 10 levels", func() bool {
 				mu.Lock()
 				defer mu.Unlock()
 				return sink.count() >= 10 && len(levels) >= 10
 			})
+			c.Close()
+			c.Close()
 			elapsed := time.Since(started)
-			c.Close()
-			c.Close()
 			sink.mu.Lock()
 			sink.closed = true
 			distinct := map[uint64]bool{}
@@ -130,8 +130,11 @@ func TestDeviceCheck(t *testing.T) {
 				// Level is the newest one reported (Close ended the reports).
 				t.Errorf("Level() = %+v, the last reported %+v", c.Level(), got[len(got)-1])
 			}
-			// 20 a second: at least 10 came in elapsed + one window (a loaded machine may
-			// deliver later, never more often).
+			// 20 a second: a window is 50 ms of sound, which cannot come faster than real time
+			// (a loaded machine delivers later, never more often), so at most elapsed/50 ms.
+			if most := int(elapsed/LevelEvery) + 1; len(got) > most {
+				t.Errorf("%d levels in %v, want at most %d (20 a second)", len(got), elapsed, most)
+			}
 			if perSec := float64(len(got)) / elapsed.Seconds(); perSec > 30 {
 				t.Errorf("%.1f levels a second, want about 20", perSec)
 			}
