@@ -1,7 +1,9 @@
 // Package capture finds and opens cameras, microphones and screens through
 // pion/mediadevices' drivers: v4l2 cameras and ALSA/PulseAudio microphones (miniaudio) on
 // Linux, the library's own drivers on Windows and macOS, X11 screens, and its test drivers
-// (videotest, audiotest), which are the default when no real device exists.
+// (videotest, audiotest), which are the default when no real device exists. Microphones are
+// probed when the devices are first listed or opened, not when the program starts
+// (microphone.go).
 package capture
 
 import (
@@ -18,7 +20,6 @@ import (
 	"github.com/pion/mediadevices/pkg/driver"
 	_ "github.com/pion/mediadevices/pkg/driver/audiotest" // default microphone when none exists
 	_ "github.com/pion/mediadevices/pkg/driver/camera"    // v4l2 / AVFoundation / DirectShow
-	_ "github.com/pion/mediadevices/pkg/driver/microphone"
 	"github.com/pion/mediadevices/pkg/driver/screen"
 	_ "github.com/pion/mediadevices/pkg/driver/videotest" // default camera when none exists
 	"github.com/pion/mediadevices/pkg/frame"
@@ -103,6 +104,7 @@ func kindOf(t driver.DeviceType) Kind {
 // Devices lists every device, real ones first (highest priority first), test drivers
 // last, each kind together.
 func Devices() []Device {
+	probeMicrophones()
 	logAudioMessages()
 	var out []Device
 	for _, d := range driver.GetManager().Query(func(driver.Driver) bool { return true }) {
@@ -176,6 +178,7 @@ func TestDevice(k Kind) (Device, error) {
 }
 
 func find(id string) (driver.Driver, error) {
+	probeMicrophones()
 	ds := driver.GetManager().Query(driver.FilterID(id))
 	if len(ds) == 0 {
 		return nil, fmt.Errorf("%w: device %q is gone", ErrNoDevice, id)

@@ -7,11 +7,11 @@ import (
 )
 
 // The sound libraries' probe messages (ALSA, JACK) go to the debug log, not stderr
-// (media/internal/audioquiet). Those printed while the drivers started, before any logger
-// was set up, are logged when the devices are first listed or opened.
-func init() {
-	audioquiet.SetSink(func(msg string) { slog.Debug("sound system", "msg", msg) })
-}
+// (media/internal/audioquiet). Those printed while the microphones are probed (when the
+// devices are first listed or opened) are held and logged as start-up messages.
+func init() { audioquiet.SetSink(audioSink) }
+
+func audioSink(msg string) { slog.Debug("sound system", "msg", msg) }
 
 func logAudioMessages() {
 	msgs, more := audioquiet.Drain()

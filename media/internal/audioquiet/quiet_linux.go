@@ -8,7 +8,7 @@ void dv_quiet_audio(void);
 */
 import "C"
 
-func init() { C.dv_quiet_audio() }
+func install() { C.dv_quiet_audio() }
 
 //export dvAudioMessage
 func dvAudioMessage(msg *C.char) { message(C.GoString(msg)) }
