@@ -97,17 +97,29 @@ func newUI(a fyne.App, opts Options, do func(func())) *UI { return newUIStore(a,
 // newUIStore is newUI; with later, the secret store is not opened: the caller calls openStore
 // once the window is up (Run does, so that opening it does not slow the first frame).
 func newUIStore(a fyne.App, opts Options, do func(func()), later bool) *UI {
+	return newUIWindow(a, newWindow(a, opts), opts, do, later)
+}
+
+// newWindow makes the app's window, not shown yet.
+func newWindow(a fyne.App, opts Options) fyne.Window {
+	title := opts.Title
+	if title == "" {
+		title = "Dazaar Vision"
+	}
+	w := a.NewWindow(title)
+	w.Resize(fyne.NewSize(1100, 720))
+	return w
+}
+
+// newUIWindow is newUIStore in a window made by newWindow (Run shows it before the screen is
+// built: see there).
+func newUIWindow(a fyne.App, win fyne.Window, opts Options, do func(func()), later bool) *UI {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	u := &UI{app: a, opts: opts, log: opts.Logger, do: do}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
-	title := opts.Title
-	if title == "" {
-		title = "Dazaar Vision"
-	}
-	u.win = a.NewWindow(title)
-	u.win.Resize(fyne.NewSize(1100, 720))
+	u.win = win
 	u.store = opts.Store
 	if u.store == nil && (!later || opts.OpenStore == nil) {
 		u.openStore(0)
