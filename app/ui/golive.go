@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -47,6 +48,7 @@ type goLiveScreen struct {
 	body     *fyne.Container
 	back     *widget.Button
 	next     *widget.Button
+	home     *widget.Button
 	errLabel *widget.Label
 	progress *widget.ProgressBarInfinite
 
@@ -62,6 +64,8 @@ type goLiveScreen struct {
 	qualityText    *widget.Label
 	// The chosen devices' check while step 2 shows (session.DeviceCheck): the picture, the
 	// microphone's level, and what went wrong opening them.
+	scroll      *container.Scroll
+	lastFocus   fyne.Focusable
 	preview     *videoView
 	previewBox  *fyne.Container
 	meter       *widget.ProgressBar
@@ -111,6 +115,7 @@ func (u *UI) showGoLive(resume string) {
 	g.build()
 	u.show(g)
 	g.load(resume)
+	g.watchFocus()
 }
 
 func (g *goLiveScreen) content() fyne.CanvasObject { return g.root }
@@ -285,12 +290,71 @@ func (g *goLiveScreen) build() {
 	g.next = widget.NewButtonWithIcon("Next", theme.NavigateNextIcon(), g.goNext)
 	g.next.Importance = widget.HighImportance
 	g.next.IconPlacement = widget.ButtonIconTrailingText
-	cancel := widget.NewButtonWithIcon("Home", theme.HomeIcon(), func() { g.u.showHome() })
-	top := container.NewHBox(cancel, widget.NewLabelWithStyle("Go live", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
+	g.home = widget.NewButtonWithIcon("Home", theme.HomeIcon(), func() { g.u.showHome() })
+	top := container.NewHBox(g.home, widget.NewLabelWithStyle("Go live", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
 	bottom := container.NewVBox(g.errLabel, g.progress, container.NewHBox(layout.NewSpacer(), g.back, g.next))
 	left := container.NewPadded(g.stepList)
-	g.root = container.NewBorder(top, bottom, left, nil, container.NewVScroll(container.NewPadded(g.body)))
+	g.scroll = container.NewVScroll(container.NewPadded(g.body))
+	g.root = container.NewBorder(top, bottom, left, nil, g.scroll)
 	g.setStep(0)
+}
+
+// focusEvery is how often the wizard looks whether the keyboard focus moved (Fyne tells no
+// one when Tab moves it), to scroll the control into view.
+const focusEvery = 100 * time.Millisecond
+
+// watchFocus keeps the focused control in view while the screen is open: Fyne's Tab moves
+// the focus to controls below the fold of the payment step without scrolling to them. A
+// check is queued on Fyne's goroutine every focusEvery, at most one at a time.
+func (g *goLiveScreen) watchFocus() {
+	var queued atomic.Bool
+	g.w.goDo(func(ctx context.Context) {
+		t := time.NewTicker(focusEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if queued.Swap(true) {
+					continue
+				}
+				g.u.do(func() {
+					queued.Store(false)
+					if ctx.Err() == nil {
+						g.showFocused()
+					}
+				})
+			}
+		}
+	})
+}
+
+// showFocused scrolls the step so that the focused control is in view (Fyne's goroutine).
+func (g *goLiveScreen) showFocused() {
+	f := g.u.win.Canvas().Focused()
+	if f == nil || f == g.lastFocus {
+		return
+	}
+	g.lastFocus = f
+	o, ok := f.(fyne.CanvasObject)
+	if !ok || o == g.next || o == g.back || o == g.home || g.u.win.Canvas().Overlays().Top() != nil {
+		return // outside the step, or a list's pop-up is open
+	}
+	d := fyne.CurrentApp().Driver()
+	top := d.AbsolutePositionForObject(o).Y - d.AbsolutePositionForObject(g.scroll).Y + g.scroll.Offset.Y
+	if top < 0 || top > g.scroll.Content.Size().Height {
+		return
+	}
+	bottom := top + o.Size().Height
+	view := g.scroll.Size().Height
+	pad := theme.Padding() * 2
+	switch {
+	case top-pad < g.scroll.Offset.Y:
+		g.scroll.ScrollToOffset(fyne.NewPos(0, max(0, top-pad)))
+	case bottom+pad > g.scroll.Offset.Y+view:
+		g.scroll.ScrollToOffset(fyne.NewPos(0, bottom+pad-view))
+	}
 }
 
 // relayout lays the current step out again after a part was shown or hidden.
@@ -302,6 +366,9 @@ func (g *goLiveScreen) relayout() {
 		o.Refresh()
 	}
 	g.body.Refresh()
+	if g.scroll != nil {
+		g.scroll.Refresh() // sizes the content anew, which scrolling to the focus needs
+	}
 }
 
 // fileEntry is an entry with a button that picks a file into it.
@@ -452,6 +519,10 @@ func (g *goLiveScreen) setStep(i int) {
 	}
 	g.body.Objects = []fyne.CanvasObject{g.steps[i]}
 	g.body.Refresh()
+	if g.scroll != nil {
+		g.scroll.ScrollToTop()
+		g.scroll.Refresh()
+	}
 	if i == 1 {
 		g.startCheck()
 	} else {

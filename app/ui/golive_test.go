@@ -184,7 +184,7 @@ func focusables(o fyne.CanvasObject) []fyne.Focusable {
 // tabThrough presses Tab as a window does (a control that accepts Tab keeps it; otherwise
 // the focus moves on) from nothing focused, twice round, and fails for each control it never
 // reached or that kept the Tab key.
-func tabThrough(t *testing.T, c fyne.Canvas, what string) {
+func tabThrough(t *testing.T, c fyne.Canvas, what string, after ...func(fyne.Focusable)) {
 	t.Helper()
 	c.Unfocus()
 	want := focusables(c.Content())
@@ -197,6 +197,9 @@ func tabThrough(t *testing.T, c fyne.Canvas, what string) {
 		c.FocusNext()
 		if f := c.Focused(); f != nil {
 			reached[f] = true
+			for _, fn := range after {
+				fn(f)
+			}
 		}
 	}
 	for _, f := range want {
@@ -227,10 +230,28 @@ func TestGoLiveKeyboard(t *testing.T) {
 	tabThrough(t, c, "step 3, free")
 	g.pay.SetSelected(payPaid)
 	g.useChain.SetChecked(true)
+	// The payment step is taller than the window: the focused control is scrolled into view.
+	d := fyne.CurrentApp().Driver()
+	hidden := 0
+	inView := func(f fyne.Focusable) {
+		g.showFocused()
+		o := f.(fyne.CanvasObject)
+		if o == g.next || o == g.back || o == g.home {
+			return
+		}
+		y := d.AbsolutePositionForObject(o).Y - d.AbsolutePositionForObject(g.scroll).Y
+		if y < 0 || y+o.Size().Height > g.scroll.Size().Height {
+			hidden++
+			t.Errorf("the focused %T %q is out of view: %.1f to %.1f in a %.1f-high view (offset %.1f of %.1f)", o, entryText(o), y, y+o.Size().Height, g.scroll.Size().Height, g.scroll.Offset.Y, g.scroll.Content.Size().Height)
+		}
+	}
 	for _, how := range []string{lnByDir, lnByFiles} {
 		g.lnHow.SetSelected(how)
 		h.pump()
-		tabThrough(t, c, "step 3, paid, Lightning by "+how+" and on-chain")
+		tabThrough(t, c, "step 3, paid, Lightning by "+how+" and on-chain", inView)
+	}
+	if g.scroll.Content.Size().Height <= g.scroll.Size().Height {
+		t.Errorf("the payment step (%.0f high) fits its %.0f-high view: nothing was checked", g.scroll.Content.Size().Height, g.scroll.Size().Height)
 	}
 	// The keyboard walks the wizard: Tab to Next, space presses it.
 	test.Tap(g.back)
@@ -390,4 +411,11 @@ func blues(img image.Image, r image.Rectangle) int {
 		}
 	}
 	return n
+}
+
+func entryText(o fyne.CanvasObject) string {
+	if e, ok := o.(*widget.Entry); ok {
+		return e.Text + "|" + e.PlaceHolder
+	}
+	return ""
 }
