@@ -894,6 +894,9 @@ func (g *goLiveScreen) startForm(f session.GoLive) {
 	})
 }
 
+// previewFailed begins the message shown when the chosen devices cannot be opened.
+const previewFailed = "The preview cannot start: "
+
 // devicesChosen restarts the check of the chosen devices (when step 2 shows).
 func (g *goLiveScreen) devicesChosen() {
 	if g.preview == nil || g.step != 1 {
@@ -918,6 +921,9 @@ func (g *goLiveScreen) startCheck() {
 		cfg.Audio, cfg.OnLevel = &g.audios[i], g.levelArrived
 	}
 	g.showCheckParts(cfg.Video, cfg.Audio)
+	if strings.HasPrefix(g.errLabel.Text, previewFailed) {
+		g.errLabel.SetText("")
+	}
 	if cfg.Video == nil && cfg.Audio == nil {
 		return
 	}
@@ -935,8 +941,8 @@ func (g *goLiveScreen) startCheck() {
 		c, err := session.StartDeviceCheck(ctx, cfg)
 		if err != nil {
 			g.u.do(func() {
-				if ctx.Err() == nil {
-					g.checkNote.SetText(err.Error())
+				if ctx.Err() == nil { // under the buttons: the preview may be hidden (no picture)
+					g.errLabel.SetText(previewFailed + err.Error())
 				}
 			})
 			return
