@@ -2,6 +2,8 @@ package ui
 
 import (
 	"context"
+	"io"
+	"log"
 	"os"
 	"runtime/pprof"
 	"sync"
@@ -9,7 +11,10 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/driver"
 	"fyne.io/fyne/v2/theme"
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
 
 	// Before Fyne's packages initialise: no "Error parsing user locale C" under LANG=C.UTF-8.
 	_ "github.com/dazaarvision/dazaar-vision/app/ui/internal/localeenv"
@@ -43,6 +48,8 @@ func Run(ctx context.Context, opts Options) error {
 	fonts := warmFonts()
 	win.Show()
 	<-fonts
+	visCtx, visStop := context.WithCancel(ctx)
+	visDone := watchVisibility(visCtx, win)
 	u := newUIWindow(a, win, opts, fyne.Do, true)
 	u.win.SetMaster()
 	a.Lifecycle().SetOnStarted(func() {
@@ -63,9 +70,61 @@ func Run(ctx context.Context, opts Options) error {
 	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Driver().Quit) })
 	a.Run()
 	stop()
+	visStop()
+	<-visDone
 	stopProfile()
 	u.Close()
 	return nil
+}
+
+// visibilityPoll is how often watchVisibility asks the display whether the window is viewable.
+const visibilityPoll = 250 * time.Millisecond
+
+// watchVisibility keeps windowHidden up to date on X11: every visibilityPoll it asks the X
+// server whether win is viewable (mapped, and so are its ancestors: a minimised window is
+// unmapped by the window manager, a hidden one by the app). Fyne does not tell, and paints a
+// minimised window as it does a shown one. Elsewhere (Windows, macOS, Wayland) it does
+// nothing. The goroutine is Run's; the channel closes when it has ended (after ctx).
+func watchVisibility(ctx context.Context, win fyne.Window) <-chan struct{} {
+	done := make(chan struct{})
+	var id xproto.Window
+	if nw, ok := win.(driver.NativeWindow); ok {
+		nw.RunNative(func(c any) {
+			if x, ok := c.(driver.X11WindowContext); ok {
+				id = xproto.Window(x.WindowHandle)
+			}
+		})
+	}
+	if id == 0 {
+		close(done)
+		return done
+	}
+	xgb.Logger = log.New(io.Discard, "", 0) // not "Could not get authority info" on stderr
+	conn, err := xgb.NewConn()
+	if err != nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		defer conn.Close()
+		defer windowHidden.Store(false)
+		t := time.NewTicker(visibilityPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			attr, err := xproto.GetWindowAttributes(conn, id).Reply()
+			if err != nil {
+				return // the window is gone
+			}
+			windowHidden.Store(attr.MapState != xproto.MapStateViewable)
+		}
+	}()
+	return done
 }
 
 // warmFonts loads the theme's fonts for the first screen's text styles (regular, and bold

@@ -1,9 +1,13 @@
 package ui
 
 import (
+	"fmt"
 	"image"
 	"image/color"
+	"os"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -21,7 +25,12 @@ import (
 // ShowFrame runs on the player's goroutine. It parks the frame in pending and asks Fyne's
 // goroutine to draw once; while a draw is queued, a newer frame replaces the parked one, which
 // is released (counted in Dropped). So at most one draw is queued whatever the frame rate, and
-// a window that paints slowly (or not at all, when minimised) costs the player nothing.
+// a window that paints slowly costs the player nothing.
+//
+// While the window is hidden or minimised (windowHidden, which Run keeps up to date), frames
+// are released at once and not drawn: a minimised window would otherwise go on painting every
+// picture (Fyne does not know it is minimised). The player goes on decoding meanwhile: the
+// sound plays on, and the picture is current again as soon as the window is shown.
 type videoView struct {
 	do      func(func())
 	raster  *canvas.Raster
@@ -35,11 +44,48 @@ type videoView struct {
 	closed  atomic.Bool
 	shown   atomic.Int64
 	dropped atomic.Int64
+	hidden  atomic.Int64 // frames not drawn because the window was hidden
 
 	// Fyne's goroutine only.
-	cur   *playback.Frame
-	w, h  int
-	blank *image.RGBA
+	cur     *playback.Frame
+	painted *playback.Frame // the frame generate last gave the painter
+	w, h    int
+	blank   *image.RGBA
+}
+
+// windowHidden is set while the app's window is not viewable (minimised or hidden): see
+// Run. One window per process; tests that build screens without Run leave it false.
+var windowHidden atomic.Bool
+
+// EnvFrameLog names a file that gets a line per picture the video view sees (measurements:
+// app/ui's BenchmarkPaintLatency): "h PTS T" when the player handed it over, "g PTS T" when
+// the window's paint took it, "p PTS T" once that paint was on screen (the buffers swapped:
+// the next turn of Fyne's loop), "x PTS T" replaced by a newer one before it was drawn, "s
+// PTS T" not drawn, the window being hidden. PTS is the picture's time in the stream and T
+// the wall clock, both in nanoseconds (T since the Unix epoch).
+const EnvFrameLog = "DV_UI_FRAME_LOG"
+
+var (
+	frameLogOnce sync.Once
+	frameLogFile *os.File
+)
+
+// openFrameLog opens the frame log once; nil when there is none.
+func openFrameLog() *os.File {
+	frameLogOnce.Do(func() {
+		if name := os.Getenv(EnvFrameLog); name != "" {
+			frameLogFile, _ = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		}
+	})
+	return frameLogFile
+}
+
+// frameLog writes one line to the frame log, if there is one: one write a line (O_APPEND),
+// from the player's goroutine and Fyne's.
+func frameLog(kind byte, pts time.Duration) {
+	if f := openFrameLog(); f != nil {
+		fmt.Fprintf(f, "%c %d %d\n", kind, int64(pts), time.Now().UnixNano())
+	}
 }
 
 func newVideoView(do func(func())) *videoView {
@@ -72,7 +118,22 @@ func (v *videoView) ShowFrame(f *playback.Frame) {
 		f.Release()
 		return
 	}
+	logged := openFrameLog() != nil
+	if logged {
+		frameLog('h', f.PTS)
+	}
+	if windowHidden.Load() {
+		if logged {
+			frameLog('s', f.PTS)
+		}
+		f.Release()
+		v.hidden.Add(1)
+		return
+	}
 	if old := v.pending.Swap(f); old != nil {
+		if logged {
+			frameLog('x', old.PTS)
+		}
 		old.Release() // a draw is queued and will take f instead
 		v.dropped.Add(1)
 		return
@@ -108,6 +169,15 @@ func (v *videoView) generate(_, _ int) image.Image {
 	if v.cur == nil {
 		return v.blank
 	}
+	if v.cur != v.painted {
+		v.painted = v.cur
+		if openFrameLog() != nil {
+			pts := v.cur.PTS
+			frameLog('g', pts)
+			// Runs on Fyne's goroutine after this paint, once the buffers are swapped.
+			v.do(func() { frameLog('p', pts) })
+		}
+	}
 	return v.cur.Image
 }
 
@@ -137,6 +207,7 @@ func (v *videoView) release() {
 		v.cur.Release()
 		v.cur = nil
 	}
+	v.painted = nil
 	v.raster.Refresh()
 }
 
