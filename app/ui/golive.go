@@ -123,7 +123,7 @@ func (g *goLiveScreen) content() fyne.CanvasObject { return g.root }
 func (g *goLiveScreen) close() {
 	g.stopCheck()
 	g.w.cancel()
-	g.preview.release()
+	g.u.do(g.preview.release) // Fyne's goroutine, as draws are; later pictures are let go at once
 }
 
 // noTabEntry is a multi-line entry that leaves Tab to move the focus on (a plain multi-line

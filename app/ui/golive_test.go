@@ -133,6 +133,7 @@ func TestGoLivePreviewAndMeter(t *testing.T) {
 func TestGoLiveScreenPreview(t *testing.T) {
 	defer checkLeaks(t)()
 	display := xvfb(t, 800, 600)
+	defer wizardHoldDisplay(t, display)() // closed before the goroutine check
 	t.Setenv("DISPLAY", display)
 	// The screens are registered for the whole process: forget this one afterwards, so the
 	// other tests list no screen.
@@ -146,7 +147,12 @@ func TestGoLiveScreenPreview(t *testing.T) {
 	selectPrefix(t, g.video, "Screen: ")
 	g.audio.SetSelected(optNoAudio)
 	h.mustShow("Your screen will be shared")
-	h.waitFor("the screen's pictures", func() bool { return g.preview.shown.Load() >= 3 })
+	h.waitFor("the screen's pictures", func() bool {
+		if strings.HasPrefix(g.errLabel.Text, previewFailed) {
+			t.Fatal(g.errLabel.Text)
+		}
+		return g.preview.shown.Load() >= 3
+	})
 	if b := g.preview.cur.Image.Rect; b.Dx() != 640 || b.Dy() != 480 {
 		t.Errorf("the 800×600 screen previewed at %v, want 640×480", b)
 	}
@@ -418,4 +424,17 @@ func entryText(o fyne.CanvasObject) string {
 		return e.Text + "|" + e.PlaceHolder
 	}
 	return ""
+}
+
+// wizardHoldDisplay keeps a connection to the display until t ends: Xvfb resets when its last
+// client leaves, and a screen opened during the reset fails ("failed to open display"), as
+// when the preview closes the screen and opens it again. It returns what closes the connection.
+func wizardHoldDisplay(t *testing.T, display string) func() {
+	t.Helper()
+	xgb.Logger = log.New(io.Discard, "", 0)
+	c, err := xgb.NewConnDisplay(display)
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", display, err)
+	}
+	return c.Close
 }
