@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"strings"
 	"sync"
@@ -238,5 +239,42 @@ func TestDeviceCheckOpenError(t *testing.T) {
 	_, err := StartDeviceCheck(context.Background(), DeviceCheckConfig{Video: &gone, Frames: &hashSink{}, Logger: testLog(t)})
 	if err == nil || !strings.Contains(err.Error(), "cannot open Camera: unplugged") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// failingReader gives n chunks of the test tone's level and then fails, as an unplugged
+// microphone does.
+type failingReader struct {
+	quietReader
+	n int
+}
+
+func (f *failingReader) Read() (wave.Audio, func(), error) {
+	if f.n == 0 {
+		return nil, func() {}, errors.New("device unplugged")
+	}
+	f.n--
+	return f.quietReader.Read()
+}
+
+// A device that stops during the check is reported by Err in words, and Close still ends
+// everything.
+func TestDeviceCheckDeviceStops(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := StartDeviceCheck(ctx, DeviceCheckConfig{Logger: testLog(t), openAudio: func() (*capture.AudioSource, error) {
+		return capture.NewAudioSource(&failingReader{quietReader: quietReader{amp: 0.25, seed: 1}, n: 20}, 48000, 1), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitUntil(t, ctx, "the error", func() bool { return c.Err() != nil })
+	if e := c.Err().Error(); !strings.Contains(e, "the sound stopped") || !strings.Contains(e, "device unplugged") {
+		t.Fatalf("Err() = %q", e)
+	}
+	if _, n := c.Counts(); n != 4 { // 20 chunks of 10 ms
+		t.Errorf("%d levels before the microphone stopped, want 4", n)
 	}
 }

@@ -895,7 +895,7 @@ func (g *goLiveScreen) startForm(f session.GoLive) {
 }
 
 // previewFailed begins the message shown when the chosen devices cannot be opened.
-const previewFailed = "The preview cannot start: "
+const previewFailed = "The preview stopped or cannot start: "
 
 // devicesChosen restarts the check of the chosen devices (when step 2 shows).
 func (g *goLiveScreen) devicesChosen() {
@@ -947,10 +947,31 @@ func (g *goLiveScreen) startCheck() {
 			})
 			return
 		}
-		<-ctx.Done()
-		c.Close()
+		// A device that stops meanwhile (a camera unplugged) is said once.
+		t := time.NewTicker(checkErrEvery)
+		defer t.Stop()
+		said := false
+		for {
+			select {
+			case <-ctx.Done():
+				c.Close()
+				return
+			case <-t.C:
+				if err := c.Err(); err != nil && !said {
+					said = true
+					g.u.do(func() {
+						if ctx.Err() == nil {
+							g.errLabel.SetText(previewFailed + err.Error())
+						}
+					})
+				}
+			}
+		}
 	})
 }
+
+// checkErrEvery is how often the running device check is asked whether a device stopped.
+const checkErrEvery = 500 * time.Millisecond
 
 // stopCheck stops the running check (its devices are released on its goroutine; checkDone
 // says when) and empties the meter. Fyne's goroutine.
