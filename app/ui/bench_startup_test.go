@@ -134,7 +134,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // command) and the bare Fyne window in turn, DV_UI_STARTUP_ROUNDS rounds (default 9) after
 // one unmeasured start of each (Go's and Fyne's caches, the secrets file created). Each
 // program keeps its $HOME across its starts, as a person's does. Reports both p50s and
-// their ratio; b.N is ignored (run it with -benchtime 1x).
+// their ratio; b.N is ignored (run it with -benchtime 1x). DV_UI_STARTUP_OTHER names another
+// build of the app (an earlier commit's, say) to start in each round as well ("other").
 func BenchmarkStartup(b *testing.B) {
 	rounds := 9
 	if s := os.Getenv("DV_UI_STARTUP_ROUNDS"); s != "" {
@@ -154,11 +155,24 @@ func BenchmarkStartup(b *testing.B) {
 		c.Path, c.Args = bare, []string{"barefyne"}
 		return c
 	}
-	var ours, ref []time.Duration
+	other := os.Getenv("DV_UI_STARTUP_OTHER")
+	otherHome := b.TempDir()
+	var ours, ref, others []time.Duration
 	for i := -1; i < rounds; i++ {
 		o, err := startOnce(ctx, appStart(), display)
 		if err != nil {
 			b.Fatalf("the app: %v", err)
+		}
+		if other != "" {
+			c := appCmd(ctx, b, other, otherHome, display)
+			d, err := startOnce(ctx, c, display)
+			if err != nil {
+				b.Fatalf("%s: %v", other, err)
+			}
+			if i >= 0 {
+				others = append(others, d)
+				b.Logf("round %d: other %v", i+1, d.Round(time.Millisecond))
+			}
 		}
 		r, err := startOnce(ctx, bareStart(), display)
 		if err != nil {
@@ -176,4 +190,8 @@ func BenchmarkStartup(b *testing.B) {
 	b.ReportMetric(ms(percentile(ref, 90)), "bare-p90-ms")
 	b.ReportMetric(float64(o50)/float64(r50), "app/bare")
 	b.ReportMetric(float64(rounds), "rounds")
+	if other != "" {
+		b.ReportMetric(ms(percentile(others, 50)), "other-p50-ms")
+		b.ReportMetric(float64(percentile(others, 50))/float64(r50), "other/bare")
+	}
 }
