@@ -39,19 +39,18 @@ func Run(ctx context.Context, opts Options) error {
 	stopProfile := startProfile()
 	a := app.NewWithID(AppID)
 	a.SetIcon(assets.Icon)
-	// Start-up: the window and its GL context are made (Show, on this goroutine: GLFW's
-	// window on the display, the GL painter) while the theme's fonts load on another
-	// goroutine; the first screen is built once both are done (its text is measured with
-	// those fonts), before the event loop paints it. Nothing else touches the fonts meanwhile:
-	// the window has no content until newUIWindow.
-	win := newWindow(a, opts)
+	// Start-up: the theme's fonts load on another goroutine while the window is made (GLFW's
+	// initialisation); the first screen is built once they are loaded (its text is measured
+	// with them), and Show then makes the GL window and paints it at once. Nothing else
+	// touches the fonts meanwhile: the window has no content until newUIWindow.
 	fonts := warmFonts()
-	win.Show()
+	win := newWindow(a, opts)
 	<-fonts
-	visCtx, visStop := context.WithCancel(ctx)
-	visDone := watchVisibility(visCtx, win)
 	u := newUIWindow(a, win, opts, fyne.Do, true)
 	u.win.SetMaster()
+	win.Show()
+	visCtx, visStop := context.WithCancel(ctx)
+	visDone := watchVisibility(visCtx, win)
 	a.Lifecycle().SetOnStarted(func() {
 		u.log.Info("window started", "since process start", time.Since(processStart).Round(time.Millisecond))
 		time.AfterFunc(100*time.Millisecond, stopProfile) // before the store opens

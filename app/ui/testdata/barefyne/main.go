@@ -6,6 +6,8 @@ package main
 
 import (
 	"image/color"
+	"os"
+	"os/signal"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
@@ -24,5 +26,13 @@ func main() {
 	w.SetContent(container.NewVBox(widget.NewLabel("A bare Fyne window: the start-up reference."),
 		container.NewHBox(g)))
 	w.Resize(fyne.NewSize(1100, 720))
+	// SIGINT ends it cleanly whenever it comes, as the app's (Fyne's own handler is set up only
+	// once the event loop runs, after the first paint).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	go func() {
+		<-sig
+		fyne.Do(a.Driver().Quit) // not app.Quit: see app/ui.Run
+	}()
 	w.ShowAndRun()
 }
