@@ -74,7 +74,12 @@ func probeMicrophones() {
 }
 
 // hostEndian is the machine's byte order (miniaudio uses it for samples).
-var hostEndian binary.ByteOrder = binary.NativeEndian
+var hostEndian = func() binary.ByteOrder {
+	if binary.NativeEndian.Uint16([]byte{0x12, 0x34}) == 0x1234 {
+		return binary.BigEndian
+	}
+	return binary.LittleEndian
+}()
 
 type microphone struct {
 	malgo.DeviceInfo
