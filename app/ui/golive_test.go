@@ -160,29 +160,15 @@ func TestGoLiveScreenPreview(t *testing.T) {
 // focusables is every control under o that Tab can reach: visible, enabled, focusable.
 func focusables(o fyne.CanvasObject) []fyne.Focusable {
 	var out []fyne.Focusable
-	var walk func(o fyne.CanvasObject)
-	walk = func(o fyne.CanvasObject) {
-		if o == nil || !o.Visible() {
-			return
-		}
+	walkVisible(o, func(o fyne.CanvasObject) bool {
 		if d, ok := o.(fyne.Disableable); ok && d.Disabled() {
-			return
+			return false
 		}
 		if f, ok := o.(fyne.Focusable); ok {
 			out = append(out, f)
 		}
-		switch w := o.(type) {
-		case *fyne.Container:
-			for _, c := range w.Objects {
-				walk(c)
-			}
-		case fyne.Widget:
-			for _, c := range test.WidgetRenderer(w).Objects() {
-				walk(c)
-			}
-		}
-	}
-	walk(o)
+		return true
+	})
 	return out
 }
 

@@ -223,28 +223,34 @@ func paidCard(t *testing.T) card.Card {
 	return c
 }
 
+// walkVisible calls visit for o and every visible object under it (containers' objects and
+// widgets' renderer objects), descending below an object only when visit says so.
+func walkVisible(o fyne.CanvasObject, visit func(fyne.CanvasObject) (descend bool)) {
+	if o == nil || !o.Visible() || !visit(o) {
+		return
+	}
+	switch w := o.(type) {
+	case *fyne.Container:
+		for _, c := range w.Objects {
+			walkVisible(c, visit)
+		}
+	case fyne.Widget:
+		for _, c := range test.WidgetRenderer(w).Objects() {
+			walkVisible(c, visit)
+		}
+	}
+}
+
 // buttons lists the visible buttons under o.
 func buttons(o fyne.CanvasObject) []*widget.Button {
 	var out []*widget.Button
-	var walk func(o fyne.CanvasObject)
-	walk = func(o fyne.CanvasObject) {
-		if o == nil || !o.Visible() {
-			return
+	walkVisible(o, func(o fyne.CanvasObject) bool {
+		if b, ok := o.(*widget.Button); ok {
+			out = append(out, b)
+			return false
 		}
-		switch w := o.(type) {
-		case *widget.Button:
-			out = append(out, w)
-		case *fyne.Container:
-			for _, c := range w.Objects {
-				walk(c)
-			}
-		case fyne.Widget:
-			for _, c := range test.WidgetRenderer(w).Objects() {
-				walk(c)
-			}
-		}
-	}
-	walk(o)
+		return true
+	})
 	return out
 }
 
