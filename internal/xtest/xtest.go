@@ -27,7 +27,9 @@ func Need(t testing.TB, tools ...string) {
 }
 
 // Xvfb starts an X server of its own, w×h at 24 bits, stopped when t ends, and returns its
-// display name (":N").
+// display name (":N"). The server never resets (-noreset): by default Xvfb resets when its last
+// client leaves, and a screenshot taken before the app under test has connected would
+// otherwise leave it resetting while the next client connects.
 func Xvfb(t testing.TB, w, h int) string {
 	t.Helper()
 	Need(t, "Xvfb")
@@ -35,7 +37,7 @@ func Xvfb(t testing.TB, w, h int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp")
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp", "-noreset")
 	cmd.ExtraFiles = []*os.File{wr}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -64,9 +66,19 @@ func Xvfb(t testing.TB, w, h int) string {
 func Screenshot(t testing.TB, display string) image.Image {
 	t.Helper()
 	Need(t, "import")
-	out, err := exec.Command("import", "-display", display, "-window", "root", "png:-").Output()
-	if err != nil {
-		t.Fatalf("import: %v", err)
+	var out []byte
+	var err error
+	for try := 0; ; try++ {
+		var stderr bytes.Buffer
+		cmd := exec.Command("import", "-display", display, "-window", "root", "png:-")
+		cmd.Stderr = &stderr
+		if out, err = cmd.Output(); err == nil {
+			break
+		}
+		if try == 2 {
+			t.Fatalf("import (a screenshot of %s): %v: %s", display, err, strings.TrimSpace(stderr.String()))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	img, err := png.Decode(bytes.NewReader(out))
 	if err != nil {
