@@ -157,8 +157,24 @@ func TestLivePushEarlyData(t *testing.T) {
 			waitFor(t, 10*time.Second, "the first push", func() bool { ty, _ := c.received(t); return ty[wire.TStatus] >= 2 })
 			before := c.len()
 			n := sf.Length()
+			release := func() {}
+			if tc.name == "early" {
+				// The disk's sync is held until the block has arrived: the block must not
+				// wait for it, and the signature must. (Unheld, the sync the append starts
+				// can finish before a loaded seller makes the proof, which then goes out
+				// as an ordinary data message.)
+				release = stallSellerSyncs(t, sf.Dir())
+			}
 			if _, err := sf.Append(block(n, 1024)); err != nil {
 				t.Fatal(err)
+			}
+			if tc.name == "early" {
+				waitFor(t, 10*time.Second, "the early data", func() bool { return len(c.framesAfter(t, before)) >= 1 })
+				time.Sleep(50 * time.Millisecond) // a signature sent too soon would be here by now
+				if frames := c.framesAfter(t, before); len(frames) != 1 || frames[0].t != wire.TEarly {
+					t.Fatalf("before the disk synced, the push is %v, want the early data alone", frames)
+				}
+				release()
 			}
 			waitFor(t, 10*time.Second, "the live push", func() bool {
 				return len(c.framesAfter(t, before)) >= len(tc.want)+1 // and the status after it
