@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
@@ -58,7 +59,10 @@ type BroadcasterConfig struct {
 	// Preview, when set, receives the stream's pictures as viewers get them, decoded from
 	// the feed as it is appended (the live view's local preview; no sound).
 	Preview playback.FrameSink
-	Logger  *slog.Logger
+	// Clock is the one clock of the stream's seller and its paid-time gate (nil: the system
+	// clock); tests inject a mock.
+	Clock  clock.Clock
+	Logger *slog.Logger
 }
 
 // ViewerFigures is one connected viewer as the broadcaster sees it.
@@ -157,6 +161,9 @@ func NewBroadcaster(cfg BroadcasterConfig) (*Broadcaster, error) {
 	cfg.Name = strings.TrimSpace(strings.ReplaceAll(cfg.Name, "\r\n", " "))
 	if len(cfg.Description) > block.MaxDescription {
 		return nil, fmt.Errorf("the description is %d bytes; at most %d fit", len(cfg.Description), block.MaxDescription)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.New()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -326,7 +333,7 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		if b.cfg.OnChain != nil {
 			methods = append(methods, card.OnChain)
 		}
-		b.gate = &ledgerGate{stream: b.id, ledger: w.ledger, now: time.Now, millis: b.blockMillis, joinWindow: b.joinWindow, log: b.log}
+		b.gate = &ledgerGate{stream: b.id, ledger: w.ledger, clock: b.cfg.Clock, millis: b.blockMillis, joinWindow: b.joinWindow, log: b.log}
 		gate = b.gate
 	}
 	requests := make(chan appRequest, 64)
@@ -352,7 +359,7 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 			b.log.Info("serving a free stream", "direct viewers", direct)
 		}
 	} else {
-		b.seller, err = replicate.NewSeller(replicate.SellerConfig{Host: b.node.Host(), Feed: b.feed, Gate: gate, Logger: b.log, OnApp: onApp})
+		b.seller, err = replicate.NewSeller(replicate.SellerConfig{Host: b.node.Host(), Feed: b.feed, Gate: gate, Clock: b.cfg.Clock, Logger: b.log, OnApp: onApp})
 	}
 	if err != nil {
 		return err

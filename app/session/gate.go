@@ -4,8 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"time"
 
+	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
@@ -22,7 +22,7 @@ import (
 type ledgerGate struct {
 	stream  string
 	ledger  *ledger.Ledger
-	now     func() time.Time
+	clock   clock.Clock               // the seller's (SellerConfig.Clock): Until is read against it
 	millis  func(index uint64) uint64 // media time of a block
 	recheck func(peer.ID)             // Seller.Recheck, set once the seller exists
 	// joinWindow is the blocks from the newest sync block to the live edge. The player needs
@@ -68,7 +68,7 @@ func (g *ledgerGate) Check(_ context.Context, p peer.ID) (replicate.Allowance, e
 		g.joins[p] = [2]uint64{from, to}
 	}
 	g.mu.Unlock()
-	return replicate.Allowance{Until: g.now().Add(rem)}, nil
+	return replicate.Allowance{Until: g.clock.Now().Add(rem)}, nil
 }
 
 // Delivered implements replicate.Gate: it bills the block's media time.

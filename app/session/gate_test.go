@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
@@ -41,7 +42,7 @@ func TestLedgerGateBilling(t *testing.T) {
 				t.Fatal(err)
 			}
 			calls := 0
-			g := &ledgerGate{stream: "s", ledger: l, now: time.Now, log: slog.Default(),
+			g := &ledgerGate{stream: "s", ledger: l, clock: clock.New(), log: slog.Default(),
 				millis: func(uint64) uint64 { return 100 },
 				joinWindow: func() (uint64, uint64) {
 					calls++
@@ -60,5 +61,42 @@ func TestLedgerGateBilling(t *testing.T) {
 				t.Fatalf("billed %d ms, want %d", got, tc.wantUsed)
 			}
 		})
+	}
+}
+
+// The allowance's deadline is read from the gate's clock (the seller's, which re-asks at it),
+// not the system's: with a mock clock it is the mock's now plus the paid time left.
+func TestLedgerGateDeadlineUsesItsClock(t *testing.T) {
+	const viewer = peer.ID("viewer-a")
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	key := ledger.Key{Stream: "s", Viewer: viewer.String()}
+	if _, err := l.SetCredit(key, ledger.Credit{ID: "ln:x", Msat: 1000, Millis: 60_000, State: ledger.Settled}); err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewMock()
+	clk.Set(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	g := &ledgerGate{stream: "s", ledger: l, clock: clk, log: slog.Default(), millis: func(uint64) uint64 { return 1000 }}
+	for _, tc := range []struct {
+		name      string
+		delivered int // 1 s blocks delivered before the check
+		want      time.Duration
+	}{
+		{"paid minute", 0, time.Minute},
+		{"ten seconds watched", 10, 50 * time.Second},
+	} {
+		for i := range tc.delivered {
+			g.Delivered(viewer, uint64(i), 1000)
+		}
+		a, err := g.Check(context.Background(), viewer)
+		if err != nil || a.Reason != "" {
+			t.Fatalf("%s: check: %+v %v", tc.name, a, err)
+		}
+		if want := clk.Now().Add(tc.want); !a.Until.Equal(want) {
+			t.Fatalf("%s: allowed until %v, want %v (the mock clock's now + paid time left)", tc.name, a.Until, want)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"image/png"
 	"io"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
+
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 )
 
 // Real windows: the built binary under Xvfb, screenshots taken with ImageMagick's import

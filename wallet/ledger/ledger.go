@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/filecoin-project/go-clock"
+
 	"github.com/dazaarvision/dazaar-vision/wallet/internal/journal"
 )
 
@@ -134,14 +136,25 @@ type Ledger struct {
 	closed   bool
 	records  int  // records in the file, to compact it while running once most are stale
 	unsynced bool // records written since the last sync (Consume's totals)
+	clock    clock.Clock
 }
 
+// Option configures Open.
+type Option func(*Ledger)
+
+// WithClock makes the ledger read the time (when a credit was first seen, the flush ticker)
+// from c instead of the system clock.
+func WithClock(c clock.Clock) Option { return func(l *Ledger) { l.clock = c } }
+
 // Open loads the ledger at path, creating it if needed, and compacts it when it has grown.
-func Open(path string, log *slog.Logger) (*Ledger, error) {
+func Open(path string, log *slog.Logger, opts ...Option) (*Ledger, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	l := &Ledger{path: path, log: log, accounts: map[Key]*account{}, meta: map[string]string{}}
+	l := &Ledger{path: path, log: log, accounts: map[Key]*account{}, meta: map[string]string{}, clock: clock.New()}
+	for _, o := range opts {
+		o(l)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
@@ -317,7 +330,7 @@ func (l *Ledger) SetCredit(k Key, c Credit) (changed bool, err error) {
 		}
 	}
 	if c.At.IsZero() {
-		c.At = time.Now().UTC().Round(time.Millisecond)
+		c.At = l.clock.Now().UTC().Round(time.Millisecond)
 	}
 	if err := l.writeLocked(record{Op: "credit", Key: k, Credit: &c}, true); err != nil {
 		return false, err
@@ -500,7 +513,7 @@ func (l *Ledger) writeLocked(r record, sync bool) error {
 
 // Run flushes consumption every interval until ctx ends; the caller owns the goroutine.
 func (l *Ledger) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+	t := l.clock.Ticker(interval)
 	defer t.Stop()
 	for {
 		select {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/filecoin-project/go-clock"
 )
 
 func open(t testing.TB, path string) *Ledger {
@@ -305,16 +307,21 @@ func BenchmarkConsumeParallel(b *testing.B) {
 // survives a restart.
 func TestCreditTime(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger")
-	l := open(t, path)
-	before := time.Now().Add(-time.Millisecond)
+	clk := clock.NewMock()
+	clk.Set(time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC))
+	l, err := Open(path, nil, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := clk.Now()
 	if _, err := l.SetCredit(k, Credit{ID: "btc:t:0", Msat: 5000, Millis: 1000, State: Provisional}); err != nil {
 		t.Fatal(err)
 	}
 	first, _ := l.Credit(k, "btc:t:0")
-	if first.At.Before(before) || first.At.After(time.Now().Add(time.Millisecond)) {
-		t.Fatalf("recorded at %v, test started %v", first.At, before)
+	if !first.At.Equal(seen) {
+		t.Fatalf("recorded at %v, the clock said %v", first.At, seen)
 	}
-	time.Sleep(5 * time.Millisecond)
+	clk.Add(10 * time.Minute)
 	if _, err := l.SetCredit(k, Credit{ID: "btc:t:0", Msat: 5000, Millis: 1000, State: Settled, Height: 7}); err != nil {
 		t.Fatal(err)
 	}
@@ -328,8 +335,8 @@ func TestCreditTime(t *testing.T) {
 	l = open(t, path)
 	defer l.Close()
 	c, _ := l.Credit(k, "btc:t:0")
-	if !c.At.Equal(first.At) || c.State != Settled {
-		t.Fatalf("after settling and a restart: %+v, first recorded at %v", c, first.At)
+	if !c.At.Equal(seen) || c.State != Settled {
+		t.Fatalf("after settling and a restart: %+v, first recorded at %v", c, seen)
 	}
 	if c, _ := l.Credit(k, "ln:x"); !c.At.Equal(given) {
 		t.Fatalf("a given time was replaced: %v", c.At)
