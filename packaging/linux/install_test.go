@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"image/png"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 )
 
 // The tools the test runs; `make deps-test` installs them (packaging/linux/package.mk adds its

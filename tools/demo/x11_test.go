@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	xwin "github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"image/png"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 	"github.com/jezek/xgb/xtest"
+
+	xwin "github.com/dazaarvision/dazaar-vision/internal/xtest"
 )
 
 // Real windows under Xvfb, looked at with ImageMagick's import and zbarimg (the Makefile's

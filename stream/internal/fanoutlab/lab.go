@@ -33,7 +33,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"io"
 	"math"
 	"os"
@@ -43,6 +42,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/stream/internal/netsim"
 )
 
