@@ -144,6 +144,7 @@ func NewDeviceWithBackend(b malgo.Backend) *Device { return &Device{backends: []
 
 // Start opens the device and starts it.
 func (d *Device) Start(rate, channels int, fill func([]float32)) error {
+	audioquiet.Install() // the hooks before miniaudio loads ALSA or JACK (a no-op once done)
 	var lastErr error
 	for _, b := range d.backends {
 		ctx, err := malgo.InitContext([]malgo.Backend{b}, malgo.ContextConfig{}, nil)
