@@ -27,10 +27,11 @@ import (
 // is released (counted in Dropped). So at most one draw is queued whatever the frame rate, and
 // a window that paints slowly costs the player nothing.
 //
-// While the window is hidden or minimised (windowHidden, which Run keeps up to date), frames
-// are released at once and not drawn: a minimised window would otherwise go on painting every
-// picture (Fyne does not know it is minimised). The player goes on decoding meanwhile: the
-// sound plays on, and the picture is current again as soon as the window is shown.
+// While the window is hidden or minimised (windowHidden, which Run keeps up to date), the
+// player decodes no picture (Watched) and a frame that still arrives is released at once, not
+// drawn: a minimised window would otherwise go on painting every picture (Fyne does not know
+// it is minimised). The sound plays on, and the picture is current again as soon as the
+// window is shown.
 type videoView struct {
 	do      func(func())
 	raster  *canvas.Raster
@@ -111,6 +112,10 @@ func newVideoView(do func(func())) *videoView {
 func newContainer(l fyne.Layout, objs ...fyne.CanvasObject) *fyne.Container {
 	return &fyne.Container{Layout: l, Objects: objs}
 }
+
+// Watched implements playback.Watched: while the window is hidden or minimised the player
+// does not decode pictures at all (it decodes the few it kept once the window is shown again).
+func (v *videoView) Watched() bool { return !windowHidden.Load() }
 
 // ShowFrame implements playback.FrameSink.
 func (v *videoView) ShowFrame(f *playback.Frame) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -603,5 +604,124 @@ func TestCatchUp(t *testing.T) {
 		if a.shown[i] <= a.shown[i-1] {
 			t.Fatalf("picture %d shown at %v after %v", i, a.shown[i], a.shown[i-1])
 		}
+	}
+}
+
+// watchSink is a collector whose window is hidden for the Watched calls in [from, to).
+type watchSink struct {
+	*collector
+	calls, no atomic.Int64
+	from, to  int64
+}
+
+func (w *watchSink) Watched() bool {
+	n := w.calls.Add(1) - 1
+	if n >= w.from && n < w.to {
+		w.no.Add(1)
+		return false
+	}
+	return true
+}
+
+// While the sink says nobody watches, pictures are not decoded; watched again, the first
+// picture shown is the next one, whole (the kept pictures bring the decoder to it), unless the
+// kept pictures passed their bound: then it waits for the next key frame. Every picture shown
+// is checked against its source (counter and PSNR).
+func TestUnwatchedPicturesAreNotDecoded(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	preset := broadcast.Low // 15 pictures a second
+	preset.KeyFrameInterval = time.Second
+	feed, painter, stop := live(t, preset, clock.New())
+	time.Sleep(4 * time.Second)
+	stop()
+
+	play := func(t *testing.T, frames FrameSink, limit int) Stats {
+		player, err := New(Config{Source: feed, Frames: frames, Audio: newTap(), FromBlock: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if limit > 0 {
+			player.unwatchedCap = limit
+		}
+		if err := player.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return player.Stats()
+	}
+	checkShown := func(t *testing.T, c *collector) int64 {
+		frames := c.check()
+		for i, f := range frames {
+			if !f.ok || f.psnr < 35 || (i > 0 && f.counter <= frames[i-1].counter) {
+				t.Fatalf("picture %d shown: counter %d ok %v PSNR %.1f", i, f.counter, f.ok, f.psnr)
+			}
+		}
+		return int64(len(frames))
+	}
+	base := &collector{p: painter}
+	bst := play(t, base, 0)
+	baseOut := checkShown(t, base) + bst.FramesLate
+	if bst.FramesDecoded < 20 || bst.FramesUnwatched != 0 {
+		t.Fatalf("watched throughout: %+v", bst)
+	}
+	// Where the key frames are, counted in pictures (a loaded machine captures fewer).
+	var keys []int64
+	var pics int64
+	for i := uint64(1); i < feed.Len(); i++ {
+		b, err := feed.Block(context.Background(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := block.DecodeMedia(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range m.Units {
+			if u.Track == block.Video {
+				if u.Key {
+					keys = append(keys, pics)
+				}
+				pics++
+			}
+		}
+	}
+	if len(keys) < 3 || keys[0] != 0 || keys[1] < 4 {
+		t.Fatalf("key frames at pictures %v of %d", keys, pics)
+	}
+	tests := []struct {
+		name     string
+		from, to int64
+		limit    int
+		// want: every picture shown or unwatched (none waited for a key frame), and fewer
+		// pictures decoded than watching throughout (a key frame came while hidden).
+		whole, saves bool
+	}{
+		{"hidden within a key-frame interval", 1, keys[1] - 1, 0, true, false},
+		{"hidden across a key frame", 1, keys[1] + 2, 0, true, true},
+		// One byte: nothing can be kept, so each hidden answer sends the player to the next
+		// key frame (asked again there): pictures 1 and keys[1] unwatched, shown from keys[2].
+		{"kept pictures over their bound", 1, 3, 1, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each plays in real time
+			w := &watchSink{collector: &collector{p: painter}, from: tc.from, to: tc.to}
+			st := play(t, w, tc.limit)
+			out := checkShown(t, w.collector) + st.FramesLate
+			t.Logf("%+v; shown or late %d of %d", st, out, baseOut)
+			if st.FramesUnwatched != w.no.Load() || st.FramesUnwatched == 0 {
+				t.Fatalf("%d pictures unwatched; the sink said no %d times", st.FramesUnwatched, w.no.Load())
+			}
+			if out < 2 {
+				t.Fatalf("%d pictures shown: the picture did not come back", out)
+			}
+			if whole := out+st.FramesUnwatched == baseOut && st.FramesSkipped == bst.FramesSkipped; whole != tc.whole {
+				t.Fatalf("every picture shown or unwatched: %v, want %v (%d + %d of %d; skipped %d, watched throughout %d)",
+					whole, tc.whole, out, st.FramesUnwatched, baseOut, st.FramesSkipped, bst.FramesSkipped)
+			}
+			if saves := st.FramesDecoded < bst.FramesDecoded; saves != tc.saves {
+				t.Fatalf("decoded %d pictures, %d watched throughout", st.FramesDecoded, bst.FramesDecoded)
+			}
+		})
 	}
 }

@@ -68,6 +68,21 @@ type FrameSink interface {
 	ShowFrame(f *Frame)
 }
 
+// Watched is what a FrameSink may also implement to say whether anyone looks at its
+// pictures (a window that is shown). While Watched reports false, the player does not decode
+// pictures: it keeps the compressed ones since the last decoded picture or the newest key
+// frame, whichever is later (at most maxUnwatched bytes; past that it keeps none and the
+// picture resumes at the next key frame), and decodes them at once when Watched reports true
+// again, so the first picture shown is current and whole. Sound is not affected. A replay of
+// a stream without sound decodes anyway: its pictures pace its reading.
+type Watched interface {
+	Watched() bool
+}
+
+// maxUnwatched bounds the compressed pictures kept while nobody watches: about 2 s of the
+// High preset's key-frame interval at 10 times its bit rate.
+const maxUnwatched = 8 << 20
+
 // FrameSinkFunc adapts a function to FrameSink.
 type FrameSinkFunc func(f *Frame)
 
@@ -128,12 +143,14 @@ type Config struct {
 type Stats struct {
 	BlocksRead, BlocksDamaged              int64
 	FramesDecoded, FramesShown, FramesLate int64
-	FramesSkipped                          int64 // waiting for a key frame after damage
-	AudioPackets, AudioUnderruns           int64
-	AudioDropped, AudioBuffered            time.Duration
-	Clock                                  time.Duration // master clock now
-	StartBlock                             uint64        // + BlocksRead: the block reached
-	AudioOutput                            string
+	// FramesUnwatched counts pictures never decoded because the sink said nobody watched.
+	FramesUnwatched              int64
+	FramesSkipped                int64 // waiting for a key frame after damage
+	AudioPackets, AudioUnderruns int64
+	AudioDropped, AudioBuffered  time.Duration
+	Clock                        time.Duration // master clock now
+	StartBlock                   uint64        // + BlocksRead: the block reached
+	AudioOutput                  string
 	// CatchUps counts the live player's jumps to the newest key frame after falling more
 	// than Config.CatchUp behind; CatchUpSkipped is the media time jumped over.
 	CatchUps       int64
@@ -153,7 +170,8 @@ type Player struct {
 	out   atomic.Value // string
 
 	blocks, damaged, decoded, shown, late, skipped, apackets atomic.Int64
-	catchUps, catchUpSkipped                                 atomic.Int64
+	catchUps, catchUpSkipped, unwatched                      atomic.Int64
+	unwatchedCap                                             int // maxUnwatched; tests lower it
 }
 
 // New checks cfg.
@@ -177,7 +195,7 @@ func New(cfg Config) (*Player, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Player{cfg: cfg, log: log.With("component", "media/playback"), vq: newVideoQueue(frameQueue)}, nil
+	return &Player{cfg: cfg, log: log.With("component", "media/playback"), vq: newVideoQueue(frameQueue), unwatchedCap: maxUnwatched}, nil
 }
 
 // Header returns the stream header once Run has read it.
@@ -187,7 +205,7 @@ func (p *Player) Header() *block.Header { return p.header.Load() }
 func (p *Player) Stats() Stats {
 	s := Stats{
 		BlocksRead: p.blocks.Load(), BlocksDamaged: p.damaged.Load(),
-		FramesDecoded: p.decoded.Load(), FramesShown: p.shown.Load(), FramesLate: p.late.Load(),
+		FramesDecoded: p.decoded.Load(), FramesShown: p.shown.Load(), FramesLate: p.late.Load(), FramesUnwatched: p.unwatched.Load(),
 		FramesSkipped: p.skipped.Load(), AudioPackets: p.apackets.Load(), StartBlock: p.start.Load(),
 		CatchUps: p.catchUps.Load(), CatchUpSkipped: time.Duration(p.catchUpSkipped.Load()),
 	}
@@ -318,6 +336,11 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 	}
 	needKey := true // the picture starts at a key frame
 	live := p.cfg.FromBlock == 0
+	watched, _ := p.cfg.Frames.(Watched)
+	if !live && adec == nil {
+		watched = nil // a replay without sound is paced by its pictures: decode them
+	}
+	var held unwatchedPictures
 	cu := catchUp{limit: p.cfg.CatchUp, pts: -1}
 	for ; ; i++ {
 		// A source that holds a backlog returns its blocks without looking at ctx: stop
@@ -369,6 +392,26 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 					p.skipped.Add(1)
 					continue
 				}
+				if watched != nil && !watched.Watched() {
+					// Nobody looks: keep the compressed picture instead of decoding it.
+					if !held.keep(u.Payload, u.Key, p.unwatchedCap) {
+						needKey = true // over the bound: resume at the next key frame
+						p.log.Debug("pictures kept while the window is hidden passed the bound; the picture resumes at the next key frame")
+					}
+					p.unwatched.Add(1)
+					cu.pts = max(cu.pts, u.PTS) // where playback is, for the catch-up check
+					continue
+				}
+				if len(held.pics) > 0 {
+					// Watched again: decode what was kept so the decoder reaches this picture.
+					if !p.decodeHeld(vdec, &held) {
+						needKey = true
+						if !u.Key {
+							p.skipped.Add(1)
+							continue
+						}
+					}
+				}
 				img := pool.get()
 				img, err := vdec.DecodeRGBA(u.Payload, img)
 				if err != nil {
@@ -408,6 +451,48 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 			}
 		}
 	}
+}
+
+// unwatchedPictures are the compressed pictures not decoded while nobody watched, in order,
+// starting after the last picture decoded or at a key frame.
+type unwatchedPictures struct {
+	pics  [][]byte
+	bytes int
+}
+
+// keep adds a picture (copied: the block's bytes are not ours to keep), starting again at a
+// key frame. It reports false, keeping nothing, when the bound would be passed.
+func (h *unwatchedPictures) keep(payload []byte, key bool, limit int) bool {
+	if key {
+		h.reset()
+	}
+	if h.bytes+len(payload) > limit {
+		h.reset()
+		return false
+	}
+	h.pics = append(h.pics, append([]byte(nil), payload...))
+	h.bytes += len(payload)
+	return true
+}
+
+func (h *unwatchedPictures) reset() {
+	clear(h.pics)
+	h.pics, h.bytes = h.pics[:0], 0
+}
+
+// decodeHeld decodes the pictures kept while nobody watched, showing none of them, so the
+// decoder's state reaches the next picture; false when one did not decode.
+func (p *Player) decodeHeld(vdec *vp8.Decoder, held *unwatchedPictures) bool {
+	defer held.reset()
+	for _, pic := range held.pics {
+		if err := vdec.Skip(pic); err != nil {
+			p.damaged.Add(1)
+			p.log.Warn("a picture kept while the window was hidden does not decode; waiting for the next key frame", "err", err)
+			return false
+		}
+		p.decoded.Add(1)
+	}
+	return true
 }
 
 // catchUp is the live reader's view of how far behind it is.

@@ -118,6 +118,13 @@ func (d *Decoder) Decode(data []byte) (*image.YCbCr, error) {
 	return dst, nil
 }
 
+// Skip decodes one frame and keeps no picture: the decoder's state moves on to the next
+// frame without the cost of a conversion (a player catching up on pictures nobody saw).
+func (d *Decoder) Skip(data []byte) error {
+	_, err := d.decode(data)
+	return err
+}
+
 // DecodeRGBA decodes one frame and converts it to RGBA in dst, which it reuses when it
 // has the frame's size (allocating a new one otherwise), and returns. RGBA is what a
 // Fyne canvas draws without another conversion.
