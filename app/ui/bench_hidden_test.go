@@ -43,9 +43,9 @@ func countIn(ev map[byte]map[time.Duration]time.Time, kind byte, from, to time.T
 
 // TestHiddenWindowCostsLess: the window playing a live stream (a command-line broadcaster,
 // 640×480 at 30 pictures a second, on loopback) costs much less CPU while it is hidden
-// (unmapped, as a window manager does when minimising it) than while it is shown, and paints
-// no picture meanwhile; shown again, it paints again. CPU is compared in the same run, shown
-// then hidden then shown, 5 s each, per picture the player handed to the view.
+// (unmapped, as a window manager does when minimising it) than while it is shown: it decodes
+// and paints no picture meanwhile; shown again, it paints again. CPU is compared in the same
+// run, shown then hidden then shown, 5 s each.
 func TestHiddenWindowCostsLess(t *testing.T) {
 	bin := buildBinary(t)
 	display := xvfb(t, 1280, 800)
@@ -104,19 +104,21 @@ func TestHiddenWindowCostsLess(t *testing.T) {
 	if hp > 2 {
 		t.Errorf("the hidden window painted %d pictures", hp)
 	}
-	if hh == 0 || sh == 0 {
-		t.Fatalf("no picture reached the view (%d shown, %d hidden): was the stream playing?", sh, hh)
+	if sh == 0 {
+		t.Fatalf("no picture reached the view while shown: was the stream playing?")
+	}
+	// Hidden, the player decodes nothing (playback.Watched): pictures decoded just before
+	// the window was hidden may still arrive.
+	if hh > 2 {
+		t.Errorf("the player handed %d pictures to the hidden view: it went on decoding", hh)
 	}
 	if ap < sp/3 {
 		t.Errorf("shown again, the window painted %d pictures in %v (%d at first)", ap, span, sp)
 	}
-	// The CPU a picture handed over cost, hidden against shown: decoding alone against
-	// decoding and painting. Per picture, so that a machine too busy to keep up with the
-	// stream in one span does not decide it; painting was about three quarters of the
-	// window's CPU on this machine class (BENCHMARKS.md).
-	perShown, perHidden := shown/float64(sh), hidden/float64(hh)
-	if perHidden >= perShown {
-		t.Errorf("hidden, a picture cost the window %.1f ms of CPU against %.1f ms shown: not drawing saved nothing",
-			1000*perHidden*span.Seconds(), 1000*perShown*span.Seconds())
+	// Receiving, verifying and the sound go on; decoding and painting pictures stop. On this
+	// machine class that left a third of the shown window's CPU while only painting stopped
+	// (BENCHMARKS.md), less now.
+	if hidden >= 0.7*shown {
+		t.Errorf("hidden, the window used %.2f core against %.2f shown (%.2f×): hiding saved too little", hidden, shown, hidden/shown)
 	}
 }
