@@ -66,6 +66,7 @@ type DeviceCheck struct {
 
 	level     atomic.Pointer[AudioLevel]
 	frames    atomic.Int64
+	unwatched atomic.Int64 // pictures read but not handed over: nobody watched
 	levels    atomic.Int64
 	videoErr  atomic.Pointer[error]
 	audioErr  atomic.Pointer[error]
@@ -153,9 +154,12 @@ func (c *DeviceCheck) closeDevices() {
 }
 
 // pictures reads the video device and hands each picture, converted to RGBA in a recycled
-// image, to sink.
+// image, to sink. While a sink that implements playback.Watched says nobody looks (the window
+// is hidden), pictures are still read, so the device does not stall, but neither converted nor
+// handed over.
 func (c *DeviceCheck) pictures(ctx context.Context, sink playback.FrameSink) {
 	var pool *playback.FramePool
+	watched, _ := sink.(playback.Watched)
 	start := time.Now()
 	for ctx.Err() == nil {
 		img, release, err := c.vs.Read()
@@ -170,6 +174,11 @@ func (c *DeviceCheck) pictures(ctx context.Context, sink playback.FrameSink) {
 		if ctx.Err() != nil {
 			release()
 			return
+		}
+		if watched != nil && !watched.Watched() {
+			release()
+			c.unwatched.Add(1)
+			continue
 		}
 		pool = fitPool(pool, img.Bounds())
 		f := pool.Convert(img, time.Since(start))
@@ -225,6 +234,9 @@ func (c *DeviceCheck) Level() AudioLevel { return *c.level.Load() }
 
 // Counts is how many pictures were shown and levels measured so far.
 func (c *DeviceCheck) Counts() (frames, levels int64) { return c.frames.Load(), c.levels.Load() }
+
+// Unwatched counts the pictures read but not handed over because the sink said nobody watched.
+func (c *DeviceCheck) Unwatched() int64 { return c.unwatched.Load() }
 
 // Err is why the picture or the sound stopped before Close, if one did (a camera unplugged).
 func (c *DeviceCheck) Err() error {

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,4 +278,37 @@ func TestDeviceCheckDeviceStops(t *testing.T) {
 	if _, n := c.Counts(); n != 4 { // 20 chunks of 10 ms
 		t.Errorf("%d levels before the microphone stopped, want 4", n)
 	}
+}
+
+// hiddenSink is a hashSink behind a window that is hidden while hidden is set.
+type hiddenSink struct {
+	hashSink
+	hidden atomic.Bool
+}
+
+func (s *hiddenSink) Watched() bool { return !s.hidden.Load() }
+
+// While the preview's window is hidden the camera is still read (a device that is not read
+// stalls) but no picture is converted or handed over; shown again, pictures come at once.
+func TestDeviceCheckHiddenPreview(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	video, _ := testSources(t)
+	sink := &hiddenSink{}
+	sink.hidden.Store(true)
+	c, err := StartDeviceCheck(ctx, DeviceCheckConfig{Video: video, Quality: "low", Frames: sink, Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitUntil(t, ctx, "10 pictures read while hidden", func() bool { return c.Unwatched() >= 10 })
+	if n := sink.count(); n != 0 {
+		t.Fatalf("%d pictures handed to a hidden preview", n)
+	}
+	if f, _ := c.Counts(); f != 0 {
+		t.Fatalf("%d pictures counted as shown while hidden", f)
+	}
+	sink.hidden.Store(false)
+	waitUntil(t, ctx, "pictures once shown", func() bool { return sink.count() >= 3 })
 }
