@@ -698,6 +698,7 @@ func TestUnwatchedPicturesAreNotDecoded(t *testing.T) {
 	}{
 		{"hidden within a key-frame interval", 1, keys[1] - 1, 0, true, false},
 		{"hidden across a key frame", 1, keys[1] + 2, 0, true, true},
+		{"hidden from the first picture", 0, keys[1] + 2, 0, true, true},
 		// One byte: nothing can be kept, so each hidden answer sends the player to the next
 		// key frame (asked again there): pictures 1 and keys[1] unwatched, shown from keys[2].
 		{"kept pictures over their bound", 1, 3, 1, false, true},

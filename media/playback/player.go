@@ -357,6 +357,7 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 			if to, skipped, ok := p.checkLag(ctx, &cu, i); ok {
 				p.jump(i, to, skipped)
 				i, needKey = to, true
+				held.reset()
 			}
 		}
 		b, err := p.cfg.Source.Block(ctx, i)
@@ -379,6 +380,7 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 		if err != nil {
 			p.damaged.Add(1)
 			needKey = true
+			held.reset()
 			p.log.Warn("skipping a damaged block; the picture resumes at the next key frame", "block", i, "err", err)
 			continue
 		}
@@ -397,6 +399,8 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 					if !held.keep(u.Payload, u.Key, p.unwatchedCap) {
 						needKey = true // over the bound: resume at the next key frame
 						p.log.Debug("pictures kept while the window is hidden passed the bound; the picture resumes at the next key frame")
+					} else if u.Key {
+						needKey = false // what is kept starts at a key frame: the next pictures follow it
 					}
 					p.unwatched.Add(1)
 					cu.pts = max(cu.pts, u.PTS) // where playback is, for the catch-up check
