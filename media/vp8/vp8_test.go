@@ -1,6 +1,7 @@
 package vp8
 
 import (
+	"bytes"
 	"image"
 	"image/draw"
 	"strings"
@@ -192,8 +193,61 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		dec.Decode(b)
+		dec.Skip(b)
 		if _, err := dec.Decode(key.Data); err != nil {
 			t.Fatalf("key frame after garbage: %v", err)
 		}
 	})
+}
+
+// Skip moves the decoder's state on exactly as a decode does: a picture decoded after
+// skipping the ones before it is the same, byte for byte, as after decoding them all.
+func TestSkipKeepsDecoderState(t *testing.T) {
+	enc, err := NewEncoder(Config{Width: 64, Height: 48})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	var frames [][]byte
+	for i := range 5 {
+		img := testpattern.Bars(64, 48)
+		for y := range 48 { // a moving band, so each picture depends on the one before
+			img.Y[y*img.YStride+(i*7+y)%64] = 255
+		}
+		f, err := enc.Encode(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, append([]byte(nil), f.Data...))
+	}
+	all, skip := mustDecoder(t), mustDecoder(t)
+	var want, got *image.RGBA
+	for i, f := range frames {
+		if want, err = all.DecodeRGBA(f, want); err != nil {
+			t.Fatal(err)
+		}
+		if i < len(frames)-1 {
+			if err := skip.Skip(f); err != nil {
+				t.Fatal(err)
+			}
+		} else if got, err = skip.DecodeRGBA(f, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(want.Pix, got.Pix) {
+		t.Fatal("the picture after skipping differs from the one after decoding every picture")
+	}
+	if err := skip.Skip([]byte{1, 2, 3}); err == nil {
+		t.Fatal("Skip took garbage")
+	}
+}
+
+func mustDecoder(t *testing.T) *Decoder {
+	t.Helper()
+	d, err := NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }
