@@ -404,9 +404,14 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 					}
 					p.unwatched.Add(1)
 					cu.pts = max(cu.pts, u.PTS) // where playback is, for the catch-up check
+					if w := p.wall.Load(); w != nil {
+						w.seen(u.PTS)
+					}
 					continue
 				}
-				if len(held.pics) > 0 {
+				if u.Key {
+					held.reset() // a key frame needs nothing before it
+				} else if len(held.pics) > 0 {
 					// Watched again: decode what was kept so the decoder reaches this picture.
 					if !p.decodeHeld(vdec, &held) {
 						needKey = true
