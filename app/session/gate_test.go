@@ -32,15 +32,7 @@ func TestLedgerGateBilling(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger"), slog.Default())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			key := ledger.Key{Stream: "s", Viewer: viewer.String()}
-			if _, err := l.SetCredit(key, ledger.Credit{ID: "ln:x", Msat: 1000, Millis: 60_000, State: ledger.Settled}); err != nil {
-				t.Fatal(err)
-			}
+			l, key := paidMinute(t, viewer)
 			calls := 0
 			g := &ledgerGate{stream: "s", ledger: l, clock: clock.New(), log: slog.Default(),
 				millis: func(uint64) uint64 { return 100 },
@@ -68,15 +60,7 @@ func TestLedgerGateBilling(t *testing.T) {
 // not the system's: with a mock clock it is the mock's now plus the paid time left.
 func TestLedgerGateDeadlineUsesItsClock(t *testing.T) {
 	const viewer = peer.ID("viewer-a")
-	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger"), slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	key := ledger.Key{Stream: "s", Viewer: viewer.String()}
-	if _, err := l.SetCredit(key, ledger.Credit{ID: "ln:x", Msat: 1000, Millis: 60_000, State: ledger.Settled}); err != nil {
-		t.Fatal(err)
-	}
+	l, _ := paidMinute(t, viewer)
 	clk := clock.NewMock()
 	clk.Set(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	g := &ledgerGate{stream: "s", ledger: l, clock: clk, log: slog.Default(), millis: func(uint64) uint64 { return 1000 }}
@@ -99,4 +83,19 @@ func TestLedgerGateDeadlineUsesItsClock(t *testing.T) {
 			t.Fatalf("%s: allowed until %v, want %v (the mock clock's now + paid time left)", tc.name, a.Until, want)
 		}
 	}
+}
+
+// paidMinute is a ledger in which viewer paid for one minute of stream "s".
+func paidMinute(t *testing.T, viewer peer.ID) (*ledger.Ledger, ledger.Key) {
+	t.Helper()
+	l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger"), slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	key := ledger.Key{Stream: "s", Viewer: viewer.String()}
+	if _, err := l.SetCredit(key, ledger.Credit{ID: "ln:x", Msat: 1000, Millis: 60_000, State: ledger.Settled}); err != nil {
+		t.Fatal(err)
+	}
+	return l, key
 }
