@@ -44,6 +44,7 @@ type link struct {
 	cancel context.CancelFunc
 	have   haveEntry
 	got    bool
+	opened time.Time
 }
 
 // haves runs the Have links of one host: one per peer and direction at most, inbound ones
@@ -180,14 +181,14 @@ func (hv *haves) all() map[peer.ID]haveEntry {
 	return out
 }
 
-// outbound lists the peers we opened links to.
-func (hv *haves) outbound() []peer.ID {
+// outbound lists the peers we opened links to, with when each link opened.
+func (hv *haves) outbound() map[peer.ID]time.Time {
 	hv.mu.Lock()
 	defer hv.mu.Unlock()
-	var out []peer.ID
-	for k := range hv.links {
+	out := map[peer.ID]time.Time{}
+	for k, l := range hv.links {
 		if k.out {
-			out = append(out, k.p)
+			out[k.p] = l.opened
 		}
 	}
 	return out
@@ -209,7 +210,7 @@ func (hv *haves) close() {
 // start runs a link: a reader and a writer goroutine, both ended with the link.
 func (hv *haves) start(k linkKey, str network.Stream) {
 	ctx, cancel := context.WithCancel(hv.ctx)
-	l := &link{str: str, cancel: cancel}
+	l := &link{str: str, cancel: cancel, opened: time.Now()}
 	hv.mu.Lock()
 	full := false
 	if !k.out && hv.links[k] == nil { // the cap, checked under the same lock as the insert

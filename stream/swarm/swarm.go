@@ -45,6 +45,7 @@ const (
 	connectGrace    = 3 * time.Second  // a source not connected this long is replaced
 	fullRetry       = 5 * time.Second  // a full source is tried again after this
 	slowRetry       = 10 * time.Second // a replaced slow source waits this long
+	minStandbyLink  = 10 * time.Second // a standby's link is kept at least this long (see standbys)
 	switchGrace     = 2 * time.Second  // a new source is not judged slow before this
 	maxCandidates   = 64               // known sources (overflow: the least useful is forgotten)
 	maxBanned       = 4096             // banned peers remembered (overflow: the oldest is forgotten)
@@ -835,26 +836,45 @@ func (s *Swarm) Banned(p peer.ID) bool {
 // standbys keeps have links to the source in use and the best MaxUpstreams-1 others, and
 // closes the rest.
 func (s *Swarm) standbys(ctx context.Context, now time.Time) {
-	want := map[peer.ID]bool{}
 	s.mu.Lock()
 	var active *cand
 	if s.active != nil {
-		want[s.active.id] = true
 		active = s.cands[s.active.id]
 	}
 	s.mu.Unlock()
 	if active != nil && !s.haves.linked(active.info.ID) {
 		s.link(ctx, active) // the link to the source in use broke (a dropped connection): open it again
 	}
-	for _, c := range s.ranked(now, s.cfg.MaxUpstreams-1) {
-		want[c.info.ID] = true
+	// The best usable candidates are linked, up to MaxUpstreams-1 standbys. A standby that
+	// fell out of the best keeps its link for minStandbyLink after it opened (unless it is no
+	// longer usable), and holds its place meanwhile: rankings move with every Have, and
+	// without that a viewer among full relays dropped and opened links several times a
+	// second (unknown candidates rank above known full ones), for no better standby.
+	room := s.cfg.MaxUpstreams - 1
+	usable := s.ranked(now, 0)
+	rank := make(map[peer.ID]int, len(usable))
+	for i, c := range usable {
+		rank[c.info.ID] = i
+	}
+	held := 0
+	for p, opened := range s.haves.outbound() {
+		if active != nil && p == active.info.ID {
+			continue
+		}
+		i, ok := rank[p]
+		if ok && (i < room || now.Sub(opened) < minStandbyLink) {
+			held++
+			continue
+		}
+		s.haves.drop(p)
+	}
+	for _, c := range usable[:min(room, len(usable))] {
+		if held >= room {
+			break
+		}
 		if !s.haves.linked(c.info.ID) {
 			s.link(ctx, c)
-		}
-	}
-	for _, p := range s.haves.outbound() {
-		if !want[p] {
-			s.haves.drop(p)
+			held++
 		}
 	}
 }
