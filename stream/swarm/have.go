@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -65,6 +66,7 @@ type haves struct {
 	links  map[linkKey]*link
 	poked  chan struct{} // closed and replaced when our state changed
 	closed bool
+	opened atomic.Uint64 // links this host opened (outbound)
 }
 
 func newHaves(h host.Host, disc [32]byte, state func() Have, maxIn int, log *slog.Logger) *haves {
@@ -232,6 +234,9 @@ func (hv *haves) start(k linkKey, str network.Stream) {
 		old.cancel()
 	}
 	hv.links[k] = l
+	if k.out {
+		hv.opened.Add(1)
+	}
 	hv.wg.Add(3)
 	hv.mu.Unlock()
 	go func() {

@@ -103,6 +103,7 @@ type Stats struct {
 	RelayedBytes   uint64 // replication bytes this node sent (to its viewers)
 	TurnedAway     uint64 // viewers this relay sent elsewhere because it was full
 	Switches       uint64 // times the source changed
+	LinksOpened    uint64 // Have links this viewer opened (to its source and standbys)
 	Banned         int    // sources dropped for data that failed verification
 }
 
@@ -320,7 +321,7 @@ func (s *Swarm) Stats() Stats {
 	srv, hv := s.srv, s.haves
 	s.mu.Unlock()
 	if hv != nil {
-		st.Upstreams = len(hv.outbound())
+		st.Upstreams, st.LinksOpened = len(hv.outbound()), hv.opened.Load()
 	}
 	if srv != nil {
 		st.Downstreams = len(srv.Seller().Viewers())
@@ -857,7 +858,15 @@ func (s *Swarm) standbys(ctx context.Context, now time.Time) {
 		rank[c.info.ID] = i
 	}
 	held := 0
-	for p, opened := range s.haves.outbound() {
+	links := s.haves.outbound()
+	s.mu.Lock()
+	for id, c := range s.cands {
+		if _, ok := links[id]; !ok && c.linking {
+			links[id] = now // being opened: it holds a place too
+		}
+	}
+	s.mu.Unlock()
+	for p, opened := range links {
 		if active != nil && p == active.info.ID {
 			continue
 		}
@@ -872,7 +881,7 @@ func (s *Swarm) standbys(ctx context.Context, now time.Time) {
 		if held >= room {
 			break
 		}
-		if !s.haves.linked(c.info.ID) {
+		if _, ok := links[c.info.ID]; !ok {
 			s.link(ctx, c)
 			held++
 		}

@@ -646,3 +646,39 @@ func TestTreeOfRelayingViewers(t *testing.T) {
 		t.Fatalf("the seller uploaded %.2f copies, want at most 4", copies)
 	}
 }
+
+// Among stale relays, a viewer's standby links are held: linked, a stale relay's Have ranks
+// it below relays not yet heard from, and a viewer that re-linked at every ranking change
+// opened links several times a second without ever finding a better standby.
+func TestStandbyLinksHeldAmongStaleRelays(t *testing.T) {
+	checkLeaks(t)
+	sf := newWriter(t, 60)
+	sn := newNode(t)
+	serveOrigin(t, sn, sf, 8)
+	startAppending(t, sf)
+	var hints []peer.AddrInfo
+	for range 4 {
+		r := startRelay(t, sn.AddrInfo(), sf.Key())
+		waitFor(t, 20*time.Second, "a relay at the live edge", func() bool { return r.feed.Length()+5 >= sf.Length() })
+		r.stop() // it serves an ever staler copy from now on
+		hints = append(hints, r.node.AddrInfo())
+	}
+	waitFor(t, 20*time.Second, "the relays stale", func() bool { return sf.Length() > 60+2*defaultSlowLag })
+	v := startSwarm(t, sn.AddrInfo(), sf.Key(), func(c *Config) { c.Hints = hints })
+	waitFor(t, 20*time.Second, "the viewer on the seller with two standbys", func() bool {
+		st := v.sw.Stats()
+		return st.ActiveIsSeller && st.Upstreams == 3 && v.sw.Connected()
+	})
+	before := v.sw.Stats().LinksOpened
+	const span = 6 * time.Second // less than minStandbyLink
+	time.Sleep(span)
+	st := v.sw.Stats()
+	t.Logf("links opened: %d to settle, %d more in %v; %+v", before, st.LinksOpened-before, span, st)
+	// A link that broke may be opened again; re-linking at ranking changes opened dozens.
+	if n := st.LinksOpened - before; n > 2 {
+		t.Fatalf("the viewer opened %d Have links in %v among stale relays, want at most 2", n, span)
+	}
+	if !st.ActiveIsSeller {
+		t.Fatalf("the viewer lost its source: %+v", st)
+	}
+}
