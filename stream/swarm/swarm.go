@@ -834,8 +834,8 @@ func (s *Swarm) Banned(p peer.ID) bool {
 	return !s.banned[p].IsZero()
 }
 
-// standbys keeps have links to the source in use and the best MaxUpstreams-1 others, and
-// closes the rest.
+// standbys keeps have links to the source in use and the best MaxUpstreams-1 others (a
+// standby that fell out of the best is kept for minStandbyLink), and closes the rest.
 func (s *Swarm) standbys(ctx context.Context, now time.Time) {
 	s.mu.Lock()
 	var active *cand
@@ -849,8 +849,9 @@ func (s *Swarm) standbys(ctx context.Context, now time.Time) {
 	// The best usable candidates are linked, up to MaxUpstreams-1 standbys. A standby that
 	// fell out of the best keeps its link for minStandbyLink after it opened (unless it is no
 	// longer usable), and holds its place meanwhile: rankings move with every Have, and
-	// without that a viewer among full relays dropped and opened links several times a
-	// second (unknown candidates rank above known full ones), for no better standby.
+	// without that a viewer among stale relays dropped and opened links several times a
+	// second (candidates not yet heard from rank above known stale ones), for no better
+	// standby.
 	room := s.cfg.MaxUpstreams - 1
 	usable := s.ranked(now, 0)
 	rank := make(map[peer.ID]int, len(usable))
