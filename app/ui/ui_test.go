@@ -2,6 +2,7 @@ package ui
 
 import (
 	"image"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -302,6 +303,67 @@ func TestVideoViewCoalesces(t *testing.T) {
 	h.pump()
 	if v.cur != nil || v.shown.Load() != 1 {
 		t.Fatal("a frame was drawn after release")
+	}
+}
+
+// TestVideoViewDisplayLatency: each painted picture moves the view's display latency one
+// step towards its lateness (on screen - due), so the estimate settles at the median of
+// the paint pipeline's time, which the player then hands pictures over ahead by.
+func TestVideoViewDisplayLatency(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	v := newVideoView(h.u.do)
+	var _ playback.DisplayLatency = v
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	h.waitFor("Home's lists", func() bool { return strings.Contains(h.screenText(), "None yet") })
+	h.u.win.SetContent(v.obj)
+	paint := func(due time.Time) {
+		v.ShowFrame(&playback.Frame{Image: img, Due: due})
+		h.pump() // draw
+		v.generate(64, 48)
+		h.pump() // on screen
+	}
+	paint(time.Now().Add(-time.Second)) // on screen late
+	if got := v.DisplayLatency(); got != leadStep {
+		t.Fatalf("after a late picture the latency is %v, want %v", got, leadStep)
+	}
+	paint(time.Now().Add(time.Second)) // on screen early
+	paint(time.Now().Add(time.Second))
+	if got := v.DisplayLatency(); got != 0 {
+		t.Fatalf("after early pictures the latency is %v, want 0", got)
+	}
+	v.ShowFrame(&playback.Frame{Image: img}) // no due time (not from a player): not measured
+	h.pump()
+	v.generate(64, 48)
+	h.pump()
+	if got := v.DisplayLatency(); got != 0 {
+		t.Fatalf("a picture without a due time moved the latency to %v", got)
+	}
+	v.release()
+
+	// The feedback loop: pictures handed over lead early, on screen a pipeline time later
+	// (the wait for the next 60 Hz paint, 0-16.7 ms, then a 9-15 ms paint: median about
+	// 20 ms). The estimate settles at the pipeline's median and is bounded.
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := newVideoView(func(f func()) { f() })
+	due := time.Unix(1e9, 0)
+	for i := range 600 {
+		handed := due.Add(-w.DisplayLatency())
+		pipe := time.Duration(rng.Int64N(int64(16700*time.Microsecond))) + 9*time.Millisecond + time.Duration(rng.Int64N(int64(6*time.Millisecond)))
+		w.onScreen(due, handed.Add(pipe))
+		due = due.Add(33 * time.Millisecond)
+		if i == 599 {
+			if got := w.DisplayLatency(); got < 17*time.Millisecond || got > 23*time.Millisecond {
+				t.Fatalf("settled at %v, want about 20 ms", got)
+			}
+		}
+	}
+	for range 1000 {
+		w.onScreen(due, due.Add(time.Second))
+	}
+	if got := w.DisplayLatency(); got != maxLead {
+		t.Fatalf("a very slow window: %v, want the bound %v", got, maxLead)
 	}
 }
 

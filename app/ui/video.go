@@ -27,6 +27,10 @@ import (
 // is released (counted in Dropped). So at most one draw is queued whatever the frame rate, and
 // a window that paints slowly costs the player nothing.
 //
+// The view measures how long a picture takes from its due time to the screen (the wait for
+// Fyne's next paint, then the paint) and tells the player (DisplayLatency), which hands
+// pictures over that much early: they are on screen at their time, in step with the sound.
+//
 // While the window is hidden or minimised (windowHidden, which Run keeps up to date), the
 // player decodes no picture (Watched) and a frame that still arrives is released at once, not
 // drawn: a minimised window would otherwise go on painting every picture (Fyne does not know
@@ -46,6 +50,10 @@ type videoView struct {
 	shown   atomic.Int64
 	dropped atomic.Int64
 	hidden  atomic.Int64 // frames not drawn because the window was hidden
+	// lead is the display latency the player is told (nanoseconds): a running median of
+	// "on screen - due", moved a leadStep towards each new measurement (Fyne's goroutine
+	// writes it, the player's reads it).
+	lead atomic.Int64
 
 	// Fyne's goroutine only.
 	cur     *playback.Frame
@@ -59,7 +67,8 @@ type videoView struct {
 var windowHidden atomic.Bool
 
 // EnvFrameLog names a file that gets a line per picture the video view sees (measurements:
-// app/ui's BenchmarkPaintLatency): "h PTS T" when the player handed it over, "g PTS T" when
+// app/ui's BenchmarkPaintLatency): "h PTS T" when the player handed it over, "d PTS T" when
+// it was due on screen (the player hands it over early by DisplayLatency), "g PTS T" when
 // the window's paint took it, "p PTS T" once that paint was on screen (the buffers swapped:
 // the next turn of Fyne's loop), "x PTS T" replaced by a newer one before it was drawn, "s
 // PTS T" not drawn, the window being hidden. PTS is the picture's time in the stream and T
@@ -83,11 +92,22 @@ func openFrameLog() *os.File {
 
 // frameLog writes one line to the frame log, if there is one: one write a line (O_APPEND),
 // from the player's goroutine and Fyne's.
-func frameLog(kind byte, pts time.Duration) {
+func frameLog(kind byte, pts time.Duration) { frameLogAt(kind, pts, time.Now()) }
+
+// frameLogAt writes a frame log line for time at.
+func frameLogAt(kind byte, pts time.Duration, at time.Time) {
 	if f := openFrameLog(); f != nil {
-		fmt.Fprintf(f, "%c %d %d\n", kind, int64(pts), time.Now().UnixNano())
+		fmt.Fprintf(f, "%c %d %d\n", kind, int64(pts), at.UnixNano())
 	}
 }
+
+// leadStep is how far one painted picture moves the display latency estimate: at 30
+// pictures a second it follows a change of 15 ms within a second, and its noise is this.
+// maxLead bounds it (the player bounds it again).
+const (
+	leadStep = 500 * time.Microsecond
+	maxLead  = 100 * time.Millisecond
+)
 
 func newVideoView(do func(func())) *videoView {
 	v := &videoView{do: do, blank: image.NewRGBA(image.Rect(0, 0, 1, 1))}
@@ -117,6 +137,22 @@ func newContainer(l fyne.Layout, objs ...fyne.CanvasObject) *fyne.Container {
 // does not decode pictures at all (it decodes the few it kept once the window is shown again).
 func (v *videoView) Watched() bool { return !windowHidden.Load() }
 
+// DisplayLatency implements playback.DisplayLatency: how long a picture handed over at its
+// due time takes to be on screen here (the median, measured).
+func (v *videoView) DisplayLatency() time.Duration { return time.Duration(v.lead.Load()) }
+
+// onScreen moves the display latency estimate after a picture due at due reached the
+// screen now (Fyne's goroutine): the median of the lateness seen, one step at a time.
+func (v *videoView) onScreen(due, now time.Time) {
+	lead := time.Duration(v.lead.Load())
+	if now.After(due) {
+		lead = min(lead+leadStep, maxLead)
+	} else {
+		lead = max(lead-leadStep, 0)
+	}
+	v.lead.Store(int64(lead))
+}
+
 // ShowFrame implements playback.FrameSink.
 func (v *videoView) ShowFrame(f *playback.Frame) {
 	if v.closed.Load() {
@@ -126,6 +162,9 @@ func (v *videoView) ShowFrame(f *playback.Frame) {
 	logged := openFrameLog() != nil
 	if logged {
 		frameLog('h', f.PTS)
+		if !f.Due.IsZero() {
+			frameLogAt('d', f.PTS, f.Due)
+		}
 	}
 	if windowHidden.Load() {
 		if logged {
@@ -176,11 +215,20 @@ func (v *videoView) generate(_, _ int) image.Image {
 	}
 	if v.cur != v.painted {
 		v.painted = v.cur
-		if openFrameLog() != nil {
-			pts := v.cur.PTS
+		pts, due, logged := v.cur.PTS, v.cur.Due, openFrameLog() != nil
+		if logged {
 			frameLog('g', pts)
+		}
+		if logged || !due.IsZero() {
 			// Runs on Fyne's goroutine after this paint, once the buffers are swapped.
-			v.do(func() { frameLog('p', pts) })
+			v.do(func() {
+				if logged {
+					frameLog('p', pts)
+				}
+				if !due.IsZero() {
+					v.onScreen(due, time.Now())
+				}
+			})
 		}
 	}
 	return v.cur.Image

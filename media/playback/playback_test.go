@@ -726,3 +726,73 @@ func TestUnwatchedPicturesAreNotDecoded(t *testing.T) {
 		})
 	}
 }
+
+// leadSink reports a display latency and records how long before its due time each
+// picture was handed to it.
+type leadSink struct {
+	lat   time.Duration
+	mu    sync.Mutex
+	early []time.Duration
+}
+
+func (s *leadSink) DisplayLatency() time.Duration { return s.lat }
+
+func (s *leadSink) ShowFrame(f *Frame) {
+	defer f.Release()
+	s.mu.Lock()
+	s.early = append(s.early, f.Due.Sub(time.Now()))
+	s.mu.Unlock()
+}
+
+// TestDisplayLatencyHandsEarly: a sink that takes time to put a picture on screen gets each
+// picture that much before it is due (bounded), and a sink that says nothing gets it when
+// due. The bound below allows for a loaded machine's late timers; handing over early is
+// never more than the lead.
+func TestDisplayLatencyHandsEarly(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	vd, _ := capture.TestDevice(capture.Camera)
+	vs, err := capture.OpenVideo(vd, capture.VideoWant{Width: 320, Height: 240, FrameRate: 15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := memfeed.New()
+	b, _ := broadcast.New(broadcast.Config{Preset: broadcast.Low, Video: vs, Sink: feed})
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	if err := b.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	feed.Close()
+
+	const slack = 25 * time.Millisecond // a loaded machine's timer lateness, at the median
+	for _, tc := range []struct {
+		name      string
+		sinkSays  time.Duration
+		wantEarly time.Duration
+	}{
+		{"no latency", 0, 0},
+		{"40 ms to the screen", 40 * time.Millisecond, 40 * time.Millisecond},
+		{"beyond the bound", time.Second, maxDisplayLead},
+		{"negative", -time.Second, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &leadSink{lat: tc.sinkSays}
+			player, _ := New(Config{Source: feed, Frames: sink, FromBlock: 1})
+			if err := player.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			sink.mu.Lock()
+			early := sink.early
+			sink.mu.Unlock()
+			if len(early) < 10 {
+				t.Fatalf("%d pictures shown", len(early))
+			}
+			m := median(early)
+			t.Logf("%d pictures, handed %v before due (median)", len(early), m)
+			if m > tc.wantEarly+time.Millisecond || m < tc.wantEarly-slack {
+				t.Fatalf("pictures handed %v before due (median), want %v (at most %v less)", m, tc.wantEarly, slack)
+			}
+		})
+	}
+}

@@ -47,7 +47,11 @@ type AudioOutput interface {
 type Frame struct {
 	Image *image.RGBA
 	// PTS is the capture time, relative to the stream header's Start.
-	PTS  time.Duration
+	PTS time.Duration
+	// Due is the wall time (the player's Clock) at which the picture should be on screen:
+	// when the master clock reaches PTS. A sink with a DisplayLatency gets the picture that
+	// much before Due.
+	Due  time.Time
 	pool *framePool
 	once sync.Once
 }
@@ -78,6 +82,20 @@ type FrameSink interface {
 type Watched interface {
 	Watched() bool
 }
+
+// DisplayLatency is what a FrameSink may also implement to say how long a picture handed
+// to it typically takes to reach the screen (a window's wait for its next paint and the
+// paint itself). The player hands each picture that much before it is due, so that it is
+// on screen at its time, in step with the sound, instead of a paint later. Values are
+// bounded to [0, maxDisplayLead].
+type DisplayLatency interface {
+	DisplayLatency() time.Duration
+}
+
+// maxDisplayLead bounds how early a picture is handed over: a sink reporting more is
+// slower than any screen refresh and gets this much (pictures are decoded at least the
+// jitter target, 150 ms by default, ahead of their time, so this never waits on decoding).
+const maxDisplayLead = 100 * time.Millisecond
 
 // maxUnwatched bounds the compressed pictures kept while nobody watches: about 2 s of the
 // High preset's key-frame interval at 10 times its bit rate.
@@ -624,8 +642,10 @@ func (p *Player) playOut(ctx context.Context) {
 	}
 }
 
-// present hands frames to the sink when the master clock reaches them.
+// present hands frames to the sink when the master clock reaches them, less the sink's
+// display latency (DisplayLatency).
 func (p *Player) present(ctx context.Context) {
+	lat, _ := p.cfg.Frames.(DisplayLatency)
 	for {
 		f := p.vq.peek()
 		if f == nil {
@@ -637,8 +657,12 @@ func (p *Player) present(ctx context.Context) {
 			}
 		}
 		now, ok := p.clock()
-		if ok && f.PTS <= now {
-			if next := p.vq.second(); next != nil && next.PTS <= now {
+		var lead time.Duration
+		if lat != nil {
+			lead = min(max(lat.DisplayLatency(), 0), maxDisplayLead)
+		}
+		if ok && f.PTS <= now+lead {
+			if next := p.vq.second(); next != nil && next.PTS <= now+lead {
 				// Behind: skip to the newest due frame.
 				p.log.Debug("picture late", "pts", f.PTS, "clock", now)
 				p.vq.pop().Release()
@@ -647,12 +671,13 @@ func (p *Player) present(ctx context.Context) {
 			}
 			p.vq.pop()
 			p.shown.Add(1)
+			f.Due = p.cfg.Clock.Now().Add(f.PTS - now)
 			p.cfg.Frames.ShowFrame(f)
 			continue
 		}
 		wait := 5 * time.Millisecond
 		if ok {
-			wait = min(max(f.PTS-now, time.Millisecond), 20*time.Millisecond)
+			wait = min(max(f.PTS-now-lead, time.Millisecond), 20*time.Millisecond)
 		}
 		t := time.NewTimer(wait)
 		select {
