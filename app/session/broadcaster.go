@@ -51,7 +51,7 @@ type BroadcasterConfig struct {
 	Network   NetworkConfig
 	// UplinkKbps is the broadcaster's upload speed in kbit/s (measured or set by the user;
 	// 0: unknown). A free stream serves as many viewers directly as 80 % of it carries at the
-	// preset's bit rate (swarm.DirectLimit; unknown: swarm.DefaultMaxViewers) and sends the
+	// preset's bit rate (swarm.DirectLimit; unknown: swarm.DefaultOriginViewers) and sends the
 	// rest to viewers that relay. Paid streams serve every viewer directly.
 	UplinkKbps int64
 	// DirectViewers, when above 0, is that bound for a free stream, whatever UplinkKbps says.

@@ -16,10 +16,17 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// DefaultMaxViewers is a relay's (and, with nothing measured or set, a seller's) bound on
-// the viewers it serves directly: a 1 Mbit/s stream four times is 4 Mbit/s, what a home
-// connection's uplink usually carries with room to spare.
+// DefaultMaxViewers is a relay's bound on the viewers it serves directly: a 1 Mbit/s stream
+// four times is 4 Mbit/s, what a home connection's uplink usually carries with room to spare.
 const DefaultMaxViewers = 4
+
+// DefaultOriginViewers is a seller's bound on its direct viewers when its uplink is neither
+// measured nor set: three, so that with what the protocol adds (proofs and signatures, about
+// 1.5 %), the Have links, the redirects of viewers turned away and TCP's retransmissions, the
+// seller uploads fewer than four copies of its stream whatever the audience (BENCHMARKS.md:
+// 4.06 copies in the protocol and 4.3-4.5 on the wire with four). The relays below it serve
+// four each, so the tree is no deeper for it at any audience up to 3·4^k.
+const DefaultOriginViewers = 3
 
 // ReasonFull is what a viewer turned away by a full server is told (the redirect that comes
 // with it names the peers to watch through).
@@ -27,10 +34,11 @@ const ReasonFull = "This source is serving as many viewers as its connection car
 
 // DirectLimit is the number of viewers an uplink carries directly: 80 % of the uplink (the
 // rest is headroom for the protocol, retransmissions and the user's other traffic) divided
-// by the stream's bit rate, at least 1. Either figure unknown (≤ 0) gives DefaultMaxViewers.
+// by the stream's bit rate, at least 1. Either figure unknown (≤ 0) gives
+// DefaultOriginViewers.
 func DirectLimit(uplinkBitsPerSecond, streamBitsPerSecond int64) int {
 	if uplinkBitsPerSecond <= 0 || streamBitsPerSecond <= 0 {
-		return DefaultMaxViewers
+		return DefaultOriginViewers
 	}
 	return max(1, int(uplinkBitsPerSecond*8/10/streamBitsPerSecond))
 }
@@ -46,7 +54,8 @@ type ServeConfig struct {
 	Feed replicate.SellerFeed
 	// Origin marks the stream's seller (depth 0).
 	Origin bool
-	// MaxViewers bounds the viewers served at once (0: DefaultMaxViewers; see DirectLimit).
+	// MaxViewers bounds the viewers served at once (0: DefaultOriginViewers for the seller,
+	// DefaultMaxViewers for a relay; see DirectLimit).
 	// Past it a new viewer is sent to peers holding the live edge.
 	MaxViewers int
 	// Seller holds further replication settings (OnApp, Clock, MaxLiveLag, timeouts, Logger);
@@ -88,6 +97,9 @@ func Serve(cfg ServeConfig) (*Server, error) {
 	}
 	if cfg.MaxViewers <= 0 {
 		cfg.MaxViewers = DefaultMaxViewers
+		if cfg.Origin {
+			cfg.MaxViewers = DefaultOriginViewers
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
