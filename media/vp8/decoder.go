@@ -137,10 +137,15 @@ func (d *Decoder) DecodeRGBA(data []byte, dst *image.RGBA) (*image.RGBA, error) 
 	if dst == nil || dst.Rect.Dx() != w || dst.Rect.Dy() != h {
 		dst = image.NewRGBA(image.Rect(0, 0, w, h))
 	}
+	i420ToRGBA(w, h, Y, U, V, ys, us, vs, dst)
+	return dst, nil
+}
+
+// i420ToRGBA converts w×h 4:2:0 planes into dst (at least w×h) with dv_i420_to_rgba.
+func i420ToRGBA(w, h int, Y, U, V []byte, ys, us, vs int, dst *image.RGBA) {
 	p := dst.Pix[dst.PixOffset(dst.Rect.Min.X, dst.Rect.Min.Y):]
 	C.dv_i420_to_rgba((*C.uint8_t)(unsafe.Pointer(&Y[0])), C.int(ys), (*C.uint8_t)(unsafe.Pointer(&U[0])), C.int(us),
 		(*C.uint8_t)(unsafe.Pointer(&V[0])), C.int(vs), C.int(w), C.int(h), (*C.uint8_t)(unsafe.Pointer(&p[0])), C.int(dst.Stride))
-	return dst, nil
 }
 
 // Close releases the decoder. It is safe to call more than once.

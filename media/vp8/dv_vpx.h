@@ -131,34 +131,68 @@ static void dv_rgba_to_i420(const uint8_t *src, int stride, int w, int h, vpx_im
 	}
 }
 
-// dv_i420_to_rgba converts planes to RGBA (alpha 255), BT.601 limited range. The chroma
-// terms are computed once per pair of pixels.
+// dv_i420_to_rgba converts planes to RGBA (alpha 255), BT.601 limited range, in 6-bit fixed
+// point that fits 16-bit lanes (libyuv's layout of the sums):
+//   Y1 = ((y·257·18997) >> 16) − 1160      (1.164·64·(y − 16), +32 to round the >> 6)
+//   R = (Y1 + 102·dv) >> 6,  G = (Y1 − 25·du − 52·dv) >> 6,  B = (Y1 + 129·du) >> 6
+// with du = u − 128, dv = v − 128, each clamped to 0..255. Only B's sum can leave 16 bits,
+// and only upwards, where it clamps to 255 either way, so the SSE2 path (16 pixels a step,
+// saturating adds) and the scalar one (the row's tail, and machines without SSE2) give the
+// same bytes; TestI420ToRGBA checks them against the formula.
+static inline int dv_y1(int y) { return (int)(((uint32_t)y * 257u * 18997u) >> 16) - 1160; }
+
+static inline void dv_rgba_px(uint8_t *d, int y1, int rr, int gg, int bb) {
+	d[0] = clamp8((y1 + rr) >> 6);
+	d[1] = clamp8((y1 + gg) >> 6);
+	d[2] = clamp8((y1 + bb) >> 6);
+	d[3] = 255;
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+// dv_i420_row16 converts 16 pixels (x even) of one row.
+static inline void dv_i420_row16(const uint8_t *yr, const uint8_t *ur, const uint8_t *vr, uint8_t *d) {
+	const __m128i zero = _mm_setzero_si128(), c128 = _mm_set1_epi16(128), yg = _mm_set1_epi16(18997),
+		bias = _mm_set1_epi16(1160), kr = _mm_set1_epi16(102), kgu = _mm_set1_epi16(-25),
+		kgv = _mm_set1_epi16(-52), kb = _mm_set1_epi16(129), alpha = _mm_set1_epi8((char)0xff);
+	__m128i y = _mm_loadu_si128((const __m128i *)yr);
+	__m128i du = _mm_sub_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)ur), zero), c128);
+	__m128i dv = _mm_sub_epi16(_mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)vr), zero), c128);
+	__m128i rr = _mm_mullo_epi16(dv, kr);
+	__m128i gg = _mm_add_epi16(_mm_mullo_epi16(du, kgu), _mm_mullo_epi16(dv, kgv));
+	__m128i bb = _mm_mullo_epi16(du, kb);
+	// Each chroma term serves two neighbouring pixels: pixels 0-7 and 8-15.
+	__m128i rr0 = _mm_unpacklo_epi16(rr, rr), rr1 = _mm_unpackhi_epi16(rr, rr);
+	__m128i gg0 = _mm_unpacklo_epi16(gg, gg), gg1 = _mm_unpackhi_epi16(gg, gg);
+	__m128i bb0 = _mm_unpacklo_epi16(bb, bb), bb1 = _mm_unpackhi_epi16(bb, bb);
+	__m128i y0 = _mm_sub_epi16(_mm_mulhi_epu16(_mm_unpacklo_epi8(y, y), yg), bias);
+	__m128i y1 = _mm_sub_epi16(_mm_mulhi_epu16(_mm_unpackhi_epi8(y, y), yg), bias);
+	__m128i r = _mm_packus_epi16(_mm_srai_epi16(_mm_adds_epi16(y0, rr0), 6), _mm_srai_epi16(_mm_adds_epi16(y1, rr1), 6));
+	__m128i g = _mm_packus_epi16(_mm_srai_epi16(_mm_adds_epi16(y0, gg0), 6), _mm_srai_epi16(_mm_adds_epi16(y1, gg1), 6));
+	__m128i b = _mm_packus_epi16(_mm_srai_epi16(_mm_adds_epi16(y0, bb0), 6), _mm_srai_epi16(_mm_adds_epi16(y1, bb1), 6));
+	__m128i rg0 = _mm_unpacklo_epi8(r, g), rg1 = _mm_unpackhi_epi8(r, g);
+	__m128i ba0 = _mm_unpacklo_epi8(b, alpha), ba1 = _mm_unpackhi_epi8(b, alpha);
+	_mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi16(rg0, ba0));
+	_mm_storeu_si128((__m128i *)(d + 16), _mm_unpackhi_epi16(rg0, ba0));
+	_mm_storeu_si128((__m128i *)(d + 32), _mm_unpacklo_epi16(rg1, ba1));
+	_mm_storeu_si128((__m128i *)(d + 48), _mm_unpackhi_epi16(rg1, ba1));
+}
+#endif
+
 static void dv_i420_to_rgba(const uint8_t *Y, int ys, const uint8_t *U, int us, const uint8_t *V, int vs,
 		int w, int h, uint8_t *dst, int dstride) {
 	for (int y = 0; y < h; y++) {
 		const uint8_t *yr = Y + y * ys, *ur = U + (y / 2) * us, *vr = V + (y / 2) * vs;
 		uint8_t *d = dst + y * dstride;
 		int x = 0;
-		for (; x + 1 < w; x += 2, d += 8) {
+#if defined(__SSE2__)
+		for (; x + 16 <= w; x += 16, d += 64) dv_i420_row16(yr + x, ur + x / 2, vr + x / 2, d);
+#endif
+		for (; x < w; x += 2, d += 8) {
 			int du = ur[x / 2] - 128, dv = vr[x / 2] - 128;
-			int rr = 409 * dv + 128, gg = -100 * du - 208 * dv + 128, bb = 516 * du + 128;
-			int c0 = 298 * (yr[x] - 16), c1 = 298 * (yr[x + 1] - 16);
-			d[0] = clamp8((c0 + rr) >> 8);
-			d[1] = clamp8((c0 + gg) >> 8);
-			d[2] = clamp8((c0 + bb) >> 8);
-			d[3] = 255;
-			d[4] = clamp8((c1 + rr) >> 8);
-			d[5] = clamp8((c1 + gg) >> 8);
-			d[6] = clamp8((c1 + bb) >> 8);
-			d[7] = 255;
-		}
-		if (x < w) {
-			int du = ur[x / 2] - 128, dv = vr[x / 2] - 128;
-			int c = 298 * (yr[x] - 16);
-			d[0] = clamp8((c + 409 * dv + 128) >> 8);
-			d[1] = clamp8((c - 100 * du - 208 * dv + 128) >> 8);
-			d[2] = clamp8((c + 516 * du + 128) >> 8);
-			d[3] = 255;
+			int rr = 102 * dv, gg = -25 * du - 52 * dv, bb = 129 * du;
+			dv_rgba_px(d, dv_y1(yr[x]), rr, gg, bb);
+			if (x + 1 < w) dv_rgba_px(d + 4, dv_y1(yr[x + 1]), rr, gg, bb);
 		}
 	}
 }
