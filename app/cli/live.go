@@ -45,6 +45,11 @@ func pickDevice(kind capture.Kind, choice string) (*capture.Device, error) {
 		return nil, nil
 	case "test":
 		d, err = capture.TestDevice(kind)
+	case "scene":
+		if kind != capture.Camera {
+			return nil, usagef("-audio cannot be the test scene")
+		}
+		d, err = capture.SceneDevice()
 	case "camera", "mic", "default":
 		d, err = capture.DefaultDevice(kind)
 	case "screen":
@@ -72,7 +77,7 @@ func (e *env) live(args []string) error {
 	name := fs.String("name", "", "the stream's title on its card")
 	desc := fs.String("description", "", "what the stream is about (on the card and in the stream)")
 	presetName := fs.String("preset", "medium", "quality: low, medium or high")
-	video := fs.String("video", "camera", "camera (the test camera when none exists), screen, test or none")
+	video := fs.String("video", "camera", "camera (the test camera when none exists), screen, test, scene (a camera-like test picture) or none")
 	audio := fs.String("audio", "mic", "mic (the test microphone when none exists), test or none")
 	priceText := fs.String("price", "", `the price, e.g. "1000 sats per hour", "10 sats per 30 seconds" or free (default: free, or the resumed stream's price)`)
 	resume := fs.String("resume", "", "continue one of my streams (its ID, see `streams`) under the same card")

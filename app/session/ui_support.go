@@ -47,7 +47,7 @@ type Source struct {
 }
 
 // Sources lists what can be captured: video (cameras, the screen when a display is running,
-// the test camera last) and audio (microphones, the test microphone last). The test devices
+// the test camera and the test scene last) and audio (microphones, the test microphone last). The test devices
 // are always offered, so a machine without a camera or microphone can still go live.
 func Sources() (video, audio []Source) {
 	devs := capture.Devices()
@@ -84,7 +84,10 @@ func Sources() (video, audio []Source) {
 		switch d.Kind {
 		case capture.Camera:
 			l := "Test camera (moving colour bars)"
-			if !realCam {
+			switch {
+			case capture.IsScene(d):
+				l = "Test scene (a camera-like moving picture)"
+			case !realCam:
 				l = "Test camera (no camera found)"
 			}
 			video = append(video, Source{Kind: SourceCamera, Label: l, Test: true, dev: d})

@@ -540,14 +540,21 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 		status += " · " + s.lastEvent
 	}
 	s.video.setOverlay(overlay)
-	s.status.SetText(status)
-	s.countdown.SetText(countdown)
+	// Only what changed is set: each SetText lays its widget out again, four times a
+	// second, while the video repaints the window thirty times.
+	setLabel(s.status, status)
+	setLabel(s.countdown, countdown)
+	want := "Pause"
 	if f.Paused {
-		s.pauseBtn.SetText("Play")
-		s.pauseBtn.SetIcon(theme.MediaPlayIcon())
-	} else {
-		s.pauseBtn.SetText("Pause")
-		s.pauseBtn.SetIcon(theme.MediaPauseIcon())
+		want = "Play"
+	}
+	if s.pauseBtn.Text != want {
+		s.pauseBtn.SetText(want)
+		if f.Paused {
+			s.pauseBtn.SetIcon(theme.MediaPlayIcon())
+		} else {
+			s.pauseBtn.SetIcon(theme.MediaPauseIcon())
+		}
 	}
 	fig := fmt.Sprintf("Downloaded %s · %d blocks stored", bytesText(f.BytesDown), f.Stored)
 	if f.BehindLive > 2 {
@@ -558,7 +565,7 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 		peers = "peer"
 	}
 	fig += fmt.Sprintf(" · %d pictures shown · connected to %d %s", s.video.shown.Load(), f.Peers, peers)
-	s.figures.SetText(fig)
+	setLabel(s.figures, fig)
 	// The buy panel: when there is no paid time, or when Top up was pressed.
 	if paid {
 		if st == session.ViewPaid && s.inv != nil && (prev.State() != session.ViewPaid || f.Remaining > prev.Remaining+2*time.Second) {
@@ -665,4 +672,11 @@ func (f fixedWidth) MinSize(objs []fyne.CanvasObject) fyne.Size {
 		}
 	}
 	return fyne.NewSize(float32(f), h)
+}
+
+// setLabel sets l's text when it differs (SetText refreshes the label even when it does not).
+func setLabel(l *widget.Label, text string) {
+	if l.Text != text {
+		l.SetText(text)
+	}
 }

@@ -56,7 +56,7 @@ type Device struct {
 	// ID identifies the device for Open* during this process's life.
 	ID   string
 	Kind Kind
-	// Label is the driver's label (a device path, an X11 screen, "VideoTest").
+	// Label is the driver's label (a device path, an X11 screen, "VideoTest", "TestScene").
 	Label string
 	// Name is a human name where the driver has one.
 	Name string
@@ -115,7 +115,7 @@ func Devices() []Device {
 		}
 		out = append(out, Device{
 			ID: d.ID(), Kind: k, Label: info.Label, Name: info.Name,
-			Test:    info.Label == videoTestLabel || info.Label == audioTestLabel,
+			Test:    info.Label == videoTestLabel || info.Label == audioTestLabel || info.Label == sceneLabel,
 			Default: info.Priority > driver.PriorityNormal,
 		})
 	}
@@ -134,6 +134,13 @@ func Devices() []Device {
 				return -1
 			}
 			return 1
+		}
+		// Among test cameras mediadevices' own comes first: it is the default.
+		if a.Test && (a.Label == sceneLabel) != (b.Label == sceneLabel) {
+			if a.Label == sceneLabel {
+				return 1
+			}
+			return -1
 		}
 		return cmp.Compare(a.Label, b.Label)
 	})
@@ -170,7 +177,7 @@ func DefaultDevice(k Kind) (Device, error) {
 // TestDevice returns mediadevices' test driver of kind k (Camera or Microphone).
 func TestDevice(k Kind) (Device, error) {
 	for _, d := range Devices() {
-		if d.Kind == k && d.Test {
+		if d.Kind == k && d.Test && d.Label != sceneLabel {
 			return d, nil
 		}
 	}
