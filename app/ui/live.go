@@ -200,7 +200,7 @@ func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
 		fmt.Sprintf("%d blocks, %s", f.Blocks, bytesText(f.FeedBytes))}
 	var all strings.Builder
 	for i, v := range vals {
-		l.values[i].SetText(v)
+		setLabel(l.values[i], v)
 		fmt.Fprintf(&all, "%s: %s\n", []string{"State", "Viewers", "Earned", "Uploaded", "Encoder", "Stream"}[i], v)
 	}
 	l.figures.Text = all.String()
