@@ -79,34 +79,32 @@ func Run(ctx context.Context, opts Options) error {
 // visibilityPoll is how often watchVisibility asks the display whether the window is viewable.
 const visibilityPoll = 250 * time.Millisecond
 
-// watchVisibility keeps windowHidden up to date on X11: every visibilityPoll it asks the X
-// server whether win is viewable (mapped, and so are its ancestors: a minimised window is
-// unmapped by the window manager, a hidden one by the app). Fyne does not tell, and paints a
-// minimised window as it does a shown one. Elsewhere (Windows, macOS, Wayland) it does
-// nothing. The goroutine is Run's; the channel closes when it has ended (after ctx).
+// watchVisibility keeps windowHidden up to date: every visibilityPoll it asks the platform
+// whether win is shown. On X11 it asks the X server whether the window is viewable (mapped,
+// and so are its ancestors: a minimised window is unmapped by the window manager, a hidden one
+// by the app); on Windows, whether it is minimised (IsIconic) or hidden (IsWindowVisible).
+// Fyne does not tell, and paints a minimised window as it does a shown one. Elsewhere (macOS,
+// Wayland) it does nothing. The goroutine is Run's; the channel closes when it has ended
+// (after ctx).
 func watchVisibility(ctx context.Context, win fyne.Window) <-chan struct{} {
 	done := make(chan struct{})
-	var id xproto.Window
+	var probe *hiddenProbe
 	if nw, ok := win.(driver.NativeWindow); ok {
 		nw.RunNative(func(c any) {
 			if x, ok := c.(driver.X11WindowContext); ok {
-				id = xproto.Window(x.WindowHandle)
+				probe = x11Probe(xproto.Window(x.WindowHandle))
+			} else {
+				probe = nativeProbe(c)
 			}
 		})
 	}
-	if id == 0 {
-		close(done)
-		return done
-	}
-	xgb.Logger = log.New(io.Discard, "", 0) // not "Could not get authority info" on stderr
-	conn, err := xgb.NewConn()
-	if err != nil {
+	if probe == nil {
 		close(done)
 		return done
 	}
 	go func() {
 		defer close(done)
-		defer conn.Close()
+		defer probe.close()
 		defer windowHidden.Store(false)
 		t := time.NewTicker(visibilityPoll)
 		defer t.Stop()
@@ -116,14 +114,43 @@ func watchVisibility(ctx context.Context, win fyne.Window) <-chan struct{} {
 				return
 			case <-t.C:
 			}
-			attr, err := xproto.GetWindowAttributes(conn, id).Reply()
+			hidden, err := probe.hidden()
 			if err != nil {
 				return // the window is gone
 			}
-			windowHidden.Store(attr.MapState != xproto.MapStateViewable)
+			windowHidden.Store(hidden)
 		}
 	}()
 	return done
+}
+
+// hiddenProbe asks the platform whether the window is hidden; close releases what it holds.
+type hiddenProbe struct {
+	hidden func() (bool, error)
+	close  func()
+}
+
+// x11Probe asks the X server whether window id is viewable (nil when the server cannot be
+// reached).
+func x11Probe(id xproto.Window) *hiddenProbe {
+	if id == 0 {
+		return nil
+	}
+	xgb.Logger = log.New(io.Discard, "", 0) // not "Could not get authority info" on stderr
+	conn, err := xgb.NewConn()
+	if err != nil {
+		return nil
+	}
+	return &hiddenProbe{
+		hidden: func() (bool, error) {
+			attr, err := xproto.GetWindowAttributes(conn, id).Reply()
+			if err != nil {
+				return false, err
+			}
+			return attr.MapState != xproto.MapStateViewable, nil
+		},
+		close: conn.Close,
+	}
 }
 
 // warmFonts loads the theme's fonts for the first screen's text styles (regular, and bold
