@@ -298,6 +298,12 @@ func TestVideoViewCoalesces(t *testing.T) {
 	if r := sz.Width / sz.Height; r < 1.32 || r > 1.34 {
 		t.Fatalf("picture drawn at %v", sz)
 	}
+	// Black bars beside the picture fill the rest, and nothing is drawn under it.
+	area, left, right, pos := v.obj.Size(), v.bars[0], v.bars[1], v.raster.Position()
+	if left.Position().X != 0 || left.Size().Width != pos.X || right.Position().X != pos.X+sz.Width ||
+		right.Position().X+right.Size().Width != area.Width || left.Size().Height != area.Height || right.Size().Height != area.Height {
+		t.Fatalf("bars at %v %v and %v %v, picture at %v %v in %v", left.Position(), left.Size(), right.Position(), right.Size(), pos, sz, area)
+	}
 	v.release()
 	v.ShowFrame(&playback.Frame{Image: img})
 	h.pump()
