@@ -37,14 +37,14 @@ import (
 // it is minimised). The sound plays on, and the picture is current again as soon as the
 // window is shown.
 type videoView struct {
-	do      func(func())
-	raster  *canvas.Raster
+	do     func(func())
+	raster *canvas.Raster
 	// bars are the black letterbox beside or above and below the picture (before the first
 	// picture the first covers the whole area). Only the bars are filled, never the area
 	// behind the picture: Fyne draws a rectangle with a per-pixel shader (rounded corners,
 	// strokes), and a black rectangle under a 720p picture cost llvmpipe about 0.15 core
 	// at 30 pictures a second, more than a third of the drawing (BENCHMARKS.md).
-	bars [2]*canvas.Rectangle
+	bars    [2]*canvas.Rectangle
 	overlay *widget.Label
 	// overlayBg is the band behind overlay's text.
 	overlayBg *canvas.Rectangle
