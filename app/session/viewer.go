@@ -82,6 +82,9 @@ type ViewFigures struct {
 	Stored        uint64        // blocks held
 	FramesDecoded int64
 	FramesShown   int64
+	// FramesLate are decoded pictures the player skipped: due before they could be shown
+	// (joining at a key frame it decodes the group up to the live edge at once).
+	FramesLate    int64
 	Playing       bool
 	Paused        bool
 	Description   string
@@ -627,7 +630,7 @@ func (v *Viewer) Snapshot() ViewFigures {
 	v.playMu.Lock()
 	if v.player != nil {
 		ps := v.player.Stats()
-		f.FramesDecoded, f.FramesShown, f.Buffer = ps.FramesDecoded, ps.FramesShown, ps.AudioBuffered
+		f.FramesDecoded, f.FramesShown, f.FramesLate, f.Buffer = ps.FramesDecoded, ps.FramesShown, ps.FramesLate, ps.AudioBuffered
 		if h := v.player.Header(); h != nil {
 			f.Description = h.Description
 		}

@@ -640,8 +640,8 @@ func (s *watchScreen) stopViewer(then func()) {
 			f := v.Snapshot()
 			v.Stop()
 			// What the window drew against what the player handed it (figures for BENCHMARKS).
-			log.Info("watch view closed", "decoded", f.FramesDecoded, "handed to the window", f.FramesShown,
-				"drawn", video.shown.Load(), "replaced before drawing", video.dropped.Load())
+			log.Info("watch view closed", "decoded", f.FramesDecoded, "late (skipped by the player)", f.FramesLate,
+				"handed to the window", f.FramesShown, "drawn", video.shown.Load(), "replaced before drawing", video.dropped.Load())
 		}
 		s.u.do(func() {
 			if video != nil {

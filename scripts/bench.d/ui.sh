@@ -43,7 +43,7 @@ function met(v, goal) { return (v != "" && v + 0 <= goal) ? "met" : "MISSED" }
   hf[s] = metric($0, "handed-fps"); pf[s] = metric($0, "painted-fps")
 }
 /^BenchmarkWatchWindow/ { wcli = metric($0, "cli-cores"); wwin = metric($0, "window-cores"); wdraw = metric($0, "drawing-cores") }
-/watch view closed/ { for (i = 1; i <= NF; i++) { if ($i ~ /^decoded=/) { split($i, a, "="); wdec = a[2] } if ($i ~ /^drawn=/) { split($i, a, "="); wdrawn = a[2] } if ($i ~ /^window"=/) { split($i, a, "="); whand = a[2] } } }
+/watch view closed/ { for (i = 1; i <= NF; i++) { if ($i ~ /^decoded=/) { split($i, a, "="); wdec = a[2] } if ($i ~ /^drawn=/) { split($i, a, "="); wdrawn = a[2] } if ($i ~ /^window"=/) { split($i, a, "="); whand = a[2] } if ($i ~ /^drawing"=/) { split($i, a, "="); wrep = a[2] } } }
 END {
   printf "%-34s %9s %9s %13s %13s %9s  %s\n", "start-up (ms)", "p50", "p90", "bare Fyne p50", "bare Fyne p90", "app/bare", "goal"
   printf "%-34s %9.0f %9.0f %13.0f %13.0f %8.2fx  p50 <= 500: %s (%d starts each, interleaved)\n", "process start -> window drawn", s50, s90, b50, b90, sr, met(s50, 500), sn
@@ -53,5 +53,7 @@ END {
     printf "%-34s %9.1f %9.1f %13.1f %13.1f %9.1f  %s\n", "  decoded (due on screen), " s, d50[s], d99[s], q50[s], q99[s], diff[s], g
     printf "%-34s %9.1f %9.1f  pictures a second: %.1f handed to the view, %.1f painted (%.0f%%)\n", "    handed -> painted", hp50[s], hp99[s], hf[s], pf[s], (hf[s] > 0) ? 100 * pf[s] / hf[s] : 0
   }
-  printf "%-34s %9.2f core window, %.2f core command line, drawing %.2f core; %d decoded, %d handed, %d drawn  goal <= 0.5 core: %s, every picture: %s\n", "drawing 1280x720 (high)", wwin, wcli, wdraw, wdec, whand, wdrawn, met(wdraw, 0.5), (wdrawn != "" && wdrawn == whand) ? "met" : "MISSED"
+  printf "%-34s %9.2f core window, %.2f core command line, drawing %.2f core; %d decoded, %d handed, %d drawn  goal <= 0.5 core: %s, every picture: %s\n", "drawing 1280x720 (high)", wwin, wcli, wdraw, wdec, whand, wdrawn, met(wdraw, 0.5), (wdrawn != "" && wrep == 0 && whand - wdrawn <= 1) ? "met" : "MISSED"
+  # (every picture: none replaced before drawing, and none missing but the one the player
+  # may have just handed over when the window was closed)
 }' "$out"
