@@ -50,21 +50,7 @@ func TestTestDriverSizesAndClose(t *testing.T) {
 	if b := img.Bounds(); b.Dx() != 320 || b.Dy() != 240 {
 		t.Fatalf("test camera gave %v", b)
 	}
-	done := make(chan error, 1)
-	go func() {
-		for {
-			if _, _, err := src.Read(); err != nil {
-				done <- err
-				return
-			}
-		}
-	}()
-	if err := src.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; !errors.Is(err, io.EOF) {
-		t.Fatalf("read after close: %v", err)
-	}
+	closeEndsRead(t, src)
 	// The device can be opened again.
 	src2, err := OpenVideo(d, VideoWant{Width: 64, Height: 48, FrameRate: 30})
 	if err != nil {
@@ -82,4 +68,25 @@ func TestTestDriverSizesAndClose(t *testing.T) {
 		t.Fatalf("test microphone: %v %+v", err, chunk)
 	}
 	as.Close()
+}
+
+// closeEndsRead closes src while a goroutine reads from it, and checks that the read ends
+// with io.EOF instead of staying blocked.
+func closeEndsRead(t *testing.T, src *VideoSource) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := src.Read(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, io.EOF) {
+		t.Fatalf("read after close: %v", err)
+	}
 }

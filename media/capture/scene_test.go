@@ -2,9 +2,7 @@ package capture
 
 import (
 	"bytes"
-	"errors"
 	"image"
-	"io"
 	"testing"
 	"time"
 )
@@ -54,17 +52,5 @@ func TestScene(t *testing.T) {
 	if took := time.Since(start); took < 490*time.Millisecond {
 		t.Fatalf("%d pictures in %v: not paced at 20 a second", n, took)
 	}
-	done := make(chan error, 1)
-	go func() {
-		for {
-			if _, _, err := src.Read(); err != nil {
-				done <- err
-				return
-			}
-		}
-	}()
-	src.Close()
-	if err := <-done; !errors.Is(err, io.EOF) {
-		t.Fatalf("read after close: %v", err)
-	}
+	closeEndsRead(t, src)
 }
