@@ -740,7 +740,7 @@ func (s *leadSink) DisplayLatency() time.Duration { return s.lat }
 func (s *leadSink) ShowFrame(f *Frame) {
 	defer f.Release()
 	s.mu.Lock()
-	s.early = append(s.early, f.Due.Sub(time.Now()))
+	s.early = append(s.early, time.Until(f.Due))
 	s.mu.Unlock()
 }
 
