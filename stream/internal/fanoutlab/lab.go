@@ -84,7 +84,11 @@ type Result struct {
 	ProtoCopies   float64 `json:"protoCopies"` // seller's replication bytes / stream bytes (feed modes)
 	// AuxCopies is the seller's bytes in its other protocols (stream/swarm's Have links) over
 	// the stream bytes.
-	AuxCopies      float64 `json:"auxCopies"`
+	AuxCopies float64 `json:"auxCopies"`
+	// ProtoCopiesAll and AuxCopiesAll are the same over Copies' window (from the viewers'
+	// READY to their results, not only while appending).
+	ProtoCopiesAll float64 `json:"protoCopiesAll"`
+	AuxCopiesAll   float64 `json:"auxCopiesAll"`
 	Delivered      float64 `json:"delivered"` // of all viewers' blocks
 	P50            float64 `json:"p50"`
 	P99            float64 `json:"p99"`
@@ -105,8 +109,8 @@ type Result struct {
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%s N=%d: reached %d (complete %d), delivered %.2f%%, p50/p99/max %.1f/%.1f/%.1f ms, worst viewer p99 %.1f ms, seller copies %.2f on the wire (%.2f in the protocol, %.2f in Have links), depth ≤ %d, seller CPU %.3f, viewers CPU %.2f, others' CPU %.2f, shaper drops %d, set-up %.0f s, load %s",
-		r.Mode, r.Viewers, r.Reached, r.Complete, 100*r.Delivered, r.P50, r.P99, r.Max, r.WorstViewerP99, r.Copies, r.ProtoCopies, r.AuxCopies, r.MaxDepth, r.SellerCPU, r.ViewersCPU, r.OthersCPU, r.ShaperDrops, r.SetupSeconds, r.Load)
+	return fmt.Sprintf("%s N=%d: reached %d (complete %d), delivered %.2f%%, p50/p99/max %.1f/%.1f/%.1f ms, worst viewer p99 %.1f ms, seller copies %.2f on the wire (%.2f in the protocol while appending, %.2f to the last result; %.2f in Have links), depth ≤ %d, seller CPU %.3f, viewers CPU %.2f, others' CPU %.2f, shaper drops %d, set-up %.0f s, load %s",
+		r.Mode, r.Viewers, r.Reached, r.Complete, 100*r.Delivered, r.P50, r.P99, r.Max, r.WorstViewerP99, r.Copies, r.ProtoCopies, r.ProtoCopiesAll, r.AuxCopies, r.MaxDepth, r.SellerCPU, r.ViewersCPU, r.OthersCPU, r.ShaperDrops, r.SetupSeconds, r.Load)
 }
 
 // Reached viewer's bounds: almost every block, the live edge within a second.
@@ -368,6 +372,33 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 	c1, err := n.Counters(ctx, n.Seller)
 	if err != nil {
 		return res, err
+	}
+	if len(f) > 3 {
+		// The protocols' bytes over the wire count's window too (to the last result: a
+		// loaded run's seller still sends after the appends end).
+		if err := seller.say("BYTES"); err != nil {
+			return res, err
+		}
+		line, err := seller.expect(dctx, "BYTES")
+		if err != nil {
+			return res, err
+		}
+		var whole, wholeAux int64
+		for i, w := range strings.Fields(line) {
+			b, err := strconv.ParseInt(w, 10, 64)
+			if err != nil {
+				return res, fmt.Errorf("the seller's BYTES line %q: %w", line, err)
+			}
+			if i == 0 {
+				whole = b
+			} else {
+				wholeAux += b
+			}
+		}
+		if res.StreamBytes > 0 {
+			res.ProtoCopiesAll = float64(whole) / float64(res.StreamBytes)
+			res.AuxCopiesAll = float64(wholeAux) / float64(res.StreamBytes)
+		}
 	}
 	if res.ShaperDrops, err = n.QdiscDrops(ctx); err != nil {
 		return res, err

@@ -288,14 +288,26 @@ func (r *Role) FeedSeller(protocols []protocol.ID, serve func(node *p2p.Node, f 
 	fmt.Printf("ADDR %s %s\n", Addr(node), hex.EncodeToString(key[:]))
 	r.ReadLine("PEERS")
 	r.ReadLine("GO")
-	r.Append(Put(f), func() []int64 {
+	sent := func() []int64 {
 		out := make([]int64, len(protocols))
 		for i, p := range protocols {
 			out[i] = node.ProtocolBandwidth(p).TotalOut
 		}
 		return out
-	})
-	r.Wait() // serve until the run ends
+	}
+	p0 := sent()
+	r.Append(Put(f), sent)
+	// Serve until the run ends. BYTES asks for the bytes sent in each protocol since GO,
+	// for the same window as the wire's count (which runs until the viewers' results are in).
+	for r.in.Scan() {
+		if r.in.Text() == "BYTES" {
+			line := "BYTES"
+			for i, b := range sent() {
+				line += fmt.Sprintf(" %d", b-p0[i])
+			}
+			fmt.Println(line)
+		}
+	}
 }
 
 // Stats collects one simulated viewer's blocks.
