@@ -383,6 +383,7 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 		if err != nil {
 			return res, err
 		}
+		fmt.Fprintf(os.Stderr, "%s N=%d: the seller's bytes in each protocol, run to results:%s\n", r.Mode, r.Viewers, line)
 		var whole, wholeAux int64
 		for i, w := range strings.Fields(line) {
 			b, err := strconv.ParseInt(w, 10, 64)
