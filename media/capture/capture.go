@@ -136,8 +136,8 @@ func Devices() []Device {
 			return 1
 		}
 		// Among test cameras mediadevices' own comes first: it is the default.
-		if a.Test && (a.Label == sceneLabel) != (b.Label == sceneLabel) {
-			if a.Label == sceneLabel {
+		if a.Test && IsScene(a) != IsScene(b) {
+			if IsScene(a) {
 				return 1
 			}
 			return -1
@@ -177,7 +177,7 @@ func DefaultDevice(k Kind) (Device, error) {
 // TestDevice returns mediadevices' test driver of kind k (Camera or Microphone).
 func TestDevice(k Kind) (Device, error) {
 	for _, d := range Devices() {
-		if d.Kind == k && d.Test && d.Label != sceneLabel {
+		if d.Kind == k && d.Test && !IsScene(d) {
 			return d, nil
 		}
 	}

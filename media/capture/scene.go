@@ -28,7 +28,7 @@ func init() {
 // SceneDevice returns the test scene, a second test camera (see sceneLabel).
 func SceneDevice() (Device, error) {
 	for _, d := range Devices() {
-		if d.Label == sceneLabel {
+		if IsScene(d) {
 			return d, nil
 		}
 	}

@@ -334,13 +334,8 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 			res.SellerCPU, err = strconv.ParseFloat(f[2], 64)
 		}
 	}
-	for i := 3; err == nil && i < len(f); i++ {
-		var b int64
-		if b, err = strconv.ParseInt(f[i], 10, 64); i == 3 {
-			proto = b
-		} else {
-			aux += b
-		}
+	if err == nil {
+		proto, aux, err = protocolBytes(f[3:])
 	}
 	if err != nil {
 		return res, fmt.Errorf("the seller's DONE line %q: %w", done, err)
@@ -384,17 +379,9 @@ func Measure(ctx context.Context, r Run) (res Result, err error) {
 			return res, err
 		}
 		fmt.Fprintf(os.Stderr, "%s N=%d: the seller's bytes in each protocol, run to results:%s\n", r.Mode, r.Viewers, line)
-		var whole, wholeAux int64
-		for i, w := range strings.Fields(line) {
-			b, err := strconv.ParseInt(w, 10, 64)
-			if err != nil {
-				return res, fmt.Errorf("the seller's BYTES line %q: %w", line, err)
-			}
-			if i == 0 {
-				whole = b
-			} else {
-				wholeAux += b
-			}
+		whole, wholeAux, err := protocolBytes(strings.Fields(line))
+		if err != nil {
+			return res, fmt.Errorf("the seller's BYTES line %q: %w", line, err)
 		}
 		if res.StreamBytes > 0 {
 			res.ProtoCopiesAll = float64(whole) / float64(res.StreamBytes)
@@ -488,4 +475,21 @@ func Pct(v []float64, p float64) float64 {
 	slices.Sort(s)
 	i := int(math.Ceil(p/100*float64(len(s)))) - 1
 	return s[max(0, min(i, len(s)-1))]
+}
+
+// protocolBytes reads the seller's bytes in each protocol (DONE's and BYTES's tail): the
+// first is the replication protocol's, the rest (Have links) are summed.
+func protocolBytes(fields []string) (proto, aux int64, err error) {
+	for i, w := range fields {
+		b, err := strconv.ParseInt(w, 10, 64)
+		if err != nil {
+			return 0, 0, err
+		}
+		if i == 0 {
+			proto = b
+		} else {
+			aux += b
+		}
+	}
+	return proto, aux, nil
 }
