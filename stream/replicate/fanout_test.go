@@ -218,6 +218,13 @@ func runFanout(spec string) {
 			panic("viewer process did not get ready: " + vp.sc.Text())
 		}
 	}
+	// DV_SELLER_CPUPROFILE profiles the seller's process while it appends.
+	if pf := os.Getenv("DV_SELLER_CPUPROFILE"); pf != "" {
+		if f, err := os.Create(pf); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	// Append for dur seconds at 30 blocks/s.
 	r := rand.New(rand.NewPCG(1, 2))
 	count := dur * 30
@@ -278,6 +285,9 @@ func runFanout(spec string) {
 		res.Payload += part.Payload
 	}
 	res.ViewerProcs = procs
+	if os.Getenv("DV_FANOUT_SERIES") != "" {
+		printSeries(all, n, count, sside)
+	}
 	res.Delivered = len(all)
 	res.P50, res.P99, res.Max = pct(all, 50), pct(all, 99), pct(all, 100)
 	res.WorstViewerP99 = pct(worst, 100)
@@ -515,4 +525,35 @@ func readLatencies(path string) ([]float64, error) {
 		lat = append(lat, float64(math.Float32frombits(binary.LittleEndian.Uint32(b[i:]))))
 	}
 	return lat, nil
+}
+
+// printSeries writes each second's mean and worst latency to stderr, both sides, to tell a
+// start-up transient or periodic spikes from a steady queue (DV_FANOUT_SERIES=1). Each viewer's
+// latencies are in arrival order, which for live pushes is append order.
+func printSeries(all []float64, viewers, count int, sside *sellerSide) {
+	if len(all) != viewers*count {
+		fmt.Fprintf(os.Stderr, "series: %d of %d blocks delivered, no series\n", len(all), viewers*count)
+		return
+	}
+	sside.mu.Lock()
+	defer sside.mu.Unlock()
+	for sec := 0; sec < count/30; sec++ {
+		var sum, worst, ssum, sworst float64
+		var sn int
+		for k := sec * 30; k < sec*30+30; k++ {
+			for v := 0; v < viewers; v++ {
+				sum += all[v*count+k]
+				worst = max(worst, all[v*count+k])
+			}
+		}
+		for _, l := range sside.lat {
+			for k := sec * 30; k < min(sec*30+30, len(l)); k++ {
+				ssum += l[k]
+				sworst = max(sworst, l[k])
+				sn++
+			}
+		}
+		fmt.Fprintf(os.Stderr, "series s=%-3d e2e mean %6.1f max %7.1f ms   seller mean %6.1f max %7.1f ms\n",
+			sec, sum/float64(30*viewers), worst, ssum/float64(max(sn, 1)), sworst)
+	}
 }

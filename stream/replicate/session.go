@@ -80,6 +80,8 @@ func (ss *sellerSession) shared(k reqKey, fill func(*cachedProof)) (*cachedProof
 		fill(e)
 		if e.err != nil {
 			ss.s.cache.drop(e)
+		} else {
+			ss.s.cache.made(e)
 		}
 		close(e.ready)
 		return e, nil
