@@ -10,6 +10,10 @@ package replicate
 // viewers sharing the machine's cores with it. Next to it, the
 // plain go-libp2p baseline of ../shared/notes/scale-anchor.md: one stream per viewer, a writer
 // goroutine per viewer with a 512-block queue, no verification.
+//
+// Diagnostics: DV_SELLER_CPUPROFILE=file and DV_VIEWERS_CPUPROFILE=file profile either side
+// (the latter the first viewers' process); DV_FANOUT_SERIES=1 prints each second's mean and
+// worst latency of both sides, which tells a start-up backlog from a steady queue.
 
 import (
 	"bufio"
