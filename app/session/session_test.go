@@ -102,6 +102,20 @@ func TestFreeStreamEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Stop()
+	// "Downloaded" follows the blocks as they are stored, not a meter updated once a second
+	// (which said 0 B while the first blocks played).
+	for v.Snapshot().Stored == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no block stored; viewer %+v", v.Snapshot())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	for wait := time.Now(); v.Snapshot().BytesDown == 0; time.Sleep(time.Millisecond) {
+		if time.Since(wait) > 200*time.Millisecond {
+			t.Fatalf("blocks stored but 0 bytes downloaded 200 ms later: %+v", v.Snapshot())
+		}
+	}
 	for decoded.Load() < 20 {
 		select {
 		case <-ctx.Done():

@@ -74,7 +74,7 @@ type ViewFigures struct {
 	Access        wire.AccessState
 	Reason        string        // why the seller refuses, in its words
 	Remaining     time.Duration // paid time left (countdown)
-	BytesDown     uint64
+	BytesDown     uint64        // bytes of verified blocks received (the seller's or a relay's)
 	Peers         int
 	Buffer        time.Duration // sound buffered
 	BehindLive    uint64        // blocks between the play position and the seller's newest
@@ -119,13 +119,16 @@ type Viewer struct {
 	rec  WatchedRecord
 	self peer.ID
 
-	node   *p2p.Node
-	rv     upstream
-	sw     *swarm.Swarm // a free stream's (rv is it)
-	src    *readerSource
-	feedMu sync.Mutex
-	feed   *feed.Feed
-	feeds  []*feed.Feed // every reader opened (forks), closed at Stop
+	node *p2p.Node
+	rv   upstream
+	sw   *swarm.Swarm // a free stream's (rv is it)
+	src  *readerSource
+	// received counts the bytes of the verified blocks that arrived (from the seller or a
+	// relay): the watch view's "Downloaded", current with every block.
+	received atomic.Uint64
+	feedMu   sync.Mutex
+	feed     *feed.Feed
+	feeds    []*feed.Feed // every reader opened (forks), closed at Stop
 
 	buyMu   sync.Mutex // one invoice request at a time
 	answers chan invoicemsg.Answer
@@ -245,7 +248,7 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 		cfg := swarm.Config{Node: v.node, Feed: f, Seller: info, Relay: true, Logger: v.log,
 			OnAccess: v.onAccess,
 			OnApp:    v.onApp,
-			OnBlock:  func(uint64, []byte) { v.src.arrived() },
+			OnBlock:  v.onBlock,
 			OnStatus: func(wire.Status) { v.src.arrived() },
 			OnFork:   v.onFork,
 			Forward:  func(msg []byte) bool { _, ok := decodeHeaderMsg(msg); return ok },
@@ -262,7 +265,7 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 			Dialer: v.node, Seller: info, Feed: f, Live: true, Logger: v.log,
 			OnAccess: v.onAccess,
 			OnApp:    v.onApp,
-			OnBlock:  func(uint64, []byte) { v.src.arrived() },
+			OnBlock:  v.onBlock,
 			OnStatus: func(wire.Status) { v.src.arrived() },
 			OnFork:   v.onFork,
 		})
@@ -605,6 +608,12 @@ func (v *Viewer) Resume() {
 	v.startPlayer(from)
 }
 
+// onBlock is told of each verified block stored, whichever source sent it.
+func (v *Viewer) onBlock(_ uint64, b []byte) {
+	v.received.Add(uint64(len(b)))
+	v.src.arrived()
+}
+
 // GoLive jumps to the live edge.
 func (v *Viewer) GoLive() { v.paused.Store(false); v.startPlayer(0) }
 
@@ -619,8 +628,8 @@ func (v *Viewer) Snapshot() ViewFigures {
 	}
 	a := v.Access()
 	f.Connected, f.Access, f.Reason, f.Remaining = v.rv.Connected(), a.State, a.Reason, v.Remaining()
+	f.BytesDown = v.received.Load()
 	if v.node != nil {
-		f.BytesDown = uint64(v.node.ProtocolBandwidth(wire.Protocol).TotalIn)
 		f.Peers = len(v.node.Host().Network().Peers())
 	}
 	st := v.rv.Status()
