@@ -688,6 +688,11 @@ func TestUnwatchedPicturesAreNotDecoded(t *testing.T) {
 	if len(keys) < 3 || keys[0] != 0 || keys[1] < 4 {
 		t.Fatalf("key frames at pictures %v of %d", keys, pics)
 	}
+	// Watched throughout, every picture of the stream is shown or late, the last one too
+	// (the stream ends on it when its sound has played out).
+	if baseOut != pics || bst.FramesSkipped != 0 {
+		t.Fatalf("watched throughout: %d of %d pictures shown or late: %+v", baseOut, pics, bst)
+	}
 	tests := []struct {
 		name     string
 		from, to int64

@@ -190,6 +190,9 @@ type Player struct {
 	blocks, damaged, decoded, shown, late, skipped, apackets atomic.Int64
 	catchUps, catchUpSkipped, unwatched                      atomic.Int64
 	unwatchedCap                                             int // maxUnwatched; tests lower it
+	// ended is set when the stream ended and its sound has played out: the pictures left
+	// are all due, so the presenter shows the last and counts the others late.
+	ended atomic.Bool
 }
 
 // New checks cfg.
@@ -631,8 +634,10 @@ func (p *Player) playOut(ctx context.Context) {
 			return
 		}
 		if !audioLeft && p.jb.Load() != nil {
-			// No more sound to drive the clock: the remaining pictures are past due.
-			return
+			// No more sound to drive the clock: the pictures left are past due. The
+			// presenter shows the last one (the stream ends on its last picture, not the
+			// one before) and counts the others late; wait for it to hand it over.
+			p.ended.Store(true)
 		}
 		select {
 		case <-t.C:
@@ -661,8 +666,10 @@ func (p *Player) present(ctx context.Context) {
 		if lat != nil {
 			lead = min(max(lat.DisplayLatency(), 0), maxDisplayLead)
 		}
-		if ok && f.PTS <= now+lead {
-			if next := p.vq.second(); next != nil && next.PTS <= now+lead {
+		ended := p.ended.Load()
+		due := func(f *Frame) bool { return ended || ok && f.PTS <= now+lead }
+		if due(f) {
+			if next := p.vq.second(); next != nil && due(next) {
 				// Behind: skip to the newest due frame.
 				p.log.Debug("picture late", "pts", f.PTS, "clock", now)
 				p.vq.pop().Release()
@@ -671,7 +678,10 @@ func (p *Player) present(ctx context.Context) {
 			}
 			p.vq.pop()
 			p.shown.Add(1)
-			f.Due = p.cfg.Clock.Now().Add(f.PTS - now)
+			f.Due = p.cfg.Clock.Now()
+			if !ended {
+				f.Due = f.Due.Add(f.PTS - now)
+			}
 			p.cfg.Frames.ShowFrame(f)
 			continue
 		}
