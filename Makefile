@@ -48,7 +48,11 @@ vet:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
 
-test: deps-test tools vet
+# The Debian packages (apt: network and dpkg, one core at most) and the built test tools (the LND
+# build: CPU) side by side, each target's output kept together; then vet, which needs the packages.
+test:
+	@$(MAKE) --no-print-directory -j2 --output-sync=target deps-test tools
+	@$(MAKE) --no-print-directory vet
 	@scripts/test.sh
 
 # Every fuzz target for a few minutes each (FUZZTIME=2m by default).

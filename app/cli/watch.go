@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/cli/mediatime"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/media/export"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
@@ -60,7 +61,7 @@ func (e *env) watch(args []string) error {
 	}
 	from := time.Duration(-1)
 	if *fromFlag != "" {
-		if from, err = parseMediaTime(*fromFlag); err != nil {
+		if from, err = mediatime.Parse(*fromFlag); err != nil {
 			return usagef("-from: %v", err)
 		}
 	}
@@ -207,7 +208,7 @@ loop:
 			case "start":
 				v.GoToStart()
 			case "seek":
-				t, err := parseMediaTime(strings.TrimSpace(arg))
+				t, err := mediatime.Parse(strings.TrimSpace(arg))
 				if err != nil {
 					fmt.Fprintln(text, err)
 					continue
@@ -308,34 +309,4 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
-}
-
-// parseMediaTime reads a time into the stream: a Go duration (1m30s, 90s) or a clock
-// reading (1:30, 1:02:03, 90).
-func parseMediaTime(s string) (time.Duration, error) {
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return d, nil
-	}
-	parts := strings.Split(s, ":")
-	if s == "" || len(parts) > 3 {
-		return 0, fmt.Errorf("seek takes a time into the stream such as 1m30s or 1:30, not %q", s)
-	}
-	var d time.Duration
-	for i, p := range parts {
-		unit := time.Second
-		if i == len(parts)-1 {
-			f, err := strconv.ParseFloat(p, 64)
-			if err != nil || !(f >= 0) || f >= 60 && len(parts) > 1 || f > 1e9 {
-				return 0, fmt.Errorf("seek takes a time into the stream such as 1m30s or 1:30, not %q", s)
-			}
-			d = d*60 + time.Duration(f*float64(unit))
-			continue
-		}
-		n, err := strconv.ParseUint(p, 10, 32)
-		if err != nil || i > 0 && n >= 60 || n > 1e6 {
-			return 0, fmt.Errorf("seek takes a time into the stream such as 1m30s or 1:30, not %q", s)
-		}
-		d = d*60 + time.Duration(n)*time.Second
-	}
-	return d, nil
 }

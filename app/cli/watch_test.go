@@ -35,32 +35,6 @@ func (l *lockedBuilder) String() string {
 	return l.b.String()
 }
 
-func TestParseMediaTime(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		bad  bool
-	}{
-		{in: "1m30s", want: 90 * time.Second},
-		{in: "1:30", want: 90 * time.Second},
-		{in: "90", want: 90 * time.Second},
-		{in: "1.5", want: 1500 * time.Millisecond},
-		{in: "1:02:03", want: time.Hour + 2*time.Minute + 3*time.Second},
-		{in: "0", want: 0},
-		{in: "", bad: true},
-		{in: "-5s", bad: true},
-		{in: "1:75", bad: true},
-		{in: "1:2:3:4", bad: true},
-		{in: "soon", bad: true},
-	}
-	for _, tc := range tests {
-		got, err := parseMediaTime(tc.in)
-		if tc.bad != (err != nil) || !tc.bad && got != tc.want {
-			t.Errorf("parseMediaTime(%q) = %v, %v; want %v (bad %v)", tc.in, got, err, tc.want, tc.bad)
-		}
-	}
-}
-
 // TestWatchToStdout runs `watch CARD -o -` (the command function, in this process) against a
 // live broadcaster on loopback, its stdout piped into ffmpeg, as `watch CARD -o - | mpv -`
 // does: ffmpeg decodes it without a message, pictures come out while the watch runs, and
@@ -188,17 +162,4 @@ func TestWatchToStdout(t *testing.T) {
 			}
 		})
 	}
-}
-
-// FuzzParseMediaTime: any text gives a time of 0 or more, or an error; never a panic.
-func FuzzParseMediaTime(f *testing.F) {
-	for _, s := range []string{"1m30s", "1:30", "90", "1:02:03", "1.5", "", "-1s", "99999999999:59", "1e308", "NaN", "Inf", "::"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := parseMediaTime(s)
-		if err == nil && d < 0 {
-			t.Fatalf("parseMediaTime(%q) = %v", s, d)
-		}
-	})
 }
