@@ -7,7 +7,7 @@ n=0
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   grep -lq '^func Fuzz' "$dir"/*_test.go 2>/dev/null || continue
-  for f in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+  for f in $(GOFLAGS="${DV_GOFLAGS:-}" go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     echo "fuzz $pkg $f ($t)"
     if ! go test -run '^$' -fuzz "^$f\$" -fuzztime "$t" "$pkg" >/tmp/dv-fuzz.log 2>&1; then
       # Go's fuzzer can end a short run with "context deadline exceeded" while it is still

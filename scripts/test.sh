@@ -15,13 +15,14 @@ rc=${PIPESTATUS[1]}
 set -e
 [ "$rc" -eq 0 ] || exit "$rc"
 # Every benchmark once (-benchtime 1x), so a broken benchmark fails CI: only the packages that
-# have one and without the race detector, so this adds their set-up time, not a second test run.
+# have one and without the race detector, so this adds their set-up time, not a second test run;
+# built with DV_GOFLAGS (the Makefile's), the configuration vet and the tests' own builds use.
 # -v: without it go test prints nothing for a skipped benchmark.
 bench_pkgs=$(grep -rlE --include='*_test.go' --exclude-dir=.git --exclude-dir=testdata '^func Benchmark' . | xargs -r -n1 dirname | sort -u)
 if [ -n "$bench_pkgs" ]; then
   bstart=$(date +%s)
   set +e
-  go test -v -run '^$' -bench . -benchtime 1x -timeout 20m $bench_pkgs 2>&1 | tee /tmp/dv-bench-once.txt
+  GOFLAGS="${DV_GOFLAGS:-}" go test -v -run '^$' -bench . -benchtime 1x -timeout 20m $bench_pkgs 2>&1 | tee /tmp/dv-bench-once.txt
   rc=${PIPESTATUS[0]}
   set -e
   [ "$rc" -eq 0 ] || { echo "a benchmark failed (make test runs each once)"; exit "$rc"; }

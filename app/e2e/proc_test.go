@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"io"
 	"os"
 	"os/exec"
@@ -24,7 +26,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "dazaar-vision")
-	build := exec.Command("go", "build", "-o", binary, "../..")
+	build := xtest.GoCommand(context.Background(), "build", "-o", binary, "../..")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "cannot build the binary:", err)

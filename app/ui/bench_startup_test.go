@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"io"
 	"log"
 	"os"
@@ -35,7 +36,7 @@ func buildBare(t testing.TB) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "barefyne")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/barefyne").CombinedOutput(); err != nil {
+	if out, err := xtest.GoCommand(context.Background(), "build", "-o", bin, "./testdata/barefyne").CombinedOutput(); err != nil {
 		t.Fatalf("go build barefyne: %v\n%s", err, out)
 	}
 	builtBare = bin

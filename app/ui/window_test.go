@@ -39,7 +39,7 @@ func buildBinary(t testing.TB) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "dazaar-vision")
-	cmd := exec.Command("go", "build", "-o", bin, "../..")
+	cmd := xtest.GoCommand(context.Background(), "build", "-o", bin, "../..")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -5,9 +5,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -52,7 +52,7 @@ var (
 func TestPaidDemoWindows(t *testing.T) {
 	need(t, "Xvfb", "import", "zbarimg")
 	bin := filepath.Join(t.TempDir(), "demo")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := xtest.GoCommand(t.Context(), "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	w := startWorld(t)
