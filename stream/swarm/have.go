@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/stream/swarm/swarmwire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -285,7 +286,7 @@ func (hv *haves) read(p peer.ID, l *link, str network.Stream) error {
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			return err
 		}
-		h, err := DecodeHave(buf[:n])
+		h, err := swarmwire.DecodeHave(buf[:n])
 		if err != nil {
 			return err
 		}

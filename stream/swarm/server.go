@@ -11,6 +11,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
+	"github.com/dazaarvision/dazaar-vision/stream/swarm/swarmwire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -171,7 +172,7 @@ func (s *Server) Close() error {
 // freshest. Peers without free slots are named too: they send the viewer further on.
 func (s *Server) full(p peer.ID) ([]byte, string) {
 	s.turned.Add(1)
-	return EncodeRedirect(s.relaysFor(p)), ReasonFull
+	return swarmwire.EncodeRedirect(s.relaysFor(p)), ReasonFull
 }
 
 func (s *Server) relaysFor(p peer.ID) []peer.AddrInfo {
@@ -196,7 +197,7 @@ func (s *Server) relaysFor(p peer.ID) []peer.AddrInfo {
 			break
 		}
 		addrs := s.cfg.Host.Peerstore().Addrs(c.id)
-		addrs = slices.DeleteFunc(slices.Clone(addrs), func(a ma.Multiaddr) bool { return len(a.Bytes()) > maxAddrLen })
+		addrs = slices.DeleteFunc(slices.Clone(addrs), func(a ma.Multiaddr) bool { return len(a.Bytes()) > swarmwire.MaxAddrLen })
 		if len(addrs) == 0 {
 			continue
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
+	"github.com/dazaarvision/dazaar-vision/stream/swarm/swarmwire"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -729,8 +730,8 @@ func (s *Swarm) stopActive() {
 }
 
 func (s *Swarm) onApp(u *upstream, msg []byte) {
-	if IsRedirect(msg) {
-		peers, err := DecodeRedirect(msg)
+	if swarmwire.IsRedirect(msg) {
+		peers, err := swarmwire.DecodeRedirect(msg)
 		if err != nil {
 			s.log.Debug("unreadable redirect", "from", u.id, "err", err)
 			return

@@ -1,4 +1,4 @@
-package swarm
+package swarmwire
 
 import (
 	"bytes"
@@ -66,7 +66,7 @@ func TestDecodeHaveRefuses(t *testing.T) {
 		{"oversized", append(append([]byte(nil), good...), make([]byte, MaxHave)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if h, err := DecodeHave(tc.b); err == nil || !errors.Is(err, errMalformed) {
+			if h, err := DecodeHave(tc.b); err == nil || !errors.Is(err, ErrMalformed) {
 				t.Fatalf("decoded %+v, err %v", h, err)
 			}
 		})
@@ -121,12 +121,12 @@ func TestDecodeRedirectRefuses(t *testing.T) {
 		{"zero-length peer ID", []byte{redirectTag, redirectVer, 1, 0, 0}},
 		{"garbage peer ID", []byte{redirectTag, redirectVer, 1, 3, 1, 2, 3, 0}},
 		{"too many addresses", append(append([]byte{redirectTag, redirectVer, 1, byte(len(idb))}, idb...), MaxRedirectAddrs+1)},
-		{"address over its cap", append(append(append([]byte{redirectTag, redirectVer, 1, byte(len(idb))}, idb...), 1, maxAddrLen+1), make([]byte, maxAddrLen+1)...)},
+		{"address over its cap", append(append(append([]byte{redirectTag, redirectVer, 1, byte(len(idb))}, idb...), 1, MaxAddrLen+1), make([]byte, MaxAddrLen+1)...)},
 		{"garbage address", append(append([]byte{redirectTag, redirectVer, 1, byte(len(idb))}, idb...), 1, 2, 0xff, 0xff)},
 		{"huge varint length", append([]byte{redirectTag, redirectVer, 1}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if ps, err := DecodeRedirect(tc.b); err == nil || !errors.Is(err, errMalformed) {
+			if ps, err := DecodeRedirect(tc.b); err == nil || !errors.Is(err, ErrMalformed) {
 				t.Fatalf("decoded %v, err %v", ps, err)
 			}
 		})

@@ -1,4 +1,7 @@
-package swarm
+// Package swarmwire encodes and decodes the swarm's own messages: the Have a peer tells the
+// peers it is linked with, and the redirect that sends a viewer turned away to relays. It is
+// apart from package swarm so that its decoders' fuzz targets build without libp2p's hosts.
+package swarmwire
 
 import (
 	"encoding/binary"
@@ -20,7 +23,7 @@ const (
 	// MaxRedirectAddrs caps the addresses given for one peer.
 	MaxRedirectAddrs = 4
 	maxPeerIDLen     = 64
-	maxAddrLen       = 96
+	MaxAddrLen       = 96 // caps an address's encoding in a redirect
 	// NoDepth is the depth of a peer that has no source (it is not receiving the stream).
 	NoDepth = 255
 )
@@ -48,7 +51,8 @@ type Have struct {
 
 const haveRelay = 1
 
-var errMalformed = errors.New("swarm: malformed message")
+// ErrMalformed is wrapped by every decoding error.
+var ErrMalformed = errors.New("swarm: malformed message")
 
 // AppendBinary appends the encoding: version, flags, discovery key, fork, length, depth, free.
 func (h Have) AppendBinary(b []byte) ([]byte, error) {
@@ -69,28 +73,28 @@ func (h Have) AppendBinary(b []byte) ([]byte, error) {
 func DecodeHave(b []byte) (Have, error) {
 	var h Have
 	if len(b) > MaxHave {
-		return h, fmt.Errorf("%w: have of %d bytes", errMalformed, len(b))
+		return h, fmt.Errorf("%w: have of %d bytes", ErrMalformed, len(b))
 	}
 	if len(b) < 2+32 || b[0] != haveVersion {
-		return h, fmt.Errorf("%w: not a have message of version %d", errMalformed, haveVersion)
+		return h, fmt.Errorf("%w: not a have message of version %d", ErrMalformed, haveVersion)
 	}
 	h.Relay = b[1]&haveRelay != 0
 	copy(h.Discovery[:], b[2:34])
 	b = b[34:]
 	var ok bool
 	if h.Fork, b, ok = uvarint(b); !ok {
-		return Have{}, fmt.Errorf("%w: fork", errMalformed)
+		return Have{}, fmt.Errorf("%w: fork", ErrMalformed)
 	}
 	if h.Length, b, ok = uvarint(b); !ok {
-		return Have{}, fmt.Errorf("%w: length", errMalformed)
+		return Have{}, fmt.Errorf("%w: length", ErrMalformed)
 	}
 	if len(b) < 1 {
-		return Have{}, fmt.Errorf("%w: depth", errMalformed)
+		return Have{}, fmt.Errorf("%w: depth", ErrMalformed)
 	}
 	h.Depth, b = b[0], b[1:]
 	var free uint64
 	if free, _, ok = uvarint(b); !ok || free > 0xffff {
-		return Have{}, fmt.Errorf("%w: free slots", errMalformed)
+		return Have{}, fmt.Errorf("%w: free slots", ErrMalformed)
 	}
 	h.Free = uint16(free)
 	return h, nil
@@ -135,7 +139,7 @@ func EncodeRedirect(peers []peer.AddrInfo) []byte {
 		k := 0
 		for _, a := range p.Addrs {
 			ab := a.Bytes()
-			if len(ab) == 0 || len(ab) > maxAddrLen || k == MaxRedirectAddrs {
+			if len(ab) == 0 || len(ab) > MaxAddrLen || k == MaxRedirectAddrs {
 				continue
 			}
 			b = binary.AppendUvarint(b, uint64(len(ab)))
@@ -155,38 +159,38 @@ func IsRedirect(msg []byte) bool { return len(msg) > 0 && msg[0] == redirectTag 
 // DecodeRedirect decodes a redirect. Every peer ID and address must parse.
 func DecodeRedirect(b []byte) ([]peer.AddrInfo, error) {
 	if len(b) < 3 || b[0] != redirectTag || b[1] != redirectVer {
-		return nil, fmt.Errorf("%w: not a redirect of version %d", errMalformed, redirectVer)
+		return nil, fmt.Errorf("%w: not a redirect of version %d", ErrMalformed, redirectVer)
 	}
 	n := int(b[2])
 	if n > MaxRedirectPeers {
-		return nil, fmt.Errorf("%w: redirect names %d peers (at most %d)", errMalformed, n, MaxRedirectPeers)
+		return nil, fmt.Errorf("%w: redirect names %d peers (at most %d)", ErrMalformed, n, MaxRedirectPeers)
 	}
 	b = b[3:]
 	out := make([]peer.AddrInfo, 0, n)
 	for range n {
 		l, rest, ok := uvarint(b)
 		if !ok || l == 0 || l > maxPeerIDLen || l > uint64(len(rest)) {
-			return nil, fmt.Errorf("%w: peer ID", errMalformed)
+			return nil, fmt.Errorf("%w: peer ID", ErrMalformed)
 		}
 		id, err := peer.IDFromBytes(rest[:l])
 		if err != nil {
-			return nil, fmt.Errorf("%w: peer ID: %w", errMalformed, err)
+			return nil, fmt.Errorf("%w: peer ID: %w", ErrMalformed, err)
 		}
 		b = rest[l:]
 		if len(b) < 1 || b[0] > MaxRedirectAddrs {
-			return nil, fmt.Errorf("%w: address count", errMalformed)
+			return nil, fmt.Errorf("%w: address count", ErrMalformed)
 		}
 		k := int(b[0])
 		b = b[1:]
 		info := peer.AddrInfo{ID: id}
 		for range k {
 			l, rest, ok := uvarint(b)
-			if !ok || l == 0 || l > maxAddrLen || l > uint64(len(rest)) {
-				return nil, fmt.Errorf("%w: address", errMalformed)
+			if !ok || l == 0 || l > MaxAddrLen || l > uint64(len(rest)) {
+				return nil, fmt.Errorf("%w: address", ErrMalformed)
 			}
 			a, err := ma.NewMultiaddrBytes(rest[:l])
 			if err != nil {
-				return nil, fmt.Errorf("%w: address: %w", errMalformed, err)
+				return nil, fmt.Errorf("%w: address: %w", ErrMalformed, err)
 			}
 			info.Addrs = append(info.Addrs, a)
 			b = rest[l:]
@@ -194,7 +198,7 @@ func DecodeRedirect(b []byte) ([]peer.AddrInfo, error) {
 		out = append(out, info)
 	}
 	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the redirect", errMalformed, len(b))
+		return nil, fmt.Errorf("%w: %d bytes after the redirect", ErrMalformed, len(b))
 	}
 	return out, nil
 }
