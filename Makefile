@@ -54,11 +54,11 @@ vet:
 	GOFLAGS="$(DV_GOFLAGS)" $(GO) run $(STATICCHECK) ./...
 
 # The Debian packages (apt: network and dpkg, one core at most) and the built test tools (the LND
-# build: CPU) side by side, each target's output kept together; then vet, which needs the packages.
+# build: CPU) side by side, each target's output kept together; then scripts/test.sh: vet (which
+# needs the packages) beside the Windows installer's test, then the other tests.
 test:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target deps-test tools
-	@$(MAKE) --no-print-directory vet
-	@scripts/test.sh
+	@MAKE="$(MAKE)" scripts/test.sh
 
 # Every fuzz target for a few minutes each (FUZZTIME=2m by default).
 fuzz:
