@@ -178,33 +178,15 @@ type env struct {
 	store       *secrets.Store
 }
 
-// openSecrets opens the secret store on first use.
+// openSecrets opens the secret store on first use, asking for the secrets file's passphrase
+// on the terminal (or taking it from the environment).
 func (e *env) openSecrets() (*secrets.Store, error) {
 	if e.store != nil {
 		return e.store, nil
 	}
-	kind := secrets.KindAuto
-	switch e.secretsKind {
-	case "auto", "":
-	case "keyring":
-		kind = secrets.KindKeyring
-	case "file":
-		kind = secrets.KindFile
-	default:
-		return nil, usagef("-secrets is auto, keyring or file, not %q", e.secretsKind)
-	}
-	if err := os.MkdirAll(filepath.Dir(e.secretsFile), 0o700); err != nil {
-		return nil, fmt.Errorf("cannot make the secrets folder: %w", err)
-	}
-	s, err := secrets.Open(e.ctx, secrets.Options{
-		Service:      serviceName,
-		FallbackPath: e.secretsFile,
-		Passphrase:   e.passphrase,
-		Backend:      kind,
-		Logger:       e.log,
-	})
+	s, err := e.openSecretsWith(e.ctx, e.passphrase)
 	if err != nil {
-		return nil, fmt.Errorf("cannot open the secret store: %w", err)
+		return nil, err
 	}
 	e.log.Debug("secret store", "backend", s.Description(), "why", s.Reason())
 	e.store = s

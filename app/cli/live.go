@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
@@ -221,7 +222,7 @@ func (e *env) live(args []string) error {
 		case <-ctx.Done():
 			b.Stop()
 			f := b.Snapshot()
-			fmt.Fprintf(e.out, "stopped: %d blocks (%s) in the stream; resume it with -resume %s\n", f.Blocks, bytesText(f.FeedBytes), b.ID())
+			fmt.Fprintf(e.out, "stopped: %d blocks (%s) in the stream; resume it with -resume %s\n", f.Blocks, human.Bytes(f.FeedBytes), b.ID())
 			return nil
 		case <-b.Done():
 			return fmt.Errorf("the broadcast stopped: %w", b.Err())
@@ -232,7 +233,7 @@ func (e *env) live(args []string) error {
 		case <-tick.C:
 			f := b.Snapshot()
 			fmt.Fprintf(e.err, "viewers %d (paying %d) · earned %d sats (+%d unconfirmed) · uploaded %s · %.0f fps %.0f kbit/s\n",
-				f.Viewers, f.Paying, f.EarnedMsat/1000, f.ProvisionalMsat/1000, bytesText(f.BytesUp), f.FPS, f.VideoKbps+f.AudioKbps)
+				f.Viewers, f.Paying, f.EarnedMsat/1000, f.ProvisionalMsat/1000, human.Bytes(f.BytesUp), f.FPS, f.VideoKbps+f.AudioKbps)
 		}
 	}
 }
@@ -242,18 +243,6 @@ func short(id string) string {
 		return id[:6] + "…" + id[len(id)-4:]
 	}
 	return id
-}
-
-func bytesText(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func (e *env) streams(args []string) error {
@@ -272,7 +261,7 @@ func (e *env) streams(args []string) error {
 	}
 	for _, s := range mine {
 		fmt.Fprintf(e.out, "  %s  %q  %d blocks, %s, last live %s\n    resume: dazaar-vision live -resume %s\n",
-			s.ID[:8]+"…"+s.ID[len(s.ID)-4:], s.Name+" "+s.Description, s.Blocks, bytesText(s.Bytes), s.LastLive.Format(time.DateTime), s.ID)
+			s.ID[:8]+"…"+s.ID[len(s.ID)-4:], s.Name+" "+s.Description, s.Blocks, human.Bytes(s.Bytes), s.LastLive.Format(time.DateTime), s.ID)
 	}
 	watched, err2 := data.Watched()
 	fmt.Fprintln(e.out, "Watched:")
@@ -281,7 +270,7 @@ func (e *env) streams(args []string) error {
 	}
 	for _, w := range watched {
 		fmt.Fprintf(e.out, "  %s  %q  %s stored, last watched %s, %d purchases\n    open again: dazaar-vision watch %s\n",
-			w.ID[:8]+"…"+w.ID[len(w.ID)-4:], strings.TrimSpace(w.Name+" "+w.Description), bytesText(w.Bytes), w.LastWatched.Format(time.DateTime), len(w.Purchases), w.Card)
+			w.ID[:8]+"…"+w.ID[len(w.ID)-4:], strings.TrimSpace(w.Name+" "+w.Description), human.Bytes(w.Bytes), w.LastWatched.Format(time.DateTime), len(w.Purchases), w.Card)
 	}
 	return errors.Join(err1, err2)
 }

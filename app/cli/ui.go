@@ -60,9 +60,9 @@ func (e *env) ui(args []string) error {
 	return ui.Run(e.ctx, opts)
 }
 
-// openSecretsWith opens the secret store as openSecrets does, asking for the secrets file's
-// passphrase with passphrase (the window's dialog) instead of the terminal. The window owns
-// the store and closes it.
+// openSecretsWith opens the secret store of -secrets and -secrets-file, asking for the secrets
+// file's passphrase with passphrase (the terminal's for the commands, the window's dialog for
+// the window). The caller owns the store and closes it.
 func (e *env) openSecretsWith(ctx context.Context, passphrase func() ([]byte, error)) (*secrets.Store, error) {
 	kind := secrets.KindAuto
 	switch e.secretsKind {

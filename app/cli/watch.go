@@ -14,6 +14,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/app/cli/mediatime"
+	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/media/export"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
@@ -232,7 +233,7 @@ loop:
 			f := v.Snapshot()
 			lastRemaining = max(lastRemaining, f.Remaining)
 			fmt.Fprintf(status, "%s %s · time left %v · downloaded %s · %d blocks stored · %d behind live · decoded %d frames\n",
-				time.Now().Format("15:04:05.000"), connText(f), f.Remaining.Round(time.Second), bytesText(f.BytesDown), f.Stored, f.BehindLive, f.FramesDecoded)
+				time.Now().Format("15:04:05.000"), connText(f), f.Remaining.Round(time.Second), human.Bytes(f.BytesDown), f.Stored, f.BehindLive, f.FramesDecoded)
 		}
 	}
 	if liveDone != nil {
@@ -242,7 +243,7 @@ loop:
 	cancel()
 	seeks.Wait()
 	f := v.Snapshot()
-	fmt.Fprintf(text, "watched: decoded %d frames, downloaded %s\n", f.FramesDecoded, bytesText(f.BytesDown))
+	fmt.Fprintf(text, "watched: decoded %d frames, downloaded %s\n", f.FramesDecoded, human.Bytes(f.BytesDown))
 	v.Stop()
 	if *out != "" && !toStdout {
 		// The session is stopped; the stored copy is read back to export it.

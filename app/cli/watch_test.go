@@ -13,27 +13,11 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
-
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestWatchToStdout runs `watch CARD -o -` (the command function, in this process) against a
 // live broadcaster on loopback, its stdout piped into ffmpeg, as `watch CARD -o - | mpv -`
@@ -111,7 +95,7 @@ func TestWatchToStdout(t *testing.T) {
 					}
 				}
 			}()
-			var errb lockedBuilder // the log handler and the command write to it from several goroutines
+			var errb xtest.SyncBuffer // the log handler and the command write to it from several goroutines
 			args := append([]string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc"),
 				"watch", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0", "-duration", "6s", "-o", "-"}, tc.args...)
 			started := time.Now()

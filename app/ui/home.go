@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/assets"
 )
@@ -120,7 +121,7 @@ func (h *homeScreen) fill(l homeLists, err error) {
 		if title == "" {
 			title = "Untitled stream"
 		}
-		info := fmt.Sprintf("%s · %s · %s · last live %s", shortID(s.ID), priceText(s.Price), bytesText(s.Bytes), ago(s.LastLive))
+		info := fmt.Sprintf("%s · %s · %s · last live %s", shortID(s.ID), priceText(s.Price), human.Bytes(s.Bytes), ago(s.LastLive))
 		b := widget.NewButtonWithIcon("Resume", theme.MediaRecordIcon(), func() { h.u.showGoLive(id) })
 		h.mine.Add(row(title, s.Description, info, b))
 	}
@@ -137,7 +138,7 @@ func (h *homeScreen) fill(l homeLists, err error) {
 		if cd, err := card.Parse(w.Card); err == nil {
 			terms = cd.Terms() + " · "
 		}
-		info := fmt.Sprintf("%s%s stored · watched %s · %d purchases", terms, bytesText(w.Bytes), ago(w.LastWatched), len(w.Purchases))
+		info := fmt.Sprintf("%s%s stored · watched %s · %d purchases", terms, human.Bytes(w.Bytes), ago(w.LastWatched), len(w.Purchases))
 		b := widget.NewButtonWithIcon("Watch again", theme.MediaPlayIcon(), func() { h.u.showWatch(c) })
 		h.watched.Add(row(title, w.Description, info, b))
 	}
@@ -180,18 +181,6 @@ func priceText(p string) string {
 		return "free"
 	}
 	return p
-}
-
-func bytesText(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // ago says how long ago t was, roughly.

@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 )
 
@@ -195,9 +196,9 @@ func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
 	} else if !f.Since.IsZero() {
 		live = "live for " + time.Since(f.Since).Round(time.Second).String()
 	}
-	vals := []string{live, fmt.Sprintf("%d (paying %d)", f.Viewers, f.Paying), earned, bytesText(f.BytesUp),
+	vals := []string{live, fmt.Sprintf("%d (paying %d)", f.Viewers, f.Paying), earned, human.Bytes(f.BytesUp),
 		fmt.Sprintf("%.0f frames a second, video %.0f kbit/s, sound %.0f kbit/s", f.FPS, f.VideoKbps, f.AudioKbps),
-		fmt.Sprintf("%d blocks, %s", f.Blocks, bytesText(f.FeedBytes))}
+		fmt.Sprintf("%d blocks, %s", f.Blocks, human.Bytes(f.FeedBytes))}
 	var all strings.Builder
 	for i, v := range vals {
 		setLabel(l.values[i], v)
@@ -250,7 +251,7 @@ func (l *liveScreen) stop() {
 		f := b.Snapshot()
 		l.u.do(func() {
 			if l.u.cur == l {
-				l.u.showHomeWith(fmt.Sprintf("Stopped. The stream holds %d blocks (%s); resume it below under the same card (%s).", f.Blocks, bytesText(f.FeedBytes), shortID(id)))
+				l.u.showHomeWith(fmt.Sprintf("Stopped. The stream holds %d blocks (%s); resume it below under the same card (%s).", f.Blocks, human.Bytes(f.FeedBytes), shortID(id)))
 			}
 		})
 	})

@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 )
@@ -51,7 +52,7 @@ func (s *settingsScreen) build() {
 	s.restoreBtn = widget.NewButtonWithIcon("Restore…", theme.FolderOpenIcon(), s.restoreDialog)
 	data := wrapLabel(s.u.opts.Data.Root)
 	quota := wrapLabel(fmt.Sprintf("Copies of watched streams take at most %s together; the least recently watched are removed first. Your own streams are never removed.",
-		bytesText(session.DefaultWatchedQuota)))
+		human.Bytes(session.DefaultWatchedQuota)))
 	form := container.NewVBox(
 		widget.NewRichTextFromMarkdown("## Settings"),
 		heading("Data directory"), data,

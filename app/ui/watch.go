@@ -17,6 +17,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
@@ -556,7 +557,7 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 			s.pauseBtn.SetIcon(theme.MediaPauseIcon())
 		}
 	}
-	fig := fmt.Sprintf("Downloaded %s · %d blocks stored", bytesText(f.BytesDown), f.Stored)
+	fig := fmt.Sprintf("Downloaded %s · %d blocks stored", human.Bytes(f.BytesDown), f.Stored)
 	if f.BehindLive > 2 {
 		fig += fmt.Sprintf(" · %d blocks behind live", f.BehindLive)
 	}

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -132,7 +131,7 @@ type startup struct {
 // installed gets what the script printed until then.
 func window(ctx context.Context, t *testing.T, cmd *exec.Cmd, display string, installed func(string)) (image.Image, startup) {
 	t.Helper()
-	var stderr syncBuffer
+	var stderr xtest.SyncBuffer
 	cmd.Stderr = &stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 20 * time.Second
@@ -217,24 +216,6 @@ func window(ctx context.Context, t *testing.T, cmd *exec.Cmd, display string, in
 		t.Fatalf("the app did not log its start-up (\"window started\"):\n%s", stderr.String())
 	}
 	return img, s
-}
-
-// syncBuffer is a bytes.Buffer that exec's copying goroutine and the test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // run runs a command and returns its standard output; on failure the test ends with its output.

@@ -3,36 +3,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 )
-
-// syncBuffer is a child's output, read while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Where the parts of the viewer's 1100×720 window lie on the display (no window manager: the
 // window is at 0,0). The video region is inside the picture whether the buy panel shows or
@@ -69,7 +50,7 @@ func TestPaidDemoWindows(t *testing.T) {
 		return []string{"DISPLAY=" + display, "XDG_CONFIG_HOME=" + filepath.Join(w.dir, "config"+display), "LANG=en_US.UTF-8", "FYNE_SCALE=1",
 			"PATH=" + bindir + string(os.PathListSeparator) + os.Getenv("PATH")}
 	}
-	var sellerOut, viewerOut syncBuffer
+	var sellerOut, viewerOut xtest.SyncBuffer
 	seller, err := launch(bin, "broadcaster", w.sellerArgs(c), env(sellerDisplay), &sellerOut)
 	if err != nil {
 		t.Fatal(err)

@@ -13,10 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/wallet/internal/btcdtest"
 	"github.com/dazaarvision/dazaar-vision/wallet/internal/lndtest"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
@@ -26,31 +26,13 @@ import (
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // lnSeller is a seller with both methods on real nodes.
 type lnSeller struct {
 	t             *testing.T
 	dir           string
 	node          *btcdtest.Node
 	lnd           *lndtest.Node
-	logs          *syncBuffer
+	logs          *xtest.SyncBuffer
 	ledger        *ledger.Ledger
 	seller        *Seller
 	client        *lightning.Client
@@ -172,7 +154,7 @@ func TestLightningOnRealLND(t *testing.T) {
 	}
 	wrongNet.Close()
 
-	f := &lnSeller{t: t, dir: t.TempDir(), node: node, lnd: bob, logs: &syncBuffer{}}
+	f := &lnSeller{t: t, dir: t.TempDir(), node: node, lnd: bob, logs: &xtest.SyncBuffer{}}
 	f.start()
 	t.Cleanup(func() {
 		if f.stop != nil {
@@ -231,7 +213,7 @@ func TestLightningOnRealLND(t *testing.T) {
 
 	// A fresh seller (no settle index stored yet) whose invoice is paid while it is down: the
 	// subscription has nothing to replay from, so the open invoice is looked up on start.
-	g := &lnSeller{t: t, dir: t.TempDir(), node: node, lnd: bob, logs: &syncBuffer{}}
+	g := &lnSeller{t: t, dir: t.TempDir(), node: node, lnd: bob, logs: &xtest.SyncBuffer{}}
 	g.start()
 	d := g.invoice("viewer4", invoicemsg.Lightning, 4)
 	g.stop()
