@@ -33,17 +33,18 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/dazaarvision/dazaar-vision/stream/feed"
-	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/internal/anchor"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
 )
 
 const baselineProto = "/dazaar-vision/bench-baseline/1"
@@ -88,24 +89,6 @@ type hostDialer struct{ h host.Host }
 func (d hostDialer) Host() host.Host                                     { return d.h }
 func (d hostDialer) Connect(ctx context.Context, ai peer.AddrInfo) error { return d.h.Connect(ctx, ai) }
 func (d hostDialer) WaitDirect(context.Context, peer.ID) error           { return nil }
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// fanoutBlock is the anchor's workload: every 60th block 40 KiB, the others 2 to 8 KiB, each
-// starting with its append time (unix ns).
-func fanoutBlock(i int, r *rand.Rand) []byte {
-	size := 2048 + r.IntN(6*1024)
-	if i%60 == 0 {
-		size = 40 << 10
-	}
-	b := make([]byte, size)
-	binary.LittleEndian.PutUint64(b, uint64(time.Now().UnixNano()))
-	return b
-}
 
 // runFanout is the seller side of one run (DV_FANOUT=mode:N:seconds, result JSON to stdout).
 func runFanout(spec string) {
@@ -232,12 +215,12 @@ func runFanout(spec string) {
 	// Append for dur seconds at 30 blocks/s.
 	r := rand.New(rand.NewPCG(1, 2))
 	count := dur * 30
-	cpu0, t0 := cpuSeconds(), time.Now()
+	cpu0, t0 := anchor.CPUSeconds(), time.Now()
 	for i := 0; i < count; i++ {
 		if d := time.Until(t0.Add(time.Duration(i) * time.Second / 30)); d > 0 {
 			time.Sleep(d)
 		}
-		b := fanoutBlock(i, r)
+		b := anchor.Block(i, r)
 		sside.appended[i].Store(int64(binary.LittleEndian.Uint64(b)))
 		switch mode {
 		case "ours":
@@ -264,7 +247,7 @@ func runFanout(spec string) {
 	}
 	time.Sleep(time.Second)
 	secs := time.Since(t0).Seconds()
-	cpu := (cpuSeconds() - cpu0) / secs
+	cpu := (anchor.CPUSeconds() - cpu0) / secs
 	for _, vp := range vps {
 		fmt.Fprintf(vp.stdin, "DONE %d\n", count)
 	}
@@ -401,7 +384,7 @@ func runFanoutViewers() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	cpu0, t0 := cpuSeconds(), time.Now()
+	cpu0, t0 := anchor.CPUSeconds(), time.Now()
 	fmt.Println("READY")
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	var expected int
@@ -424,7 +407,7 @@ func runFanoutViewers() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	vcpu := (cpuSeconds() - cpu0) / time.Since(t0).Seconds()
+	vcpu := (anchor.CPUSeconds() - cpu0) / time.Since(t0).Seconds()
 	cancel()
 	wg.Wait()
 	tb.done()

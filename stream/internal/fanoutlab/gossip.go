@@ -26,6 +26,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"github.com/dazaarvision/dazaar-vision/stream/internal/anchor"
 )
 
 const gossipTopic = "dazaar-vision/fanout-bench"
@@ -169,5 +171,5 @@ func gossipViewers(r *Role) {
 	dials.Wait()
 	fmt.Println("READY")
 	r.ReadLine("GO")
-	r.Collect(stats, CPUSeconds(), time.Now(), func() int64 { return drops.rpc.Load() + drops.valQueue.Load() }, nil)
+	r.Collect(stats, anchor.CPUSeconds(), time.Now(), func() int64 { return drops.rpc.Load() + drops.valQueue.Load() }, nil)
 }

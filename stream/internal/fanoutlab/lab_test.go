@@ -2,6 +2,8 @@ package fanoutlab
 
 import (
 	"testing"
+
+	"github.com/dazaarvision/dazaar-vision/stream/internal/anchor"
 )
 
 func TestSummarize(t *testing.T) {
@@ -49,9 +51,9 @@ func TestBusyCores(t *testing.T) {
 	if b0 <= 0 {
 		t.Fatal("cannot read /proc/stat")
 	}
-	c0 := CPUSeconds()
+	c0 := anchor.CPUSeconds()
 	x := 0
-	for CPUSeconds()-c0 < 0.2 {
+	for anchor.CPUSeconds()-c0 < 0.2 {
 		x++
 	}
 	if b1 := busyCores(); b1-b0 < 0.15 {

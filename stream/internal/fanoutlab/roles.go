@@ -20,17 +20,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	_ "unsafe" // for the linkname directive
 
-	"github.com/dazaarvision/dazaar-vision/stream/feed"
-	"github.com/dazaarvision/dazaar-vision/stream/internal/netsim"
-	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/x/rate"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/internal/anchor"
+	"github.com/dazaarvision/dazaar-vision/stream/internal/netsim"
+	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 )
 
 // Mode is one way of spreading the stream: what the seller's process and each viewers'
@@ -143,25 +144,6 @@ func (r *Role) Seller() peer.AddrInfo {
 	return *ai
 }
 
-// CPUSeconds is the process's user and system CPU time so far.
-func CPUSeconds() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// Block is the anchor's workload: every 60th block 40 KiB, the others 2 to 8 KiB, each
-// starting with its append time (unix ns).
-func Block(i int, r *mrand.Rand) []byte {
-	size := 2048 + r.IntN(6*1024)
-	if i%60 == 0 {
-		size = 40 << 10
-	}
-	b := make([]byte, size)
-	binary.LittleEndian.PutUint64(b, uint64(time.Now().UnixNano()))
-	return b
-}
-
 // Append appends the anchor's workload for r.Seconds at 30 blocks/s through put, then prints
 // DONE blocks bytes seller-cores [bytes sent in each protocol, when proto is not nil].
 func (r *Role) Append(put func(i int, b []byte) error, proto func() []int64) {
@@ -172,19 +154,19 @@ func (r *Role) Append(put func(i int, b []byte) error, proto func() []int64) {
 	if proto != nil {
 		p0 = proto()
 	}
-	cpu0, t0 := CPUSeconds(), time.Now()
+	cpu0, t0 := anchor.CPUSeconds(), time.Now()
 	for i := 0; i < count; i++ {
 		if d := time.Until(t0.Add(time.Duration(i) * time.Second / 30)); d > 0 {
 			time.Sleep(d)
 		}
-		b := Block(i, rnd)
+		b := anchor.Block(i, rnd)
 		bytes += int64(len(b))
 		if err := put(i, b); err != nil {
 			r.Fail(err)
 		}
 	}
 	time.Sleep(time.Second) // the last blocks leave
-	cpu := (CPUSeconds() - cpu0) / time.Since(t0).Seconds()
+	cpu := (anchor.CPUSeconds() - cpu0) / time.Since(t0).Seconds()
 	line := fmt.Sprintf("DONE %d %d %.4f", count, bytes, cpu)
 	if proto != nil {
 		for i, b := range proto() {
@@ -360,7 +342,7 @@ func (r *Role) Collect(stats []*Stats, cpu0 float64, t0 time.Time, drops func() 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	res := GroupResult{CPU: (CPUSeconds() - cpu0) / time.Since(t0).Seconds()}
+	res := GroupResult{CPU: (anchor.CPUSeconds() - cpu0) / time.Since(t0).Seconds()}
 	if drops != nil {
 		res.Drops = drops()
 	}
@@ -450,5 +432,5 @@ func (r *Role) FeedViewers(protocols []protocol.ID, start func(i int, node *p2p.
 	if r.Count > 0 && vs[0].Depth != nil {
 		depth = func(i int) int { return vs[i].Depth() }
 	}
-	r.Collect(stats, CPUSeconds(), time.Now(), nil, depth)
+	r.Collect(stats, anchor.CPUSeconds(), time.Now(), nil, depth)
 }

@@ -6,11 +6,12 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/libp2p/go-libp2p/core/protocol"
+
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
-	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // starMode: every viewer opens a session with the seller, which serves them all (relaying
