@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -296,8 +295,6 @@ func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
-
-var _ = errors.New
 
 // lockedWriter serialises writes from several goroutines (a plain buffer as stdout or stderr
 // is not safe for that, a terminal or pipe is).

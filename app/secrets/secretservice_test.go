@@ -2,18 +2,18 @@ package secrets
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	dbus "github.com/godbus/dbus/v5"
+
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 )
 
 // secretService is a private D-Bus session bus with gnome-keyring-daemon on
@@ -40,24 +40,6 @@ const testBusConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus
   </policy>
 </busconfig>
 `
-
-// lockedBuffer collects a child's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startSecretService starts the bus and the keyring, points
 // DBUS_SESSION_BUS_ADDRESS at the bus for the test, and stops both when the
@@ -107,7 +89,7 @@ func startSecretService(t *testing.T, password string) *secretService {
 	})
 
 	// The bus: --nofork keeps it our child, so we can stop it.
-	busLog := &lockedBuffer{}
+	busLog := &xtest.SyncBuffer{}
 	bus := exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--nopidfile", "--print-address=1")
 	bus.Stderr = busLog
 	out, err := bus.StdoutPipe()
@@ -148,7 +130,7 @@ func startSecretService(t *testing.T, password string) *secretService {
 
 	// The keyring, unlocked with the password on stdin. --foreground keeps
 	// it our child.
-	krLog := &lockedBuffer{}
+	krLog := &xtest.SyncBuffer{}
 	kr := exec.Command("gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets")
 	kr.Env = append(os.Environ(),
 		"DBUS_SESSION_BUS_ADDRESS="+ss.addr,

@@ -2,7 +2,6 @@ package replicate
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,36 +19,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dazaarvision/dazaar-vision/internal/xtest"
-	"github.com/dazaarvision/dazaar-vision/stream/feed"
-	"github.com/dazaarvision/dazaar-vision/stream/internal/faults"
-	"github.com/dazaarvision/dazaar-vision/stream/p2p"
-	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/internal/faults"
+	"github.com/dazaarvision/dazaar-vision/stream/p2p"
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
 )
-
-// lockedBuffer collects a logger's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // failingFeed injects a disk fault: its proofs fail with an error that names a local path.
 type failingFeed struct{ *feed.Feed }
@@ -64,7 +46,7 @@ func (failingFeed) ProofPending(feed.Request) (*feed.PendingProof, error) { retu
 func TestSellerFaultsStayInItsLog(t *testing.T) {
 	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 3, 100)
 	sn := newNode(t, nil)
-	var logs lockedBuffer
+	var logs xtest.SyncBuffer
 	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: failingFeed{sf}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
