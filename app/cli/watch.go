@@ -231,8 +231,8 @@ loop:
 		case <-tick.C:
 			f := v.Snapshot()
 			lastRemaining = max(lastRemaining, f.Remaining)
-			fmt.Fprintf(status, "%s %s · time left %v · downloaded %s · %d blocks stored · %d behind live · decoded %d frames\n",
-				time.Now().Format("15:04:05.000"), connText(f), f.Remaining.Round(time.Second), human.Bytes(f.BytesDown), f.Stored, f.BehindLive, f.FramesDecoded)
+			fmt.Fprintf(status, "%s %s%s · downloaded %s · %d blocks stored · %d behind live · decoded %d frames\n",
+				time.Now().Format("15:04:05.000"), connText(f), timeLeftText(c.Price.IsFree(), f), human.Bytes(f.BytesDown), f.Stored, f.BehindLive, f.FramesDecoded)
 		}
 	}
 	if liveDone != nil {
@@ -263,6 +263,14 @@ func exportHeld(e *env, c card.Card, data session.DataDir, out string) error {
 	}
 	fmt.Fprintf(e.out, "wrote %v of video to %s (%d frames, %d audio packets)\n", res.Duration.Round(time.Millisecond), out, res.VideoFrames, res.AudioPackets)
 	return nil
+}
+
+// timeLeftText is the status line's paid time, nothing for a free stream (it has no clock).
+func timeLeftText(free bool, f session.ViewFigures) string {
+	if free || f.Access == wire.Free {
+		return ""
+	}
+	return fmt.Sprintf(" · time left %v", f.Remaining.Round(time.Second))
 }
 
 func connText(f session.ViewFigures) string {
