@@ -87,6 +87,38 @@ func TestLateJoinGetsSyncPointAndNewest(t *testing.T) {
 	})
 }
 
+// A live viewer that holds nothing joins a young feed (shorter than MaxLiveLag) whose newest
+// sync point is past block 0: it starts there like a late joiner, not with every block from 0
+// (a paid viewer joining in a stream's first seconds was billed for those: TestPaidLightningStream
+// failed when the payment landed after the second key frame).
+func TestYoungFeedJoinStartsAtSyncPoint(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 0, 0)
+	for g := 0; g < 2; g++ { // two groups of 30 blocks: sync points 0 and 30, length 60 < 90
+		var bs [][]byte
+		for j := 0; j < 30; j++ {
+			bs = append(bs, block(uint64(g*30+j), 512))
+		}
+		if _, err := sf.AppendSync(bs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sn := newNode(t, nil)
+	startSeller(t, sn, sf, nil, nil)
+	r := startViewer(t, nil, sn.AddrInfo(), sf.Key(), true)
+	waitFor(t, 20*time.Second, "sync point and newest block", func() bool { return r.feed.Has(30) && r.feed.Has(59) })
+	// Live blocks follow from the new length on.
+	appendBlocks(t, sf, 60, 1, 512)
+	waitFor(t, 10*time.Second, "the next live block", func() bool { return r.feed.Has(60) })
+	for i := uint64(0); i < 30; i++ {
+		if r.feed.Has(i) {
+			t.Fatalf("the viewer was sent block %d, before the sync point it starts at", i)
+		}
+	}
+	if n := r.feed.Stored(); n != 3 {
+		t.Fatalf("a fresh viewer of a young feed stored %d blocks, want 3 (sync point, newest, next)", n)
+	}
+}
+
 func TestAppMessages(t *testing.T) {
 	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 1, 16)
 	sn := newNode(t, nil)

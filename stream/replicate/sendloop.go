@@ -553,7 +553,8 @@ func (l *sendLoop) rangeStep() error {
 }
 
 // pushLive sends a live viewer what appeared since its length: every block when it is at most
-// MaxLiveLag behind, else the newest block and the newest sync point (skip ahead).
+// MaxLiveLag behind, else (and to a viewer that holds nothing) the newest block and the newest
+// sync point (skip ahead).
 func (l *sendLoop) pushLive() error {
 	ss := l.ss
 	ss.mu.Lock()
@@ -583,7 +584,11 @@ func (l *sendLoop) pushLive() error {
 	}()
 	// A viewer at length 0 may know only the feed key from the card: in manifest mode the
 	// first upgrade carries the manifest (Manifest is ignored by compat-mode feeds).
-	if n-vlen <= ss.s.cfg.MaxLiveLag {
+	// A viewer that holds nothing starts at the newest sync point, however young the feed:
+	// the blocks before it are not what a live viewer watches, and a paid viewer would be
+	// billed for them (catching up from 0 is only for a viewer continuing what it holds).
+	holdsNothing := vlen == 0 && head.HasSyncPoint && head.SyncPoint > 0
+	if n-vlen <= ss.s.cfg.MaxLiveLag && !holdsNothing {
 		// Block vlen with the upgrade to the newest length (the viewer holds the peaks of
 		// vlen, so one block needs no extra hashes), then the rest with their paths.
 		req := feed.Request{Fork: head.Fork, Block: &feed.BlockRequest{Index: vlen},
