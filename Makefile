@@ -18,7 +18,7 @@ APT_RUN  := pkg-config gcc libvpx-dev libopus-dev libgl1-mesa-dev libx11-dev lib
 APT_TEST := $(APT_RUN) xvfb xauth x11-apps imagemagick ffmpeg zbar-tools dbus dbus-x11 gnome-keyring \
             libsecret-tools iproute2 iptables
 
-.PHONY: all build run demo test test-go test-fuzz bench fuzz vet fmt deps-run deps-test tools clean
+.PHONY: all build run demo test test-go test-fuzz bench fuzz vet fmt deps-run deps-test tools mod-download clean
 
 all: build
 
@@ -40,6 +40,11 @@ run: build
 demo: deps-run tools
 	$(GO) run ./tools/demo $(ARGS)
 
+# Our Go modules, fetched while apt and the LND build run (network, not CPU): on a cold machine
+# the first build would otherwise wait for them.
+mod-download:
+	@$(GO) mod download
+
 # Test tools that are built, not installed from apt (real bitcoin/lightning nodes).
 tools:
 	@scripts/tools.sh
@@ -53,11 +58,12 @@ vet:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	GOFLAGS="$(DV_GOFLAGS)" $(GO) run $(STATICCHECK) ./...
 
-# The Debian packages (apt: network and dpkg, one core at most) and the built test tools (the LND
-# build: CPU) side by side, each target's output kept together; then scripts/test.sh: vet (which
+# The Debian packages (apt: network and dpkg, one core at most), the built test tools (the LND
+# build: CPU) and our Go modules (network) side by side, each target's output kept together; then
+# scripts/test.sh: vet (which
 # needs the packages) beside the Windows installer's test, then the other tests.
 test:
-	@$(MAKE) --no-print-directory -j2 --output-sync=target deps-test tools
+	@$(MAKE) --no-print-directory -j3 --output-sync=target deps-test tools mod-download
 	@MAKE="$(MAKE)" scripts/test.sh
 
 # Every fuzz target for a few minutes each (FUZZTIME=2m by default).
