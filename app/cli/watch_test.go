@@ -121,7 +121,7 @@ func TestWatchToStdout(t *testing.T) {
 			first := pictures[0].Sub(started)
 			t.Logf("%s: %d pictures; the first out %v after starting, the watch took %v", tc.name, len(pictures), first, ended.Sub(started))
 			if pictures[0].After(started.Add(ended.Sub(started) / 2)) {
-				t.Fatalf("the first picture came out %v after starting a %v watch: not live", first, ended.Sub(started))
+				t.Fatalf("the first picture came out %v after starting a %v watch: not live\nwatch said:\n%s", first, ended.Sub(started), errb.String())
 			}
 			if tc.wantFrom != "" {
 				m := regexp.MustCompile(tc.wantFrom).FindStringSubmatch(errb.String())
