@@ -13,7 +13,8 @@ package replicate
 //
 // Diagnostics: DV_SELLER_CPUPROFILE=file and DV_VIEWERS_CPUPROFILE=file profile either side
 // (the latter the first viewers' process); DV_FANOUT_SERIES=1 prints each second's mean and
-// worst latency of both sides, which tells a start-up backlog from a steady queue.
+// worst latency of both sides (DV_FANOUT_SERIES=k, k > 1: each k blocks'), which tells a
+// start-up backlog from a steady queue.
 
 import (
 	"bufio"
@@ -524,23 +525,27 @@ func printSeries(all []float64, viewers, count int, sside *sellerSide) {
 	}
 	sside.mu.Lock()
 	defer sside.mu.Unlock()
-	for sec := 0; sec < count/30; sec++ {
+	bucket := 30 // blocks: one second
+	if b, err := strconv.Atoi(os.Getenv("DV_FANOUT_SERIES")); err == nil && b > 1 {
+		bucket = b
+	}
+	for sec := 0; sec < count/bucket; sec++ {
 		var sum, worst, ssum, sworst float64
 		var sn int
-		for k := sec * 30; k < sec*30+30; k++ {
+		for k := sec * bucket; k < sec*bucket+bucket; k++ {
 			for v := 0; v < viewers; v++ {
 				sum += all[v*count+k]
 				worst = max(worst, all[v*count+k])
 			}
 		}
 		for _, l := range sside.lat {
-			for k := sec * 30; k < min(sec*30+30, len(l)); k++ {
+			for k := sec * bucket; k < min(sec*bucket+bucket, len(l)); k++ {
 				ssum += l[k]
 				sworst = max(sworst, l[k])
 				sn++
 			}
 		}
-		fmt.Fprintf(os.Stderr, "series s=%-3d e2e mean %6.1f max %7.1f ms   seller mean %6.1f max %7.1f ms\n",
-			sec, sum/float64(30*viewers), worst, ssum/float64(max(sn, 1)), sworst)
+		fmt.Fprintf(os.Stderr, "series block %-4d e2e mean %6.1f max %7.1f ms   seller mean %6.1f max %7.1f ms\n",
+			sec*bucket, sum/float64(bucket*viewers), worst, ssum/float64(max(sn, 1)), sworst)
 	}
 }
