@@ -22,6 +22,8 @@ setsid bash -c 'go test -race -json -timeout 40m ./packaging/windows >"$1/json" 
 lane_pid=$!
 trap 'kill -- -"$lane_pid" 2>/dev/null || true; rm -rf "$lane"' EXIT
 "${MAKE:-make}" --no-print-directory vet
+echo "vet and staticcheck took $(( $(date +%s) - start )) s"
+tstart=$(date +%s)
 pkgs=$(go list ./... | grep -v '/packaging/windows$')
 set +e
 {
@@ -36,6 +38,7 @@ set -e
 wait "$lane_pid" 2>/dev/null || true
 [ "$rc" -eq 0 ] || exit "$rc"
 [ "$(cat "$lane/rc")" -eq 0 ] || { echo "go test ./packaging/windows exited with $(cat "$lane/rc")"; exit 1; }
+echo "the tests took $(( $(date +%s) - tstart )) s"
 # Every benchmark once (-benchtime 1x), so a broken benchmark fails CI: only the packages that
 # have one and without the race detector, so this adds their set-up time, not a second test run;
 # built with DV_GOFLAGS (the Makefile's), the configuration vet and the tests' own builds use.
@@ -53,5 +56,7 @@ if [ -n "$bench_pkgs" ]; then
   fi
   echo "every benchmark ran once in $(( $(date +%s) - bstart )) s"
 fi
+fstart=$(date +%s)
 FUZZTIME=${FUZZTIME:-2s} scripts/fuzz.sh
+echo "fuzzing took $(( $(date +%s) - fstart )) s"
 echo "make test took $(( $(date +%s) - start )) s"
