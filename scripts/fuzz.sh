@@ -1,44 +1,65 @@
 #!/usr/bin/env bash
 # Runs every fuzz target in the module for $FUZZTIME each (default 3s), FUZZJOBS at a time
-# (default 2: one a core; each fuzzes with one worker, so two runs fill two cores and the
-# go command's build and link of one overlap the other's fuzzing).
+# (default 2: each fuzzes with one worker, so two runs fill two cores). Each package's test
+# binary is built once with the fuzzing instrumentation (go test -c -fuzz) and run for each of
+# its targets in the package's directory, with the go command's corpus cache, as `go test
+# -fuzz` does; not a build and link a target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t=${FUZZTIME:-3s}
 jobs=${FUZZJOBS:-2}
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cache=$(go env GOCACHE)/fuzz
+
+# build makes package $1's fuzzing test binary.
+build() {
+  go test -c -fuzz=. -o "$work/bin/$(echo "$1" | tr '/' '_').test" "$1"
+}
 
 # one runs target $2 of package $1, its output in its own log; printed only when it fails.
 one() {
-  local pkg=$1 f=$2 log
-  log="$3/$(echo "$pkg.$f" | tr '/' '_').log"
+  local pkg=$1 f=$2 name log dir
+  name=$(echo "$pkg" | tr '/' '_')
+  log="$work/log/$name.$f.log"
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  run() {
+    (cd "$dir" && "$work/bin/$name.test" -test.run='^$' -test.fuzz="^$f\$" -test.fuzztime="$t" \
+      -test.parallel=1 -test.fuzzcachedir="$cache/$pkg") >"$log" 2>&1
+  }
   echo "fuzz $pkg $f ($t)"
-  if ! go test -run '^$' -fuzz "^$f\$" -fuzztime "$t" -parallel 1 "$pkg" >"$log" 2>&1; then
+  if ! run; then
     # Go's fuzzer can end a short run with "context deadline exceeded" while it is still
     # minimising a new interesting input (no failing input found): that run is run again once.
     # A real failure writes its input under testdata/fuzz and fails here.
     if grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log"; then
       echo "  ($f: the fuzzer hit its deadline while minimising, not a failure: once more)"
-      go test -run '^$' -fuzz "^$f\$" -fuzztime "$t" -parallel 1 "$pkg" >"$log" 2>&1 || { cat "$log"; return 1; }
+      run || { cat "$log"; return 1; }
     else
       cat "$log"
+      echo "FAIL $pkg $f"
       return 1
     fi
   fi
 }
-export -f one
-export t
+export -f build one
+export t work cache
+mkdir -p "$work/bin" "$work/log"
 
-targets=()
+pkgs=()
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
-  grep -lq '^func Fuzz' "$dir"/*_test.go 2>/dev/null || continue
-  for f in $(GOFLAGS="${DV_GOFLAGS:-}" go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+  grep -lq '^func Fuzz' "$dir"/*_test.go 2>/dev/null && pkgs+=("$pkg")
+done
+printf '%s\n' "${pkgs[@]}" | xargs -P "$jobs" -n 1 bash -c 'build "$0"' ||
+  { echo "a fuzzing test binary did not build"; exit 1; }
+targets=()
+for pkg in "${pkgs[@]}"; do
+  for f in $("$work/bin/$(echo "$pkg" | tr '/' '_').test" -test.list '^Fuzz' | grep '^Fuzz' || true); do
     targets+=("$pkg $f")
   done
 done
 # xargs exits non-zero (123) when any run failed; the failing run printed its log.
-printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -L 1 bash -c 'one "$0" "$1" "'"$logs"'"' ||
+printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -L 1 bash -c 'one "$0" "$1"' ||
   { echo "a fuzz target failed (its output is above)"; exit 1; }
 echo "${#targets[@]} fuzz targets ran for $t each, $jobs at a time"
