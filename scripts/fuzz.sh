@@ -17,12 +17,12 @@ build() {
   go test -c -fuzz=. -o "$work/bin/$(echo "$1" | tr '/' '_').test" "$1"
 }
 
-# one runs target $2 of package $1, its output in its own log; printed only when it fails.
+# one runs target $3 of package $1 (in directory $2), its output in its own log; printed only
+# when it fails.
 one() {
-  local pkg=$1 f=$2 name log dir
+  local pkg=$1 dir=$2 f=$3 name log
   name=$(echo "$pkg" | tr '/' '_')
   log="$work/log/$name.$f.log"
-  dir=$(go list -f '{{.Dir}}' "$pkg")
   run() {
     (cd "$dir" && "$work/bin/$name.test" -test.run='^$' -test.fuzz="^$f\$" -test.fuzztime="$t" \
       -test.parallel=1 -test.fuzzcachedir="$cache/$pkg") >"$log" 2>&1
@@ -46,20 +46,19 @@ export -f build one
 export t work cache
 mkdir -p "$work/bin" "$work/log"
 
-pkgs=()
-for pkg in $(go list ./...); do
-  dir=$(go list -f '{{.Dir}}' "$pkg")
-  grep -lq '^func Fuzz' "$dir"/*_test.go 2>/dev/null && pkgs+=("$pkg")
-done
+pkgs=() dirs=()
+while read -r pkg dir; do
+  grep -lq '^func Fuzz' "$dir"/*_test.go 2>/dev/null && { pkgs+=("$pkg"); dirs+=("$dir"); }
+done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
 printf '%s\n' "${pkgs[@]}" | xargs -P "$jobs" -n 1 bash -c 'build "$0"' ||
   { echo "a fuzzing test binary did not build"; exit 1; }
 targets=()
-for pkg in "${pkgs[@]}"; do
-  for f in $("$work/bin/$(echo "$pkg" | tr '/' '_').test" -test.list '^Fuzz' | grep '^Fuzz' || true); do
-    targets+=("$pkg $f")
+for i in "${!pkgs[@]}"; do
+  for f in $("$work/bin/$(echo "${pkgs[$i]}" | tr '/' '_').test" -test.list '^Fuzz' | grep '^Fuzz' || true); do
+    targets+=("${pkgs[$i]} ${dirs[$i]} $f")
   done
 done
 # xargs exits non-zero (123) when any run failed; the failing run printed its log.
-printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -L 1 bash -c 'one "$0" "$1"' ||
+printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -L 1 bash -c 'one "$0" "$1" "$2"' ||
   { echo "a fuzz target failed (its output is above)"; exit 1; }
 echo "${#targets[@]} fuzz targets ran for $t each, $jobs at a time"
