@@ -19,7 +19,7 @@ const (
 
 	// New streams one peer may open: streamOpenBurst at once, then streamOpenRate a second.
 	// A viewer opens one per session, the next after a reconnect backoff (50 ms at the
-	// least, doubling); a peer over this is disconnected.
+	// least, doubling); a peer over this gets its new streams reset before any session starts.
 	streamOpenRate  = 4
 	streamOpenBurst = 16
 )

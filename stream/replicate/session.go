@@ -234,7 +234,9 @@ func (ss *sellerSession) gateLoop() error {
 }
 
 func (ss *sellerSession) readLoop() error {
-	r := wire.NewReader(ss.str, wire.MaxViewerFrame) // viewers send only small messages
+	// Viewers send small messages (requests, the odd app message): a 4 KiB buffer, not the
+	// 64 KiB a block reader wants, since every stream opened costs the seller one.
+	r := wire.NewReaderSize(ss.str, wire.MaxViewerFrame, 4<<10)
 	var last uint64
 	for {
 		t, body, err := r.Next()

@@ -95,9 +95,14 @@ type Reader struct {
 	n   uint64 // bytes read, framing included
 }
 
-// NewReader reads frames of at most maxFrame bytes from r.
-func NewReader(r io.Reader, maxFrame int) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, 64<<10), max: maxFrame}
+// NewReader reads frames of at most maxFrame bytes from r, through a 64 KiB buffer.
+func NewReader(r io.Reader, maxFrame int) *Reader { return NewReaderSize(r, maxFrame, 64<<10) }
+
+// NewReaderSize is NewReader with a read buffer of bufSize bytes. A frame larger than the
+// buffer is still read whole (its body goes straight into its own slice); a small buffer
+// suits a side that receives only small messages, such as a seller reading a viewer's requests.
+func NewReaderSize(r io.Reader, maxFrame, bufSize int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, bufSize), max: maxFrame}
 }
 
 // BytesRead is the number of bytes read so far, framing included.

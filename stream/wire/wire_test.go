@@ -255,3 +255,33 @@ func TestFramePartsMatchesFrame(t *testing.T) {
 		}
 	}
 }
+
+// A reader with a buffer far smaller than its frames reads them whole and in order, and
+// still refuses one over the cap.
+func TestReaderSmallBuffer(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	sizes := []int{1, 15, 16, 17, 4095, 4096, 70000, 3}
+	for i, n := range sizes {
+		body := bytes.Repeat([]byte{byte(i + 1)}, n)
+		if err := w.Frame(TApp, func(b []byte) ([]byte, error) { return append(b, body...), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Frame(TApp, func(b []byte) ([]byte, error) { return append(b, make([]byte, 80000)...), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReaderSize(&buf, 1+70000, 16)
+	for i, n := range sizes {
+		ty, body, err := r.Next()
+		if err != nil || ty != TApp || !bytes.Equal(body, bytes.Repeat([]byte{byte(i + 1)}, n)) {
+			t.Fatalf("frame %d (%d bytes): type %v, %d bytes, %v", i, n, ty, len(body), err)
+		}
+	}
+	if _, _, err := r.Next(); !errors.Is(err, ErrFrameTooBig) {
+		t.Fatalf("80 000-byte frame with a 70 001-byte cap: %v, want ErrFrameTooBig", err)
+	}
+}
