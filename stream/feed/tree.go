@@ -587,12 +587,36 @@ func verifyUpgrade(u *UpgradeProof, blockRoot *Node, b *upgradeBatch) (bool, err
 // verify checks a proof against the tree and the verifier without changing
 // anything; the caller stores what it returns.
 func (t *tree) verify(p *Proof, v *verifier) (*verified, error) {
-	out := &verified{block: p.Block, fork: t.fork, length: t.length, byteLength: t.byteLength, roots: t.roots}
+	return t.verifyAt(&treeView{fork: t.fork, length: t.length, byteLength: t.byteLength, roots: t.roots}, p, v, true)
+}
+
+// treeView is the head a proof is checked against: the tree's own or, inside a
+// batch (Feed.VerifyBatch), the head the batch's earlier proofs reached, with the
+// nodes they proved.
+type treeView struct {
+	fork, length, byteLength uint64
+	roots                    []Node
+	pending                  map[uint64]Node
+}
+
+// trusted is node i if this view holds it.
+func (t *tree) trusted(view *treeView, i uint64) (Node, bool) {
+	if n, ok := view.pending[i]; ok {
+		return n, true
+	}
+	return t.nodes.get(i)
+}
+
+// verifyAt is verify against view. With checkSig false an upgrade's signature is
+// not checked: the caller checks a later one whose tree is built from this one's
+// roots (so it commits to everything this proof proves) before it stores anything.
+func (t *tree) verifyAt(view *treeView, p *Proof, v *verifier, checkSig bool) (*verified, error) {
+	out := &verified{block: p.Block, fork: view.fork, length: view.length, byteLength: view.byteLength, roots: view.roots}
 	if p.Block == nil && p.Upgrade == nil {
 		return nil, fmt.Errorf("feed: %w: it carries neither a block nor an upgrade", ErrInvalidProof)
 	}
-	if p.Fork != t.fork && !(t.length == 0 && p.Upgrade != nil) {
-		return nil, fmt.Errorf("feed: %w: proof is for fork %d but the feed is at fork %d", ErrInvalidProof, p.Fork, t.fork)
+	if p.Fork != view.fork && !(view.length == 0 && p.Upgrade != nil) {
+		return nil, fmt.Errorf("feed: %w: proof is for fork %d but the feed is at fork %d", ErrInvalidProof, p.Fork, view.fork)
 	}
 	root, err := verifyBlock(p.Block, out)
 	if err != nil {
@@ -606,27 +630,29 @@ func (t *tree) verify(p *Proof, v *verifier) (*verified, error) {
 		if u.Length == 0 || u.Start+u.Length < u.Start || u.Start+u.Length > maxLength {
 			return nil, fmt.Errorf("feed: %w: upgrade length %d", ErrInvalidProof, u.Length)
 		}
-		b := &upgradeBatch{roots: append([]Node(nil), t.roots...), length: t.length, byteLength: t.byteLength, nodes: &out.nodes}
+		b := &upgradeBatch{roots: append([]Node(nil), view.roots...), length: view.length, byteLength: view.byteLength, nodes: &out.nodes}
 		used, err := verifyUpgrade(u, root, b)
 		if err != nil {
 			return nil, err
 		}
-		if err := v.verify(TreeHash(b.roots), b.length, p.Fork, u.Signature); err != nil {
-			return nil, err
+		if checkSig {
+			if err := v.verify(TreeHash(b.roots), b.length, p.Fork, u.Signature); err != nil {
+				return nil, err
+			}
 		}
 		if used {
 			root = nil
 		}
 		// The walk only adds to the trusted roots, so the result is never
 		// shorter; the same length is a valid no-op (Hypercore accepts it).
-		if b.length > t.length || p.Fork != t.fork {
+		if b.length > view.length || p.Fork != view.fork {
 			out.upgraded = true
 			out.roots, out.length, out.byteLength, out.fork = b.roots, b.length, b.byteLength, p.Fork
 			out.signature = u.Signature
 		}
 	}
 	if root != nil {
-		trusted, ok := t.nodes.get(root.Index)
+		trusted, ok := t.trusted(view, root.Index)
 		if !ok {
 			// The block's path does not reach a node we trust.
 			return nil, fmt.Errorf("feed: %w: block %d's path ends at node %d, which is not verified here (ask with more nodes or an upgrade)", ErrInvalidProof, p.Block.Index, root.Index)

@@ -49,23 +49,126 @@ func (f *Feed) Verify(p *Proof) error {
 		}
 		f.v = v
 	}
-	r := &record{seq: f.seq + 1, synced: f.syncedSeq}
-	for _, n := range res.nodes {
-		if !f.t.nodes.has(n.Index) {
-			r.nodes = append(r.nodes, n)
+	return f.storeLocked([]*verified{res}, res.signature)
+}
+
+// maxBatch caps the proofs VerifyBatch takes at once.
+const maxBatch = 256
+
+// VerifyBatch verifies proofs that arrived back to back, in order, as Verify on
+// each would, and stores them with one data write and one log record. Only the
+// signature of the batch's last upgrade is checked: every upgrade's roots are
+// hashed from the roots before it, so the last signed tree commits to every node
+// and block the batch proves, and nothing is stored before that check (a bad
+// signature on an earlier upgrade goes unnoticed; its length is not stored as a
+// signed head, and what it alone vouches for is not stored either). When any
+// proof fails, the batch is verified again one proof at a time, so what is stored
+// and the error returned are Verify's own. It returns how many proofs were stored.
+func (f *Feed) VerifyBatch(ps []*Proof) (int, error) {
+	if len(ps) > maxBatch {
+		return 0, fmt.Errorf("feed: a batch of %d proofs: at most %d", len(ps), maxBatch)
+	}
+	if len(ps) > 1 {
+		if done, err := f.verifyBatch(ps); done {
+			if err != nil {
+				return 0, err
+			}
+			return len(ps), nil
 		}
 	}
-	if p.Block != nil && !f.present.has(p.Block.Index) {
-		b := p.Block.Value
-		off := f.dataEnd
-		if _, err := f.fs.data.WriteAt(b, int64(off)); err != nil {
+	for i, p := range ps {
+		if err := f.Verify(p); err != nil {
+			return i, err
+		}
+	}
+	return len(ps), nil
+}
+
+// verifyBatch stores ps when all verify; done is false when the batch has to be
+// verified one proof at a time (a proof fails, or one carries a manifest, or the
+// signer is not known yet).
+func (f *Feed) verifyBatch(ps []*Proof) (done bool, err error) {
+	last := -1
+	for i, p := range ps {
+		if p.Manifest != nil || (p.Block != nil && len(p.Block.Value) > f.maxBlock) {
+			return false, nil
+		}
+		if p.Upgrade != nil {
+			last = i
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.usable() != nil || f.ro || f.v == nil {
+		return false, nil
+	}
+	view := &treeView{fork: f.t.fork, length: f.t.length, byteLength: f.t.byteLength, roots: f.t.roots, pending: map[uint64]Node{}}
+	results := make([]*verified, len(ps))
+	for i, p := range ps {
+		res, err := f.t.verifyAt(view, p, f.v, i == last)
+		if err != nil {
+			return false, nil
+		}
+		results[i] = res
+		for _, n := range res.nodes {
+			view.pending[n.Index] = n
+		}
+		if res.upgraded {
+			view.fork, view.length, view.byteLength, view.roots = res.fork, res.length, res.byteLength, res.roots
+		}
+	}
+	var sig []byte
+	if last >= 0 {
+		// The checked signature is for the batch's final tree, whether the last
+		// upgrade grew it or repeated the length an earlier one reached.
+		sig = ps[last].Upgrade.Signature
+	}
+	return true, f.storeLocked(results, sig)
+}
+
+// storeLocked stores what verified proofs proved, in order, with one data write and
+// one log record; signature signs the tree the last upgrade reached.
+func (f *Feed) storeLocked(results []*verified, signature []byte) error {
+	r := &record{seq: f.seq + 1, synced: f.syncedSeq}
+	var seen map[uint64]bool
+	if len(results) > 1 {
+		seen = map[uint64]bool{}
+	}
+	var blocks [][]byte
+	off := f.dataEnd
+	var head *verified
+	for _, res := range results {
+		for _, n := range res.nodes {
+			if !f.t.nodes.has(n.Index) && !seen[n.Index] {
+				r.nodes = append(r.nodes, n)
+				if seen != nil {
+					seen[n.Index] = true
+				}
+			}
+		}
+		if b := res.block; b != nil && !f.present.has(b.Index) && !batchHas(r.blocks, b.Index) {
+			blocks = append(blocks, b.Value)
+			r.blocks = append(r.blocks, blockRef{index: b.Index, entry: blockEntry{offset: off, length: uint32(len(b.Value)), crc: crc32.Checksum(b.Value, crcTable)}})
+			off += uint64(len(b.Value))
+		}
+		if res.upgraded {
+			head = res
+		}
+	}
+	if len(blocks) > 0 {
+		var err error
+		if len(blocks) == 1 {
+			_, err = f.fs.data.WriteAt(blocks[0], int64(f.dataEnd))
+		} else {
+			err = writeBlocks(f.fs.data, blocks, int64(f.dataEnd))
+		}
+		if err != nil {
 			f.failed = err
 			return fmt.Errorf("feed: write block: %w: %w", ErrStorage, err)
 		}
-		r.blocks = []blockRef{{index: p.Block.Index, entry: blockEntry{offset: off, length: uint32(len(b)), crc: crc32.Checksum(b, crcTable)}}}
 	}
-	if res.upgraded {
-		r.upgraded, r.fork, r.length, r.byteLength, r.signature = true, res.fork, res.length, res.byteLength, append([]byte(nil), res.signature...)
+	if head != nil {
+		r.upgraded, r.fork, r.length, r.byteLength, r.signature = true, head.fork, head.length, head.byteLength, append([]byte(nil), signature...)
 	}
 	if len(r.nodes) == 0 && len(r.blocks) == 0 && !r.upgraded {
 		return nil // nothing new
@@ -75,17 +178,27 @@ func (f *Feed) Verify(p *Proof) error {
 		return fmt.Errorf("feed: write log: %w: %w", ErrStorage, err)
 	}
 	f.apply(r)
-	if res.upgraded {
-		f.t.roots = res.roots
+	if head != nil {
+		f.t.roots = head.roots
 	}
 	if err := f.maybeCheckpoint(); err != nil {
 		f.failed = err
 		return err
 	}
-	if res.upgraded {
+	if head != nil {
 		f.notify(f.headLocked())
 	}
 	return nil
+}
+
+// batchHas reports whether block i is among refs (a batch's, so a short list).
+func batchHas(refs []blockRef, i uint64) bool {
+	for _, r := range refs {
+		if r.index == i {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckFork verifies, storing nothing, that p (an upgrade from length 0, no

@@ -338,7 +338,19 @@ type viewerSession struct {
 	// forkCheck is the id of the request for the signed state of a newer fork the seller
 	// announced (0: none); live data is set aside until the answer (handler goroutine only).
 	forkCheck uint64
+	// batch holds verified-to-be proofs (live pushes and range data) while more frames wait
+	// behind them, so that they are verified and stored together (feed.VerifyBatch: one
+	// signature check and one write for the lot); batchBytes is their frames' share of the
+	// byte budget, given back once they are stored. Overflow policy: at verifyBatch proofs
+	// the batch is verified before the next frame is handled (handler goroutine only).
+	batch      []*feed.Proof
+	batchBytes int
 }
+
+// verifyBatch caps the proofs a viewer verifies together. A batch only forms when frames
+// queue up behind a proof (the viewer is behind), and each frame of it is already within
+// the byte budget.
+const verifyBatch = 32
 
 func (s *viewerSession) write(t wire.Type, fill func([]byte) ([]byte, error)) error {
 	s.wmu.Lock()
@@ -448,9 +460,28 @@ func (s *viewerSession) run(ctx context.Context) error {
 		}
 	}()
 	for fr := range frames {
-		err := s.handle(fr.t, fr.body)
-		budget.release(len(fr.body))
+		var err error
+		if len(s.batch) > 0 && fr.t != wire.TData && fr.t != wire.TEarly && fr.t != wire.TSignature {
+			// Anything else may read the feed's state: store what came before it first.
+			err = s.flush(budget)
+		}
+		if err == nil {
+			held := len(s.batch)
+			err = s.handle(fr.t, fr.body)
+			if len(s.batch) > held {
+				s.batchBytes += len(fr.body) // given back by flush
+			} else {
+				budget.release(len(fr.body))
+			}
+		} else {
+			budget.release(len(fr.body))
+		}
+		if err == nil && len(s.batch) > 0 && (len(frames) == 0 || len(s.batch) >= verifyBatch) {
+			err = s.flush(budget)
+		}
 		if err != nil {
+			// What came before the failing frame is stored, as it would have been one by one.
+			_ = s.flush(budget)
 			stop()
 			budget.close()
 			_ = s.str.Reset()
@@ -459,6 +490,10 @@ func (s *viewerSession) run(ctx context.Context) error {
 			<-rerr
 			return err
 		}
+	}
+	if err := s.flush(budget); err != nil {
+		<-rerr
+		return err
 	}
 	return <-rerr
 }
@@ -517,13 +552,16 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			}
 			if s.forkCheck != 0 {
 				if tg.ID == s.forkCheck {
+					if err := s.flush(nil); err != nil {
+						return err
+					}
 					return s.checkFork(p)
 				}
 				if tg.ID == 0 {
 					return nil // a live push on the fork being checked
 				}
 			}
-			return s.verified(p)
+			s.batch = append(s.batch, p)
 		case wire.TEarly:
 			if !s.v.cfg.Live {
 				return fmt.Errorf("%w: early data to a viewer that did not ask for it", ErrProtocol)
@@ -562,7 +600,7 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 					ErrProtocol, sg.Fork, sg.Length, p.Fork, p.Upgrade.Start+p.Upgrade.Length)
 			}
 			p.Upgrade.Signature = sg.Sig
-			return s.verified(p)
+			s.batch = append(s.batch, p)
 		case wire.TNoData:
 			nd, err := wire.DecodeNoData(body)
 			if err != nil {
@@ -624,22 +662,40 @@ func (s *viewerSession) checkFork(p *feed.Proof) error {
 	return &forkError{fork: fork}
 }
 
-// verified verifies a proof from the seller against the feed key, stores it, and hands its
-// block on.
-func (s *viewerSession) verified(p *feed.Proof) error {
-	if err := s.f.Verify(p); err != nil {
+// flush verifies the batch's proofs from the seller against the feed key, stores them, and
+// hands their blocks on; budget (nil: the run loop's, given back there) gets their bytes back.
+func (s *viewerSession) flush(budget *byteBudget) error {
+	if budget != nil {
+		defer func() {
+			budget.release(s.batchBytes)
+			s.batchBytes = 0
+		}()
+	}
+	if len(s.batch) == 0 {
+		return nil
+	}
+	n, err := s.f.VerifyBatch(s.batch)
+	stored := 0
+	for _, p := range s.batch[:n] {
+		if p.Block != nil {
+			stored++
+			if s.v.cfg.OnBlock != nil {
+				s.v.cfg.OnBlock(p.Block.Index, p.Block.Value)
+			}
+		}
+	}
+	clear(s.batch)
+	s.batch = s.batch[:0]
+	if stored > 0 {
+		s.v.stored.Add(uint64(stored))
+		s.v.notify()
+	}
+	if err != nil {
 		if localFailure(err) {
 			// Our own storage failed: not the seller's fault.
 			return fmt.Errorf("store verified data: %w", err)
 		}
 		return fmt.Errorf("%w: %w", ErrInvalidData, err)
-	}
-	if p.Block != nil {
-		s.v.stored.Add(1)
-		if s.v.cfg.OnBlock != nil {
-			s.v.cfg.OnBlock(p.Block.Index, p.Block.Value)
-		}
-		s.v.notify()
 	}
 	return nil
 }
