@@ -55,15 +55,17 @@ func (f *Feed) Verify(p *Proof) error {
 // maxBatch caps the proofs VerifyBatch takes at once.
 const maxBatch = 256
 
-// VerifyBatch verifies proofs that arrived back to back, in order, as Verify on
-// each would, and stores them with one data write and one log record. Only the
-// signature of the batch's last upgrade is checked: every upgrade's roots are
-// hashed from the roots before it, so the last signed tree commits to every node
-// and block the batch proves, and nothing is stored before that check (a bad
-// signature on an earlier upgrade goes unnoticed; its length is not stored as a
-// signed head, and what it alone vouches for is not stored either). When any
-// proof fails, the batch is verified again one proof at a time, so what is stored
-// and the error returned are Verify's own. It returns how many proofs were stored.
+// VerifyBatch verifies proofs that arrived back to back, in order, against the
+// head and nodes the ones before them proved, and stores them with one data write
+// and one log record. Only the signature of the batch's last upgrade is checked:
+// every upgrade's roots are hashed from the roots before it, so the last signed
+// tree commits to every node and block the batch proves, and nothing is stored
+// before that check. What it stores is what Verify on each would store, with one
+// difference: a bad signature on an earlier upgrade is not noticed when a later
+// one is good (everything stored is still vouched for by that later signature,
+// and only its signature is stored). When any check fails, the batch is verified
+// again one proof at a time, so what is stored and the error returned are
+// Verify's own. It returns how many proofs were stored.
 func (f *Feed) VerifyBatch(ps []*Proof) (int, error) {
 	if len(ps) > maxBatch {
 		return 0, fmt.Errorf("feed: a batch of %d proofs: at most %d", len(ps), maxBatch)

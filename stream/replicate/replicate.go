@@ -41,8 +41,8 @@ type ViewerFeed interface {
 	Length() uint64
 	MaxBlockSize() int
 	Has(i uint64) bool
-	// VerifyBatch verifies and stores proofs that arrived back to back, as Verify on each
-	// would, and returns how many it stored.
+	// VerifyBatch verifies and stores proofs that arrived back to back, each against the
+	// last signature among them (feed.Feed.VerifyBatch), and returns how many it stored.
 	VerifyBatch([]*feed.Proof) (int, error)
 	// CheckFork verifies, storing nothing, an upgrade from length 0 on another fork.
 	CheckFork(*feed.Proof) (fork, length uint64, err error)
