@@ -5,6 +5,7 @@ import (
 	"context"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 // batchCounter is a viewer's feed that records the size of each batch it verifies.
 type batchCounter struct {
 	*feed.Feed
+	delay time.Duration // a slow viewer's verification
 	mu    sync.Mutex
 	sizes []int
 }
@@ -23,7 +25,17 @@ func (c *batchCounter) VerifyBatch(ps []*feed.Proof) (int, error) {
 	c.mu.Lock()
 	c.sizes = append(c.sizes, len(ps))
 	c.mu.Unlock()
+	time.Sleep(c.delay)
 	return c.Feed.VerifyBatch(ps)
+}
+
+func (c *batchCounter) batches() (n, proofs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.sizes {
+		proofs += s
+	}
+	return len(c.sizes), proofs
 }
 
 // A viewer catching up verifies the proofs queued behind each other together, never more
@@ -68,4 +80,61 @@ func TestViewerVerifiesBacklogInBatches(t *testing.T) {
 		t.Fatalf("%d proofs verified one at a time: the backlog was never verified together", total)
 	}
 	t.Logf("%d proofs in %d batches (largest %d)", total, len(c.sizes), biggest)
+}
+
+// A live viewer that verifies slower than the seller appends gets a push and a status for
+// each block: the statuses wait for the proofs queued before them, so the backlog is still
+// verified together, and a status is never seen before the blocks it announces are stored.
+func TestLiveViewerBehindVerifiesTogether(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 10, 1024)
+	sn := newNode(t, nil)
+	startSeller(t, sn, sf, nil, nil)
+	var (
+		c        *batchCounter
+		statuses atomic.Int64
+		early    atomic.Int64 // statuses seen before the blocks they announce
+	)
+	r := startViewerWith(t, nil, sn.AddrInfo(), sf.Key(), true, func(cfg *ViewerConfig) {
+		c = &batchCounter{Feed: cfg.Feed.(*feed.Feed)}
+		cfg.Feed = c
+		cfg.OnBlock = nil
+		cfg.OnStatus = func(st wire.Status) {
+			statuses.Add(1)
+			if c.Length() < st.Length {
+				early.Add(1)
+			}
+		}
+	})
+	r.waitAccess(t, wire.Free)
+	waitFor(t, 20*time.Second, "the first blocks", func() bool { return r.feed.Length() >= 10 })
+	n0, p0 := c.batches()
+	e0 := early.Load() // the status on connecting announces the seller's length at once
+	c.mu.Lock()
+	c.delay = 10 * time.Millisecond
+	c.mu.Unlock()
+	const n = 200
+	for i := 10; i < 10+n; i++ {
+		appendBlocks(t, sf, i, 1, 1024) // one signed push, then a status, each
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, 60*time.Second, "the live blocks", func() bool { return r.feed.Length() == 10+n })
+	for i := uint64(0); i < 10+n; i++ {
+		if got, err := r.feed.Get(i); err != nil || !bytes.Equal(got, block(i, 1024)) {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	n1, p1 := c.batches()
+	batches, proofs := n1-n0, p1-p0
+	t.Logf("%d live proofs in %d batches, %d statuses", proofs, batches, statuses.Load())
+	if e := early.Load() - e0; e > 0 {
+		t.Fatalf("%d statuses were handed on before the blocks they announce were stored", e)
+	}
+	if statuses.Load() == 0 {
+		t.Fatal("no status reached the viewer")
+	}
+	// 10 ms a batch against a push a millisecond: one at a time would take 2 s and 200
+	// batches; the pushes queued behind one another come in far fewer.
+	if proofs < 4*batches {
+		t.Fatalf("%d live proofs in %d batches: the statuses between them split the backlog", proofs, batches)
+	}
 }

@@ -345,6 +345,9 @@ type viewerSession struct {
 	// the batch is verified before the next frame is handled (handler goroutine only).
 	batch      []*feed.Proof
 	batchBytes int
+	// heldStatus is the newest status that came behind the batch, handled once the batch
+	// is stored (handler goroutine only).
+	heldStatus *wire.Status
 }
 
 // verifyBatch caps the proofs a viewer verifies together. A batch only forms when frames
@@ -461,8 +464,9 @@ func (s *viewerSession) run(ctx context.Context) error {
 	}()
 	for fr := range frames {
 		var err error
-		if len(s.batch) > 0 && fr.t != wire.TData && fr.t != wire.TEarly && fr.t != wire.TSignature {
-			// Anything else may read the feed's state: store what came before it first.
+		if len(s.batch) > 0 && fr.t != wire.TData && fr.t != wire.TEarly && fr.t != wire.TSignature && fr.t != wire.TStatus {
+			// Anything else may read the feed's state: store what came before it first (a
+			// status waits for the batch on its own, see handle).
 			err = s.flush(budget)
 		}
 		if err == nil {
@@ -507,25 +511,20 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrProtocol, err)
 			}
-			if h := f.Head(); h.Length > 0 && st.Fork != h.Fork {
-				if st.Fork < h.Fork {
-					return fmt.Errorf("%w: the seller's fork %d is older than the %d already verified", ErrProtocol, st.Fork, h.Fork)
+			if len(s.batch) > 0 {
+				// The seller follows each push with a status: on the same fork it is handled
+				// once the proofs before it are stored (a newer one replaces it), so that a
+				// viewer that is behind still verifies its backlog together. Another fork's
+				// goes through at once: live data after it is set aside (forkCheck).
+				if h := f.Head(); h.Length == 0 || st.Fork == h.Fork {
+					s.heldStatus = &st
+					return nil
 				}
-				// A status is not signed: ask for the new fork's signed state and check it
-				// before giving up what is held (checkFork). Until then live data, which
-				// belongs to the new fork, is set aside.
-				if s.forkCheck == 0 && st.Length > 0 {
-					if err := s.askForkProof(st); err != nil {
-						return err
-					}
+				if err := s.flush(nil); err != nil {
+					return err
 				}
 			}
-			s.v.mu.Lock()
-			s.v.status = st
-			s.v.mu.Unlock()
-			if s.v.cfg.OnStatus != nil {
-				s.v.cfg.OnStatus(st)
-			}
+			return s.status(st)
 		case wire.TAccess:
 			a, err := wire.DecodeAccess(body)
 			if err != nil {
@@ -662,6 +661,31 @@ func (s *viewerSession) checkFork(p *feed.Proof) error {
 	return &forkError{fork: fork}
 }
 
+// status handles the seller's status: a newer fork is checked before anything is given
+// up, and the viewer's callers see the seller's signed length and sync point.
+func (s *viewerSession) status(st wire.Status) error {
+	if h := s.f.Head(); h.Length > 0 && st.Fork != h.Fork {
+		if st.Fork < h.Fork {
+			return fmt.Errorf("%w: the seller's fork %d is older than the %d already verified", ErrProtocol, st.Fork, h.Fork)
+		}
+		// A status is not signed: ask for the new fork's signed state and check it
+		// before giving up what is held (checkFork). Until then live data, which
+		// belongs to the new fork, is set aside.
+		if s.forkCheck == 0 && st.Length > 0 {
+			if err := s.askForkProof(st); err != nil {
+				return err
+			}
+		}
+	}
+	s.v.mu.Lock()
+	s.v.status = st
+	s.v.mu.Unlock()
+	if s.v.cfg.OnStatus != nil {
+		s.v.cfg.OnStatus(st)
+	}
+	return nil
+}
+
 // flush verifies the batch's proofs from the seller against the feed key, stores them, and
 // hands their blocks on; budget (nil: the run loop's, given back there) gets their bytes back.
 func (s *viewerSession) flush(budget *byteBudget) error {
@@ -690,12 +714,17 @@ func (s *viewerSession) flush(budget *byteBudget) error {
 		s.v.stored.Add(uint64(stored))
 		s.v.notify()
 	}
+	held := s.heldStatus
+	s.heldStatus = nil
 	if err != nil {
 		if localFailure(err) {
 			// Our own storage failed: not the seller's fault.
 			return fmt.Errorf("store verified data: %w", err)
 		}
 		return fmt.Errorf("%w: %w", ErrInvalidData, err)
+	}
+	if held != nil {
+		return s.status(*held)
 	}
 	return nil
 }
