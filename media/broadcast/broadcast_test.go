@@ -357,6 +357,37 @@ func TestAudioStamperFollowsCaptureClock(t *testing.T) {
 	}
 }
 
+// TestAudioStamperLateFirstChunk: a first chunk handed over late (a busy machine starting
+// up) anchors the map late; the first window's error is that delay, not the device's rate,
+// so it moves the map and leaves the rate (and the pitch of the resampled sound) alone.
+func TestAudioStamperLateFirstChunk(t *testing.T) {
+	for _, late := range []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 40 * time.Millisecond} {
+		var now time.Duration
+		const n = 480 // 10 ms chunks of a device on the capture clock
+		chunks := 0
+		r := audioReaderFunc(func() (wave.Audio, func(), error) {
+			chunks++
+			now = time.Duration(chunks) * 10 * time.Millisecond
+			if chunks == 1 {
+				now += late
+			}
+			return wave.NewFloat32Interleaved(wave.ChunkInfo{Len: n, Channels: 1, SamplingRate: 48000}), func() {}, nil
+		})
+		s := newAudioStamper(r, func() time.Duration { return now }, 48000, nil)
+		worst := 0.0
+		for i := 0; i < 300; i++ { // 3 s
+			s.Read()
+			worst = max(worst, math.Abs(s.Scale()-1))
+		}
+		if worst > 0.001 {
+			t.Errorf("first chunk %v late: the rate went %.2f %% off for a device on the capture clock", late, 100*worst)
+		}
+		if e := s.PTS(300*n) - 3000*time.Millisecond; e.Abs() > 2*time.Millisecond {
+			t.Errorf("first chunk %v late: the map is %v off after 3 s", late, e)
+		}
+	}
+}
+
 type audioReaderFunc func() (wave.Audio, func(), error)
 
 func (f audioReaderFunc) Read() (wave.Audio, func(), error) { return f() }

@@ -49,6 +49,7 @@ type audioStamper struct {
 	winStart     int64         // first sample of the current window
 	winMin       time.Duration // smallest error in the current window
 	step         time.Duration // unconfirmed step seen in the previous window, or 0
+	rated        bool          // a window after the first has been measured
 }
 
 func newAudioStamper(r audio.Reader, clock func() time.Duration, rate int, log *slog.Logger) *audioStamper {
@@ -99,8 +100,13 @@ func (s *audioStamper) Read() (wave.Audio, func(), error) {
 				// Only small errors adjust the rate, clamped to ±5 %, and gently: one
 				// window's scheduling delay (a few ms on a busy machine) must not bend the
 				// pitch of the resampled sound audibly (audioin.go smooths it further).
+				// The first window measures how late the first chunk (the anchor) came, a
+				// busy machine's start-up delay, not the device's rate: it moves the map only.
 				s.step = 0
-				s.scale = min(1.05, max(0.95, s.scale+rateGain*float64(s.winMin)/float64(w)))
+				if s.rated {
+					s.scale = min(1.05, max(0.95, s.scale+rateGain*float64(s.winMin)/float64(w)))
+				}
+				s.rated = true
 			}
 			s.anchorPTS, s.anchorSample = s.at(s.samples)+move, s.samples
 			s.winStart, s.winMin = s.samples, time.Duration(1<<62)
