@@ -158,13 +158,7 @@ func (f *Feed) storeLocked(results []*verified, signature []byte) error {
 		}
 	}
 	if len(blocks) > 0 {
-		var err error
-		if len(blocks) == 1 {
-			_, err = f.fs.data.WriteAt(blocks[0], int64(f.dataEnd))
-		} else {
-			err = writeBlocks(f.fs.data, blocks, int64(f.dataEnd))
-		}
-		if err != nil {
+		if err := f.writeData(blocks, f.dataEnd, int(off-f.dataEnd)); err != nil {
 			f.failed = err
 			return fmt.Errorf("feed: write block: %w: %w", ErrStorage, err)
 		}

@@ -345,6 +345,7 @@ type viewerSession struct {
 	// the batch is verified before the next frame is handled (handler goroutine only).
 	batch      []*feed.Proof
 	batchBytes int
+	budget     *byteBudget // the run loop's frame budget, which batchBytes return to
 	// heldStatus is the newest status that came behind the batch, handled once the batch
 	// is stored (handler goroutine only).
 	heldStatus *wire.Status
@@ -436,6 +437,7 @@ func (s *viewerSession) run(ctx context.Context) error {
 	r := wire.NewReader(s.str, wire.MaxFrame(f.MaxBlockSize()))
 	frames := make(chan frame, frameQueue)
 	budget := newByteBudget(frameQueueBytes)
+	s.budget = budget
 	rerr := make(chan error, 1)
 	hctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -467,7 +469,7 @@ func (s *viewerSession) run(ctx context.Context) error {
 		if len(s.batch) > 0 && fr.t != wire.TData && fr.t != wire.TEarly && fr.t != wire.TSignature && fr.t != wire.TStatus {
 			// Anything else may read the feed's state: store what came before it first (a
 			// status waits for the batch on its own, see handle).
-			err = s.flush(budget)
+			err = s.flush()
 		}
 		if err == nil {
 			held := len(s.batch)
@@ -481,11 +483,11 @@ func (s *viewerSession) run(ctx context.Context) error {
 			budget.release(len(fr.body))
 		}
 		if err == nil && len(s.batch) > 0 && (len(frames) == 0 || len(s.batch) >= verifyBatch) {
-			err = s.flush(budget)
+			err = s.flush()
 		}
 		if err != nil {
 			// What came before the failing frame is stored, as it would have been one by one.
-			_ = s.flush(budget)
+			_ = s.flush()
 			stop()
 			budget.close()
 			_ = s.str.Reset()
@@ -495,7 +497,7 @@ func (s *viewerSession) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := s.flush(budget); err != nil {
+	if err := s.flush(); err != nil {
 		<-rerr
 		return err
 	}
@@ -520,7 +522,7 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 					s.heldStatus = &st
 					return nil
 				}
-				if err := s.flush(nil); err != nil {
+				if err := s.flush(); err != nil {
 					return err
 				}
 			}
@@ -551,7 +553,7 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			}
 			if s.forkCheck != 0 {
 				if tg.ID == s.forkCheck {
-					if err := s.flush(nil); err != nil {
+					if err := s.flush(); err != nil {
 						return err
 					}
 					return s.checkFork(p)
@@ -687,11 +689,11 @@ func (s *viewerSession) status(st wire.Status) error {
 }
 
 // flush verifies the batch's proofs from the seller against the feed key, stores them, and
-// hands their blocks on; budget (nil: the run loop's, given back there) gets their bytes back.
-func (s *viewerSession) flush(budget *byteBudget) error {
-	if budget != nil {
+// hands their blocks on; their frames' bytes go back to the budget.
+func (s *viewerSession) flush() error {
+	if s.batchBytes > 0 {
 		defer func() {
-			budget.release(s.batchBytes)
+			s.budget.release(s.batchBytes)
 			s.batchBytes = 0
 		}()
 	}
