@@ -49,6 +49,7 @@ type audioIn struct {
 	out     int64   // output samples produced
 	started bool
 	bps     []breakpoint // timeline steps, oldest first
+	held    []float32    // mono sound read before the timeline started (at most 2 s)
 
 	gaps, lostNs, skippedNs atomic.Int64
 }
@@ -99,6 +100,19 @@ func (a *audioIn) Read() (wave.Audio, func(), error) {
 				a.inRate = a.st.rate
 			}
 			a.rs = resample.New(a.inRate, opusRate)
+		}
+		if !a.started {
+			// The first window's sound is held until the stamper has measured it. The map's
+			// anchor is the first chunk's arrival, late by however long the start took (tens
+			// of milliseconds on a busy machine); the window's earliest arrival corrects it.
+			// Starting the timeline after that correction puts it where the sound was
+			// captured, instead of steering the pitch for seconds to get there. The held sound
+			// then goes out at once: only the stream's first half second is late.
+			a.held = append(a.held, in...)
+			if !a.st.Measured() && len(a.held) < 2*a.inRate {
+				continue
+			}
+			in, a.held = a.held, nil
 		}
 		base := a.fed
 		a.fed += int64(len(in))

@@ -188,6 +188,45 @@ func TestAudioInFollowsDeviceClock(t *testing.T) {
 	}
 }
 
+// TestAudioInLateFirstChunk: when the first chunk arrives late (a busy machine's start-up),
+// the timeline still starts where the sound was captured, and the pitch is not bent to get
+// there: a device on the capture clock gives exactly as many output samples as it gave in.
+func TestAudioInLateFirstChunk(t *testing.T) {
+	for _, late := range []time.Duration{0, 10 * time.Millisecond, 30 * time.Millisecond, 45 * time.Millisecond} {
+		var now time.Duration
+		const n = 480 // 10 ms at 48 kHz
+		chunks := 0
+		r := audioReaderFunc(func() (wave.Audio, func(), error) {
+			chunks++
+			now = time.Duration(chunks)*10*time.Millisecond + time.Duration(chunks%3)*time.Millisecond
+			if chunks == 1 {
+				now += late
+			}
+			return wave.NewFloat32Interleaved(wave.ChunkInfo{Len: n, Channels: 1, SamplingRate: 48000}), func() {}, nil
+		})
+		in := newAudioIn(newAudioStamper(r, func() time.Duration { return now }, 48000, nil))
+		var out int64
+		for chunks < 400 { // 4 s
+			w, _, err := in.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out += int64(w.ChunkInfo().Len)
+		}
+		first := in.at(0)
+		// Output lags input by the resampler's few pending samples.
+		if d := int64(chunks*n) - out; d < 0 || d > 48 {
+			t.Errorf("first chunk %v late: %d samples in, %d out: the pitch was bent by %.2f %%", late, chunks*n, out, 100*float64(d)/float64(out))
+		}
+		if first.Abs() > 2*time.Millisecond {
+			t.Errorf("first chunk %v late: the sound captured at 0 is stamped %v", late, first)
+		}
+		if in.gaps.Load() != 0 || in.skippedNs.Load() != 0 {
+			t.Errorf("first chunk %v late: %d gaps, %v skipped", late, in.gaps.Load(), time.Duration(in.skippedNs.Load()))
+		}
+	}
+}
+
 // TestEarlyAudioBounded: sound captured before the first picture is kept up to
 // earlyAudio packets, the oldest beyond that dropped and counted; every packet the
 // encoder made is either in the stream or counted.

@@ -50,6 +50,7 @@ type audioStamper struct {
 	winMin       time.Duration // smallest error in the current window
 	step         time.Duration // unconfirmed step seen in the previous window, or 0
 	rated        bool          // a window after the first has been measured
+	measured     bool          // the first window has been measured
 }
 
 func newAudioStamper(r audio.Reader, clock func() time.Duration, rate int, log *slog.Logger) *audioStamper {
@@ -109,6 +110,7 @@ func (s *audioStamper) Read() (wave.Audio, func(), error) {
 				s.rated = true
 			}
 			s.anchorPTS, s.anchorSample = s.at(s.samples)+move, s.samples
+			s.measured = true
 			s.winStart, s.winMin = s.samples, time.Duration(1<<62)
 		}
 	}
@@ -122,6 +124,14 @@ func (s *audioStamper) Scale() float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.scale
+}
+
+// Measured says whether the first window has been measured: from then on the map no
+// longer carries the start-up delay of the first chunk.
+func (s *audioStamper) Measured() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.measured
 }
 
 // PTS is the capture time of sample number i.
