@@ -227,6 +227,45 @@ func TestAudioInLateFirstChunk(t *testing.T) {
 	}
 }
 
+// TestFirstSoundBeforeFirstPicture: the audio timeline starts half a second in (its first
+// window is measured first), yet the stream is framed in time order: the sound captured
+// before the first picture is in a block before it, so that playing from the start plays
+// the first sound.
+func TestFirstSoundBeforeFirstPicture(t *testing.T) {
+	vs, as := openTestSources(t, Low)
+	feed := memfeed.New()
+	run(t, Config{Preset: Low, Video: vs, Audio: as, Sink: feed}, 2*time.Second, nil)
+	d := decodeFeed(t, feed)
+	firstAudio, firstVideo := -1, -1
+	var soundAt, pictureAt time.Duration
+	var last [2]time.Duration
+	for i, m := range d.media {
+		for _, u := range m.Units {
+			if u.Track == block.Audio && firstAudio < 0 {
+				firstAudio, soundAt = i+1, u.PTS
+			}
+			if u.Track == block.Video && firstVideo < 0 {
+				firstVideo, pictureAt = i+1, u.PTS
+			}
+			k := 0
+			if u.Track == block.Video {
+				k = 1
+			}
+			if u.PTS < last[k] {
+				t.Fatalf("block %d: %v unit at %v after one at %v", i+1, u.Track, u.PTS, last[k])
+			}
+			last[k] = u.PTS
+		}
+	}
+	if firstAudio < 0 || firstVideo < 0 || soundAt > pictureAt {
+		t.Fatalf("sound from %v, pictures from %v (-1: none)", soundAt, pictureAt)
+	}
+	if firstAudio > firstVideo {
+		t.Fatalf("the sound from %v starts in block %d, after the picture at %v in block %d", soundAt, firstAudio, pictureAt, firstVideo)
+	}
+	t.Logf("sound from %v in block %d, pictures from %v in block %d", soundAt, firstAudio, pictureAt, firstVideo)
+}
+
 // TestEarlyAudioBounded: sound captured before the first picture is kept up to
 // earlyAudio packets, the oldest beyond that dropped and counted; every packet the
 // encoder made is either in the stream or counted.

@@ -5,10 +5,12 @@
 package broadcast
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +62,10 @@ const audioBlockSpan = 100 * time.Millisecond
 // the encoders wait (nothing is dropped here); the capture drivers then skip frames they
 // cannot hand over.
 const unitQueue = 64
+
+// firstSoundWait bounds how long the first pictures wait for the first sound (twice the
+// audio timeline's first window, audioin.go).
+const firstSoundWait = 2 * stampWindow
 
 // earlyAudio is how many audio units captured before the first picture are kept for the
 // first block (64 Opus packets: 1.28 s). A camera normally delivers its first picture well
@@ -437,15 +443,55 @@ func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-ch
 			return err
 		}
 	}
+	// The first pictures wait for the first sound, at most firstSoundWait (held, in order of
+	// arrival): the audio timeline starts only once its first half second has been measured
+	// (audioin.go), so its first packets come after the first pictures. Released, the held
+	// units are framed in time order as if they had come so: the sound from before the first
+	// picture makes the first block, as sound captured before the header does.
+	waitSound := h.Audio != nil && h.Video != nil && len(early) == 0
+	var held []block.Unit
+	var heldSince time.Time
+	firstHeldVideo := time.Duration(-1)
+	release := func(ctx context.Context) error {
+		waitSound = false
+		slices.SortStableFunc(held, func(a, b block.Unit) int { return cmp.Compare(a.PTS, b.PTS) })
+		for _, u := range held {
+			if err := addCtx(ctx, u); err != nil {
+				return err
+			}
+		}
+		held = nil
+		return nil
+	}
 	tick := time.NewTicker(audioBlockSpan / 4)
 	defer tick.Stop()
 	for {
 		select {
 		case u := <-units:
-			if err := add(u); err != nil {
-				return err
+			if !waitSound {
+				if err := add(u); err != nil {
+					return err
+				}
+				continue
+			}
+			held = append(held, u)
+			if u.Track == block.Video && firstHeldVideo < 0 {
+				firstHeldVideo, heldSince = u.PTS, time.Now()
+			}
+			// Sound at or past the first picture: all that came before it is here (each
+			// track arrives in order).
+			if u.Track == block.Audio && (firstHeldVideo < 0 || u.PTS >= firstHeldVideo) || len(held) >= block.MaxUnits {
+				if err := release(ctx); err != nil {
+					return err
+				}
 			}
 		case <-tick.C:
+			if waitSound && !heldSince.IsZero() && time.Since(heldSince) >= firstSoundWait {
+				// No sound yet: the pictures go out without it.
+				if err := release(ctx); err != nil {
+					return err
+				}
+			}
 			// Audio waits for the next picture only briefly: when pictures stall (or there
 			// are none), audio goes out on its own every audioBlockSpan.
 			if firstVideo < 0 && !firstAudioAt.IsZero() && time.Since(firstAudioAt) >= audioBlockSpan {
@@ -466,7 +512,7 @@ func (b *Broadcaster) frame(ctx context.Context, startWall time.Time, units <-ch
 			// Close the sources so that the encoders stop, and take every unit they
 			// handed over until they have.
 			b.closeSources()
-			var err error
+			err := release(fctx)
 			for done := false; err == nil; {
 				select {
 				case u := <-units:
