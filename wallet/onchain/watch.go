@@ -257,13 +257,28 @@ func (t *tracker) emit(p *tracked, kind EventKind, confs int32, reason string) {
 func (t *tracker) acceptMempoolTx(tx *wire.MsgTx) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.seenTx[tx.TxHash()] = true
+	txid := tx.TxHash()
+	t.seenTx[txid] = true
 	t.scanTx(tx, 0)
 	for i := range tx.TxOut {
-		if p := t.payments[wire.OutPoint{Hash: tx.TxHash(), Index: uint32(i)}]; p != nil && p.height == 0 {
+		if p := t.payments[wire.OutPoint{Hash: txid, Index: uint32(i)}]; p != nil && p.height == 0 {
 			t.emit(p, Seen, 0, "")
 		}
 	}
+}
+
+// pendingInputs lists what the unconfirmed payments spend: a transaction that spends any of
+// it too replaces or double-spends a payment.
+func (t *tracker) pendingInputs() []wire.OutPoint {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ops []wire.OutPoint
+	for _, p := range t.payments {
+		if p.height == 0 {
+			ops = append(ops, p.inputs...)
+		}
+	}
+	return ops
 }
 
 // sync brings the tracker up to the node's best chain and mempool and emits what changed.

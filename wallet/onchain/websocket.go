@@ -94,7 +94,10 @@ func (w *Websocket) handlers() *rpcclient.NotificationHandlers {
 				w.log.Warn("onchain: undecodable transaction from btcd", "err", err)
 				return
 			}
+			// Either a payment (its inputs then join the filter, in Run) or a transaction
+			// spending what a payment spends (the sync judges the payment at once).
 			w.acceptMempoolTx(&tx)
+			w.poke()
 		},
 		// btcd sends each block as both filteredblockconnected and the deprecated
 		// blockconnected: only the first is handled, so a block wakes the watcher once.
@@ -169,7 +172,7 @@ func (w *Websocket) loadFilter(c *rpcclient.Client) error {
 	if err := c.NotifyBlocks(); err != nil {
 		return err
 	}
-	return c.LoadTxFilter(true, addrs, nil)
+	return c.LoadTxFilter(true, addrs, w.pendingInputs())
 }
 
 // Run implements Watcher.
@@ -190,6 +193,10 @@ func (w *Websocket) Run(ctx context.Context) error {
 		}
 	}()
 	failing := false
+	// What unconfirmed payments spend, in btcd's filter too, so that a transaction spending
+	// the same coins (a replacement) is pushed to us like a payment, and judged at once
+	// instead of at the next block or safety resync. Reset with the filter.
+	filtered := map[wire.OutPoint]bool{}
 	for {
 		w.mu.Lock()
 		c := w.client
@@ -212,12 +219,33 @@ func (w *Websocket) Run(ctx context.Context) error {
 			}
 		}
 		if c != nil && w.reload.Swap(false) {
+			clear(filtered)
 			if err := w.loadFilter(c); err != nil {
 				w.reload.Store(true)
 				w.log.Warn("onchain: loading btcd's transaction filter failed; will retry", "err", err)
 			}
 		}
-		if err := w.sync(ctx); err != nil {
+		err := w.sync(ctx)
+		if err == nil && c != nil && !w.reload.Load() {
+			var add []wire.OutPoint
+			for _, op := range w.pendingInputs() {
+				if !filtered[op] {
+					add = append(add, op)
+				}
+			}
+			if len(add) > 0 {
+				w.filterMu.Lock()
+				ferr := c.LoadTxFilter(false, nil, add)
+				w.filterMu.Unlock()
+				if ferr != nil {
+					w.reload.Store(true) // the whole filter again, inputs included
+				}
+				for _, op := range add {
+					filtered[op] = ferr == nil
+				}
+			}
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
