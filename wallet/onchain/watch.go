@@ -253,8 +253,10 @@ func (t *tracker) emit(p *tracked, kind EventKind, confs int32, reason string) {
 	t.cfg.OnEvent(p.ev)
 }
 
-// acceptMempoolTx is the websocket fast path: report a relevant transaction at once.
-func (t *tracker) acceptMempoolTx(tx *wire.MsgTx) {
+// acceptMempoolTx is the websocket fast path: report a relevant transaction at once. It
+// reports whether tx spends what another unconfirmed payment spends (a replacement or a
+// double spend), which a resync then judges.
+func (t *tracker) acceptMempoolTx(tx *wire.MsgTx) (conflict bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	txid := tx.TxHash()
@@ -265,6 +267,21 @@ func (t *tracker) acceptMempoolTx(tx *wire.MsgTx) {
 			t.emit(p, Seen, 0, "")
 		}
 	}
+	spends := make(map[wire.OutPoint]bool, len(tx.TxIn))
+	for _, in := range tx.TxIn {
+		spends[in.PreviousOutPoint] = true
+	}
+	for op, p := range t.payments {
+		if op.Hash == txid || p.height != 0 {
+			continue
+		}
+		for _, in := range p.inputs {
+			if spends[in] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pendingInputs lists what the unconfirmed payments spend: a transaction that spends any of

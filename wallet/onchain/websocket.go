@@ -25,7 +25,10 @@ import (
 type Websocket struct {
 	*tracker
 
-	kick   chan struct{} // capacity 1: a pending kick already means "resync"; more are dropped
+	kick chan struct{} // capacity 1: a pending kick already means "resync"; more are dropped
+	// inputs, capacity 1: a new payment's inputs are to join btcd's filter (no resync); a
+	// pending one already covers every payment, so more are dropped.
+	inputs chan struct{}
 	reload atomic.Bool   // the filter must be loaded again (after a (re)connect)
 	pokes  atomic.Uint64 // wake-ups asked for, for tests
 
@@ -47,7 +50,7 @@ func NewWebsocket(cfg WatchConfig) (*Websocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Websocket{tracker: t, kick: make(chan struct{}, 1)}, nil
+	return &Websocket{tracker: t, kick: make(chan struct{}, 1), inputs: make(chan struct{}, 1)}, nil
 }
 
 func (w *Websocket) poke() {
@@ -94,10 +97,14 @@ func (w *Websocket) handlers() *rpcclient.NotificationHandlers {
 				w.log.Warn("onchain: undecodable transaction from btcd", "err", err)
 				return
 			}
-			// Either a payment (its inputs then join the filter, in Run) or a transaction
-			// spending what a payment spends (the sync judges the payment at once).
-			w.acceptMempoolTx(&tx)
-			w.poke()
+			if w.acceptMempoolTx(&tx) {
+				w.poke() // spends what a payment spends: judge that payment now
+				return
+			}
+			select { // a payment: its inputs join the filter (Run)
+			case w.inputs <- struct{}{}:
+			default:
+			}
 		},
 		// btcd sends each block as both filteredblockconnected and the deprecated
 		// blockconnected: only the first is handled, so a block wakes the watcher once.
@@ -163,16 +170,48 @@ func (w *Websocket) connect() (*rpcclient.Client, error) {
 	return c, nil
 }
 
-func (w *Websocket) loadFilter(c *rpcclient.Client) error {
+// loadFilter loads btcd's filter afresh: the watched addresses and what unconfirmed payments
+// spend, which it returns.
+func (w *Websocket) loadFilter(c *rpcclient.Client) ([]wire.OutPoint, error) {
 	w.filterMu.Lock()
 	defer w.filterMu.Unlock()
 	w.mu.Lock()
 	addrs := append([]btcutil.Address(nil), w.addrs...)
 	w.mu.Unlock()
 	if err := c.NotifyBlocks(); err != nil {
-		return err
+		return nil, err
 	}
-	return c.LoadTxFilter(true, addrs, w.pendingInputs())
+	ops := w.pendingInputs()
+	return ops, c.LoadTxFilter(true, addrs, ops)
+}
+
+// filterInputs adds to btcd's filter what unconfirmed payments spend and filtered does not
+// hold yet, so that a transaction spending the same coins (a replacement) is pushed to us
+// like a payment and judged at once, not at the next block or safety resync. A failure
+// loads the whole filter again.
+func (w *Websocket) filterInputs(c *rpcclient.Client, filtered map[wire.OutPoint]bool) {
+	if c == nil || w.reload.Load() {
+		return // the reload loads them
+	}
+	var add []wire.OutPoint
+	for _, op := range w.pendingInputs() {
+		if !filtered[op] {
+			add = append(add, op)
+		}
+	}
+	if len(add) == 0 {
+		return
+	}
+	w.filterMu.Lock()
+	err := c.LoadTxFilter(false, nil, add)
+	w.filterMu.Unlock()
+	if err != nil {
+		w.reload.Store(true)
+		return
+	}
+	for _, op := range add {
+		filtered[op] = true
+	}
 }
 
 // Run implements Watcher.
@@ -193,10 +232,7 @@ func (w *Websocket) Run(ctx context.Context) error {
 		}
 	}()
 	failing := false
-	// What unconfirmed payments spend, in btcd's filter too, so that a transaction spending
-	// the same coins (a replacement) is pushed to us like a payment, and judged at once
-	// instead of at the next block or safety resync. Reset with the filter.
-	filtered := map[wire.OutPoint]bool{}
+	filtered := map[wire.OutPoint]bool{} // payments' inputs in btcd's filter (filterInputs)
 	for {
 		w.mu.Lock()
 		c := w.client
@@ -220,30 +256,18 @@ func (w *Websocket) Run(ctx context.Context) error {
 		}
 		if c != nil && w.reload.Swap(false) {
 			clear(filtered)
-			if err := w.loadFilter(c); err != nil {
+			ops, err := w.loadFilter(c)
+			if err != nil {
 				w.reload.Store(true)
 				w.log.Warn("onchain: loading btcd's transaction filter failed; will retry", "err", err)
 			}
+			for _, op := range ops {
+				filtered[op] = err == nil
+			}
 		}
 		err := w.sync(ctx)
-		if err == nil && c != nil && !w.reload.Load() {
-			var add []wire.OutPoint
-			for _, op := range w.pendingInputs() {
-				if !filtered[op] {
-					add = append(add, op)
-				}
-			}
-			if len(add) > 0 {
-				w.filterMu.Lock()
-				ferr := c.LoadTxFilter(false, nil, add)
-				w.filterMu.Unlock()
-				if ferr != nil {
-					w.reload.Store(true) // the whole filter again, inputs included
-				}
-				for _, op := range add {
-					filtered[op] = ferr == nil
-				}
-			}
+		if err == nil {
+			w.filterInputs(c, filtered)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -261,11 +285,17 @@ func (w *Websocket) Run(ctx context.Context) error {
 		if failing || c == nil || w.reload.Load() {
 			wait = retry.C
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-w.kick:
-		case <-wait:
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-w.inputs:
+				w.filterInputs(c, filtered)
+			case <-w.kick:
+				waiting = false
+			case <-wait:
+				waiting = false
+			}
 		}
 	}
 }
