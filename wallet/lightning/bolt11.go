@@ -33,9 +33,16 @@ type Invoice struct {
 	Description     string
 	DescriptionHash []byte
 	Payee           []byte // 33-byte compressed node key
-	PaymentSecret   []byte // 32 bytes from the s field, nil without one
+	PaymentSecret   []byte // 32 bytes from the s field (BOLT 11 requires one)
 	Features        []int  // feature bits set in the 9 field, lowest first
+	// MinFinalCLTVExpiry is the c field's min_final_cltv_expiry_delta in blocks: 18 when the
+	// invoice has none, as BOLT 11 says.
+	MinFinalCLTVExpiry uint64
 }
+
+// DefaultMinFinalCLTVExpiry is BOLT 11's min_final_cltv_expiry_delta for an invoice without a c
+// field.
+const DefaultMinFinalCLTVExpiry = 18
 
 // Expired reports whether the invoice can no longer be paid at now.
 func (i *Invoice) Expired(now time.Time) bool { return now.After(i.Timestamp.Add(i.Expiry)) }
@@ -91,7 +98,7 @@ func DecodeBolt11(s string) (*Invoice, error) {
 	if !strings.HasPrefix(hrp, "ln") {
 		return nil, bad("not a lightning invoice")
 	}
-	inv := &Invoice{Expiry: time.Hour}
+	inv := &Invoice{Expiry: time.Hour, MinFinalCLTVExpiry: DefaultMinFinalCLTVExpiry}
 	rest := hrp[2:]
 	for _, p := range prefixes {
 		if strings.HasPrefix(rest, p.p) {
@@ -114,7 +121,7 @@ func DecodeBolt11(s string) (*Invoice, error) {
 	// puts its most preferred field first, and a payer "SHOULD use the first p field that it did
 	// NOT skip"); later ones of the same type are ignored. Fields of a known type with the wrong
 	// length are skipped, as the spec requires, so they never shadow a valid one.
-	var havePayee, haveHash, haveDesc, haveDescHash, haveExpiry, haveSecret, haveFeatures bool
+	var havePayee, haveHash, haveDesc, haveDescHash, haveExpiry, haveSecret, haveFeatures, haveCLTV bool
 	for f := body[7:]; len(f) > 0; {
 		if len(f) < 3 {
 			return nil, bad("truncated field")
@@ -180,6 +187,14 @@ func DecodeBolt11(s string) (*Invoice, error) {
 				return nil, bad("expiry too large")
 			}
 			inv.Expiry, haveExpiry = expiry(toUint(v)), true
+		case 24: // c: min_final_cltv_expiry_delta
+			if haveCLTV {
+				continue
+			}
+			if n > 12 { // 60 bits: more than any block height a payer could wait
+				return nil, bad("min_final_cltv_expiry_delta too large")
+			}
+			inv.MinFinalCLTVExpiry, haveCLTV = toUint(v), true
 		case 5: // 9: features
 			if haveFeatures {
 				continue
@@ -191,8 +206,19 @@ func DecodeBolt11(s string) (*Invoice, error) {
 			}
 		}
 	}
+	// BOLT 11: a payer must fail an invoice without a valid p or s field, and one with neither
+	// or both of d and h (the valid ones: skipped fields do not count).
 	if !haveHash {
 		return nil, bad("no payment hash")
+	}
+	if !haveSecret {
+		return nil, bad("no payment secret (s field)")
+	}
+	if haveDesc == haveDescHash {
+		if haveDesc {
+			return nil, bad("both a description and a description hash")
+		}
+		return nil, bad("neither a description nor a description hash")
 	}
 	// Signature: 64 bytes R||S and a recovery ID, over sha256(hrp || data without signature).
 	sig, err := bech32.ConvertBits(sigData, 5, 8, true)
@@ -215,6 +241,12 @@ func DecodeBolt11(s string) (*Invoice, error) {
 		return nil, bad("signature does not verify: %v", err)
 	}
 	if havePayee {
+		// With an n field the signature is checked against it, and BOLT 11 requires it low-S
+		// (recovery alone accepts either form).
+		var sv btcec.ModNScalar
+		if overflow := sv.SetByteSlice(sig[32:64]); overflow || sv.IsOverHalfOrder() {
+			return nil, bad("signature is not in low-S form")
+		}
 		want, err := btcec.ParsePubKey(inv.Payee)
 		if err != nil || !want.IsEqual(pub) {
 			return nil, bad("signature is not the payee's")

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
@@ -47,28 +48,39 @@ func TestBolt11FeatureVectors(t *testing.T) {
 }
 
 // TestBolt11Fields builds signed invoices field by field: the first valid field of a repeated type
-// counts, wrong-length known fields are skipped, and unknown even feature bits fail.
+// counts, wrong-length known fields are skipped, unknown even feature bits fail, and an invoice
+// must have a payment hash, a payment secret and exactly one of a description and its hash.
 func TestBolt11Fields(t *testing.T) {
-	hashA, hashB := bytes32(0xaa), bytes32(0xbb)
+	hashA, hashB, secret := bytes32(0xaa), bytes32(0xbb), bytes32(0x11)
+	sec, desc := field(16, secret[:]), field(13, []byte("a"))
+	descHash := sha256.Sum256([]byte("a"))
 	cases := []struct {
 		name     string
 		fields   [][]byte
 		wantHash [32]byte
 		desc     string
-		expiry   int64 // seconds
+		expiry   int64  // seconds
+		cltv     uint64 // min_final_cltv_expiry_delta
 		err      error
 	}{
-		{"one p", [][]byte{field(1, hashA[:]), field(13, []byte("a"))}, hashA, "a", 3600, nil},
-		{"two p: the first counts", [][]byte{field(1, hashA[:]), field(1, hashB[:])}, hashA, "", 3600, nil},
-		{"short p skipped, the next counts", [][]byte{field(1, hashB[:31]), field(1, hashA[:])}, hashA, "", 3600, nil},
-		{"two d and two x: the first counts", [][]byte{field(1, hashA[:]), field(13, []byte("first")), field(13, []byte("second")),
-			rawField(6, []byte{1, 28}), rawField(6, []byte{2})}, hashA, "first", 60, nil},
-		{"odd unknown feature 101 ignored", [][]byte{field(1, hashA[:]), rawField(5, featureGroups(101, 15))}, hashA, "", 3600, nil},
-		{"known compulsory payment_secret", [][]byte{field(1, hashA[:]), rawField(5, featureGroups(14))}, hashA, "", 3600, nil},
-		{"unknown even feature 100", [][]byte{field(1, hashA[:]), rawField(5, featureGroups(100, 15))}, hashA, "", 0, ErrUnknownFeature},
-		{"unknown even feature 2", [][]byte{field(1, hashA[:]), rawField(5, featureGroups(2))}, hashA, "", 0, ErrUnknownFeature},
-		{"basic_mpp without payment_secret", [][]byte{field(1, hashA[:]), rawField(5, featureGroups(17))}, hashA, "", 0, ErrBolt11},
-		{"no valid p", [][]byte{field(1, hashA[:31])}, hashA, "", 0, ErrBolt11},
+		{"one p", [][]byte{field(1, hashA[:]), sec, desc}, hashA, "a", 3600, 18, nil},
+		{"two p: the first counts", [][]byte{field(1, hashA[:]), field(1, hashB[:]), sec, desc}, hashA, "a", 3600, 18, nil},
+		{"short p skipped, the next counts", [][]byte{field(1, hashB[:31]), field(1, hashA[:]), sec, desc}, hashA, "a", 3600, 18, nil},
+		{"two d and two x: the first counts", [][]byte{field(1, hashA[:]), sec, field(13, []byte("first")), field(13, []byte("second")),
+			rawField(6, []byte{1, 28}), rawField(6, []byte{2})}, hashA, "first", 60, 18, nil},
+		{"description hash only", [][]byte{field(1, hashA[:]), sec, field(23, descHash[:])}, hashA, "", 3600, 18, nil},
+		{"c field", [][]byte{field(1, hashA[:]), sec, desc, rawField(24, []byte{1, 8})}, hashA, "a", 3600, 40, nil},
+		{"odd unknown feature 101 ignored", [][]byte{field(1, hashA[:]), sec, desc, rawField(5, featureGroups(101, 15))}, hashA, "a", 3600, 18, nil},
+		{"known compulsory payment_secret", [][]byte{field(1, hashA[:]), sec, desc, rawField(5, featureGroups(14))}, hashA, "a", 3600, 18, nil},
+		{"unknown even feature 100", [][]byte{field(1, hashA[:]), sec, desc, rawField(5, featureGroups(100, 15))}, hashA, "", 0, 0, ErrUnknownFeature},
+		{"unknown even feature 2", [][]byte{field(1, hashA[:]), sec, desc, rawField(5, featureGroups(2))}, hashA, "", 0, 0, ErrUnknownFeature},
+		{"basic_mpp without payment_secret", [][]byte{field(1, hashA[:]), sec, desc, rawField(5, featureGroups(17))}, hashA, "", 0, 0, ErrBolt11},
+		{"no valid p", [][]byte{field(1, hashA[:31]), sec, desc}, hashA, "", 0, 0, ErrBolt11},
+		{"no s", [][]byte{field(1, hashA[:]), desc}, hashA, "", 0, 0, ErrBolt11},
+		{"short s only", [][]byte{field(1, hashA[:]), field(16, secret[:31]), desc}, hashA, "", 0, 0, ErrBolt11},
+		{"neither d nor h", [][]byte{field(1, hashA[:]), sec}, hashA, "", 0, 0, ErrBolt11},
+		{"both d and h", [][]byte{field(1, hashA[:]), sec, desc, field(23, descHash[:])}, hashA, "", 0, 0, ErrBolt11},
+		{"c too large", [][]byte{field(1, hashA[:]), sec, desc, rawField(24, make([]byte, 13))}, hashA, "", 0, 0, ErrBolt11},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -82,13 +94,60 @@ func TestBolt11Fields(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if inv.PaymentHash != c.wantHash || inv.Description != c.desc || int64(inv.Expiry.Seconds()) != c.expiry {
-				t.Fatalf("hash %x desc %q expiry %v", inv.PaymentHash, inv.Description, inv.Expiry)
+			if inv.PaymentHash != c.wantHash || inv.Description != c.desc || int64(inv.Expiry.Seconds()) != c.expiry ||
+				inv.MinFinalCLTVExpiry != c.cltv {
+				t.Fatalf("hash %x desc %q expiry %v cltv %d", inv.PaymentHash, inv.Description, inv.Expiry, inv.MinFinalCLTVExpiry)
 			}
 			if hex.EncodeToString(inv.Payee) != specPayee {
 				t.Fatalf("payee %x", inv.Payee)
 			}
 		})
+	}
+}
+
+// TestBolt11HighSWithPayee: with an n field the signature must be low-S (BOLT 11). The same
+// invoice with S replaced by n−S (and the recovery ID flipped, so recovery still yields the
+// payee) is refused, while without an n field the spec's high-S vector stays valid.
+func TestBolt11HighSWithPayee(t *testing.T) {
+	hashA, secret := bytes32(0xaa), bytes32(0x11)
+	payee, _ := hex.DecodeString(specPayee)
+	good := signInvoice(t, field(1, hashA[:]), field(16, secret[:]), field(13, []byte("a")), field(19, payee))
+	if _, err := DecodeBolt11(good); err != nil {
+		t.Fatalf("low-S invoice with n: %v", err)
+	}
+	hrp, data, err := bech32.DecodeNoLimit(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := bech32.ConvertBits(data[len(data)-104:], 5, 8, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sv btcec.ModNScalar
+	sv.SetByteSlice(sig[32:64])
+	sv.Negate()
+	hs := sv.Bytes()
+	copy(sig[32:64], hs[:])
+	sig[64] ^= 1
+	g, err := bech32.ConvertBits(sig[:65], 8, 5, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	high, err := bech32.Encode(hrp, append(data[:len(data)-104:len(data)-104], g...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeBolt11(high); !errors.Is(err, ErrBolt11) || !strings.Contains(err.Error(), "low-S") {
+		t.Fatalf("high-S invoice with n: %v", err)
+	}
+}
+
+// TestBolt11SpecInvalid: the spec's invalid vector "missing required s field" (the hashed
+// description vector without its s field) must fail.
+func TestBolt11SpecInvalid(t *testing.T) {
+	const noS = "lnbc20m1pvjluezpp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqhp58yjmdan79s6qqdhdzgynm4zwqd5d7xmw5fk98klysy043l2ahrqs9qrsgq7ea976txfraylvgzuxs8kgcw23ezlrszfnh8r6qtfpr6cxga50aj6txm9rxrydzd06dfeawfk6swupvz4erwnyutnjq7x39ymw6j38gp49qdkj"
+	if _, err := DecodeBolt11(noS); !errors.Is(err, ErrBolt11) {
+		t.Fatalf("invoice without s: %v", err)
 	}
 }
 
