@@ -53,6 +53,9 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 		return Head{}, err
 	}
 	start := f.t.length
+	if uint64(len(blocks)) > maxLength-start {
+		return Head{}, fmt.Errorf("feed: %d blocks after %d: %w (%d)", len(blocks), start, ErrFull, uint64(maxLength))
+	}
 	if f.enc != nil {
 		// Encrypt, then hash: the tree covers the ciphertext. The nonce
 		// needs the index, known only under the lock.

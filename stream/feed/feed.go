@@ -153,14 +153,44 @@ type Feed struct {
 	syncedLog int64          // log size covered by the last sync (for power-loss tests)
 }
 
-type bitset []uint64
+// bitset marks the stored blocks in pages of 2^16 bits (8 KiB), each made when a block in it is
+// first stored: a sparse reader, or a signed upgrade that jumps far ahead, costs a page per
+// stored region and one page-table entry per 2^16 blocks of length (maxLength keeps the table
+// under 2^16 entries), never a bit for every block before the one stored.
+type bitset struct{ pages []*bitPage }
 
-func (b bitset) has(i uint64) bool { return i/64 < uint64(len(b)) && b[i/64]&(1<<(i%64)) != 0 }
-func (b *bitset) set(i uint64) {
-	if w := int(i/64) + 1; len(*b) < w {
-		*b = slices.Grow(*b, w-len(*b))[:w]
+const bitPageBits = 16
+
+type bitPage [1 << bitPageBits / 64]uint64
+
+func (b *bitset) has(i uint64) bool {
+	p := i >> bitPageBits
+	if p >= uint64(len(b.pages)) || b.pages[p] == nil {
+		return false
 	}
-	(*b)[i/64] |= 1 << (i % 64)
+	return b.pages[p][i%(1<<bitPageBits)/64]&(1<<(i%64)) != 0
+}
+
+func (b *bitset) set(i uint64) {
+	p := int(i >> bitPageBits)
+	if len(b.pages) <= p {
+		b.pages = slices.Grow(b.pages, p+1-len(b.pages))[:p+1]
+	}
+	if b.pages[p] == nil {
+		b.pages[p] = new(bitPage)
+	}
+	b.pages[p][i%(1<<bitPageBits)/64] |= 1 << (i % 64)
+}
+
+// next is the first index at or after i whose page exists (a block at i or later may be set),
+// and false past the last page.
+func (b *bitset) next(i uint64) (uint64, bool) {
+	for p := i >> bitPageBits; p < uint64(len(b.pages)); p++ {
+		if b.pages[p] != nil {
+			return max(i, p<<bitPageBits), true
+		}
+	}
+	return 0, false
 }
 
 // Key is the feed key: the public key in compat mode, the manifest hash in manifest mode.

@@ -286,10 +286,12 @@ func (f *Feed) scanBlocks() error {
 	var off int64
 	for {
 		n, err := f.fs.blocks.ReadAt(buf, off)
+		found := false
 		for j := 0; j+blockRecordSize <= n; j += blockRecordSize {
 			rec := buf[j : j+blockRecordSize]
 			if l := leU32(rec[8:]); l != 0 {
 				f.setBlock(uint64(off+int64(j))/blockRecordSize, blockEntry{offset: leU64(rec), length: l - 1, crc: leU32(rec[12:])})
+				found = true
 			}
 		}
 		off += int64(n - n%blockRecordSize)
@@ -298,6 +300,14 @@ func (f *Feed) scanBlocks() error {
 		}
 		if err != nil {
 			return fmt.Errorf("feed: read blocks: %w", err)
+		}
+		if !found {
+			// A sparse reader's file has holes (up to 64 GiB of them): skip to the next data.
+			next, ok := nextData(f.fs.blocks, off)
+			if !ok {
+				return nil
+			}
+			off = max(off, next-next%blockRecordSize)
 		}
 	}
 }

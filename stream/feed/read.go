@@ -74,12 +74,21 @@ func (f *Feed) Bitfield(start, end uint64, fn func(i uint64) bool) {
 		stop := min(end, start+chunk)
 		var have []uint64
 		f.mu.Lock()
-		for i := start; i < stop && i/64 < uint64(len(f.present)); i++ {
+		next, ok := f.present.next(start)
+		if ok && next >= stop {
+			start = next // skip the pages with no block stored at once
+			f.mu.Unlock()
+			continue
+		}
+		for i := start; ok && i < stop; i++ {
 			if f.present.has(i) {
 				have = append(have, i)
 			}
 		}
 		f.mu.Unlock()
+		if !ok {
+			return
+		}
 		for _, i := range have {
 			if !fn(i) {
 				return

@@ -259,6 +259,13 @@ func openFiles(dir string, readOnly bool) (*files, error) {
 		return f
 	}
 	fs.data, fs.blocks, fs.tree, fs.header, fs.log = open("data"), open("blocks"), open("tree"), open("header"), open("oplog")
+	if err == nil && !readOnly {
+		// The tree and blocks files are indexed by position, with holes where a reader holds
+		// nothing.
+		if err = markSparse(fs.tree); err == nil {
+			err = markSparse(fs.blocks)
+		}
+	}
 	if err != nil {
 		fs.close()
 		return nil, fmt.Errorf("feed: open storage in %s: %w", dir, err)

@@ -225,9 +225,16 @@ func (t *tree) missingNodes(i uint64) uint64 {
 	return n
 }
 
-// maxLength bounds feed lengths (and so flat-tree indexes below 2^63), so
-// that no iterator arithmetic can overflow on a peer's numbers.
-const maxLength = 1 << 62
+// maxLength bounds feed lengths: 2^32 blocks, over four years of a stream appending 30 blocks a
+// second. A proof is checked against it before anything is stored, so a peer holding the key
+// cannot sign a tree of absurd length and make a reader index its storage there: the tree file's
+// offsets stay below 2^33 nodes × 40 bytes and the blocks file's below 2^32 × 16 (sparse files),
+// the stored-blocks bitset's page table below 2^16 entries, and no flat-tree arithmetic can
+// overflow on a peer's numbers.
+const maxLength = 1 << 32
+
+// ErrFull is returned by Append when the feed would pass maxLength blocks.
+var ErrFull = errors.New("the feed holds as many blocks as a feed can")
 
 // Errors wrapped by proof generation and verification.
 var (
