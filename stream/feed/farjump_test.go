@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
@@ -167,4 +168,48 @@ func TestAppendStopsAtMaxLength(t *testing.T) {
 	w.mu.Lock()
 	w.t.length = 1
 	w.mu.Unlock()
+}
+
+// TestOpenRefusesRecordPastMaxLength: a log written by a version without the bound can hold a
+// record past maxLength (a hostile upgrade it stored). Opening reports the damage and does not
+// apply it (the old code crashed here, on every open).
+func TestOpenRefusesRecordPastMaxLength(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		rec  record
+	}{
+		{"length", record{upgraded: true, length: 1 << 62, signature: make([]byte, 64)}},
+		{"block", record{blocks: []blockRef{{index: 1<<62 - 1, entry: blockEntry{length: 1}}}}},
+		{"node", record{nodes: []Node{{Index: 1<<63 - 1}}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, _ := newWriter(t, Compat)
+			r := newReader(t, w)
+			mustAppend(t, w, block(0, 8))
+			replicate(t, w, r, 0)
+			dir := r.Dir()
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// The record goes after the checkpoint, in the log Close left empty.
+			fs, err := openFiles(dir, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, err := fs.readHeader()
+			if err != nil || cp == nil {
+				t.Fatalf("header: %v", err)
+			}
+			rec := c.rec
+			rec.seq = cp.seq + 1
+			if _, err := fs.appendLog(rec.encode(nil), nil); err != nil {
+				t.Fatal(err)
+			}
+			fs.close()
+			_, err = Open(dir, Options{})
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "past the longest feed") {
+				t.Fatalf("open: %v", err)
+			}
+		})
+	}
 }

@@ -290,6 +290,9 @@ func (f *Feed) scanBlocks() error {
 		for j := 0; j+blockRecordSize <= n; j += blockRecordSize {
 			rec := buf[j : j+blockRecordSize]
 			if l := leU32(rec[8:]); l != 0 {
+				if i := uint64(off+int64(j)) / blockRecordSize; i >= maxLength {
+					return fmt.Errorf("feed: %w: the blocks file holds block %d, past the longest feed", ErrCorrupt, i)
+				}
 				f.setBlock(uint64(off+int64(j))/blockRecordSize, blockEntry{offset: leU64(rec), length: l - 1, crc: leU32(rec[12:])})
 				found = true
 			}

@@ -157,6 +157,21 @@ func decodeRecord(b []byte) (*record, error) {
 	if d.off != len(b) {
 		return nil, fmt.Errorf("%d trailing bytes", len(b)-d.off)
 	}
+	// Past maxLength nothing is ever verified (a log written by a version without the bound
+	// can hold such a record: it is reported, never applied).
+	if r.length > maxLength {
+		return nil, fmt.Errorf("length %d is past the longest feed", r.length)
+	}
+	for _, n := range r.nodes {
+		if n.Index >= 2*maxLength {
+			return nil, fmt.Errorf("node %d is past the longest feed", n.Index)
+		}
+	}
+	for _, b := range r.blocks {
+		if b.index >= maxLength {
+			return nil, fmt.Errorf("block %d is past the longest feed", b.index)
+		}
+	}
 	return r, nil
 }
 
@@ -207,6 +222,9 @@ func decodeCheckpoint(slot []byte) (*checkpoint, error) {
 	c.syncPoint = d.uint()
 	if d.err != nil {
 		return nil, d.err
+	}
+	if c.length > maxLength {
+		return nil, fmt.Errorf("length %d is past the longest feed", c.length)
 	}
 	return c, nil
 }
