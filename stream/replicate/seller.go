@@ -38,6 +38,10 @@ type SellerConfig struct {
 	// StallTimeout ends a session whose viewer takes no bytes for this long (a stalled or
 	// vanished viewer must not hold its session and buffers for ever). Default 30 s.
 	StallTimeout time.Duration
+	// KeepAlive is how long a session may write nothing before it sends a status anyway, so
+	// that a viewer can tell a seller with nothing to send (a paused stream, a viewer whose
+	// paid time ran out) from a stalled one (ViewerConfig.IdleTimeout). Default 10 s.
+	KeepAlive time.Duration
 	// SyncTimeout bounds how long a session waits for the disk to sync what an early live
 	// push's signature covers; past it the session ends (a hung disk must not hold it).
 	// Meanwhile its control messages (refusals) still go out. Default 10 s.
@@ -110,6 +114,9 @@ func NewSeller(cfg SellerConfig) (*Seller, error) {
 	}
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = defaultStallTimeout
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = DefaultKeepAlive
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -33,6 +33,10 @@ type sendLoop struct {
 	// they reach the stream.
 	pending  []delivery
 	deadline time.Time // the stream's write deadline as last set
+	// keep ticks every KeepAlive; a tick that finds nothing written since the one before
+	// sends a status (real time, like the stream's deadlines).
+	keep     *time.Timer
+	keepMark uint64
 }
 
 func (l *sendLoop) pushed(i uint64) bool {
@@ -50,7 +54,8 @@ func (l *sendLoop) remember(i uint64) {
 }
 
 func (ss *sellerSession) sendLoop() error {
-	l := &sendLoop{ss: ss, w: wire.NewWriter(ss.str)}
+	l := &sendLoop{ss: ss, w: wire.NewWriter(ss.str), keep: time.NewTimer(ss.s.cfg.KeepAlive)}
+	defer l.keep.Stop()
 	// Tell the viewer the signed length at once: the live flow and a late joiner's first
 	// requests start from it.
 	if err := l.status(); err != nil {
@@ -78,6 +83,10 @@ func (ss *sellerSession) sendLoop() error {
 				return ss.ctx.Err()
 			case it := <-ss.ctrl:
 				if err := l.control(it); err != nil {
+					return err
+				}
+			case <-l.keep.C:
+				if err := l.keepAlive(); err != nil {
 					return err
 				}
 			}
@@ -125,8 +134,28 @@ func (ss *sellerSession) sendLoop() error {
 			if err := l.request(it); err != nil {
 				return err
 			}
+		case <-l.keep.C:
+			if err := l.keepAlive(); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// DefaultKeepAlive is SellerConfig.KeepAlive's default.
+const DefaultKeepAlive = 10 * time.Second
+
+// keepAlive runs on each tick of l.keep: when nothing has been written since the last tick, a
+// status goes out, so the viewer hears from the seller at least every 2 × KeepAlive.
+func (l *sendLoop) keepAlive() error {
+	if l.w.BytesWritten() == l.keepMark {
+		if err := l.status(); err != nil {
+			return err
+		}
+	}
+	l.keepMark = l.w.BytesWritten()
+	l.keep.Reset(l.ss.s.cfg.KeepAlive)
+	return nil
 }
 
 // frame writes a control frame (status, access, no-data, app): it may go out even after a

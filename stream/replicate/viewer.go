@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,8 +70,20 @@ type ViewerConfig struct {
 	// MaxInflight bounds the blocks requested and not yet received. Default 1024, asked for
 	// in ranges of at most 256 blocks (at most 4 ranges in flight).
 	MaxInflight uint64
+	// IdleTimeout ends a session that has received nothing for this long (a stalled seller,
+	// or one that sends a frame's bytes one at a time); the viewer then reconnects. Sellers
+	// send a status at least every 2 × SellerConfig.KeepAlive when they have nothing else to
+	// send. Default 30 s.
+	IdleTimeout time.Duration
 	Logger      *slog.Logger
 }
+
+// DefaultIdleTimeout is ViewerConfig.IdleTimeout's default: three of the seller's default
+// keep-alive intervals.
+const DefaultIdleTimeout = 3 * DefaultKeepAlive
+
+// ErrStalled ends a session on which nothing arrived for ViewerConfig.IdleTimeout.
+var ErrStalled = errors.New("the seller stopped answering")
 
 // Viewer downloads a seller's feed, reconnecting with backoff until its context ends.
 type Viewer struct {
@@ -97,6 +111,9 @@ func NewViewer(cfg ViewerConfig) (*Viewer, error) {
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = 1024
@@ -441,11 +458,23 @@ func (s *viewerSession) run(ctx context.Context) error {
 	rerr := make(chan error, 1)
 	hctx, stop := context.WithCancel(ctx)
 	defer stop()
+	idle := s.v.cfg.IdleTimeout
 	go func() {
 		defer close(frames)
+		var armed time.Time
 		for {
+			// The read deadline is moved on at most six times a window, so it is never
+			// nearer than 5/6 of IdleTimeout after the last frame.
+			if now := time.Now(); now.Sub(armed) > idle/6 {
+				_ = s.str.SetReadDeadline(now.Add(idle))
+				armed = now
+			}
 			t, body, err := r.Next()
 			if err != nil {
+				var ne net.Error
+				if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+					err = fmt.Errorf("%w: nothing arrived for %v", ErrStalled, idle)
+				}
 				if errors.Is(err, wire.ErrFrameTooBig) || errors.Is(err, wire.ErrMalformed) {
 					err = fmt.Errorf("%w: %w", ErrProtocol, err)
 				}

@@ -1,0 +1,129 @@
+package replicate
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// syncBuffer is a log destination the test reads while the viewer writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestViewerDropsStalledSeller: a seller that goes silent after its first messages, or that
+// sends a frame one byte at a time, no longer holds the viewer's session for ever: after
+// IdleTimeout the session ends with ErrStalled, the viewer says so in its log and reconnects.
+func TestViewerDropsStalledSeller(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 10, 1024)
+	const idle = 800 * time.Millisecond
+	cases := []struct {
+		name  string
+		after func(s network.Stream, stop <-chan struct{}) // what the seller does after status and access
+	}{
+		{"silent", func(network.Stream, <-chan struct{}) {}},
+		{"a byte at a time", func(s network.Stream, stop <-chan struct{}) {
+			frame := binary.AppendUvarint(nil, 200)
+			frame = append(frame, byte(wire.TApp))
+			frame = append(frame, bytes.Repeat([]byte{'x'}, 199)...)
+			for _, b := range frame {
+				if _, err := s.Write([]byte{b}); err != nil {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(idle / 2):
+				}
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newNode(t, nil)
+			sessions := make(chan struct{}, 64)
+			stop := make(chan struct{})
+			var handlers sync.WaitGroup
+			defer handlers.Wait()
+			defer close(stop)
+			fake.Host().SetStreamHandler(wire.Protocol, func(s network.Stream) {
+				handlers.Add(1)
+				defer handlers.Done()
+				sessions <- struct{}{}
+				w := wire.NewWriter(s)
+				_ = w.Frame(wire.TStatus, wire.Status{Length: 10}.AppendBinary)
+				_ = w.Frame(wire.TAccess, wire.Access{State: wire.Free}.AppendBinary)
+				_ = w.Flush()
+				handlers.Add(1)
+				go func() { defer handlers.Done(); _, _ = io.Copy(io.Discard, s) }()
+				tc.after(s, stop)
+				<-stop
+				s.Reset()
+			})
+			var logs syncBuffer
+			r := startViewerWith(t, nil, fake.AddrInfo(), sf.Key(), true, func(c *ViewerConfig) {
+				c.IdleTimeout = idle
+				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			})
+			<-sessions
+			waitFor(t, 20*time.Second, "the viewer to drop the stalled session and dial again", func() bool {
+				return len(sessions) > 0
+			})
+			r.stop()
+			if !strings.Contains(logs.String(), ErrStalled.Error()) {
+				t.Fatalf("the viewer's log does not say why it reconnected:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestSellerKeepAliveHoldsIdleSession: a seller with nothing to send (no appends) sends a
+// status every KeepAlive, so a viewer with a short IdleTimeout keeps its one session.
+func TestSellerKeepAliveHoldsIdleSession(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 10, 1024)
+	sn := newNode(t, nil)
+	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, KeepAlive: 150 * time.Millisecond, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var mu sync.Mutex
+	statuses := 0
+	r := startViewerWith(t, nil, sn.AddrInfo(), sf.Key(), true, func(c *ViewerConfig) {
+		c.IdleTimeout = time.Second
+		c.OnStatus = func(wire.Status) { mu.Lock(); statuses++; mu.Unlock() }
+	})
+	waitFor(t, 10*time.Second, "the viewer to catch up", func() bool { return r.feed.Length() == 10 })
+	time.Sleep(3 * time.Second) // three idle timeouts with nothing appended
+	r.stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if n := r.viewer.nsess.Load(); n != 1 {
+		t.Fatalf("%d sessions: the idle one was dropped", n)
+	}
+	if statuses < 5 {
+		t.Fatalf("%d statuses in 3 s of keep-alives every 150 ms", statuses)
+	}
+}
