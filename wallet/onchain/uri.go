@@ -97,7 +97,9 @@ func (u PaymentURI) String() string {
 const MaxURILen = 4096
 
 // ParseURI reads a BIP21/BIP321 URI and checks its address against net. Unknown required (req-)
-// parameters are refused, as BIP21 demands.
+// parameters are refused, as BIP21 demands. The query is percent-decoded as RFC 3986 says ('+'
+// is a plus, not a space). amount, label, message and pop may appear once; other parameters
+// (lightning=, bc=, unknown ones) may repeat, as BIP321 allows, and the first lightning= is used.
 func ParseURI(s string, net *chaincfg.Params) (PaymentURI, error) {
 	var u PaymentURI
 	if len(s) > MaxURILen {
@@ -115,22 +117,29 @@ func ParseURI(s string, net *chaincfg.Params) (PaymentURI, error) {
 		}
 		u.Address = a.EncodeAddress()
 	}
-	vals, err := url.ParseQuery(query)
+	params, err := parseQuery(query)
 	if err != nil {
-		return u, fmt.Errorf("onchain: malformed payment URI parameters: %w", err)
+		return u, err
 	}
 	// Names are case-insensitive, so amount=…&AMOUNT=… is a duplicate too.
-	lower := make(map[string][]string, len(vals))
-	for k, vs := range vals {
-		lk := strings.ToLower(k)
-		lower[lk] = append(lower[lk], vs...)
-	}
-	for k, vs := range lower {
-		if len(vs) != 1 {
-			return u, fmt.Errorf("onchain: parameter %q given %d times", k, len(vs))
+	lower := make(map[string][]string, len(params))
+	var order []string
+	for _, p := range params {
+		lk := strings.ToLower(p.key)
+		if _, seen := lower[lk]; !seen {
+			order = append(order, lk)
 		}
+		lower[lk] = append(lower[lk], p.value)
+	}
+	for _, k := range order {
+		vs := lower[k]
+		if unique[k] && len(vs) != 1 {
+			return u, fmt.Errorf("onchain: the payment URI gives %q %d times; it may appear only once", k, len(vs))
+		}
+		// A payment instruction (lightning=, bc=, …) may appear more than once (BIP321): any one
+		// of them pays, so the first is used (the first non-empty one for lightning=).
 		v := vs[0]
-		switch strings.ToLower(k) {
+		switch k {
 		case "amount":
 			if u.Sats, err = ParseBTC(v); err != nil {
 				return u, err
@@ -140,7 +149,12 @@ func ParseURI(s string, net *chaincfg.Params) (PaymentURI, error) {
 		case "message":
 			u.Message = v
 		case "lightning":
-			u.Lightning = v
+			for _, v := range vs {
+				if v != "" {
+					u.Lightning = v
+					break
+				}
+			}
 		default:
 			if strings.HasPrefix(strings.ToLower(k), "req-") {
 				return u, fmt.Errorf("onchain: payment URI requires %q, which this app does not understand", k)
@@ -151,4 +165,31 @@ func ParseURI(s string, net *chaincfg.Params) (PaymentURI, error) {
 		return u, errors.New("onchain: payment URI has neither an address nor a lightning invoice")
 	}
 	return u, nil
+}
+
+// unique are the parameters BIP321 allows only once.
+var unique = map[string]bool{"amount": true, "label": true, "message": true, "pop": true}
+
+type param struct{ key, value string }
+
+// parseQuery splits a URI's query into its parameters in order, percent-decoding each name and
+// value as RFC 3986 does (url.ParseQuery's form decoding would turn '+' into a space).
+func parseQuery(query string) ([]param, error) {
+	var ps []param
+	for _, part := range strings.Split(query, "&") {
+		if part == "" {
+			continue
+		}
+		rawK, rawV, _ := strings.Cut(part, "=")
+		k, err := url.PathUnescape(rawK)
+		if err != nil {
+			return nil, fmt.Errorf("onchain: the payment URI's parameter name %q has a broken %%-escape (a %% must be followed by two hexadecimal digits): %w", rawK, err)
+		}
+		v, err := url.PathUnescape(rawV)
+		if err != nil {
+			return nil, fmt.Errorf("onchain: the payment URI's %q parameter has a broken %%-escape (a %% must be followed by two hexadecimal digits): %w", k, err)
+		}
+		ps = append(ps, param{k, v})
+	}
+	return ps, nil
 }

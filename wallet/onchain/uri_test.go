@@ -40,6 +40,12 @@ func TestBadURIs(t *testing.T) {
 		"bitcoin:" + bip84Addr0 + "?amount=-1",
 		"bitcoin:" + bip84Addr0 + "?amount=1e3",
 		"bitcoin:" + bip84Addr0 + "?amount=1&amount=2",
+		"bitcoin:" + bip84Addr0 + "?label=a&LABEL=b",
+		"bitcoin:" + bip84Addr0 + "?message=a&message=a",
+		"bitcoin:" + bip84Addr0 + "?pop=callback%3a&pop=other%3a",
+		"bitcoin:" + bip84Addr0 + "?label=%2",
+		"bitcoin:" + bip84Addr0 + "?lab%zzel=x",
+		"bitcoin:" + bip84Addr0 + "?req-somethingnew=1&req-somethingnew=2",
 		"bitcoin:" + bip84Addr0 + "?req-somethingnew=1",
 		"bitcoin:" + bip84Addr0 + "?label=%zz",
 		"bitcoin:" + bip84Addr0 + "?amount=" + strings.Repeat("9", 30),
@@ -56,8 +62,52 @@ func TestBadURIs(t *testing.T) {
 	}
 }
 
+// TestURIDecoding: parameters are percent-decoded as RFC 3986 says ('+' stays a plus), and
+// payment instructions and unknown parameters may repeat (BIP321).
+func TestURIDecoding(t *testing.T) {
+	const lnA, lnB = "lnbc10u1pxyz", "lnbc10u1pabc"
+	cases := []struct {
+		name string
+		in   string
+		want PaymentURI
+	}{
+		{"plus is a plus", "bitcoin:1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2?label=a+b%2Bc%26d%3De",
+			PaymentURI{Address: "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2", Label: "a+b+c&d=e"}},
+		{"%20 is a space", "bitcoin:" + bip84Addr0 + "?message=two%20words+and+more",
+			PaymentURI{Address: bip84Addr0, Message: "two words+and+more"}},
+		{"two lightning invoices: the first", "bitcoin:" + bip84Addr0 + "?lightning=" + lnA + "&lightning=" + lnB,
+			PaymentURI{Address: bip84Addr0, Lightning: lnA}},
+		{"an empty lightning= is skipped", "bitcoin:?lightning=&LIGHTNING=" + lnB,
+			PaymentURI{Lightning: lnB}},
+		{"two bc= instructions", "bitcoin:" + bip84Addr0 + "?amount=1&bc=" + bip84Addr1 + "&bc=" + bip84Addr0,
+			PaymentURI{Address: bip84Addr0, Sats: 100_000_000}},
+		{"unknown parameter twice", "bitcoin:" + bip84Addr0 + "?foo=1&FOO=2&foo",
+			PaymentURI{Address: bip84Addr0}},
+		{"empty parts", "bitcoin:" + bip84Addr0 + "?&&amount=0.5&",
+			PaymentURI{Address: bip84Addr0, Sats: 50_000_000}},
+		{"pop once", "bitcoin:" + bip84Addr0 + "?pop=initiatingapp%3a",
+			PaymentURI{Address: bip84Addr0}},
+	}
+	for _, c := range cases {
+		got, err := ParseURI(c.in, &chaincfg.MainNetParams)
+		if err != nil || got != c.want {
+			t.Errorf("%s: %+v %v, want %+v", c.name, got, err, c.want)
+		}
+	}
+	for _, c := range []struct{ in, text string }{
+		{"bitcoin:" + bip84Addr0 + "?label=%zz", "broken %-escape"},
+		{"bitcoin:" + bip84Addr0 + "?amount=1&Amount=1", `"amount" 2 times`},
+	} {
+		if _, err := ParseURI(c.in, &chaincfg.MainNetParams); err == nil || !strings.Contains(err.Error(), c.text) {
+			t.Errorf("%s: %v, want an error saying %q", c.in, err, c.text)
+		}
+	}
+}
+
 func FuzzParseURI(f *testing.F) {
 	f.Add("bitcoin:" + bip84Addr0 + "?amount=0.0015&label=x&lightning=lnbc1")
+	f.Add("bitcoin:1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2?label=a+b%2Bc%26d%3De")
+	f.Add("bitcoin:" + bip84Addr0 + "?lightning=lnbc1&lightning=lnbc2&bc=" + bip84Addr1 + "&bc=x&pop=a%3a")
 	f.Fuzz(func(t *testing.T, s string) {
 		u, err := ParseURI(s, &chaincfg.MainNetParams)
 		if err != nil {
