@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/btcsuite/btcd/btcutil"
@@ -99,15 +100,27 @@ type AccountKey struct {
 
 // ParseAccountKey reads an xpub, zpub, tpub, vpub (or btcd's spub) for net. Private keys, keys for
 // another network, other script types and keys that are not at account depth are refused with a
-// plain explanation.
+// plain explanation. It takes the key as wallets show and people paste it: with key-origin
+// information ([d34db33f/84'/0'/0']xpub…, checked to be a BIP84 account), followed by /0/* or
+// /<0;1>/* (the receive chain it derives from; any other path is refused), broken over lines or
+// by spaces, in quotes, or followed by a full stop or comma.
 func ParseAccountKey(s string, net *chaincfg.Params) (*AccountKey, error) {
-	s = strings.TrimSpace(s)
+	s = trimPasted(s)
 	if what := secretIn(s); what != "" {
 		return nil, fmt.Errorf("%w (%s). %s", ErrPrivateKey, what, exposedAdvice)
 	}
 	if isDescriptor(s) {
-		return nil, fmt.Errorf("%w: this is an output descriptor; paste only its account key, the part that starts "+
-			"with xpub, zpub, tpub or vpub (without the [fingerprint/path] before it or the /0/* after it)", ErrBadKey)
+		return nil, fmt.Errorf("%w: this is an output descriptor; paste only its account key, the part inside wpkh( ) "+
+			"that starts with [ or with xpub, zpub, tpub or vpub (without wpkh( and the )#checksum around it)", ErrBadKey)
+	}
+	// A key broken over lines or by spaces: no key contains a space.
+	s = strings.Join(strings.Fields(s), "")
+	if what := secretIn(s); what != "" {
+		return nil, fmt.Errorf("%w (%s). %s", ErrPrivateKey, what, exposedAdvice)
+	}
+	s, origin, err := splitKeyExpression(s)
+	if err != nil {
+		return nil, err
 	}
 	if len(s) < 100 || len(s) > 120 {
 		return nil, fmt.Errorf("%w: an extended public key is 111 characters starting with xpub, zpub, tpub or vpub", ErrBadKey)
@@ -145,12 +158,101 @@ func ParseAccountKey(s string, net *chaincfg.Params) (*AccountKey, error) {
 		return nil, fmt.Errorf("%w: this key is at depth %d, but an account key (m/84'/coin'/account') is at depth 3; "+
 			"export the account's key, not the wallet's master or an address's key", ErrBadKey, k.Depth())
 	}
+	if origin != nil {
+		if err := checkOrigin(origin, net); err != nil {
+			return nil, err
+		}
+	}
 	if !bytes.Equal(ver[:], net.HDPublicKeyID[:]) {
 		if k, err = k.CloneWithVersion(net.HDPublicKeyID[:]); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 		}
 	}
 	return &AccountKey{key: k, net: net, prefix: v.name}, nil
+}
+
+// trimPasted removes what surrounds a pasted key: whitespace, quotes and backticks, and the
+// punctuation that ends a sentence.
+func trimPasted(s string) string {
+	for {
+		t := strings.TrimSpace(s)
+		t = strings.TrimLeft(t, "\"'`\u201c\u201d\u2018\u2019\u00ab\u00bb")
+		t = strings.TrimRight(t, "\"'`\u201c\u201d\u2018\u2019\u00ab\u00bb.,;:!?")
+		if t == s {
+			return t
+		}
+		s = t
+	}
+}
+
+// splitKeyExpression takes the key out of a descriptor key expression:
+// [fingerprint/origin path]key/derivation. It returns the key and the origin's path elements
+// (nil when there is no origin), and refuses a derivation other than the receive chain this
+// package derives from (/0/*, or /<0;1>/* whose receive branch is /0/*).
+func splitKeyExpression(s string) (string, []string, error) {
+	var origin []string
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", nil, fmt.Errorf("%w: the key's origin [fingerprint/path] has no closing ]", ErrBadKey)
+		}
+		parts := strings.Split(s[1:end], "/")
+		if fp := parts[0]; len(fp) != 8 || strings.Trim(strings.ToLower(fp), "0123456789abcdef") != "" {
+			return "", nil, fmt.Errorf("%w: the key's origin should start with an 8-digit hexadecimal fingerprint, not %q", ErrBadKey, fp)
+		}
+		origin = parts[1:]
+		s = s[end+1:]
+	}
+	key, deriv, found := strings.Cut(s, "/")
+	if found {
+		switch deriv {
+		case "0/*", "<0;1>/*":
+		default:
+			return "", nil, fmt.Errorf("%w: the key is followed by /%s, but Dazaar Vision derives its receive addresses "+
+				"at the account key's /0/* (m/84'/coin'/account'/0/i); paste the key without /%s", ErrBadKey, deriv, deriv)
+		}
+	}
+	return key, origin, nil
+}
+
+// checkOrigin checks that a key's origin path is a BIP84 account on net: 84'/coin'/account'.
+func checkOrigin(path []string, net *chaincfg.Params) error {
+	shown := "m/" + strings.Join(path, "/")
+	var idx []uint32
+	for _, p := range path {
+		n, hard := strings.CutSuffix(p, "'")
+		if !hard {
+			n, hard = strings.CutSuffix(strings.ToLower(p), "h")
+		}
+		v, err := strconv.ParseUint(n, 10, 31)
+		if err != nil || !hard {
+			return fmt.Errorf("%w: the key's origin %s is not an account's path; an account key's is m/84'/coin'/account'", ErrBadKey, shown)
+		}
+		idx = append(idx, uint32(v))
+	}
+	if len(idx) != 3 || idx[0] != 84 {
+		hint := ""
+		if len(idx) > 0 {
+			switch idx[0] {
+			case 44:
+				hint = " (a BIP44 legacy, 1…, account)"
+			case 49:
+				hint = " (a BIP49 nested-segwit, 3…, account)"
+			case 86:
+				hint = " (a BIP86 taproot account)"
+			case 48, 45:
+				hint = " (a multisig account)"
+			}
+		}
+		return fmt.Errorf("%w: the key's origin says it is at %s%s, but Dazaar Vision pays into native segwit (BIP84, bc1…) "+
+			"addresses of an account at m/84'/coin'/account'; export that account's key", ErrBadKey, shown, hint)
+	}
+	isMain := net.Net == chaincfg.MainNetParams.Net
+	if coin := idx[1]; isMain && coin != 0 || !isMain && coin == 0 {
+		return fmt.Errorf("%w: the key's origin %s is for %s (coin type %d'), but the wallet is set to %s", ErrWrongNetwork, shown,
+			map[bool]string{true: "mainnet", false: "a test network"}[coin == 0], coin, NetworkName(net))
+	}
+	return nil
 }
 
 // exposedAdvice follows every refusal of pasted private material: what happened, what to do

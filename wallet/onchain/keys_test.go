@@ -121,12 +121,64 @@ func TestRefusedKeys(t *testing.T) {
 		{"descriptor with xprv", "wpkh([d34db33f/84h/0h/0h]" + master.String() + "/0/*)#qwer1234", main, ErrPrivateKey, "xprv inside an output descriptor"},
 		{"descriptor with WIF", "wpkh(" + wifMain.String() + ")", main, ErrPrivateKey, "WIF private key inside an output descriptor"},
 		{"public descriptor", "wpkh([d34db33f/84h/0h/0h]" + bip84Zpub + "/0/*)#qwer1234", main, ErrBadKey, "paste only its account key"},
+		{"zprv broken over a line", bip84Zprv[:50] + "\n" + bip84Zprv[50:], main, ErrPrivateKey, "zprv"},
+		{"xprv with its origin", "[d34db33f/84'/0'/0']" + master.String() + "/0/*", main, ErrPrivateKey, "exposed a secret"},
+		{"seed phrase in quotes", `"` + seed12 + `".`, main, ErrPrivateKey, "12-word seed phrase"},
+		{"change chain", "[d34db33f/84'/0'/0']" + bip84Zpub + "/1/*", main, ErrBadKey, "/0/* (m/84'/coin'/account'/0/i); paste the key without /1/*"},
+		{"address index path", bip84Zpub + "/0/5", main, ErrBadKey, "without /0/5"},
+		{"BIP49 origin", "[d34db33f/49'/0'/0']" + bip84Zpub, main, ErrBadKey, "m/49'/0'/0' (a BIP49"},
+		{"origin too short", "[d34db33f/84'/0']" + bip84Zpub, main, ErrBadKey, "m/84'/coin'/account'"},
+		{"unhardened origin", "[d34db33f/84/0/0]" + bip84Zpub, main, ErrBadKey, "not an account's path"},
+		{"testnet origin on mainnet", "[d34db33f/84'/1'/0']" + bip84Zpub, main, ErrWrongNetwork, "coin type 1'"},
+		{"bad fingerprint", "[d34db3/84'/0'/0']" + bip84Zpub, main, ErrBadKey, "8-digit hexadecimal fingerprint"},
+		{"unclosed origin", "[d34db33f/84'/0'/0'" + bip84Zpub, main, ErrBadKey, "no closing ]"},
 		{"eleven words", "one two three four five six seven eight nine ten eleven", main, ErrBadKey, "111 characters"},
 	}
 	for _, c := range cases {
 		_, err := ParseAccountKey(c.key, c.net)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.text) {
 			t.Errorf("%s: %v, want %v containing %q", c.name, err, c.want, c.text)
+		}
+	}
+}
+
+// TestPastedKeys: a key as wallets show it and as people paste it is read as the key itself.
+func TestPastedKeys(t *testing.T) {
+	main := &chaincfg.MainNetParams
+	x, _ := hdkeychain.NewKeyFromString(bip84Zpub)
+	x, _ = x.CloneWithVersion(main.HDPublicKeyID[:])
+	xpub := x.String()
+	tpub := testAccount(t, &chaincfg.TestNet3Params, nil)
+	cases := []struct {
+		name string
+		key  string
+		net  *chaincfg.Params
+	}{
+		{"origin (Sparrow)", "[d34db33f/84'/0'/0']" + xpub, main},
+		{"origin with h, receive chain", "[D34DB33F/84h/0h/0h]" + bip84Zpub + "/0/*", main},
+		{"origin, multipath", "[d34db33f/84'/0'/0']" + xpub + "/<0;1>/*", main},
+		{"no origin, receive chain", bip84Zpub + "/0/*", main},
+		{"space after the origin", "[d34db33f/84'/0'/0'] " + xpub, main},
+		{"line break", bip84Zpub[:64] + "\n" + bip84Zpub[64:], main},
+		{"CRLF and spaces", bip84Zpub[:40] + "\r\n  " + bip84Zpub[40:80] + " " + bip84Zpub[80:], main},
+		{"double quotes", `"` + bip84Zpub + `"`, main},
+		{"curly quotes", "\u201c" + xpub + "\u201d", main},
+		{"single quotes", "'" + bip84Zpub + "'", main},
+		{"backticks", "`" + bip84Zpub + "`", main},
+		{"full stop", bip84Zpub + ".", main},
+		{"quotes and a comma", `"` + bip84Zpub + `",` + "\n", main},
+		{"testnet origin", "[d34db33f/84'/1'/0']" + tpub + "/0/*", &chaincfg.TestNet3Params},
+	}
+	for _, c := range cases {
+		k, err := ParseAccountKey(c.key, c.net)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if c.net == main {
+			if a, err := k.Address(0); err != nil || a.EncodeAddress() != bip84Addr0 {
+				t.Errorf("%s: address %v %v, want %s", c.name, a, err, bip84Addr0)
+			}
 		}
 	}
 }
@@ -148,6 +200,8 @@ func FuzzParseAccountKey(f *testing.F) {
 	f.Add(bip84Zprv)
 	f.Add("wpkh([d34db33f/84h/0h/0h]" + bip84Zpub + "/0/*)#qwer1234")
 	f.Add("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about")
+	f.Add("[d34db33f/84'/0'/0']" + bip84Zpub + "/<0;1>/*")
+	f.Add("\u201c" + bip84Zpub[:50] + "\n" + bip84Zpub[50:] + "\u201d.")
 	f.Fuzz(func(t *testing.T, s string) {
 		k, err := ParseAccountKey(s, &chaincfg.MainNetParams)
 		if err != nil {
