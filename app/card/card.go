@@ -6,7 +6,11 @@
 // letters and digits only, with a checksum that catches any single mistyped, dropped or added
 // character. The JSON form (see MarshalJSON) keeps the original Dazaar card's fields where they
 // fit and puts ours under "dazaarVision". Parse reads both, and recognises an original Dazaar
-// card (a stream on the Hypercore network) with a ForeignCardError saying so.
+// card (a stream on the Hypercore network) with a ForeignCardError saying so. Parse finds the
+// card in what people paste around it: a sentence, quotes, backticks, brackets, trailing
+// punctuation, an e-mail's "> " quote markers on a re-wrapped card; the card's own length and
+// checksum say where it ends, so a damaged card is still reported as damaged, and a paste with
+// two different cards is refused (ErrSeveralCards).
 package card
 
 import (

@@ -41,6 +41,16 @@ func FuzzParse(f *testing.F) {
 		j, _ := json.Marshal(c)
 		f.Add(string(j))
 	}
+	// Cards as people paste them: in a sentence, in quotes, re-wrapped with e-mail quote markers,
+	// two in one paste, JSON in Markdown.
+	s := typical(f).String()
+	f.Add("Watch my stream: " + s + " see you there")
+	f.Add("\u201c" + s + "\u201d.")
+	f.Add("> " + s[:70] + "\n> " + s[70:140] + "\n>> " + s[140:] + "\n> bye")
+	f.Add("(" + s + ") and <" + free(f).String() + ">")
+	f.Add("Cards start with dzv1, here is mine: " + s[:100] + "q" + s[101:] + "!")
+	j, _ := json.Marshal(typical(f))
+	f.Add("```json\n" + string(j) + "\n```")
 	for _, name := range []string{"whitepaper-example.json", "bitfinex-terminal-paid-orderbook.json"} {
 		b, _ := os.ReadFile("testdata/" + name)
 		f.Add(string(b))

@@ -63,6 +63,8 @@ var (
 	ErrDamaged   = errors.New("the card is damaged")
 	ErrTooLong   = errors.New("the card is too long")
 	ErrMalformed = errors.New("the card's contents are malformed")
+	// ErrSeveralCards is pasted text holding more than one card (not all the same).
+	ErrSeveralCards = errors.New("there is more than one card here")
 )
 
 // VersionError is a card written by a newer (or unknown) version of the format.
@@ -145,13 +147,143 @@ func methodCode(m Method) byte {
 	return 0
 }
 
+// isSymbolChar reports whether r can be one of a card's characters after "dzv1": an ASCII
+// letter or digit (b, i, o and 1 are not in the alphabet, but are read as part of the card so
+// that they are reported as damage).
+func isSymbolChar(r rune) bool {
+	return r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+}
+
+// invisible are the characters chat apps insert that clean drops.
+func invisible(r rune) bool {
+	return r == 0x200b || r == 0x200c || r == 0x200d || r == 0x2060 || r == 0xfeff || r == 0xad
+}
+
+// prefixAt returns the index of the next "dzv1" (any case) in t at or after i that does not
+// follow a letter or digit, or -1.
+func prefixAt(t string, i int) int {
+	for ; i+len(Prefix) <= len(t); i++ {
+		if t[i]|0x20 == 'd' && t[i+1]|0x20 == 'z' && t[i+2]|0x20 == 'v' && t[i+3] == '1' &&
+			(i == 0 || !isSymbolChar(rune(t[i-1]))) {
+			return i
+		}
+	}
+	return -1
+}
+
+// scanCard reads the card whose "dzv1" is at t[i:]: its characters, across the spaces, line
+// breaks, invisible characters and line-start "> " quote markers a pasted card may hold. The
+// card's first data symbols give its length (N, plus the checksum); it ends at the first gap
+// (whitespace, or a character that cannot be part of a card) once that many symbols are read,
+// so the words of a sentence after it are left out, and a card one character short or long
+// still ends at its own last character. It returns the card's characters (for clean and
+// parseText) and the index in t where it ends.
+func scanCard(t string, i int) (string, int) {
+	var b strings.Builder
+	b.WriteString(t[i : i+len(Prefix)])
+	j := i + len(Prefix)
+	n, want := 0, -1
+	var head [4]int
+	lineStart := false
+	for j < len(t) {
+		r, size := utf8.DecodeRuneInString(t[j:])
+		switch {
+		case isSymbolChar(r):
+			if n < len(head) {
+				head[n] = strings.IndexByte(charset, byte(r)|0x20)
+			}
+			n++
+			if n == len(head) && head[1] >= 0 && head[2] >= 0 && head[3] >= 0 {
+				want = readN([]byte{byte(head[1]), byte(head[2]), byte(head[3])}) + 6
+			}
+			b.WriteRune(r)
+			j += size
+			lineStart = false
+			continue
+		case r == '\n':
+			lineStart = true
+		case lineStart && r == '>', unicode.IsSpace(r), invisible(r):
+		default:
+			return b.String(), j // a character that cannot be part of a card
+		}
+		if want >= 0 && n >= want {
+			return b.String(), j
+		}
+		j += size
+	}
+	return b.String(), j
+}
+
+// findText finds the card in pasted text (already trimmed) and reads it.
+func findText(t string) (Card, error) {
+	type found struct {
+		text string
+		end  int
+	}
+	var cards []found
+	for i := prefixAt(t, 0); i >= 0 && len(cards) < 8; i = prefixAt(t, i) {
+		text, end := scanCard(t, i)
+		cards = append(cards, found{text, end})
+		i = end
+	}
+	// A bare "dzv1" in a sentence ("cards start with dzv1") is not a card when another one is.
+	var real []found
+	for _, f := range cards {
+		if len(f.text) >= len(Prefix)+7+6 {
+			real = append(real, f)
+		}
+	}
+	if len(real) == 0 && len(cards) > 0 {
+		real = cards[:1]
+	}
+	switch len(real) {
+	case 0:
+		return parseUnfound(t)
+	case 1:
+		c, err := parseText(real[0].text)
+		if err != nil && errors.Is(err, ErrDamaged) {
+			// A character that is not a card's between a card's characters: the card is
+			// damaged there (it is the message the whole card would give).
+			end := real[0].end
+			if r, size := utf8.DecodeRuneInString(t[end:]); end < len(t) && !unicode.IsSpace(r) {
+				if next, _ := utf8.DecodeRuneInString(t[end+size:]); end+size < len(t) && isSymbolChar(next) {
+					return Card{}, fmt.Errorf("%w: it contains %q, which is not one of a card's characters (a card has only letters and digits, and after %s no b, i, o or 1)", ErrDamaged, r, Prefix)
+				}
+			}
+		}
+		return c, err
+	}
+	var first Card
+	for k, f := range real {
+		c, err := parseText(f.text)
+		if err != nil || (k > 0 && !c.Equal(first)) {
+			return Card{}, fmt.Errorf("%w: the text holds %d cards (or pieces of cards); paste only the card of the stream you want to watch", ErrSeveralCards, len(real))
+		}
+		if k == 0 {
+			first = c
+		}
+	}
+	return first, nil
+}
+
+// parseUnfound reads text without a "dzv1" at the start of a word: a card whose start is
+// damaged (perhaps in quotes or brackets, or a word in a sentence), or not a card at all.
+func parseUnfound(t string) (Card, error) {
+	for _, w := range strings.FieldsFunc(t, func(r rune) bool { return !isSymbolChar(r) }) {
+		if len(w) >= len(Prefix)+7+6 && damagedPrefix(strings.ToLower(w)) {
+			return Card{}, fmt.Errorf("%w: a card starts with %s; the start of this one is damaged", ErrDamaged, Prefix)
+		}
+	}
+	return parseText(t)
+}
+
 // clean removes the spaces, line breaks and invisible characters chat apps insert, and
 // lower-cases the rest (an app may capitalise the first letter).
 func clean(s string) (string, error) {
 	var b strings.Builder
 	for _, r := range s {
 		switch {
-		case unicode.IsSpace(r), r == 0x200b, r == 0x200c, r == 0x200d, r == 0x2060, r == 0xfeff, r == 0xad:
+		case unicode.IsSpace(r), invisible(r):
 			continue
 		case r >= 'A' && r <= 'Z':
 			r += 'a' - 'A'

@@ -2,6 +2,7 @@ package card
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -305,4 +306,82 @@ func nonZeroPad(t *testing.T, p []byte) []byte {
 	}
 	five[len(five)-1] |= 1
 	return five
+}
+
+// TestPastedText: a card is found in the text people paste around it, and its checksum still
+// decides (a damaged card in a sentence is damaged, not "not a card").
+func TestPastedText(t *testing.T) {
+	c := typical(t)
+	s := c.String()
+	other := free(t).String()
+	lines := func(n int, marker string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i += n {
+			b.WriteString(marker)
+			b.WriteString(s[i:min(i+n, len(s))])
+			b.WriteString("\n")
+		}
+		return b.String()
+	}
+	j, _ := json.Marshal(c)
+	for _, tc := range []struct{ name, in string }{
+		{"full stop", s + "."},
+		{"comma", s + ","},
+		{"exclamation mark", s + "!"},
+		{"double quotes", `"` + s + `"`},
+		{"curly quotes", "\u201c" + s + "\u201d"},
+		{"single curly quotes", "\u2018" + s + "\u2019."},
+		{"backticks", "`" + s + "`"},
+		{"Markdown code block", "```\n" + s + "\n```"},
+		{"angle brackets", "<" + s + ">"},
+		{"parentheses", "(" + s + ")"},
+		{"in a sentence", "Watch my stream: " + s + " see you there"},
+		{"in a sentence, upper case", "WATCH MY STREAM: " + strings.ToUpper(s) + " SEE YOU THERE"},
+		{"wrapped in a sentence", "Watch my stream:\n" + lines(64, "") + "see you there!"},
+		{"e-mail quote markers", "> Watch my stream:\n" + lines(70, "> ") + "> see you there"},
+		{"nested e-mail quote markers", lines(60, ">> ")},
+		{"after a bare prefix", "Cards start with dzv1, here is mine: " + s},
+		{"the same card twice", s + "\n\n" + s},
+		{"JSON in backticks", "`" + string(j) + "`"},
+		{"JSON in a Markdown code block", "```json\n" + string(j) + "\n```"},
+		{"JSON after a label", "card: " + string(j)},
+		{"braces beside a text card", "see " + s + " {} {}"},
+	} {
+		got, err := Parse(tc.in)
+		if err != nil || !got.Equal(c) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	damaged := s[:100] + "q" + s[101:]
+	if damaged == s {
+		damaged = s[:100] + "p" + s[101:]
+	}
+	for _, tc := range []struct {
+		name string
+		in   string
+		want error
+		text string
+	}{
+		{"two different cards", "Mine: " + s + " and hers: " + other, ErrSeveralCards, "only the card of the stream"},
+		{"a card and a damaged one", s + "\n" + damaged, ErrSeveralCards, ""},
+		{"mistyped, in a sentence", "Watch my stream: " + damaged + " see you there", ErrDamaged, "mistyped"},
+		{"mistyped, in quotes", `"` + damaged + `".`, ErrDamaged, "mistyped"},
+		{"a character missing, in a sentence", "Watch: " + s[:100] + s[101:] + " see you there", ErrDamaged, "missing or extra"},
+		{"a character extra, in a sentence", "Watch: " + s[:100] + "q" + s[100:] + " bye", ErrDamaged, "missing or extra"},
+		{"a character missing, wrapped", "Watch:\n" + s[:64] + "\n" + s[64:99] + s[100:] + "\nsee you there", ErrDamaged, "missing or extra"},
+		{"damaged start, in a sentence", "Watch my stream: dzvq" + s[4:] + " see you", ErrDamaged, "start of this one is damaged"},
+		{"damaged start, in quotes", `"dzvq` + s[4:] + `"`, ErrDamaged, "start of this one is damaged"},
+		{"a comma inside", s[:100] + "," + s[100:], ErrDamaged, "contains ','"},
+		{"cut short, in quotes", `"` + s[:200] + `"`, ErrDamaged, "missing or extra"},
+		{"a sentence without a card", "Watch my stream tonight, see you there", ErrNotCard, ""},
+	} {
+		got, err := Parse(tc.in)
+		if err == nil {
+			t.Errorf("%s: accepted as %+v", tc.name, got)
+			continue
+		}
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("%s: got %v, want %v saying %q", tc.name, err, tc.want, tc.text)
+		}
+	}
 }
