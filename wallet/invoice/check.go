@@ -3,6 +3,8 @@ package invoice
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
@@ -68,6 +70,10 @@ func Check(e Expect, a invoicemsg.Answer) error {
 		}
 		if u.Address != a.Address || u.Sats != a.Sats || u.Lightning != a.Bolt11 {
 			return fmt.Errorf("%w: the payment URI differs from the invoice", ErrMismatch)
+		}
+		if len(u.Others) > 0 {
+			// A wallet could pay through one of them, and nothing here checked it.
+			return fmt.Errorf("%w: the payment URI carries more than the invoice (%s)", ErrMismatch, strings.Join(slices.Compact(u.Others), ", "))
 		}
 	} else if a.URI != "lightning:"+a.Bolt11 {
 		return fmt.Errorf("%w: the payment URI differs from the invoice", ErrMismatch)

@@ -18,6 +18,11 @@ type PaymentURI struct {
 	Label     string
 	Message   string
 	Lightning string // BOLT11 invoice, optional
+	// Others names the parameters a parsed URI carries beyond the address, amount, label,
+	// message and one lightning= (another lightning=, bc=, lno=, unknown ones), each once. A
+	// wallet may pay through any of BIP321's payment instructions, so a payer that checks the
+	// URI against what it expects refuses one that has others. String writes none.
+	Others []string
 }
 
 // FormatBTC renders sats as a decimal BTC amount without floating point: 150000 → "0.0015".
@@ -150,12 +155,14 @@ func ParseURI(s string, net *chaincfg.Params) (PaymentURI, error) {
 			u.Message = v
 		case "lightning":
 			for _, v := range vs {
-				if v != "" {
+				if v != "" && u.Lightning == "" {
 					u.Lightning = v
-					break
+				} else if v != u.Lightning {
+					u.Others = append(u.Others, k)
 				}
 			}
 		default:
+			u.Others = append(u.Others, k)
 			if strings.HasPrefix(strings.ToLower(k), "req-") {
 				return u, fmt.Errorf("onchain: payment URI requires %q, which this app does not understand", k)
 			}
