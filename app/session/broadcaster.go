@@ -451,7 +451,13 @@ func (b *Broadcaster) serveRequests(ctx context.Context, in <-chan appRequest) e
 func (b *Broadcaster) watchViewers(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	granted := map[peer.ID]uint64{}
+	// What each viewer was last checked with: paid time, and payments seen but unconfirmed
+	// (which may grant nothing yet, but change what the viewer is told).
+	type paidState struct {
+		granted uint64
+		pending int
+	}
+	granted := map[peer.ID]paidState{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -470,19 +476,22 @@ func (b *Broadcaster) watchViewers(ctx context.Context) error {
 				if _, ok := granted[p]; !ok {
 					b.ev.emit(Event{Kind: EventViewer, Viewer: p.String(), Text: "viewer connected"})
 				}
-				granted[p] = 0
+				granted[p] = paidState{}
 				continue
 			}
 			bal := b.wallet.ledger.Balance(ledger.Key{Stream: b.id, Viewer: p.String()})
-			if prev, ok := granted[p]; ok && bal.GrantedMillis != prev {
-				if bal.GrantedMillis > prev {
-					b.ev.emit(Event{Kind: EventPayment, Viewer: p.String(), Text: fmt.Sprintf("payment: %v more", time.Duration(bal.GrantedMillis-prev)*time.Millisecond)})
+			now := paidState{bal.GrantedMillis, bal.Pending}
+			if prev, ok := granted[p]; ok && now != prev {
+				if now.granted > prev.granted {
+					b.ev.emit(Event{Kind: EventPayment, Viewer: p.String(), Text: fmt.Sprintf("payment: %v more", time.Duration(now.granted-prev.granted)*time.Millisecond)})
+				} else if now.pending > prev.pending {
+					b.ev.emit(Event{Kind: EventPayment, Viewer: p.String(), Text: "payment seen, waiting for its confirmation"})
 				}
 				b.seller.Recheck(p)
 			} else if !ok {
 				b.ev.emit(Event{Kind: EventViewer, Viewer: p.String(), Text: "viewer connected"})
 			}
-			granted[p] = bal.GrantedMillis
+			granted[p] = now
 		}
 		for p := range granted {
 			if !seen[p] {

@@ -52,11 +52,7 @@ func (g *ledgerGate) Check(_ context.Context, p peer.ID) (replicate.Allowance, e
 	}
 	rem := g.ledger.Remaining(g.key(p))
 	if rem <= 0 {
-		reason := "Not paid yet: buy minutes to start watching."
-		if len(g.ledger.Credits(g.key(p))) > 0 {
-			reason = "No paid time left: top up to keep watching."
-		}
-		return replicate.Allowance{Reason: reason}, nil
+		return replicate.Allowance{Reason: refusal(g.ledger.Credits(g.key(p)))}, nil
 	}
 	g.mu.Lock()
 	delete(g.exhausted, p)
@@ -69,6 +65,26 @@ func (g *ledgerGate) Check(_ context.Context, p peer.ID) (replicate.Allowance, e
 	}
 	g.mu.Unlock()
 	return replicate.Allowance{Until: g.clock.Now().Add(rem)}, nil
+}
+
+// refusal says in plain words why a viewer with no paid time left is refused, from its credits:
+// an on-chain payment seen but not yet confirmed (which buys nothing until it confirms when
+// the seller gives no provisional access, or buys only what the cap allows) is told apart
+// from no payment and from time used up.
+func refusal(credits []ledger.Credit) string {
+	paid := false
+	for _, c := range credits {
+		switch c.State {
+		case ledger.Provisional:
+			return "Your payment was seen: the video starts once it is confirmed in a block."
+		case ledger.Settled:
+			paid = true
+		}
+	}
+	if paid {
+		return "No paid time left: top up to keep watching."
+	}
+	return "Not paid yet: buy minutes to start watching."
 }
 
 // Delivered implements replicate.Gate: it bills the block's media time.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +99,48 @@ func paidMinute(t *testing.T, viewer peer.ID) (*ledger.Ledger, ledger.Key) {
 		t.Fatal(err)
 	}
 	return l, key
+}
+
+// A viewer refused for want of paid time is told why: nothing paid, an on-chain payment seen
+// and waiting for its confirmation (with no provisional access, it buys nothing until then),
+// time used up, or a payment revoked (replaced or double-spent).
+func TestLedgerGateRefusalReasons(t *testing.T) {
+	const viewer = peer.ID("viewer-b")
+	cases := []struct {
+		name    string
+		credits []ledger.Credit
+		want    string
+	}{
+		{"nothing paid", nil, "Not paid yet"},
+		{"payment seen, unconfirmed", []ledger.Credit{{ID: "btc:a:0", State: ledger.Provisional}}, "Your payment was seen"},
+		{"time used up, then a payment seen", []ledger.Credit{{ID: "ln:x", Msat: 1000, Millis: 1, State: ledger.Settled},
+			{ID: "btc:a:0", State: ledger.Provisional}}, "Your payment was seen"},
+		{"time used up", []ledger.Credit{{ID: "ln:x", Msat: 1000, Millis: 1, State: ledger.Settled}}, "No paid time left"},
+		{"payment revoked", []ledger.Credit{{ID: "btc:a:0", Msat: 1000, Millis: 1, State: ledger.Revoked}}, "Not paid yet"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := ledger.Open(filepath.Join(t.TempDir(), "ledger"), slog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			key := ledger.Key{Stream: "s", Viewer: viewer.String()}
+			for _, cr := range c.credits {
+				if _, err := l.SetCredit(key, cr); err != nil {
+					t.Fatal(err)
+				}
+				if cr.State == ledger.Settled {
+					if _, err := l.Consume(key, cr.Millis); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			g := &ledgerGate{stream: "s", ledger: l, clock: clock.New(), log: slog.Default(), millis: func(uint64) uint64 { return 1 }}
+			a, err := g.Check(context.Background(), viewer)
+			if err != nil || !strings.HasPrefix(a.Reason, c.want) {
+				t.Fatalf("reason %q (%v), want %q…", a.Reason, err, c.want)
+			}
+		})
+	}
 }

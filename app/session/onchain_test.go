@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,57 +36,8 @@ func TestOnChainPayments(t *testing.T) {
 	defer checkLeaks(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	p, err := price.Parse("600 sats per minute")
-	if err != nil {
-		t.Fatal(err)
-	}
-	video, audio := testDevices(t)
-	sd, _ := OpenDataDir(t.TempDir())
-	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "on-chain", Preset: broadcast.Low,
-		Video: video, Audio: audio, Price: p, Network: loopback, Logger: testLog(t),
-		OnChain: &OnChainSetup{AccountKey: nodetest.AccountKey(t), Network: "simnet", Websocket: true, MinConf: 1,
-			ProvisionalCapSats: 100_000, ProvisionalTotalCapSats: 1_000_000,
-			Node: onchain.NodeConfig{Host: btcd.RPCAddr, User: btcd.User(), Pass: btcd.Pass(), CACert: btcd.Cert()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b, viewer, payTo := onChainRig(t, ctx, btcd, 100_000)
 	defer b.Stop()
-	c := b.Card()
-	if c.Network != "simnet" || len(c.Methods) != 1 {
-		t.Fatalf("card %+v", c)
-	}
-	viewer := func() *Viewer {
-		vd, _ := OpenDataDir(t.TempDir())
-		v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: silentAudio})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := v.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	payTo := func(v *Viewer) (nodetest.Coin, Invoice) {
-		inv, err := v.Buy(ctx, BuyRequest{Minutes: 2, Method: invoicemsg.OnChain})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if inv.Sats != 1200 || inv.Address == "" || inv.QRPNG == nil {
-			t.Fatalf("invoice %+v", inv)
-		}
-		addr, err := onchain.ParseAddress(inv.Address, nodetest.Net)
-		if err != nil {
-			t.Fatal(err)
-		}
-		coin := btcd.NextCoin()
-		if _, err := btcd.Send(nodetest.BuildTx(t, coin, 1000, nodetest.Output{Address: addr, Sats: int64(inv.Sats)})); err != nil {
-			t.Fatal(err)
-		}
-		return coin, inv
-	}
 	credit := func(v *Viewer) ledger.State {
 		for _, s := range b.Sales() {
 			if s.Viewer == v.Self() {
@@ -125,4 +77,84 @@ func TestOnChainPayments(t *testing.T) {
 	if v1.Access().State != wire.Allowed {
 		t.Fatalf("the first viewer lost access: %+v", v1.Access())
 	}
+}
+
+// onChainRig starts a paid broadcaster (600 sats a minute, on-chain to a watch-only key on btcd,
+// provisional access up to provisionalCap sats) and returns it with a function that starts a
+// viewer of it and one that has a viewer buy 2 minutes and pay for them from a new coin.
+func onChainRig(t *testing.T, ctx context.Context, btcd *nodetest.Btcd, provisionalCap uint64) (*Broadcaster, func() *Viewer, func(*Viewer) (nodetest.Coin, Invoice)) {
+	t.Helper()
+	p, err := price.Parse("600 sats per minute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	video, audio := testDevices(t)
+	sd, _ := OpenDataDir(t.TempDir())
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "on-chain", Preset: broadcast.Low,
+		Video: video, Audio: audio, Price: p, Network: loopback, Logger: testLog(t),
+		OnChain: &OnChainSetup{AccountKey: nodetest.AccountKey(t), Network: "simnet", Websocket: true, MinConf: 1,
+			ProvisionalCapSats: provisionalCap, ProvisionalTotalCapSats: 1_000_000,
+			Node: onchain.NodeConfig{Host: btcd.RPCAddr, User: btcd.User(), Pass: btcd.Pass(), CACert: btcd.Cert()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := b.Card()
+	if c.Network != "simnet" || len(c.Methods) != 1 {
+		b.Stop()
+		t.Fatalf("card %+v", c)
+	}
+	viewer := func() *Viewer {
+		vd, _ := OpenDataDir(t.TempDir())
+		v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: silentAudio})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	payTo := func(v *Viewer) (nodetest.Coin, Invoice) {
+		inv, err := v.Buy(ctx, BuyRequest{Minutes: 2, Method: invoicemsg.OnChain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inv.Sats != 1200 || inv.Address == "" || inv.QRPNG == nil {
+			t.Fatalf("invoice %+v", inv)
+		}
+		addr, err := onchain.ParseAddress(inv.Address, nodetest.Net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		coin := btcd.NextCoin()
+		if _, err := btcd.Send(nodetest.BuildTx(t, coin, 1000, nodetest.Output{Address: addr, Sats: int64(inv.Sats)})); err != nil {
+			t.Fatal(err)
+		}
+		return coin, inv
+	}
+	return b, viewer, payTo
+}
+
+// TestOnChainPaymentSeenIsTold: with no provisional access (the default), a viewer whose
+// payment is in the mempool is told it was seen and waits for its confirmation, rather than
+// "not paid yet" (or "no paid time left") for a block interval; the seller's events say so too.
+func TestOnChainPaymentSeenIsTold(t *testing.T) {
+	btcd := nodetest.StartBtcd(t)
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b, viewer, payTo := onChainRig(t, ctx, btcd, 0)
+	defer b.Stop()
+	v := viewer()
+	defer v.Stop()
+	payTo(v)
+	waitFor(t, "the viewer told its payment was seen", time.Minute, func() bool {
+		a := v.Access()
+		return a.State == wire.Refused && strings.HasPrefix(a.Reason, "Your payment was seen")
+	})
+	btcd.Generate(1)
+	waitFor(t, "access once confirmed", time.Minute, func() bool { return v.Access().State == wire.Allowed })
 }

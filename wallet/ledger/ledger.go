@@ -92,6 +92,7 @@ type Balance struct {
 	ProvisionalMillis uint64
 	ConsumedMillis    uint64
 	SettledMsat       uint64
+	Pending           int // provisional credits: payments seen, not yet confirmed (they may grant nothing)
 }
 
 // Remaining is the access left; negative when revoked credit had already been used.
@@ -276,6 +277,7 @@ func (b *Balance) add(c Credit) {
 	case Provisional:
 		b.GrantedMillis += c.Millis
 		b.ProvisionalMillis += c.Millis
+		b.Pending++
 	case Settled:
 		b.GrantedMillis += c.Millis
 		b.SettledMsat += c.Msat
@@ -287,6 +289,7 @@ func (b *Balance) sub(c Credit) {
 	case Provisional:
 		b.GrantedMillis -= c.Millis
 		b.ProvisionalMillis -= c.Millis
+		b.Pending--
 	case Settled:
 		b.GrantedMillis -= c.Millis
 		b.SettledMsat -= c.Msat
