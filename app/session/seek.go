@@ -35,12 +35,7 @@ func (v *Viewer) Seek(ctx context.Context, t time.Duration) (time.Duration, erro
 	if v.cfg.NoPlayback {
 		return at, nil
 	}
-	if k == 0 {
-		v.GoLive()
-		return at, nil
-	}
-	v.paused.Store(false)
-	v.startPlayer(k)
+	v.playAt(k) // k == 0 goes live
 	v.log.Info("seek", "to", t, "block", k, "starts at", at)
 	return at, nil
 }

@@ -176,6 +176,50 @@ func TestSeek(t *testing.T) {
 	if p := pictures(); p[0] < at-preset.KeyFrameInterval-time.Second {
 		t.Fatalf("seeking past the edge (%v) did not go live: first picture at %v", at, p[0])
 	}
+
+	// The controls at once, from several goroutines, as a window's buttons, the command
+	// line's -from and a resumed stream's new header meet them: each stops the player it
+	// replaces before the next starts (this panicked, "WaitGroup is reused", when a seek met
+	// the header's restart), and a new header leaves a player the user moved where it is.
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 12 {
+				switch (g + i) % 6 {
+				case 0:
+					if _, err := v.Seek(ctx, time.Duration(i)*100*time.Millisecond); err != nil {
+						t.Errorf("seek: %v", err)
+					}
+				case 1:
+					v.GoLive()
+				case 2:
+					v.Pause()
+				case 3:
+					v.Resume()
+				case 4:
+					v.restartLive()
+				case 5:
+					v.GoToStart()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	at, err = v.Seek(ctx, 700*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.restartLive()
+	v.playMu.Lock()
+	from := v.from
+	v.playMu.Unlock()
+	if from == 0 {
+		t.Fatalf("a new header moved the player the user sought to %v back to live", at)
+	}
+	mu.Lock()
+	decoded = nil
+	mu.Unlock()
+	waitFor("after the controls", func(p []time.Duration) bool { return len(p) >= 3 })
 	if err := v.Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -137,7 +137,10 @@ type Viewer struct {
 	access   wire.Access
 	accessAt time.Time
 
-	playMu     sync.Mutex
+	// ctlMu serialises what stops and starts the player (Seek, GoLive, Pause, Resume, a new
+	// header, Stop): each stops the old player and waits for it before the next starts.
+	ctlMu      sync.Mutex
+	playMu     sync.Mutex // guards the fields below while a player runs
 	playCancel context.CancelFunc
 	player     *playback.Player
 	playWG     sync.WaitGroup
@@ -390,7 +393,7 @@ func (v *Viewer) onApp(msg []byte) {
 			go func() { // not on the session's read loop: restarting waits for the player
 				defer v.wg.Done()
 				if v.ctx.Err() == nil {
-					v.startPlayer(0)
+					v.restartLive()
 				}
 			}()
 		}
@@ -497,7 +500,27 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 
 // startPlayer (re)starts playback at block from (0: the live edge).
 func (v *Viewer) startPlayer(from uint64) {
-	v.stopPlayer()
+	v.ctlMu.Lock()
+	defer v.ctlMu.Unlock()
+	v.startPlayerLocked(from)
+}
+
+// restartLive restarts a player that follows the live edge, so that it joins under the
+// stream's newest header; a player the user moved (a seek, a pause) is left where it is.
+func (v *Viewer) restartLive() {
+	v.ctlMu.Lock()
+	defer v.ctlMu.Unlock()
+	v.playMu.Lock()
+	live := v.from == 0
+	v.playMu.Unlock()
+	if live && !v.paused.Load() {
+		v.startPlayerLocked(0)
+	}
+}
+
+// startPlayerLocked is startPlayer with ctlMu held.
+func (v *Viewer) startPlayerLocked(from uint64) {
+	v.stopPlayerLocked()
 	v.playMu.Lock()
 	defer v.playMu.Unlock()
 	ctx, cancel := context.WithCancel(v.ctx)
@@ -563,6 +586,13 @@ func (v *Viewer) newPlayer(from uint64) (*playback.Player, error) {
 }
 
 func (v *Viewer) stopPlayer() {
+	v.ctlMu.Lock()
+	defer v.ctlMu.Unlock()
+	v.stopPlayerLocked()
+}
+
+// stopPlayerLocked is stopPlayer with ctlMu held.
+func (v *Viewer) stopPlayerLocked() {
 	v.playMu.Lock()
 	cancel := v.playCancel
 	v.playCancel = nil
@@ -587,11 +617,13 @@ func (v *Viewer) position() uint64 {
 
 // Pause stops playback where it is; Resume goes on from there.
 func (v *Viewer) Pause() {
+	v.ctlMu.Lock()
+	defer v.ctlMu.Unlock()
 	if v.paused.Swap(true) {
 		return
 	}
 	pos := v.position()
-	v.stopPlayer()
+	v.stopPlayerLocked()
 	v.playMu.Lock()
 	v.from = max(pos, 1)
 	v.playMu.Unlock()
@@ -599,13 +631,15 @@ func (v *Viewer) Pause() {
 
 // Resume continues after Pause.
 func (v *Viewer) Resume() {
+	v.ctlMu.Lock()
+	defer v.ctlMu.Unlock()
 	if !v.paused.Swap(false) {
 		return
 	}
 	v.playMu.Lock()
 	from := v.from
 	v.playMu.Unlock()
-	v.startPlayer(from)
+	v.startPlayerLocked(from)
 }
 
 // onBlock is told of each verified block stored, whichever source sent it.
@@ -615,10 +649,18 @@ func (v *Viewer) onBlock(_ uint64, b []byte) {
 }
 
 // GoLive jumps to the live edge.
-func (v *Viewer) GoLive() { v.paused.Store(false); v.startPlayer(0) }
+func (v *Viewer) GoLive() { v.playAt(0) }
 
 // GoToStart plays from the beginning of the stream.
-func (v *Viewer) GoToStart() { v.paused.Store(false); v.startPlayer(1) }
+func (v *Viewer) GoToStart() { v.playAt(1) }
+
+// playAt unpauses and plays from block from (0: the live edge).
+func (v *Viewer) playAt(from uint64) {
+	v.ctlMu.Lock()
+	defer v.ctlMu.Unlock()
+	v.paused.Store(false)
+	v.startPlayerLocked(from)
+}
 
 // Snapshot is the newest figures.
 func (v *Viewer) Snapshot() ViewFigures {
