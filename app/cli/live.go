@@ -221,8 +221,10 @@ func (e *env) live(args []string) error {
 		select {
 		case <-ctx.Done():
 			b.Stop()
+			// After Stop the figures are the feed's final state (the last block appended).
 			f := b.Snapshot()
-			fmt.Fprintf(e.out, "stopped: %d blocks (%s) in the stream; resume it with -resume %s\n", f.Blocks, human.Bytes(f.FeedBytes), b.ID())
+			fmt.Fprintf(e.out, "stopped after %s live: %d blocks (%s) in the stream; resume it with -resume %s\n",
+				f.Until.Sub(f.Since).Round(time.Second), f.Blocks, human.Bytes(f.FeedBytes), b.ID())
 			return nil
 		case <-b.Done():
 			return fmt.Errorf("the broadcast stopped: %w", b.Err())

@@ -76,8 +76,9 @@ type ViewerFigures struct {
 
 // BroadcastFigures is the live view's numbers.
 type BroadcastFigures struct {
-	Live                 bool
-	Since                time.Time
+	Live bool
+	// Since is when the broadcast went live; Until when it stopped (zero while live).
+	Since, Until         time.Time
 	Viewers, Paying      int
 	EarnedMsat           uint64 // settled
 	ProvisionalMsat      uint64 // unconfirmed on-chain payments counted towards access
@@ -684,16 +685,23 @@ func (b *Broadcaster) Stop() error {
 		if b.wallet != nil {
 			errs = append(errs, b.wallet.desk.Close(), b.wallet.ledger.Close())
 		}
+		var final feed.Head
 		if b.feed != nil {
-			h := b.feed.Head()
-			b.record.Blocks, b.record.Bytes = h.Length, h.ByteLength
+			// Capture has ended (wg.Wait): the head is the stream's final state.
+			final = b.feed.Head()
+			b.record.Blocks, b.record.Bytes = final.Length, final.ByteLength
 			if b.record.ID != "" {
 				errs = append(errs, b.cfg.Data.saveStream(b.record))
 			}
 			errs = append(errs, b.feed.Close())
 		}
 		b.figMu.Lock()
-		b.figures.Live = false
+		// The figures loop last ran up to a second before the last block: the stop figures
+		// are the feed's final ones.
+		b.figures.Live, b.figures.Blocks, b.figures.FeedBytes = false, final.Length, final.ByteLength
+		if !b.figures.Since.IsZero() {
+			b.figures.Until = time.Now()
+		}
 		b.figMu.Unlock()
 		if err := errors.Join(errs...); err != nil {
 			b.log.Warn("stopping the broadcast", "err", err)
