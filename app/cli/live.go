@@ -263,7 +263,7 @@ func (e *env) streams(args []string) error {
 	}
 	for _, s := range mine {
 		fmt.Fprintf(e.out, "  %s  %q  %d blocks, %s, last live %s\n    resume: dazaar-vision live -resume %s\n",
-			s.ID[:8]+"…"+s.ID[len(s.ID)-4:], s.Name+" "+s.Description, s.Blocks, human.Bytes(s.Bytes), s.LastLive.Format(time.DateTime), s.ID)
+			s.ID[:8]+"…"+s.ID[len(s.ID)-4:], strings.TrimSpace(s.Name+" "+s.Description), s.Blocks, human.Bytes(s.Bytes), s.LastLive.Format(time.DateTime), s.ID)
 	}
 	watched, err2 := data.Watched()
 	fmt.Fprintln(e.out, "Watched:")

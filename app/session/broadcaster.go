@@ -389,6 +389,7 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 	}
 	b.run(ctx, "capture", func(ctx context.Context) error { return pipe.Run(ctx) })
 	b.run(ctx, "figures", b.figuresLoop)
+	b.run(ctx, "stream record", b.saveRecordLoop)
 	b.header = sink.offset
 	b.run(ctx, "viewers", b.watchViewers)
 	if b.wallet != nil {
@@ -556,6 +557,29 @@ func (b *Broadcaster) blockMillis(index uint64) uint64 {
 	return mediaMillis(m, prevEnd)
 }
 
+// recordEvery is how often a live broadcaster saves stream.json (blocks, bytes, last live), so
+// that a process killed while live leaves figures no older than this.
+var recordEvery = 10 * time.Second
+
+// saveRecordLoop saves the stream's record every recordEvery while live (Stop saves the last).
+// A failed save is logged: the feed, not the record, holds the stream.
+func (b *Broadcaster) saveRecordLoop(ctx context.Context) error {
+	t := time.NewTicker(recordEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		h := b.feed.Head()
+		b.record.Blocks, b.record.Bytes, b.record.LastLive = h.Length, h.ByteLength, time.Now()
+		if err := b.cfg.Data.saveStream(b.record); err != nil {
+			b.log.Warn("cannot save the stream's record", "err", err)
+		}
+	}
+}
+
 func (b *Broadcaster) figuresLoop(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -690,6 +714,9 @@ func (b *Broadcaster) Stop() error {
 			// Capture has ended (wg.Wait): the head is the stream's final state.
 			final = b.feed.Head()
 			b.record.Blocks, b.record.Bytes = final.Length, final.ByteLength
+			if !b.record.LastLive.IsZero() {
+				b.record.LastLive = time.Now()
+			}
 			if b.record.ID != "" {
 				errs = append(errs, b.cfg.Data.saveStream(b.record))
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/internal/atomicfile"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
 )
 
 // DataDir is the one directory a user's state lives in:
@@ -115,13 +116,19 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// MyStreams lists my streams, newest live first.
+// MyStreams lists my streams, newest live first. Blocks and Bytes are read from each feed's
+// head, read-only (feed.ReadHead: no lock taken, nothing written), so a stream live right now in
+// another process, or whose process was killed, shows what its feed holds; stream.json's figures
+// (saved while live and at a clean stop) stand in only when the feed cannot be read.
 func (d DataDir) MyStreams() ([]StreamRecord, error) {
 	var out []StreamRecord
 	err := d.each("streams", "stream.json", func(b []byte) error {
 		var r StreamRecord
 		if err := json.Unmarshal(b, &r); err != nil {
 			return err
+		}
+		if h, err := feed.ReadHead(filepath.Join(d.streamDir(r.ID), "feed")); err == nil {
+			r.Blocks, r.Bytes = h.Length, h.ByteLength
 		}
 		out = append(out, r)
 		return nil

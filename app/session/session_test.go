@@ -32,7 +32,13 @@ func leakOptions() []goleak.Option {
 	}
 }
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leakOptions()...) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(liveChildEnv); dir != "" {
+		liveChild(dir) // a broadcaster in its own process, for tests that kill it
+		return
+	}
+	goleak.VerifyTestMain(m, leakOptions()...)
+}
 
 // checkLeaks fails t if goroutines started during the test are still running (deferred first).
 func checkLeaks(t *testing.T) func() {

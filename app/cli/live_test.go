@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"context"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/capture"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+var listedBlocks = regexp.MustCompile(`"([^"]*)"  (\d+) blocks`)
+
+// TestLiveStopsWithFinalFigures runs `live` for a few seconds: the figures it prints when it
+// stops are the feed's final length and size, and `streams` then lists the stream with the
+// same count and its title without trailing space.
+func TestLiveStopsWithFinalFigures(t *testing.T) {
+	t.Setenv(EnvPassphrase, "correct horse")
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "data")
+	global := []string{"-data-dir", data, "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc")}
+	r := run(t, "", append(global, "live", "-video", "test", "-audio", "test", "-preset", "low", "-lan",
+		"-listen", "/ip4/127.0.0.1/tcp/0", "-duration", "8s", "-name", "  stop figures  ")...)
+	if r.code != 0 {
+		t.Fatalf("live: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	m := regexp.MustCompile(`stopped after \S+ live: (\d+) blocks \(([^)]*)\) in the stream; resume it with -resume ([0-9a-f]{64})`).FindStringSubmatch(r.out)
+	if m == nil {
+		t.Fatalf("no stop line:\n%s", r.out)
+	}
+	h, err := feed.ReadHead(filepath.Join(data, "streams", m[3], "feed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := strconv.ParseUint(m[1], 10, 64); n != h.Length || n == 0 {
+		t.Fatalf("live said %s blocks at the stop; the feed holds %d", m[1], h.Length)
+	}
+	r = run(t, "", append(global, "streams")...)
+	l := listedBlocks.FindStringSubmatch(r.out)
+	if r.code != 0 || l == nil || l[1] != "stop figures" || l[2] != m[1] {
+		t.Fatalf("streams (want %q with %s blocks):\n%s\n%s", "stop figures", m[1], r.out, r.err)
+	}
+}
+
+// TestStreamsWhileLive lists my streams while one is live: the count is what its feed holds
+// now, not the 0 its record had when it went live.
+func TestStreamsWhileLive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	vd, err := capture.TestDevice(capture.Camera)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sd, err := session.OpenDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := session.NewBroadcaster(session.BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "on now",
+		Preset: broadcast.Low, Video: &vd, Price: price.Price{},
+		Network: session.NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	fd := filepath.Join(dir, "streams", b.ID(), "feed")
+	for {
+		h, err := feed.ReadHead(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Length >= 5 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the feed holds %d blocks", h.Length)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	r := run(t, "", "-data-dir", dir, "streams")
+	l := listedBlocks.FindStringSubmatch(r.out)
+	if r.code != 0 || l == nil || l[1] != "on now" {
+		t.Fatalf("streams:\n%s\n%s", r.out, r.err)
+	}
+	if n, _ := strconv.Atoi(l[2]); n < 5 {
+		t.Fatalf("a live stream of at least 5 blocks listed with %d:\n%s", n, r.out)
+	}
+	if !strings.Contains(r.out, "resume: dazaar-vision live -resume "+b.ID()) {
+		t.Fatalf("streams:\n%s", r.out)
+	}
+}
