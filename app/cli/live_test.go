@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/wallet/nodetest"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
@@ -99,5 +101,25 @@ func TestStreamsWhileLive(t *testing.T) {
 	}
 	if !strings.Contains(r.out, "resume: dazaar-vision live -resume "+b.ID()) {
 		t.Fatalf("streams:\n%s", r.out)
+	}
+}
+
+// TestLiveRefusesUnreachableBackEnd: `live` of a paid stream whose bitcoin node has nothing
+// listening at its address fails saying so, and prints no card.
+func TestLiveRefusesUnreachableBackEnd(t *testing.T) {
+	t.Setenv(EnvPassphrase, "correct horse")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	tmp := t.TempDir()
+	r := run(t, "", "-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc"),
+		"live", "-video", "test", "-audio", "test", "-preset", "low", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0", "-duration", "30s",
+		"-price", "600 sats per minute", "-network", "simnet", "-xpub", nodetest.AccountKey(t), "-btc-node", dead, "-btc-user", "u", "-btc-pass", "p")
+	want := "cannot go live: nothing is listening at " + dead + ": is the bitcoin node running, and is that its RPC port?"
+	if r.code != 1 || !strings.Contains(r.err, want) || strings.Contains(r.out, "dzv1") {
+		t.Fatalf("live with nothing at the node's address: code %d (want 1, saying %q)\nstdout: %s\nstderr: %s", r.code, want, r.out, r.err)
 	}
 }

@@ -272,6 +272,13 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 			b.Stop()
 		}
 	}()
+	if !b.cfg.Price.IsFree() {
+		// Before anything is made or shown: a card must never be shared for a stream that
+		// cannot sell.
+		if err := checkPayments(ctx, b.cfg.Secrets, b.cfg.Lightning, b.cfg.OnChain); err != nil {
+			return err
+		}
+	}
 	if err := b.openFeed(); err != nil {
 		return err
 	}

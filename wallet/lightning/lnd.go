@@ -122,6 +122,14 @@ func New(cfg Config) (*Client, error) {
 // Network implements invoice.Lightning.
 func (c *Client) Network() string { return c.cfg.Network }
 
+// ErrRefused is LND refusing the macaroon (HTTP 401 or 403); ErrUnreachable is no HTTP answer
+// from LND at all (nothing listening, no route, a timeout, a TLS handshake that failed), with
+// the network error wrapped too.
+var (
+	ErrRefused     = errors.New("LND refused the macaroon")
+	ErrUnreachable = errors.New("LND unreachable")
+)
+
 // apiError is LND's REST error body.
 type apiError struct {
 	Code    int    `json:"code"`
@@ -141,7 +149,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	req.Header.Set("Grpc-Metadata-macaroon", c.macHex)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("lightning: LND unreachable at %s: %w", c.cfg.Host, err)
+		return fmt.Errorf("lightning: %w at %s: %w", ErrUnreachable, c.cfg.Host, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -155,7 +163,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 			e.Message = resp.Status
 		}
 		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
-			return fmt.Errorf("lightning: LND refused the macaroon: %s", e.Message)
+			return fmt.Errorf("lightning: %w: %s", ErrRefused, e.Message)
 		}
 		return fmt.Errorf("lightning: LND: %s", e.Message)
 	}

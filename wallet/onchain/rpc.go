@@ -107,6 +107,27 @@ func (c NodeConfig) httpClient() (*http.Client, string, error) {
 	return &http.Client{Transport: tr}, scheme + "://" + c.Host + "/", nil
 }
 
+// ErrNodeAuth is the node refusing the RPC credentials (HTTP 401 or 403): errors.Is tells it
+// from a node that cannot be reached.
+var ErrNodeAuth = errors.New("the node refused the RPC user name or password")
+
+// ErrNodeUnreachable wraps every failure to get an HTTP answer from the node (nothing
+// listening, no route, a timeout, a TLS handshake that failed); the network error is wrapped too.
+var ErrNodeUnreachable = errors.New("the node cannot be reached")
+
+// CheckNode asks the node for its block count, to learn before anything depends on it that
+// the node answers at cfg.Host and takes the credentials: errors.Is(err, ErrNodeAuth) for
+// refused credentials, ErrNodeUnreachable for no answer.
+func CheckNode(ctx context.Context, cfg NodeConfig) error {
+	c, err := newRPCClient(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.hc.CloseIdleConnections()
+	_, err = c.blockCount(ctx)
+	return err
+}
+
 // rpcClient is a minimal JSON-RPC 1.0 client for the calls both btcd and Bitcoin Core answer.
 type rpcClient struct {
 	cfg  NodeConfig
@@ -153,11 +174,11 @@ func (c *rpcClient) call(ctx context.Context, method string, result any, params 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("onchain: node unreachable at %s: %w", c.cfg.Host, err)
+		return fmt.Errorf("onchain: %w at %s: %w", ErrNodeUnreachable, c.cfg.Host, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return fmt.Errorf("onchain: the node refused the RPC user name or password (HTTP %d)", resp.StatusCode)
+		return fmt.Errorf("onchain: %w (HTTP %d)", ErrNodeAuth, resp.StatusCode)
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxRPCResponse+1))
 	if err != nil {
