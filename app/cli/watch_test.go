@@ -31,30 +31,9 @@ func TestWatchToStdout(t *testing.T) {
 	t.Setenv(EnvPassphrase, "correct horse")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	vd, err := capture.TestDevice(capture.Camera)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ad, err := capture.TestDevice(capture.Microphone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sd, err := session.OpenDataDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	preset := broadcast.Low
 	preset.KeyFrameInterval = time.Second
-	loop := session.NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}
-	b, err := session.NewBroadcaster(session.BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "pipe", Description: "to stdout",
-		Preset: preset, Video: &vd, Audio: &ad, Price: price.Price{}, Network: loop})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop()
+	b := startTestBroadcast(ctx, t, preset)
 	cardText := b.Card().String()
 	time.Sleep(3 * time.Second)
 
@@ -153,4 +132,89 @@ func TestWatchToStdout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startTestBroadcast goes live on loopback with the test camera and microphone, free of
+// charge; the broadcaster stops when the test ends.
+func startTestBroadcast(ctx context.Context, t *testing.T, preset broadcast.Preset) *session.Broadcaster {
+	t.Helper()
+	vd, err := capture.TestDevice(capture.Camera)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, err := capture.TestDevice(capture.Microphone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := session.OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := session.NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}
+	b, err := session.NewBroadcaster(session.BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "pipe", Description: "to stdout",
+		Preset: preset, Video: &vd, Audio: &ad, Price: price.Price{}, Network: loop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Stop() })
+	return b
+}
+
+// TestWatchNoPlayToFile runs `watch -no-play -o FILE` (download only) against a live
+// broadcaster: the stream's header is fetched although nothing plays, the blocks are stored
+// as they come, and the file written at the end is WebM that ffmpeg decodes without a
+// message.
+func TestWatchNoPlayToFile(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatalf("ffmpeg is not installed (make test installs it): %v", err)
+	}
+	t.Setenv(EnvPassphrase, "correct horse")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	preset := broadcast.Low
+	preset.KeyFrameInterval = time.Second
+	b := startTestBroadcast(ctx, t, preset)
+	// The watch joins a stream already under way: its header was appended long before, and
+	// only a viewer that asks for it gets it.
+	for b.Snapshot().Blocks < 60 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the broadcaster appended only %d blocks: %+v", b.Snapshot().Blocks, b.Snapshot())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cardText := b.Card().String()
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "watched.webm")
+	var outb, errb xtest.SyncBuffer
+	code := Run(ctx, []string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc"),
+		"watch", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0", "-duration", "5s", "-no-play", "-o", out, cardText}, strings.NewReader(""), &outb, &errb)
+	if code != 0 {
+		t.Fatalf("watch -no-play -o exited %d:\n%s\n%s", code, outb.String(), errb.String())
+	}
+	if !strings.Contains(outb.String(), "wrote ") {
+		t.Fatalf("watch did not say it wrote the file:\n%s\n%s", outb.String(), errb.String())
+	}
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", out, "-f", "framecrc", "-")
+	got, err := cmd.Output()
+	var ffErr string
+	if ee, ok := err.(*exec.ExitError); ok {
+		ffErr = string(ee.Stderr)
+	}
+	if err != nil || ffErr != "" {
+		t.Fatalf("ffmpeg on %s: %v\n%s", out, err, ffErr)
+	}
+	pictures := 0
+	for l := range strings.Lines(string(got)) {
+		if strings.HasPrefix(l, "0,") {
+			pictures++
+		}
+	}
+	if pictures < 10 {
+		t.Fatalf("ffmpeg decoded %d pictures from %s\n%s", pictures, out, outb.String())
+	}
+	t.Logf("%d pictures in %s; watch said:\n%s", pictures, out, outb.String())
 }

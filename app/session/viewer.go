@@ -304,10 +304,61 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	}
 	v.run("replication", func(ctx context.Context) error { return v.rv.Run(ctx) })
 	v.run("read-ahead", func(ctx context.Context) error { return v.readAhead(ctx, fetchC) })
-	if !v.cfg.NoPlayback {
+	if v.cfg.NoPlayback {
+		v.run("download", v.download)
+	} else {
 		v.startPlayer(0)
 	}
 	return nil
+}
+
+// download fetches, when nothing plays (NoPlayback: watch -no-play, -o FILE), what a player
+// would: the stream header in force (block 0, or the one the seller announced for a resumed
+// stream's current run), then every block from the seller's newest sync point on. Live
+// pushes bring the blocks appended after this viewer joined; this fills the rest, so the
+// stored copy is one playable run that grows as the blocks come.
+func (v *Viewer) download(ctx context.Context) error {
+	var base, next uint64
+	started := false
+	for {
+		v.src.mu.Lock()
+		ch := v.src.changed
+		v.src.mu.Unlock()
+		st := v.rv.Status()
+		var start, end uint64
+		if b := v.src.base.Load(); !started || b != base {
+			if st.Length > b { // a new header to play under: start at it
+				base, started = b, true
+				next = b + 1
+				if st.Flags&wire.StatusHasSyncPoint != 0 && st.SyncPoint > b {
+					next = st.SyncPoint
+				}
+				start, end = b, b+1
+			}
+		} else {
+			f := v.currentFeed()
+			for next < st.Length && f.Has(next) {
+				next++
+			}
+			start, end = next, min(st.Length, next+v.cfg.ReadAhead)
+		}
+		if start < end {
+			err := v.rv.Fetch(ctx, start, end)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				v.log.Debug("downloading", "start", start, "end", end, "err", err)
+			} else {
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ch:
+		}
+	}
 }
 
 func (v *Viewer) currentFeed() *feed.Feed {
@@ -388,6 +439,7 @@ func (v *Viewer) onAccess(a wire.Access) {
 func (v *Viewer) onApp(msg []byte) {
 	if h, ok := decodeHeaderMsg(msg); ok {
 		// Where the stream's newest header is: a live player joins under it.
+		defer v.src.arrived() // download fetches it
 		if v.src.base.Swap(h) != h && !v.cfg.NoPlayback && !v.paused.Load() {
 			v.wg.Add(1)
 			go func() { // not on the session's read loop: restarting waits for the player
