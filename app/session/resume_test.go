@@ -94,3 +94,77 @@ func TestResumeAcrossHeaderChange(t *testing.T) {
 		t.Fatalf("exporting what the viewer held: %+v, %v", res, err)
 	}
 }
+
+// TestBehindLiveOnResumedStream watches a stream that was stopped and resumed: the feed holds
+// two runs, each from its own header, and the player counts blocks from the current run's.
+// "Behind live" compares the play position with the seller's length counted the same way, so
+// a viewer playing the resumed run at its live edge is a few blocks behind, not the whole
+// first run behind.
+func TestBehindLiveOnResumedStream(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	video, audio := testDevices(t)
+	sd, _ := OpenDataDir(t.TempDir())
+	cfg := BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "resumable", Preset: broadcast.Low, Video: video, Audio: audio,
+		Price: price.Price{}, Network: loopback, Logger: testLog(t)}
+	a, err := NewBroadcaster(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The first run is long enough that counting the play position from its own header
+	// and the seller's length from the feed's start cannot pass for being at the edge.
+	const firstRun = 100
+	waitFor(t, "the first run's blocks", time.Minute, func() bool { return a.Snapshot().Blocks >= firstRun })
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	run1 := a.Snapshot().Blocks
+
+	cfg.Resume, cfg.Name = a.ID(), ""
+	cfg.Network.Listen = nil // a resumed stream listens where its card says
+	b, err := NewBroadcaster(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+
+	vd, _ := OpenDataDir(t.TempDir())
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: a.Card(), Network: loopback, Logger: testLog(t),
+		Audio: silentAudio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	// Playing the resumed run live: the seller's length is well into the second run and the
+	// viewer is within a second's blocks of it.
+	const nearEdge = 30
+	wctx, wcancel := context.WithTimeout(ctx, 90*time.Second)
+	defer wcancel()
+	var last ViewFigures
+	for {
+		f := v.Snapshot()
+		if f.BehindLive > f.LiveEdge {
+			t.Fatalf("behind live by more than the stream's length: %+v", f)
+		}
+		if f.Playing && f.FramesDecoded > 15 && f.LiveEdge > run1+nearEdge && f.BehindLive < nearEdge {
+			t.Logf("first run %d blocks; viewer %d behind a live edge of %d", run1, f.BehindLive, f.LiveEdge)
+			return
+		}
+		last = f
+		select {
+		case <-wctx.Done():
+			t.Fatalf("the viewer never said it plays at the resumed run's live edge (first run %d blocks): %+v", run1, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -737,7 +737,9 @@ func (v *Viewer) Snapshot() ViewFigures {
 		if h := v.player.Header(); h != nil {
 			f.Description = h.Description
 		}
-		if pos := ps.StartBlock + uint64(ps.BlocksRead); st.Length > pos {
+		// The player counts blocks from the header it plays under (the source's base: a
+		// resumed stream's current run); the seller's length counts from the feed's start.
+		if pos := v.src.base.Load() + ps.StartBlock + uint64(ps.BlocksRead); st.Length > pos {
 			f.BehindLive = st.Length - pos
 		}
 	}
