@@ -222,7 +222,7 @@ loop:
 			}
 		case ev := <-v.Events():
 			switch ev.Kind {
-			case session.EventAccess, session.EventPlaying, session.EventError:
+			case session.EventAccess, session.EventPlaying, session.EventError, session.EventConnection:
 				fmt.Fprintf(text, "%s %s\n", ev.Time.Format("15:04:05.000"), ev.Text)
 				if ev.Kind == session.EventAccess && v.Access().State == wire.Refused && lastRemaining > 0 {
 					fmt.Fprintln(text, "Paid time is over: type `buy N` to top up.")
@@ -275,6 +275,8 @@ func timeLeftText(free bool, f session.ViewFigures) string {
 
 func connText(f session.ViewFigures) string {
 	switch {
+	case !f.Connected && f.Reason != "":
+		return "not connected"
 	case !f.Connected:
 		return "connecting"
 	case f.Access == wire.Free:

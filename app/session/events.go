@@ -18,6 +18,9 @@ const (
 	EventPlaying                      // the first picture was decoded (viewer)
 	EventError                        // something went wrong; Text says what to do
 	EventStopped                      // the session ended; Text holds the reason when it failed
+	// EventConnection: the link to the broadcaster is back after the viewer was told it was
+	// lost or could not be made (those are EventError) (viewer).
+	EventConnection
 )
 
 // Event is one thing a session reports to its UI.

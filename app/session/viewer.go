@@ -51,7 +51,11 @@ type ViewerConfig struct {
 	// ReadAhead bounds the blocks fetched ahead of the play position when behind the live
 	// edge (default 512, about 17 s at 30 blocks a second), instead of downloading everything.
 	ReadAhead uint64
-	Logger    *slog.Logger
+	// UnreachableAfter is how long Start's connection attempts may go unanswered before the
+	// viewer is told the broadcaster cannot be reached (default DefaultUnreachableAfter);
+	// it keeps trying.
+	UnreachableAfter time.Duration
+	Logger           *slog.Logger
 }
 
 // Invoice is a checked invoice, ready to show.
@@ -70,9 +74,12 @@ type Invoice struct {
 
 // ViewFigures is the watch view's numbers.
 type ViewFigures struct {
-	Connected     bool
-	Access        wire.AccessState
-	Reason        string        // why the seller refuses, in its words
+	// Connected says a session with the broadcaster (or, for a free stream, a relay) is up.
+	Connected bool
+	Access    wire.AccessState
+	// Reason is why the seller refuses, in its words; while not connected, why not, when
+	// something is wrong (the broadcaster cannot be reached, or went away).
+	Reason        string
 	Remaining     time.Duration // paid time left (countdown)
 	BytesDown     uint64        // bytes of verified blocks received (the seller's or a relay's)
 	Peers         int
@@ -137,6 +144,9 @@ type Viewer struct {
 	access   wire.Access
 	accessAt time.Time
 
+	linkMu sync.Mutex
+	link   string // why the link to the broadcaster is down (Snapshot's Reason), "" when fine
+
 	// ctlMu serialises what stops and starts the player (Seek, GoLive, Pause, Resume, a new
 	// header, Stop): each stops the old player and waits for it before the next starts.
 	ctlMu      sync.Mutex
@@ -170,6 +180,9 @@ func NewViewer(cfg ViewerConfig) (*Viewer, error) {
 	}
 	if cfg.ReadAhead == 0 {
 		cfg.ReadAhead = 512
+	}
+	if cfg.UnreachableAfter <= 0 {
+		cfg.UnreachableAfter = DefaultUnreachableAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -304,6 +317,7 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	}
 	v.run("replication", func(ctx context.Context) error { return v.rv.Run(ctx) })
 	v.run("read-ahead", func(ctx context.Context) error { return v.readAhead(ctx, fetchC) })
+	v.run("link", func(ctx context.Context) error { return v.watchLink(ctx, info) })
 	if v.cfg.NoPlayback {
 		v.run("download", v.download)
 	} else {
@@ -722,6 +736,9 @@ func (v *Viewer) Snapshot() ViewFigures {
 	}
 	a := v.Access()
 	f.Connected, f.Access, f.Reason, f.Remaining = v.rv.Connected(), a.State, a.Reason, v.Remaining()
+	if !f.Connected {
+		f.Reason = v.linkText()
+	}
 	f.BytesDown = v.received.Load()
 	if v.node != nil {
 		f.Peers = len(v.node.Host().Network().Peers())

@@ -473,7 +473,7 @@ func (s *watchScreen) follow(v *session.Viewer) {
 			case <-v.Done():
 				return
 			case ev := <-v.Events():
-				if ev.Kind == session.EventError || ev.Kind == session.EventAccess {
+				if ev.Kind == session.EventError || ev.Kind == session.EventAccess || ev.Kind == session.EventConnection {
 					text := ev.Text
 					s.u.do(func() {
 						if ctx.Err() == nil {
@@ -509,6 +509,9 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 	switch st {
 	case session.ViewConnecting:
 		status = "Looking for the seller…"
+		if f.Reason != "" { // it cannot be reached, or went away
+			status = f.Reason
+		}
 		overlay = status
 	case session.ViewFree:
 		status = "Stream is free of charge"

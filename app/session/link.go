@@ -1,0 +1,116 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// DefaultUnreachableAfter is ViewerConfig.UnreachableAfter's default.
+const DefaultUnreachableAfter = 15 * time.Second
+
+// linkGrace is how long the link may be down before the viewer is told the broadcaster went
+// away (a free stream's viewer changing source is briefly without one).
+const linkGrace = time.Second
+
+// Words the viewer is told when the link to the broadcaster fails.
+const (
+	textUnreachable = "The broadcaster cannot be reached"
+	textWentAway    = "The broadcaster went away; trying to reconnect"
+	textBack        = "Connected to the broadcaster again"
+)
+
+// watchLink tells the viewer, in events and in Snapshot's Reason, when the broadcaster
+// cannot be reached at start (nothing answered within UnreachableAfter), when a session
+// ends (the broadcaster stopped, its process died, or nothing arrived for the replication's
+// idle timeout), and when it is back. The upstream reconnects by itself all along.
+func (v *Viewer) watchLink(ctx context.Context, seller peer.AddrInfo) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	started := time.Now()
+	var ever, told bool     // ever connected; told the viewer the link is down
+	var downSince time.Time // when the link went down (zero: it is up)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now := time.Now()
+		if v.rv.Connected() {
+			if told {
+				v.setLink("")
+				v.ev.emit(Event{Kind: EventConnection, Text: textBack})
+			}
+			ever, told, downSince = true, false, time.Time{}
+			continue
+		}
+		if told {
+			continue
+		}
+		switch {
+		case ever && downSince.IsZero():
+			downSince = now
+		case ever && now.Sub(downSince) >= linkGrace:
+			v.log.Warn("the broadcaster went away; reconnecting")
+			v.setLink(textWentAway)
+			v.ev.emit(Event{Kind: EventError, Text: textWentAway})
+			told = true
+		case !ever && now.Sub(started) >= v.cfg.UnreachableAfter:
+			text := fmt.Sprintf("%s: %s. Check that the broadcast is live; still trying.", textUnreachable, v.whyUnreachable(ctx, seller))
+			if ctx.Err() != nil {
+				return nil
+			}
+			if v.rv.Connected() {
+				continue // it answered while we asked
+			}
+			v.log.Warn("the broadcaster cannot be reached", "after", v.cfg.UnreachableAfter)
+			v.setLink(text)
+			v.ev.emit(Event{Kind: EventError, Text: text})
+			told = true
+		}
+	}
+}
+
+// setLink sets what Snapshot says while not connected ("" when nothing is wrong yet).
+func (v *Viewer) setLink(text string) {
+	v.linkMu.Lock()
+	v.link = text
+	v.linkMu.Unlock()
+}
+
+// linkText is what Snapshot says while not connected.
+func (v *Viewer) linkText() string {
+	v.linkMu.Lock()
+	defer v.linkMu.Unlock()
+	return v.link
+}
+
+// whyUnreachable dials the broadcaster once more and says, in plain words, what the attempt
+// met.
+func (v *Viewer) whyUnreachable(ctx context.Context, seller peer.AddrInfo) string {
+	nothing := fmt.Sprintf("nothing answered at the card's addresses within %v", v.cfg.UnreachableAfter)
+	if len(seller.Addrs) == 0 {
+		nothing = fmt.Sprintf("the card has no addresses and the network did not find it within %v", v.cfg.UnreachableAfter)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := v.node.Connect(ctx, seller)
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "it answers but has not started sending this stream"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "nothing listens at the card's addresses (the broadcast may have ended)"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "the network of the card's addresses cannot be reached from here"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return nothing
+	}
+	return fmt.Sprintf("%s (%v)", nothing, err)
+}

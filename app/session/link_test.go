@@ -1,0 +1,131 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+)
+
+// waitEvent reads v's events until one of kind says want, or ctx ends.
+func waitEvent(ctx context.Context, t *testing.T, v *Viewer, kind EventKind, want string) Event {
+	t.Helper()
+	var seen []string
+	for {
+		select {
+		case ev := <-v.Events():
+			seen = append(seen, ev.Text)
+			if ev.Kind == kind && strings.Contains(ev.Text, want) {
+				return ev
+			}
+		case <-ctx.Done():
+			t.Fatalf("no event saying %q; the viewer said %q; figures %+v", want, seen, v.Snapshot())
+		}
+	}
+}
+
+// TestViewerToldBroadcasterWentAway stops a broadcaster while a viewer plays it: the viewer
+// is told in plain words that the broadcaster went away and that it is reconnecting, and its
+// figures say it is not connected and why.
+func TestViewerToldBroadcasterWentAway(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	video, audio := testDevices(t)
+	sd, _ := OpenDataDir(t.TempDir())
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "going away", Preset: broadcast.Low,
+		Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	vd, _ := OpenDataDir(t.TempDir())
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: b.Card(), Network: loopback, Logger: testLog(t), Audio: silentAudio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	waitEvent(ctx, t, v, EventPlaying, "playing")
+	if f := v.Snapshot(); !f.Connected || f.Reason != "" {
+		t.Fatalf("playing, but the figures say %+v", f)
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(ctx, t, v, EventError, "The broadcaster went away; trying to reconnect")
+	if f := v.Snapshot(); f.Connected || f.Reason != "The broadcaster went away; trying to reconnect" {
+		t.Fatalf("the broadcaster went away, but the figures say %+v", f)
+	}
+}
+
+// TestViewerToldBroadcasterUnreachable gives viewers cards whose address is a loopback port
+// nothing listens on: after UnreachableAfter each is told the broadcaster cannot be reached
+// and why, free (a swarm) and paid (the seller alone), and the figures say so.
+func TestViewerToldBroadcasterUnreachable(t *testing.T) {
+	defer checkLeaks(t)()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seller, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid, _ := price.Parse("600 sats per minute")
+	for _, tc := range []struct {
+		name string
+		c    card.Card
+	}{
+		{"free", card.Card{Name: "nobody home", Price: price.Price{}}},
+		{"paid", card.Card{Name: "nobody home", Price: paid, Methods: []card.Method{card.OnChain}, Network: "simnet"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c := tc.c
+			c.Feed[0] = 1
+			c.Seller = seller.String()
+			c.Addrs = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", dead)}
+			vd, _ := OpenDataDir(t.TempDir())
+			v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t),
+				Audio: silentAudio, UnreachableAfter: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer v.Stop()
+			ev := waitEvent(ctx, t, v, EventError, "The broadcaster cannot be reached: ")
+			t.Logf("told: %s", ev.Text)
+			if !strings.Contains(ev.Text, "nothing listens at the card's addresses") {
+				t.Fatalf("the message does not say nothing listens at the address: %q", ev.Text)
+			}
+			if f := v.Snapshot(); f.Connected || f.Reason != ev.Text {
+				t.Fatalf("the broadcaster cannot be reached, but the figures say %+v", f)
+			}
+		})
+	}
+}
