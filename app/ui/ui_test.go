@@ -185,6 +185,9 @@ func TestWatchStates(t *testing.T) {
 
 	// Connecting.
 	h.mustShow("Looking for the seller…", "1000 sats per hour", "[Go to start]", "[Pause]", "[Go live]", "[Stop watching]")
+	// The broadcaster cannot be reached, or went away: the session says why.
+	s.render(session.ViewFigures{Reason: "The broadcaster went away; trying to reconnect"}, session.ViewConnecting)
+	h.mustShow("The broadcaster went away; trying to reconnect")
 	// Not paid yet: the buy panel with presets and the calculator.
 	s.render(session.ViewFigures{Connected: true, Reason: "Pay to watch this stream"}, session.ViewRefused)
 	h.mustShow("Buy time to start watching. The seller says: Pay to watch this stream", "[5 min · 84 sats]", "[1 hour · 1000 sats]", "10 minutes = 167 sats", "No paid time")
