@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
@@ -24,7 +23,10 @@ const (
 	// EnvPassphrase supplies the secrets file's passphrase without a prompt
 	// (for scripts and tests).
 	EnvPassphrase = "DAZAAR_VISION_PASSPHRASE"
-	serviceName   = "dazaar-vision"
+	// EnvBackupPassphrase supplies a backup's passphrase (secrets export and import)
+	// without a prompt.
+	EnvBackupPassphrase = "DAZAAR_VISION_BACKUP_PASSPHRASE"
+	serviceName         = "dazaar-vision"
 )
 
 // Run runs the command line with args (without the program name) and returns
@@ -155,7 +157,8 @@ Secrets (feed signing keys, the network identity, Lightning credentials):
   secrets export FILE         write an encrypted backup of every secret
   secrets import FILE         restore a backup into the store in use
 
-The secrets file's passphrase is read from $DAZAAR_VISION_PASSPHRASE, or asked for.
+The secrets file's passphrase is read from $DAZAAR_VISION_PASSPHRASE, a backup's from
+$DAZAAR_VISION_BACKUP_PASSPHRASE; either is asked for when unset (typed without echo).
 `)
 }
 
@@ -193,32 +196,6 @@ func (e *env) openSecrets() (*secrets.Store, error) {
 	return s, nil
 }
 
-// passphrase comes from the environment or one line of stdin.
-func (e *env) passphrase() ([]byte, error) {
-	if p := os.Getenv(EnvPassphrase); p != "" {
-		return []byte(p), nil
-	}
-	fmt.Fprint(e.err, "Passphrase for the secrets file: ")
-	var line []byte
-	buf := make([]byte, 1)
-	for len(line) < 1024 {
-		n, err := e.stdin.Read(buf)
-		if n == 1 {
-			if buf[0] == '\n' {
-				break
-			}
-			line = append(line, buf[0])
-		}
-		if err != nil {
-			if len(line) > 0 && errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, fmt.Errorf("no passphrase given (set %s or type it): %w", EnvPassphrase, err)
-		}
-	}
-	return []byte(strings.TrimRight(string(line), "\r")), nil
-}
-
 func (e *env) secrets(args []string) error {
 	if len(args) == 0 {
 		return usagef("secrets needs a subcommand: where, export or import")
@@ -235,7 +212,7 @@ func (e *env) secrets(args []string) error {
 		if len(args) != 2 {
 			return usagef("usage: secrets export FILE")
 		}
-		p, err := e.passphrase()
+		p, err := e.backupPassphrase(true)
 		if err != nil {
 			return err
 		}
@@ -257,11 +234,14 @@ func (e *env) secrets(args []string) error {
 		if err != nil {
 			return fmt.Errorf("cannot read the backup: %w", err)
 		}
-		p, err := e.passphrase()
+		p, err := e.backupPassphrase(false)
 		if err != nil {
 			return err
 		}
 		names, err := s.Import(blob, p)
+		if errors.Is(err, secrets.ErrWrongPassphrase) {
+			return errors.New("wrong passphrase for this backup: nothing was restored")
+		}
 		if err != nil {
 			return fmt.Errorf("cannot restore the backup: %w", err)
 		}

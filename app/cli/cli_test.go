@@ -81,6 +81,7 @@ func TestFeedCommands(t *testing.T) {
 	}
 	// Backup and restore into a fresh store, then append with the restored key.
 	backup := filepath.Join(tmp, "backup.dvb")
+	t.Setenv(EnvBackupPassphrase, "battery staple")
 	if r := run(t, "", append(sec, "secrets", "export", backup)...); r.code != 0 {
 		t.Fatalf("export: %s", r.err)
 	}

@@ -64,7 +64,7 @@ func (e *env) ui(args []string) error {
 // file's passphrase with passphrase (the terminal's for the commands, the window's dialog for
 // the window). The caller owns the store and closes it.
 func (e *env) openSecretsWith(ctx context.Context, passphrase func() ([]byte, error)) (*secrets.Store, error) {
-	kind := secrets.KindAuto
+	kind, chosenBy := secrets.KindAuto, "chosen on the command line (-secrets "+e.secretsKind+")"
 	switch e.secretsKind {
 	case "auto", "":
 	case "keyring":
@@ -78,7 +78,7 @@ func (e *env) openSecretsWith(ctx context.Context, passphrase func() ([]byte, er
 		return nil, fmt.Errorf("cannot make the secrets folder: %w", err)
 	}
 	s, err := secrets.Open(ctx, secrets.Options{Service: serviceName, FallbackPath: e.secretsFile,
-		Passphrase: passphrase, Backend: kind, Logger: e.log})
+		Passphrase: passphrase, Backend: kind, ChosenBy: chosenBy, Logger: e.log})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the secret store: %w", err)
 	}

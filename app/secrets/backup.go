@@ -6,6 +6,21 @@ import (
 	"sort"
 )
 
+// MinBackupPassphrase is the shortest passphrase CheckBackupPassphrase
+// accepts for a new backup, in bytes.
+const MinBackupPassphrase = 8
+
+// CheckBackupPassphrase says why passphrase is too weak to encrypt a new
+// backup with, or nil. Every way of making a backup (the window, the command
+// line) asks it, so they agree; Export itself refuses only the empty one, so
+// old backups stay readable whatever this rule becomes.
+func CheckBackupPassphrase(passphrase []byte) error {
+	if len(passphrase) < MinBackupPassphrase {
+		return fmt.Errorf("use a passphrase of at least %d characters: the backup is only as safe as it", MinBackupPassphrase)
+	}
+	return nil
+}
+
 // Export returns every secret in one backup blob, encrypted with a key
 // derived from passphrase (the same format as the encrypted file, marked as
 // a backup; kdf zero means DefaultKDF). Keep it wherever backups go: it is

@@ -24,6 +24,9 @@ type Options struct {
 	// Backend forces a backend; KindAuto (the zero value) chooses as Open
 	// describes.
 	Backend Kind
+	// ChosenBy says who forced Backend, for Store.Reason (empty: "chosen in
+	// settings"); the command line passes "chosen on the command line".
+	ChosenBy string
 	// KDF sets the Argon2id parameters of a new file (zero: DefaultKDF).
 	KDF KDFParams
 	// KeyringTimeout bounds the keyring probe (zero: 20 s). A keyring that
@@ -36,6 +39,13 @@ type Options struct {
 }
 
 const defaultKeyringTimeout = 20 * time.Second
+
+func (o Options) chosenBy() string {
+	if o.ChosenBy != "" {
+		return o.ChosenBy
+	}
+	return "chosen in settings"
+}
 
 // Open opens the secret store. With Backend KindAuto it chooses:
 //
@@ -60,13 +70,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.log = log.With("component", "secrets", "backend", string(KindMemory))
 		return s, nil
 	case KindFile:
-		return openFileStore(o, log, "chosen in settings")
+		return openFileStore(o, log, o.chosenBy())
 	case KindKeyring:
 		s, _, err := openKeyringStore(ctx, o, log)
 		if err != nil {
 			return nil, fmt.Errorf("the OS keyring is not available: %w", err)
 		}
-		s.reason = "chosen in settings"
+		s.reason = o.chosenBy()
 		return s, nil
 	case KindAuto:
 	default:

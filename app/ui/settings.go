@@ -132,8 +132,8 @@ func backupTo(st *secrets.Store, path, pass string) (int, error) {
 	if path == "" {
 		return 0, errors.New("choose a file to write the backup to")
 	}
-	if len(pass) < 8 {
-		return 0, errors.New("use a passphrase of at least 8 characters: the backup is only as safe as it")
+	if err := secrets.CheckBackupPassphrase([]byte(pass)); err != nil {
+		return 0, err
 	}
 	blob, err := st.Export([]byte(pass), secrets.KDFParams{})
 	if err != nil {
