@@ -67,7 +67,13 @@ func (e *env) backupPassphrase(isNew bool) ([]byte, error) {
 // stdinTerminal reports whether stdin is a terminal, where secrets are typed without echo.
 func (e *env) stdinTerminal() bool {
 	f, ok := e.stdin.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	return ok && isTerminal(f)
+}
+
+// isTerminal reports whether f is a terminal (not merely a character device: /dev/null is one
+// and takes video fine).
+func isTerminal(f *os.File) bool {
+	return term.IsTerminal(int(f.Fd()))
 }
 
 // askSecret prints prompt on stderr and reads one line from stdin: without echo from a

@@ -150,3 +150,19 @@ func TestSecretsPassphrasesTypedHidden(t *testing.T) {
 		t.Fatalf("import: code %d\nstdout: %s\nstderr: %s", r.code, r.out, r.err)
 	}
 }
+
+// A terminal is a terminal; /dev/null is a character device that takes 'watch -o -' video.
+func TestIsTerminal(t *testing.T) {
+	_, slave := openPTY(t)
+	if !isTerminal(slave) {
+		t.Error("a pseudo-terminal is not taken for a terminal")
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if isTerminal(null) {
+		t.Error("/dev/null is taken for a terminal: 'watch -o - > /dev/null' would be refused")
+	}
+}

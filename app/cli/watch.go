@@ -59,6 +59,9 @@ func (e *env) watch(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *minutes > 0 && *sats > 0 {
+		return usagef("give -minutes or -sats, not both: -minutes buys that much time, -sats spends that much")
+	}
 	from := time.Duration(-1)
 	if *fromFlag != "" {
 		if from, err = mediatime.Parse(*fromFlag); err != nil {
@@ -299,11 +302,6 @@ func methodFlag(s string) (invoicemsg.Method, error) {
 		return invoicemsg.Any, nil
 	}
 	return 0, usagef("-method is lightning, onchain or any, not %q", s)
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // lockedWriter serialises writes from several goroutines (a plain buffer as stdout or stderr

@@ -218,3 +218,23 @@ func TestWatchNoPlayToFile(t *testing.T) {
 	}
 	t.Logf("%d pictures in %s; watch said:\n%s", pictures, out, outb.String())
 }
+
+// watch refuses contradictory or malformed flags before it reads the card or dials anyone.
+func TestWatchUsage(t *testing.T) {
+	text := testCard(t).String()
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"minutes and sats", []string{"watch", "-minutes", "5", "-sats", "100", text}, "give -minutes or -sats, not both"},
+		{"bad -from", []string{"watch", "-from", "soon", text}, "-from:"},
+		{"no card", []string{"watch"}, "usage: watch"},
+	}
+	for _, tc := range cases {
+		r := run(t, "", tc.args...)
+		if r.code != 2 || !strings.Contains(r.err, tc.wantErr) || r.out != "" {
+			t.Errorf("%s: code %d (want 2)\nstdout: %s\nstderr: %s", tc.name, r.code, r.out, r.err)
+		}
+	}
+}
