@@ -186,8 +186,12 @@ func (e *env) exportCmd(args []string) error {
 	if err != nil {
 		return fmt.Errorf("export failed: %w", err)
 	}
-	fmt.Fprintf(e.out, "exported %v of video (from %v) to %s in %v: %d video frames, %d audio packets, %d damaged blocks skipped\n",
-		res.Duration.Round(time.Millisecond), res.Start.Round(time.Millisecond), rest[1], time.Since(start).Round(time.Millisecond),
+	runs := ""
+	if res.Runs > 1 {
+		runs = fmt.Sprintf(" (%d runs of a resumed stream, back to back)", res.Runs)
+	}
+	fmt.Fprintf(e.out, "exported %v of video%s (from %v) to %s in %v: %d video frames, %d audio packets, %d damaged blocks skipped\n",
+		res.Duration.Round(time.Millisecond), runs, res.Start.Round(time.Millisecond), rest[1], time.Since(start).Round(time.Millisecond),
 		res.VideoFrames, res.AudioPackets, res.DamagedBlocks)
 	return nil
 }

@@ -30,8 +30,8 @@ type Progress interface {
 	Progress(done, total uint64)
 }
 
-// Range selects part of a stream by capture time from its start. The zero Range is the
-// whole stream; To == 0 means to the end.
+// Range selects part of a stream by capture time from its start (a resumed stream's runs
+// counted back to back). The zero Range is the whole stream; To == 0 means to the end.
 type Range struct {
 	From, To time.Duration
 }
@@ -49,6 +49,9 @@ type Result struct {
 	VideoFrames   int
 	AudioPackets  int
 	DamagedBlocks int
+	// Runs is how many runs of the stream the export went through: a resumed stream has
+	// one per time the broadcaster went live, written back to back.
+	Runs int
 	// Start is where the file starts in the stream: the key frame at or before
 	// Range.From, so that the first picture decodes.
 	Start time.Duration
@@ -234,6 +237,10 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 	}
 	lastVideo := time.Duration(-1)
 	lastSlot := int64(-1)
+	// A resumed stream has one header per run, each run's timeline from zero: shift moves
+	// the current run's units after the end of the runs before it (runEnd).
+	var shift, runEnd time.Duration
+	res.Runs = 1
 	var audioEnd time.Duration // end of the previous audio packet, file time
 
 	emit := func(u block.Unit) error {
@@ -341,6 +348,24 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 			}
 			return res, fmt.Errorf("export: reading block %d: %w", i, err)
 		}
+		if block.KindOf(b) == block.KindHeader {
+			// A resumed stream's next run: its timeline starts again at zero, so it is
+			// placed after everything so far (the runs back to back, with no gap for the
+			// time the broadcaster was away).
+			nh, err := block.DecodeHeader(b)
+			if err == nil && (nh.Video != nil && nh.Video.Codec != block.CodecVP8 || nh.Audio != nil && nh.Audio.Codec != block.CodecOpus) {
+				return res, fmt.Errorf("export: the run starting at block %d is not VP8 and Opus, which WebM needs", i)
+			}
+			if err == nil {
+				if i > first {
+					shift = runEnd
+				}
+				res.Runs++
+				needKey = true
+				log.Debug("export: a new run of the stream", "block", i, "at", shift)
+				continue
+			}
+		}
 		m, err := block.DecodeMedia(b)
 		if err == nil && m.Seq != i {
 			err = fmt.Errorf("%w: block %d carries sequence number %d", block.ErrMalformed, i, m.Seq)
@@ -356,6 +381,8 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 		done := len(m.Units) > 0 && rng.To > 0
 		for _, u := range m.Units {
 			u.Payload = append([]byte(nil), u.Payload...)
+			u.PTS += shift
+			runEnd = max(runEnd, u.PTS+max(u.Duration, frameDur, time.Millisecond))
 			if rng.To > 0 && u.PTS >= rng.To {
 				done = done && u.PTS >= rng.To+reorderWindow
 				continue
