@@ -9,13 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
-	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
-	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
 // A resumed stream has one header per run, each run's timeline starting at zero. Its export
@@ -26,22 +23,8 @@ func TestExportResumedStream(t *testing.T) {
 	t.Setenv(EnvPassphrase, "pw")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	vd, err := capture.TestDevice(capture.Camera)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ad, err := capture.TestDevice(capture.Microphone)
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := t.TempDir()
-	sd, err := session.OpenDataDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loop := session.NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}
-	cfg := session.BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "two runs", Preset: broadcast.Low,
-		Video: &vd, Audio: &ad, Price: price.Price{}, Network: loop}
+	cfg := testBroadcastConfig(t, root, broadcast.Low)
 	for run := 0; run < 2; run++ {
 		b, err := session.NewBroadcaster(cfg)
 		if err != nil {

@@ -10,13 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
-	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/wallet/nodetest"
-	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
 var listedBlocks = regexp.MustCompile(`"([^"]*)"  (\d+) blocks`)
@@ -57,18 +54,10 @@ func TestLiveStopsWithFinalFigures(t *testing.T) {
 func TestStreamsWhileLive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	vd, err := capture.TestDevice(capture.Camera)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	sd, err := session.OpenDataDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := session.NewBroadcaster(session.BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "on now",
-		Preset: broadcast.Low, Video: &vd, Price: price.Price{},
-		Network: session.NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}})
+	cfg := testBroadcastConfig(t, dir, broadcast.Low)
+	cfg.Name, cfg.Audio = "on now", nil
+	b, err := session.NewBroadcaster(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

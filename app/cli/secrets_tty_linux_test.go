@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,16 +14,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockedBuffer is a bytes.Buffer written by Run while the test reads it.
+// lockedBuffer is a buffer Run writes to while the test reads it.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	lockedWriter
+	b bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+func newLockedBuffer() *lockedBuffer {
+	l := &lockedBuffer{}
+	l.w = &l.b
+	return l
 }
 
 func (l *lockedBuffer) String() string {
@@ -61,7 +60,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 func runTTY(t *testing.T, answers []string, args ...string) (result, string) {
 	t.Helper()
 	master, slave := openPTY(t)
-	var echoed lockedBuffer
+	echoed := newLockedBuffer()
 	readDone := make(chan struct{})
 	go func() { // owned here: ends when the pty is closed after Run returns
 		defer close(readDone)
@@ -74,9 +73,9 @@ func runTTY(t *testing.T, answers []string, args ...string) (result, string) {
 			}
 		}
 	}()
-	var out, errb lockedBuffer
+	out, errb := newLockedBuffer(), newLockedBuffer()
 	done := make(chan int, 1)
-	go func() { done <- Run(context.Background(), args, slave, &out, &errb) }()
+	go func() { done <- Run(context.Background(), args, slave, out, errb) }()
 	deadline := time.Now().Add(time.Minute) // a hang, not a timing figure
 	for i, a := range answers {
 		for strings.Count(errb.String(), ": ") < i+1 || echoOn(t, slave) {

@@ -138,21 +138,9 @@ func TestWatchToStdout(t *testing.T) {
 // charge; the broadcaster stops when the test ends.
 func startTestBroadcast(ctx context.Context, t *testing.T, preset broadcast.Preset) *session.Broadcaster {
 	t.Helper()
-	vd, err := capture.TestDevice(capture.Camera)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ad, err := capture.TestDevice(capture.Microphone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sd, err := session.OpenDataDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	loop := session.NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}
-	b, err := session.NewBroadcaster(session.BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "pipe", Description: "to stdout",
-		Preset: preset, Video: &vd, Audio: &ad, Price: price.Price{}, Network: loop})
+	cfg := testBroadcastConfig(t, t.TempDir(), preset)
+	cfg.Name, cfg.Description = "pipe", "to stdout"
+	b, err := session.NewBroadcaster(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +149,27 @@ func startTestBroadcast(ctx context.Context, t *testing.T, preset broadcast.Pres
 	}
 	t.Cleanup(func() { b.Stop() })
 	return b
+}
+
+// testBroadcastConfig is a free stream from the test camera and microphone, its data in
+// root, listening on loopback.
+func testBroadcastConfig(t *testing.T, root string, preset broadcast.Preset) session.BroadcasterConfig {
+	t.Helper()
+	vd, err := capture.TestDevice(capture.Camera)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, err := capture.TestDevice(capture.Microphone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := session.OpenDataDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return session.BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "test", Preset: preset,
+		Video: &vd, Audio: &ad, Price: price.Price{},
+		Network: session.NetworkConfig{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, LAN: true, Public: true}}
 }
 
 // TestWatchNoPlayToFile runs `watch -no-play -o FILE` (download only) against a live
