@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -12,25 +11,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 )
-
-// lockedBuffer is a buffer Run writes to while the test reads it.
-type lockedBuffer struct {
-	lockedWriter
-	b bytes.Buffer
-}
-
-func newLockedBuffer() *lockedBuffer {
-	l := &lockedBuffer{}
-	l.w = &l.b
-	return l
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // openPTY opens a pseudo-terminal: the test types on master, Run reads slave as its stdin.
 func openPTY(t *testing.T) (master, slave *os.File) {
@@ -60,7 +43,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 func runTTY(t *testing.T, answers []string, args ...string) (result, string) {
 	t.Helper()
 	master, slave := openPTY(t)
-	echoed := newLockedBuffer()
+	echoed := &xtest.SyncBuffer{}
 	readDone := make(chan struct{})
 	go func() { // owned here: ends when the pty is closed after Run returns
 		defer close(readDone)
@@ -73,7 +56,7 @@ func runTTY(t *testing.T, answers []string, args ...string) (result, string) {
 			}
 		}
 	}()
-	out, errb := newLockedBuffer(), newLockedBuffer()
+	out, errb := &xtest.SyncBuffer{}, &xtest.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() { done <- Run(context.Background(), args, slave, out, errb) }()
 	deadline := time.Now().Add(time.Minute) // a hang, not a timing figure

@@ -11,27 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/libp2p/go-libp2p/core/network"
 )
-
-// syncBuffer is a log destination the test reads while the viewer writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestViewerDropsStalledSeller: a seller that goes silent after its first messages, or that
 // sends a frame one byte at a time, no longer holds the viewer's session for ever: after
@@ -82,7 +65,7 @@ func TestViewerDropsStalledSeller(t *testing.T) {
 				<-stop
 				s.Reset()
 			})
-			var logs syncBuffer
+			var logs xtest.SyncBuffer
 			r := startViewerWith(t, nil, fake.AddrInfo(), sf.Key(), true, func(c *ViewerConfig) {
 				c.IdleTimeout = idle
 				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
