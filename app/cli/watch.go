@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
@@ -115,17 +116,25 @@ func (e *env) watch(args []string) error {
 	defer v.Stop()
 	var seeks sync.WaitGroup // waited for before the session stops
 	defer seeks.Wait()
+	var toldRuns atomic.Bool // the viewer was told once how times count on a resumed stream
 	seek := func(t time.Duration) {
 		if toStdout {
 			fmt.Fprintln(text, "seek is not possible while writing to stdout: use -from when starting")
 			return
 		}
-		at, err := v.Seek(ctx, t)
+		at, live, err := v.Seek(ctx, t)
 		if err != nil {
 			fmt.Fprintf(text, "cannot seek: %v\n", err)
 			return
 		}
-		fmt.Fprintf(text, "playing from %v\n", at.Round(time.Millisecond))
+		if live {
+			fmt.Fprintf(text, "%v is past the live edge (%v): playing live\n", t, at.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(text, "playing from %v\n", at.Round(time.Millisecond))
+		}
+		if v.Snapshot().Resumed && !toldRuns.Swap(true) {
+			fmt.Fprintln(text, "The broadcaster resumed this stream: times count from the start of its current run, and earlier runs cannot be played here.")
+		}
 	}
 	var liveDone chan struct{}
 	if toStdout {

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -245,5 +246,54 @@ func TestWatchUsage(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.err, tc.wantErr) || r.out != "" {
 			t.Errorf("%s: code %d (want 2)\nstdout: %s\nstderr: %s", tc.name, r.code, r.out, r.err)
 		}
+	}
+}
+
+// `seek` past the live edge says it plays live instead of naming the edge's time as if it
+// were the time asked for; a seek inside the stream names where it starts.
+func TestWatchSeekPastLive(t *testing.T) {
+	t.Setenv(EnvPassphrase, "correct horse") // stdin is for the commands
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := startTestBroadcast(ctx, t, broadcast.Low)
+	for b.Snapshot().Blocks < 30 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the broadcaster appended only %d blocks", b.Snapshot().Blocks)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	tmp := t.TempDir()
+	in, typed := io.Pipe()
+	var outb, errb xtest.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc"),
+			"watch", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0", "-no-play", b.Card().String()}, in, &outb, &errb)
+	}()
+	say := func(line, want string) {
+		t.Helper()
+		if _, err := io.WriteString(typed, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		for !strings.Contains(outb.String(), want) {
+			select {
+			case code := <-done:
+				t.Fatalf("watch ended (%d) before saying %q:\n%s\n%s", code, want, outb.String(), errb.String())
+			case <-ctx.Done():
+				t.Fatalf("watch never said %q:\n%s\n%s", want, outb.String(), errb.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	say("seek 1h", "1h0m0s is past the live edge (")
+	say("seek 0:00", "playing from 0s")
+	if strings.Contains(outb.String(), "resumed") {
+		t.Fatalf("a stream never resumed is said to be:\n%s", outb.String())
+	}
+	say("quit", "")
+	typed.Close()
+	if code := <-done; code != 0 {
+		t.Fatalf("watch exited %d:\n%s\n%s", code, outb.String(), errb.String())
 	}
 }

@@ -158,6 +158,9 @@ func TestBehindLiveOnResumedStream(t *testing.T) {
 		}
 		if f.Playing && f.FramesDecoded > 15 && f.LiveEdge > run1+nearEdge && f.BehindLive < nearEdge {
 			t.Logf("first run %d blocks; viewer %d behind a live edge of %d", run1, f.BehindLive, f.LiveEdge)
+			if !f.Resumed {
+				t.Fatalf("the viewer plays a resumed stream's second run and does not say it is resumed: %+v", f)
+			}
 			return
 		}
 		last = f

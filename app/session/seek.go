@@ -26,18 +26,19 @@ var ErrSeekEmpty = errors.New("the stream has no pictures or sound yet")
 // by a binary search over the blocks' timestamps (blocks held are read, others fetched one
 // at a time, so a seek downloads about log2(length) blocks, not the stream), and the player
 // restarts at the sync block at or before it, so the first picture decodes. A time past
-// the newest block goes live. It returns the media time the player restarts at.
-func (v *Viewer) Seek(ctx context.Context, t time.Duration) (time.Duration, error) {
+// the newest block goes live. It returns the media time the player restarts at, and whether
+// that is the live edge because t was past it.
+func (v *Viewer) Seek(ctx context.Context, t time.Duration) (at time.Duration, live bool, err error) {
 	k, at, err := v.SeekBlock(ctx, t)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if v.cfg.NoPlayback {
-		return at, nil
+		return at, k == 0, nil
 	}
 	v.playAt(k) // k == 0 goes live
 	v.log.Info("seek", "to", t, "block", k, "starts at", at)
-	return at, nil
+	return at, k == 0, nil
 }
 
 // SeekBlock finds where Seek would restart, without restarting anything: the block

@@ -104,7 +104,10 @@ func TestSeek(t *testing.T) {
 		t.Fatalf("the viewer holds %d of %d blocks before seeking: the test wants it to hold little of the start", before, f.Length())
 	}
 
-	if _, err := v.Seek(ctx, -time.Second); err == nil {
+	if v.Snapshot().Resumed {
+		t.Fatal("a stream never resumed is said to be resumed")
+	}
+	if _, _, err := v.Seek(ctx, -time.Second); err == nil {
 		t.Fatal("a seek before the start was taken")
 	}
 	tests := []struct {
@@ -120,9 +123,9 @@ func TestSeek(t *testing.T) {
 		decoded = nil
 		mu.Unlock()
 		asked := time.Now()
-		at, err := v.Seek(ctx, tc.to)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
+		at, live, err := v.Seek(ctx, tc.to)
+		if err != nil || live {
+			t.Fatalf("%s: %v (live %v)", tc.name, err, live)
 		}
 		took := time.Since(asked)
 		if tc.to == 1500*time.Millisecond {
@@ -165,9 +168,9 @@ func TestSeek(t *testing.T) {
 	}
 
 	// Past the live edge: live again.
-	at, err := v.Seek(ctx, time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	at, live, err := v.Seek(ctx, time.Hour)
+	if err != nil || !live {
+		t.Fatalf("seeking past the live edge: %v (live %v)", err, live)
 	}
 	mu.Lock()
 	decoded = nil
@@ -187,7 +190,7 @@ func TestSeek(t *testing.T) {
 			for i := range 12 {
 				switch (g + i) % 6 {
 				case 0:
-					if _, err := v.Seek(ctx, time.Duration(i)*100*time.Millisecond); err != nil {
+					if _, _, err := v.Seek(ctx, time.Duration(i)*100*time.Millisecond); err != nil {
 						t.Errorf("seek: %v", err)
 					}
 				case 1:
@@ -205,7 +208,7 @@ func TestSeek(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	at, err = v.Seek(ctx, 700*time.Millisecond)
+	at, _, err = v.Seek(ctx, 700*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

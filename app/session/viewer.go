@@ -96,6 +96,9 @@ type ViewFigures struct {
 	Paused        bool
 	Description   string
 	EventsDropped int64
+	// Resumed says the broadcaster resumed this stream after the viewer's start of it: play
+	// times and seeks count from the start of the run in force (earlier runs are not played).
+	Resumed bool
 	// A free stream's relaying (stream/swarm): the sources linked (the one in use and the
 	// standbys), the one in use, relay hops from the broadcaster (1: served by it; 0: no
 	// source), the viewers this one serves, and the bytes sent to them.
@@ -763,6 +766,7 @@ func (v *Viewer) Snapshot() ViewFigures {
 	v.playMu.Unlock()
 	f.Playing, f.Paused = v.playing.Load(), v.paused.Load()
 	f.EventsDropped = v.ev.dropped.Load()
+	f.Resumed = v.src != nil && v.src.base.Load() > 0
 	if v.sw != nil {
 		st := v.sw.Stats()
 		f.Upstreams, f.SourceIsSeller = st.Upstreams, st.ActiveIsSeller
