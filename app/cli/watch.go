@@ -141,18 +141,18 @@ func (e *env) watch(args []string) error {
 		liveDone = make(chan struct{})
 		go func() {
 			defer close(liveDone)
-			var start uint64
+			src, start := v.SeekSource(), uint64(0)
 			if from >= 0 {
-				k, at, err := v.SeekBlock(ctx, from)
+				s, k, at, err := v.SeekBlock(ctx, from)
 				if err != nil {
 					fmt.Fprintf(text, "cannot start at %v: %v\n", from, err)
 					cancel()
 					return
 				}
-				start = k
+				src, start = s, k
 				fmt.Fprintf(text, "writing from %v\n", at.Round(time.Millisecond))
 			}
-			res, err := export.Live(ctx, v.SeekSource(), e.out, start, export.Options{Logger: e.log})
+			res, err := export.Live(ctx, src, e.out, start, export.Options{Logger: e.log})
 			if err != nil && ctx.Err() == nil {
 				fmt.Fprintf(text, "stopped writing to stdout: %v\n", err)
 				cancel()

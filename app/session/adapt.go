@@ -95,25 +95,61 @@ func mediaMillis(m *block.Media, prevEnd time.Duration) uint64 {
 
 // readerSource is playback's BlockSource over a viewer's reader feed: blocks arrive verified
 // from the seller (live pushes, or ranges the source asks for), and Block waits for them.
+// The viewer's own source follows the newest header the seller announced (base moves); each
+// player plays a run view of it (at), whose base is fixed, so a header announced while a
+// player the user moved plays does not shift that player's numbering under it.
 type readerSource struct {
-	feed    func() *feed.Feed
-	latest  func() (uint64, bool) // the seller's newest sync point
-	length  func() uint64         // the seller's signed length
-	fetch   func(ctx context.Context, start, end uint64)
+	feed   func() *feed.Feed
+	latest func() (uint64, bool) // the seller's newest sync point
+	length func() uint64         // the seller's signed length
+	// fetch asks for blocks from start on; header says block start is a stream header,
+	// wanted alone (the media after it may not be).
+	fetch   func(ctx context.Context, start uint64, header bool)
 	base    atomic.Uint64 // the header's index: blocks are numbered from it for the player
 	crossed atomic.Uint64 // 1 + the index of a later header the player reached (a resumed stream)
+	*arrivals
+}
+
+// arrivals wakes readers waiting for a block; the viewer's source and its run views share it.
+type arrivals struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever a block arrives
 }
 
-func newReaderSource() *readerSource { return &readerSource{changed: make(chan struct{})} }
+func newReaderSource() *readerSource {
+	return &readerSource{arrivals: &arrivals{changed: make(chan struct{})}}
+}
+
+// at is a view of s whose blocks are numbered from the header at index base, for one player.
+func (s *readerSource) at(base uint64) *readerSource {
+	r := &readerSource{feed: s.feed, latest: s.latest, length: s.length, fetch: s.fetch, arrivals: s.arrivals}
+	r.base.Store(base)
+	return r
+}
+
+// raise moves the viewer's newest header to h when h is newer.
+func (s *readerSource) raise(h uint64) {
+	for {
+		old := s.base.Load()
+		if h <= old || s.base.CompareAndSwap(old, h) {
+			return
+		}
+	}
+}
 
 // arrived wakes readers waiting for a block.
-func (s *readerSource) arrived() {
+func (s *arrivals) arrived() {
 	s.mu.Lock()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// wait is closed when the next block arrives.
+func (s *arrivals) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 func (s *readerSource) Len() uint64 {
@@ -140,9 +176,7 @@ func (s *readerSource) Block(ctx context.Context, i uint64) ([]byte, error) {
 	idx := base + i
 	asked := false
 	for {
-		s.mu.Lock()
-		ch := s.changed
-		s.mu.Unlock()
+		ch := s.wait()
 		f := s.feed()
 		if f.Has(idx) {
 			b, err := f.Read(idx)
@@ -165,7 +199,7 @@ func (s *readerSource) Block(ctx context.Context, i uint64) ([]byte, error) {
 			return nil, ctx.Err()
 		}
 		if !asked && s.fetch != nil {
-			s.fetch(ctx, idx, idx+1)
+			s.fetch(ctx, idx, i == 0)
 			asked = true
 		}
 		select {

@@ -29,9 +29,7 @@ func (v *Viewer) TraceArrivals(ctx context.Context, fn func(index uint64, pts ti
 	seen := map[uint64]bool{}
 	first := true
 	for {
-		v.src.mu.Lock()
-		ch := v.src.changed
-		v.src.mu.Unlock()
+		ch := v.src.wait()
 		now := time.Now()
 		f := v.currentFeed()
 		n := f.Length()

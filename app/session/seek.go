@@ -29,33 +29,60 @@ var ErrSeekEmpty = errors.New("the stream has no pictures or sound yet")
 // the newest block goes live. It returns the media time the player restarts at, and whether
 // that is the live edge because t was past it.
 func (v *Viewer) Seek(ctx context.Context, t time.Duration) (at time.Duration, live bool, err error) {
-	k, at, err := v.SeekBlock(ctx, t)
+	src, err := v.seekSource(t)
+	if err != nil {
+		return 0, false, err
+	}
+	k, at, err := v.seekIn(ctx, src, t)
 	if err != nil {
 		return 0, false, err
 	}
 	if v.cfg.NoPlayback {
 		return at, k == 0, nil
 	}
-	v.playAt(k) // k == 0 goes live
+	v.playAt(src.base.Load(), k) // k == 0 goes live
 	v.log.Info("seek", "to", t, "block", k, "starts at", at)
 	return at, k == 0, nil
 }
 
-// SeekBlock finds where Seek would restart, without restarting anything: the block
-// (counted from the player's header, as SeekSource counts) and its time; block 0 with the
-// newest block's time when t is past the live edge.
-func (v *Viewer) SeekBlock(ctx context.Context, t time.Duration) (uint64, time.Duration, error) {
+// SeekBlock finds where Seek would restart, without restarting anything: the source of the
+// stream's newest run (blocks counted from its header; reading past a later header ends it
+// with io.EOF), the block in it and its time; block 0 with the newest block's time when t
+// is past the live edge. One search counts from one header, even if the seller announces a
+// newer one meanwhile. Exports of what is being watched, live, read the source (watch -o -).
+func (v *Viewer) SeekBlock(ctx context.Context, t time.Duration) (playback.BlockSource, uint64, time.Duration, error) {
+	src, err := v.seekSource(t)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	k, at, err := v.seekIn(ctx, src, t)
+	return src, k, at, err
+}
+
+// SeekSource is the block source of the stream's newest run as the viewer knows it now:
+// blocks counted from its header, Block waiting for (and asking the seller for) what is not
+// held yet; reading past a later header ends it with io.EOF. Exports of what is being
+// watched, live, read it (watch -o -).
+func (v *Viewer) SeekSource() playback.BlockSource { return v.src.at(v.src.base.Load()) }
+
+// seekSource is the view of the newest run a seek to t searches.
+func (v *Viewer) seekSource(t time.Duration) (*readerSource, error) {
 	if t < 0 {
-		return 0, 0, fmt.Errorf("cannot seek to %v: times count from the start of the stream, at 0", t)
+		return nil, fmt.Errorf("cannot seek to %v: times count from the start of the stream, at 0", t)
 	}
 	if v.src == nil || v.rv == nil {
-		return 0, 0, errors.New("cannot seek: the viewer has not started")
+		return nil, errors.New("cannot seek: the viewer has not started")
 	}
-	n, err := v.waitLength(ctx)
+	return v.src.at(v.src.base.Load()), nil
+}
+
+func (v *Viewer) seekIn(ctx context.Context, src *readerSource, t time.Duration) (uint64, time.Duration, error) {
+	base := src.base.Load()
+	n, err := v.waitLength(ctx, src)
 	if err != nil {
 		return 0, 0, err
 	}
-	last, err := v.blockTime(ctx, n-1)
+	last, err := v.blockTime(ctx, base, n-1)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -66,7 +93,7 @@ func (v *Viewer) SeekBlock(ctx context.Context, t time.Duration) (uint64, time.D
 	lo, hi := uint64(1), n-1
 	for lo < hi {
 		mid := lo + (hi-lo+1)/2
-		pts, err := v.blockTime(ctx, mid)
+		pts, err := v.blockTime(ctx, base, mid)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -76,23 +103,17 @@ func (v *Viewer) SeekBlock(ctx context.Context, t time.Duration) (uint64, time.D
 			hi = mid - 1
 		}
 	}
-	video, err := v.hasVideo(ctx)
+	video, err := v.hasVideo(ctx, base)
 	if err != nil {
 		return 0, 0, err
 	}
-	return v.syncAtOrBefore(ctx, lo, video)
+	return v.syncAtOrBefore(ctx, base, lo, video)
 }
 
-// SeekSource is the player's block source of this viewer: blocks counted from the header
-// it plays, Block waiting for (and asking the seller for) what is not held yet. Reading
-// past a later stream header ends it with io.EOF. Exports of what is being watched, live,
-// read it (the command line's watch -o -).
-func (v *Viewer) SeekSource() playback.BlockSource { return v.src }
-
-// blockMedia reads block i (counted from the player's header), fetching it when it is not
-// held.
-func (v *Viewer) blockMedia(ctx context.Context, i uint64) (*block.Media, error) {
-	idx := v.src.base.Load() + i
+// blockMedia reads block i counted from the header at index base, fetching it when it is
+// not held.
+func (v *Viewer) blockMedia(ctx context.Context, base, i uint64) (*block.Media, error) {
+	idx := base + i
 	if err := v.fetchRange(ctx, idx, idx+1); err != nil {
 		return nil, err
 	}
@@ -135,8 +156,8 @@ func (v *Viewer) fetchRange(ctx context.Context, start, end uint64) error {
 }
 
 // blockTime is block i's earliest timestamp.
-func (v *Viewer) blockTime(ctx context.Context, i uint64) (time.Duration, error) {
-	m, err := v.blockMedia(ctx, i)
+func (v *Viewer) blockTime(ctx context.Context, base, i uint64) (time.Duration, error) {
+	m, err := v.blockMedia(ctx, base, i)
 	if err != nil {
 		return 0, err
 	}
@@ -150,9 +171,8 @@ func (v *Viewer) blockTime(ctx context.Context, i uint64) (time.Duration, error)
 	return t, nil
 }
 
-// hasVideo reads the player's stream header.
-func (v *Viewer) hasVideo(ctx context.Context) (bool, error) {
-	idx := v.src.base.Load()
+// hasVideo reads the stream header at index idx.
+func (v *Viewer) hasVideo(ctx context.Context, idx uint64) (bool, error) {
 	if err := v.fetchRange(ctx, idx, idx+1); err != nil {
 		return false, err
 	}
@@ -184,15 +204,14 @@ func startsAt(m *block.Media, video bool) (time.Duration, bool) {
 
 // syncAtOrBefore walks back from block i to the nearest block playback can start at,
 // fetching what is missing a chunk at a time; block 1 when there is none.
-func (v *Viewer) syncAtOrBefore(ctx context.Context, i uint64, video bool) (uint64, time.Duration, error) {
-	base := v.src.base.Load()
+func (v *Viewer) syncAtOrBefore(ctx context.Context, base, i uint64, video bool) (uint64, time.Duration, error) {
 	for i >= 1 {
 		lo := max(i, seekBackChunk) - seekBackChunk + 1
 		if err := v.fetchRange(ctx, base+lo, base+i+1); err != nil {
 			return 0, 0, err
 		}
 		for ; i >= lo; i-- {
-			m, err := v.blockMedia(ctx, i)
+			m, err := v.blockMedia(ctx, base, i)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -201,20 +220,18 @@ func (v *Viewer) syncAtOrBefore(ctx context.Context, i uint64, video bool) (uint
 			}
 		}
 	}
-	t, err := v.blockTime(ctx, 1)
+	t, err := v.blockTime(ctx, base, 1)
 	return 1, t, err
 }
 
 // waitLength waits (up to seekFetchTimeout: a viewer just started is still connecting) until
 // the seller has said the stream holds media, and returns its length.
-func (v *Viewer) waitLength(ctx context.Context) (uint64, error) {
+func (v *Viewer) waitLength(ctx context.Context, src *readerSource) (uint64, error) {
 	deadline := time.NewTimer(seekFetchTimeout)
 	defer deadline.Stop()
 	for {
-		v.src.mu.Lock()
-		ch := v.src.changed
-		v.src.mu.Unlock()
-		if n := v.src.Len(); n >= 2 {
+		ch := v.src.wait()
+		if n := src.Len(); n >= 2 {
 			return n, nil
 		}
 		select {

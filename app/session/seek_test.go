@@ -4,12 +4,14 @@ import (
 	"context"
 	"image"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/playback"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
@@ -57,8 +59,9 @@ func TestSeek(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var decoded []time.Duration
+	var outputs atomic.Int64 // audio outputs opened (one a player)
 	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t),
-		Audio: silentAudio, OnDecoded: func(pts time.Duration, _ *image.RGBA) {
+		Audio: func() playback.AudioOutput { outputs.Add(1); return silentAudio() }, OnDecoded: func(pts time.Duration, _ *image.RGBA) {
 			mu.Lock()
 			decoded = append(decoded, pts)
 			mu.Unlock()
@@ -160,7 +163,7 @@ func TestSeek(t *testing.T) {
 		v.playMu.Lock()
 		st := v.player.Stats()
 		v.playMu.Unlock()
-		m, err := v.blockMedia(ctx, st.StartBlock)
+		m, err := v.blockMedia(ctx, 0, st.StartBlock)
 		if _, ok := startsAt(m, true); err != nil || !ok && st.StartBlock != 1 {
 			t.Fatalf("%s: the player started at block %d, which is not a sync block (%v)", tc.name, st.StartBlock, err)
 		}
@@ -223,8 +226,38 @@ func TestSeek(t *testing.T) {
 	decoded = nil
 	mu.Unlock()
 	waitFor("after the controls", func(p []time.Duration) bool { return len(p) >= 3 })
+	// Stop meets the controls too, and controls after it start nothing: no player outlives
+	// the session, and no audio output is opened that nothing would close.
+	for g := range 3 {
+		wg.Go(func() {
+			for i := range 20 {
+				switch (g + i) % 4 {
+				case 0:
+					v.GoLive()
+				case 1:
+					v.Pause()
+				case 2:
+					v.Resume()
+				case 3:
+					v.GoToStart()
+				}
+			}
+		})
+	}
 	if err := v.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	wg.Wait()
+	opened := outputs.Load()
+	v.GoLive()
+	v.Pause()
+	v.Resume()
+	v.restartLive()
+	v.playMu.Lock()
+	running := v.playCancel != nil
+	v.playMu.Unlock()
+	if running || outputs.Load() != opened {
+		t.Fatalf("controls after Stop started a player (running %v, audio outputs %d then %d)", running, opened, outputs.Load())
 	}
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)

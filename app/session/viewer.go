@@ -156,6 +156,8 @@ type Viewer struct {
 	playMu     sync.Mutex // guards the fields below while a player runs
 	playCancel context.CancelFunc
 	player     *playback.Player
+	playSrc    *readerSource // the player's run view of src
+	fromBase   uint64        // the header a paused player played under
 	playWG     sync.WaitGroup
 	paused     atomic.Bool
 	from       uint64 // where the current player started (0: live)
@@ -302,18 +304,19 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 		}
 		return st.SyncPoint, true
 	}
-	fetchC := make(chan uint64, 1)
-	v.src.fetch = func(_ context.Context, start, _ uint64) {
+	fetchC := make(chan fetchWant, 1)
+	v.src.fetch = func(_ context.Context, start uint64, header bool) {
 		// One wanted position; a newer want replaces an older one (the player moved on).
+		w := fetchWant{start, header}
 		select {
-		case fetchC <- start:
+		case fetchC <- w:
 		default:
 			select {
 			case <-fetchC:
 			default:
 			}
 			select {
-			case fetchC <- start:
+			case fetchC <- w:
 			default:
 			}
 		}
@@ -324,7 +327,7 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	if v.cfg.NoPlayback {
 		v.run("download", v.download)
 	} else {
-		v.startPlayer(0)
+		v.startPlayer()
 	}
 	return nil
 }
@@ -338,9 +341,7 @@ func (v *Viewer) download(ctx context.Context) error {
 	var base, next uint64
 	started := false
 	for {
-		v.src.mu.Lock()
-		ch := v.src.changed
-		v.src.mu.Unlock()
+		ch := v.src.wait()
 		st := v.rv.Status()
 		var start, end uint64
 		if b := v.src.base.Load(); !started || b != base {
@@ -399,16 +400,23 @@ func (v *Viewer) run(what string, fn func(context.Context) error) {
 	}()
 }
 
+// fetchWant is where a player waits for a block the viewer does not hold.
+type fetchWant struct {
+	start  uint64
+	header bool // block start is the stream header the player plays under
+}
+
 // readAhead fetches a bounded window ahead of the play position when it is behind the live
 // edge (live pushes cover the edge itself).
-func (v *Viewer) readAhead(ctx context.Context, want <-chan uint64) error {
+func (v *Viewer) readAhead(ctx context.Context, want <-chan fetchWant) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case start := <-want:
+		case w := <-want:
+			start := w.start
 			end := min(start+v.cfg.ReadAhead, max(v.rv.Status().Length, start+1))
-			if start == v.src.base.Load() {
+			if w.header {
 				end = start + 1 // the stream header alone: the media after it is not wanted
 			}
 			if err := v.rv.Fetch(ctx, start, end); err != nil && ctx.Err() == nil {
@@ -567,15 +575,16 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 	return inv, nil
 }
 
-// startPlayer (re)starts playback at block from (0: the live edge).
-func (v *Viewer) startPlayer(from uint64) {
+// startPlayer (re)starts playback at the live edge.
+func (v *Viewer) startPlayer() {
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
-	v.startPlayerLocked(from)
+	v.startPlayerLocked(v.src.base.Load(), 0)
 }
 
 // restartLive restarts a player that follows the live edge, so that it joins under the
-// stream's newest header; a player the user moved (a seek, a pause) is left where it is.
+// stream's newest header; a player the user moved (a seek, a pause) is left where it is, in
+// the run it plays.
 func (v *Viewer) restartLive() {
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
@@ -583,23 +592,29 @@ func (v *Viewer) restartLive() {
 	live := v.from == 0
 	v.playMu.Unlock()
 	if live && !v.paused.Load() {
-		v.startPlayerLocked(0)
+		v.startPlayerLocked(v.src.base.Load(), 0)
 	}
 }
 
-// startPlayerLocked is startPlayer with ctlMu held.
-func (v *Viewer) startPlayerLocked(from uint64) {
+// startPlayerLocked (re)starts playback under the header at index base, at block from
+// counted from it (0: the live edge), with ctlMu held. Nothing starts once the session is
+// stopping.
+func (v *Viewer) startPlayerLocked(base, from uint64) {
 	v.stopPlayerLocked()
+	if v.ctx == nil || v.ctx.Err() != nil || v.src == nil {
+		return
+	}
 	v.playMu.Lock()
 	defer v.playMu.Unlock()
 	ctx, cancel := context.WithCancel(v.ctx)
-	p, err := v.newPlayer(from)
+	src := v.src.at(base)
+	p, err := v.newPlayer(src, from)
 	if err != nil {
 		cancel()
 		v.ev.emit(Event{Kind: EventError, Text: err.Error()})
 		return
 	}
-	v.player, v.playCancel, v.from = p, cancel, from
+	v.player, v.playSrc, v.playCancel, v.from = p, src, cancel, from
 	v.playWG.Add(1)
 	go func() {
 		defer v.playWG.Done()
@@ -612,24 +627,25 @@ func (v *Viewer) startPlayerLocked(from uint64) {
 				v.ev.emit(Event{Kind: EventError, Text: fmt.Sprintf("playback stopped: %v", err)})
 				return
 			}
-			h := v.src.crossed.Swap(0)
+			h := src.crossed.Swap(0)
 			if h == 0 {
 				return // the stream ended
 			}
 			// The broadcaster stopped and resumed here: play on under the new header.
-			v.src.base.Store(h - 1)
-			if p, err = v.newPlayer(1); err != nil {
+			v.src.raise(h - 1)
+			src = v.src.at(h - 1)
+			if p, err = v.newPlayer(src, 1); err != nil {
 				v.ev.emit(Event{Kind: EventError, Text: err.Error()})
 				return
 			}
 			v.playMu.Lock()
-			v.player = p
+			v.player, v.playSrc = p, src
 			v.playMu.Unlock()
 		}
 	}()
 }
 
-func (v *Viewer) newPlayer(from uint64) (*playback.Player, error) {
+func (v *Viewer) newPlayer(src *readerSource, from uint64) (*playback.Player, error) {
 	frames := v.cfg.Frames
 	if frames == nil {
 		// No picture to show (the command line without a window): still decode, so that the
@@ -641,7 +657,7 @@ func (v *Viewer) newPlayer(from uint64) (*playback.Player, error) {
 	if v.cfg.Audio != nil {
 		out = v.cfg.Audio()
 	}
-	return playback.New(playback.Config{Source: v.src, Frames: frames, Audio: out, FromBlock: from, Logger: v.log,
+	return playback.New(playback.Config{Source: src, Frames: frames, Audio: out, FromBlock: from, Logger: v.log,
 		OnDecoded: func(pts time.Duration, img *image.RGBA) {
 			once.Do(func() {
 				if !v.playing.Swap(true) {
@@ -673,28 +689,28 @@ func (v *Viewer) stopPlayerLocked() {
 	v.playing.Store(false)
 }
 
-// position is the block the player has reached.
-func (v *Viewer) position() uint64 {
+// position is the block the player has reached, counted from the header at index base.
+func (v *Viewer) position() (base, pos uint64) {
 	v.playMu.Lock()
 	defer v.playMu.Unlock()
 	if v.player == nil {
-		return 0
+		return v.src.base.Load(), 0
 	}
 	st := v.player.Stats()
-	return st.StartBlock + uint64(st.BlocksRead)
+	return v.playSrc.base.Load(), st.StartBlock + uint64(st.BlocksRead)
 }
 
-// Pause stops playback where it is; Resume goes on from there.
+// Pause stops playback where it is; Resume goes on from there, in the same run.
 func (v *Viewer) Pause() {
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
 	if v.paused.Swap(true) {
 		return
 	}
-	pos := v.position()
+	base, pos := v.position()
 	v.stopPlayerLocked()
 	v.playMu.Lock()
-	v.from = max(pos, 1)
+	v.fromBase, v.from = base, max(pos, 1)
 	v.playMu.Unlock()
 }
 
@@ -706,9 +722,9 @@ func (v *Viewer) Resume() {
 		return
 	}
 	v.playMu.Lock()
-	from := v.from
+	base, from := v.fromBase, v.from
 	v.playMu.Unlock()
-	v.startPlayerLocked(from)
+	v.startPlayerLocked(base, from)
 }
 
 // onBlock is told of each verified block stored, whichever source sent it.
@@ -718,17 +734,29 @@ func (v *Viewer) onBlock(_ uint64, b []byte) {
 }
 
 // GoLive jumps to the live edge.
-func (v *Viewer) GoLive() { v.playAt(0) }
+func (v *Viewer) GoLive() { v.playNewest(0) }
 
-// GoToStart plays from the beginning of the stream.
-func (v *Viewer) GoToStart() { v.playAt(1) }
+// GoToStart plays from the beginning of the stream (a resumed stream's current run).
+func (v *Viewer) GoToStart() { v.playNewest(1) }
 
-// playAt unpauses and plays from block from (0: the live edge).
-func (v *Viewer) playAt(from uint64) {
+// playNewest unpauses and plays the newest run from block from (0: the live edge).
+func (v *Viewer) playNewest(from uint64) {
+	v.ctlMu.Lock()
+	defer v.ctlMu.Unlock()
+	if v.src == nil {
+		return // not started
+	}
+	v.paused.Store(false)
+	v.startPlayerLocked(v.src.base.Load(), from)
+}
+
+// playAt unpauses and plays from block from (0: the live edge) counted from the header at
+// index base.
+func (v *Viewer) playAt(base, from uint64) {
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
 	v.paused.Store(false)
-	v.startPlayerLocked(from)
+	v.startPlayerLocked(base, from)
 }
 
 // Snapshot is the newest figures.
@@ -759,7 +787,7 @@ func (v *Viewer) Snapshot() ViewFigures {
 		}
 		// The player counts blocks from the header it plays under (the source's base: a
 		// resumed stream's current run); the seller's length counts from the feed's start.
-		if pos := v.src.base.Load() + ps.StartBlock + uint64(ps.BlocksRead); st.Length > pos {
+		if pos := v.playSrc.base.Load() + ps.StartBlock + uint64(ps.BlocksRead); st.Length > pos {
 			f.BehindLive = st.Length - pos
 		}
 	}
@@ -789,10 +817,14 @@ func (v *Viewer) HeldSource() (HeldStream, error) { return heldStream(v.currentF
 // Stop ends the session and waits for its goroutines; what was downloaded stays stored.
 func (v *Viewer) Stop() error {
 	v.once.Do(func() {
-		v.stopPlayer()
+		// Under ctlMu, so that no control (a button, a new header's restart) starts a
+		// player between stopping this one and the end of the session.
+		v.ctlMu.Lock()
 		if v.cancel != nil {
 			v.cancel()
 		}
+		v.stopPlayerLocked()
+		v.ctlMu.Unlock()
 		v.wg.Wait()
 		var errs []error
 		if v.node != nil {

@@ -1,0 +1,103 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/media/block"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+)
+
+// A player plays a view of the viewer's source numbered from the header it started under: a
+// newer header announced meanwhile (the broadcaster resumed the stream) moves the viewer's
+// newest header, never the numbering of a player the user sought or paused, which read the
+// new run's blocks as its own mid-run before. The view ends at the next run's header and
+// says where it is.
+func TestRunViewKeepsItsHeader(t *testing.T) {
+	seed := make([]byte, 32)
+	rand.Read(seed)
+	kp, err := feed.KeyPairFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := feed.Create(filepath.Join(t.TempDir(), "feed"), feed.Options{KeyPair: &kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Run 1: header 0, media 1..5 at 1 s..5 s. Run 2: header 6, media 7..10 at 100 ms...
+	header, err := (&block.Header{Start: time.Unix(1e9, 0), Audio: &block.AudioParams{Codec: block.CodecOpus, SampleRate: 48000,
+		Channels: 1, FrameDuration: 20 * time.Millisecond, BitRate: 32000}}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendMedia := func(seq uint64, pts time.Duration) {
+		b, err := (&block.Media{Seq: seq, Units: []block.Unit{{Track: block.Audio, PTS: pts, Duration: 20 * time.Millisecond, Payload: []byte{1, 2, 3}}}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Append(header)
+	for i := uint64(1); i <= 5; i++ {
+		appendMedia(i, time.Duration(i)*time.Second)
+	}
+	f.Append(header)
+	for i := uint64(7); i <= 10; i++ {
+		appendMedia(i, time.Duration(i-6)*100*time.Millisecond)
+	}
+
+	src := newReaderSource()
+	src.feed = func() *feed.Feed { return f }
+	src.length = f.Length
+	src.latest = func() (uint64, bool) { return 7, true }
+	ctx := context.Background()
+	pts := func(s *readerSource, i uint64) (uint64, time.Duration) {
+		t.Helper()
+		b, err := s.Block(ctx, i)
+		if err != nil {
+			t.Fatalf("block %d of the view at %d: %v", i, s.base.Load(), err)
+		}
+		m, err := block.DecodeMedia(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Seq, m.Units[0].PTS
+	}
+
+	run1 := src.at(src.base.Load())
+	if seq, at := pts(run1, 3); seq != 3 || at != 3*time.Second {
+		t.Fatalf("before the new header: block 3 is seq %d at %v", seq, at)
+	}
+	src.raise(6) // the seller announces the second run's header
+	src.raise(2) // an older announcement arriving late changes nothing
+	if got := src.base.Load(); got != 6 {
+		t.Fatalf("the newest header is %d, want 6", got)
+	}
+	if seq, at := pts(run1, 4); seq != 4 || at != 4*time.Second {
+		t.Fatalf("after the new header the first run's player read block 4 as seq %d at %v: another run's block", seq, at)
+	}
+	if n := run1.Len(); n != 11 {
+		t.Fatalf("the first run's view has length %d, want 11", n)
+	}
+	if _, err := run1.Block(ctx, 6); !errors.Is(err, io.EOF) || run1.crossed.Load() != 7 {
+		t.Fatalf("reading into the next run: %v, crossed %d", err, run1.crossed.Load())
+	}
+	run2 := src.at(src.base.Load())
+	if seq, at := pts(run2, 2); seq != 2 || at != 200*time.Millisecond {
+		t.Fatalf("the second run's block 2 is seq %d at %v", seq, at)
+	}
+	if k, ok := run2.LatestSync(); !ok || k != 1 {
+		t.Fatalf("the second run's newest sync point is %d (%v), want 1", k, ok)
+	}
+	if run2.crossed.Load() != 0 || src.crossed.Load() != 0 {
+		t.Fatal("a view's crossing leaked into another")
+	}
+}
