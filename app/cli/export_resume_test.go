@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -16,16 +17,21 @@ import (
 )
 
 // A resumed stream has one header per run, each run's timeline starting at zero. Its export
-// holds every run back to back: the second run's header is not a damaged block, and its
+// holds the runs back to back: the second run's header is not a damaged block, and its
 // pictures and sound are not laid over the first run's (which lost most of the second run's
-// pictures to the first's timeline, and gave a file as long as the longer run).
+// pictures to the first's timeline, and gave a file as long as the longer run). A third run
+// at another picture size ends the file, saying so (the file's track would have had the first
+// run's size).
 func TestExportResumedStream(t *testing.T) {
 	t.Setenv(EnvPassphrase, "pw")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	root := t.TempDir()
 	cfg := testBroadcastConfig(t, root, broadcast.Low)
-	for run := 0; run < 2; run++ {
+	for run := 0; run < 3; run++ {
+		if run == 2 {
+			cfg.Preset = broadcast.Medium // another picture size: the file cannot hold this run
+		}
 		b, err := session.NewBroadcaster(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -54,7 +60,8 @@ func TestExportResumedStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	var runs []time.Duration
-	var units []int // per run
+	var units []int  // per run
+	var third uint64 // the third run's header
 	for i := uint64(0); i < f.Length(); i++ {
 		b, err := f.Read(i)
 		if err != nil {
@@ -63,6 +70,9 @@ func TestExportResumedStream(t *testing.T) {
 		if block.KindOf(b) == block.KindHeader {
 			runs = append(runs, 0)
 			units = append(units, 0)
+			if len(runs) == 3 {
+				third = i
+			}
 			continue
 		}
 		m, err := block.DecodeMedia(b)
@@ -75,14 +85,15 @@ func TestExportResumedStream(t *testing.T) {
 		units[len(units)-1] += len(m.Units)
 	}
 	f.Close()
-	if len(runs) != 2 {
-		t.Fatalf("the feed holds %d runs, want 2", len(runs))
+	if len(runs) != 3 {
+		t.Fatalf("the feed holds %d runs, want 3", len(runs))
 	}
 
 	out := filepath.Join(t.TempDir(), "both.webm")
 	r := run(t, "", "export", dir, out)
 	if r.code != 0 || !strings.Contains(r.out, "(2 runs of a resumed stream, back to back)") ||
-		!strings.Contains(r.out, " 0 damaged blocks") || strings.Contains(r.err, "damaged") {
+		!strings.Contains(r.out, " 0 damaged blocks") || strings.Contains(r.err, "damaged") ||
+		!strings.Contains(r.out, fmt.Sprintf("the export ends at block %d: the broadcaster resumed the stream there with another picture size", third)) {
 		t.Fatalf("export: code %d\nstdout: %s\nstderr: %s", r.code, r.out, r.err)
 	}
 	ffmpegClean(t, out)
@@ -104,7 +115,7 @@ func TestExportResumedStream(t *testing.T) {
 	// The file starts at the first key frame and pictures sit on the frame grid: half a
 	// second of slack, far less than either run.
 	both := (runs[0] + runs[1]).Seconds()
-	if d := probe("format=duration"); len(d) != 1 || d[0] < both-0.5 {
+	if d := probe("format=duration"); len(d) != 1 || d[0] < both-0.5 || d[0] > both+0.5 {
 		t.Fatalf("the export lasts %v s; the runs last %v and %v", d, runs[0], runs[1])
 	}
 	pts := probe("packet=pts_time")

@@ -193,5 +193,8 @@ func (e *env) exportCmd(args []string) error {
 	fmt.Fprintf(e.out, "exported %v of video%s (from %v) to %s in %v: %d video frames, %d audio packets, %d damaged blocks skipped\n",
 		res.Duration.Round(time.Millisecond), runs, res.Start.Round(time.Millisecond), rest[1], time.Since(start).Round(time.Millisecond),
 		res.VideoFrames, res.AudioPackets, res.DamagedBlocks)
+	if res.EndedAt > 0 {
+		fmt.Fprintf(e.out, "the export ends at block %d: the broadcaster resumed the stream there with another picture size or other tracks, which one WebM file cannot hold\n", res.EndedAt)
+	}
 	return nil
 }

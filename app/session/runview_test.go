@@ -101,3 +101,74 @@ func TestRunViewKeepsItsHeader(t *testing.T) {
 		t.Fatal("a view's crossing leaked into another")
 	}
 }
+
+// A viewer's stored copy joins a resumed stream's runs of the same shape back to back, as
+// media/export does: the next run's timeline, from zero again, follows the run before it,
+// with no gap for the time the broadcaster was away (an hour here, which the copy's file
+// held as an hour of nothing before).
+func TestHeldStreamJoinsRunsBackToBack(t *testing.T) {
+	seed := make([]byte, 32)
+	rand.Read(seed)
+	kp, err := feed.KeyPairFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := feed.Create(filepath.Join(t.TempDir(), "feed"), feed.Options{KeyPair: &kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	start := time.Unix(1e9, 0)
+	header := func(at time.Time) []byte {
+		b, err := (&block.Header{Start: at, Audio: &block.AudioParams{Codec: block.CodecOpus, SampleRate: 48000,
+			Channels: 1, FrameDuration: 20 * time.Millisecond, BitRate: 32000}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	appendMedia := func(pts time.Duration) {
+		b, err := (&block.Media{Seq: f.Length(), Units: []block.Unit{{Track: block.Audio, PTS: pts, Duration: 20 * time.Millisecond, Payload: []byte{1}}}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Append(header(start))
+	for i := 1; i <= 5; i++ {
+		appendMedia(time.Duration(i) * time.Second) // the first run ends at 5.02 s
+	}
+	f.Append(header(start.Add(time.Hour)))
+	for i := 1; i <= 3; i++ {
+		appendMedia(time.Duration(i) * 100 * time.Millisecond)
+	}
+	h, err := heldStream(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.Len(); n != 9 {
+		t.Fatalf("the held stream has %d blocks, want the header and 8 media blocks", n)
+	}
+	var got []time.Duration
+	for i := uint64(1); i < h.Len(); i++ {
+		b, err := h.Block(context.Background(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := block.DecodeMedia(b)
+		if err != nil || m.Seq != i {
+			t.Fatalf("block %d: %v (seq %d)", i, err, m.Seq)
+		}
+		got = append(got, m.Units[0].PTS)
+	}
+	runEnd := 5*time.Second + 20*time.Millisecond
+	want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second,
+		runEnd + 100*time.Millisecond, runEnd + 200*time.Millisecond, runEnd + 300*time.Millisecond}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("the held stream's times are %v, want %v", got, want)
+		}
+	}
+}

@@ -855,9 +855,10 @@ func (v *Viewer) Stop() error {
 
 // HeldStream is a stored copy's playable part: the stream header in force at its first held
 // sync block, then the contiguous run of blocks from there. A resumed stream's later headers
-// inside the run are skipped when the pictures and sound keep their shape (their timestamps
-// are moved onto the first run's clock); a header that changes them ends the run, since one
-// WebM file has one set of track parameters.
+// inside the run are skipped when the pictures and sound keep their shape (the next run's
+// timestamps, which start again at zero, are moved after the runs before it, back to back);
+// a header that changes them ends the run, since one WebM file has one set of track
+// parameters.
 type HeldStream struct {
 	f      *feed.Feed
 	header uint64 // the header block in force at start
@@ -906,16 +907,22 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 			return HeldStream{}, fmt.Errorf("the stream header is unreadable: %w", err)
 		}
 		h := HeldStream{f: f, header: hdrAt, start: i}
-		var shift time.Duration
+		var shift, runEnd time.Duration // runEnd: where the runs so far end, shifted
 		end := i
 		for end < n && f.Has(end) {
 			if b, err := f.Read(end); err == nil {
 				if later, err := block.DecodeHeader(b); err == nil {
-					if !sameShape(first, later) {
+					if !first.SameShape(later) {
 						break
 					}
-					shift = later.Start.Sub(first.Start)
+					// The next run's timeline starts again at zero: it follows the runs
+					// before it back to back, as media/export joins them.
+					shift = runEnd
 					h.skips = append(h.skips, heldSkip{index: end, shift: shift})
+				} else if m, err := block.DecodeMedia(b); err == nil {
+					for _, u := range m.Units {
+						runEnd = max(runEnd, u.PTS+shift+max(u.Duration, time.Millisecond))
+					}
 				}
 			}
 			end++
@@ -926,19 +933,6 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 	return HeldStream{}, errors.New("no key frame of this stream was received yet")
 }
 
-// sameShape reports whether two stream headers describe tracks one WebM file can hold.
-func sameShape(a, b *block.Header) bool {
-	if (a.Video == nil) != (b.Video == nil) || (a.Audio == nil) != (b.Audio == nil) {
-		return false
-	}
-	if a.Video != nil && (a.Video.Codec != b.Video.Codec || a.Video.Width != b.Video.Width || a.Video.Height != b.Video.Height) {
-		return false
-	}
-	if a.Audio != nil && (a.Audio.Codec != b.Audio.Codec || a.Audio.SampleRate != b.Audio.SampleRate || a.Audio.Channels != b.Audio.Channels) {
-		return false
-	}
-	return true
-}
 
 // Len is the header plus the held run's media blocks.
 func (h HeldStream) Len() uint64 { return 1 + h.end - h.start - uint64(len(h.skips)) }

@@ -195,3 +195,19 @@ func DecodeHeader(b []byte) (*Header, error) {
 	}
 	return h, nil
 }
+
+// SameShape reports whether h and o describe tracks one file can hold: the same tracks, video
+// of the same codec and picture size, sound of the same codec, rate and channels (a resumed
+// stream's runs are joined when they agree).
+func (h *Header) SameShape(o *Header) bool {
+	if (h.Video == nil) != (o.Video == nil) || (h.Audio == nil) != (o.Audio == nil) {
+		return false
+	}
+	if h.Video != nil && (h.Video.Codec != o.Video.Codec || h.Video.Width != o.Video.Width || h.Video.Height != o.Video.Height) {
+		return false
+	}
+	if h.Audio != nil && (h.Audio.Codec != o.Audio.Codec || h.Audio.SampleRate != o.Audio.SampleRate || h.Audio.Channels != o.Audio.Channels) {
+		return false
+	}
+	return true
+}

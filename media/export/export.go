@@ -52,6 +52,10 @@ type Result struct {
 	// Runs is how many runs of the stream the export went through: a resumed stream has
 	// one per time the broadcaster went live, written back to back.
 	Runs int
+	// EndedAt is the block of a later run's header whose tracks differ from the first's
+	// (another picture size, sound, or a track more or less: Header.SameShape), where the
+	// file ended; 0 when it did not.
+	EndedAt uint64
 	// Start is where the file starts in the stream: the key frame at or before
 	// Range.From, so that the first picture decodes.
 	Start time.Duration
@@ -353,8 +357,11 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 			// placed after everything so far (the runs back to back, with no gap for the
 			// time the broadcaster was away).
 			nh, err := block.DecodeHeader(b)
-			if err == nil && (nh.Video != nil && nh.Video.Codec != block.CodecVP8 || nh.Audio != nil && nh.Audio.Codec != block.CodecOpus) {
-				return res, fmt.Errorf("export: the run starting at block %d is not VP8 and Opus, which WebM needs", i)
+			if err == nil && !h.SameShape(nh) {
+				// One WebM file has one set of tracks: the file ends where they change.
+				res.EndedAt = i
+				log.Info("export: the stream's tracks change here; the file ends", "block", i)
+				break
 			}
 			if err == nil {
 				if i > first {
