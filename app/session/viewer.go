@@ -933,7 +933,6 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 	return HeldStream{}, errors.New("no key frame of this stream was received yet")
 }
 
-
 // Len is the header plus the held run's media blocks.
 func (h HeldStream) Len() uint64 { return 1 + h.end - h.start - uint64(len(h.skips)) }
 
