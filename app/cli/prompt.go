@@ -12,16 +12,30 @@ import (
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 )
 
-// maxSecretLine caps a passphrase read from stdin, in bytes.
+// maxSecretLine caps a passphrase, in bytes, however it is given: a longer one is refused,
+// never cut (a cut passphrase would encrypt a backup nobody could open with the whole one).
 const maxSecretLine = 1024
+
+var errSecretTooLong = fmt.Errorf("the passphrase is longer than %d bytes", maxSecretLine)
+
+// envSecret is a passphrase from the environment variable name, or nil when it is unset.
+func envSecret(name string) ([]byte, error) {
+	p := os.Getenv(name)
+	if len(p) > maxSecretLine {
+		return nil, fmt.Errorf("$%s: %w", name, errSecretTooLong)
+	}
+	return []byte(p), nil
+}
 
 // passphrase is the secrets file's: $DAZAAR_VISION_PASSPHRASE, or asked for.
 func (e *env) passphrase() ([]byte, error) {
-	if p := os.Getenv(EnvPassphrase); p != "" {
-		return []byte(p), nil
+	if p, err := envSecret(EnvPassphrase); err != nil || len(p) > 0 {
+		return p, err
 	}
 	p, err := e.askSecret("Passphrase for the secrets file: ")
-	if err != nil {
+	if errors.Is(err, errSecretTooLong) {
+		return nil, err
+	} else if err != nil {
 		return nil, fmt.Errorf("no passphrase for the secrets file (set %s or type it): %w", EnvPassphrase, err)
 	}
 	return p, nil
@@ -34,15 +48,19 @@ var errPassphrasesDiffer = errors.New("the two passphrases differ: nothing was w
 // be given to someone else): $DAZAAR_VISION_BACKUP_PASSPHRASE, or asked for. A new backup's
 // (isNew) must pass secrets.CheckBackupPassphrase and, typed at a terminal, be typed twice.
 func (e *env) backupPassphrase(isNew bool) ([]byte, error) {
-	p := []byte(os.Getenv(EnvBackupPassphrase))
+	p, err := envSecret(EnvBackupPassphrase)
+	if err != nil {
+		return nil, err
+	}
 	typed := len(p) == 0
 	if typed {
 		prompt := "Passphrase of the backup: "
 		if isNew {
 			prompt = "Passphrase for the new backup (not the secrets file's): "
 		}
-		var err error
-		if p, err = e.askSecret(prompt); err != nil {
+		if p, err = e.askSecret(prompt); errors.Is(err, errSecretTooLong) {
+			return nil, err
+		} else if err != nil {
 			return nil, fmt.Errorf("no passphrase for the backup (set %s or type it): %w", EnvBackupPassphrase, err)
 		}
 	}
@@ -89,15 +107,21 @@ func (e *env) askSecret(prompt string) ([]byte, error) {
 		if len(p) == 0 {
 			return nil, errors.New("nothing was typed")
 		}
+		if len(p) > maxSecretLine {
+			return nil, errSecretTooLong
+		}
 		return p, nil
 	}
 	var line []byte
 	buf := make([]byte, 1)
-	for len(line) < maxSecretLine {
+	for {
 		n, err := e.stdin.Read(buf)
 		if n == 1 {
 			if buf[0] == '\n' {
 				break
+			}
+			if len(line) == maxSecretLine {
+				return nil, errSecretTooLong
 			}
 			line = append(line, buf[0])
 		}

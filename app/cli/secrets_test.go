@@ -45,6 +45,16 @@ func TestSecretsPassphrases(t *testing.T) {
 			"restored", ""},
 		{"export, from the environment", map[string]string{EnvPassphrase: "fresh pass", EnvBackupPassphrase: "backup pass 2"}, "", append(fresh, "secrets", "export", filepath.Join(tmp, "b2.dvb")), 0,
 			"backed up", ""},
+		// A passphrase over the cap is refused, never cut: a cut one would encrypt a backup
+		// that the whole passphrase does not open.
+		{"typed backup passphrase too long", map[string]string{EnvPassphrase: "fresh pass"}, strings.Repeat("x", 1025) + "\n", append(fresh, "secrets", "export", weak), 1,
+			"", "the passphrase is longer than 1024 bytes"},
+		{"backup passphrase too long in the environment", map[string]string{EnvPassphrase: "fresh pass", EnvBackupPassphrase: strings.Repeat("x", 1025)}, "", append(fresh, "secrets", "export", weak), 1,
+			"", "$DAZAAR_VISION_BACKUP_PASSPHRASE: the passphrase is longer than 1024 bytes"},
+		{"store passphrase too long", nil, strings.Repeat("y", 2000) + "\n", append(sec, "secrets", "where"), 1,
+			"", "the passphrase is longer than 1024 bytes"},
+		{"backup passphrase of exactly 1024 bytes", map[string]string{EnvPassphrase: "fresh pass"}, strings.Repeat("z", 1024) + "\n", append(fresh, "secrets", "export", filepath.Join(tmp, "b3.dvb")), 0,
+			"backed up", ""},
 	}
 	for _, s := range steps {
 		for k, v := range s.env {
