@@ -668,7 +668,8 @@ func (g *goLiveScreen) checkAccountKeyField() {
 	if err := session.CheckAccountKey(g.xpub.Text, g.network.Selected); err != nil {
 		g.xpubCheck.SetText(err.Error())
 	} else {
-		g.xpubCheck.SetText("A watch-only account key: it can receive, never spend.")
+		g.xpubCheck.SetText("A watch-only account key: it can receive, never spend. Sell with it from this install only: " +
+			"another install with the same key would hand the same addresses to other viewers.")
 	}
 }
 
