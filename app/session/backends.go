@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -51,9 +50,8 @@ func checkPayments(ctx context.Context, store SecretStore, ln *LightningSetup, o
 	return nil
 }
 
-// checkLightning makes an LND client of cfg and looks up an invoice nobody made, which proves
-// the address, the certificate and the macaroon (LND answers "not found" only to an
-// authenticated caller) and creates nothing.
+// checkLightning makes an LND client of cfg and asks it (lightning.Client.Check), which proves
+// the address, the certificate and the macaroon and creates nothing.
 func checkLightning(ctx context.Context, cfg lightning.Config) error {
 	c, err := lightning.New(cfg)
 	if err != nil {
@@ -62,10 +60,9 @@ func checkLightning(ctx context.Context, cfg lightning.Config) error {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, backendCheckTimeout)
 	defer cancel()
-	var zero [32]byte
-	_, _, err = c.LookupInvoice(ctx, hex.EncodeToString(zero[:]))
+	err = c.Check(ctx)
 	switch {
-	case err == nil || isNotFound(err):
+	case err == nil:
 		return nil
 	case errors.Is(err, lightning.ErrRefused):
 		return fmt.Errorf("LND at %s refused the macaroon (give this LND's invoice.macaroon): %w", cfg.Host, err)

@@ -229,8 +229,3 @@ func TestLightning(ctx context.Context, s LightningSetup) (string, error) {
 	}
 	return fmt.Sprintf("LND at %s answers; the invoice macaroon works (it can make and look up invoices, nothing else); network %s", s.Host, s.Network), nil
 }
-
-func isNotFound(err error) bool {
-	m := strings.ToLower(err.Error())
-	return strings.Contains(m, "not found") || strings.Contains(m, "unable to locate")
-}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/filecoin-project/go-clock"
@@ -136,6 +137,48 @@ type apiError struct {
 	Message string `json:"message"`
 }
 
+// APIError is an answer of LND's other than success, refusal of the macaroon (ErrRefused)
+// or none at all (ErrUnreachable): LND was reached and said no.
+type APIError struct {
+	Status  int    // HTTP status
+	Message string // LND's words
+}
+
+func (e *APIError) Error() string { return "LND: " + e.Message }
+
+// Check proves that LND answers at the configured address, with this certificate, to this
+// macaroon, and creates nothing: it looks up an invoice nobody made, which LND answers (not
+// found: "unable to locate invoice", or "there are no existing invoices" on a node that has
+// made none) only to a caller whose macaroon it accepted. A refused macaroon wraps
+// ErrRefused, no answer ErrUnreachable.
+func (c *Client) Check(ctx context.Context) error {
+	var zero [32]byte
+	_, _, err := c.LookupInvoice(ctx, hex.EncodeToString(zero[:]))
+	var api *APIError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &api) && invoiceNotFound(api):
+		return nil
+	}
+	return err
+}
+
+// invoiceNotFound reports whether LND's answer to a lookup says there is no such invoice.
+func invoiceNotFound(e *APIError) bool {
+	m := strings.ToLower(e.Message)
+	return e.Status == http.StatusNotFound || strings.Contains(m, "unable to locate invoice") ||
+		strings.Contains(m, "no existing invoices") || strings.Contains(m, "not found")
+}
+
+// macaroonRefusal reports whether LND's words refuse the macaroon (LND answers a macaroon it
+// cannot verify with HTTP 500 and these words, not 401 or 403).
+func macaroonRefusal(m string) bool {
+	m = strings.ToLower(m)
+	return strings.Contains(m, "verification failed") || strings.Contains(m, "permission denied") ||
+		strings.Contains(m, "macaroon")
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -162,10 +205,10 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		if e.Message == "" {
 			e.Message = resp.Status
 		}
-		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
+		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized || macaroonRefusal(e.Message) {
 			return fmt.Errorf("lightning: %w: %s", ErrRefused, e.Message)
 		}
-		return fmt.Errorf("lightning: LND: %s", e.Message)
+		return fmt.Errorf("lightning: %w", &APIError{Status: resp.StatusCode, Message: e.Message})
 	}
 	return json.Unmarshal(raw, out)
 }
