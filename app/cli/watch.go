@@ -141,7 +141,15 @@ func (e *env) watch(args []string) error {
 		liveDone = make(chan struct{})
 		go func() {
 			defer close(liveDone)
-			src, start := v.SeekSource(), uint64(0)
+			src, err := v.SeekSource(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					fmt.Fprintf(text, "cannot write the stream: %v\n", err)
+				}
+				cancel()
+				return
+			}
+			start := uint64(0)
 			if from >= 0 {
 				s, k, at, err := v.SeekBlock(ctx, from)
 				if err != nil {

@@ -476,7 +476,7 @@ func (b *Broadcaster) watchViewers(ctx context.Context) error {
 		seen := map[peer.ID]bool{}
 		for _, p := range b.seller.Viewers() {
 			seen[p] = true
-			if _, ok := granted[p]; !ok && b.header > 0 {
+			if _, ok := granted[p]; !ok { // every new viewer, also of a stream never resumed (0)
 				if err := b.seller.Send(p, encodeHeaderMsg(b.header)); err != nil {
 					b.log.Debug("cannot tell a viewer where the stream header is", "viewer", p, "err", err)
 				}

@@ -135,6 +135,38 @@ func TestBehindLiveOnResumedStream(t *testing.T) {
 	}
 	defer b.Stop()
 
+	// A seek or a live export just after Start (watch -from, watch -o -) waits until the
+	// seller has said where the newest header is: it searched the first run (base 0) before,
+	// and a seek past the edge started a live player under the first run's header.
+	wd, _ := OpenDataDir(t.TempDir())
+	w, err := NewViewer(ViewerConfig{Data: wd, Secrets: secrets.NewMemory(), Card: a.Card(), Network: loopback, Logger: testLog(t),
+		Audio: silentAudio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	playBase := func() uint64 {
+		w.playMu.Lock()
+		defer w.playMu.Unlock()
+		return w.playSrc.base.Load()
+	}
+	for _, to := range []time.Duration{500 * time.Millisecond, 10 * time.Hour} {
+		_, live, err := w.Seek(ctx, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := playBase(); got != b.header || to == 10*time.Hour && !live {
+			t.Fatalf("seek to %v just after Start: the player plays under the header at %d (live %v), want %d", to, got, live, b.header)
+		}
+	}
+	src, err := w.SeekSource(ctx)
+	if err != nil || src.(*readerSource).base.Load() != b.header {
+		t.Fatalf("the live export's source: %v, want the header at %d", err, b.header)
+	}
+	w.Stop()
+
 	vd, _ := OpenDataDir(t.TempDir())
 	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: a.Card(), Network: loopback, Logger: testLog(t),
 		Audio: silentAudio})

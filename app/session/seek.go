@@ -29,7 +29,7 @@ var ErrSeekEmpty = errors.New("the stream has no pictures or sound yet")
 // the newest block goes live. It returns the media time the player restarts at, and whether
 // that is the live edge because t was past it.
 func (v *Viewer) Seek(ctx context.Context, t time.Duration) (at time.Duration, live bool, err error) {
-	src, err := v.seekSource(t)
+	src, err := v.seekSource(ctx, t)
 	if err != nil {
 		return 0, false, err
 	}
@@ -40,7 +40,11 @@ func (v *Viewer) Seek(ctx context.Context, t time.Duration) (at time.Duration, l
 	if v.cfg.NoPlayback {
 		return at, k == 0, nil
 	}
-	v.playAt(src.base.Load(), k) // k == 0 goes live
+	if k == 0 {
+		v.playNewest(0) // live: under the newest header, even one announced during the search
+	} else {
+		v.playAt(src.base.Load(), k)
+	}
 	v.log.Info("seek", "to", t, "block", k, "starts at", at)
 	return at, k == 0, nil
 }
@@ -51,7 +55,7 @@ func (v *Viewer) Seek(ctx context.Context, t time.Duration) (at time.Duration, l
 // is past the live edge. One search counts from one header, even if the seller announces a
 // newer one meanwhile. Exports of what is being watched, live, read the source (watch -o -).
 func (v *Viewer) SeekBlock(ctx context.Context, t time.Duration) (playback.BlockSource, uint64, time.Duration, error) {
-	src, err := v.seekSource(t)
+	src, err := v.seekSource(ctx, t)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -59,19 +63,40 @@ func (v *Viewer) SeekBlock(ctx context.Context, t time.Duration) (playback.Block
 	return src, k, at, err
 }
 
-// SeekSource is the block source of the stream's newest run as the viewer knows it now:
-// blocks counted from its header, Block waiting for (and asking the seller for) what is not
-// held yet; reading past a later header ends it with io.EOF. Exports of what is being
-// watched, live, read it (watch -o -).
-func (v *Viewer) SeekSource() playback.BlockSource { return v.src.at(v.src.base.Load()) }
+// SeekSource is the block source of the stream's newest run: blocks counted from its header,
+// Block waiting for (and asking the seller for) what is not held yet; reading past a later
+// header ends it with io.EOF. It waits, as a seek does, until the seller said where the
+// newest header is. Exports of what is being watched, live, read it (watch -o -).
+func (v *Viewer) SeekSource(ctx context.Context) (playback.BlockSource, error) {
+	return v.seekSource(ctx, 0)
+}
 
-// seekSource is the view of the newest run a seek to t searches.
-func (v *Viewer) seekSource(t time.Duration) (*readerSource, error) {
+// seekSource is the view of the newest run a seek to t searches. Just after Start the seller
+// has not yet said where its newest header is (a resumed stream's is not block 0): it waits
+// for that, up to seekFetchTimeout, then takes what it knows.
+func (v *Viewer) seekSource(ctx context.Context, t time.Duration) (*readerSource, error) {
 	if t < 0 {
 		return nil, fmt.Errorf("cannot seek to %v: times count from the start of the stream, at 0", t)
 	}
 	if v.src == nil || v.rv == nil {
 		return nil, errors.New("cannot seek: the viewer has not started")
+	}
+	deadline := time.NewTimer(seekFetchTimeout)
+	defer deadline.Stop()
+	for !v.headerKnown.Load() {
+		ch := v.src.wait()
+		if v.headerKnown.Load() {
+			break
+		}
+		select {
+		case <-ch:
+			continue
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			v.log.Warn("the seller did not say where its newest stream header is; seeking from the one known", "header", v.src.base.Load())
+		}
+		break
 	}
 	return v.src.at(v.src.base.Load()), nil
 }

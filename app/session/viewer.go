@@ -157,11 +157,14 @@ type Viewer struct {
 	playCancel context.CancelFunc
 	player     *playback.Player
 	playSrc    *readerSource // the player's run view of src
-	fromBase   uint64        // the header a paused player played under
-	playWG     sync.WaitGroup
-	paused     atomic.Bool
-	from       uint64 // where the current player started (0: live)
-	playing    atomic.Bool
+	// headerKnown says the seller (or a relay) announced the newest header: src.base is
+	// where the newest run starts, not the 0 it starts from.
+	headerKnown atomic.Bool
+	fromBase    uint64 // the header a paused player played under
+	playWG      sync.WaitGroup
+	paused      atomic.Bool
+	from        uint64 // where the current player started (0: live)
+	playing     atomic.Bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -437,6 +440,10 @@ func (v *Viewer) onFork(fork uint64) (replicate.Feed, error) {
 	v.feed = f
 	v.feeds = append(v.feeds, f)
 	v.feedMu.Unlock()
+	// The new recording's headers may sit below the old one's: the seller announces its
+	// newest again on the next session.
+	v.src.base.Store(0)
+	v.headerKnown.Store(false)
 	v.ev.emit(Event{Kind: EventError, Text: "The broadcaster's machine lost power and its stream moved on; continuing from the new recording."})
 	return f, nil
 }
@@ -464,8 +471,11 @@ func (v *Viewer) onAccess(a wire.Access) {
 func (v *Viewer) onApp(msg []byte) {
 	if h, ok := decodeHeaderMsg(msg); ok {
 		// Where the stream's newest header is: a live player joins under it.
-		defer v.src.arrived() // download fetches it
-		if v.src.base.Swap(h) != h && !v.cfg.NoPlayback && !v.paused.Load() {
+		defer v.src.arrived() // download fetches it; seeks waiting for the header go on
+		old := v.src.base.Load()
+		v.src.raise(h) // never back: a relay may hand on an older announcement late
+		v.headerKnown.Store(true)
+		if v.src.base.Load() != old && !v.cfg.NoPlayback && !v.paused.Load() {
 			v.wg.Add(1)
 			go func() { // not on the session's read loop: restarting waits for the player
 				defer v.wg.Done()

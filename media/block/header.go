@@ -197,13 +197,15 @@ func DecodeHeader(b []byte) (*Header, error) {
 }
 
 // SameShape reports whether h and o describe tracks one file can hold: the same tracks, video
-// of the same codec and picture size, sound of the same codec, rate and channels (a resumed
+// of the same codec, picture size and frame rate (an export lays pictures on one frame grid),
+// sound of the same codec, rate and channels (a resumed
 // stream's runs are joined when they agree).
 func (h *Header) SameShape(o *Header) bool {
 	if (h.Video == nil) != (o.Video == nil) || (h.Audio == nil) != (o.Audio == nil) {
 		return false
 	}
-	if h.Video != nil && (h.Video.Codec != o.Video.Codec || h.Video.Width != o.Video.Width || h.Video.Height != o.Video.Height) {
+	if h.Video != nil && (h.Video.Codec != o.Video.Codec || h.Video.Width != o.Video.Width || h.Video.Height != o.Video.Height ||
+		h.Video.FrameDuration() != o.Video.FrameDuration()) {
 		return false
 	}
 	if h.Audio != nil && (h.Audio.Codec != o.Audio.Codec || h.Audio.SampleRate != o.Audio.SampleRate || h.Audio.Channels != o.Audio.Channels) {

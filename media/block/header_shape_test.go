@@ -13,8 +13,9 @@ func TestHeaderSameShape(t *testing.T) {
 		o    *Header
 		want bool
 	}{
-		{"same, another preset name, bitrate and description", &Header{Video: &VideoParams{Codec: CodecVP8, Width: 640, Height: 360, BitRate: 9}, Audio: a(48000, 2), Preset: "x", Description: "d"}, true},
+		{"same, another preset name, bitrate and description", &Header{Video: &VideoParams{Codec: CodecVP8, Width: 640, Height: 360, FrameRateNum: 30, FrameRateDen: 2, BitRate: 9}, Audio: a(48000, 2), Preset: "x", Description: "d"}, true},
 		{"another picture size", &Header{Video: v(1280, 720), Audio: a(48000, 2)}, false},
+		{"another frame rate", &Header{Video: &VideoParams{Codec: CodecVP8, Width: 640, Height: 360, FrameRateNum: 30, FrameRateDen: 1}, Audio: a(48000, 2)}, false},
 		{"no sound", &Header{Video: v(640, 360)}, false},
 		{"no video", &Header{Audio: a(48000, 2)}, false},
 		{"mono", &Header{Video: v(640, 360), Audio: a(48000, 1)}, false},
