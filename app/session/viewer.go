@@ -680,13 +680,7 @@ func (v *Viewer) newPlayer(src *readerSource, from uint64) (*playback.Player, er
 		}})
 }
 
-func (v *Viewer) stopPlayer() {
-	v.ctlMu.Lock()
-	defer v.ctlMu.Unlock()
-	v.stopPlayerLocked()
-}
-
-// stopPlayerLocked is stopPlayer with ctlMu held.
+// stopPlayerLocked stops the player and waits for it, with ctlMu held.
 func (v *Viewer) stopPlayerLocked() {
 	v.playMu.Lock()
 	cancel := v.playCancel
