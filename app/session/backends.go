@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
@@ -89,6 +89,8 @@ func checkOnChain(ctx context.Context, node onchain.NodeConfig) error {
 		return fmt.Errorf("wrong RPC password (or user name) for the bitcoin node at %s: %w", node.Host, err)
 	case errors.Is(err, onchain.ErrNodeUnreachable):
 		return unreachable("the bitcoin node", node.Host, "RPC port", err)
+	case errors.Is(err, onchain.ErrNodeWantsTLS):
+		return fmt.Errorf("the bitcoin node at %s answers over TLS only: give its certificate (btcd's rpc.cert; -btc-cert on the command line) (%w)", node.Host, err)
 	}
 	return fmt.Errorf("the bitcoin node at %s cannot be used: %w", node.Host, err)
 }
@@ -96,7 +98,6 @@ func checkOnChain(ctx context.Context, node onchain.NodeConfig) error {
 // unreachable says in plain words why what (at host) did not answer.
 func unreachable(what, host, port string, err error) error {
 	var dns *net.DNSError
-	var errno syscall.Errno
 	var ne net.Error
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
@@ -105,9 +106,15 @@ func unreachable(what, host, port string, err error) error {
 	switch {
 	case errors.As(err, &dns):
 		return fmt.Errorf("cannot find the host of %s (%s): %w", what, host, err)
-	case errors.As(err, &errno) && (errno == syscall.ECONNREFUSED || errno == 10061): // 10061: Windows' WSAECONNREFUSED
+	case dialRefused(err):
 		return fmt.Errorf("nothing is listening at %s: is %s running, and is that its %s? (%w)", host, what, port, err)
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &verify):
+	case errors.As(err, &hostname):
+		// Go checks the name before the chain: the right certificate at a name it does not
+		// list fails so (another host, Docker, a DNS name).
+		return fmt.Errorf("%s's certificate is not valid for %s (it names %s): reach it by a name or address the certificate lists, "+
+			"or add this one to it (LND: tlsextraip= or tlsextradomain= in lnd.conf, then delete tls.cert and tls.key, restart it and give the new tls.cert; "+
+			"btcd: regenerate rpc.cert with this host) (%w)", what, hostname.Host, certNames(hostname.Certificate), err)
+	case errors.As(err, &unknownCA), errors.As(err, &verify):
 		return fmt.Errorf("%s at %s does not have the TLS certificate given: %w", what, host, err)
 	case errors.As(err, &notTLS):
 		return fmt.Errorf("%s at %s does not answer over TLS: is that its %s? (%w)", what, host, port, err)
@@ -115,4 +122,20 @@ func unreachable(what, host, port string, err error) error {
 		return fmt.Errorf("%s at %s does not answer: %w", what, host, err)
 	}
 	return fmt.Errorf("%s at %s cannot be reached: %w", what, host, err)
+}
+
+// certNames lists the names and addresses a certificate is valid for.
+func certNames(c *x509.Certificate) string {
+	if c == nil {
+		return "nothing"
+	}
+	var names []string
+	names = append(names, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		return "no host"
+	}
+	return strings.Join(names, ", ")
 }

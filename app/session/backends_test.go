@@ -11,7 +11,11 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +95,12 @@ func TestPaidLiveRefusesUnusableBackEnd(t *testing.T) {
 		return onchain.NodeConfig{Host: host, User: btcd.User(), Pass: pass, CACert: btcd.Cert()}
 	}
 	dead := deadPort(t)
+	// An LND whose certificate is right but names other hosts than the one dialled (the
+	// test server's names 127.0.0.1, ::1 and example.com; it is reached as localhost).
+	other := httptest.NewTLSServer(http.NotFoundHandler())
+	defer other.Close()
+	otherHost := strings.Replace(other.Listener.Addr().String(), "127.0.0.1", "localhost", 1) // the right certificate, a name it does not list
+	otherCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Certificate().Raw})
 	for _, tc := range []struct {
 		name      string
 		ln        *LightningSetup
@@ -104,6 +114,12 @@ func TestPaidLiveRefusesUnusableBackEnd(t *testing.T) {
 		{name: "nothing listens at the node's address",
 			oc:   &OnChainSetup{AccountKey: nodetest.AccountKey(t), Network: "simnet", MinConf: 1, Node: onchain.NodeConfig{Host: dead, User: "u", Pass: "p"}},
 			want: "nothing is listening at " + dead + ": is the bitcoin node running, and is that its RPC port?"},
+		{name: "btcd asked without its certificate",
+			oc:   &OnChainSetup{AccountKey: nodetest.AccountKey(t), Network: "simnet", MinConf: 1, Node: onchain.NodeConfig{Host: btcd.RPCAddr, User: btcd.User(), Pass: btcd.Pass()}},
+			want: "the bitcoin node at " + btcd.RPCAddr + " answers over TLS only: give its certificate (btcd's rpc.cert"},
+		{name: "LND's certificate names other hosts",
+			ln:   &LightningSetup{Host: otherHost, Network: "simnet", Macaroon: invoiceMacaroon(), TLSCert: otherCert},
+			want: "LND's certificate is not valid for localhost (it names example.com, *.example.com, 127.0.0.1, ::1): reach it by a name or address the certificate lists"},
 		{name: "nothing listens at LND's address",
 			ln:   &LightningSetup{Host: dead, Network: "simnet", Macaroon: invoiceMacaroon(), TLSCert: selfSignedPEM(t)},
 			want: "nothing is listening at " + dead + ": is LND running, and is that its REST port"},
@@ -156,5 +172,33 @@ func TestPaidLiveRefusesUnusableBackEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// Refused and unroutable dials are told apart on every OS: Windows' socket errors are not
+// syscall's names there.
+func TestDialErrors(t *testing.T) {
+	wrap := func(e syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", e)}
+	}
+	for _, tc := range []struct {
+		err              error
+		refused, noRoute bool
+	}{
+		{wrap(syscall.ECONNREFUSED), true, false},
+		{wrap(wsaECONNREFUSED), true, false},
+		{wrap(syscall.EHOSTUNREACH), false, true},
+		{wrap(syscall.ENETUNREACH), false, true},
+		{wrap(wsaEHOSTUNREACH), false, true},
+		{wrap(wsaENETUNREACH), false, true},
+		{wrap(syscall.ETIMEDOUT), false, false},
+		{context.DeadlineExceeded, false, false},
+	} {
+		if got := dialRefused(tc.err); got != tc.refused {
+			t.Errorf("dialRefused(%v) = %v", tc.err, got)
+		}
+		if got := dialNoRoute(tc.err); got != tc.noRoute {
+			t.Errorf("dialNoRoute(%v) = %v", tc.err, got)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -105,9 +104,9 @@ func (v *Viewer) whyUnreachable(ctx context.Context, seller peer.AddrInfo) strin
 	switch {
 	case err == nil:
 		return "it answers but has not started sending this stream"
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case dialRefused(err):
 		return "nothing listens at the card's addresses (the broadcast may have ended)"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+	case dialNoRoute(err):
 		return "the network of the card's addresses cannot be reached from here"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return nothing

@@ -128,6 +128,10 @@ func CheckNode(ctx context.Context, cfg NodeConfig) error {
 	return err
 }
 
+// ErrNodeWantsTLS is a node that answers RPC over TLS only (btcd's default) asked over plain
+// HTTP: it needs its certificate (btcd's rpc.cert).
+var ErrNodeWantsTLS = errors.New("the bitcoin node answers over TLS only: give its certificate (btcd's rpc.cert)")
+
 // rpcClient is a minimal JSON-RPC 1.0 client for the calls both btcd and Bitcoin Core answer.
 type rpcClient struct {
 	cfg  NodeConfig
@@ -186,6 +190,10 @@ func (c *rpcClient) call(ctx context.Context, method string, result any, params 
 	}
 	if len(raw) > maxRPCResponse {
 		return errors.New("onchain: node answer too large")
+	}
+	if resp.StatusCode == http.StatusBadRequest && bytes.Contains(raw, []byte("HTTP request to an HTTPS server")) {
+		// btcd serves RPC over TLS by default; Go's server answers plain HTTP so.
+		return fmt.Errorf("onchain: %w", ErrNodeWantsTLS)
 	}
 	var env struct {
 		Result json.RawMessage `json:"result"`
