@@ -17,23 +17,34 @@ const DefaultUnreachableAfter = 15 * time.Second
 // away (a free stream's viewer changing source is briefly without one).
 const linkGrace = time.Second
 
+// relayGrace is how long a free stream's viewer whose source was another viewer (a relay) may
+// be without one before it is told: longer than stream/swarm's switch to another source (3 s),
+// since relays come and go all the time.
+const relayGrace = 5 * time.Second
+
 // Words the viewer is told when the link to the broadcaster fails.
 const (
 	textUnreachable = "The broadcaster cannot be reached"
 	textWentAway    = "The broadcaster went away; trying to reconnect"
+	textRelayGone   = "No source of the stream answers (the viewer relaying it left, and no other was found): the broadcaster may have stopped; still looking"
 	textBack        = "Connected to the broadcaster again"
+	textBackRelay   = "Receiving the stream again, through another viewer"
 )
 
 // watchLink tells the viewer, in events and in Snapshot's Reason, when the broadcaster
 // cannot be reached at start (nothing answered within UnreachableAfter), when a session
 // ends (the broadcaster stopped, its process died, or nothing arrived for the replication's
-// idle timeout), and when it is back. The upstream reconnects by itself all along.
+// idle timeout), and when it is back. A free stream's viewer served by a relay is told only
+// when no other source was found within relayGrace (a relay leaving is routine; one whose
+// own source is gone is left by stream/swarm), in words that do not blame the broadcaster.
+// The upstream reconnects by itself all along.
 func (v *Viewer) watchLink(ctx context.Context, seller peer.AddrInfo) error {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	started := time.Now()
 	var ever, told bool     // ever connected; told the viewer the link is down
 	var downSince time.Time // when the link went down (zero: it is up)
+	fromSeller := true      // the source last connected was the broadcaster (not a relay)
 	for {
 		select {
 		case <-ctx.Done():
@@ -42,9 +53,14 @@ func (v *Viewer) watchLink(ctx context.Context, seller peer.AddrInfo) error {
 		}
 		now := time.Now()
 		if v.rv.Connected() {
+			fromSeller = v.sw == nil || v.sw.Stats().ActiveIsSeller
 			if told {
 				v.setLink("")
-				v.ev.emit(Event{Kind: EventConnection, Text: textBack})
+				text := textBack
+				if !fromSeller {
+					text = textBackRelay
+				}
+				v.ev.emit(Event{Kind: EventConnection, Text: text})
 			}
 			ever, told, downSince = true, false, time.Time{}
 			continue
@@ -55,10 +71,15 @@ func (v *Viewer) watchLink(ctx context.Context, seller peer.AddrInfo) error {
 		switch {
 		case ever && downSince.IsZero():
 			downSince = now
-		case ever && now.Sub(downSince) >= linkGrace:
+		case ever && fromSeller && now.Sub(downSince) >= linkGrace:
 			v.log.Warn("the broadcaster went away; reconnecting")
 			v.setLink(textWentAway)
 			v.ev.emit(Event{Kind: EventError, Text: textWentAway})
+			told = true
+		case ever && !fromSeller && now.Sub(downSince) >= relayGrace:
+			v.log.Warn("no source of the stream answers; still looking")
+			v.setLink(textRelayGone)
+			v.ev.emit(Event{Kind: EventError, Text: textRelayGone})
 			told = true
 		case !ever && now.Sub(started) >= v.cfg.UnreachableAfter:
 			text := fmt.Sprintf("%s: %s. Check that the broadcast is live; still trying.", textUnreachable, v.whyUnreachable(ctx, seller))

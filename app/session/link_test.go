@@ -129,3 +129,72 @@ func TestViewerToldBroadcasterUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayedViewerNotToldOfARelayLeaving: a free stream's viewer served by another viewer (a
+// relay) is not told "the broadcaster went away" when that relay leaves while the broadcaster
+// is live: it finds another source within the swarm's switch time (for one of two such
+// viewers, turned away by the full broadcaster and redirected, over a second) and plays on.
+func TestRelayedViewerNotToldOfARelayLeaving(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	video, audio := testDevices(t)
+	sd, _ := OpenDataDir(t.TempDir())
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "relayed", Preset: broadcast.Low,
+		Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t), DirectViewers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	viewer := func() *Viewer {
+		vd, _ := OpenDataDir(t.TempDir())
+		v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: b.Card(), Network: loopback, Logger: testLog(t), Audio: silentAudio})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	relay := viewer()
+	defer relay.Stop()
+	waitFor(t, "the relay served by the broadcaster", time.Minute, func() bool { f := relay.Snapshot(); return f.Depth == 1 && f.Playing })
+	// Two viewers served through the relay: when it leaves, the broadcaster has room for one
+	// of them, and the other is turned away and redirected to it, which takes a while.
+	var vs []*Viewer
+	for range 2 {
+		v := viewer()
+		defer v.Stop()
+		waitFor(t, "a viewer served through the relay", time.Minute, func() bool { f := v.Snapshot(); return f.Depth == 2 && f.Playing })
+		vs = append(vs, v)
+	}
+	for _, v := range vs {
+		for len(v.Events()) > 0 {
+			<-v.Events()
+		}
+	}
+	relay.Stop()
+	// Past relayGrace and the swarm's switch: nothing but a source found again.
+	deadline := time.After(relayGrace + 3*time.Second)
+	for done := false; !done; {
+		select {
+		case ev := <-vs[0].Events():
+			if ev.Kind == EventError {
+				t.Fatalf("the relay left while the broadcaster is live, and a viewer was told %q", ev.Text)
+			}
+		case ev := <-vs[1].Events():
+			if ev.Kind == EventError {
+				t.Fatalf("the relay left while the broadcaster is live, and a viewer was told %q", ev.Text)
+			}
+		case <-deadline:
+			done = true
+		}
+	}
+	for _, v := range vs {
+		waitFor(t, "the viewer served again", time.Minute, func() bool { f := v.Snapshot(); return f.Connected && f.Reason == "" })
+	}
+}

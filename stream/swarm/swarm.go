@@ -40,17 +40,20 @@ const DefaultMaxUpstreams = 3
 
 // Tuning.
 const (
-	defaultSlowLag  = 15                     // blocks (0.5 s at 30 a second) behind the freshest standby
-	defaultSlowFor  = 500 * time.Millisecond // for this long, before the source is replaced
-	stepEvery       = 200 * time.Millisecond
-	connectGrace    = 3 * time.Second  // a source not connected this long is replaced
-	fullRetry       = 5 * time.Second  // a full source is tried again after this
-	slowRetry       = 10 * time.Second // a replaced slow source waits this long
-	minStandbyLink  = 10 * time.Second // a standby's link is kept at least this long (see standbys)
-	switchGrace     = 2 * time.Second  // a new source is not judged slow before this
-	maxCandidates   = 64               // known sources (overflow: the least useful is forgotten)
-	maxBanned       = 4096             // banned peers remembered (overflow: the oldest is forgotten)
-	maxDepth        = 32               // a source deeper than this is ignored (breaks loops)
+	defaultSlowLag = 15                     // blocks (0.5 s at 30 a second) behind the freshest standby
+	defaultSlowFor = 500 * time.Millisecond // for this long, before the source is replaced
+	stepEvery      = 200 * time.Millisecond
+	connectGrace   = 3 * time.Second  // a source not connected this long is replaced
+	fullRetry      = 5 * time.Second  // a full source is tried again after this
+	slowRetry      = 10 * time.Second // a replaced slow source waits this long
+	minStandbyLink = 10 * time.Second // a standby's link is kept at least this long (see standbys)
+	switchGrace    = 2 * time.Second  // a new source is not judged slow before this
+	// orphanGrace is how long a relay in use may say it has no source itself (depth NoDepth)
+	// before it is left: longer than its own switch to another source (connectGrace and a dial).
+	orphanGrace     = 2 * connectGrace
+	maxCandidates   = 64   // known sources (overflow: the least useful is forgotten)
+	maxBanned       = 4096 // banned peers remembered (overflow: the oldest is forgotten)
+	maxDepth        = 32   // a source deeper than this is ignored (breaks loops)
 	discoverEvery   = 30 * time.Second
 	searchSoon      = 2 * time.Second // the DHT search's period while nothing is announced yet or no source sends
 	provideEvery    = 10 * time.Minute
@@ -128,6 +131,7 @@ type upstream struct {
 	started   time.Time
 	lastUp    time.Time
 	slowSince time.Time
+	orphaned  time.Time // since when this relay has said it has no source (zero: it has one)
 	lastLen   uint64    // our length when judge last looked
 	lastGrow  time.Time // when judge last saw our length grow (or the source start)
 	delivered bool      // our length grew while this source was in use
@@ -485,6 +489,20 @@ func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) 
 		}
 		s.mu.Unlock()
 		return "it cannot be reached", min(time.Duration(1<<min(fails, 6))*time.Second, time.Minute), false
+	}
+	// Orphaned: a relay whose own source is gone (the broadcaster stopped, or its chain
+	// broke) keeps our session alive with keep-alives but will send nothing more; it goes
+	// once it has said so for orphanGrace, and another source (or none) is looked for.
+	if u.id != s.cfg.Seller.ID {
+		if h, ok := s.haves.get(u.id); ok && h.Depth == NoDepth {
+			if u.orphaned.IsZero() {
+				u.orphaned = now
+			} else if now.Sub(u.orphaned) >= orphanGrace {
+				return "it lost its own source", fullRetry, false
+			}
+		} else {
+			u.orphaned = time.Time{}
+		}
 	}
 	// Slow: the freshest standby is well ahead of what this viewer holds. A source that
 	// delivered and then sent nothing for SlowFor while a standby is that far ahead has

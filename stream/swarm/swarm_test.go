@@ -682,3 +682,40 @@ func TestStandbyLinksHeldAmongStaleRelays(t *testing.T) {
 		t.Fatalf("the viewer lost its source: %+v", st)
 	}
 }
+
+// A viewer served by a relay whose own source is gone (the broadcaster stopped) leaves it: the
+// relay keeps the session alive but will send nothing more, so the viewer looks for another
+// source and, finding none, is no longer connected (and the app says the broadcaster went
+// away) instead of seeming connected to a frozen stream for ever.
+func TestViewerLeavesRelayThatLostItsSource(t *testing.T) {
+	checkLeaks(t)
+	sf := newWriter(t, 60)
+	sn := newNode(t)
+	srv := serveOrigin(t, sn, sf, 1)
+	startAppending(t, sf)
+	a := startSwarm(t, sn.AddrInfo(), sf.Key(), nil)
+	waitFor(t, 20*time.Second, "the relay served by the seller", func() bool {
+		st := a.sw.Stats()
+		return st.Depth == 1 && st.ActiveIsSeller
+	})
+	waitFor(t, 10*time.Second, "the seller's have link from the relay", func() bool {
+		for _, h := range srv.haves.all() {
+			if h.Relay && h.Depth == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	b := startSwarm(t, sn.AddrInfo(), sf.Key(), nil)
+	waitFor(t, 20*time.Second, "the viewer receiving through the relay", func() bool {
+		st := b.sw.Stats()
+		return st.Depth == 2 && st.Active == a.node.ID() && b.sw.Connected()
+	})
+	srv.Close()
+	sn.Close()
+	waitFor(t, 10*time.Second, "the relay without a source", func() bool { return a.sw.Stats().Depth == NoDepth })
+	waitFor(t, 4*orphanGrace, "the viewer leaving the relay that lost its source", func() bool {
+		st := b.sw.Stats()
+		return st.Active != a.node.ID() && !b.sw.Connected()
+	})
+}
