@@ -19,17 +19,7 @@ import (
 // new run's blocks as its own mid-run before. The view ends at the next run's header and
 // says where it is.
 func TestRunViewKeepsItsHeader(t *testing.T) {
-	seed := make([]byte, 32)
-	rand.Read(seed)
-	kp, err := feed.KeyPairFromSeed(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := feed.Create(filepath.Join(t.TempDir(), "feed"), feed.Options{KeyPair: &kp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := newWritableFeed(t)
 	// Run 1: header 0, media 1..5 at 1 s..5 s. Run 2: header 6, media 7..10 at 100 ms...
 	header, err := (&block.Header{Start: time.Unix(1e9, 0), Audio: &block.AudioParams{Codec: block.CodecOpus, SampleRate: 48000,
 		Channels: 1, FrameDuration: 20 * time.Millisecond, BitRate: 32000}}).MarshalBinary()
@@ -107,17 +97,7 @@ func TestRunViewKeepsItsHeader(t *testing.T) {
 // with no gap for the time the broadcaster was away (an hour here, which the copy's file
 // held as an hour of nothing before).
 func TestHeldStreamJoinsRunsBackToBack(t *testing.T) {
-	seed := make([]byte, 32)
-	rand.Read(seed)
-	kp, err := feed.KeyPairFromSeed(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := feed.Create(filepath.Join(t.TempDir(), "feed"), feed.Options{KeyPair: &kp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := newWritableFeed(t)
 	start := time.Unix(1e9, 0)
 	header := func(at time.Time) []byte {
 		b, err := (&block.Header{Start: at, Audio: &block.AudioParams{Codec: block.CodecOpus, SampleRate: 48000,
@@ -171,4 +151,21 @@ func TestHeldStreamJoinsRunsBackToBack(t *testing.T) {
 			t.Fatalf("the held stream's times are %v, want %v", got, want)
 		}
 	}
+}
+
+// newWritableFeed is a new feed with a fresh key, closed when the test ends.
+func newWritableFeed(t *testing.T) *feed.Feed {
+	t.Helper()
+	seed := make([]byte, 32)
+	rand.Read(seed)
+	kp, err := feed.KeyPairFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := feed.Create(filepath.Join(t.TempDir(), "feed"), feed.Options{KeyPair: &kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
