@@ -29,11 +29,7 @@ var ErrSeekEmpty = errors.New("the stream has no pictures or sound yet")
 // the newest block goes live. It returns the media time the player restarts at, and whether
 // that is the live edge because t was past it.
 func (v *Viewer) Seek(ctx context.Context, t time.Duration) (at time.Duration, live bool, err error) {
-	src, err := v.seekSource(ctx, t)
-	if err != nil {
-		return 0, false, err
-	}
-	k, at, err := v.seekIn(ctx, src, t)
+	src, k, at, err := v.seekBlock(ctx, t)
 	if err != nil {
 		return 0, false, err
 	}
@@ -55,6 +51,11 @@ func (v *Viewer) Seek(ctx context.Context, t time.Duration) (at time.Duration, l
 // is past the live edge. One search counts from one header, even if the seller announces a
 // newer one meanwhile. Exports of what is being watched, live, read the source (watch -o -).
 func (v *Viewer) SeekBlock(ctx context.Context, t time.Duration) (playback.BlockSource, uint64, time.Duration, error) {
+	return v.seekBlock(ctx, t)
+}
+
+// seekBlock is SeekBlock with the run view itself, whose header Seek plays under.
+func (v *Viewer) seekBlock(ctx context.Context, t time.Duration) (*readerSource, uint64, time.Duration, error) {
 	src, err := v.seekSource(ctx, t)
 	if err != nil {
 		return nil, 0, 0, err
@@ -90,13 +91,12 @@ func (v *Viewer) seekSource(ctx context.Context, t time.Duration) (*readerSource
 		}
 		select {
 		case <-ch:
-			continue
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline.C:
 			v.log.Warn("the seller did not say where its newest stream header is; seeking from the one known", "header", v.src.base.Load())
+			return v.src.at(v.src.base.Load()), nil
 		}
-		break
 	}
 	return v.src.at(v.src.base.Load()), nil
 }

@@ -330,7 +330,7 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	if v.cfg.NoPlayback {
 		v.run("download", v.download)
 	} else {
-		v.startPlayer()
+		v.playNewest(0)
 	}
 	return nil
 }
@@ -583,13 +583,6 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 	}
 	v.ev.emit(Event{Kind: EventInvoice, Text: fmt.Sprintf("Pay %d sats for %v", a.Sats, inv.Media)})
 	return inv, nil
-}
-
-// startPlayer (re)starts playback at the live edge.
-func (v *Viewer) startPlayer() {
-	v.ctlMu.Lock()
-	defer v.ctlMu.Unlock()
-	v.startPlayerLocked(v.src.base.Load(), 0)
 }
 
 // restartLive restarts a player that follows the live edge, so that it joins under the

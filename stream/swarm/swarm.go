@@ -40,20 +40,18 @@ const DefaultMaxUpstreams = 3
 
 // Tuning.
 const (
-	defaultSlowLag = 15                     // blocks (0.5 s at 30 a second) behind the freshest standby
-	defaultSlowFor = 500 * time.Millisecond // for this long, before the source is replaced
-	stepEvery      = 200 * time.Millisecond
-	connectGrace   = 3 * time.Second  // a source not connected this long is replaced
-	fullRetry      = 5 * time.Second  // a full source is tried again after this
-	slowRetry      = 10 * time.Second // a replaced slow source waits this long
-	minStandbyLink = 10 * time.Second // a standby's link is kept at least this long (see standbys)
-	switchGrace    = 2 * time.Second  // a new source is not judged slow before this
-	// orphanGrace is how long a relay in use may say it has no source itself (depth NoDepth)
-	// before it is left: longer than its own switch to another source (connectGrace and a dial).
-	orphanGrace     = 2 * connectGrace
-	maxCandidates   = 64   // known sources (overflow: the least useful is forgotten)
-	maxBanned       = 4096 // banned peers remembered (overflow: the oldest is forgotten)
-	maxDepth        = 32   // a source deeper than this is ignored (breaks loops)
+	defaultSlowLag  = 15                     // blocks (0.5 s at 30 a second) behind the freshest standby
+	defaultSlowFor  = 500 * time.Millisecond // for this long, before the source is replaced
+	stepEvery       = 200 * time.Millisecond
+	connectGrace    = 3 * time.Second  // a source not connected this long is replaced
+	fullRetry       = 5 * time.Second  // a full source is tried again after this
+	slowRetry       = 10 * time.Second // a replaced slow source waits this long
+	minStandbyLink  = 10 * time.Second // a standby's link is kept at least this long (see standbys)
+	switchGrace     = 2 * time.Second  // a new source is not judged slow before this
+	orphanGrace     = 2 * connectGrace // a relay in use saying it has no source this long is left (it switches within connectGrace and a dial)
+	maxCandidates   = 64               // known sources (overflow: the least useful is forgotten)
+	maxBanned       = 4096             // banned peers remembered (overflow: the oldest is forgotten)
+	maxDepth        = 32               // a source deeper than this is ignored (breaks loops)
 	discoverEvery   = 30 * time.Second
 	searchSoon      = 2 * time.Second // the DHT search's period while nothing is announced yet or no source sends
 	provideEvery    = 10 * time.Minute
