@@ -11,8 +11,19 @@ export HYPERCORE_VECTORS_DIR ?= $(abspath ../shared/testdata/hypercore)
 # on a cold machine each further configuration costs about 8 CPU-minutes.
 export DV_GOFLAGS ?= -trimpath -buildmode=pie
 
+# cgo's C compiler: clang, unless CC is set. With gcc, go-gl/gl's cgo step (one process, and
+# everything Fyne draws waits for it) takes 2.5 minutes of one core: cgo makes the compiler
+# report an error for each of the package's 5 700 C names, and gcc looks up a spelling
+# suggestion for each among all the names and macros it knows. clang caps its suggestions and
+# takes 15 s. `make test` builds each cgo package in several configurations (the tests' -race,
+# the release's), so a cold machine saves about 5 CPU-minutes. `make CC=gcc ...` builds with gcc.
+ifeq ($(origin CC),default)
+CC := clang
+endif
+export CC
+
 # System packages: what the app needs to build and run, and what the tests add.
-APT_RUN  := pkg-config gcc libvpx-dev libopus-dev libgl1-mesa-dev libx11-dev libxext-dev \
+APT_RUN  := pkg-config clang gcc libvpx-dev libopus-dev libgl1-mesa-dev libx11-dev libxext-dev \
             libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev \
             libasound2 libpulse0
 APT_TEST := $(APT_RUN) xvfb xauth x11-apps imagemagick ffmpeg zbar-tools dbus dbus-x11 gnome-keyring \

@@ -7,8 +7,8 @@
 # packaging/linux/changelog, whose newest entry must be for that version.
 # FORMATS=deb (environment) skips the tar.xz: the install test needs only the .deb, and
 # compressing the binary once more for the tar.xz costs a CPU-minute on a busy machine.
-# Needs (make package-linux installs them): go, gcc, dpkg-dev, librsvg2-bin, appstream,
-# desktop-file-utils, xz-utils.
+# Needs (make package-linux installs them): go, a C compiler ($CC, else gcc; the Makefile sets
+# clang), dpkg-dev, librsvg2-bin, appstream, desktop-file-utils, xz-utils.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -19,7 +19,8 @@ export LC_ALL=C.UTF-8 TZ=UTC
 fail() { echo "package-linux: $*" >&2; exit 1; }
 formats=" ${FORMATS:-deb tar.xz} "
 made=()
-for tool in go gcc dpkg-deb dpkg-shlibdeps rsvg-convert appstreamcli desktop-file-validate xz; do
+cc=${CC:-gcc}
+for tool in go "${cc%% *}" dpkg-deb dpkg-shlibdeps rsvg-convert appstreamcli desktop-file-validate xz; do
   command -v "$tool" >/dev/null || fail "$tool is missing (make package-linux installs it)"
 done
 

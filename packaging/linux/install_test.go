@@ -23,8 +23,17 @@ import (
 
 // The tools the test runs; `make deps-test` installs them (packaging/linux/package.mk adds its
 // own to APT_TEST).
-var tools = []string{"go", "gcc", "dpkg-deb", "dpkg-shlibdeps", "rsvg-convert", "appstreamcli",
+var tools = []string{"go", cCompiler(), "dpkg-deb", "dpkg-shlibdeps", "rsvg-convert", "appstreamcli",
 	"desktop-file-validate", "xz", "lintian", "mmdebstrap", "unshare", "chroot", "Xvfb", "import"}
+
+// cCompiler is the C compiler cgo uses for the build: $CC's program (the Makefile sets clang),
+// else gcc, the go command's default.
+func cCompiler() string {
+	if f := strings.Fields(os.Getenv("CC")); len(f) > 0 {
+		return f[0]
+	}
+	return "gcc"
+}
 
 // TestInstalledDebOpensHome builds the .deb with build.sh (the script behind `make
 // package-linux`), checks that lintian finds no error in it, installs it with `apt-get install ./file.deb` into a clean Debian root

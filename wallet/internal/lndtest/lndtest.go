@@ -32,7 +32,11 @@ import (
 // Version is the LND release the tests run.
 const Version = "v0.20.0-beta"
 
-// Binary finds lnd: $DV_LND, else $DV_TOOLS_CACHE/lnd-<Version>/lnd, else the default cache. A
+// build names the build of Version that scripts/tools.d/lnd.sh makes (without the compiler's
+// optimisations), and so its directory in the tools cache.
+const build = Version + "-noopt"
+
+// Binary finds lnd: $DV_LND, else $DV_TOOLS_CACHE/lnd-<build>/lnd, else the default cache. A
 // missing binary fails the test.
 func Binary(t testing.TB) string {
 	t.Helper()
@@ -44,7 +48,7 @@ func Binary(t testing.TB) string {
 		home, _ := os.UserHomeDir()
 		cache = filepath.Join(home, ".cache", "dazaar-vision", "tools")
 	}
-	p := filepath.Join(cache, "lnd-"+Version, "lnd")
+	p := filepath.Join(cache, "lnd-"+build, "lnd")
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("lnd %s not found at %s: build it with `make tools` (scripts/tools.d/lnd.sh) or set DV_LND", Version, p)
 	}
