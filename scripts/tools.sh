@@ -5,7 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export DV_TOOLS_CACHE=${DV_TOOLS_CACHE:-$HOME/.cache/dazaar-vision/tools}
 mkdir -p "$DV_TOOLS_CACHE"
+# They run side by side: on a cold machine one's module download (network) overlaps another's
+# compile.
+pids=()
 for s in tools.d/*.sh; do
   [ -e "$s" ] || continue
-  bash "$s"
+  bash "$s" &
+  pids+=($!)
 done
+rc=0
+for p in "${pids[@]}"; do
+  wait "$p" || rc=1
+done
+exit "$rc"

@@ -224,6 +224,9 @@ func TestWatchStates(t *testing.T) {
 	}
 	s.render(session.ViewFigures{Connected: true, Remaining: 298 * time.Second, FramesShown: 40}, session.ViewPaid)
 	h.mustShow("Paid time left 4:58")
+	// The broadcaster resumed the stream: the status says where Go to start goes.
+	s.render(session.ViewFigures{Connected: true, Remaining: 297 * time.Second, FramesShown: 70, Resumed: true}, session.ViewPaid)
+	h.mustShow("Paid: video flows while paid time is left. Top up any time. The broadcaster resumed this stream: Go to start goes to where it resumed.")
 	// Top up while paid.
 	test.Tap(s.topUpBtn)
 	if !s.buyPanel.Visible() {

@@ -543,6 +543,10 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 	if st != session.ViewRefused && s.lastEvent != "" && f.FramesShown == 0 && !strings.HasPrefix(s.lastEvent, "Paid time left") && s.lastEvent != "Stream is free of charge" {
 		status += " · " + s.lastEvent
 	}
+	if f.Resumed && st != session.ViewConnecting {
+		// The session plays and seeks within the run in force (ViewFigures.Resumed).
+		status += " The broadcaster resumed this stream: Go to start goes to where it resumed."
+	}
 	s.video.setOverlay(overlay)
 	// Only what changed is set: each SetText lays its widget out again, four times a
 	// second, while the video repaints the window thirty times.

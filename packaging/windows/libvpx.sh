@@ -22,7 +22,13 @@ version="$(apt-cache showsrc libvpx | sed -n 's/^Version: //p' | sort -V | tail 
 # VP8 only: the app neither encodes nor decodes VP9 (half the build time, a smaller exe).
 # The configuration is part of the cache key.
 prefix="$cache/libvpx-mingw64-vp8-$version"
-if [ -f "$prefix/lib/libvpx.a" ] && [ -f "$prefix/.complete" ]; then
+# pe_only says whether $1/lib/libvpx.a holds mingw-w64 objects only: a library built for another
+# target (a cache from before the fix below) would fail at the app's link, with pages of
+# undefined references.
+pe_only() {
+  [ "$(x86_64-w64-mingw32-objdump -f "$1/lib/libvpx.a" | sed -n 's/.*file format //p' | sort -u)" = "pe-x86-64" ]
+}
+if [ -f "$prefix/lib/libvpx.a" ] && [ -f "$prefix/.complete" ] && pe_only "$prefix"; then
   echo "$prefix" >&3
   exit 0
 fi
@@ -33,6 +39,9 @@ echo "libvpx.sh: building libvpx $version (VP8) for x86_64-w64-mingw32 (about a 
 src="$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'libvpx-*' | head -1)"
 mkdir -p "$work/build"
 rm -rf "$prefix"
+# configure takes the tools named in the environment over CROSS's: the Makefile exports
+# CC=clang (the host's compiler) for cgo, which would build a Linux library.
+unset CC CXX AS AR LD NM STRIP RANLIB CFLAGS CXXFLAGS LDFLAGS
 # The compiler's warnings go to a log, shown only if the build fails.
 if ! (cd "$work/build" && CROSS=x86_64-w64-mingw32- "$src/configure" --target=x86_64-win64-gcc --prefix="$prefix" \
    --disable-examples --disable-tools --disable-docs --disable-unit-tests --disable-vp9 \
@@ -42,6 +51,11 @@ if ! (cd "$work/build" && CROSS=x86_64-w64-mingw32- "$src/configure" --target=x8
   echo "libvpx.sh: the libvpx build failed (the end of its log is above)"
   exit 1
 fi
+pe_only "$prefix" || {
+  echo "libvpx.sh: $prefix/lib/libvpx.a holds objects for another target than mingw-w64"
+  rm -rf "$prefix"
+  exit 1
+}
 # cgo does not pass --static to pkg-config, and vpx.pc names -lpthread only in Libs.private.
 sed -i 's/^Libs: \(.*\)$/Libs: \1 -lpthread/' "$prefix/lib/pkgconfig/vpx.pc"
 echo "$version" > "$prefix/.complete"
