@@ -52,14 +52,7 @@ func TestViewerToldBroadcasterWentAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Stop()
-	vd, _ := OpenDataDir(t.TempDir())
-	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: b.Card(), Network: loopback, Logger: testLog(t), Audio: silentAudio})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	v := startLoopbackViewer(ctx, t, b.Card())
 	defer v.Stop()
 	waitEvent(ctx, t, v, EventPlaying, "playing")
 	if f := v.Snapshot(); !f.Connected || f.Reason != "" {
@@ -149,17 +142,7 @@ func TestRelayedViewerNotToldOfARelayLeaving(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Stop()
-	viewer := func() *Viewer {
-		vd, _ := OpenDataDir(t.TempDir())
-		v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: b.Card(), Network: loopback, Logger: testLog(t), Audio: silentAudio})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := v.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	viewer := func() *Viewer { return startLoopbackViewer(ctx, t, b.Card()) }
 	relay := viewer()
 	defer relay.Stop()
 	waitFor(t, "the relay served by the broadcaster", time.Minute, func() bool { f := relay.Snapshot(); return f.Depth == 1 && f.Playing })
@@ -197,4 +180,19 @@ func TestRelayedViewerNotToldOfARelayLeaving(t *testing.T) {
 	for _, v := range vs {
 		waitFor(t, "the viewer served again", time.Minute, func() bool { f := v.Snapshot(); return f.Connected && f.Reason == "" })
 	}
+}
+
+// startLoopbackViewer starts a viewer of card c on loopback, with its own data directory and
+// secrets in memory; the caller stops it.
+func startLoopbackViewer(ctx context.Context, t *testing.T, c card.Card) *Viewer {
+	t.Helper()
+	vd, _ := OpenDataDir(t.TempDir())
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: silentAudio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

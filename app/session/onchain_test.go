@@ -106,17 +106,7 @@ func onChainRig(t *testing.T, ctx context.Context, btcd *nodetest.Btcd, provisio
 		b.Stop()
 		t.Fatalf("card %+v", c)
 	}
-	viewer := func() *Viewer {
-		vd, _ := OpenDataDir(t.TempDir())
-		v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: silentAudio})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := v.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	viewer := func() *Viewer { return startLoopbackViewer(ctx, t, c) }
 	payTo := func(v *Viewer) (nodetest.Coin, Invoice) {
 		inv, err := v.Buy(ctx, BuyRequest{Minutes: 2, Method: invoicemsg.OnChain})
 		if err != nil {
