@@ -904,21 +904,20 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 			return HeldStream{}, fmt.Errorf("the stream header is unreadable: %w", err)
 		}
 		h := HeldStream{f: f, header: hdrAt, start: i}
-		var shift, runEnd time.Duration // runEnd: where the runs so far end, shifted
+		// The next run's timeline starts again at zero: it follows the runs before it back
+		// to back, as media/export joins them.
+		runs := block.NewRuns(first)
 		end := i
 		for end < n && f.Has(end) {
 			if b, err := f.Read(end); err == nil {
 				if later, err := block.DecodeHeader(b); err == nil {
-					if !first.SameShape(later) {
+					if !runs.Next(later) {
 						break
 					}
-					// The next run's timeline starts again at zero: it follows the runs
-					// before it back to back, as media/export joins them.
-					shift = runEnd
-					h.skips = append(h.skips, heldSkip{index: end, shift: shift})
+					h.skips = append(h.skips, heldSkip{index: end, shift: runs.Shift()})
 				} else if m, err := block.DecodeMedia(b); err == nil {
-					for _, u := range m.Units {
-						runEnd = max(runEnd, u.PTS+shift+max(u.Duration, time.Millisecond))
+					for k := range m.Units {
+						runs.Place(&m.Units[k])
 					}
 				}
 			}

@@ -241,10 +241,10 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 	}
 	lastVideo := time.Duration(-1)
 	lastSlot := int64(-1)
-	// A resumed stream has one header per run, each run's timeline from zero: shift moves
-	// the current run's units after the end of the runs before it (runEnd).
-	var shift, runEnd time.Duration
-	res.Runs = 1
+	// A resumed stream has one header per run, each run's timeline from zero: runs places
+	// them back to back.
+	runs := block.NewRuns(h)
+	res.Runs = runs.Count()
 	var audioEnd time.Duration // end of the previous audio packet, file time
 
 	emit := func(u block.Unit) error {
@@ -356,20 +356,16 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 			// A resumed stream's next run: its timeline starts again at zero, so it is
 			// placed after everything so far (the runs back to back, with no gap for the
 			// time the broadcaster was away).
-			nh, err := block.DecodeHeader(b)
-			if err == nil && !h.SameShape(nh) {
-				// One WebM file has one set of tracks: the file ends where they change.
-				res.EndedAt = i
-				log.Info("export: the stream's tracks change here; the file ends", "block", i)
-				break
-			}
-			if err == nil {
-				if i > first {
-					shift = runEnd
+			if nh, err := block.DecodeHeader(b); err == nil {
+				if !runs.Next(nh) {
+					// One WebM file has one set of tracks: the file ends where they change.
+					res.EndedAt = i
+					log.Info("export: the stream's tracks change here; the file ends", "block", i)
+					break
 				}
-				res.Runs++
+				res.Runs = runs.Count()
 				needKey = true
-				log.Debug("export: a new run of the stream", "block", i, "at", shift)
+				log.Debug("export: a new run of the stream", "block", i, "at", runs.Shift())
 				continue
 			}
 		}
@@ -388,8 +384,7 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 		done := len(m.Units) > 0 && rng.To > 0
 		for _, u := range m.Units {
 			u.Payload = append([]byte(nil), u.Payload...)
-			u.PTS += shift
-			runEnd = max(runEnd, u.PTS+max(u.Duration, frameDur, time.Millisecond))
+			runs.Place(&u)
 			if rng.To > 0 && u.PTS >= rng.To {
 				done = done && u.PTS >= rng.To+reorderWindow
 				continue
