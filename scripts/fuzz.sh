@@ -4,6 +4,10 @@
 # binary is built once with the fuzzing instrumentation (go test -c -fuzz) and run for each of
 # its targets in the package's directory, with the go command's corpus cache, as `go test
 # -fuzz` does; not a build and link a target.
+#
+# `scripts/fuzz.sh build` only builds the binaries, into $FUZZBIN; a later run given the same
+# $FUZZBIN takes the binaries it finds there (make test builds them beside the tests, at the
+# lowest priority, from the CPU the tests leave idle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t=${FUZZTIME:-3s}
@@ -11,10 +15,14 @@ jobs=${FUZZJOBS:-2}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cache=$(go env GOCACHE)/fuzz
+bin=${FUZZBIN:-$work/bin}
 
-# build makes package $1's fuzzing test binary.
+# build makes package $1's fuzzing test binary, unless it is there already.
 build() {
-  go test -c -fuzz=. -o "$work/bin/$(echo "$1" | tr '/' '_').test" "$1"
+  local out
+  out="$bin/$(echo "$1" | tr '/' '_').test"
+  [ -x "$out" ] && return 0
+  go test -c -fuzz=. -o "$out.tmp" "$1" && mv "$out.tmp" "$out"
 }
 
 # one runs target $3 of package $1 (in directory $2), its output in its own log; printed only
@@ -24,7 +32,7 @@ one() {
   name=$(echo "$pkg" | tr '/' '_')
   log="$work/log/$name.$f.log"
   run() {
-    (cd "$dir" && "$work/bin/$name.test" -test.run='^$' -test.fuzz="^$f\$" -test.fuzztime="$t" \
+    (cd "$dir" && "$bin/$name.test" -test.run='^$' -test.fuzz="^$f\$" -test.fuzztime="$t" \
       -test.parallel=1 -test.fuzzcachedir="$cache/$pkg") >"$log" 2>&1
   }
   echo "fuzz $pkg $f ($t)"
@@ -47,8 +55,8 @@ one() {
   return 1
 }
 export -f build one
-export t work cache
-mkdir -p "$work/bin" "$work/log"
+export t work cache bin
+mkdir -p "$bin" "$work/log"
 
 pkgs=() dirs=()
 while read -r pkg dir; do
@@ -56,9 +64,10 @@ while read -r pkg dir; do
 done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
 printf '%s\n' "${pkgs[@]}" | xargs -P "$jobs" -n 1 bash -c 'build "$0"' ||
   { echo "a fuzzing test binary did not build"; exit 1; }
+[ "${1:-}" = build ] && exit 0
 targets=()
 for i in "${!pkgs[@]}"; do
-  for f in $("$work/bin/$(echo "${pkgs[$i]}" | tr '/' '_').test" -test.list '^Fuzz' | grep '^Fuzz' || true); do
+  for f in $("$bin/$(echo "${pkgs[$i]}" | tr '/' '_').test" -test.list '^Fuzz' | grep '^Fuzz' || true); do
     targets+=("${pkgs[$i]} ${dirs[$i]} $f")
   done
 done
