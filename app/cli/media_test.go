@@ -1,15 +1,14 @@
 package cli
 
 import (
-	"bufio"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 )
 
 // TestRecordAndExport goes from the test camera and microphone through VP8 and
@@ -111,7 +110,7 @@ func TestRecordSources(t *testing.T) {
 		t.Fatalf("record -source window: %d %s", r.code, r.err)
 	}
 
-	startXvfb(t, 320, 240)
+	t.Setenv("DISPLAY", xtest.Xvfb(t, 320, 240))
 	screen := filepath.Join(tmp, "screen")
 	r := run(t, "", append(sec, "record", "-source", "screen", "-audio", "none", "-preset", "low", "-duration", "2s", screen)...)
 	if r.code != 0 || !strings.Contains(r.err, "screen") {
@@ -144,43 +143,5 @@ func ffmpegClean(t *testing.T, path string) {
 	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", path, "-f", "null", "-").CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) != 0 {
 		t.Fatalf("ffmpeg -xerror on %s: %v\n%s", path, err, out)
-	}
-}
-
-// startXvfb starts a real X server on a free display and points $DISPLAY at it for the
-// test (make test installs xvfb).
-func startXvfb(t *testing.T, w, h int) {
-	t.Helper()
-	if _, err := exec.LookPath("Xvfb"); err != nil {
-		t.Fatalf("Xvfb is not installed (make test installs xvfb): %v", err)
-	}
-	r, wp, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp", "-noreset")
-	cmd.ExtraFiles = []*os.File{wp}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wp.Close()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-		r.Close()
-	}()
-	select {
-	case d := <-line:
-		if d == "" {
-			t.Fatal("Xvfb did not start")
-		}
-		t.Setenv("DISPLAY", ":"+d)
-	case <-time.After(20 * time.Second):
-		t.Fatal("Xvfb did not report its display")
 	}
 }

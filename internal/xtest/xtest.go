@@ -1,6 +1,7 @@
 // Package xtest is the one home for the tests' real-window helpers: a virtual X display of
 // their own (Xvfb), screenshots of it (ImageMagick's import) and the pixel counts the tests
-// judge them by. Used by app/ui, tools/demo and the installer tests under packaging.
+// judge them by. Used by app/ui, app/cli, media/capture, tools/demo and the installer tests under
+// packaging.
 package xtest
 
 import (
@@ -29,15 +30,16 @@ func Need(t testing.TB, tools ...string) {
 // Xvfb starts an X server of its own, w×h at 24 bits, stopped when t ends, and returns its
 // display name (":N"). The server never resets (-noreset): by default Xvfb resets when its last
 // client leaves, and a screenshot taken before the app under test has connected would
-// otherwise leave it resetting while the next client connects.
-func Xvfb(t testing.TB, w, h int) string {
+// otherwise leave it resetting while the next client connects. args are added to the
+// server's (e.g. "-wr" for a white root window).
+func Xvfb(t testing.TB, w, h int, args ...string) string {
 	t.Helper()
 	Need(t, "Xvfb")
 	r, wr, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp", "-noreset")
+	cmd := exec.Command("Xvfb", append([]string{"-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp", "-noreset"}, args...)...)
 	cmd.ExtraFiles = []*os.File{wr}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,63 +1,23 @@
 package capture
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/media/vp8"
 	"github.com/pion/mediadevices/pkg/prop"
 )
-
-// startXvfb starts a real X server on a free display and points $DISPLAY at it for the
-// test. make test installs xvfb and x11-apps. -noreset: an X server resets when its last
-// client disconnects, and a connection made during the reset fails.
-func startXvfb(t *testing.T, w, h int) {
-	t.Helper()
-	if _, err := exec.LookPath("Xvfb"); err != nil {
-		t.Fatalf("Xvfb is not installed (make test installs xvfb): %v", err)
-	}
-	r, wp, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h), "-nolisten", "tcp", "-noreset", "-wr")
-	cmd.ExtraFiles = []*os.File{wp}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wp.Close()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(r).ReadString('\n')
-		line <- strings.TrimSpace(s)
-		r.Close()
-	}()
-	select {
-	case d := <-line:
-		if d == "" {
-			t.Fatal("Xvfb did not start")
-		}
-		t.Setenv("DISPLAY", ":"+d)
-	case <-time.After(20 * time.Second):
-		t.Fatal("Xvfb did not report its display")
-	}
-}
 
 // TestScreenSourceUnderXvfb captures a real X11 screen (Xvfb, white root window with a red
 // xlogo window on it), encodes the captures to VP8 and checks the decoded pictures show
 // both.
 func TestScreenSourceUnderXvfb(t *testing.T) {
-	startXvfb(t, 640, 480)
+	// -wr: a white root window, which the test looks for in the captures.
+	t.Setenv("DISPLAY", xtest.Xvfb(t, 640, 480, "-wr"))
 	if _, err := exec.LookPath("xlogo"); err != nil {
 		t.Fatalf("xlogo is not installed (make test installs x11-apps): %v", err)
 	}
