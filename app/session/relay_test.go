@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"image"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,6 +99,102 @@ func TestFreeStreamThroughARelayingViewer(t *testing.T) {
 		if err := v.Stop(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFreeStreamViewerChecksHeaderClaims: app messages are not signed, so a free stream's
+// viewer, whose source may be any relaying viewer, moves to an announced stream header only
+// when the signed stream has one there. A claim far beyond the stream and one naming a media
+// block leave the viewer playing where it was, and neither is passed on to its own viewers;
+// before the check, the first froze playback for good (waiting for a block that never comes).
+func TestFreeStreamViewerChecksHeaderClaims(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	video, audio := testDevices(t)
+	sd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "test", Description: "a free stream",
+		Preset: broadcast.Low, Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	c, err := card.Parse(b.Card().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded atomic.Int64
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t),
+		Audio: silentAudio, OnDecoded: func(time.Duration, *image.RGBA) { decoded.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for !ok() {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: viewer %+v broadcaster %+v", what, v.Snapshot(), b.Snapshot())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	waitFor("first pictures", func() bool { return decoded.Load() >= 10 })
+	// Both claims go to the viewer as its source's word (here the seller's node stands for a
+	// lying relay: the viewer cannot tell them apart, and checks both the same way).
+	for _, h := range []uint64{1 << 40, 3} {
+		if err := b.seller.Send(v.self, encodeHeaderMsg(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The media claim is settled once block 3 is checked (it is held: the viewer joined at the
+	// first key frame's block or before), the far one stays waiting, bounded.
+	waitFor("the media block's claim checked", func() bool {
+		v.hdrMu.Lock()
+		defer v.hdrMu.Unlock()
+		return !slices.Contains(v.hdrClaims, 3)
+	})
+	n := decoded.Load()
+	waitFor("pictures after the claims", func() bool { return decoded.Load() >= n+15 })
+	if base := v.src.base.Load(); base != 0 {
+		t.Fatalf("the viewer moved to a header at block %d on a source's word", base)
+	}
+	if f := v.Snapshot(); f.Resumed {
+		t.Fatalf("the viewer reports a resumed stream: %+v", f)
+	}
+	if fwd := v.sw.Forwarded(); fwd != nil {
+		if h, _ := decodeHeaderMsg(fwd); h != 0 {
+			t.Fatalf("the viewer passes on a header claim it did not check: block %d", h)
+		}
+	}
+	// Claims beyond the stream are bounded: many of them keep at most maxHeaderClaims.
+	for i := range 3 * maxHeaderClaims {
+		v.offerHeader(1<<41 + uint64(i))
+	}
+	v.hdrMu.Lock()
+	if k := len(v.hdrClaims); k > maxHeaderClaims {
+		t.Errorf("%d claims held, want at most %d", k, maxHeaderClaims)
+	}
+	v.hdrMu.Unlock()
+	if err := v.Stop(); err != nil {
+		t.Fatal(err)
 	}
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)

@@ -160,6 +160,9 @@ type Viewer struct {
 	// headerKnown says the seller (or a relay) announced the newest header: src.base is
 	// where the newest run starts, not the 0 it starts from.
 	headerKnown atomic.Bool
+	hdrMu       sync.Mutex
+	hdrClaims   []uint64      // announced headers not yet checked (a free stream), ascending
+	hdrPoke     chan struct{} // a claim was offered (capacity 1)
 	fromBase    uint64 // the header a paused player played under
 	playWG      sync.WaitGroup
 	paused      atomic.Bool
@@ -195,7 +198,8 @@ func NewViewer(cfg ViewerConfig) (*Viewer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Viewer{cfg: cfg, log: cfg.Logger, ev: newEvents(), answers: make(chan invoicemsg.Answer, 1), done: make(chan struct{})}, nil
+	return &Viewer{cfg: cfg, log: cfg.Logger, ev: newEvents(), answers: make(chan invoicemsg.Answer, 1), done: make(chan struct{}),
+		hdrPoke: make(chan struct{}, 1)}, nil
 }
 
 // Events reports what happens (bounded; see events).
@@ -275,7 +279,6 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 			OnBlock:  v.onBlock,
 			OnStatus: func(wire.Status) { v.src.arrived() },
 			OnFork:   v.onFork,
-			Forward:  func(msg []byte) bool { _, ok := decodeHeaderMsg(msg); return ok },
 		}
 		if d := v.node.DHT(); d != nil {
 			cfg.Routing = d
@@ -327,6 +330,9 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	v.run("replication", func(ctx context.Context) error { return v.rv.Run(ctx) })
 	v.run("read-ahead", func(ctx context.Context) error { return v.readAhead(ctx, fetchC) })
 	v.run("link", func(ctx context.Context) error { return v.watchLink(ctx, info) })
+	if v.sw != nil {
+		v.run("headers", v.checkHeaders)
+	}
 	if v.cfg.NoPlayback {
 		v.run("download", v.download)
 	} else {
@@ -444,6 +450,9 @@ func (v *Viewer) onFork(fork uint64) (replicate.Feed, error) {
 	// newest again on the next session.
 	v.src.base.Store(0)
 	v.headerKnown.Store(false)
+	v.hdrMu.Lock()
+	v.hdrClaims = nil // claims about the old recording
+	v.hdrMu.Unlock()
 	v.ev.emit(Event{Kind: EventError, Text: "The broadcaster's machine lost power and its stream moved on; continuing from the new recording."})
 	return f, nil
 }
@@ -470,20 +479,13 @@ func (v *Viewer) onAccess(a wire.Access) {
 
 func (v *Viewer) onApp(msg []byte) {
 	if h, ok := decodeHeaderMsg(msg); ok {
-		// Where the stream's newest header is: a live player joins under it.
-		defer v.src.arrived() // download fetches it; seeks waiting for the header go on
-		old := v.src.base.Load()
-		v.src.raise(h) // never back: a relay may hand on an older announcement late
-		v.headerKnown.Store(true)
-		if v.src.base.Load() != old && !v.cfg.NoPlayback && !v.paused.Load() {
-			v.wg.Add(1)
-			go func() { // not on the session's read loop: restarting waits for the player
-				defer v.wg.Done()
-				if v.ctx.Err() == nil {
-					v.restartLive()
-				}
-			}()
+		if v.sw != nil && h > v.src.base.Load() {
+			// A free stream's source may be any relaying viewer, and app messages are not
+			// signed: the header is checked against the feed before anything moves to it.
+			v.offerHeader(h)
+			return
 		}
+		v.acceptHeader(h) // the card's seller itself (a paid stream), or nothing new
 		return
 	}
 	var a invoicemsg.Answer
@@ -495,6 +497,106 @@ func (v *Viewer) onApp(msg []byte) {
 	case v.answers <- a:
 	default: // nobody asked, or an answer is already waiting: a seller cannot queue answers
 	}
+}
+
+// acceptHeader moves the viewer's newest header to the block at index h: a live player
+// joins under it.
+func (v *Viewer) acceptHeader(h uint64) {
+	defer v.src.arrived() // download fetches it; seeks waiting for the header go on
+	old := v.src.base.Load()
+	v.src.raise(h) // never back: a relay may hand on an older announcement late
+	v.headerKnown.Store(true)
+	if v.src.base.Load() != old && !v.cfg.NoPlayback && !v.paused.Load() {
+		v.wg.Add(1)
+		go func() { // not on the session's read loop: restarting waits for the player
+			defer v.wg.Done()
+			if v.ctx.Err() == nil {
+				v.restartLive()
+			}
+		}()
+	}
+}
+
+// maxHeaderClaims bounds the header announcements waiting to be checked. Past it the one
+// furthest ahead is dropped: a true announcement is within the signed length, a false one
+// can name any index, so a source repeating false ones cannot push the true one out.
+const maxHeaderClaims = 8
+
+// offerHeader queues a source's word that block h is the stream's newest header, for
+// checkHeaders.
+func (v *Viewer) offerHeader(h uint64) {
+	v.hdrMu.Lock()
+	if i, found := slices.BinarySearch(v.hdrClaims, h); !found {
+		v.hdrClaims = slices.Insert(v.hdrClaims, i, h)
+		if len(v.hdrClaims) > maxHeaderClaims {
+			v.hdrClaims = v.hdrClaims[:maxHeaderClaims]
+		}
+	}
+	v.hdrMu.Unlock()
+	select {
+	case v.hdrPoke <- struct{}{}:
+	default: // a check is already due
+	}
+}
+
+// checkHeaders, for a free stream, turns header announcements into the viewer's newest header
+// once the block they name is held, verified against the feed key, and is a stream header;
+// then it passes the announcement on to this viewer's own viewers. A claim the feed refutes
+// (no header there) is dropped and logged; one beyond the signed length waits for the stream
+// to grow, and is dropped when newer claims crowd it out.
+func (v *Viewer) checkHeaders(ctx context.Context) error {
+	for {
+		wake := v.src.wait()
+		v.hdrMu.Lock()
+		claims := slices.Clone(v.hdrClaims)
+		v.hdrMu.Unlock()
+		for _, h := range claims {
+			ok, settled := v.checkHeader(ctx, h)
+			if !settled {
+				continue
+			}
+			v.hdrMu.Lock()
+			v.hdrClaims = slices.DeleteFunc(v.hdrClaims, func(c uint64) bool { return c == h })
+			v.hdrMu.Unlock()
+			if !ok {
+				v.log.Warn("a source named a stream header that the signed stream does not have there; ignored", "block", h)
+				continue
+			}
+			v.acceptHeader(h)
+			v.sw.Forward(encodeHeaderMsg(h))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-v.hdrPoke:
+		}
+	}
+}
+
+// checkHeader says whether block h is a stream header (ok), once that is known (settled):
+// the block is held or fetched, or h is not ahead of the newest header already accepted.
+func (v *Viewer) checkHeader(ctx context.Context, h uint64) (ok, settled bool) {
+	if h <= v.src.base.Load() {
+		return true, true // nothing to move to
+	}
+	f := v.currentFeed()
+	if !f.Has(h) {
+		if h >= f.Length() {
+			return false, false // not in the signed stream yet
+		}
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := v.rv.Fetch(fctx, h, h+1)
+		cancel()
+		if err != nil {
+			return false, false // asked again on the next arrival
+		}
+	}
+	b, err := f.Read(h)
+	if err != nil {
+		return false, false
+	}
+	return block.KindOf(b) == block.KindHeader, true
 }
 
 // Remaining is the paid time left, counting down between the seller's updates.

@@ -89,10 +89,7 @@ type Config struct {
 	OnAccess func(wire.Access)
 	OnApp    func(msg []byte)
 	OnFork   func(fork uint64) (replicate.Feed, error)
-	// Forward picks the app messages from the source that this relay passes on to its own
-	// viewers (the newest one is also given to each viewer that joins); nil passes none.
-	Forward func(msg []byte) bool
-	Logger  *slog.Logger
+	Logger   *slog.Logger
 }
 
 // Stats are a swarm's figures.
@@ -277,7 +274,7 @@ func (s *Swarm) serve() error {
 		old.Close() // first: it removes the protocol handler the new one sets
 	}
 	srv, err := Serve(ServeConfig{Host: s.cfg.Node.Host(), Feed: f, MaxViewers: s.cfg.MaxViewers,
-		Logger: s.cfg.Logger, depth: s.Depth, haves: s.haves, forward: s.forwarded})
+		Logger: s.cfg.Logger, depth: s.Depth, haves: s.haves, forward: s.Forwarded})
 	if err != nil {
 		return err
 	}
@@ -287,7 +284,9 @@ func (s *Swarm) serve() error {
 	return nil
 }
 
-func (s *Swarm) forwarded() []byte {
+// Forwarded is the app message last passed on with Forward, which each viewer that joins this
+// relay is given (nil: none).
+func (s *Swarm) Forwarded() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.fwd
@@ -759,15 +758,20 @@ func (s *Swarm) onApp(u *upstream, msg []byte) {
 	if s.cfg.OnApp != nil {
 		s.cfg.OnApp(msg)
 	}
-	if s.cfg.Forward != nil && s.cfg.Forward(msg) {
-		s.mu.Lock()
-		s.fwd = append([]byte(nil), msg...)
-		srv := s.srv
-		s.mu.Unlock()
-		if srv != nil {
-			for _, p := range srv.Seller().Viewers() {
-				_ = srv.Seller().Send(p, msg) // best effort: a full control queue drops it
-			}
+}
+
+// Forward passes an app message on to this relay's own viewers, and to each viewer that
+// joins later (the newest message passed is kept for them). App messages are not signed:
+// the caller passes on only what it checked against the feed, never a source's word as it
+// came, so one lying relay cannot mislead every viewer downstream of it.
+func (s *Swarm) Forward(msg []byte) {
+	s.mu.Lock()
+	s.fwd = append([]byte(nil), msg...)
+	srv := s.srv
+	s.mu.Unlock()
+	if srv != nil {
+		for _, p := range srv.Seller().Viewers() {
+			_ = srv.Seller().Send(p, msg) // best effort: a full control queue drops it
 		}
 	}
 }
