@@ -163,7 +163,7 @@ type Viewer struct {
 	hdrMu       sync.Mutex
 	hdrClaims   []uint64      // announced headers not yet checked (a free stream), ascending
 	hdrPoke     chan struct{} // a claim was offered (capacity 1)
-	fromBase    uint64 // the header a paused player played under
+	fromBase    uint64        // the header a paused player played under
 	playWG      sync.WaitGroup
 	paused      atomic.Bool
 	from        uint64 // where the current player started (0: live)
