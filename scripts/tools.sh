@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export DV_TOOLS_CACHE=${DV_TOOLS_CACHE:-$HOME/.cache/dazaar-vision/tools}
 mkdir -p "$DV_TOOLS_CACHE"
+# btcd and lnd are pure Go: built without cgo they need no C compiler. `make test` builds them
+# while apt is still installing packages, clang (the Makefile's CC) among them, so on a fresh
+# machine a cgo build would find no compiler ("cgo: C compiler "clang" not found").
+export CGO_ENABLED=0
 # They run side by side: on a cold machine one's module download (network) overlaps another's
 # compile.
 pids=()
