@@ -62,7 +62,7 @@ func (e *env) cardInspect(args []string) error {
 	fs := e.flags("inspect")
 	fs.Init("card inspect", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the card's JSON form")
-	rest, err := parse(fs, args, 1, "[-json] CARD|FILE|-")
+	rest, err := parse(fs, args, 1, -1, "[-json] CARD|FILE|-")
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -96,5 +99,45 @@ func TestFeedCommands(t *testing.T) {
 	t.Setenv(EnvPassphrase, "wrong")
 	if r := run(t, "x", append(sec, "feed", "append", dir, "-")...); r.code != 1 || !strings.Contains(r.err, "passphrase") {
 		t.Fatalf("wrong passphrase: %d %s", r.code, r.err)
+	}
+}
+
+// TestParseFlagsAnywhere: a command's flags count wherever they stand (the help shows `watch
+// CARD -o - | mpv -`), "-" is an argument, "--" ends the flags, and words beyond a command's
+// arguments are refused instead of ignored (before, `watch CARD -o -` played through the
+// speakers and wrote nothing to stdout, and `live -name My show` lost "show").
+func TestParseFlagsAnywhere(t *testing.T) {
+	tests := []struct {
+		args     []string
+		min, max int
+		rest     []string
+		out      string
+		err      string
+	}{
+		{args: []string{"CARD", "-o", "-"}, min: 1, max: 1, rest: []string{"CARD"}, out: "-"},
+		{args: []string{"-o", "x.webm", "CARD"}, min: 1, max: 1, rest: []string{"CARD"}, out: "x.webm"},
+		{args: []string{"-"}, min: 1, max: 1, rest: []string{"-"}},
+		{args: []string{"DIR", "a", "-o", "y", "b"}, min: 2, max: -1, rest: []string{"DIR", "a", "b"}, out: "y"},
+		{args: []string{"DIR", "--", "-o", "z"}, min: 2, max: -1, rest: []string{"DIR", "-o", "z"}},
+		{args: []string{"-name", "My", "show"}, min: 0, max: 0, err: `unexpected "show"`},
+		{args: []string{"CARD", "extra"}, min: 1, max: 1, err: `unexpected "extra"`},
+		{args: []string{"-o", "x"}, min: 1, max: 1, err: "usage: t"},
+		{args: []string{"CARD", "-nope"}, min: 1, max: 1, err: "not defined: -nope"},
+	}
+	for _, tc := range tests {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		out := fs.String("o", "", "")
+		fs.String("name", "", "")
+		rest, err := parse(fs, tc.args, tc.min, tc.max, "ARGS")
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want one containing %q", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(rest, tc.rest) || *out != tc.out {
+			t.Errorf("%q: %q, -o %q, %v; want %q, -o %q", tc.args, rest, *out, err, tc.rest, tc.out)
+		}
 	}
 }

@@ -41,21 +41,41 @@ func (e *env) flags(name string) *flag.FlagSet {
 	return fs
 }
 
-func parse(fs *flag.FlagSet, args []string, min int, what string) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
-		return nil, usagef("%v", err)
+// parse reads a command's flags wherever they stand, before or after its arguments (`watch
+// CARD -o -` as well as `watch -o - CARD`; after "--" everything is an argument), and checks
+// that there are at least min arguments and at most max (max < 0: no limit), so no word the
+// user typed is silently ignored.
+func parse(fs *flag.FlagSet, args []string, min, max int, what string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%v", err)
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			break
+		}
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			rest = append(rest, left...) // the terminator: no flags after it
+			break
+		}
+		rest = append(rest, left[0])
+		args = left[1:]
 	}
-	if fs.NArg() < min {
+	if len(rest) < min || (max >= 0 && len(rest) > max) {
+		if max >= 0 && len(rest) > max {
+			return nil, usagef("unexpected %q; usage: %s %s", rest[max], fs.Name(), what)
+		}
 		return nil, usagef("usage: %s %s", fs.Name(), what)
 	}
-	return fs.Args(), nil
+	return rest, nil
 }
 
 func (e *env) feedCreate(args []string) error {
 	fs := e.flags("create")
 	mode := fs.String("mode", "compat", "key mode: compat (Hypercore v10) or manifest (v11)")
 	maxBlock := fs.Int("max-block", feed.DefaultMaxBlockSize, "largest block in bytes")
-	rest, err := parse(fs, args, 1, "[-mode compat|manifest] [-max-block BYTES] DIR")
+	rest, err := parse(fs, args, 1, 1, "[-mode compat|manifest] [-max-block BYTES] DIR")
 	if err != nil {
 		return err
 	}
@@ -129,7 +149,7 @@ func (e *env) feedAppend(args []string) error {
 	fs := e.flags("append")
 	syncPoint := fs.Bool("sync-point", false, "mark the first block as a sync point")
 	lines := fs.Bool("lines", false, "each line of input is one block (without its newline)")
-	rest, err := parse(fs, args, 2, "[-sync-point] [-lines] DIR FILE... (- for stdin)")
+	rest, err := parse(fs, args, 2, -1, "[-sync-point] [-lines] DIR FILE... (- for stdin)")
 	if err != nil {
 		return err
 	}
@@ -203,7 +223,7 @@ type infoJSON struct {
 func (e *env) feedInfo(args []string) error {
 	fs := e.flags("info")
 	asJSON := fs.Bool("json", false, "print JSON")
-	rest, err := parse(fs, args, 1, "[-json] DIR")
+	rest, err := parse(fs, args, 1, 1, "[-json] DIR")
 	if err != nil {
 		return err
 	}
@@ -238,7 +258,7 @@ func (e *env) feedInfo(args []string) error {
 }
 
 func (e *env) feedVerify(args []string) error {
-	rest, err := parse(e.flags("verify"), args, 1, "DIR")
+	rest, err := parse(e.flags("verify"), args, 1, 1, "DIR")
 	if err != nil {
 		return err
 	}
@@ -272,7 +292,7 @@ func nodesJSON(ns []feed.Node) []nodeJSON {
 func (e *env) feedGet(args []string) error {
 	fs := e.flags("get")
 	raw := fs.Bool("raw", false, "write only the block's bytes")
-	rest, err := parse(fs, args, 2, "[-raw] DIR INDEX")
+	rest, err := parse(fs, args, 2, 2, "[-raw] DIR INDEX")
 	if err != nil {
 		return err
 	}

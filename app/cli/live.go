@@ -104,7 +104,7 @@ func (e *env) live(args []string) error {
 	uplink := fs.Int64("uplink", 0, "free streams: your upload speed in kbit/s; viewers beyond what it carries are sent to viewers who relay (0: unknown, 4 served directly)")
 	direct := fs.Int("direct-viewers", 0, "free streams: serve at most this many viewers yourself, the rest through relaying viewers (overrides -uplink)")
 	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections (a LAN, or testing on one machine)")
-	if _, err := parse(fs, args, 0, "[flags]"); err != nil {
+	if _, err := parse(fs, args, 0, 0, "[flags]"); err != nil {
 		return err
 	}
 	preset, err := broadcast.PresetByName(*presetName)
@@ -249,7 +249,7 @@ func short(id string) string {
 
 func (e *env) streams(args []string) error {
 	fs := e.flags("streams")
-	if _, err := parse(fs, args, 0, ""); err != nil {
+	if _, err := parse(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
 	data, err := e.openData()

@@ -43,7 +43,7 @@ func (e *env) record(args []string) error {
 	source := fs.String("source", "camera", "the picture: camera, screen (the X11 display in $DISPLAY) or none")
 	audioSrc := fs.String("audio", "microphone", "the sound: microphone or none")
 	desc := fs.String("description", "", "a description stored in the stream's header")
-	rest, err := parse(fs, args, 1, "[-preset low|medium|high] [-source camera|screen|none] [-audio microphone|none] [-duration D] [-test-devices] [-description TEXT] DIR")
+	rest, err := parse(fs, args, 1, 1, "[-preset low|medium|high] [-source camera|screen|none] [-audio microphone|none] [-duration D] [-test-devices] [-description TEXT] DIR")
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (e *env) exportCmd(args []string) error {
 	fs.Init("export", 0)
 	from := fs.Duration("from", 0, "start this far into the stream")
 	to := fs.Duration("to", 0, "end this far into the stream (0: the end)")
-	rest, err := parse(fs, args, 2, "[-from D] [-to D] DIR OUT.webm")
+	rest, err := parse(fs, args, 2, 2, "[-from D] [-to D] DIR OUT.webm")
 	if err != nil {
 		return err
 	}

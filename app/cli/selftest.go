@@ -32,11 +32,8 @@ func (e *env) selftest(args []string) error {
 	fs.Init("selftest", 0)
 	frames := fs.Int("frames", 10, "pictures to take from the test camera (2 to 300)")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
-	if _, err := parse(fs, args, 0, "[-frames N] [-timeout D]"); err != nil {
+	if _, err := parse(fs, args, 0, 0, "[-frames N] [-timeout D]"); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("usage: selftest [-frames N] [-timeout D]")
 	}
 	if *frames < 2 || *frames > 300 {
 		return usagef("-frames %d: choose 2 to 300", *frames)

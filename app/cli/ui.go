@@ -31,7 +31,7 @@ func (e *env) ui(args []string) error {
 	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections (a LAN, or testing on one machine)")
 	var listen listFlag
 	fs.Var(&listen, "listen", "multiaddrs to listen on (default: every interface, TCP and QUIC)")
-	rest, err := parse(fs, args, 0, "[-lan] [-listen ADDR] [CARD]")
+	rest, err := parse(fs, args, 0, 1, "[-lan] [-listen ADDR] [CARD]")
 	if err != nil {
 		return err
 	}

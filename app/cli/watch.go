@@ -56,9 +56,12 @@ func (e *env) watch(args []string) error {
 	var listen listFlag
 	fs.Var(&listen, "listen", "multiaddrs to listen on (default: every interface)")
 	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections")
-	rest, err := parse(fs, args, 1, "[-minutes N | -sats N] [-method lightning|onchain|any] [-from 1m30s] [-o OUT.webm|-] CARD|FILE|-")
+	rest, err := parse(fs, args, 1, -1, "[-minutes N | -sats N] [-method lightning|onchain|any] [-from 1m30s] [-o OUT.webm|-] CARD|FILE|-")
 	if err != nil {
 		return err
+	}
+	if len(rest) != 1 {
+		return usagef("watch takes one card, and %q is not a flag (put a card with spaces in quotes, or give a file or -)", rest[1])
 	}
 	if *minutes > 0 && *sats > 0 {
 		return usagef("give -minutes or -sats, not both: -minutes buys that much time, -sats spends that much")
