@@ -672,6 +672,9 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 		return Invoice{}, errors.New("the seller did not answer with an invoice in time: try again")
 	}
 	if err := invoice.Check(invoice.Expect{Request: req, Viewer: v.self.String(), Price: c.Price, Network: c.Network, Now: time.Now()}, a); err != nil {
+		if errors.Is(err, invoice.ErrRefused) {
+			return Invoice{}, err // the seller's own words, as one line
+		}
 		return Invoice{}, fmt.Errorf("the seller's invoice was refused: %w", err)
 	}
 	inv := Invoice{ID: a.ID, Method: a.Method, Sats: a.Sats, Media: time.Duration(a.Millis) * time.Millisecond,

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
@@ -15,6 +17,10 @@ import (
 
 // ErrMismatch means a seller's invoice does not match what the viewer asked for.
 var ErrMismatch = errors.New("invoice: the seller's invoice does not match the request")
+
+// ErrRefused means the seller answered with a refusal instead of an invoice; the error's text
+// goes on with the seller's words, made one printable line.
+var ErrRefused = errors.New("the seller refused to make an invoice")
 
 // Expect is what a viewer knows before an invoice arrives: its request, its own peer ID, the
 // card's price and network.
@@ -32,7 +38,7 @@ type Expect struct {
 // refusal is returned as an error in the seller's words.
 func Check(e Expect, a invoicemsg.Answer) error {
 	if a.Code != invoicemsg.OK {
-		return fmt.Errorf("invoice: the seller refused: %s", a.Error)
+		return fmt.Errorf("%w: %s", ErrRefused, oneLine(a.Error))
 	}
 	if err := a.Validate(); err != nil {
 		return err
@@ -51,6 +57,11 @@ func Check(e Expect, a invoicemsg.Answer) error {
 		return fmt.Errorf("%w: it is %s, not %s", ErrMismatch, a.Method, e.Request.Method)
 	case a.Sats != want:
 		return fmt.Errorf("%w: it asks for %d sats instead of %d", ErrMismatch, a.Sats, want)
+	case a.Millis != e.Price.MillisFor(a.Sats*1000):
+		// The time the viewer is shown, and keeps as bought, is the card's price's, not the
+		// seller's word.
+		return fmt.Errorf("%w: it says %d sats buy %v, but at the card's price they buy %v", ErrMismatch, a.Sats,
+			time.Duration(min(a.Millis, 1<<40))*time.Millisecond, time.Duration(min(e.Price.MillisFor(a.Sats*1000), 1<<40))*time.Millisecond)
 	case a.Network != e.Network:
 		return fmt.Errorf("%w: it is for %s, but the stream is sold on %s", ErrMismatch, a.Network, e.Network)
 	case e.Now.Unix() > a.ExpiresAt:
@@ -95,4 +106,26 @@ func Check(e Expect, a invoicemsg.Answer) error {
 		}
 	}
 	return nil
+}
+
+// oneLine is a seller's free text as one printable line of at most 200 characters: control
+// and formatting characters (line breaks, bidirectional overrides, zero-width ones) would let a
+// seller's words pass for the app's own or hide what they say.
+func oneLine(s string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		switch {
+		case n == 200:
+			b.WriteString("…")
+			return b.String()
+		case unicode.IsSpace(r):
+			r = ' '
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError:
+			continue
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
 }

@@ -193,6 +193,9 @@ func TestOnChainPaymentsBecomeAccess(t *testing.T) {
 		"stream":  func(x *invoicemsg.Answer) { x.Stream = "other" },
 		"uri":     func(x *invoicemsg.Answer) { x.URI = strings.Replace(x.URI, "amount=0.00001", "amount=0.0001", 1) },
 		"expired": func(x *invoicemsg.Answer) { x.ExpiresAt = f.clock.Now().Add(-time.Minute).Unix() },
+		// The viewer is shown, and keeps as bought, the time the answer names.
+		"more time": func(x *invoicemsg.Answer) { x.Millis *= 10 },
+		"less time": func(x *invoicemsg.Answer) { x.Millis-- },
 		// BIP321 lets a URI carry more ways to pay; a wallet could take one nobody checked.
 		"uri with bc=":        func(x *invoicemsg.Answer) { x.URI += "&bc=" + x.Address },
 		"uri with lightning=": func(x *invoicemsg.Answer) { x.URI += "&lightning=lnsb1xyz" },
