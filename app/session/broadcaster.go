@@ -311,6 +311,17 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		return err
 	}
 	b.pipe = pipe
+	capturing := false
+	defer func() {
+		if err != nil && !capturing { // the pipeline closes its sources when it runs; it never did
+			if vs != nil {
+				vs.Close()
+			}
+			if as != nil {
+				as.Close()
+			}
+		}
+	}()
 
 	nc := b.cfg.Network
 	if b.cfg.Resume != "" && len(nc.Listen) == 0 {
@@ -395,6 +406,7 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		}
 	}
 	b.run(ctx, "capture", func(ctx context.Context) error { return pipe.Run(ctx) })
+	capturing = true
 	b.run(ctx, "figures", b.figuresLoop)
 	b.run(ctx, "stream record", b.saveRecordLoop)
 	b.header = sink.offset

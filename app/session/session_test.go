@@ -5,6 +5,7 @@ import (
 	"image"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,5 +155,34 @@ func TestFreeStreamEndToEnd(t *testing.T) {
 	watched, err := vd.Watched()
 	if err != nil || len(watched) != 1 || watched[0].ID != b.ID() {
 		t.Fatalf("watched %+v %v", watched, err)
+	}
+}
+
+// TestFailedGoLiveReleasesDevices: when going live fails after the camera and microphone were
+// opened (here the card refuses a name longer than 128 bytes), they are closed again: before,
+// their capture stayed open until the app quit, and a second Go live found the camera busy.
+func TestFailedGoLiveReleasesDevices(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for range 2 {
+		video, audio := testDevices(t)
+		sd, err := OpenDataDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: strings.Repeat("n", 200),
+			Preset: broadcast.Low, Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = b.Start(ctx)
+		b.Stop()
+		if err == nil {
+			t.Fatal("went live with a name no card can carry")
+		}
+		if !strings.Contains(err.Error(), "name") {
+			t.Fatalf("going live failed for another reason than the name: %v", err)
+		}
 	}
 }
