@@ -148,3 +148,32 @@ func TestOnChainPaymentSeenIsTold(t *testing.T) {
 	btcd.Generate(1)
 	waitFor(t, "access once confirmed", time.Minute, func() bool { return v.Access().State == wire.Allowed })
 }
+
+// TestPausedViewerIsNotCharged: a paying viewer who pauses asks the seller to stop pushing,
+// so paid time does not burn while nothing plays; playing on, it is sent (and charged for)
+// blocks again. Before, the seller kept pushing and charging through the pause.
+func TestPausedViewerIsNotCharged(t *testing.T) {
+	btcd := nodetest.StartBtcd(t)
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b, viewer, payTo := onChainRig(t, ctx, btcd, 100_000)
+	defer b.Stop()
+	v := viewer()
+	defer v.Stop()
+	payTo(v)
+	key := ledger.Key{Stream: b.id, Viewer: v.Self()}
+	consumed := func() time.Duration {
+		return time.Duration(b.wallet.ledger.Balance(key).ConsumedMillis) * time.Millisecond
+	}
+	waitFor(t, "paid time burning while playing", time.Minute, func() bool { return consumed() > 2*time.Second })
+	v.Pause()
+	time.Sleep(time.Second) // pushes already on their way when the seller heard of the pause
+	before := consumed()
+	time.Sleep(4 * time.Second)
+	if burnt := consumed() - before; burnt > 500*time.Millisecond {
+		t.Fatalf("%v of paid time burnt in 4 s of pause", burnt)
+	}
+	v.Resume()
+	waitFor(t, "paid time burning again after the pause", time.Minute, func() bool { return consumed() > before+2*time.Second })
+}

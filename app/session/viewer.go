@@ -809,6 +809,7 @@ func (v *Viewer) Pause() {
 	if v.paused.Swap(true) {
 		return
 	}
+	v.follow(false)
 	base, pos := v.position()
 	v.stopPlayerLocked()
 	v.playMu.Lock()
@@ -823,6 +824,7 @@ func (v *Viewer) Resume() {
 	if !v.paused.Swap(false) {
 		return
 	}
+	v.follow(true)
 	v.playMu.Lock()
 	base, from := v.fromBase, v.from
 	v.playMu.Unlock()
@@ -849,6 +851,7 @@ func (v *Viewer) playNewest(from uint64) {
 		return // not started
 	}
 	v.paused.Store(false)
+	v.follow(true)
 	v.startPlayerLocked(v.src.base.Load(), from)
 }
 
@@ -858,7 +861,17 @@ func (v *Viewer) playAt(base, from uint64) {
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
 	v.paused.Store(false)
+	v.follow(true)
 	v.startPlayerLocked(base, from)
+}
+
+// follow asks a paid stream's seller to push each new block, or, while paused, not to: paused
+// time is neither sent nor charged (the blocks after the pause are fetched when it plays on).
+// A free stream's viewer keeps following: its own viewers may take the stream from it.
+func (v *Viewer) follow(on bool) {
+	if l, ok := v.rv.(interface{ SetLive(bool) }); ok && v.sw == nil {
+		l.SetLive(on)
+	}
 }
 
 // Snapshot is the newest figures.

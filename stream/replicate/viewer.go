@@ -99,6 +99,7 @@ type Viewer struct {
 	changed chan struct{} // closed and replaced when a block is stored or a range ends
 	stored  atomic.Uint64 // blocks verified and stored by this viewer
 	nsess   atomic.Uint64 // sessions established
+	unlive  atomic.Bool   // SetLive(false): a Live viewer asks for no pushes for now
 }
 
 // NewViewer makes a viewer; Run connects it.
@@ -221,6 +222,24 @@ func (v *Viewer) Send(msg []byte) error {
 	return s.write(wire.TApp, func(b []byte) ([]byte, error) { return append(b, msg...), nil })
 }
 
+// SetLive turns a Live viewer's pushes off and on again: a viewer that paused asks the seller
+// to stop pushing each new block (so it is neither sent nor, on a paid stream, charged
+// blocks nobody plays), and asks again when it plays. Blocks it wants meanwhile it asks for
+// with Fetch. It holds for later sessions too; a viewer made without Live ignores it.
+func (v *Viewer) SetLive(live bool) {
+	if !v.cfg.Live || v.unlive.Swap(!live) == !live {
+		return
+	}
+	v.mu.Lock()
+	s := v.sess
+	v.mu.Unlock()
+	if s != nil {
+		if err := s.sendStatus(); err != nil {
+			v.log.Debug("cannot tell the seller to follow the live edge or not", "live", live, "err", err)
+		}
+	}
+}
+
 func (v *Viewer) setSession(s *viewerSession) {
 	v.mu.Lock()
 	v.sess = s
@@ -274,11 +293,7 @@ func (v *Viewer) session(ctx context.Context) error {
 		<-sctx.Done()
 		_ = str.Reset()
 	}()
-	st := wire.Status{Length: s.f.Length()}
-	if v.cfg.Live {
-		st.Flags |= wire.StatusLive | wire.StatusEarly
-	}
-	if err := s.write(wire.TStatus, st.AppendBinary); err != nil {
+	if err := s.sendStatus(); err != nil {
 		return fmt.Errorf("send status: %w", err)
 	}
 	v.nsess.Add(1)
@@ -372,6 +387,15 @@ type viewerSession struct {
 // queue up behind a proof (the viewer is behind), and each frame of it is already within
 // the byte budget.
 const verifyBatch = 32
+
+// sendStatus tells the seller what this viewer holds and whether it follows the live edge now.
+func (s *viewerSession) sendStatus() error {
+	st := wire.Status{Length: s.f.Length()}
+	if s.v.cfg.Live && !s.v.unlive.Load() {
+		st.Flags |= wire.StatusLive | wire.StatusEarly
+	}
+	return s.write(wire.TStatus, st.AppendBinary)
+}
 
 func (s *viewerSession) write(t wire.Type, fill func([]byte) ([]byte, error)) error {
 	s.wmu.Lock()
