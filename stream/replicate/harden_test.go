@@ -500,3 +500,32 @@ func TestStreamOpensPerPeer(t *testing.T) {
 		t.Fatalf("%d peers kept, want those of the last burst only", n)
 	}
 }
+
+// A viewer the gate refused until it paid is rechecked in the class of first checks, not
+// behind the refused peers' queue: with that queue 10 s long (peers opening streams in a
+// loop), the paying viewer's recheck still goes within its own spacing.
+func TestRecheckSkipsRefusedQueue(t *testing.T) {
+	for _, vouched := range []bool{false, true} {
+		g := newGateChecks()
+		p := peer.ID("paying viewer")
+		if err := g.wait(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		g.answered(p, true)        // refused: not paid yet
+		for range 12 * checkRate { // the burst (2 s of checks), taken by the looping peers, and 10 s of queue behind it
+			g.refused.Reserve()
+		}
+		if vouched {
+			g.vouch(p) // Seller.Recheck: the payment arrived
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := g.wait(ctx, p)
+		cancel()
+		if vouched && err != nil {
+			t.Fatalf("the recheck after a payment waited behind the refused peers: %v", err)
+		}
+		if !vouched && err == nil {
+			t.Fatal("a refused peer's check went ahead of the refused queue: the test measures nothing")
+		}
+	}
+}

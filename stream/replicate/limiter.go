@@ -89,6 +89,12 @@ func (g *gateChecks) answered(p peer.ID, refused bool) {
 	g.mu.Unlock()
 }
 
+// vouch makes p's next check a first check: the seller's owner says something changed for it
+// (a payment arrived), so it no longer waits among the refused peers.
+func (g *gateChecks) vouch(p peer.ID) {
+	g.answered(p, false)
+}
+
 // prune drops the peers whose spacing has run out (their next check could go at once, as a
 // new peer's), so the map holds only peers checked within the last checkInterval or waiting
 // now: at most about (2*checkRate)*checkInterval plus the sessions waiting. Those who were

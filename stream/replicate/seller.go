@@ -163,8 +163,11 @@ func (s *Seller) fanOut(heads <-chan feed.Head) {
 	}
 }
 
-// Recheck asks the gate again about viewer p at once (call it when a payment arrived).
+// Recheck asks the gate again about viewer p at once (call it when a payment arrived). The
+// check goes in the class of first checks, not behind the refused peers' queue: a viewer that
+// was refused until it paid is the one whose check matters most.
 func (s *Seller) Recheck(p peer.ID) {
+	s.checks.vouch(p)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ss := range s.byPeer[p] {
