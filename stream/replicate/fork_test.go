@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -287,5 +288,81 @@ func TestUnsignedForkClaimIsChecked(t *testing.T) {
 		if h := r.viewer.Feed().Head(); h.Fork != 0 || h.Length != 5 {
 			t.Fatalf("a viewer gave up its blocks: %+v", h)
 		}
+	}
+}
+
+// A viewer fetching a range when the seller loses power asks for it again as soon as it
+// reconnects, and the seller, now on a new fork, answers the range before the fork proof.
+// That range data belongs to the new fork: it is set aside like live data until the fork is
+// checked, and asked for again from the new reader. Before, it was verified against the old
+// fork, failed, ended the session as invalid data, and every reconnect did the same: the
+// viewer never moved to the new fork.
+func TestFetchAcrossSellerFork(t *testing.T) {
+	seed := bytes.Repeat([]byte{4}, 32)
+	kp, err := feed.KeyPairFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity, err := p2p.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := newNode(t, identity)
+	live := filepath.Join(t.TempDir(), "seller")
+	sf, err := feed.Create(live, feed.Options{KeyPair: &kp, Durability: feed.ForkOnPowerLoss, BootID: "boot-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	appendBlocks(t, sf, 0, 10, 1024)
+	seller := startSeller(t, node, sf, nil, nil)
+	var forks atomic.Int32
+	r := startViewerWith(t, nil, node.AddrInfo(), sf.Key(), false, func(c *ViewerConfig) {
+		c.OnFork = func(fork uint64) (Feed, error) {
+			forks.Add(1)
+			key := sf.Key()
+			return feed.Create(filepath.Join(t.TempDir(), fmt.Sprintf("fork%d", fork)), feed.Options{Key: &key})
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.viewer.Fetch(ctx, 0, 5); err != nil {
+		t.Fatal(err)
+	}
+	if h := r.feed.Head(); h.Fork != 0 || h.Length != 10 {
+		t.Fatalf("the viewer holds fork %d length %d, want fork 0's signed length 10", h.Fork, h.Length)
+	}
+	disk := filepath.Join(t.TempDir(), "disk-at-power-loss")
+	copyDir(t, live, disk)
+	appendBlocks(t, sf, 10, 10, 1024) // lost in the power loss; this viewer never asked for them
+	seller.Close()
+	fetched := make(chan error, 1)
+	go func() { fetched <- r.viewer.Fetch(ctx, 5, 15) }() // asked while the seller is down
+	waitFor(t, 10*time.Second, "the viewer to notice the seller went", func() bool { return !r.viewer.Connected() })
+	sf2, err := feed.Open(disk, feed.Options{KeyPair: &kp, Durability: feed.ForkOnPowerLoss, BootID: "boot-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf2.Close()
+	for i := uint64(10); i < 15; i++ {
+		if _, err := sf2.Append([]byte(fmt.Sprintf("block %d of fork 1", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startSeller(t, node, sf2, nil, nil)
+	select {
+	case err := <-fetched:
+		if err != nil {
+			t.Fatalf("fetch across the fork: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the fetch did not finish on the new fork (forks seen %d, viewer on fork %d)", forks.Load(), r.viewer.Feed().(*feed.Feed).Head().Fork)
+	}
+	nf := r.viewer.Feed().(*feed.Feed)
+	if h := nf.Head(); h.Fork != 1 || !nf.Has(14) {
+		t.Fatalf("after the fetch the viewer is on fork %d, block 14 held: %v", h.Fork, nf.Has(14))
+	}
+	if b, err := nf.Get(14); err != nil || string(b) != "block 14 of fork 1" {
+		t.Fatalf("block 14: %q, %v", b, err)
 	}
 }

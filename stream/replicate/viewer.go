@@ -611,9 +611,10 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 					}
 					return s.checkFork(p)
 				}
-				if tg.ID == 0 {
-					return nil // a live push on the fork being checked
-				}
+				// Anything else is the new fork's too: a live push, or a range asked before the
+				// viewer knew (Fetch asks again at once after a reconnect). It is set aside;
+				// the session ends at the fork proof and Fetch asks again from the new reader.
+				return nil
 			}
 			s.batch = append(s.batch, p)
 		case wire.TEarly:
