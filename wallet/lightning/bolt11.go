@@ -91,9 +91,12 @@ func DecodeBolt11(s string) (*Invoice, error) {
 		return nil, bad("mixed case")
 	}
 	s = strings.ToLower(s)
-	hrp, data, err := bech32.DecodeNoLimit(s)
+	hrp, data, ver, err := bech32.DecodeNoLimitWithVersion(s)
 	if err != nil {
 		return nil, bad("%v", err)
+	}
+	if ver != bech32.Version0 {
+		return nil, bad("its checksum is bech32m; BOLT11 invoices use bech32")
 	}
 	if !strings.HasPrefix(hrp, "ln") {
 		return nil, bad("not a lightning invoice")

@@ -64,6 +64,7 @@ func TestBolt11Bad(t *testing.T) {
 		"mixed case":    "lnbc2500U" + vecCoffee[9:],
 		"too long":      "lnbc1" + strings.Repeat("q", MaxBolt11Len),
 		"truncated":     vecCoffee[:40],
+		"bech32m":       bech32m(t, vecCoffee), // BOLT11 is bech32 only: wallets refuse the other checksum
 	} {
 		if _, err := DecodeBolt11(s); !errors.Is(err, ErrBolt11) {
 			t.Errorf("%s: %v", name, err)
@@ -97,6 +98,20 @@ func FuzzDecodeBolt11(f *testing.F) {
 			t.Fatalf("decoded without payee or network: %+v", inv)
 		}
 	})
+}
+
+// bech32m re-encodes an invoice with a bech32m checksum (same human-readable part and data).
+func bech32m(t *testing.T, s string) string {
+	t.Helper()
+	hrp, data, err := bech32.DecodeNoLimit(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := bech32.EncodeM(hrp, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // retag re-encodes an invoice's data under another human-readable part, with a valid checksum.

@@ -148,7 +148,11 @@ func (p Price) CostSats(d time.Duration) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return (msat + 999) / 1000, nil
+	sats := msat / 1000
+	if msat%1000 != 0 {
+		sats++ // (msat+999)/1000 would wrap near the top of uint64
+	}
+	return sats, nil
 }
 
 // MillisFor is how many milliseconds of media msat millisats buy, rounded down.

@@ -76,6 +76,13 @@ func TestConversions(t *testing.T) {
 			t.Errorf("msat %d -> %d ms -> %d msat (%v)", msat, ms, c, err)
 		}
 	}
+	// Within 999 of the top of uint64, rounding up to whole sats must not wrap to 0.
+	big := Price{963329968293721, 47, Second}
+	if msat, err := big.CostMsat(15 * 60 * 1000); err != nil || msat < math.MaxUint64-999 {
+		t.Errorf("the case is not near the top any more: %d %v", msat, err)
+	} else if got, err := big.CostSats(15 * time.Minute); err != nil || got != msat/1000+1 {
+		t.Errorf("%v.CostSats(15m) = %d, %v; want %d", big, got, err, msat/1000+1)
+	}
 	if _, err := (Price{MaxSats, 1, Second}).CostMsat(math.MaxUint64); err != ErrOverflow {
 		t.Errorf("overflow not reported: %v", err)
 	}
