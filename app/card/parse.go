@@ -30,7 +30,20 @@ func ParseReport(s string) (Card, Report, error) {
 	case t == "":
 		return Card{}, Report{}, fmt.Errorf("%w: there is nothing to read (paste a card: it starts with %s)", ErrNotCard, Prefix)
 	case t[0] == '{':
-		return parseJSON([]byte(t))
+		c, r, err := parseJSON([]byte(t))
+		if err == nil {
+			return c, r, nil
+		}
+		// Not JSON as a whole: a JSON card with words after it, or a text card in braces.
+		if j, ok := embeddedJSON(t); ok && j != t {
+			return parseJSON([]byte(j))
+		}
+		if prefixAt(t, 0) >= 0 {
+			if c, terr := findText(t); terr == nil {
+				return c, Report{}, nil
+			}
+		}
+		return Card{}, Report{}, err
 	case len(t) == 64 && isHex(t):
 		return Card{}, Report{}, fmt.Errorf("%w: 64 hexadecimal digits are a key, not a card (an original Dazaar stream's key lives on the Hypercore network; a Dazaar Vision card starts with %s)", ErrNotCard, Prefix)
 	}

@@ -311,6 +311,14 @@ func damagedPrefix(t string) bool {
 // parseText reads a card's text form (already trimmed).
 func parseText(s string) (Card, error) {
 	t, err := clean(s)
+	if errors.Is(err, ErrTooLong) {
+		// Too long for a card, but is it one? Long words without one are not a card at all.
+		head := []rune(s)
+		head = head[:min(len(head), 64)]
+		if h, _ := clean(string(head)); !strings.HasPrefix(h, Prefix) && !damagedPrefix(h) {
+			return Card{}, fmt.Errorf("%w (a card starts with %s, or is JSON)", ErrNotCard, Prefix)
+		}
+	}
 	if err != nil {
 		return Card{}, err
 	}

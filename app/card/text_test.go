@@ -346,6 +346,8 @@ func TestPastedText(t *testing.T) {
 		{"JSON in a Markdown code block", "```json\n" + string(j) + "\n```"},
 		{"JSON after a label", "card: " + string(j)},
 		{"braces beside a text card", "see " + s + " {} {}"},
+		{"JSON with words after it", string(j) + "\nEnjoy!"},
+		{"in braces", "{" + s + "}"},
 	} {
 		got, err := Parse(tc.in)
 		if err != nil || !got.Equal(c) {
@@ -374,6 +376,8 @@ func TestPastedText(t *testing.T) {
 		{"a comma inside", s[:100] + "," + s[100:], ErrDamaged, "contains ','"},
 		{"cut short, in quotes", `"` + s[:200] + `"`, ErrDamaged, "missing or extra"},
 		{"a sentence without a card", "Watch my stream tonight, see you there", ErrNotCard, ""},
+		{"pages of words without a card", strings.Repeat("Watch my stream tonight, see you there. ", 300), ErrNotCard, ""},
+		{"broken JSON", string(j[:len(j)/2]), ErrMalformed, "cut short"},
 	} {
 		got, err := Parse(tc.in)
 		if err == nil {
