@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -272,6 +273,16 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 			b.Stop()
 		}
 	}()
+	if b.cfg.Resume != "" {
+		rec, err := b.cfg.Data.loadStream(b.cfg.Resume)
+		if err != nil {
+			return err
+		}
+		if old, perr := price.Parse(rec.Price); rec.Price != "" && perr == nil && !samePrice(old, b.cfg.Price) {
+			return fmt.Errorf("a resumed stream keeps its price (%s): viewers hold cards with it, and their "+
+				"invoices would not match another; go live as a new stream to sell at %s", old, b.cfg.Price)
+		}
+	}
 	if !b.cfg.Price.IsFree() {
 		// Before anything is made or shown: a card must never be shared for a stream that
 		// cannot sell.
@@ -421,6 +432,17 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 	}
 	b.log.Info("live", "stream", b.id, "peer", b.node.ID(), "price", b.cfg.Price.String())
 	return nil
+}
+
+// samePrice says whether two prices charge the same per millisecond ("60 sats per hour" and
+// "1 sat per minute" do).
+func samePrice(a, b price.Price) bool {
+	if a.IsFree() || b.IsFree() {
+		return a.IsFree() == b.IsFree()
+	}
+	ah, al := bits.Mul64(a.Sats, b.PeriodMillis())
+	bh, bl := bits.Mul64(b.Sats, a.PeriodMillis())
+	return ah == bh && al == bl
 }
 
 // run starts one of the session's goroutines; an error from it ends the session.

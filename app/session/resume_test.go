@@ -4,6 +4,7 @@ import (
 	"context"
 	"image"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,15 @@ func TestResumeAcrossHeaderChange(t *testing.T) {
 
 	cfg.Resume, cfg.Preset, cfg.Name = a.ID(), broadcast.Medium, ""
 	cfg.Network.Listen = nil // a resumed stream listens where its card says
+	// Not at another price: viewers hold the card with this one.
+	paid := cfg
+	paid.Price, _ = price.Parse("10 sats per minute")
+	if pb, err := NewBroadcaster(paid); err != nil {
+		t.Fatal(err)
+	} else if err := pb.Start(ctx); err == nil || !strings.Contains(err.Error(), "keeps its price (free)") {
+		pb.Stop()
+		t.Fatalf("resumed at another price: %v", err)
+	}
 	b, err := NewBroadcaster(cfg)
 	if err != nil {
 		t.Fatal(err)
