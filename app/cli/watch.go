@@ -117,17 +117,21 @@ func (e *env) watch(args []string) error {
 		return fmt.Errorf("cannot watch: %w", err)
 	}
 	defer v.Stop()
-	var seeks sync.WaitGroup // waited for before the session stops
+	var seeks sync.WaitGroup // seeks and invoice requests, waited for before the session stops
 	defer seeks.Wait()
+	opCtx, opCancel := context.WithCancel(ctx)
+	defer opCancel() // before the wait: a pending seek or invoice request ends with the command
 	var toldRuns atomic.Bool // the viewer was told once how times count on a resumed stream
 	seek := func(t time.Duration) {
 		if toStdout {
 			fmt.Fprintln(text, "seek is not possible while writing to stdout: use -from when starting")
 			return
 		}
-		at, live, err := v.Seek(ctx, t)
+		at, live, err := v.Seek(opCtx, t)
 		if err != nil {
-			fmt.Fprintf(text, "cannot seek: %v\n", err)
+			if opCtx.Err() == nil { // else the command is ending: nothing to say
+				fmt.Fprintf(text, "cannot seek: %v\n", err)
+			}
 			return
 		}
 		if live {
@@ -178,9 +182,11 @@ func (e *env) watch(args []string) error {
 	}
 	buy := func(r session.BuyRequest) {
 		r.Method = m
-		inv, err := v.Buy(ctx, r)
+		inv, err := v.Buy(opCtx, r)
 		if err != nil {
-			fmt.Fprintf(text, "no invoice: %v\n", err)
+			if opCtx.Err() == nil {
+				fmt.Fprintf(text, "no invoice: %v\n", err)
+			}
 			return
 		}
 		fmt.Fprintf(text, "Pay %d sats for %v of video (expires %s):\ninvoice %s\n", inv.Sats, inv.Media, inv.Expires.Format(time.TimeOnly), inv.URI)
@@ -189,7 +195,7 @@ func (e *env) watch(args []string) error {
 		}
 	}
 	if !c.Price.IsFree() && (*minutes > 0 || *sats > 0) {
-		go buy(session.BuyRequest{Minutes: uint32(*minutes), Sats: *sats})
+		seeks.Go(func() { buy(session.BuyRequest{Minutes: uint32(*minutes), Sats: *sats}) })
 	} else if !c.Price.IsFree() {
 		fmt.Fprintln(text, "Type `buy N` for N minutes, or `sats N`.")
 	}
@@ -219,9 +225,9 @@ loop:
 			n, _ := strconv.ParseUint(strings.TrimSpace(arg), 10, 64)
 			switch cmd {
 			case "buy", "topup":
-				go buy(session.BuyRequest{Minutes: uint32(n)})
+				seeks.Go(func() { buy(session.BuyRequest{Minutes: uint32(n)}) })
 			case "sats":
-				go buy(session.BuyRequest{Sats: n})
+				seeks.Go(func() { buy(session.BuyRequest{Sats: n}) })
 			case "pause":
 				v.Pause()
 			case "resume":

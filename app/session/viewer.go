@@ -140,6 +140,7 @@ type Viewer struct {
 	feed     *feed.Feed
 	feeds    []*feed.Feed // every reader opened (forks), closed at Stop
 
+	recMu   sync.Mutex // guards rec's changes and saves (Buy and Stop)
 	buyMu   sync.Mutex // one invoice request at a time
 	answers chan invoicemsg.Answer
 
@@ -682,8 +683,11 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 	if inv.QRPNG, err = paymentqr.PNG(a.URI, 512); err != nil {
 		v.log.Warn("cannot draw the invoice as a QR code", "err", err)
 	}
+	v.recMu.Lock()
 	v.rec.Purchases = append(v.rec.Purchases, Purchase{InvoiceID: a.ID, Method: a.Method.String(), Sats: a.Sats, Millis: a.Millis, URI: a.URI, Requested: inv.Requested})
-	if err := v.cfg.Data.saveWatched(v.rec); err != nil {
+	err = v.cfg.Data.saveWatched(v.rec)
+	v.recMu.Unlock()
+	if err != nil {
 		v.log.Warn("cannot record the purchase", "err", err)
 	}
 	v.ev.emit(Event{Kind: EventInvoice, Text: fmt.Sprintf("Pay %d sats for %v", a.Sats, inv.Media)})
@@ -946,11 +950,13 @@ func (v *Viewer) Stop() error {
 			errs = append(errs, v.node.Close())
 		}
 		if v.id != "" {
+			v.recMu.Lock() // a Buy may still be answered while the session stops
 			v.rec.LastWatched = time.Now()
 			if fd := v.currentFeed(); fd != nil {
 				v.rec.Bytes = fd.Head().ByteLength
 			}
 			errs = append(errs, v.cfg.Data.saveWatched(v.rec))
+			v.recMu.Unlock()
 		}
 		v.feedMu.Lock()
 		for _, f := range v.feeds {
