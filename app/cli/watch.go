@@ -120,7 +120,7 @@ func (e *env) watch(args []string) error {
 	var seeks sync.WaitGroup // seeks and invoice requests, waited for before the session stops
 	defer seeks.Wait()
 	opCtx, opCancel := context.WithCancel(ctx)
-	defer opCancel() // before the wait: a pending seek or invoice request ends with the command
+	defer opCancel()         // before the wait: a pending seek or invoice request ends with the command
 	var toldRuns atomic.Bool // the viewer was told once how times count on a resumed stream
 	seek := func(t time.Duration) {
 		if toStdout {
