@@ -95,6 +95,9 @@ func TestFreeStreamThroughTheWindow(t *testing.T) {
 	seller.waitFor("home", func() bool { _, ok := seller.u.cur.(*homeScreen); return ok })
 	seller.waitFor("my stream", func() bool { return strings.Contains(seller.screenText(), "[Resume]") })
 	seller.mustShow("Stopped. The stream holds", "Garden")
+	if !l.preview.closed.Load() || l.preview.cur != nil {
+		t.Fatal("the live view's preview kept its last picture after Stop broadcasting")
+	}
 
 	// Resume preselects the stream and keeps its price.
 	test.Tap(seller.button("Resume"))

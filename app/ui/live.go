@@ -59,14 +59,27 @@ func (l *liveScreen) close() {
 	l.w.cancel()
 	if !l.stopping {
 		l.stopping = true
-		b, preview := l.b, l.preview
-		l.u.goDo(func() {
-			b.Stop()
+		l.shutdown(nil)
+	}
+}
+
+// shutdown stops the broadcast on a goroutine, then, on the UI's goroutine, releases the
+// preview (no picture comes after Stop) and calls then (if not nil) with the final figures.
+// Every way off the screen goes through it once: Stop broadcasting, a failure, leaving.
+func (l *liveScreen) shutdown(then func(session.BroadcastFigures)) {
+	b, preview := l.b, l.preview
+	l.u.goDo(func() {
+		b.Stop()
+		f := b.Snapshot()
+		l.u.do(func() {
 			if preview != nil {
-				l.u.do(preview.release) // no picture comes after Stop
+				preview.release()
+			}
+			if then != nil {
+				then(f)
 			}
 		})
-	}
+	})
 }
 
 func (l *liveScreen) build() {
@@ -244,16 +257,11 @@ func (l *liveScreen) stop() {
 	l.stopping = true
 	l.stopBtn.Disable()
 	l.status.SetText("Stopping: closing the camera and the connections…")
-	b := l.b
-	id := b.ID()
-	l.u.goDo(func() {
-		b.Stop()
-		f := b.Snapshot()
-		l.u.do(func() {
-			if l.u.cur == l {
-				l.u.showHomeWith(fmt.Sprintf("Stopped. The stream holds %d blocks (%s); resume it below under the same card (%s).", f.Blocks, human.Bytes(f.FeedBytes), shortID(id)))
-			}
-		})
+	id := l.b.ID()
+	l.shutdown(func(f session.BroadcastFigures) {
+		if l.u.cur == l {
+			l.u.showHomeWith(fmt.Sprintf("Stopped. The stream holds %d blocks (%s); resume it below under the same card (%s).", f.Blocks, human.Bytes(f.FeedBytes), shortID(id)))
+		}
 	})
 }
 
@@ -270,6 +278,7 @@ func (l *liveScreen) ended(err error) {
 	}
 	l.status.SetText(msg)
 	l.values[0].SetText("stopped")
+	l.shutdown(nil) // what the session left open, and the preview's last picture
 	home := widget.NewButtonWithIcon("Home", theme.HomeIcon(), func() { l.u.showHomeWith(msg) })
 	l.top.Add(home)
 }
