@@ -227,6 +227,20 @@ func TestWatchStates(t *testing.T) {
 	// The broadcaster resumed the stream: the status says where Go to start goes.
 	s.render(session.ViewFigures{Connected: true, Remaining: 297 * time.Second, FramesShown: 70, Resumed: true}, session.ViewPaid)
 	h.mustShow("Paid: video flows while paid time is left. Top up any time. The broadcaster resumed this stream: Go to start goes to where it resumed.")
+	// A top-up invoice survives a reconnect (the time shown again is the time already paid
+	// for), and goes once the seller adds the time it buys.
+	test.Tap(s.topUpBtn)
+	s.showInvoice(session.Invoice{Sats: 84, Media: 5 * time.Minute, Expires: time.Date(2026, 1, 1, 12, 34, 0, 0, time.Local),
+		URI: "lightning:lnsb840n1ptest", Bolt11: "lnsb840n1ptest", QRPNG: mustQR(t, "lightning:lnsb840n1ptest")})
+	s.render(session.ViewFigures{Reason: "The broadcaster went away; trying to reconnect", Remaining: 296 * time.Second}, session.ViewConnecting)
+	s.render(session.ViewFigures{Connected: true, Remaining: 295 * time.Second, FramesShown: 80}, session.ViewPaid)
+	if s.inv == nil || !s.buyPanel.Visible() {
+		t.Fatal("a reconnect took the unpaid top-up invoice away")
+	}
+	s.render(session.ViewFigures{Connected: true, Remaining: 594 * time.Second, FramesShown: 90}, session.ViewPaid)
+	if s.inv != nil || s.buyPanel.Visible() {
+		t.Fatal("the paid top-up invoice stays")
+	}
 	// Top up while paid.
 	test.Tap(s.topUpBtn)
 	if !s.buyPanel.Visible() {

@@ -576,8 +576,12 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 	setLabel(s.figures, fig)
 	// The buy panel: when there is no paid time, or when Top up was pressed.
 	if paid {
-		if st == session.ViewPaid && s.inv != nil && (prev.State() != session.ViewPaid || f.Remaining > prev.Remaining+2*time.Second) {
-			// The invoice was paid: clear it so a top-up starts afresh.
+		// The invoice was paid when the seller let a refused viewer in, or added at least half
+		// of what the invoice buys: not when a reconnect shows the time that was already paid
+		// for, nor when the seller's count corrects the local countdown by a few seconds.
+		if st == session.ViewPaid && s.inv != nil && (prev.State() == session.ViewRefused ||
+			f.Remaining > prev.Remaining+max(2*time.Second, s.inv.Media/2)) {
+			// Clear the invoice so a top-up starts afresh.
 			s.clearInvoice()
 			s.topUp = false
 		}
