@@ -228,14 +228,21 @@ loop:
 				seeks.Go(func() { buy(session.BuyRequest{Minutes: uint32(n)}) })
 			case "sats":
 				seeks.Go(func() { buy(session.BuyRequest{Sats: n}) })
-			case "pause":
-				v.Pause()
-			case "resume":
-				v.Resume()
-			case "live":
-				v.GoLive()
-			case "start":
-				v.GoToStart()
+			case "pause", "resume", "live", "start":
+				if *noPlay {
+					fmt.Fprintf(text, "%s: nothing plays here (-no-play, or -o - writing the stream out)\n", cmd)
+					continue
+				}
+				switch cmd {
+				case "pause":
+					v.Pause()
+				case "resume":
+					v.Resume()
+				case "live":
+					v.GoLive()
+				case "start":
+					v.GoToStart()
+				}
 			case "seek":
 				t, err := mediatime.Parse(strings.TrimSpace(arg))
 				if err != nil {

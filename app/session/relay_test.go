@@ -11,6 +11,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/playback"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
@@ -197,6 +198,63 @@ func TestFreeStreamViewerChecksHeaderClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoPlaybackControlsStartNoPlayer: a viewer made with NoPlayback (watch -no-play, -o -)
+// downloads; the player's controls start no player (before, live, start or resume opened the
+// sound device that -no-play promises not to touch).
+func TestNoPlaybackControlsStartNoPlayer(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	video, audio := testDevices(t)
+	sd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "test", Preset: broadcast.Low,
+		Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	vd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened atomic.Int64
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: b.Card(), Network: loopback, Logger: testLog(t),
+		NoPlayback: true, Audio: func() playback.AudioOutput { opened.Add(1); return silentAudio() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	v.GoLive()
+	v.GoToStart()
+	v.Pause()
+	v.Resume()
+	for v.Snapshot().Stored < 20 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the download stalled: %+v", v.Snapshot())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	v.playMu.Lock()
+	started := v.player != nil
+	v.playMu.Unlock()
+	if started || opened.Load() != 0 {
+		t.Fatalf("a player started (%v) and opened the sound device %d times", started, opened.Load())
+	}
+	if err := v.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -713,8 +713,8 @@ func (v *Viewer) restartLive() {
 // stopping.
 func (v *Viewer) startPlayerLocked(base, from uint64) {
 	v.stopPlayerLocked()
-	if v.ctx == nil || v.ctx.Err() != nil || v.src == nil {
-		return
+	if v.ctx == nil || v.ctx.Err() != nil || v.src == nil || v.cfg.NoPlayback {
+		return // (NoPlayback: no player, whatever a control asks; the download goes on)
 	}
 	v.playMu.Lock()
 	defer v.playMu.Unlock()
