@@ -2,8 +2,10 @@ package session
 
 import (
 	"context"
+	"errors"
 	"image"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -254,6 +256,65 @@ func TestNoPlaybackControlsStartNoPlayer(t *testing.T) {
 	if started || opened.Load() != 0 {
 		t.Fatalf("a player started (%v) and opened the sound device %d times", started, opened.Load())
 	}
+	if err := v.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failingAudio is a sound device that is gone.
+type failingAudio struct{}
+
+func (failingAudio) Start(int, int, func([]float32)) error {
+	return errors.New("the sound device is gone")
+}
+func (failingAudio) Latency() time.Duration { return 0 }
+func (failingAudio) Close() error           { return nil }
+
+// TestPlaybackStoppedIsTold: a player that stops on its own is reported in the figures (not
+// playing, and why), and a control that starts a player again clears it.
+func TestPlaybackStoppedIsTold(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	video, audio := testDevices(t)
+	sd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "test", Preset: broadcast.Low,
+		Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	vd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened atomic.Int64
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: b.Card(), Network: loopback, Logger: testLog(t),
+		Audio: func() playback.AudioOutput {
+			if opened.Add(1) == 1 {
+				return failingAudio{}
+			}
+			return silentAudio()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	waitFor(t, "the stop told", 30*time.Second, func() bool {
+		f := v.Snapshot()
+		return strings.Contains(f.PlaybackStopped, "the sound device is gone") && !f.Playing
+	})
+	v.GoLive()
+	waitFor(t, "playing again", 30*time.Second, func() bool { f := v.Snapshot(); return f.PlaybackStopped == "" && f.Playing })
 	if err := v.Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -91,11 +91,14 @@ type ViewFigures struct {
 	FramesShown   int64
 	// FramesLate are decoded pictures the player skipped: due before they could be shown
 	// (joining at a key frame it decodes the group up to the live edge at once).
-	FramesLate    int64
-	Playing       bool
-	Paused        bool
-	Description   string
-	EventsDropped int64
+	FramesLate int64
+	Playing    bool
+	Paused     bool
+	// PlaybackStopped says why the player stopped on its own (a damaged stream, the sound
+	// device lost); "" while it plays, and again once a control starts it anew.
+	PlaybackStopped string
+	Description     string
+	EventsDropped   int64
 	// Resumed says the broadcaster resumed this stream after the viewer's start of it: play
 	// times and seeks count from the start of the run in force (earlier runs are not played).
 	Resumed bool
@@ -169,6 +172,7 @@ type Viewer struct {
 	paused      atomic.Bool
 	from        uint64 // where the current player started (0: live)
 	playing     atomic.Bool
+	playErr     atomic.Pointer[string] // why the player stopped on its own (ViewFigures.PlaybackStopped)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -727,6 +731,7 @@ func (v *Viewer) startPlayerLocked(base, from uint64) {
 		return
 	}
 	v.player, v.playSrc, v.playCancel, v.from = p, src, cancel, from
+	v.playErr.Store(nil)
 	v.playWG.Add(1)
 	go func() {
 		defer v.playWG.Done()
@@ -736,7 +741,10 @@ func (v *Viewer) startPlayerLocked(base, from uint64) {
 				return
 			}
 			if err != nil {
-				v.ev.emit(Event{Kind: EventError, Text: fmt.Sprintf("playback stopped: %v", err)})
+				text := fmt.Sprintf("playback stopped: %v", err)
+				v.playErr.Store(&text)
+				v.playing.Store(false)
+				v.ev.emit(Event{Kind: EventError, Text: text})
 				return
 			}
 			h := src.crossed.Swap(0)
@@ -912,6 +920,9 @@ func (v *Viewer) Snapshot() ViewFigures {
 	}
 	v.playMu.Unlock()
 	f.Playing, f.Paused = v.playing.Load(), v.paused.Load()
+	if e := v.playErr.Load(); e != nil {
+		f.PlaybackStopped = *e
+	}
 	f.EventsDropped = v.ev.dropped.Load()
 	f.Resumed = v.src != nil && v.src.base.Load() > 0
 	if v.sw != nil {

@@ -286,6 +286,11 @@ func TestWatchFreeStateAndErrors(t *testing.T) {
 	s.lastEvent = "playback stopped: the stream's header is damaged"
 	s.render(session.ViewFigures{Connected: true}, session.ViewFree)
 	h.mustShow("playback stopped: the stream's header is damaged")
+	// A player that stops after pictures were shown says so too (before, only before the
+	// first picture: the picture stood still under "video flows").
+	s.lastEvent = ""
+	s.render(session.ViewFigures{Connected: true, FramesShown: 40, PlaybackStopped: "playback stopped: the sound device is gone"}, session.ViewFree)
+	h.mustShow("playback stopped: the sound device is gone (Go live or Go to start plays again)")
 }
 
 // TestVideoViewCoalesces: frames arriving faster than the window draws replace the parked one;

@@ -540,7 +540,11 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 	if f.Paused {
 		overlay = "Paused (space bar to play)"
 	}
-	if st != session.ViewRefused && s.lastEvent != "" && f.FramesShown == 0 && !strings.HasPrefix(s.lastEvent, "Paid time left") && s.lastEvent != "Stream is free of charge" {
+	if f.PlaybackStopped != "" {
+		// Whenever it happens, not only before the first picture: the picture would stand
+		// still under a status saying video flows.
+		status += " · " + f.PlaybackStopped + " (Go live or Go to start plays again)"
+	} else if st != session.ViewRefused && s.lastEvent != "" && f.FramesShown == 0 && !strings.HasPrefix(s.lastEvent, "Paid time left") && s.lastEvent != "Stream is free of charge" {
 		status += " · " + s.lastEvent
 	}
 	if f.Resumed && st != session.ViewConnecting {
