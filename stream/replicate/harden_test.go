@@ -88,6 +88,46 @@ func TestSellerFaultsStayInItsLog(t *testing.T) {
 	}
 }
 
+// A viewer asking for what the feed does not have (a block far past its length) is told so,
+// and the seller's log gets no error line for it: any admitted viewer could send such requests
+// at full speed, and each was logged as the seller's own fault.
+func TestRequestPastTheFeedIsNotAFault(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 3, 100)
+	sn := newNode(t, nil)
+	var logs xtest.SyncBuffer
+	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := dialRaw(t, newNode(t, nil), sn.AddrInfo())
+	for id := uint64(1); id <= 20; id++ {
+		c.request(t, id, feed.Request{Block: &feed.BlockRequest{Index: 1 << 40}})
+	}
+	var reasons []string
+	waitFor(t, 20*time.Second, "the seller's answers", func() bool {
+		reasons = reasons[:0]
+		for _, f := range c.framesAfter(t, 0) {
+			if f.t == wire.TNoData {
+				nd, err := wire.DecodeNoData(f.body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reasons = append(reasons, nd.Reason)
+			}
+		}
+		return len(reasons) == 20
+	})
+	for _, r := range reasons {
+		if r != reasonNotHere {
+			t.Fatalf("the viewer was told %q", r)
+		}
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("the seller logged a viewer's request as its own fault:\n%s", logs.String())
+	}
+}
+
 // stallSellerSyncs makes the feed in dir hang in every disk sync until release (called at the
 // latest when the test ends, before the feed's Close waits for its syncs).
 func stallSellerSyncs(t *testing.T, dir string) (release func()) {

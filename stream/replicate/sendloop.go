@@ -454,10 +454,21 @@ const (
 	faultSync  = "sync"  // the disk sync an early push's signature waits for failed
 
 	reasonFault = "The seller could not answer this request because of a problem on its side; it has been logged there"
+	// reasonNotHere answers a request for what this feed does not have (a block past its
+	// length, a tree node past its tree, a block a relay does not hold): the viewer's
+	// doing, or a relay's normal gap, not a fault of the seller's.
+	reasonNotHere = "This request asks for blocks or tree nodes that are not held here"
 )
 
-// fault tells the viewer that request id failed on the seller's side, and logs why.
+// fault tells the viewer that request id failed on the seller's side, and logs why. A request
+// for what is not here is answered with reasonNotHere and logged at debug level only: any
+// admitted viewer can send those at full speed, and each was an error line in the seller's
+// log, worded as the seller's own problem.
 func (l *sendLoop) fault(id uint64, code string, err error) error {
+	if errors.Is(err, feed.ErrInvalidRequest) || errors.Is(err, feed.ErrNotStored) {
+		l.ss.s.log.Debug("a viewer asked for what is not here", "viewer", l.ss.peer, "request", id, "err", err)
+		return l.noData(id, reasonNotHere)
+	}
 	n := l.ss.s.faults.Add(1)
 	l.ss.s.log.Error("cannot answer a viewer's request", "viewer", l.ss.peer, "request", id, "code", code, "fault", n, "err", err)
 	return l.noData(id, fmt.Sprintf("%s (code %s-%d).", reasonFault, code, n))
