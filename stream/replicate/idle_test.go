@@ -110,3 +110,54 @@ func TestSellerKeepAliveHoldsIdleSession(t *testing.T) {
 		t.Fatalf("%d statuses in 3 s of keep-alives every 150 ms", statuses)
 	}
 }
+
+// TestViewerWriteToNonReadingSeller: a seller that keeps its session alive (a status every
+// so often) but never reads no longer blocks the viewer's writes for ever: a write gets
+// IdleTimeout, like a read, and fails when it runs out (before, Send blocked once the
+// stream's window was full, and so did the handler and any Fetch behind it).
+func TestViewerWriteToNonReadingSeller(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 10, 1024)
+	const idle = 800 * time.Millisecond
+	fake := newNode(t, nil)
+	stop := make(chan struct{})
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
+	defer close(stop)
+	fake.Host().SetStreamHandler(wire.Protocol, func(s network.Stream) {
+		handlers.Add(1)
+		defer handlers.Done()
+		defer s.Reset()
+		w := wire.NewWriter(s)
+		_ = w.Frame(wire.TAccess, wire.Access{State: wire.Free}.AppendBinary)
+		for {
+			_ = w.Frame(wire.TStatus, wire.Status{Length: 10}.AppendBinary)
+			if w.Flush() != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(idle / 4):
+			}
+		}
+	})
+	r := startViewerWith(t, nil, fake.AddrInfo(), sf.Key(), true, func(c *ViewerConfig) { c.IdleTimeout = idle })
+	defer r.stop()
+	waitFor(t, 20*time.Second, "a session", func() bool { return r.viewer.Connected() })
+	failed := make(chan error, 1)
+	go func() {
+		msg := make([]byte, wire.MaxApp)
+		for {
+			if err := r.viewer.Send(msg); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-failed:
+		t.Logf("the viewer's write gave up: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("a seller that does not read holds the viewer's write for ever")
+	}
+}

@@ -400,6 +400,10 @@ func (s *viewerSession) sendStatus() error {
 func (s *viewerSession) write(t wire.Type, fill func([]byte) ([]byte, error)) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	// A seller (or relay) that keeps sending but stops reading would block the write for
+	// ever, and with it the goroutine that wrote (the handler, a Fetch, Send): a write
+	// gets IdleTimeout, like a read, and ends the session when it runs out.
+	_ = s.str.SetWriteDeadline(time.Now().Add(s.v.cfg.IdleTimeout))
 	if err := s.w.Frame(t, fill); err != nil {
 		return err
 	}
