@@ -142,6 +142,7 @@ func checkText(what, s string, max int, multiline bool) error {
 	if !utf8.ValidString(s) {
 		return invalidf("the %s is not valid UTF-8 text", what)
 	}
+	visible := false
 	for _, r := range s {
 		if multiline && (r == '\n' || r == '\t') {
 			continue
@@ -149,6 +150,18 @@ func checkText(what, s string, max int, multiline bool) error {
 		if unicode.IsControl(r) || isBidiControl(r) {
 			return invalidf("the %s contains the control character %U", what, r)
 		}
+		if unicode.In(r, unicode.Zl, unicode.Zp) || (unicode.Is(unicode.Cf, r) && r != 0x200c && r != 0x200d) {
+			// Line and paragraph separators break a one-line name; formatting characters
+			// (zero-width spaces, tags, the byte-order mark) hide text. Zero-width
+			// (non-)joiners stay: emoji and several scripts need them.
+			return invalidf("the %s contains the invisible character %U", what, r)
+		}
+		if !unicode.IsSpace(r) && r != 0x200c && r != 0x200d && !unicode.Is(unicode.Mn, r) {
+			visible = true
+		}
+	}
+	if s != "" && !visible {
+		return invalidf("the %s has nothing visible in it", what)
 	}
 	return nil
 }

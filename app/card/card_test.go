@@ -87,6 +87,9 @@ func validCards(t testing.TB) map[string]Card {
 	c.Description = "line one\nline two\twith a tab"
 	c.Price = price.Price{Sats: 1, Interval: 30, Unit: price.Second}
 	cs["relay address, unicode"] = c
+	c = free(t)
+	c.Name = "👩\u200d👩\u200d👧 क्\u200dष live" // zero-width joiners: an emoji family, a Devanagari conjunct
+	cs["zero-width joiners"] = c
 	for _, n := range Networks {
 		c := typical(t)
 		c.Network = n
@@ -114,6 +117,12 @@ func TestValidate(t *testing.T) {
 		{"name with terminal escape", func(c *Card) { c.Name = "a\x1b[2Jb" }, "control character"},
 		{"description too long", func(c *Card) { c.Description = strings.Repeat("x", MaxDescription+1) }, "description is 1025 bytes"},
 		{"description with bidi override", func(c *Card) { c.Description = "abc\u202edef" }, "control character"},
+		{"name with a line separator", func(c *Card) { c.Name = "a\u2028b" }, "invisible character U+2028"},
+		{"description with a paragraph separator", func(c *Card) { c.Description = "a\u2029b" }, "invisible character U+2029"},
+		{"name with a zero-width space", func(c *Card) { c.Name = "Alice\u200bs show" }, "invisible character U+200B"},
+		{"name with a byte-order mark", func(c *Card) { c.Name = "\ufeffshow" }, "invisible character U+FEFF"},
+		{"name with tag characters", func(c *Card) { c.Name = "show\U000E0041" }, "invisible character U+E0041"},
+		{"name of spaces and joiners", func(c *Card) { c.Name = " \u200d\u3000 " }, "nothing visible"},
 		{"zero feed", func(c *Card) { c.Feed = [32]byte{} }, "feed key is missing"},
 		{"no seller", func(c *Card) { c.Seller = "" }, "peer ID is missing"},
 		{"seller garbage", func(c *Card) { c.Seller = "12D3KooWnotapeerid" }, "cannot be read"},
