@@ -223,8 +223,11 @@ func Parse(s string) (Price, error) {
 		return Free, nil
 	}
 	t = strings.ReplaceAll(t, "/", " per ")
-	f := strings.Fields(t)
+	f := strings.Fields(spaceNumbers(t))
 	// Forms: N sats per [K] unit
+	if len(f) >= 2 && (f[1] == "satoshi" || f[1] == "satoshis") {
+		f[1] = "sats"
+	}
 	if len(f) < 4 || (f[1] != "sat" && f[1] != "sats") || f[2] != "per" {
 		return Price{}, fmt.Errorf("price: cannot read %q (write e.g. \"1000 sats per hour\" or \"free\")", s)
 	}
@@ -236,6 +239,9 @@ func Parse(s string) (Price, error) {
 	rest := f[3:]
 	if len(rest) == 2 {
 		interval, err = strconv.ParseUint(rest[0], 10, 32)
+		if errors.Is(err, strconv.ErrRange) {
+			return Price{}, fmt.Errorf("price: interval %s is too large (at most %d)", rest[0], MaxInterval)
+		}
 		if err != nil {
 			return Price{}, fmt.Errorf("price: interval %q is not a whole number", rest[0])
 		}
@@ -252,4 +258,26 @@ func Parse(s string) (Price, error) {
 		return Price{}, errors.New("price: 0 sats; write \"free\" for a free stream")
 	}
 	return New(sats, uint32(interval), u)
+}
+
+// spaceNumbers writes t with its numbers apart from the words around them ("1000sats" and
+// "30s" as "1000 sats" and "30 s") and without thousands separators ("1,000" and "1_000" as
+// "1000"), the forms people type a price in.
+func spaceNumbers(t string) string {
+	var b strings.Builder
+	isDigit := func(i int) bool { return i >= 0 && i < len(t) && t[i] >= '0' && t[i] <= '9' }
+	var prev byte // the last byte written
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if (c == ',' || c == '_') && isDigit(i-1) && isDigit(i+1) && isDigit(i+2) && isDigit(i+3) && !isDigit(i+4) {
+			continue // a thousands separator: three digits follow, then no fourth
+		}
+		digit, prevDigit := c >= '0' && c <= '9', prev >= '0' && prev <= '9'
+		if prev != 0 && digit != prevDigit && prev != ' ' && c != ' ' {
+			b.WriteByte(' ')
+		}
+		b.WriteByte(c)
+		prev = c
+	}
+	return b.String()
 }

@@ -2,6 +2,7 @@ package price
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -17,6 +18,11 @@ func TestParseAndString(t *testing.T) {
 		{"10 sats per 30 seconds", Price{10, 30, Second}, "10 sats per 30 seconds"},
 		{"1000 sat/h", Price{1000, 1, Hour}, "1000 sats per hour"},
 		{" 5 SATS PER 2 minutes ", Price{5, 2, Minute}, "5 sats per 2 minutes"},
+		{"1000sats/hour", Price{1000, 1, Hour}, "1000 sats per hour"},
+		{"1,000 sats per hour", Price{1000, 1, Hour}, "1000 sats per hour"},
+		{"1,000,000 sats per 10 hours", Price{1_000_000, 10, Hour}, "1000000 sats per 10 hours"},
+		{"1000 sats/30s", Price{1000, 30, Second}, "1000 sats per 30 seconds"},
+		{"1000 satoshis per hour", Price{1000, 1, Hour}, "1000 sats per hour"},
 	}
 	for _, c := range cases {
 		got, err := Parse(c.in)
@@ -32,10 +38,19 @@ func TestParseAndString(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "sats per hour", "-1 sats per hour", "1.5 sats per hour", "10 sats per fortnight",
-		"10 sats per 0 hours", "0 sats per hour", "99999999999999999999 sats per hour", "10 euros per hour"} {
+		"10 sats per 0 hours", "0 sats per hour", "99999999999999999999 sats per hour", "10 euros per hour",
+		"1,00 sats per hour", "1,0000 sats per hour", "10 sats per 1,5 hours"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
+	}
+}
+
+// An interval too large for a price is called that, not "not a whole number".
+func TestParseIntervalTooLarge(t *testing.T) {
+	_, err := Parse("1000 sats per 4294967297 hours")
+	if err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("error %v", err)
 	}
 }
 
