@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -70,6 +71,32 @@ func pickDevice(kind capture.Kind, choice string) (*capture.Device, error) {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// checkPaymentFlags refuses payment flags that would be ignored: any on a free stream, the
+// macaroon and certificate files beside -lnd-dir (which reads its own), and the node's
+// settings without -xpub.
+func checkPaymentFlags(set map[string]bool, free bool) error {
+	var lnd, chain []string
+	for _, f := range []string{"lnd-dir", "lnd-host", "lnd-macaroon", "lnd-cert"} {
+		if set[f] {
+			lnd = append(lnd, "-"+f)
+		}
+	}
+	for _, f := range []string{"xpub", "btc-node", "btc-user", "btc-pass", "btc-cookie", "btc-cert", "btc-websocket", "min-conf", "provisional-cap", "gap-limit"} {
+		if set[f] {
+			chain = append(chain, "-"+f)
+		}
+	}
+	switch {
+	case free && len(lnd)+len(chain) > 0:
+		return usagef("a free stream takes no payment settings (%s); give -price to sell", strings.Join(append(lnd, chain...), " "))
+	case set["lnd-dir"] && (set["lnd-macaroon"] || set["lnd-cert"]):
+		return usagef("-lnd-dir reads the macaroon and certificate from LND's directory: give -lnd-dir, or -lnd-macaroon and -lnd-cert, not both")
+	case len(chain) > 0 && !set["xpub"]:
+		return usagef("%s set the on-chain payments, which need -xpub (the watch-only account key)", strings.Join(chain, " "))
+	}
+	return nil
 }
 
 func (e *env) live(args []string) error {
@@ -149,6 +176,11 @@ func (e *env) live(args []string) error {
 	cfg := session.BroadcasterConfig{Data: data, Secrets: store, Resume: *resume, Name: *name, Description: *desc,
 		Preset: preset, Video: vd, Audio: ad, Price: p, Logger: e.log,
 		Network: session.NetworkConfig{Listen: listen, LAN: *lan, Public: *lan}, UplinkKbps: *uplink, DirectViewers: *direct}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := checkPaymentFlags(set, p.IsFree()); err != nil {
+		return err
+	}
 	if !p.IsFree() {
 		switch {
 		case *lndDir != "":
@@ -157,8 +189,12 @@ func (e *env) live(args []string) error {
 				return err
 			}
 			cfg.Lightning = &ln
-		case *lndHost != "":
-			ln := session.LightningSetup{Host: *lndHost, Network: *network}
+		case *lndHost != "" || *lndMac != "" || *lndCert != "":
+			host := *lndHost
+			if host == "" {
+				host = "127.0.0.1:8080" // LND's default REST address
+			}
+			ln := session.LightningSetup{Host: host, Network: *network}
 			if *lndMac != "" {
 				if ln.Macaroon, err = os.ReadFile(*lndMac); err != nil {
 					return fmt.Errorf("cannot read the macaroon: %w", err)
@@ -189,6 +225,15 @@ func (e *env) live(args []string) error {
 			// No back-end on the command line: the ones the last paid stream used.
 			if cfg.Lightning, cfg.OnChain, err = session.SavedPayments(data, store); err != nil {
 				return err
+			}
+			saved := ""
+			if cfg.Lightning != nil {
+				saved = cfg.Lightning.Network
+			} else if cfg.OnChain != nil {
+				saved = cfg.OnChain.Network
+			}
+			if set["network"] && saved != "" && saved != *network {
+				return usagef("the saved payment set-up sells on %s, not %s: give the payment flags for %s (-lnd-dir, or -xpub with -btc-node)", saved, *network, *network)
 			}
 		}
 		if cfg.Lightning == nil && cfg.OnChain == nil {

@@ -112,3 +112,37 @@ func TestLiveRefusesUnreachableBackEnd(t *testing.T) {
 		t.Fatalf("live with nothing at the node's address: code %d (want 1, saying %q)\nstdout: %s\nstderr: %s", r.code, want, r.out, r.err)
 	}
 }
+
+// TestPaymentFlagsNotIgnored: payment flags that would be ignored are refused with a usage
+// error saying what goes with what (before, -lnd-macaroon without -lnd-host, the files beside
+// -lnd-dir, and -btc-node without -xpub were dropped silently, and the saved set-up was used).
+func TestPaymentFlagsNotIgnored(t *testing.T) {
+	tests := []struct {
+		set  []string
+		free bool
+		want string // "" accepted
+	}{
+		{set: []string{"lnd-dir"}},
+		{set: []string{"lnd-host", "lnd-macaroon", "lnd-cert"}},
+		{set: []string{"lnd-macaroon", "lnd-cert"}}, // the default host
+		{set: []string{"xpub", "btc-node", "btc-cookie", "min-conf"}},
+		{set: nil, free: true},
+		{set: []string{"lnd-dir", "lnd-macaroon"}, want: "not both"},
+		{set: []string{"btc-node", "btc-user"}, want: "-btc-node -btc-user set the on-chain payments, which need -xpub"},
+		{set: []string{"provisional-cap"}, want: "need -xpub"},
+		{set: []string{"xpub"}, free: true, want: "a free stream takes no payment settings (-xpub)"},
+	}
+	for _, tc := range tests {
+		set := map[string]bool{}
+		for _, f := range tc.set {
+			set[f] = true
+		}
+		err := checkPaymentFlags(set, tc.free)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v free=%v: %v", tc.set, tc.free, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v free=%v: %v, want %q", tc.set, tc.free, err, tc.want)
+		}
+	}
+}
