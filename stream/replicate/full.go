@@ -17,8 +17,46 @@ const turnAwayTimeout = 5 * time.Second
 // servingLocked reports whether peer p has a session (s.mu held).
 func (s *Seller) servingLocked(p peer.ID) bool { return len(s.byPeer[p]) > 0 }
 
-// viewersLocked counts the distinct peers with a session (s.mu held).
-func (s *Seller) viewersLocked() int { return len(s.byPeer) }
+// viewersLocked counts the distinct peers with a session that is not ending (s.mu held).
+func (s *Seller) viewersLocked() int {
+	n := 0
+	for _, sessions := range s.byPeer {
+		for ss := range sessions {
+			if ss.ctx.Err() == nil {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// IdleEvict is how long a viewer of a full server may go without a block delivered before a
+// newcomer takes its place. Every viewer that follows a live stream gets blocks several times
+// a second; one that opens a session and takes nothing (asks for no range, follows nothing, or
+// never reads) would otherwise hold one of the few slots for as long as it likes.
+const IdleEvict = 5 * time.Second
+
+// makeRoomLocked ends the session of the viewer that took no block for the longest, when
+// that is at least IdleEvict, and says whether it did (s.mu held). The ended session leaves
+// on its own goroutine; viewersLocked no longer counts it.
+func (s *Seller) makeRoomLocked() bool {
+	now := s.cfg.Clock.Now().UnixNano()
+	var idlest *sellerSession
+	for ss := range s.sessions {
+		if ss.ctx.Err() == nil && now-ss.took.Load() >= int64(IdleEvict) && (idlest == nil || ss.took.Load() < idlest.took.Load()) {
+			idlest = ss
+		}
+	}
+	if idlest == nil {
+		return false
+	}
+	s.log.Info("a viewer took no block for a while; its place goes to a new one", "viewer", idlest.peer, "limit", s.cfg.MaxViewers)
+	for ss := range s.byPeer[idlest.peer] {
+		ss.stop()
+	}
+	return true
+}
 
 // turnAway tells a viewer past MaxViewers where else to go (Full's app message) and that it
 // is refused, then closes its stream. No block or proof is sent.

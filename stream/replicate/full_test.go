@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -17,7 +18,9 @@ func TestSellerMaxViewers(t *testing.T) {
 	sn := newNode(t, nil)
 	redirect := []byte{0xd6, 1, 0}
 	var asked []peer.ID
-	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, MaxViewers: 2, Logger: quietLogger(),
+	// A clock that stands still: the served viewers, idle once they hold the 8 blocks, never
+	// become idle long enough to be made room for (TestFullSellerMakesRoom).
+	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, MaxViewers: 2, Logger: quietLogger(), Clock: clock.NewMock(),
 		Full: func(p peer.ID) ([]byte, string) { asked = append(asked, p); return redirect, "full: go elsewhere" }})
 	if err != nil {
 		t.Fatal(err)
@@ -51,4 +54,30 @@ func TestSellerMaxViewers(t *testing.T) {
 	if st := s.Stats(c.node.ID()); st.Blocks == 0 {
 		t.Fatal("no blocks counted for the third viewer")
 	}
+}
+
+// A full seller makes room for a newcomer by ending the session of a viewer that took no
+// block for IdleEvict: two peers that open a session and take nothing (they ask for no range
+// and follow nothing) no longer hold a free stream's few slots for as long as they like.
+func TestFullSellerMakesRoom(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 8, 512)
+	sn := newNode(t, nil)
+	clk := clock.NewMock()
+	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, MaxViewers: 2, Logger: quietLogger(), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for range 2 {
+		dialRaw(t, newNode(t, nil), sn.AddrInfo()) // a session that asks for nothing
+	}
+	waitFor(t, 20*time.Second, "the two idle sessions", func() bool { return len(s.Viewers()) == 2 })
+	c := startViewer(t, nil, sn.AddrInfo(), sf.Key(), true)
+	c.waitAccess(t, wire.Refused) // full, and nobody idle for long yet
+	if c.feed.Has(0) {
+		t.Fatal("a viewer past the bound got data")
+	}
+	clk.Add(IdleEvict)
+	waitFor(t, 20*time.Second, "the newcomer let in in an idle viewer's place", func() bool { return c.feed.Has(7) })
+	waitFor(t, 20*time.Second, "the idle viewer's session gone", func() bool { return len(s.Viewers()) == 2 })
 }

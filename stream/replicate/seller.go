@@ -48,7 +48,8 @@ type SellerConfig struct {
 	SyncTimeout time.Duration
 	// MaxViewers bounds the viewers (distinct peers) served at once; 0 is no bound. A new
 	// viewer past it is not served: it gets Full's app message (if any) and an access refusal
-	// with Full's reason, and its stream is closed (viewers already served keep their place;
+	// with Full's reason, and its stream is closed (viewers already served keep their place
+	// while they take blocks: one that took none for IdleEvict makes room for the newcomer;
 	// a new stream from a served peer replaces its session as usual). For free streams whose
 	// seller's uplink cannot carry everyone (stream/swarm points the rest at relays).
 	MaxViewers int
@@ -261,7 +262,7 @@ func (s *Seller) handle(str network.Stream) {
 		_ = str.Reset()
 		return
 	}
-	if s.cfg.MaxViewers > 0 && !s.servingLocked(p) && s.viewersLocked() >= s.cfg.MaxViewers {
+	if s.cfg.MaxViewers > 0 && !s.servingLocked(p) && s.viewersLocked() >= s.cfg.MaxViewers && !s.makeRoomLocked() {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {

@@ -192,6 +192,7 @@ func (l *sendLoop) settle() {
 			c.proofs.Add(1)
 		}
 		if d.block {
+			l.ss.took.Store(l.ss.s.cfg.Clock.Now().UnixNano())
 			c.blocks.Add(1)
 			c.blockBytes.Add(uint64(d.size))
 			l.ss.s.cfg.Gate.Delivered(l.ss.peer, d.index, d.size)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
@@ -52,6 +53,9 @@ type sellerSession struct {
 	live  chan struct{} // new head (coalescing, holds one)
 	gateC chan struct{} // recheck wanted (coalescing, holds one)
 	apps  *rate.Limiter // app messages from this viewer
+	// took is when the session last had a block delivered, or began (unix ns, the seller's
+	// clock): a full server makes room by ending a session that takes nothing (idleSession).
+	took atomic.Int64
 
 	mu       sync.Mutex
 	allow    Allowance
@@ -69,6 +73,7 @@ func newSellerSession(s *Seller, str network.Stream, c *peerCounters) *sellerSes
 		live: make(chan struct{}, 1), gateC: make(chan struct{}, 1),
 		apps: newAppLimiter(sessionAppRate)}
 	ss.ctx, ss.stop = context.WithCancel(s.ctx)
+	ss.took.Store(s.cfg.Clock.Now().UnixNano())
 	return ss
 }
 
