@@ -173,6 +173,7 @@ type Viewer struct {
 	from        uint64 // where the current player started (0: live)
 	playing     atomic.Bool
 	playErr     atomic.Pointer[string] // why the player stopped on its own (ViewFigures.PlaybackStopped)
+	followMu    sync.Mutex             // one tellFollow telling the seller at a time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -816,12 +817,12 @@ func (v *Viewer) position() (base, pos uint64) {
 
 // Pause stops playback where it is; Resume goes on from there, in the same run.
 func (v *Viewer) Pause() {
+	defer v.tellFollow() // after ctlMu is let go (defers run last first)
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
 	if v.paused.Swap(true) {
 		return
 	}
-	v.follow(false)
 	base, pos := v.position()
 	v.stopPlayerLocked()
 	v.playMu.Lock()
@@ -831,12 +832,12 @@ func (v *Viewer) Pause() {
 
 // Resume continues after Pause.
 func (v *Viewer) Resume() {
+	defer v.tellFollow() // after ctlMu is let go
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
 	if !v.paused.Swap(false) {
 		return
 	}
-	v.follow(true)
 	v.playMu.Lock()
 	base, from := v.fromBase, v.from
 	v.playMu.Unlock()
@@ -857,33 +858,41 @@ func (v *Viewer) GoToStart() { v.playNewest(1) }
 
 // playNewest unpauses and plays the newest run from block from (0: the live edge).
 func (v *Viewer) playNewest(from uint64) {
+	defer v.tellFollow() // after ctlMu is let go
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
 	if v.src == nil {
 		return // not started
 	}
 	v.paused.Store(false)
-	v.follow(true)
 	v.startPlayerLocked(v.src.base.Load(), from)
 }
 
 // playAt unpauses and plays from block from (0: the live edge) counted from the header at
 // index base.
 func (v *Viewer) playAt(base, from uint64) {
+	defer v.tellFollow() // after ctlMu is let go
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
 	v.paused.Store(false)
-	v.follow(true)
 	v.startPlayerLocked(base, from)
 }
 
-// follow asks a paid stream's seller to push each new block, or, while paused, not to: paused
-// time is neither sent nor charged (the blocks after the pause are fetched when it plays on).
-// A free stream's viewer keeps following: its own viewers may take the stream from it.
-func (v *Viewer) follow(on bool) {
-	if l, ok := v.rv.(interface{ SetLive(bool) }); ok && v.sw == nil {
-		l.SetLive(on)
+// tellFollow asks a paid stream's seller to push each new block, or, while paused, not to:
+// paused time is neither sent nor charged (the blocks after the pause are fetched when it
+// plays on). A free stream's viewer keeps following: its own viewers may take the stream from
+// it. Telling the seller is a write to the network, so the controls defer it until they have
+// let go of ctlMu (Stop takes ctlMu, and must not wait for a write; Stop's cancel ends a
+// write that waits). followMu makes each call send the pause state current when it runs, so
+// calls that overtake each other still leave the seller told the last one.
+func (v *Viewer) tellFollow() {
+	l, ok := v.rv.(interface{ SetLive(bool) })
+	if !ok || v.sw != nil {
+		return
 	}
+	v.followMu.Lock()
+	defer v.followMu.Unlock()
+	l.SetLive(!v.paused.Load())
 }
 
 // Snapshot is the newest figures.
