@@ -186,8 +186,18 @@ func TestRelayedViewerNotToldOfARelayLeaving(t *testing.T) {
 // secrets in memory; the caller stops it.
 func startLoopbackViewer(ctx context.Context, t *testing.T, c card.Card) *Viewer {
 	t.Helper()
+	return startViewerWith(ctx, t, c, nil)
+}
+
+// startViewerWith starts a viewer of c on loopback, its config changed by edit (may be nil).
+func startViewerWith(ctx context.Context, t *testing.T, c card.Card, edit func(*ViewerConfig)) *Viewer {
+	t.Helper()
 	vd, _ := OpenDataDir(t.TempDir())
-	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: silentAudio})
+	cfg := ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t), Audio: silentAudio}
+	if edit != nil {
+		edit(&cfg)
+	}
+	v, err := NewViewer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,4 +205,24 @@ func startLoopbackViewer(ctx context.Context, t *testing.T, c card.Card) *Viewer
 		t.Fatal(err)
 	}
 	return v
+}
+
+// startFreeBroadcaster goes live with a free stream from the test devices on loopback; the
+// test stops it.
+func startFreeBroadcaster(ctx context.Context, t *testing.T) *Broadcaster {
+	t.Helper()
+	video, audio := testDevices(t)
+	sd, err := OpenDataDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "test", Preset: broadcast.Low,
+		Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -117,37 +117,12 @@ func TestFreeStreamViewerChecksHeaderClaims(t *testing.T) {
 	defer checkLeaks(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	video, audio := testDevices(t)
-	sd, err := OpenDataDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "test", Description: "a free stream",
-		Preset: broadcast.Low, Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := startFreeBroadcaster(ctx, t)
 	defer b.Stop()
-	c, err := card.Parse(b.Card().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	vd, err := OpenDataDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var decoded atomic.Int64
-	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: c, Network: loopback, Logger: testLog(t),
-		Audio: silentAudio, OnDecoded: func(time.Duration, *image.RGBA) { decoded.Add(1) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	v := startViewerWith(ctx, t, b.Card(), func(c *ViewerConfig) {
+		c.OnDecoded = func(time.Duration, *image.RGBA) { decoded.Add(1) }
+	})
 	defer v.Stop()
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
@@ -211,33 +186,13 @@ func TestNoPlaybackControlsStartNoPlayer(t *testing.T) {
 	defer checkLeaks(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	video, audio := testDevices(t)
-	sd, err := OpenDataDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "test", Preset: broadcast.Low,
-		Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := startFreeBroadcaster(ctx, t)
 	defer b.Stop()
-	vd, err := OpenDataDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var opened atomic.Int64
-	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: b.Card(), Network: loopback, Logger: testLog(t),
-		NoPlayback: true, Audio: func() playback.AudioOutput { opened.Add(1); return silentAudio() }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	v := startViewerWith(ctx, t, b.Card(), func(c *ViewerConfig) {
+		c.NoPlayback = true
+		c.Audio = func() playback.AudioOutput { opened.Add(1); return silentAudio() }
+	})
 	defer v.Stop()
 	v.GoLive()
 	v.GoToStart()
@@ -276,38 +231,17 @@ func TestPlaybackStoppedIsTold(t *testing.T) {
 	defer checkLeaks(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	video, audio := testDevices(t)
-	sd, err := OpenDataDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: "test", Preset: broadcast.Low,
-		Video: video, Audio: audio, Price: price.Price{}, Network: loopback, Logger: testLog(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	b := startFreeBroadcaster(ctx, t)
 	defer b.Stop()
-	vd, err := OpenDataDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var opened atomic.Int64
-	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: secrets.NewMemory(), Card: b.Card(), Network: loopback, Logger: testLog(t),
-		Audio: func() playback.AudioOutput {
+	v := startViewerWith(ctx, t, b.Card(), func(c *ViewerConfig) {
+		c.Audio = func() playback.AudioOutput {
 			if opened.Add(1) == 1 {
 				return failingAudio{}
 			}
 			return silentAudio()
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+		}
+	})
 	defer v.Stop()
 	waitFor(t, "the stop told", 30*time.Second, func() bool {
 		f := v.Snapshot()

@@ -42,13 +42,11 @@ func copyDir(t *testing.T, from, to string) {
 	}
 }
 
-// A live seller with ForkOnPowerLoss loses its last appends in a power loss after viewers
-// verified them, and comes back on a new fork with different blocks at those lengths. A
-// viewer with OnFork starts again on a new reader and follows the new fork; one without it
-// stops with ErrForked instead of mixing the forks.
-func TestViewerStartsAgainOnSellerFork(t *testing.T) {
-	seed := bytes.Repeat([]byte{3}, 32)
-	kp, err := feed.KeyPairFromSeed(seed)
+// newPowerLossSeller makes a seller's node and a ForkOnPowerLoss feed (key from seed byte b)
+// in the directory live, as the tests below lose power on it.
+func newPowerLossSeller(t *testing.T, b byte) (feed.KeyPair, *p2p.Node, string, *feed.Feed) {
+	t.Helper()
+	kp, err := feed.KeyPairFromSeed(bytes.Repeat([]byte{b}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +60,15 @@ func TestViewerStartsAgainOnSellerFork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kp, node, live, sf
+}
+
+// A live seller with ForkOnPowerLoss loses its last appends in a power loss after viewers
+// verified them, and comes back on a new fork with different blocks at those lengths. A
+// viewer with OnFork starts again on a new reader and follows the new fork; one without it
+// stops with ErrForked instead of mixing the forks.
+func TestViewerStartsAgainOnSellerFork(t *testing.T) {
+	kp, node, live, sf := newPowerLossSeller(t, 3)
 	defer sf.Close()
 	appendBlocks(t, sf, 0, 10, 1024)
 	disk := filepath.Join(t.TempDir(), "disk-at-power-loss")
@@ -298,21 +305,7 @@ func TestUnsignedForkClaimIsChecked(t *testing.T) {
 // fork, failed, ended the session as invalid data, and every reconnect did the same: the
 // viewer never moved to the new fork.
 func TestFetchAcrossSellerFork(t *testing.T) {
-	seed := bytes.Repeat([]byte{4}, 32)
-	kp, err := feed.KeyPairFromSeed(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	identity, err := p2p.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := newNode(t, identity)
-	live := filepath.Join(t.TempDir(), "seller")
-	sf, err := feed.Create(live, feed.Options{KeyPair: &kp, Durability: feed.ForkOnPowerLoss, BootID: "boot-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp, node, live, sf := newPowerLossSeller(t, 4)
 	defer sf.Close()
 	appendBlocks(t, sf, 0, 10, 1024)
 	seller := startSeller(t, node, sf, nil, nil)
