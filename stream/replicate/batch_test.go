@@ -133,8 +133,10 @@ func TestLiveViewerBehindVerifiesTogether(t *testing.T) {
 		t.Fatal("no status reached the viewer")
 	}
 	// 10 ms a batch against a push a millisecond: one at a time would take 2 s and 200
-	// batches; the pushes queued behind one another come in far fewer.
-	if proofs < 4*batches {
+	// batches (196–198 with the statuses splitting them); the pushes queued behind one
+	// another come in far fewer (36–37 on a quiet machine, 53 in a loaded make test, where
+	// the seller appends slower than one a millisecond).
+	if proofs < 2*batches {
 		t.Fatalf("%d live proofs in %d batches: the statuses between them split the backlog", proofs, batches)
 	}
 }
