@@ -297,7 +297,9 @@ func exportHeld(e *env, c card.Card, data session.DataDir, out string) error {
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", out, err)
 	}
-	fmt.Fprintf(e.out, "wrote %v of video to %s (%d frames, %d audio packets)\n", res.Duration.Round(time.Millisecond), out, res.VideoFrames, res.AudioPackets)
+	hdr, from, to := src.Span()
+	fmt.Fprintf(e.out, "wrote %v of video to %s (%d frames, %d audio packets; the stored blocks %d to %d, under the stream header at block %d: the first unbroken part held)\n",
+		res.Duration.Round(time.Millisecond), out, res.VideoFrames, res.AudioPackets, from, to-1, hdr)
 	return nil
 }
 

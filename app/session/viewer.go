@@ -1076,6 +1076,10 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 // Len is the header plus the held run's media blocks.
 func (h HeldStream) Len() uint64 { return 1 + h.end - h.start - uint64(len(h.skips)) }
 
+// Span says which of the stored blocks the held part is: from its first held sync block to
+// the end of the contiguous run, under the header at index header (the feed's numbering).
+func (h HeldStream) Span() (header, start, end uint64) { return h.header, h.start, h.end }
+
 // Block returns the header for 0 and the held run's media blocks renumbered from 1.
 func (h HeldStream) Block(_ context.Context, i uint64) ([]byte, error) {
 	if i == 0 {
