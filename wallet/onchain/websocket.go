@@ -187,8 +187,9 @@ func (w *Websocket) loadFilter(c *rpcclient.Client) ([]wire.OutPoint, error) {
 
 // filterInputs adds to btcd's filter what unconfirmed payments spend and filtered does not
 // hold yet, so that a transaction spending the same coins (a replacement) is pushed to us
-// like a payment and judged at once, not at the next block or safety resync. A failure
-// loads the whole filter again.
+// like a payment and judged at once, not at the next block or safety resync; once they are in,
+// one resync judges a replacement sent before they were. A failure loads the whole filter
+// again.
 func (w *Websocket) filterInputs(c *rpcclient.Client, filtered map[wire.OutPoint]bool) {
 	if c == nil || w.reload.Load() {
 		return // the reload loads them
@@ -211,6 +212,12 @@ func (w *Websocket) filterInputs(c *rpcclient.Client, filtered map[wire.OutPoint
 	}
 	for _, op := range add {
 		filtered[op] = true
+	}
+	// A replacement broadcast between the payment being seen and its inputs joining the
+	// filter was not pushed to us: one more resync judges it now, not at the safety resync.
+	select {
+	case w.kick <- struct{}{}:
+	default: // a resync is already due
 	}
 }
 
