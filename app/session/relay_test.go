@@ -124,17 +124,7 @@ func TestFreeStreamViewerChecksHeaderClaims(t *testing.T) {
 		c.OnDecoded = func(time.Duration, *image.RGBA) { decoded.Add(1) }
 	})
 	defer v.Stop()
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		for !ok() {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s: viewer %+v broadcaster %+v", what, v.Snapshot(), b.Snapshot())
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
-	waitFor("first pictures", func() bool { return decoded.Load() >= 10 })
+	waitFor(t, "first pictures", time.Minute, func() bool { return decoded.Load() >= 10 })
 	// Both claims go to the viewer as its source's word (here the seller's node stands for a
 	// lying relay: the viewer cannot tell them apart, and checks both the same way).
 	for _, h := range []uint64{1 << 40, 3} {
@@ -144,13 +134,13 @@ func TestFreeStreamViewerChecksHeaderClaims(t *testing.T) {
 	}
 	// The media claim is settled once block 3 is checked (it is held: the viewer joined at the
 	// first key frame's block or before), the far one stays waiting, bounded.
-	waitFor("the media block's claim checked", func() bool {
+	waitFor(t, "the media block's claim checked", time.Minute, func() bool {
 		v.hdrMu.Lock()
 		defer v.hdrMu.Unlock()
 		return !slices.Contains(v.hdrClaims, 3)
 	})
 	n := decoded.Load()
-	waitFor("pictures after the claims", func() bool { return decoded.Load() >= n+15 })
+	waitFor(t, "pictures after the claims", time.Minute, func() bool { return decoded.Load() >= n+15 })
 	if base := v.src.base.Load(); base != 0 {
 		t.Fatalf("the viewer moved to a header at block %d on a source's word", base)
 	}
@@ -198,13 +188,7 @@ func TestNoPlaybackControlsStartNoPlayer(t *testing.T) {
 	v.GoToStart()
 	v.Pause()
 	v.Resume()
-	for v.Snapshot().Stored < 20 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the download stalled: %+v", v.Snapshot())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitFor(t, "the download's first 20 blocks", time.Minute, func() bool { return v.Snapshot().Stored >= 20 })
 	v.playMu.Lock()
 	started := v.player != nil
 	v.playMu.Unlock()
