@@ -297,9 +297,13 @@ func exportHeld(e *env, c card.Card, data session.DataDir, out string) error {
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", out, err)
 	}
-	hdr, from, to := src.Span()
-	fmt.Fprintf(e.out, "wrote %v of video to %s (%d frames, %d audio packets; the stored blocks %d to %d, under the stream header at block %d: the first unbroken part held)\n",
-		res.Duration.Round(time.Millisecond), out, res.VideoFrames, res.AudioPackets, from, to-1, hdr)
+	pieces, from, to := src.Span()
+	held := fmt.Sprintf("the stored blocks %d to %d", from, to-1)
+	if pieces > 1 {
+		held = fmt.Sprintf("%d stretches of the stored blocks %d to %d, the missing blocks between them left out", pieces, from, to-1)
+	}
+	fmt.Fprintf(e.out, "wrote %v of video to %s (%d frames, %d audio packets; %s)\n",
+		res.Duration.Round(time.Millisecond), out, res.VideoFrames, res.AudioPackets, held)
 	return nil
 }
 

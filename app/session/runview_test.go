@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -168,4 +169,99 @@ func newWritableFeed(t *testing.T) *feed.Feed {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// A viewer's stored copy has holes where it was away or its paid time ran out: the copy
+// leaves them out. Each piece after a hole starts at its next held key frame (the blocks
+// before it cannot be shown) and is placed right after the piece before, so the file holds
+// what the viewer watched, with no stretch of nothing for the time it missed.
+func TestHeldStreamLeavesHolesOut(t *testing.T) {
+	w := newWritableFeed(t)
+	const frame = 40 * time.Millisecond
+	header, err := (&block.Header{Start: time.Unix(1e9, 0), Video: &block.VideoParams{Codec: block.CodecVP8, Width: 64, Height: 48,
+		FrameRateNum: 25, FrameRateDen: 1}}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Append(header)
+	for i := uint64(1); i <= 20; i++ { // a key frame every 5 blocks: 1, 6, 11, 16
+		b, err := (&block.Media{Seq: i, Units: []block.Unit{{Track: block.Video, Key: (i-1)%5 == 0, PTS: time.Duration(i-1) * frame,
+			Duration: frame, Payload: []byte{byte(i)}}}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Append(b)
+	}
+	held := []uint64{0, 3, 4, 5, 6, 7, 8, 13, 14, 15, 16, 17, 18, 19, 20}
+	r := sparseCopy(t, w, held)
+
+	h, err := heldStream(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pieces, from, to := h.Span(); pieces != 2 || from != 6 || to != 21 {
+		t.Fatalf("the copy is %d pieces of blocks %d to %d, want 2 of 6 to 21", pieces, from, to)
+	}
+	type at struct {
+		payload byte
+		pts     time.Duration
+	}
+	want := []at{{6, 5 * frame}, {7, 6 * frame}, {8, 7 * frame}, {16, 8 * frame}, {17, 9 * frame}, {18, 10 * frame}, {19, 11 * frame}, {20, 12 * frame}}
+	if h.Len() != uint64(1+len(want)) {
+		t.Fatalf("the copy has %d blocks, want the header and %d", h.Len(), len(want))
+	}
+	if b, err := h.Block(context.Background(), 0); err != nil || !bytes.Equal(b, header) {
+		t.Fatalf("block 0 is not the header: %v", err)
+	}
+	for i, wa := range want {
+		b, err := h.Block(context.Background(), uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := block.DecodeMedia(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Seq != uint64(i+1) || m.Units[0].Payload[0] != wa.payload || m.Units[0].PTS != wa.pts {
+			t.Fatalf("block %d of the copy is seq %d, stored block %d at %v; want stored block %d at %v",
+				i+1, m.Seq, m.Units[0].Payload[0], m.Units[0].PTS, wa.payload, wa.pts)
+		}
+	}
+	if _, err := h.Block(context.Background(), h.Len()); !errors.Is(err, io.EOF) {
+		t.Fatalf("reading past the copy: %v", err)
+	}
+
+	// Nothing to start a picture from: a copy of the header and blocks between key frames.
+	if _, err := heldStream(sparseCopy(t, w, []uint64{0, 2, 3, 4})); err == nil {
+		t.Fatal("a copy without a key frame exported")
+	}
+}
+
+// sparseCopy is a reader of w's stream holding only the blocks held, each verified.
+func sparseCopy(t *testing.T, w *feed.Feed, held []uint64) *feed.Feed {
+	t.Helper()
+	key := w.Key()
+	r, err := feed.Create(filepath.Join(t.TempDir(), "copy"), feed.Options{Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	for _, i := range held {
+		req := feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: r.MissingNodes(i)}, Manifest: true}
+		if l := w.Length(); r.Length() < l {
+			req.Upgrade = &feed.UpgradeRequest{Start: r.Length(), Length: l - r.Length()}
+			req.Block.Nodes = 0
+		}
+		if _, known := r.Mode(); known {
+			req.Manifest = false
+		}
+		p, err := w.Proof(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Verify(p); err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	return r
 }

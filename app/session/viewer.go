@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sort"
 	"image"
 	"log/slog"
 	"path/filepath"
@@ -949,8 +951,8 @@ func (v *Viewer) Snapshot() ViewFigures {
 }
 
 // HeldSource is the part of the stream this viewer holds, as a block source for export:
-// the header, then the blocks from the first sync point held to the end of the contiguous
-// run after it.
+// the header, then every held block from the first sync point on, holes left out (see
+// HeldStream).
 func (v *Viewer) HeldSource() (HeldStream, error) { return heldStream(v.currentFeed()) }
 
 // Stop ends the session and waits for its goroutines; what was downloaded stays stored.
@@ -995,106 +997,122 @@ func (v *Viewer) Stop() error {
 }
 
 // HeldStream is a stored copy's playable part: the stream header in force at its first held
-// sync block, then the contiguous run of blocks from there. A resumed stream's later headers
-// inside the run are skipped when the pictures and sound keep their shape (the next run's
-// timestamps, which start again at zero, are moved after the runs before it, back to back);
-// a header that changes them ends the run, since one WebM file has one set of track
-// parameters.
+// sync block, then every held media block from there, in order, as one timeline. A hole (the
+// viewer was away, or its paid time ran out) is left out: the blocks after it join from the
+// next held sync block, placed right after what came before, so the file holds what the viewer
+// watched with no stretch of nothing for the time it missed. A resumed stream's later headers
+// are skipped the same way when the pictures and sound keep their shape (the next run's
+// timestamps, which start again at zero, are moved after the runs before it); a header that
+// changes them ends the copy, since one WebM file has one set of track parameters.
+//
+// After a hole the blocks are taken to be under the newest header held before them: a viewer
+// holds the header of every run it played, so only a run it never saw a block of could hide in
+// a hole, and that run's blocks are not held either.
 type HeldStream struct {
 	f      *feed.Feed
-	header uint64 // the header block in force at start
-	start  uint64 // first held sync block
-	end    uint64 // end of the run
-	skips  []heldSkip
+	header uint64      // the header block in force at the first held sync block
+	pieces []heldPiece // the held media blocks, in order
+	total  uint64      // media blocks in all the pieces
 }
 
-// heldSkip is a later header inside the run: blocks after it are shifted by shift.
-type heldSkip struct {
-	index uint64
-	shift time.Duration
+// heldPiece is a stretch of consecutive stored media blocks, feed indexes [from, to), whose
+// units move by shift on the joined timeline; before is how many media blocks the earlier
+// pieces hold.
+type heldPiece struct {
+	from, to uint64
+	before   uint64
+	shift    time.Duration
 }
 
 func heldStream(f *feed.Feed) (HeldStream, error) {
 	if !f.Has(0) {
 		return HeldStream{}, errors.New("nothing of this stream was received yet (not even its header)")
 	}
+	var (
+		h      HeldStream
+		runs   *block.Runs   // nil until the first held sync block
+		hdr    *block.Header // the newest held header
+		hdrAt  uint64
+		open   bool // the last piece is still growing
+		hole   bool // blocks were missing since the last placed one
+		hdrErr error
+	)
 	n := f.Length()
-	hdrAt := uint64(0)
-	for i := uint64(1); i < n; i++ {
-		if !f.Has(i) {
-			continue
+	for i := uint64(0); i < n; i++ {
+		var b []byte
+		err := errors.New("not held")
+		if f.Has(i) {
+			b, err = f.Read(i)
 		}
-		b, err := f.Read(i)
 		if err != nil {
+			open, hole = false, true
 			continue
 		}
-		if _, err := block.DecodeHeader(b); err == nil {
-			hdrAt = i
+		if later, err := block.DecodeHeader(b); err == nil {
+			open = false
+			if runs != nil && !runs.Next(later) {
+				break // another shape: the file ends with the run before
+			}
+			hdr, hdrAt, hole = later, i, false
 			continue
+		} else if i == 0 {
+			hdrErr = fmt.Errorf("the stream header is unreadable: %w", err)
 		}
 		m, err := block.DecodeMedia(b)
-		if err != nil || !m.IsSync() {
+		if err != nil {
+			open, hole = false, true
 			continue
 		}
-		if !f.Has(hdrAt) {
-			continue // the header of this part was not received: its pictures cannot be described
-		}
-		hb, err := f.Read(hdrAt)
-		if err != nil {
-			return HeldStream{}, fmt.Errorf("reading the stream header: %w", err)
-		}
-		first, err := block.DecodeHeader(hb)
-		if err != nil {
-			return HeldStream{}, fmt.Errorf("the stream header is unreadable: %w", err)
-		}
-		h := HeldStream{f: f, header: hdrAt, start: i}
-		// The next run's timeline starts again at zero: it follows the runs before it back
-		// to back, as media/export joins them.
-		runs := block.NewRuns(first)
-		end := i
-		for end < n && f.Has(end) {
-			if b, err := f.Read(end); err == nil {
-				if later, err := block.DecodeHeader(b); err == nil {
-					if !runs.Next(later) {
-						break
-					}
-					h.skips = append(h.skips, heldSkip{index: end, shift: runs.Shift()})
-				} else if m, err := block.DecodeMedia(b); err == nil {
-					for k := range m.Units {
-						runs.Place(&m.Units[k])
-					}
-				}
+		if !open {
+			if hdr == nil || !m.IsSync() {
+				hole = true // a picture cannot start here, or its part's header is not held
+				continue
 			}
-			end++
+			if runs == nil {
+				runs, h.header = block.NewRuns(hdr), hdrAt
+			} else if hole {
+				runs.Resume(m.Units)
+			}
+			h.pieces = append(h.pieces, heldPiece{from: i, to: i, before: h.total, shift: runs.Shift()})
+			open, hole = true, false
 		}
-		h.end = end
-		return h, nil
+		for k := range m.Units {
+			runs.Place(&m.Units[k])
+		}
+		h.pieces[len(h.pieces)-1].to = i + 1
+		h.total++
 	}
-	return HeldStream{}, errors.New("no key frame of this stream was received yet")
+	if runs == nil {
+		if hdrErr != nil {
+			return HeldStream{}, hdrErr
+		}
+		return HeldStream{}, errors.New("no key frame of this stream was received yet")
+	}
+	h.f = f
+	return h, nil
 }
 
-// Len is the header plus the held run's media blocks.
-func (h HeldStream) Len() uint64 { return 1 + h.end - h.start - uint64(len(h.skips)) }
+// Len is the header plus the held media blocks.
+func (h HeldStream) Len() uint64 { return 1 + h.total }
 
-// Span says which of the stored blocks the held part is: from its first held sync block to
-// the end of the contiguous run, under the header at index header (the feed's numbering).
-func (h HeldStream) Span() (header, start, end uint64) { return h.header, h.start, h.end }
+// Span says which of the stored blocks the copy is made of: pieces stretches of consecutive
+// blocks (holes and later headers between them are left out), from the first held sync block
+// to the end of the last piece (the feed's numbering).
+func (h HeldStream) Span() (pieces int, start, end uint64) {
+	return len(h.pieces), h.pieces[0].from, h.pieces[len(h.pieces)-1].to
+}
 
-// Block returns the header for 0 and the held run's media blocks renumbered from 1.
+// Block returns the header for 0 and the held media blocks renumbered from 1.
 func (h HeldStream) Block(_ context.Context, i uint64) ([]byte, error) {
 	if i == 0 {
 		return h.f.Read(h.header)
 	}
-	j := h.start + i - 1
-	var shift time.Duration
-	for _, s := range h.skips {
-		if s.index > j {
-			break
-		}
-		j++
-		shift = s.shift
+	if i > h.total {
+		return nil, fmt.Errorf("block %d of a stored copy of %d: %w", i, h.Len(), io.EOF)
 	}
-	b, err := h.f.Read(j)
+	k := sort.Search(len(h.pieces), func(k int) bool { return h.pieces[k].before >= i }) - 1
+	p := h.pieces[k]
+	b, err := h.f.Read(p.from + i - 1 - p.before)
 	if err != nil {
 		return nil, err
 	}
@@ -1103,9 +1121,9 @@ func (h HeldStream) Block(_ context.Context, i uint64) ([]byte, error) {
 		return nil, err
 	}
 	m.Seq = i
-	if shift != 0 {
+	if p.shift != 0 {
 		for k := range m.Units {
-			m.Units[k].PTS += shift
+			m.Units[k].PTS += p.shift
 		}
 	}
 	return m.MarshalBinary()

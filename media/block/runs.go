@@ -49,6 +49,20 @@ func (r *Runs) Place(u *Unit) {
 	r.end = max(r.end, u.PTS+max(u.Duration, r.minDur))
 }
 
+// Resume is called where units resume after a hole (blocks the reader does not hold), with
+// the units of the first block after it: they, and the rest of their run, are placed right
+// after everything before, so the joined timeline has no stretch of nothing for the hole.
+func (r *Runs) Resume(units []Unit) {
+	if len(units) == 0 {
+		return
+	}
+	first := units[0].PTS
+	for _, u := range units[1:] {
+		first = min(first, u.PTS)
+	}
+	r.shift = r.end - first
+}
+
 // Shift is what Place adds to the current run's times.
 func (r *Runs) Shift() time.Duration { return r.shift }
 

@@ -13,6 +13,7 @@ func TestRunsJoinBackToBack(t *testing.T) {
 	type step struct {
 		header *Header // a later header (nil: a unit)
 		joins  bool    // what Next must say of it
+		resume []Unit  // the first block after a hole: Resume, then place each
 		unit   Unit
 		want   time.Duration // the unit's joined time
 	}
@@ -60,6 +61,29 @@ func TestRunsJoinBackToBack(t *testing.T) {
 			runs: 1,
 		},
 		{
+			name:  "a hole is left out: the block after it follows what came before",
+			first: &Header{Audio: opus},
+			steps: []step{
+				{unit: Unit{Track: Audio, PTS: 0, Duration: 20 * ms}, want: 0},
+				{unit: Unit{Track: Audio, PTS: 20 * ms, Duration: 20 * ms}, want: 20 * ms},
+				{resume: []Unit{{Track: Audio, PTS: 5 * time.Second, Duration: 20 * ms}}, want: 40 * ms},
+				{unit: Unit{Track: Audio, PTS: 5*time.Second + 20*ms, Duration: 20 * ms}, want: 60 * ms},
+				{header: &Header{Audio: opus}, joins: true},
+				{unit: Unit{Track: Audio, PTS: 0, Duration: 20 * ms}, want: 80 * ms},
+			},
+			runs: 2,
+		},
+		{
+			name:  "after a hole the block's earliest unit starts where the last picture ends",
+			first: &Header{Video: vp8, Audio: opus},
+			steps: []step{
+				{unit: Unit{Track: Video, Key: true, PTS: 0}, want: 0},
+				{unit: Unit{Track: Video, PTS: 40 * ms, Duration: ms}, want: 40 * ms},
+				{resume: []Unit{{Track: Video, Key: true, PTS: 2 * time.Second}, {Track: Audio, PTS: 1990 * ms, Duration: 20 * ms}}, want: 80 * ms},
+			},
+			runs: 1,
+		},
+		{
 			name:  "units out of order: the run ends at the latest one",
 			first: &Header{Audio: opus},
 			steps: []step{
@@ -78,6 +102,18 @@ func TestRunsJoinBackToBack(t *testing.T) {
 				if s.header != nil {
 					if got := r.Next(s.header); got != s.joins {
 						t.Fatalf("step %d: Next = %v, want %v", i, got, s.joins)
+					}
+					continue
+				}
+				if s.resume != nil {
+					r.Resume(s.resume)
+					earliest := time.Duration(1<<63 - 1)
+					for _, u := range s.resume {
+						r.Place(&u)
+						earliest = min(earliest, u.PTS)
+					}
+					if earliest != s.want {
+						t.Fatalf("step %d: the block after the hole placed from %v, want %v", i, earliest, s.want)
 					}
 					continue
 				}
