@@ -227,7 +227,7 @@ func (b *Broadcaster) openFeed() error {
 		opts.KeyPair = &kp
 		f, err := feed.Open(filepath.Join(b.cfg.Data.streamDir(rec.ID), "feed"), opts)
 		if err != nil {
-			return fmt.Errorf("cannot open the stream's feed: %w", err)
+			return plain(b.log, "cannot open the stream's feed", err)
 		}
 		b.feed, b.record, b.id = f, rec, rec.ID
 		if b.cfg.Name == "" {
@@ -255,7 +255,7 @@ func (b *Broadcaster) openFeed() error {
 	opts.KeyPair = &kp
 	f, err := feed.Create(filepath.Join(b.cfg.Data.streamDir(b.id), "feed"), opts)
 	if err != nil {
-		return fmt.Errorf("cannot make the stream's feed: %w", err)
+		return plain(b.log, "cannot make the stream's feed", err)
 	}
 	b.feed = f
 	b.record = StreamRecord{ID: b.id, Created: time.Now()}
@@ -292,6 +292,15 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 	}
 	if err := b.openFeed(); err != nil {
 		return err
+	}
+	network := ""
+	if !b.cfg.Price.IsFree() {
+		// Before the camera: a data directory's wallet has one owner at a time.
+		w, net, err := openWallet(b.cfg.Data, b.cfg.Secrets, b.id, b.cfg.Price, b.cfg.Lightning, b.cfg.OnChain, b.log)
+		if err != nil {
+			return err
+		}
+		b.wallet, network = w, net
 	}
 	var video, audio *capture.Device = b.cfg.Video, b.cfg.Audio
 	var vs *capture.VideoSource
@@ -349,14 +358,9 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		return err
 	}
 	var gate replicate.Gate = replicate.FreeGate{}
-	network := ""
 	var methods []card.Method
 	if !b.cfg.Price.IsFree() {
-		w, net, err := openWallet(b.cfg.Data, b.cfg.Secrets, b.id, b.cfg.Price, b.cfg.Lightning, b.cfg.OnChain, b.log)
-		if err != nil {
-			return err
-		}
-		b.wallet, network = w, net
+		w := b.wallet
 		if b.cfg.Lightning != nil {
 			methods = append(methods, card.Lightning)
 		}

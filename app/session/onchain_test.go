@@ -177,3 +177,48 @@ func TestPausedViewerIsNotCharged(t *testing.T) {
 	v.Resume()
 	waitFor(t, "paid time burning again after the pause", time.Minute, func() bool { return consumed() > before+2*time.Second })
 }
+
+// One data directory sells one paid stream at a time: its sales ledger and its invoice
+// addresses have one owner. A second paid stream of the same directory is refused at Go live,
+// in words that say what to do, and the directory's next paid stream starts once the first
+// has stopped.
+func TestSecondPaidStreamOfADataDirIsRefused(t *testing.T) {
+	btcd := nodetest.StartBtcd(t)
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := price.Parse("600 sats per minute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, _ := OpenDataDir(t.TempDir())
+	paid := func(name string) (*Broadcaster, error) {
+		video, audio := testDevices(t)
+		b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: secrets.NewMemory(), Name: name, Preset: broadcast.Low,
+			Video: video, Audio: audio, Price: p, Network: loopback, Logger: testLog(t),
+			OnChain: &OnChainSetup{AccountKey: nodetest.AccountKey(t), Network: "simnet", Websocket: true, MinConf: 1,
+				Node: onchain.NodeConfig{Host: btcd.RPCAddr, User: btcd.User(), Pass: btcd.Pass(), CACert: btcd.Cert()}}})
+		if err != nil {
+			return nil, err
+		}
+		return b, b.Start(ctx)
+	}
+	first, err := paid("first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := paid("second")
+	if err == nil || !strings.Contains(err.Error(), "another paid stream of this data directory") {
+		t.Fatalf("a second paid stream of one data directory: %v", err)
+	}
+	second.Stop()
+	if first.Card().Name != "first" {
+		t.Fatal("the first stream changed")
+	}
+	first.Stop()
+	third, err := paid("third")
+	if err != nil {
+		t.Fatalf("a paid stream after the first stopped: %v", err)
+	}
+	third.Stop()
+}

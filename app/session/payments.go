@@ -134,7 +134,7 @@ func openWallet(d DataDir, store SecretStore, stream string, p price.Price, ln *
 	}
 	l, err := ledger.Open(filepath.Join(d.walletDir(), "ledger"), log)
 	if err != nil {
-		return nil, "", fmt.Errorf("cannot open the sales ledger: %w", err)
+		return nil, "", plain(log, "cannot open the sales ledger", err)
 	}
 	cfg := invoice.Config{
 		PriceOf: func(s string) (price.Price, bool) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -232,6 +233,9 @@ func (v *Viewer) openReader(dir string) (*feed.Feed, error) {
 		}
 		return f, nil
 	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err // held elsewhere, or damaged: said as it is, never made afresh over it
+	}
 	return feed.Create(dir, feed.Options{Key: &key, Logger: v.log})
 }
 
@@ -253,7 +257,7 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	dir := filepath.Join(v.cfg.Data.watchedDir(v.id), "feed")
 	f, err := v.openReader(dir)
 	if err != nil {
-		return fmt.Errorf("cannot keep a copy of this stream: %w", err)
+		return plain(v.log, "cannot keep a copy of this stream", err)
 	}
 	v.feed, v.feeds = f, []*feed.Feed{f}
 	rec, _ := v.cfg.Data.loadWatched(v.id)

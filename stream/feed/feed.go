@@ -12,10 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/dazaarvision/dazaar-vision/internal/filelock"
 )
 
 // Durability says when appended data reaches stable storage.
@@ -139,7 +140,7 @@ type Feed struct {
 	dirty   map[uint64]Node
 	dirtyBl map[uint64]blockEntry
 	cpData  uint64 // block bytes written since the last checkpoint
-	lock    *os.File
+	lock    *filelock.Lock
 	ro      bool
 	scratch []byte
 	frame   []byte

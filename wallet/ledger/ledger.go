@@ -25,6 +25,7 @@ import (
 
 	"github.com/filecoin-project/go-clock"
 
+	"github.com/dazaarvision/dazaar-vision/internal/filelock"
 	"github.com/dazaarvision/dazaar-vision/wallet/internal/journal"
 )
 
@@ -129,6 +130,8 @@ type Ledger struct {
 	path string
 	log  *slog.Logger
 
+	lock *filelock.Lock // path + ".lock", held from Open to Close
+
 	mu       sync.Mutex
 	f        *os.File
 	w        *bufio.Writer
@@ -147,7 +150,12 @@ type Option func(*Ledger)
 // from c instead of the system clock.
 func WithClock(c clock.Clock) Option { return func(l *Ledger) { l.clock = c } }
 
-// Open loads the ledger at path, creating it if needed, and compacts it when it has grown.
+// ErrInUse says another open ledger (another process, or another Open in this one) holds the
+// file: two writers would interleave their records and each cut the other's last one off as torn.
+var ErrInUse = errors.New("the sales ledger is in use by another program (or already open here)")
+
+// Open loads the ledger at path, creating it if needed, and compacts it when it has grown. It
+// takes a lock on path + ".lock" until Close: ErrInUse when another holds it.
 func Open(path string, log *slog.Logger, opts ...Option) (*Ledger, error) {
 	if log == nil {
 		log = slog.Default()
@@ -156,6 +164,19 @@ func Open(path string, log *slog.Logger, opts ...Option) (*Ledger, error) {
 	for _, o := range opts {
 		o(l)
 	}
+	lock, err := filelock.Take(path + ".lock")
+	if errors.Is(err, filelock.ErrLocked) {
+		return nil, fmt.Errorf("ledger: %s: %w", path, ErrInUse)
+	} else if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	l.lock = lock
+	opened := false
+	defer func() {
+		if !opened {
+			lock.Unlock()
+		}
+	}()
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
@@ -191,6 +212,7 @@ func Open(path string, log *slog.Logger, opts ...Option) (*Ledger, error) {
 	if err := l.openAppend(); err != nil {
 		return nil, err
 	}
+	opened = true
 	return l, nil
 }
 
@@ -541,6 +563,7 @@ func (l *Ledger) Close() error {
 	if err2 := l.f.Close(); err == nil {
 		err = err2
 	}
+	l.lock.Unlock() // after the last write: the next owner reads everything
 	l.closed = true
 	return err
 }

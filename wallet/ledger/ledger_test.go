@@ -342,3 +342,35 @@ func TestCreditTime(t *testing.T) {
 		t.Fatalf("a given time was replaced: %v", c.At)
 	}
 }
+
+// One ledger file has one owner: a second Open (another paid stream of the same data
+// directory, in this process or another) is refused before it reads or writes anything,
+// where before both appended to the file and each cut the other's newest record off as torn.
+func TestSecondOpenIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger")
+	l := open(t, path)
+	if _, err := l.SetCredit(k, Credit{ID: "ln:a", Msat: 1000, Millis: 60_000, State: Settled}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	if l2, err := Open(path, nil); !errors.Is(err, ErrInUse) {
+		if l2 != nil {
+			l2.Close()
+		}
+		t.Fatalf("a second open of a ledger in use: %v, want ErrInUse", err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Fatal("the refused open changed the file")
+	}
+	if _, err := l.Consume(k, 1000); err != nil {
+		t.Fatalf("the owner after a refused open: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, path) // closed, it can be opened again
+	defer l.Close()
+	if got := l.Remaining(k); got != 59*time.Second {
+		t.Fatalf("reopened: %v left, want 59s", got)
+	}
+}

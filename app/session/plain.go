@@ -1,0 +1,53 @@
+package session
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+	"syscall"
+
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+)
+
+// plainError is what a person is shown when a session cannot start for a reason they can act
+// on: one sentence, without the chain of internal causes (package names, file paths of the
+// data directory's inner files); the cause stays reachable for errors.Is and goes to the log.
+type plainError struct {
+	text  string
+	cause error
+}
+
+func (e *plainError) Error() string { return e.text }
+func (e *plainError) Unwrap() error { return e.cause }
+
+// plain says err in words when its cause is one a person can act on (the stream or the wallet
+// open elsewhere, a full disk, a data directory that may not be written); what names what was
+// being done ("cannot keep a copy of this stream"). Other causes are wrapped as "what: err".
+func plain(log *slog.Logger, what string, err error) error {
+	var text string
+	switch {
+	case errors.Is(err, feed.ErrLocked):
+		text = what + ": this stream is open in another window or program that uses the same data directory; close it there first"
+	case errors.Is(err, ledger.ErrInUse):
+		text = "another paid stream of this data directory is live: one data directory sells one paid stream at a time; " +
+			"stop the other one, or give this one a data directory of its own"
+	case errors.Is(err, syscall.ENOSPC):
+		text = what + ": the disk is full"
+	case errors.Is(err, fs.ErrPermission):
+		text = what + ": Dazaar Vision may not write to its data directory (check its owner and permissions)"
+	default:
+		return &wrapped{what: what, err: err}
+	}
+	log.Warn(text, "err", err)
+	return &plainError{text: text, cause: err}
+}
+
+// wrapped is "what: err", as fmt.Errorf("%s: %w") would make it.
+type wrapped struct {
+	what string
+	err  error
+}
+
+func (e *wrapped) Error() string { return e.what + ": " + e.err.Error() }
+func (e *wrapped) Unwrap() error { return e.err }

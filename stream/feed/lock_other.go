@@ -1,8 +1,0 @@
-//go:build !unix && !windows
-
-package feed
-
-import "os"
-
-func lockDir(string) (*os.File, error) { return nil, nil }
-func unlockDir(*os.File)               {}
