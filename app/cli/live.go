@@ -116,7 +116,7 @@ func (e *env) live(args []string) error {
 	lndMac := fs.String("lnd-macaroon", "", "LND's invoice.macaroon file (never the admin one)")
 	lndCert := fs.String("lnd-cert", "", "LND's tls.cert file")
 	network := fs.String("network", "mainnet", "bitcoin network of the payments: mainnet, testnet, signet, regtest or simnet")
-	xpub := fs.String("xpub", "", "on-chain: the watch-only account key (xpub/zpub/tpub/vpub) payments go to; sell with it from one install only (another would hand out the same addresses)")
+	xpub := fs.String("xpub", "", "on-chain: the watch-only account key (xpub/zpub/tpub/vpub, or its wpkh( ) descriptor) payments go to; sell with it from one install only (another would hand out the same addresses)")
 	btcNode := fs.String("btc-node", "", "on-chain: the node's RPC address host:port (btcd or Bitcoin Core)")
 	btcUser := fs.String("btc-user", "", "on-chain: RPC user")
 	btcPass := fs.String("btc-pass", "", "on-chain: RPC password (or $DAZAAR_VISION_BTC_PASS)")

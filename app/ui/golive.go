@@ -237,7 +237,7 @@ func (g *goLiveScreen) build() {
 	g.useLN.SetChecked(true)
 
 	g.xpub = widget.NewEntry()
-	g.xpub.SetPlaceHolder("xpub, zpub, tpub or vpub of a BIP84 account (watch-only)")
+	g.xpub.SetPlaceHolder("xpub, zpub, tpub or vpub of a BIP84 account, or its wpkh( ) descriptor (watch-only)")
 	g.xpubCheck = wrapLabel("")
 	g.xpub.OnChanged = func(string) { g.checkAccountKeyField() }
 	g.node = widget.NewEntry()

@@ -102,19 +102,23 @@ type AccountKey struct {
 // another network, other script types and keys that are not at account depth are refused with a
 // plain explanation. It takes the key as wallets show and people paste it: with key-origin
 // information ([d34db33f/84'/0'/0']xpub…, checked to be a BIP84 account), followed by /0/* or
-// /<0;1>/* (the receive chain it derives from; any other path is refused), broken over lines or
-// by spaces, in quotes, or followed by a full stop or comma.
+// /<0;1>/* (the receive chain it derives from; any other path is refused), inside a wpkh( )
+// output descriptor (its #checksum checked when present; other script types refused with what
+// they are), broken over lines or by spaces, in quotes, or followed by a full stop or comma.
 func ParseAccountKey(s string, net *chaincfg.Params) (*AccountKey, error) {
 	s = trimPasted(s)
 	if what := secretIn(s); what != "" {
 		return nil, fmt.Errorf("%w (%s). %s", ErrPrivateKey, what, exposedAdvice)
 	}
-	if isDescriptor(s) {
-		return nil, fmt.Errorf("%w: this is an output descriptor; paste only its account key, the part inside wpkh( ) "+
-			"that starts with [ or with xpub, zpub, tpub or vpub (without wpkh( and the )#checksum around it)", ErrBadKey)
-	}
-	// A key broken over lines or by spaces: no key contains a space.
+	// A key (or descriptor) broken over lines or by spaces: neither contains a space.
 	s = strings.Join(strings.Fields(s), "")
+	if isDescriptor(s) {
+		k, err := descriptorKey(s)
+		if err != nil {
+			return nil, err
+		}
+		s = k
+	}
 	if what := secretIn(s); what != "" {
 		return nil, fmt.Errorf("%w (%s). %s", ErrPrivateKey, what, exposedAdvice)
 	}

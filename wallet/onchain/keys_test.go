@@ -120,7 +120,15 @@ func TestRefusedKeys(t *testing.T) {
 		{"upper-case seed phrase", strings.ToUpper(seed12), main, ErrPrivateKey, "exposed a secret"},
 		{"descriptor with xprv", "wpkh([d34db33f/84h/0h/0h]" + master.String() + "/0/*)#qwer1234", main, ErrPrivateKey, "xprv inside an output descriptor"},
 		{"descriptor with WIF", "wpkh(" + wifMain.String() + ")", main, ErrPrivateKey, "WIF private key inside an output descriptor"},
-		{"public descriptor", "wpkh([d34db33f/84h/0h/0h]" + bip84Zpub + "/0/*)#qwer1234", main, ErrBadKey, "paste only its account key"},
+		{"descriptor, checksum changed", "wpkh([d34db33f/84h/0h/0h]" + bip84Zpub + "/0/*)#qwer1234", main, ErrBadKey, "checksum (#qwer1234) does not match"},
+		{"descriptor, one character changed", withChecksum("wpkh([d34db33f/84h/0h/0h]"+xpubOf(bip84Zpub)+"/0/*)")[:30] + "X" +
+			withChecksum("wpkh([d34db33f/84h/0h/0h]"+xpubOf(bip84Zpub)+"/0/*)")[31:], main, ErrBadKey, "does not match"},
+		{"nested segwit descriptor", "sh(wpkh([d34db33f/49h/0h/0h]" + bip84Zpub + "/0/*))", main, ErrBadKey, "BIP49"},
+		{"legacy descriptor", "pkh([d34db33f/44h/0h/0h]" + bip84Zpub + "/0/*)", main, ErrBadKey, "BIP44"},
+		{"taproot descriptor", "tr([d34db33f/86h/0h/0h]" + bip84Zpub + "/0/*)", main, ErrBadKey, "taproot"},
+		{"multisig descriptor", "wsh(sortedmulti(2," + bip84Zpub + "/0/*," + bip84Zpub + "/0/*))", main, ErrBadKey, "multisig"},
+		{"wpkh descriptor of a BIP49 origin", "wpkh([d34db33f/49h/0h/0h]" + xpubOf(bip84Zpub) + "/0/*)", main, ErrBadKey, "BIP49"},
+		{"wpkh descriptor of the change chain", "wpkh([d34db33f/84h/0h/0h]" + xpubOf(bip84Zpub) + "/1/*)", main, ErrBadKey, "/1/*"},
 		{"zprv broken over a line", bip84Zprv[:50] + "\n" + bip84Zprv[50:], main, ErrPrivateKey, "zprv"},
 		{"xprv with its origin", "[d34db33f/84'/0'/0']" + master.String() + "/0/*", main, ErrPrivateKey, "exposed a secret"},
 		{"seed phrase in quotes", `"` + seed12 + `".`, main, ErrPrivateKey, "12-word seed phrase"},
@@ -168,6 +176,11 @@ func TestPastedKeys(t *testing.T) {
 		{"full stop", bip84Zpub + ".", main},
 		{"quotes and a comma", `"` + bip84Zpub + `",` + "\n", main},
 		{"testnet origin", "[d34db33f/84'/1'/0']" + tpub + "/0/*", &chaincfg.TestNet3Params},
+		{"descriptor (Bitcoin Core's listdescriptors)", withChecksum("wpkh([d34db33f/84h/0h/0h]" + xpub + "/0/*)"), main},
+		{"descriptor, multipath (Sparrow)", withChecksum("wpkh([d34db33f/84h/0h/0h]" + xpub + "/<0;1>/*)"), main},
+		{"descriptor without its checksum", "wpkh([d34db33f/84'/0'/0']" + xpub + "/0/*)", main},
+		{"descriptor over two lines, quoted", `"` + withChecksum("wpkh([d34db33f/84h/0h/0h]"+xpub+"/0/*)")[:70] + "\n" +
+			withChecksum("wpkh([d34db33f/84h/0h/0h]"+xpub+"/0/*)")[70:] + `"`, main},
 	}
 	for _, c := range cases {
 		k, err := ParseAccountKey(c.key, c.net)
@@ -211,4 +224,57 @@ func FuzzParseAccountKey(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// withChecksum appends BIP380's checksum to a descriptor.
+func withChecksum(body string) string {
+	sum, ok := descriptorChecksum(body)
+	if !ok {
+		panic("not a descriptor: " + body)
+	}
+	return body + "#" + sum
+}
+
+// xpubOf writes a key with mainnet's xpub version bytes.
+func xpubOf(key string) string {
+	x, _ := hdkeychain.NewKeyFromString(key)
+	x, _ = x.CloneWithVersion(chaincfg.MainNetParams.HDPublicKeyID[:])
+	return x.String()
+}
+
+// The descriptor checksum against published vectors: BIP380's, and Bitcoin Core's wpkh example
+// (doc/descriptors.md). A checksum with any one character changed, or a body changed, fails.
+func TestDescriptorChecksumVectors(t *testing.T) {
+	for _, v := range []struct{ body, sum string }{
+		{"raw(deadbeef)", "89f8spxm"},
+		{"wpkh([d34db33f/84h/0h/0h]xpub6DJ2dNUysrn5Vt36jH2KLBT2i1auw1tTSSomg8PhqNiUtx8QX2SvC9nrHu81fT41fvDUnhMjEzQgXnQjKEu3oaqMSzhSrHMxyyoEAmUHQbY/0/*)", "cjjspncu"},
+	} {
+		if got, ok := descriptorChecksum(v.body); !ok || got != v.sum {
+			t.Fatalf("checksum of %s: %q, want %q", v.body, got, v.sum)
+		}
+		if !descriptorChecksumOK(v.body, v.sum) {
+			t.Fatalf("%s#%s is refused", v.body, v.sum)
+		}
+		for i := range v.sum {
+			for _, c := range descChecksumCharset {
+				if byte(c) == v.sum[i] {
+					continue
+				}
+				if bad := v.sum[:i] + string(c) + v.sum[i+1:]; descriptorChecksumOK(v.body, bad) {
+					t.Fatalf("%s#%s is taken", v.body, bad)
+				}
+			}
+		}
+		if descriptorChecksumOK(strings.Replace(v.body, "d", "e", 1), v.sum) {
+			t.Fatalf("a changed body passes with %s's checksum", v.body)
+		}
+	}
+	for _, bad := range []string{"", "89f8spx", "89f8spxmm", "89F8SPXM", "89f8spxb"} {
+		if descriptorChecksumOK("raw(deadbeef)", bad) {
+			t.Fatalf("checksum %q taken", bad)
+		}
+	}
+	if _, ok := descriptorChecksum("raw(dé)"); ok {
+		t.Fatal("a character outside BIP380's set was given a checksum")
+	}
 }
