@@ -121,8 +121,8 @@ func TestRefusedKeys(t *testing.T) {
 		{"descriptor with xprv", "wpkh([d34db33f/84h/0h/0h]" + master.String() + "/0/*)#qwer1234", main, ErrPrivateKey, "xprv inside an output descriptor"},
 		{"descriptor with WIF", "wpkh(" + wifMain.String() + ")", main, ErrPrivateKey, "WIF private key inside an output descriptor"},
 		{"descriptor, checksum changed", "wpkh([d34db33f/84h/0h/0h]" + bip84Zpub + "/0/*)#qwer1234", main, ErrBadKey, "checksum (#qwer1234) does not match"},
-		{"descriptor, one character changed", withChecksum("wpkh([d34db33f/84h/0h/0h]"+xpubOf(bip84Zpub)+"/0/*)")[:30] + "X" +
-			withChecksum("wpkh([d34db33f/84h/0h/0h]"+xpubOf(bip84Zpub)+"/0/*)")[31:], main, ErrBadKey, "does not match"},
+		{"descriptor, one character changed", withChecksum("wpkh([d34db33f/84h/0h/0h]" + xpubOf(bip84Zpub) + "/0/*)")[:30] + "X" +
+			withChecksum("wpkh([d34db33f/84h/0h/0h]" + xpubOf(bip84Zpub) + "/0/*)")[31:], main, ErrBadKey, "does not match"},
 		{"nested segwit descriptor", "sh(wpkh([d34db33f/49h/0h/0h]" + bip84Zpub + "/0/*))", main, ErrBadKey, "BIP49"},
 		{"legacy descriptor", "pkh([d34db33f/44h/0h/0h]" + bip84Zpub + "/0/*)", main, ErrBadKey, "BIP44"},
 		{"taproot descriptor", "tr([d34db33f/86h/0h/0h]" + bip84Zpub + "/0/*)", main, ErrBadKey, "taproot"},
@@ -179,8 +179,8 @@ func TestPastedKeys(t *testing.T) {
 		{"descriptor (Bitcoin Core's listdescriptors)", withChecksum("wpkh([d34db33f/84h/0h/0h]" + xpub + "/0/*)"), main},
 		{"descriptor, multipath (Sparrow)", withChecksum("wpkh([d34db33f/84h/0h/0h]" + xpub + "/<0;1>/*)"), main},
 		{"descriptor without its checksum", "wpkh([d34db33f/84'/0'/0']" + xpub + "/0/*)", main},
-		{"descriptor over two lines, quoted", `"` + withChecksum("wpkh([d34db33f/84h/0h/0h]"+xpub+"/0/*)")[:70] + "\n" +
-			withChecksum("wpkh([d34db33f/84h/0h/0h]"+xpub+"/0/*)")[70:] + `"`, main},
+		{"descriptor over two lines, quoted", `"` + withChecksum("wpkh([d34db33f/84h/0h/0h]" + xpub + "/0/*)")[:70] + "\n" +
+			withChecksum("wpkh([d34db33f/84h/0h/0h]" + xpub + "/0/*)")[70:] + `"`, main},
 	}
 	for _, c := range cases {
 		k, err := ParseAccountKey(c.key, c.net)
