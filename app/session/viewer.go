@@ -691,7 +691,7 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 	}
 	inv := Invoice{ID: a.ID, Method: a.Method, Sats: a.Sats, Media: time.Duration(a.Millis) * time.Millisecond,
 		Expires: time.Unix(a.ExpiresAt, 0), URI: a.URI, Bolt11: a.Bolt11, Address: a.Address, Requested: time.Now()}
-	if inv.QRPNG, err = paymentqr.PNG(a.URI, 512); err != nil {
+	if inv.QRPNG, err = invoiceQR(a); err != nil {
 		v.log.Warn("cannot draw the invoice as a QR code", "err", err)
 	}
 	v.recMu.Lock()
@@ -952,6 +952,17 @@ func (v *Viewer) Snapshot() ViewFigures {
 		f.Downstreams, f.RelayedBytes = st.Downstreams, st.RelayedBytes
 	}
 	return f
+}
+
+// invoiceQR draws the invoice's URI as a QR code; a URI too long for one (a BIP21 URI carrying
+// a long Lightning invoice as well) gives way to the Lightning invoice alone, which wallets
+// scan the same and which fits the denser alphanumeric mode.
+func invoiceQR(a invoicemsg.Answer) ([]byte, error) {
+	png, err := paymentqr.PNG(a.URI, 512)
+	if errors.Is(err, paymentqr.ErrTooLong) && a.Bolt11 != "" {
+		return paymentqr.PNG("lightning:"+a.Bolt11, 768)
+	}
+	return png, err
 }
 
 // HeldSource is the part of the stream this viewer holds, as a block source for export:

@@ -10,9 +10,17 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 )
 
-// MaxURILen is the longest URI rendered; a version-40 QR at medium error correction holds 2 331
-// bytes.
-const MaxURILen = 2331
+// MaxURILen is the longest URI rendered in byte mode (a BIP21 URI, whose label and message
+// keep their case): a version-40 QR at medium error correction holds 2 331 bytes.
+// MaxAlphanumericLen is the longest text rendered in alphanumeric mode (an upper-cased
+// lightning: invoice): 3 391 characters, more than the longest invoice a seller may send.
+const (
+	MaxURILen          = 2331
+	MaxAlphanumericLen = 3391
+)
+
+// ErrTooLong says the text does not fit in the largest QR code.
+var ErrTooLong = errors.New("paymentqr: too long for a QR code")
 
 // PNG renders uri as a square PNG of about size pixels, with medium error correction (scanning
 // from a screen tolerates some blur and glare) and the standard quiet zone.
@@ -20,13 +28,29 @@ func PNG(uri string, size int) ([]byte, error) {
 	if uri == "" {
 		return nil, errors.New("paymentqr: empty URI")
 	}
-	if len(uri) > MaxURILen {
-		return nil, fmt.Errorf("paymentqr: URI of %d bytes does not fit in a QR code", len(uri))
+	text := QRText(uri)
+	limit := MaxURILen
+	if alphanumeric(text) {
+		limit = MaxAlphanumericLen
+	}
+	if len(text) > limit {
+		return nil, fmt.Errorf("%w: %d characters, at most %d", ErrTooLong, len(text), limit)
 	}
 	if size < 64 || size > 4096 {
 		return nil, fmt.Errorf("paymentqr: size %d out of range 64..4096", size)
 	}
-	return qrcode.Encode(QRText(uri), qrcode.Medium, size)
+	return qrcode.Encode(text, qrcode.Medium, size)
+}
+
+// alphanumeric reports whether s is in QR's alphanumeric set (0–9, A–Z, space, $%*+-./:).
+func alphanumeric(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || strings.IndexByte(" $%*+-./:", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // QRText is the text put in the code. A bare lightning invoice is upper-cased (BOLT11 allows

@@ -2,10 +2,12 @@ package paymentqr
 
 import (
 	"bytes"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
 )
 
@@ -42,8 +44,25 @@ func TestQRDecodesToURI(t *testing.T) {
 			t.Errorf("QR decodes to\n%s\nwant\n%s", got, u)
 		}
 	}
-	if _, err := PNG(strings.Repeat("a", MaxURILen+1), 512); err == nil {
-		t.Error("oversized URI rendered")
+	if _, err := PNG(strings.Repeat("a", MaxURILen+1), 512); !errors.Is(err, ErrTooLong) {
+		t.Errorf("oversized URI: %v", err)
+	}
+	// A lightning invoice is upper-cased into the denser alphanumeric mode: one longer than byte
+	// mode holds (and than a seller may send, invoicemsg.MaxBolt11Len) fits; past that mode's
+	// capacity it does not.
+	long := "lightning:lnbc10u1pjdazaar" + strings.Repeat("q", MaxAlphanumericLen-len("lightning:lnbc10u1pjdazaar"))
+	if len(long) <= MaxURILen || len(long) <= invoicemsg.MaxBolt11Len {
+		t.Fatal("the long invoice is not long")
+	}
+	png, err := PNG(long, 1024)
+	if err != nil {
+		t.Fatalf("the longest invoice: %v", err)
+	}
+	if got := zbarDecode(t, png); got != QRText(long) {
+		t.Errorf("the longest invoice's QR decodes to %d characters, want %d", len(got), len(long))
+	}
+	if _, err := PNG("lightning:"+strings.Repeat("q", MaxAlphanumericLen), 1024); !errors.Is(err, ErrTooLong) {
+		t.Errorf("an invoice past the alphanumeric capacity: %v", err)
 	}
 	if _, err := PNG("", 512); err == nil {
 		t.Error("empty URI rendered")
