@@ -8,6 +8,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/playback"
+	"github.com/dazaarvision/dazaar-vision/stream/replicate"
 )
 
 // seekFetchTimeout bounds how long a seek waits for one block it does not hold (the seller
@@ -174,6 +175,9 @@ func (v *Viewer) fetchRange(ctx context.Context, start, end uint64) error {
 				return fmt.Errorf("the seller did not send blocks %d to %d within %v (%s)", start, end-1, seekFetchTimeout, a.Reason)
 			}
 			return fmt.Errorf("the seller did not send blocks %d to %d within %v; is it still online?", start, end-1, seekFetchTimeout)
+		}
+		if errors.Is(err, replicate.ErrNotHeld) {
+			return fmt.Errorf("that part of the stream cannot be fetched now: %w", err)
 		}
 		return fmt.Errorf("fetching blocks %d to %d: %w", start, end-1, err)
 	}

@@ -430,6 +430,7 @@ type fetchWant struct {
 // readAhead fetches a bounded window ahead of the play position when it is behind the live
 // edge (live pushes cover the edge itself).
 func (v *Viewer) readAhead(ctx context.Context, want <-chan fetchWant) error {
+	told := ^uint64(0) // the start last said not to be available (said once, not per retry)
 	for {
 		select {
 		case <-ctx.Done():
@@ -442,6 +443,10 @@ func (v *Viewer) readAhead(ctx context.Context, want <-chan fetchWant) error {
 			}
 			if err := v.rv.Fetch(ctx, start, end); err != nil && ctx.Err() == nil {
 				v.log.Debug("read-ahead", "start", start, "err", err)
+				if errors.Is(err, replicate.ErrNotHeld) && start != told {
+					told = start
+					v.ev.emit(Event{Kind: EventError, Text: "That part of the stream cannot be fetched now: " + err.Error()})
+				}
 			}
 		}
 	}

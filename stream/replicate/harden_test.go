@@ -569,3 +569,46 @@ func TestRecheckSkipsRefusedQueue(t *testing.T) {
 		}
 	}
 }
+
+// A relay serves a reader that holds the stream from when it joined. Asked for blocks before
+// that, it says it does not hold them (not "a problem on its side", and no error line in its
+// log: it was one per request, ten a second while a viewer waited), and the viewer's Fetch
+// ends with ErrNotHeld instead of asking again until its caller gives up; what the relay
+// holds is fetched as before.
+func TestRelayGapIsNotHeld(t *testing.T) {
+	w, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 10, 100)
+	relay := newReader(t, filepath.Join(t.TempDir(), "relay"), w.Key())
+	for i := uint64(5); i < 10; i++ {
+		req := feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: relay.MissingNodes(i)}, Manifest: relay.Length() == 0}
+		if relay.Length() < w.Length() {
+			req.Upgrade = &feed.UpgradeRequest{Start: relay.Length(), Length: w.Length() - relay.Length()}
+			req.Block.Nodes = 0
+		}
+		p, err := w.Proof(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := relay.Verify(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rn := newNode(t, nil)
+	var logs xtest.SyncBuffer
+	s, err := NewSeller(SellerConfig{Host: rn.Host(), Feed: relay, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	v := startViewer(t, nil, rn.AddrInfo(), w.Key(), false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := v.viewer.Fetch(ctx, 6, 10); err != nil {
+		t.Fatalf("fetching what the relay holds: %v", err)
+	}
+	if err := v.viewer.Fetch(ctx, 1, 4); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("fetching what the relay does not hold: %v, want ErrNotHeld", err)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("the relay logged a gap of its own as a fault:\n%s", logs.String())
+	}
+}

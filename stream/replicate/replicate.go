@@ -110,6 +110,9 @@ var (
 	// ErrForked: the seller's feed moved to a new fork (it lost appends in a power loss)
 	// and the viewer has no OnFork to start again on it.
 	ErrForked = errors.New("the seller's feed moved to a new fork after losing data")
+	// ErrNotHeld: the source (a relaying viewer, which holds the stream from when it joined)
+	// answered twice in a row that it does not hold blocks it announced the feed reaches.
+	ErrNotHeld = errors.New("the source does not hold these blocks")
 )
 
 // Default refusal reasons.

@@ -466,7 +466,7 @@ const (
 // admitted viewer can send those at full speed, and each was an error line in the seller's
 // log, worded as the seller's own problem.
 func (l *sendLoop) fault(id uint64, code string, err error) error {
-	if errors.Is(err, feed.ErrInvalidRequest) || errors.Is(err, feed.ErrNotStored) {
+	if errors.Is(err, feed.ErrInvalidRequest) || errors.Is(err, feed.ErrNotStored) || errors.Is(err, feed.ErrNotAvailable) {
 		l.ss.s.log.Debug("a viewer asked for what is not here", "viewer", l.ss.peer, "request", id, "err", err)
 		return l.noData(id, reasonNotHere)
 	}

@@ -349,6 +349,7 @@ func (s *lazyStream) Write(b []byte) (int, error) { return s.rw.Write(b) }
 type pending struct {
 	start, end uint64
 	done       atomic.Bool // the seller ended the range (or the session ended)
+	notHere    atomic.Bool // set before done: the source said it does not hold part of it
 }
 
 type viewerSession struct {
@@ -676,6 +677,7 @@ func (s *viewerSession) handle(t wire.Type, body []byte) error {
 			}
 			s.mu.Lock()
 			if p := s.ranges[nd.ID]; p != nil {
+				p.notHere.Store(nd.Reason == reasonNotHere)
 				p.done.Store(true)
 				delete(s.ranges, nd.ID)
 			}
@@ -807,13 +809,17 @@ func (s *viewerSession) askRange(start, end uint64) (*pending, error) {
 // Fetch downloads blocks [start, end) that are not stored yet and returns when all are
 // stored, verified. It keeps at most MaxInflight blocks requested at once, survives
 // reconnects (asking again only for what is still missing), and waits while access is
-// refused. end past the seller's length waits for those blocks to be appended.
+// refused. end past the seller's length waits for those blocks to be appended. A source that
+// answers two rounds in a row, with nothing stored between, that it does not hold blocks below
+// the length it announced (a relaying viewer holds the stream from when it joined) ends the
+// call with ErrNotHeld, so the caller can ask another.
 func (v *Viewer) Fetch(ctx context.Context, start, end uint64) error {
 	const chunk = 256
 	var sess *viewerSession
 	var asked []*pending
 	next := start
 	var roundStored uint64
+	notHere, notHereRounds, notHereAt := false, 0, uint64(0)
 	for {
 		// Take the notification channels before looking at the feed, so that nothing
 		// stored in between goes unnoticed.
@@ -836,6 +842,8 @@ func (v *Viewer) Fetch(ctx context.Context, start, end uint64) error {
 			if !p.done.Load() {
 				inflight += p.end - p.start
 				live = append(live, p)
+			} else if p.notHere.Load() {
+				notHere = true
 			}
 		}
 		asked = live
@@ -844,6 +852,16 @@ func (v *Viewer) Fetch(ctx context.Context, start, end uint64) error {
 			// Every range asked has ended and blocks are still missing (not appended yet, or
 			// the seller stopped): ask again, after a pause if the last round brought nothing.
 			next = start
+			// The same first missing block said not held twice in a row: ask elsewhere. (A
+			// live viewer stores pushed blocks meanwhile, so progress is this range's own.)
+			if notHere && start < v.Status().Length && (notHereRounds == 0 || start == notHereAt) {
+				if notHereRounds, notHereAt = notHereRounds+1, start; notHereRounds >= 2 {
+					return fmt.Errorf("%w: blocks %d to %d", ErrNotHeld, start, end-1)
+				}
+			} else {
+				notHereRounds = 0
+			}
+			notHere = false
 			if n := v.stored.Load(); n == roundStored {
 				idle = time.After(100 * time.Millisecond)
 			} else {

@@ -370,7 +370,10 @@ func (s *Swarm) Send(msg []byte) error {
 }
 
 // Fetch downloads blocks [start, end) like replicate.Viewer.Fetch, from whichever source is
-// in use (going on with the next one when the source changes).
+// in use (going on with the next one when the source changes). A relaying viewer holds the
+// stream from when it joined: when the source in use says it does not hold the blocks
+// (replicate.ErrNotHeld), they are asked of the seller on a connection of their own; a seller
+// with no room for another viewer turns that away, and Fetch says so.
 func (s *Swarm) Fetch(ctx context.Context, start, end uint64) error {
 	for {
 		s.mu.Lock()
@@ -397,7 +400,56 @@ func (s *Swarm) Fetch(ctx context.Context, start, end uint64) error {
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
+		if errors.Is(err, replicate.ErrNotHeld) {
+			if u.id == s.cfg.Seller.ID {
+				return err
+			}
+			return s.fetchFromSeller(ctx, start, end)
+		}
 	}
+}
+
+// sellerFetchWait bounds how long fetchFromSeller waits for the seller to admit it.
+const sellerFetchWait = 10 * time.Second
+
+// fetchFromSeller fetches [start, end) from the seller on a session of its own, beside the
+// source in use, and ends it. The seller admits it as a viewer like any other: when it is
+// full it turns it away, and the blocks are not available from anyone this swarm knows.
+func (s *Swarm) fetchFromSeller(parent context.Context, start, end uint64) error {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	turnedAway := errors.New("turned away")
+	v, err := replicate.NewViewer(replicate.ViewerConfig{Dialer: s.cfg.Node, Seller: s.cfg.Seller, Feed: s.Feed(), Logger: s.cfg.Logger,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+		OnAccess: func(a wire.Access) {
+			if a.State == wire.Refused {
+				cancel(turnedAway)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { // ends with ctx, which this call cancels before it returns
+		defer close(done)
+		_ = v.Run(ctx)
+	}()
+	defer func() { cancel(nil); <-done }()
+	wait := time.AfterFunc(sellerFetchWait, func() { cancel(context.DeadlineExceeded) })
+	defer wait.Stop()
+	s.log.Debug("the source in use does not hold these blocks; asking the seller", "from", start, "to", end)
+	err = v.Fetch(ctx, start, end)
+	if err == nil || parent.Err() != nil {
+		return err
+	}
+	const held = "the viewers relaying this stream hold it only from when they joined, and the broadcaster"
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, turnedAway):
+		return fmt.Errorf("%w: blocks %d to %d: %s has no room for another viewer now", replicate.ErrNotHeld, start, end-1, held)
+	case errors.Is(cause, context.DeadlineExceeded):
+		return fmt.Errorf("%w: blocks %d to %d: %s did not send them within %v", replicate.ErrNotHeld, start, end-1, held, sellerFetchWait)
+	}
+	return err
 }
 
 // step looks at the source in use and the candidates, and changes source when it must.

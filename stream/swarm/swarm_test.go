@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -718,4 +720,83 @@ func TestViewerLeavesRelayThatLostItsSource(t *testing.T) {
 		st := b.sw.Stats()
 		return st.Active != a.node.ID() && !b.sw.Connected()
 	})
+}
+
+// A relaying viewer holds the stream from when it joined. A viewer fed by one that asks for
+// earlier blocks (a seek back, "go to start") is told so by the relay, gets them from the
+// seller on a session of their own when the seller has room, and is told at once, in words,
+// when it has none (before, it asked the relay again every 100 ms until its caller gave up).
+func TestFetchOfHistoryARelayLacks(t *testing.T) {
+	checkLeaks(t)
+	sf := newWriter(t, 60)
+	sn := newNode(t)
+	srv := serveOrigin(t, sn, sf, 2)
+	if _, err := sf.AppendSync(block(60, 1024)); err != nil { // viewers join from here
+		t.Fatal(err)
+	}
+	startAppending(t, sf)
+	direct := func() (*swarmRig, func()) {
+		node := newNode(t)
+		r := &swarmRig{node: node, got: map[uint64]time.Time{}}
+		sw, err := New(Config{Node: node, Feed: newReader(t, sf.Key()), Seller: sn.AddrInfo(), Relay: true, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.sw = sw
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); sw.Run(ctx) }()
+		stop := func() { cancel(); <-done; node.Close() }
+		t.Cleanup(stop)
+		waitFor(t, 20*time.Second, "a direct viewer served by the seller", func() bool {
+			st := sw.Stats()
+			return st.Depth == 1 && st.ActiveIsSeller
+		})
+		return r, stop
+	}
+	a, _ := direct()
+	_, stopA2 := direct()
+	waitFor(t, 10*time.Second, "the seller's have links from both", func() bool {
+		k := 0
+		for _, h := range srv.haves.all() {
+			if h.Relay && h.Depth == 1 {
+				k++
+			}
+		}
+		return k == 2
+	})
+	if af := a.sw.Feed().(*feed.Feed); af.Has(5) {
+		t.Fatal("the relay holds the stream's start: it joined live")
+	}
+	b := startSwarm(t, sn.AddrInfo(), sf.Key(), nil)
+	waitFor(t, 20*time.Second, "the extra viewer receiving through a relay", func() bool {
+		st := b.sw.Stats()
+		return st.Depth == 2 && !st.ActiveIsSeller && b.sw.Connected()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// The seller is full: the blocks are not available from anyone B knows, and B is told.
+	err := b.sw.Fetch(ctx, 1, 11)
+	if !errors.Is(err, replicate.ErrNotHeld) || !strings.Contains(err.Error(), "no room") {
+		t.Fatalf("fetching what the relay lacks from a full seller: %v", err)
+	}
+
+	// One direct viewer leaves: the seller has room, and serves the history B asks for, while
+	// B keeps its relay for the live stream.
+	stopA2()
+	waitFor(t, 10*time.Second, "the seller to have room", func() bool { return len(srv.Seller().Viewers()) < 2 })
+	if err := b.sw.Fetch(ctx, 1, 11); err != nil {
+		t.Fatalf("fetching what the relay lacks from a seller with room: %v", err)
+	}
+	checkBlocks(t, b.sw.Feed(), 1, 11)
+	bf := b.sw.Feed().(*feed.Feed)
+	for i := uint64(1); i < 11; i++ {
+		if !bf.Has(i) {
+			t.Fatalf("block %d missing after the fetch", i)
+		}
+	}
+	if st := b.sw.Stats(); st.ActiveIsSeller {
+		t.Log("B moved to the seller meanwhile")
+	}
 }
