@@ -3,6 +3,8 @@ package p2p
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +30,7 @@ func (c *cancelAfter) Err() error {
 // New honours its context: cancelled before or during start-up, it returns the context's
 // error and leaves nothing running.
 func TestNewHonoursContext(t *testing.T) {
+	before := goleak.IgnoreCurrent() // taken now: taken at the check, it would ignore every leak
 	sk := testIdentity(t)
 	stopped := 0
 	for n := int32(1); n <= 8; n++ {
@@ -51,9 +54,15 @@ func TestNewHonoursContext(t *testing.T) {
 	}
 	// Nothing New started is left once it returned an error (the goroutines libp2p leaves
 	// for the process's lifetime excepted).
+	noLeaks(t, before)
+}
+
+// noLeaks waits up to 10 s for the goroutines started since before to end.
+func noLeaks(t *testing.T, before goleak.Option) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := goleak.Find(append(leakOptions(), goleak.IgnoreCurrent())...)
+		err := goleak.Find(append(leakOptions(), before)...)
 		if err == nil || time.Now().After(deadline) {
 			if err != nil {
 				t.Fatal(err)
@@ -62,6 +71,27 @@ func TestNewHonoursContext(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A node that cannot listen where it is told (the port is taken) says so and leaves nothing
+// running: the connection manager's goroutine was left behind on every failed start.
+func TestNewThatCannotListenLeavesNothing(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port)
+	for range 3 {
+		node, err := New(context.Background(), Config{Identity: testIdentity(t), ListenAddrs: []string{addr}, Reachability: ReachabilityPublic})
+		if err == nil {
+			node.Close()
+			t.Fatalf("a node listening on a taken port %s started", addr)
+		}
+		t.Log(err)
+	}
+	noLeaks(t, before)
 }
 
 func testIdentity(t *testing.T) crypto.PrivKey {
