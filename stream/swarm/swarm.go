@@ -46,6 +46,7 @@ const (
 	connectGrace    = 3 * time.Second  // a source not connected this long is replaced
 	fullRetry       = 5 * time.Second  // a full source is tried again after this
 	slowRetry       = 10 * time.Second // a replaced slow source waits this long
+	overclaimHold   = 5 * time.Minute  // a source that did not deliver what its Have claimed: its claims are ignored this long
 	minStandbyLink  = 10 * time.Second // a standby's link is kept at least this long (see standbys)
 	switchGrace     = 2 * time.Second  // a new source is not judged slow before this
 	orphanGrace     = 2 * connectGrace // a relay in use saying it has no source this long is left (it switches within connectGrace and a dial)
@@ -114,6 +115,10 @@ type cand struct {
 	added    time.Time
 	linking  bool
 	lastUsed time.Time
+	// overclaimed: until then, this source's Have claims are not believed. It was in use
+	// and replaced as slow while claiming well more than it had delivered (a relay may
+	// claim any length; its blocks are proved, its claims are not).
+	overclaimed time.Time
 }
 
 // upstream is the source in use: a replicate.Viewer into the swarm's feed.
@@ -566,18 +571,40 @@ func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) 
 	best, _ := s.freshest(u.id)
 	ahead := best != nil && best.Length > mine+s.cfg.SlowLag
 	if ahead && u.delivered && now.Sub(u.lastGrow) >= s.cfg.SlowFor {
-		return "it stalled", slowRetry, false
+		return "it stalled", s.slowRetry(u, mine, now), false
 	}
 	if ahead && now.Sub(u.started) > switchGrace {
 		if u.slowSince.IsZero() {
 			u.slowSince = now
 		} else if now.Sub(u.slowSince) >= s.cfg.SlowFor {
-			return "it is slow", slowRetry, false
+			return "it is slow", s.slowRetry(u, mine, now), false
 		}
 	} else {
 		u.slowSince = time.Time{}
 	}
 	return "", 0, false
+}
+
+// slowRetry is when a source replaced as slow is tried again: slowRetry, or overclaimHold for
+// a relay whose own Have claimed well more than it delivered (mine), whose claims are then not
+// believed either. Otherwise one relay claiming a length it does not have would have every
+// good source judged slow against it, the viewer switching to it and back again and again.
+func (s *Swarm) slowRetry(u *upstream, mine uint64, now time.Time) time.Duration {
+	if u.id == s.cfg.Seller.ID {
+		return slowRetry
+	}
+	h, ok := s.haves.get(u.id)
+	if !ok || h.Length <= mine+s.cfg.SlowLag {
+		return slowRetry
+	}
+	s.mu.Lock()
+	if c := s.cands[u.id]; c != nil {
+		c.overclaimed = now.Add(overclaimHold)
+	}
+	s.mu.Unlock()
+	s.log.Info("a source claimed more of the stream than it sent; its claims are ignored for a while",
+		"source", u.id, "claimed", h.Length, "held", mine)
+	return overclaimHold
 }
 
 // freshest is the linked standby (not except) that holds the most of our fork and relays.
@@ -599,12 +626,14 @@ func (s *Swarm) freshest(except peer.ID) (*Have, peer.ID) {
 	return best, id
 }
 
-// usable: a candidate we would take data from (known, not banned, not one of our viewers).
+// usable: a candidate we would take data from (known, not banned, its claims believed, not
+// one of our viewers).
 func (s *Swarm) usable(p peer.ID) bool {
 	s.mu.Lock()
 	c, banned, srv := s.cands[p], s.banned[p], s.srv
+	overclaimed := c != nil && time.Now().Before(c.overclaimed)
 	s.mu.Unlock()
-	if c == nil || !banned.IsZero() {
+	if c == nil || !banned.IsZero() || overclaimed {
 		return false
 	}
 	return srv == nil || !slices.Contains(srv.Seller().Viewers(), p)
@@ -630,11 +659,13 @@ func (s *Swarm) ranked(now time.Time, n int) candList {
 	fork, length := f.Head().Fork, f.Length()
 	hv := s.haves.all()
 	var best uint64
-	for _, h := range hv {
-		if h.Fork == fork || length == 0 {
+	s.mu.Lock()
+	for p, h := range hv {
+		if c := s.cands[p]; (h.Fork == fork || length == 0) && (c == nil || !now.Before(c.overclaimed)) {
 			best = max(best, h.Length)
 		}
 	}
+	s.mu.Unlock()
 	best = max(best, length)
 	s.mu.Lock()
 	active := peer.ID("")

@@ -800,3 +800,62 @@ func TestFetchOfHistoryARelayLacks(t *testing.T) {
 		t.Log("B moved to the seller meanwhile")
 	}
 }
+
+// A relay may claim any length in its Have messages: its blocks are proved, its claims are
+// not. One that claims far more than it has (here: a thousand blocks past the seller, while it
+// holds nothing) draws a viewer once at most; it is then not believed for a while, so it
+// neither holds the viewer nor has every good source judged slow against its claim (the
+// viewer switching to it and back again and again, stalling each time).
+func TestRelayClaimingMoreThanItHasIsNotBelieved(t *testing.T) {
+	checkLeaks(t)
+	sf := newWriter(t, 60)
+	sn := newNode(t)
+	serveOrigin(t, sn, sf, 4)
+	startAppending(t, sf)
+
+	liar := newNode(t)
+	empty := newReader(t, sf.Key())
+	ls, err := replicate.NewSeller(replicate.SellerConfig{Host: liar.Host(), Feed: empty, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ls.Close() })
+	lh := newHaves(liar.Host(), sf.DiscoveryKey(), func() Have {
+		return Have{Fork: 0, Length: sf.Length() + 1000, Depth: 1, Relay: true, Free: 16}
+	}, 16, quiet())
+	t.Cleanup(lh.close)
+
+	b := startSwarm(t, sn.AddrInfo(), sf.Key(), func(c *Config) { c.Hints = []peer.AddrInfo{liar.AddrInfo()} })
+	waitFor(t, 30*time.Second, "the viewer receiving the live stream", func() bool {
+		return b.sw.Connected() && b.sw.Feed().Length()+20 > sf.Length()
+	})
+	// For 25 s (two and a half of slowRetry, the hold of a source replaced as slow): the
+	// liar draws the viewer once at most, and the viewer then keeps up with a good source.
+	visits, with := 0, false
+	var lastVisit time.Time
+	end := time.Now().Add(25 * time.Second)
+	for time.Now().Before(end) {
+		on := b.sw.Stats().Active == liar.ID()
+		if on && !with {
+			visits++
+		}
+		if on {
+			lastVisit = time.Now()
+		}
+		with = on
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("visits to the liar: %d; switches: %d", visits, b.sw.Stats().Switches)
+	if visits > 1 {
+		t.Fatalf("the viewer went to the relay that claimed what it did not have %d times in 25 s", visits)
+	}
+	if st := b.sw.Stats(); st.Active == liar.ID() || !b.sw.Connected() {
+		t.Fatalf("the viewer ends with %+v", st)
+	}
+	if !lastVisit.IsZero() && time.Since(lastVisit) < 10*time.Second {
+		t.Fatalf("the viewer was with the liar %v before the end", time.Since(lastVisit))
+	}
+	if lag := sf.Length() - b.sw.Feed().Length(); lag > 30 {
+		t.Fatalf("the viewer is %d blocks behind", lag)
+	}
+}
