@@ -439,7 +439,10 @@ func TestVideoOnlyStream(t *testing.T) {
 	feed := memfeed.New()
 	preset := broadcast.Low
 	b, _ := broadcast.New(broadcast.Config{Preset: preset, Video: vs, Sink: feed})
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	// 3 s, 45 pictures: one stall of a loaded machine (a few hundred ms) makes a handful late,
+	// which over the 22 pictures of 1.5 s was a third of them (5 of 15 once, with race
+	// builds beside the test).
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	if err := b.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +460,7 @@ func TestVideoOnlyStream(t *testing.T) {
 	st := player.Stats()
 	t.Logf("%d frames shown in %v; %+v", len(frames), took, st)
 	// Every picture is shown, save the few a loaded machine makes late (counted).
-	if st.FramesDecoded < 10 || int64(len(frames)) < st.FramesDecoded*3/4 || int64(len(frames))+st.FramesLate != st.FramesDecoded {
+	if st.FramesDecoded < 15 || int64(len(frames)) < st.FramesDecoded*3/4 || int64(len(frames))+st.FramesLate != st.FramesDecoded {
 		t.Fatalf("%d of %d frames shown, %d late", len(frames), st.FramesDecoded, st.FramesLate)
 	}
 	for i, f := range frames {
