@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"runtime"
 	"syscall"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
@@ -32,7 +33,7 @@ func plain(log *slog.Logger, what string, err error) error {
 	case errors.Is(err, ledger.ErrInUse):
 		text = "another paid stream of this data directory is live: one data directory sells one paid stream at a time; " +
 			"stop the other one, or give this one a data directory of its own"
-	case errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, syscall.ENOSPC) || diskFullWindows(err):
 		text = what + ": the disk is full"
 	case errors.Is(err, fs.ErrPermission):
 		text = what + ": Dazaar Vision may not write to its data directory (check its owner and permissions)"
@@ -51,3 +52,15 @@ type wrapped struct {
 
 func (e *wrapped) Error() string { return e.what + ": " + e.err.Error() }
 func (e *wrapped) Unwrap() error { return e.err }
+
+// Windows' "disk full" errors (ERROR_HANDLE_DISK_FULL, ERROR_DISK_FULL), which syscall.ENOSPC
+// does not match there; the same numbers mean other things elsewhere.
+const (
+	winErrorHandleDiskFull = 39
+	winErrorDiskFull       = 112
+)
+
+func diskFullWindows(err error) bool {
+	var errno syscall.Errno
+	return runtime.GOOS == "windows" && errors.As(err, &errno) && (errno == winErrorHandleDiskFull || errno == winErrorDiskFull)
+}

@@ -265,3 +265,66 @@ func sparseCopy(t *testing.T, w *feed.Feed, held []uint64) *feed.Feed {
 	}
 	return r
 }
+
+// A stretch after a hole starts at a key frame, not at a block of sound alone (which IsSync
+// takes: the pictures after it need an earlier key frame); and a key frame of another picture
+// size after a hole (a run whose header fell in the hole) ends the copy, which was written
+// under the earlier run's tracks.
+func TestHeldStreamStretchesStartAtKeyFrames(t *testing.T) {
+	key := func(w, h int, id byte) []byte {
+		return []byte{0x10, 0, 0, 0x9d, 0x01, 0x2a, byte(w), byte(w >> 8), byte(h), byte(h >> 8), id}
+	}
+	delta := func(id byte) []byte { return []byte{0x11, id} }
+	const frame = 40 * time.Millisecond
+	build := func(units map[uint64][]block.Unit, n uint64) *feed.Feed {
+		w := newWritableFeed(t)
+		hdr, err := (&block.Header{Start: time.Unix(1e9, 0), Video: &block.VideoParams{Codec: block.CodecVP8, Width: 64, Height: 48,
+			FrameRateNum: 25, FrameRateDen: 1}, Audio: &block.AudioParams{Codec: block.CodecOpus, SampleRate: 48000, Channels: 1,
+			FrameDuration: 20 * time.Millisecond, BitRate: 32000}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Append(hdr)
+		for i := uint64(1); i <= n; i++ {
+			b, err := (&block.Media{Seq: i, Units: units[i]}).MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Append(b)
+		}
+		return w
+	}
+	v := func(i uint64, p []byte) []block.Unit {
+		return []block.Unit{{Track: block.Video, Key: p[0]&1 == 0, PTS: time.Duration(i) * frame, Duration: frame, Payload: p}}
+	}
+	sound := func(i uint64) []block.Unit {
+		return []block.Unit{{Track: block.Audio, PTS: time.Duration(i) * frame, Duration: 20 * time.Millisecond, Payload: []byte{byte(i)}}}
+	}
+
+	// 1 key, 2 delta, (3 missing), 4 sound alone, 5 delta, 6 key, 7 delta.
+	w := build(map[uint64][]block.Unit{1: v(1, key(64, 48, 1)), 2: v(2, delta(2)), 3: v(3, delta(3)), 4: sound(4),
+		5: v(5, delta(5)), 6: v(6, key(64, 48, 6)), 7: v(7, delta(7))}, 7)
+	h, err := heldStream(sparseCopy(t, w, []uint64{0, 1, 2, 4, 5, 6, 7}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pieces, from, to := h.Span(); pieces != 2 || from != 1 || to != 8 || h.Len() != 5 {
+		t.Fatalf("the copy is %d pieces of blocks %d to %d (%d blocks), want 2 of 1 to 8 (the header and 1, 2, 6, 7)", pieces, from, to, h.Len())
+	}
+	if b, err := h.Block(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	} else if m, err := block.DecodeMedia(b); err != nil || !m.Units[0].Key || m.Units[0].PTS != 3*frame {
+		t.Fatalf("the stretch after the hole starts with %+v (%v), want block 6's key frame at %v", m.Units[0], err, 3*frame)
+	}
+
+	// 1 key 64×48, 2 delta, (3 missing: another run's header), 4 key 128×96, 5 delta.
+	w = build(map[uint64][]block.Unit{1: v(1, key(64, 48, 1)), 2: v(2, delta(2)), 3: v(3, delta(3)),
+		4: v(4, key(128, 96, 4)), 5: v(5, delta(5))}, 5)
+	h, err = heldStream(sparseCopy(t, w, []uint64{0, 1, 2, 4, 5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pieces, from, to := h.Span(); pieces != 1 || from != 1 || to != 3 {
+		t.Fatalf("the copy is %d pieces of blocks %d to %d, want 1 of 1 to 3: pictures of another size after the hole", pieces, from, to)
+	}
+}

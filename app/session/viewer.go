@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/playback"
+	"github.com/dazaarvision/dazaar-vision/media/vp8"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
@@ -233,9 +233,11 @@ func (v *Viewer) openReader(dir string) (*feed.Feed, error) {
 		}
 		return f, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err // held elsewhere, or damaged: said as it is, never made afresh over it
+	if errors.Is(err, feed.ErrLocked) {
+		return nil, err // open in another window or program: said as such
 	}
+	// None there, or a copy whose meta a crash tore (a reader's meta is not synced):
+	// Create makes it afresh, and refuses a readable feed (ErrExists).
 	return feed.Create(dir, feed.Options{Key: &key, Logger: v.log})
 }
 
@@ -1053,8 +1055,9 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 		runs   *block.Runs   // nil until the first held sync block
 		hdr    *block.Header // the newest held header
 		hdrAt  uint64
-		open   bool // the last piece is still growing
-		hole   bool // blocks were missing since the last placed one
+		open   bool          // the last piece is still growing
+		hole   bool          // blocks were missing since the last placed one
+		first  *block.Header // the header the file's tracks are described by
 		hdrErr error
 	)
 	n := f.Length()
@@ -1084,12 +1087,25 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 			continue
 		}
 		if !open {
-			if hdr == nil || !m.IsSync() {
+			if hdr == nil || !startsPicture(m, hdr) {
 				hole = true // a picture cannot start here, or its part's header is not held
 				continue
 			}
+			// A run whose header fell in a hole would be written under the tracks of the
+			// one before: its key frame's size tells it when the picture size differs.
+			shape := hdr
+			if first != nil {
+				shape = first
+			}
+			if !sizeMatches(m, shape) {
+				if runs == nil {
+					hole = true
+					continue
+				}
+				break
+			}
 			if runs == nil {
-				runs, h.header = block.NewRuns(hdr), hdrAt
+				runs, h.header, first = block.NewRuns(hdr), hdrAt, hdr
 			} else if hole {
 				runs.Resume(m.Units)
 			}
@@ -1110,6 +1126,35 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 	}
 	h.f = f
 	return h, nil
+}
+
+// startsPicture reports whether playback can start at m under hdr: with video, its first
+// video unit is a key frame (a block of sound alone, which IsSync takes, is followed by the
+// pictures that depend on an earlier key frame); without, any block.
+func startsPicture(m *block.Media, hdr *block.Header) bool {
+	if hdr.Video == nil {
+		return m.IsSync()
+	}
+	for _, u := range m.Units {
+		if u.Track == block.Video {
+			return u.Key
+		}
+	}
+	return false
+}
+
+// sizeMatches reports whether m's key frame (if it has one) declares hdr's picture size.
+func sizeMatches(m *block.Media, hdr *block.Header) bool {
+	if hdr.Video == nil {
+		return true
+	}
+	for _, u := range m.Units {
+		if u.Track == block.Video && u.Key {
+			w, h, ok := vp8.KeyFrameSize(u.Payload)
+			return !ok || (w == int(hdr.Video.Width) && h == int(hdr.Video.Height))
+		}
+	}
+	return true
 }
 
 // Len is the header plus the held media blocks.

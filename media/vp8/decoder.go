@@ -34,15 +34,23 @@ func checkKeyFrameSize(data []byte) error {
 	if len(data) < 10 {
 		return fmt.Errorf("vp8: key frame of %d bytes is shorter than its header", len(data))
 	}
-	if data[3] != 0x9d || data[4] != 0x01 || data[5] != 0x2a {
+	w, h, ok := KeyFrameSize(data)
+	if !ok {
 		return fmt.Errorf("vp8: key frame without the start code")
 	}
-	w := int(data[6]) | int(data[7]&0x3f)<<8
-	h := int(data[8]) | int(data[9]&0x3f)<<8
 	if w == 0 || h == 0 || w > MaxWidth || h > MaxHeight {
 		return fmt.Errorf("vp8: key frame of %d×%d pixels (the limit is %d×%d)", w, h, MaxWidth, MaxHeight)
 	}
 	return nil
+}
+
+// KeyFrameSize is the picture size a key frame declares (RFC 6386 §9.1); ok is false for an
+// interframe or a frame too short or without the key frame's start code.
+func KeyFrameSize(data []byte) (width, height int, ok bool) {
+	if len(data) < 10 || data[0]&1 != 0 || data[3] != 0x9d || data[4] != 0x01 || data[5] != 0x2a {
+		return 0, 0, false
+	}
+	return int(data[6]) | int(data[7]&0x3f)<<8, int(data[8]) | int(data[9]&0x3f)<<8, true
 }
 
 // Decoder decodes VP8 frames. Use it from one goroutine at a time.

@@ -149,6 +149,9 @@ type Swarm struct {
 	haves *haves
 	wg    sync.WaitGroup
 	wake  chan struct{} // coalescing: holds one
+	// sellerFetch holds a token while a fetch from the seller runs (fetchFromSeller): one at a
+	// time, the others wait.
+	sellerFetch chan struct{}
 
 	mu       sync.Mutex
 	feed     *relayFeed
@@ -189,7 +192,7 @@ func New(cfg Config) (*Swarm, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Swarm{cfg: cfg, log: cfg.Logger.With("component", "swarm"), disc: feed.DiscoveryKey(cfg.Feed.Key()),
-		wake: make(chan struct{}, 1), feed: newRelayFeed(cfg.Feed), cands: map[peer.ID]*cand{},
+		wake: make(chan struct{}, 1), sellerFetch: make(chan struct{}, 1), feed: newRelayFeed(cfg.Feed), cands: map[peer.ID]*cand{},
 		banned: map[peer.ID]time.Time{}, activeC: make(chan struct{}), depth: NoDepth, lastGood: NoDepth}
 	now := time.Now()
 	s.cands[cfg.Seller.ID] = &cand{info: cfg.Seller, seller: true, added: now}
@@ -409,23 +412,46 @@ func (s *Swarm) Fetch(ctx context.Context, start, end uint64) error {
 			if u.id == s.cfg.Seller.ID {
 				return err
 			}
-			return s.fetchFromSeller(ctx, start, end)
+			if err := s.fetchFromSeller(ctx, start, end, changed); !errors.Is(err, errSourceChanged) {
+				return err
+			}
 		}
 	}
 }
 
-// sellerFetchWait bounds how long fetchFromSeller waits for the seller to admit it.
+// errSourceChanged ends a fetch from the seller when the source in use changed meanwhile:
+// Fetch asks the new one (perhaps the seller itself, whose live session a second session
+// from this peer would replace).
+var errSourceChanged = errors.New("the source in use changed")
+
+// sellerFetchWait: a fetch from the seller that stores no block for this long ends.
 const sellerFetchWait = 10 * time.Second
 
 // fetchFromSeller fetches [start, end) from the seller on a session of its own, beside the
-// source in use, and ends it. The seller admits it as a viewer like any other: when it is
-// full it turns it away, and the blocks are not available from anyone this swarm knows.
-func (s *Swarm) fetchFromSeller(parent context.Context, start, end uint64) error {
+// source in use, and ends it. One at a time (the seller keeps one session per peer: two would
+// replace each other); it ends with errSourceChanged when the source in use changes (changed
+// is closed). The seller admits it as a viewer like any other: when it is full it turns it
+// away, and the blocks are not available from anyone this swarm knows.
+func (s *Swarm) fetchFromSeller(parent context.Context, start, end uint64, changed <-chan struct{}) error {
+	select {
+	case s.sellerFetch <- struct{}{}:
+		defer func() { <-s.sellerFetch }()
+	case <-changed:
+		return errSourceChanged
+	case <-parent.Done():
+		return parent.Err()
+	}
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
+	idle := time.AfterFunc(sellerFetchWait, func() { cancel(context.DeadlineExceeded) })
+	defer idle.Stop()
 	turnedAway := errors.New("turned away")
 	v, err := replicate.NewViewer(replicate.ViewerConfig{Dialer: s.cfg.Node, Seller: s.cfg.Seller, Feed: s.Feed(), Logger: s.cfg.Logger,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+		OnBlock: func(i uint64, data []byte) {
+			idle.Reset(sellerFetchWait)
+			s.onBlock(i, data)
+		},
 		OnAccess: func(a wire.Access) {
 			if a.State == wire.Refused {
 				cancel(turnedAway)
@@ -437,11 +463,18 @@ func (s *Swarm) fetchFromSeller(parent context.Context, start, end uint64) error
 	done := make(chan struct{})
 	go func() { // ends with ctx, which this call cancels before it returns
 		defer close(done)
+		select {
+		case <-changed:
+			cancel(errSourceChanged)
+		case <-ctx.Done():
+		}
+	}()
+	run := make(chan struct{})
+	go func() { // ends with ctx, as above
+		defer close(run)
 		_ = v.Run(ctx)
 	}()
-	defer func() { cancel(nil); <-done }()
-	wait := time.AfterFunc(sellerFetchWait, func() { cancel(context.DeadlineExceeded) })
-	defer wait.Stop()
+	defer func() { cancel(nil); <-done; <-run }()
 	s.log.Debug("the source in use does not hold these blocks; asking the seller", "from", start, "to", end)
 	err = v.Fetch(ctx, start, end)
 	if err == nil || parent.Err() != nil {
@@ -449,10 +482,12 @@ func (s *Swarm) fetchFromSeller(parent context.Context, start, end uint64) error
 	}
 	const held = "the viewers relaying this stream hold it only from when they joined, and the broadcaster"
 	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errSourceChanged):
+		return errSourceChanged
 	case errors.Is(cause, turnedAway):
 		return fmt.Errorf("%w: blocks %d to %d: %s has no room for another viewer now", replicate.ErrNotHeld, start, end-1, held)
 	case errors.Is(cause, context.DeadlineExceeded):
-		return fmt.Errorf("%w: blocks %d to %d: %s did not send them within %v", replicate.ErrNotHeld, start, end-1, held, sellerFetchWait)
+		return fmt.Errorf("%w: blocks %d to %d: %s sent none of them for %v", replicate.ErrNotHeld, start, end-1, held, sellerFetchWait)
 	}
 	return err
 }
@@ -586,11 +621,13 @@ func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) 
 }
 
 // slowRetry is when a source replaced as slow is tried again: slowRetry, or overclaimHold for
-// a relay whose own Have claimed well more than it delivered (mine), whose claims are then not
-// believed either. Otherwise one relay claiming a length it does not have would have every
-// good source judged slow against it, the viewer switching to it and back again and again.
+// a relay that delivered nothing at all while its own Have claimed well more than this viewer
+// holds (mine), whose claims are then not believed either. Otherwise one relay claiming a
+// length it does not have would have every good source judged slow against it, the viewer
+// switching to it and back again and again. A relay that delivered, however slowly (a slow
+// link looks the same from here), is only replaced.
 func (s *Swarm) slowRetry(u *upstream, mine uint64, now time.Time) time.Duration {
-	if u.id == s.cfg.Seller.ID {
+	if u.id == s.cfg.Seller.ID || u.delivered {
 		return slowRetry
 	}
 	h, ok := s.haves.get(u.id)
@@ -731,20 +768,24 @@ func (s *Swarm) ranked(now time.Time, n int) candList {
 	return out
 }
 
+// onBlock is every source's OnBlock: a verified block wakes this relay's viewers and goes to
+// the owner's OnBlock.
+func (s *Swarm) onBlock(i uint64, data []byte) {
+	s.mu.Lock()
+	f := s.feed
+	s.mu.Unlock()
+	f.arrived()
+	if s.cfg.OnBlock != nil {
+		s.cfg.OnBlock(i, data)
+	}
+}
+
 // startActive starts receiving the stream from c.
 func (s *Swarm) startActive(ctx context.Context, c *cand, now time.Time) {
 	u := &upstream{id: c.info.ID, done: make(chan struct{}), started: now, lastUp: now}
 	vc := replicate.ViewerConfig{Dialer: s.cfg.Node, Seller: c.info, Feed: s.Feed(), Live: true, Logger: s.cfg.Logger,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-		OnBlock: func(i uint64, data []byte) {
-			s.mu.Lock()
-			f := s.feed
-			s.mu.Unlock()
-			f.arrived()
-			if s.cfg.OnBlock != nil {
-				s.cfg.OnBlock(i, data)
-			}
-		},
+		OnBlock: s.onBlock,
 		OnStatus: func(st wire.Status) {
 			u.status.Store(&st)
 			if st.Flags&wire.StatusHasSyncPoint != 0 {

@@ -786,10 +786,22 @@ func TestFetchOfHistoryARelayLacks(t *testing.T) {
 	// B keeps its relay for the live stream.
 	stopA2()
 	waitFor(t, 10*time.Second, "the seller to have room", func() bool { return len(srv.Seller().Viewers()) < 2 })
-	if err := b.sw.Fetch(ctx, 1, 11); err != nil {
-		t.Fatalf("fetching what the relay lacks from a seller with room: %v", err)
+	// Two at once (a seek and the player's read-ahead): the seller keeps one session per peer,
+	// so they take turns instead of replacing each other's.
+	errs := make(chan error, 2)
+	go func() { errs <- b.sw.Fetch(ctx, 1, 11) }()
+	go func() { errs <- b.sw.Fetch(ctx, 20, 31) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("fetching what the relay lacks from a seller with room: %v", err)
+		}
 	}
-	checkBlocks(t, b.sw.Feed(), 1, 11)
+	checkBlocks(t, b.sw.Feed(), 1, 31)
+	for _, i := range []uint64{1, 10, 20, 30} {
+		if _, ok := b.arrived(i); !ok {
+			t.Fatalf("block %d, fetched from the seller, was not passed to OnBlock (a player waiting for it would not wake)", i)
+		}
+	}
 	bf := b.sw.Feed().(*feed.Feed)
 	for i := uint64(1); i < 11; i++ {
 		if !bf.Has(i) {
