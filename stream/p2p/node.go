@@ -154,25 +154,15 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		libp2p.DisableMetrics(),
 		libp2p.UserAgent("dazaar-vision"),
 	}
-	// The host is made without listening, then told to listen (below): a host whose listen
-	// fails inside libp2p.New leaves about a dozen of libp2p's goroutines running for the
-	// process's life, one set per attempt; one made first is closed whole by Close.
-	opts = append(opts, libp2p.NoListenAddrs)
-	var listen []ma.Multiaddr
-	if !cfg.NoListen {
-		addrs := cfg.ListenAddrs
-		if len(addrs) == 0 {
-			addrs = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1", "/ip6/::/tcp/0", "/ip6/::/udp/0/quic-v1"}
-		}
-		for _, a := range addrs {
-			m, err := ma.NewMultiaddr(a)
-			if err != nil {
-				_ = rm.Close()
-				_ = cm.Close()
-				return nil, fmt.Errorf("p2p: listen address %q: %w", a, err)
-			}
-			listen = append(listen, m)
-		}
+	switch {
+	case cfg.NoListen:
+		opts = append(opts, libp2p.NoListenAddrs)
+	case len(cfg.ListenAddrs) > 0:
+		opts = append(opts, libp2p.ListenAddrStrings(cfg.ListenAddrs...))
+	default:
+		opts = append(opts, libp2p.ListenAddrStrings(
+			"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1",
+			"/ip6/::/tcp/0", "/ip6/::/udp/0/quic-v1"))
 	}
 	if !cfg.NoRelayService {
 		opts = append(opts, libp2p.EnableRelayService())
@@ -197,6 +187,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		// go-libp2p leaves some of its own goroutines behind when its start fails (a listen
+		// address in use); what was made here is closed.
 		_ = rm.Close()
 		_ = cm.Close()
 		return nil, fmt.Errorf("start libp2p host: %w", err)
@@ -219,12 +211,6 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if err := cancelled(); err != nil {
 		return nil, err
-	}
-	if len(listen) > 0 {
-		// Like libp2p's own start: an error only when no address could be listened on.
-		if err := h.Network().Listen(listen...); err != nil {
-			return nil, fmt.Errorf("start libp2p host: %w", err)
-		}
 	}
 
 	// A node serves the DHT when others can reach it: at once when it is told it is public,

@@ -3,8 +3,6 @@ package p2p
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,27 +69,6 @@ func noLeaks(t *testing.T, before goleak.Option) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// A node that cannot listen where it is told (the port is taken) says so and leaves nothing
-// running: the connection manager's goroutine was left behind on every failed start.
-func TestNewThatCannotListenLeavesNothing(t *testing.T) {
-	before := goleak.IgnoreCurrent()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port)
-	for range 3 {
-		node, err := New(context.Background(), Config{Identity: testIdentity(t), ListenAddrs: []string{addr}, Reachability: ReachabilityPublic})
-		if err == nil {
-			node.Close()
-			t.Fatalf("a node listening on a taken port %s started", addr)
-		}
-		t.Log(err)
-	}
-	noLeaks(t, before)
 }
 
 func testIdentity(t *testing.T) crypto.PrivKey {
