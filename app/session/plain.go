@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"runtime"
@@ -38,20 +39,11 @@ func plain(log *slog.Logger, what string, err error) error {
 	case errors.Is(err, fs.ErrPermission):
 		text = what + ": Dazaar Vision may not write to its data directory (check its owner and permissions)"
 	default:
-		return &wrapped{what: what, err: err}
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	log.Warn(text, "err", err)
 	return &plainError{text: text, cause: err}
 }
-
-// wrapped is "what: err", as fmt.Errorf("%s: %w") would make it.
-type wrapped struct {
-	what string
-	err  error
-}
-
-func (e *wrapped) Error() string { return e.what + ": " + e.err.Error() }
-func (e *wrapped) Unwrap() error { return e.err }
 
 // Windows' "disk full" errors (ERROR_HANDLE_DISK_FULL, ERROR_DISK_FULL), which syscall.ENOSPC
 // does not match there; the same numbers mean other things elsewhere.

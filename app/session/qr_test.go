@@ -1,11 +1,10 @@
 package session
 
 import (
-	"bytes"
-	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
 )
@@ -13,19 +12,6 @@ import (
 // An invoice's QR is its URI; a unified BIP21 URI too long for a QR code (a long Lightning
 // invoice beside the address) gives way to the Lightning invoice alone, which still scans.
 func TestInvoiceQRFallsBackToLightning(t *testing.T) {
-	zbar, err := exec.LookPath("zbarimg")
-	if err != nil {
-		t.Fatalf("zbarimg not found: install zbar-tools (make deps-test does): %v", err)
-	}
-	decode := func(png []byte) string {
-		cmd := exec.Command(zbar, "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", "-")
-		cmd.Stdin = bytes.NewReader(png)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("zbarimg: %v", err)
-		}
-		return strings.TrimRight(string(out), "\n")
-	}
 	addr := "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu"
 	for _, n := range []int{300, invoicemsg.MaxBolt11Len} {
 		bolt11 := "lnbc12u1pjdazaar" + strings.Repeat("q", n-len("lnbc12u1pjdazaar"))
@@ -34,7 +20,7 @@ func TestInvoiceQRFallsBackToLightning(t *testing.T) {
 		if err != nil {
 			t.Fatalf("invoice of %d characters: %v", n, err)
 		}
-		got, want := decode(png), uri
+		got, want := xtest.DecodeQR(t, png), uri
 		if len(uri) > 2331 {
 			want = strings.ToUpper("lightning:" + bolt11)
 		}

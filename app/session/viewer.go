@@ -1062,11 +1062,11 @@ func heldStream(f *feed.Feed) (HeldStream, error) {
 	)
 	n := f.Length()
 	for i := uint64(0); i < n; i++ {
-		var b []byte
-		err := errors.New("not held")
-		if f.Has(i) {
-			b, err = f.Read(i)
+		if !f.Has(i) {
+			open, hole = false, true
+			continue
 		}
+		b, err := f.Read(i)
 		if err != nil {
 			open, hole = false, true
 			continue

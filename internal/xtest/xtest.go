@@ -1,6 +1,6 @@
 // Package xtest is the one home for the tests' real-window helpers: a virtual X display of
 // their own (Xvfb), screenshots of it (ImageMagick's import) and the pixel counts the tests
-// judge them by. Used by app/ui, app/cli, media/capture, tools/demo and the installer tests under
+// judge them by; and zbarimg's reading of a QR code (DecodeQR). Used by app/ui, app/cli, media/capture, tools/demo and the installer tests under
 // packaging.
 package xtest
 

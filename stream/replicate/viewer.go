@@ -810,9 +810,9 @@ func (s *viewerSession) askRange(start, end uint64) (*pending, error) {
 // stored, verified. It keeps at most MaxInflight blocks requested at once, survives
 // reconnects (asking again only for what is still missing), and waits while access is
 // refused. end past the seller's length waits for those blocks to be appended. A source that
-// answers two rounds in a row, with nothing stored between, that it does not hold blocks below
-// the length it announced (a relaying viewer holds the stream from when it joined) ends the
-// call with ErrNotHeld, so the caller can ask another.
+// answers two rounds in a row that it does not hold the same first missing block, below the
+// length it announced (a relaying viewer holds the stream from when it joined), ends the call
+// with ErrNotHeld, so the caller can ask another.
 func (v *Viewer) Fetch(ctx context.Context, start, end uint64) error {
 	const chunk = 256
 	var sess *viewerSession

@@ -46,7 +46,7 @@ const (
 	connectGrace    = 3 * time.Second  // a source not connected this long is replaced
 	fullRetry       = 5 * time.Second  // a full source is tried again after this
 	slowRetry       = 10 * time.Second // a replaced slow source waits this long
-	overclaimHold   = 5 * time.Minute  // a source that did not deliver what its Have claimed: its claims are ignored this long
+	overclaimHold   = 5 * time.Minute  // a source that delivered nothing of what its Have claimed: its claims are ignored this long
 	minStandbyLink  = 10 * time.Second // a standby's link is kept at least this long (see standbys)
 	switchGrace     = 2 * time.Second  // a new source is not judged slow before this
 	orphanGrace     = 2 * connectGrace // a relay in use saying it has no source this long is left (it switches within connectGrace and a dial)
@@ -116,8 +116,8 @@ type cand struct {
 	linking  bool
 	lastUsed time.Time
 	// overclaimed: until then, this source's Have claims are not believed. It was in use
-	// and replaced as slow while claiming well more than it had delivered (a relay may
-	// claim any length; its blocks are proved, its claims are not).
+	// and replaced as slow, having delivered nothing while claiming well more than this
+	// viewer held (a relay may claim any length; its blocks are proved, its claims are not).
 	overclaimed time.Time
 }
 
@@ -695,16 +695,13 @@ func (s *Swarm) ranked(now time.Time, n int) candList {
 	f := s.Feed()
 	fork, length := f.Head().Fork, f.Length()
 	hv := s.haves.all()
-	var best uint64
+	best := length
 	s.mu.Lock()
 	for p, h := range hv {
 		if c := s.cands[p]; (h.Fork == fork || length == 0) && (c == nil || !now.Before(c.overclaimed)) {
 			best = max(best, h.Length)
 		}
 	}
-	s.mu.Unlock()
-	best = max(best, length)
-	s.mu.Lock()
 	active := peer.ID("")
 	if s.active != nil {
 		active = s.active.id

@@ -1,31 +1,14 @@
 package paymentqr
 
 import (
-	"bytes"
 	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
 )
-
-// zbarDecode decodes a PNG with zbarimg (Debian package zbar-tools).
-func zbarDecode(t *testing.T, png []byte) string {
-	t.Helper()
-	bin, err := exec.LookPath("zbarimg")
-	if err != nil {
-		t.Fatalf("zbarimg not found: install zbar-tools (make deps-test does): %v", err)
-	}
-	cmd := exec.Command(bin, "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", "-")
-	cmd.Stdin = bytes.NewReader(png)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("zbarimg could not decode the QR: %v", err)
-	}
-	return strings.TrimRight(string(out), "\n")
-}
 
 func TestQRDecodesToURI(t *testing.T) {
 	uris := []string{
@@ -40,7 +23,7 @@ func TestQRDecodesToURI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := zbarDecode(t, png); !strings.EqualFold(got, u) || (got != u && got != QRText(u)) {
+		if got := xtest.DecodeQR(t, png); !strings.EqualFold(got, u) || (got != u && got != QRText(u)) {
 			t.Errorf("QR decodes to\n%s\nwant\n%s", got, u)
 		}
 	}
@@ -58,7 +41,7 @@ func TestQRDecodesToURI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the longest invoice: %v", err)
 	}
-	if got := zbarDecode(t, png); got != QRText(long) {
+	if got := xtest.DecodeQR(t, png); got != QRText(long) {
 		t.Errorf("the longest invoice's QR decodes to %d characters, want %d", len(got), len(long))
 	}
 	if _, err := PNG("lightning:"+strings.Repeat("q", MaxAlphanumericLen), 1024); !errors.Is(err, ErrTooLong) {
