@@ -119,6 +119,8 @@ type cand struct {
 	// and replaced as slow, having delivered nothing while claiming well more than this
 	// viewer held (a relay may claim any length; its blocks are proved, its claims are not).
 	overclaimed time.Time
+	// strikes: visits in a row that delivered nothing while claiming well more (slowRetry).
+	strikes int
 }
 
 // upstream is the source in use: a replicate.Viewer into the swarm's feed.
@@ -620,28 +622,49 @@ func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) 
 	return "", 0, false
 }
 
-// slowRetry is when a source replaced as slow is tried again: slowRetry, or overclaimHold for
-// a relay that delivered nothing at all while its own Have claimed well more than this viewer
-// holds (mine), whose claims are then not believed either. Otherwise one relay claiming a
-// length it does not have would have every good source judged slow against it, the viewer
-// switching to it and back again and again. A relay that delivered, however slowly (a slow
-// link looks the same from here), is only replaced.
+// slowRetry is when a source replaced as slow is tried again, and whether its Have claims are
+// still believed meanwhile. A relay that delivered nothing at all while its own Have claimed
+// well more than this viewer holds (mine) is either lying or starved: an honest relay whose
+// link or processor is loaded looks the same from here for a while. So its claims are
+// disbelieved on evidence only:
+//   - its own session said it holds no more than this viewer (its status contradicts its
+//     Have): a lie, not believed for overclaimHold;
+//   - it did the same on visits in a row (strikes): not believed for slowRetry, doubled per
+//     strike up to overclaimHold.
+//
+// Otherwise one relay claiming a length it does not have would have every good source judged
+// slow against it, the viewer switching to it and back again and again; and one honest relay
+// slow to start under load would be shut out for minutes (which starved a loaded audience of
+// 50). A relay that delivered, however slowly, is only replaced, and its strikes are cleared.
 func (s *Swarm) slowRetry(u *upstream, mine uint64, now time.Time) time.Duration {
-	if u.id == s.cfg.Seller.ID || u.delivered {
+	if u.id == s.cfg.Seller.ID {
 		return slowRetry
 	}
 	h, ok := s.haves.get(u.id)
-	if !ok || h.Length <= mine+s.cfg.SlowLag {
+	claimed := ok && h.Length > mine+s.cfg.SlowLag
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cands[u.id]
+	if c == nil {
 		return slowRetry
 	}
-	s.mu.Lock()
-	if c := s.cands[u.id]; c != nil {
-		c.overclaimed = now.Add(overclaimHold)
+	if u.delivered || !claimed {
+		c.strikes = 0
+		return slowRetry
 	}
-	s.mu.Unlock()
+	hold, why := time.Duration(0), ""
+	if st := u.status.Load(); st != nil && st.Fork == h.Fork && st.Length <= mine {
+		hold, why = overclaimHold, "its own session said it holds less"
+	} else if c.strikes++; c.strikes >= 2 {
+		hold, why = min(slowRetry<<(c.strikes-1), overclaimHold), "it sent nothing again"
+	}
+	if hold == 0 {
+		return slowRetry
+	}
+	c.overclaimed = now.Add(hold)
 	s.log.Info("a source claimed more of the stream than it sent; its claims are ignored for a while",
-		"source", u.id, "claimed", h.Length, "held", mine)
-	return overclaimHold
+		"source", u.id, "claimed", h.Length, "held", mine, "why", why, "for", hold)
+	return hold
 }
 
 // freshest is the linked standby (not except) that holds the most of our fork and relays.
