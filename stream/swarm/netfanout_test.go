@@ -61,8 +61,11 @@ func swarmMode(relay bool) fanoutlab.Mode {
 			seller := r.Seller()
 			r.FeedViewers(swarmProtocols, func(i int, node *p2p.Node, f *feed.Feed, st *fanoutlab.Stats) fanoutlab.FeedViewer {
 				log := fanoutlab.QuietLogger()
-				if os.Getenv("DV_NETSIM_SWARMLOG") != "" {
-					log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("viewer", i, "id", node.ID())
+				if lv := os.Getenv("DV_NETSIM_SWARMLOG"); lv != "" {
+					// A level's name (debug, info, warn), or any other value for debug.
+					level := slog.LevelDebug
+					_ = level.UnmarshalText([]byte(lv))
+					log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("viewer", i, "id", node.ID())
 				}
 				s, err := swarm.New(swarm.Config{Node: node, Feed: f, Seller: seller, Relay: relay, OnBlock: st.Record,
 					Logger: log})
