@@ -634,8 +634,8 @@ func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) 
 //
 // Otherwise one relay claiming a length it does not have would have every good source judged
 // slow against it, the viewer switching to it and back again and again; and one honest relay
-// slow to start under load would be shut out for minutes (which starved a loaded audience of
-// 50). A relay that delivered, however slowly, is only replaced, and its strikes are cleared.
+// slow to start under load (a new source has 2.5 s to deliver) would be shut out for minutes.
+// A relay that delivered, however slowly, is only replaced, and its strikes are cleared.
 func (s *Swarm) slowRetry(u *upstream, mine uint64, now time.Time) time.Duration {
 	if u.id == s.cfg.Seller.ID {
 		return slowRetry
