@@ -20,20 +20,32 @@ import (
 // arrived (called for every verified block) passes on a head held back for it.
 type relayFeed struct {
 	replicate.Feed
-	sp   atomic.Uint64 // the source's newest sync point + 1 (0: none)
-	wake chan struct{} // coalescing: a block arrived
+	sp atomic.Uint64 // the source's newest sync point + 1 (0: none)
+
+	mu sync.Mutex
+	// wake is closed, and replaced, when a block arrived: every subscriber (one per viewer
+	// served) wakes. A coalescing token woke one of them; the others held their heads back
+	// until the next upgrade, and after the last one for good.
+	wake chan struct{}
 }
 
 func newRelayFeed(f replicate.Feed) *relayFeed {
-	return &relayFeed{Feed: f, wake: make(chan struct{}, 1)}
+	return &relayFeed{Feed: f, wake: make(chan struct{})}
 }
 
 // arrived tells the feed that a block was verified and stored.
 func (f *relayFeed) arrived() {
-	select {
-	case f.wake <- struct{}{}:
-	default:
-	}
+	f.mu.Lock()
+	close(f.wake)
+	f.wake = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// woken is closed by the next arrival.
+func (f *relayFeed) woken() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.wake
 }
 
 func (f *relayFeed) patch(h *feed.Head) {
@@ -62,6 +74,7 @@ func (f *relayFeed) Subscribe() (<-chan feed.Head, func()) {
 			hasSP            bool
 		}
 		var sent mark
+		woken := f.woken()
 		for {
 			select {
 			case <-done:
@@ -71,8 +84,11 @@ func (f *relayFeed) Subscribe() (<-chan feed.Head, func()) {
 					close(out) // the feed closed
 					return
 				}
-			case <-f.wake:
+			case <-woken:
 			}
+			// The next arrival's signal is taken before the head is read, so a block stored
+			// after this look wakes the loop again.
+			woken = f.woken()
 			h := f.Head() // the newest, whichever woke us
 			m := mark{h.Fork, h.Length, h.SyncPoint, h.HasSyncPoint}
 			if m == sent || (h.Length > 0 && !f.Feed.Has(h.Length-1)) {

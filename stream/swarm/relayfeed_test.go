@@ -10,14 +10,20 @@ import (
 
 // A relay's reader can hold a signed length before its newest block (an upgrade that reached
 // past the block it came with); that head is passed on only once the block is held, so the
-// relay never pushes a block it lacks.
+// relay never pushes a block it lacks. Every viewer the relay serves (a subscriber each) gets
+// it then, not only one of them.
 func TestRelayFeedHoldsHeadsUntilTheNewestBlockIsHeld(t *testing.T) {
 	checkLeaks(t)
 	w := newWriter(t, 2)
 	r := newReader(t, w.Key())
 	rf := newRelayFeed(r)
-	heads, cancel := rf.Subscribe()
-	defer cancel()
+	const viewers = 4
+	var subs [viewers]<-chan feed.Head
+	for i := range subs {
+		heads, cancel := rf.Subscribe()
+		defer cancel()
+		subs[i] = heads
+	}
 	p, err := w.Proof(feed.Request{Block: &feed.BlockRequest{Index: 0}, Upgrade: &feed.UpgradeRequest{Start: 0, Length: 2}})
 	if err != nil {
 		t.Fatal(err)
@@ -30,10 +36,13 @@ func TestRelayFeedHoldsHeadsUntilTheNewestBlockIsHeld(t *testing.T) {
 	}
 	rf.arrived()
 	// Block 0's arrival wakes the feed, which must still hold the head back.
-	select {
-	case h := <-heads:
-		t.Fatalf("head %d passed on without its newest block", h.Length)
-	case <-time.After(300 * time.Millisecond):
+	time.Sleep(300 * time.Millisecond)
+	for i, heads := range subs {
+		select {
+		case h := <-heads:
+			t.Fatalf("viewer %d: head %d passed on without its newest block", i, h.Length)
+		default:
+		}
 	}
 	p, err = w.Proof(feed.Request{Block: &feed.BlockRequest{Index: 1, Nodes: flattree.LevelsToRoot(1, 2)}})
 	if err != nil {
@@ -43,12 +52,14 @@ func TestRelayFeedHoldsHeadsUntilTheNewestBlockIsHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	rf.arrived()
-	select {
-	case h := <-heads:
-		if h.Length != 2 {
-			t.Fatalf("head %d, want 2", h.Length)
+	for i, heads := range subs {
+		select {
+		case h := <-heads:
+			if h.Length != 2 {
+				t.Fatalf("viewer %d: head %d, want 2", i, h.Length)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("viewer %d: the head was not passed on once block 1 was held", i)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the head was not passed on once block 1 was held")
 	}
 }
