@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"image/draw"
 	"testing"
+	"time"
 )
 
 func testYCbCr(w, h int, r image.YCbCrSubsampleRatio) *image.YCbCr {
@@ -107,5 +108,32 @@ func TestFitSize(t *testing.T) {
 		if w != tc.ww || h != tc.wh {
 			t.Errorf("FitSize(%d, %d, %d, %d) = %d×%d, want %d×%d", tc.w, tc.h, tc.mw, tc.mh, w, h, tc.ww, tc.wh)
 		}
+	}
+}
+
+// An empty queue's next hands out the channel the next push closes, taken with the look at
+// the queue: a frame pushed right after the look wakes the presenter.
+func TestVideoQueueNextWakesOnThePushAfterIt(t *testing.T) {
+	q := newVideoQueue(4)
+	for i := range 3 {
+		f, pushed := q.next()
+		if f != nil {
+			t.Fatalf("round %d: a frame in an empty queue", i)
+		}
+		select {
+		case <-pushed:
+			t.Fatalf("round %d: woken before a push", i)
+		default:
+		}
+		q.push(&Frame{PTS: time.Duration(i)})
+		select {
+		case <-pushed:
+		default:
+			t.Fatalf("round %d: the push after the look did not wake it", i)
+		}
+		if f, pushed := q.next(); f == nil || f.PTS != time.Duration(i) || pushed != nil {
+			t.Fatalf("round %d: next gives %v, %v", i, f, pushed)
+		}
+		q.pop()
 	}
 }

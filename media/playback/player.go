@@ -652,10 +652,10 @@ func (p *Player) playOut(ctx context.Context) {
 func (p *Player) present(ctx context.Context) {
 	lat, _ := p.cfg.Frames.(DisplayLatency)
 	for {
-		f := p.vq.peek()
+		f, pushed := p.vq.next()
 		if f == nil {
 			select {
-			case <-p.vq.notify():
+			case <-pushed:
 				continue
 			case <-ctx.Done():
 				return

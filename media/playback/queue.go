@@ -36,10 +36,16 @@ func (q *videoQueue) len() int {
 	return len(q.frames)
 }
 
-func (q *videoQueue) notify() <-chan struct{} {
+// next returns the oldest frame, or nil and a channel the next push closes. Both are taken
+// under one lock: a frame pushed between a look at an empty queue and taking the channel
+// would otherwise wake nobody, and sit there until the push after it.
+func (q *videoQueue) next() (*Frame, <-chan struct{}) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.ch
+	if len(q.frames) == 0 {
+		return nil, q.ch
+	}
+	return q.frames[0], nil
 }
 
 func (q *videoQueue) peek() *Frame {
