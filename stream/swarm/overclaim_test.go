@@ -42,6 +42,15 @@ func TestSlowRetryDisbelievesOnEvidenceOnly(t *testing.T) {
 			{false, nil, overclaimHold, overclaimHold},
 			{false, nil, overclaimHold, overclaimHold},
 		}},
+		{"a day of strikes stays disbelieved", relay, mine + 500, func() []visit {
+			v := []visit{{false, nil, slowRetry, 0}}
+			for range 300 { // a strike every 5 minutes for a day, and more (the shift would overflow)
+				v = append(v, visit{false, nil, overclaimHold, overclaimHold})
+			}
+			v[1], v[2], v[3], v[4] = visit{false, nil, 2 * slowRetry, 2 * slowRetry}, visit{false, nil, 4 * slowRetry, 4 * slowRetry},
+				visit{false, nil, 8 * slowRetry, 8 * slowRetry}, visit{false, nil, 16 * slowRetry, 16 * slowRetry}
+			return v
+		}()},
 		{"a delivery clears the strikes", relay, mine + 500, []visit{
 			{false, nil, slowRetry, 0},
 			{true, status(mine + 400), slowRetry, 0},

@@ -47,6 +47,7 @@ const (
 	fullRetry       = 5 * time.Second  // a full source is tried again after this
 	slowRetry       = 10 * time.Second // a replaced slow source waits this long
 	overclaimHold   = 5 * time.Minute  // a source that delivered nothing of what its Have claimed: its claims are ignored this long
+	maxStrikeShift  = 5                // slowRetry doubled at most this often per strike (10 s << 5 > overclaimHold; a larger shift overflows)
 	minStandbyLink  = 10 * time.Second // a standby's link is kept at least this long (see standbys)
 	switchGrace     = 2 * time.Second  // a new source is not judged slow before this
 	orphanGrace     = 2 * connectGrace // a relay in use saying it has no source this long is left (it switches within connectGrace and a dial)
@@ -656,7 +657,7 @@ func (s *Swarm) slowRetry(u *upstream, mine uint64, now time.Time) time.Duration
 	if st := u.status.Load(); st != nil && st.Fork == h.Fork && st.Length <= mine {
 		hold, why = overclaimHold, "its own session said it holds less"
 	} else if c.strikes++; c.strikes >= 2 {
-		hold, why = min(slowRetry<<(c.strikes-1), overclaimHold), "it sent nothing again"
+		hold, why = min(slowRetry<<min(c.strikes-1, maxStrikeShift), overclaimHold), "it sent nothing again"
 	}
 	if hold == 0 {
 		return slowRetry
