@@ -612,3 +612,49 @@ func TestRelayGapIsNotHeld(t *testing.T) {
 		t.Fatalf("the relay logged a gap of its own as a fault:\n%s", logs.String())
 	}
 }
+
+// lackingFeed is a writer whose storage lost block 1.
+type lackingFeed struct{ *feed.Feed }
+
+func (f lackingFeed) ProofLength(r feed.Request) (*feed.Proof, uint64, error) {
+	if r.Block != nil && r.Block.Index == 1 {
+		return nil, 0, fmt.Errorf("feed: block 1: %w", feed.ErrNotStored)
+	}
+	return f.Feed.ProofLength(r)
+}
+
+// The origin lacking a block it signed is its storage's fault: the viewer is told it is not
+// here (nobody else has it either), and the seller's log gets an error line, unlike a relay's
+// gap or a request past the feed (TestRequestPastTheFeedIsNotAFault).
+func TestWriterLackingABlockLogsAnError(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 3, 100)
+	sn := newNode(t, nil)
+	var logs xtest.SyncBuffer
+	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: lackingFeed{sf}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := dialRaw(t, newNode(t, nil), sn.AddrInfo())
+	c.request(t, 1, feed.Request{Block: &feed.BlockRequest{Index: 1}})
+	var reason string
+	waitFor(t, 20*time.Second, "the seller's answer", func() bool {
+		for _, f := range c.framesAfter(t, 0) {
+			if f.t == wire.TNoData {
+				nd, err := wire.DecodeNoData(f.body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reason = nd.Reason
+				return true
+			}
+		}
+		return false
+	})
+	if reason != reasonNotHere {
+		t.Fatalf("the viewer was told %q", reason)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "may be damaged") {
+		t.Fatalf("the seller's log has no error for its lost block:\n%s", logs.String())
+	}
+}

@@ -457,7 +457,9 @@ const (
 	reasonFault = "The seller could not answer this request because of a problem on its side; it has been logged there"
 	// reasonNotHere answers a request for what this feed does not have (a block past its
 	// length, a tree node past its tree, a block a relay does not hold): the viewer's
-	// doing, or a relay's normal gap, not a fault of the seller's.
+	// doing, or a relay's normal gap, not a fault of the seller's. Viewers recognise it by
+	// this exact text (NoData has no code field): it is part of the protocol, and a change
+	// to it needs a new protocol version.
 	reasonNotHere = "This request asks for blocks or tree nodes that are not held here"
 )
 
@@ -465,9 +467,18 @@ const (
 // for what is not here is answered with reasonNotHere and logged at debug level only: any
 // admitted viewer can send those at full speed, and each was an error line in the seller's
 // log, worded as the seller's own problem.
+//
+// A writer (the origin, whose feed signs) holds every block and node it signed, so one it
+// lacks there is its storage's fault: still answered as not here (nobody else has it either),
+// but logged as an error.
 func (l *sendLoop) fault(id uint64, code string, err error) error {
-	if errors.Is(err, feed.ErrInvalidRequest) || errors.Is(err, feed.ErrNotStored) || errors.Is(err, feed.ErrNotAvailable) {
-		l.ss.s.log.Debug("a viewer asked for what is not here", "viewer", l.ss.peer, "request", id, "err", err)
+	lacking := errors.Is(err, feed.ErrNotStored) || errors.Is(err, feed.ErrNotAvailable)
+	if errors.Is(err, feed.ErrInvalidRequest) || lacking {
+		if w, ok := l.ss.s.cfg.Feed.(interface{ Writable() bool }); lacking && ok && w.Writable() {
+			l.ss.s.log.Error("the stream's own storage lacks part of what it signed; it may be damaged", "viewer", l.ss.peer, "request", id, "err", err)
+		} else {
+			l.ss.s.log.Debug("a viewer asked for what is not here", "viewer", l.ss.peer, "request", id, "err", err)
+		}
 		return l.noData(id, reasonNotHere)
 	}
 	n := l.ss.s.faults.Add(1)
