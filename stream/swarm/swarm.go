@@ -444,6 +444,13 @@ func (s *Swarm) fetchFromSeller(parent context.Context, start, end uint64, chang
 	case <-parent.Done():
 		return parent.Err()
 	}
+	// The select picks at random when the source changed while the token was free too: a
+	// session opened now could replace the one the new source (the seller itself) runs.
+	select {
+	case <-changed:
+		return errSourceChanged
+	default:
+	}
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	idle := time.AfterFunc(sellerFetchWait, func() { cancel(context.DeadlineExceeded) })
