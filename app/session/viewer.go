@@ -684,17 +684,11 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	var a invoicemsg.Answer
-	select {
-	case a = <-v.answers:
-	case <-ctx.Done():
-		return Invoice{}, errors.New("the seller did not answer with an invoice in time: try again")
-	}
-	if err := invoice.Check(invoice.Expect{Request: req, Viewer: v.self.String(), Price: c.Price, Network: c.Network, Now: time.Now()}, a); err != nil {
-		if errors.Is(err, invoice.ErrRefused) {
-			return Invoice{}, err // the seller's own words, as one line
-		}
-		return Invoice{}, fmt.Errorf("the seller's invoice was refused: %w", err)
+	a, err := awaitAnswer(ctx, v.answers, func(a invoicemsg.Answer) error {
+		return invoice.Check(invoice.Expect{Request: req, Viewer: v.self.String(), Price: c.Price, Network: c.Network, Now: time.Now()}, a)
+	})
+	if err != nil {
+		return Invoice{}, err
 	}
 	inv := Invoice{ID: a.ID, Method: a.Method, Sats: a.Sats, Media: time.Duration(a.Millis) * time.Millisecond,
 		Expires: time.Unix(a.ExpiresAt, 0), URI: a.URI, Bolt11: a.Bolt11, Address: a.Address, Requested: time.Now()}
@@ -710,6 +704,36 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 	}
 	v.ev.emit(Event{Kind: EventInvoice, Text: fmt.Sprintf("Pay %d sats for %v", a.Sats, inv.Media)})
 	return inv, nil
+}
+
+// awaitAnswer waits for the seller's answer that check accepts. Answers carry no request
+// number, so an answer to an earlier request the viewer gave up on (the seller was slow) can
+// arrive first: one that does not match this request (invoice.ErrMismatch) is passed over, and
+// only if no matching one comes in time is its mismatch what the viewer is told.
+func awaitAnswer(ctx context.Context, answers <-chan invoicemsg.Answer, check func(invoicemsg.Answer) error) (invoicemsg.Answer, error) {
+	var mismatch error
+	for {
+		select {
+		case a := <-answers:
+			err := check(a)
+			switch {
+			case err == nil:
+				return a, nil
+			case errors.Is(err, invoice.ErrRefused):
+				return a, err // the seller's own words, as one line
+			case errors.Is(err, invoice.ErrMismatch):
+				mismatch = err
+				continue
+			default:
+				return a, fmt.Errorf("the seller's invoice was refused: %w", err)
+			}
+		case <-ctx.Done():
+			if mismatch != nil {
+				return invoicemsg.Answer{}, fmt.Errorf("the seller's invoice was refused: %w", mismatch)
+			}
+			return invoicemsg.Answer{}, errors.New("the seller did not answer with an invoice in time: try again")
+		}
+	}
 }
 
 // restartLive restarts a player that follows the live edge, so that it joins under the
