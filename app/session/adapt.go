@@ -171,10 +171,15 @@ func (s *readerSource) LatestSync() (uint64, bool) {
 // Block returns block i counted from the header the player plays. A later header (the stream
 // was stopped and resumed, perhaps with other codec parameters) ends this player's stream: the
 // viewer starts a new player on it.
+//
+// A block not held is asked for (fetch), and asked for again every refetchEvery while it is
+// within the signed length and still not held: a fetch can fail (a relay's gap and a full
+// seller, paid time that ran out until a top-up), and a player waiting on the block would
+// otherwise wait for good. One past the signed length is asked for once: it comes live.
 func (s *readerSource) Block(ctx context.Context, i uint64) ([]byte, error) {
 	base := s.base.Load()
 	idx := base + i
-	asked := false
+	var askedAt time.Time
 	for {
 		ch := s.wait()
 		f := s.feed()
@@ -198,17 +203,41 @@ func (s *readerSource) Block(ctx context.Context, i uint64) ([]byte, error) {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return nil, ctx.Err()
 		}
-		if !asked && s.fetch != nil {
-			s.fetch(ctx, idx, i == 0)
-			asked = true
+		var again *time.Timer
+		if s.fetch != nil {
+			signed := idx < s.length()
+			if askedAt.IsZero() || signed && time.Since(askedAt) >= refetchEvery {
+				s.fetch(ctx, idx, i == 0)
+				askedAt = time.Now()
+			}
+			if signed {
+				again = time.NewTimer(refetchEvery - time.Since(askedAt))
+			}
 		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := waitArrival(ctx, ch, again); err != nil {
+			return nil, err
 		}
 	}
 }
+
+// waitArrival waits for ch to close, the timer t (if any) to fire, or ctx to end, and stops t.
+func waitArrival(ctx context.Context, ch <-chan struct{}, t *time.Timer) error {
+	var fired <-chan time.Time
+	if t != nil {
+		defer t.Stop()
+		fired = t.C
+	}
+	select {
+	case <-ch:
+	case <-fired:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// refetchEvery is how often a player waiting for a signed block not held asks for it again.
+const refetchEvery = time.Second
 
 // headerMsg is the app message in which a broadcaster tells a viewer where the newest stream
 // header is (a resumed stream has one per run). Its first byte is never an invoicemsg version.

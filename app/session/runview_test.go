@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -326,5 +327,53 @@ func TestHeldStreamStretchesStartAtKeyFrames(t *testing.T) {
 	}
 	if pieces, from, to := h.Span(); pieces != 1 || from != 1 || to != 3 {
 		t.Fatalf("the copy is %d pieces of blocks %d to %d, want 1 of 1 to 3: pictures of another size after the hole", pieces, from, to)
+	}
+}
+
+// A player waiting for a signed block the viewer does not hold asks for it again while it
+// waits (a fetch can fail: a relay's gap and a full seller, paid time until a top-up), not
+// once; a block past the signed length, which comes live, is asked for once.
+func TestBlockNotHeldIsAskedForAgain(t *testing.T) {
+	w := newWritableFeed(t)
+	for range 3 {
+		if _, err := w.Append([]byte("block")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := w.Key()
+	empty, err := feed.Create(filepath.Join(t.TempDir(), "copy"), feed.Options{Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { empty.Close() })
+	for _, tc := range []struct {
+		name  string
+		index uint64
+		asks  func(n int) bool
+		want  string
+	}{
+		{"signed, not held", 1, func(n int) bool { return n >= 2 }, "asked at least twice"},
+		{"past the signed length", 5, func(n int) bool { return n == 1 }, "asked once"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var asks atomic.Int32
+			src := newReaderSource()
+			src.feed = func() *feed.Feed { return empty }
+			src.length = w.Length
+			src.latest = func() (uint64, bool) { return 0, true }
+			src.fetch = func(_ context.Context, start uint64, _ bool) {
+				if start == tc.index {
+					asks.Add(1)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*refetchEvery+refetchEvery/2)
+			defer cancel()
+			if _, err := src.Block(ctx, tc.index); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Block: %v", err)
+			}
+			if n := int(asks.Load()); !tc.asks(n) {
+				t.Fatalf("block %d asked for %d times in %v, want %s", tc.index, n, 3*refetchEvery+refetchEvery/2, tc.want)
+			}
+		})
 	}
 }
