@@ -290,17 +290,20 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if err := b.openFeed(); err != nil {
-		return err
-	}
 	network := ""
 	if !b.cfg.Price.IsFree() {
-		// Before the camera: a data directory's wallet has one owner at a time.
-		w, net, err := openWallet(b.cfg.Data, b.cfg.Secrets, b.id, b.cfg.Price, b.cfg.Lightning, b.cfg.OnChain, b.log)
+		// Before the feed and the camera: a data directory's wallet has one owner at a time,
+		// and a stream refused for that leaves nothing behind (no feed, no signing key, no
+		// entry in the list of streams). The stream's ID is asked for once requests come,
+		// after openFeed set it.
+		w, net, err := openWallet(b.cfg.Data, b.cfg.Secrets, func() string { return b.id }, b.cfg.Price, b.cfg.Lightning, b.cfg.OnChain, b.log)
 		if err != nil {
 			return err
 		}
 		b.wallet, network = w, net
+	}
+	if err := b.openFeed(); err != nil {
+		return err
 	}
 	var video, audio *capture.Device = b.cfg.Video, b.cfg.Audio
 	var vs *capture.VideoSource

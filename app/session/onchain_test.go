@@ -215,6 +215,10 @@ func TestSecondPaidStreamOfADataDirIsRefused(t *testing.T) {
 	if first.Card().Name != "first" {
 		t.Fatal("the first stream changed")
 	}
+	// The refused stream left nothing behind: no empty, card-less stream in the list.
+	if recs, err := sd.MyStreams(); err != nil || len(recs) != 1 || recs[0].Name != "first" {
+		t.Fatalf("the data directory's streams after a refused one: %+v, %v", recs, err)
+	}
 	first.Stop()
 	third, err := paid("third")
 	if err != nil {

@@ -125,7 +125,7 @@ type wallet struct {
 	desk   *invoice.Seller
 }
 
-func openWallet(d DataDir, store SecretStore, stream string, p price.Price, ln *LightningSetup, oc *OnChainSetup, log *slog.Logger) (*wallet, string, error) {
+func openWallet(d DataDir, store SecretStore, stream func() string, p price.Price, ln *LightningSetup, oc *OnChainSetup, log *slog.Logger) (*wallet, string, error) {
 	if ln == nil && oc == nil {
 		return nil, "", errors.New("a paid stream needs a way to be paid: set up Lightning (LND) or an on-chain wallet (xpub and a node)")
 	}
@@ -138,7 +138,7 @@ func openWallet(d DataDir, store SecretStore, stream string, p price.Price, ln *
 	}
 	cfg := invoice.Config{
 		PriceOf: func(s string) (price.Price, bool) {
-			if s != stream {
+			if s != stream() {
 				return price.Price{}, false
 			}
 			return p, true
