@@ -148,6 +148,9 @@ type Viewer struct {
 
 	recMu   sync.Mutex // guards rec's changes and saves (Buy and Stop)
 	buyMu   sync.Mutex // one invoice request at a time
+	// unanswered counts requests given up on before their answer came (under buyMu): as many
+	// late answers may still arrive, and a Buy passes over that many that do not match it.
+	unanswered int
 	answers chan invoicemsg.Answer
 
 	accMu    sync.Mutex
@@ -667,6 +670,7 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 	defer v.buyMu.Unlock()
 	select { // an answer to an earlier, abandoned request is stale
 	case <-v.answers:
+		v.unanswered = max(v.unanswered-1, 0)
 	default:
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -684,7 +688,7 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	a, err := awaitAnswer(ctx, v.answers, func(a invoicemsg.Answer) error {
+	a, err := awaitAnswer(ctx, v.answers, &v.unanswered, func(a invoicemsg.Answer) error {
 		return invoice.Check(invoice.Expect{Request: req, Viewer: v.self.String(), Price: c.Price, Network: c.Network, Now: time.Now()}, a)
 	})
 	if err != nil {
@@ -707,10 +711,16 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 }
 
 // awaitAnswer waits for the seller's answer that check accepts. Answers carry no request
-// number, so an answer to an earlier request the viewer gave up on (the seller was slow) can
-// arrive first: one that does not match this request (invoice.ErrMismatch) is passed over, and
-// only if no matching one comes in time is its mismatch what the viewer is told.
-func awaitAnswer(ctx context.Context, answers <-chan invoicemsg.Answer, check func(invoicemsg.Answer) error) (invoicemsg.Answer, error) {
+// number, so while earlier requests went unanswered (*late of them: the viewer gave up on a
+// slow seller) a late answer to one can arrive first: up to *late answers that do not match
+// this request (invoice.ErrMismatch) are passed over, each counted off, and a mismatch is told
+// only if no matching answer comes in time. With none outstanding, a mismatch is told at once
+// (a seller answering wrongly is not waited out). Giving up adds this request to *late.
+// maxLateAnswers bounds the late answers remembered as outstanding (a seller that never
+// answers would otherwise have every later mismatch waited out).
+const maxLateAnswers = 3
+
+func awaitAnswer(ctx context.Context, answers <-chan invoicemsg.Answer, late *int, check func(invoicemsg.Answer) error) (invoicemsg.Answer, error) {
 	var mismatch error
 	for {
 		select {
@@ -721,13 +731,15 @@ func awaitAnswer(ctx context.Context, answers <-chan invoicemsg.Answer, check fu
 				return a, nil
 			case errors.Is(err, invoice.ErrRefused):
 				return a, err // the seller's own words, as one line
-			case errors.Is(err, invoice.ErrMismatch):
+			case errors.Is(err, invoice.ErrMismatch) && *late > 0:
+				*late--
 				mismatch = err
 				continue
 			default:
 				return a, fmt.Errorf("the seller's invoice was refused: %w", err)
 			}
 		case <-ctx.Done():
+			*late = min(*late+1, maxLateAnswers)
 			if mismatch != nil {
 				return invoicemsg.Answer{}, fmt.Errorf("the seller's invoice was refused: %w", mismatch)
 			}
