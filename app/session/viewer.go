@@ -146,12 +146,12 @@ type Viewer struct {
 	feed     *feed.Feed
 	feeds    []*feed.Feed // every reader opened (forks), closed at Stop
 
-	recMu   sync.Mutex // guards rec's changes and saves (Buy and Stop)
-	buyMu   sync.Mutex // one invoice request at a time
+	recMu sync.Mutex // guards rec's changes and saves (Buy and Stop)
+	buyMu sync.Mutex // one invoice request at a time
 	// unanswered counts requests given up on before their answer came (under buyMu): as many
 	// late answers may still arrive, and a Buy passes over that many that do not match it.
 	unanswered int
-	answers chan invoicemsg.Answer
+	answers    chan invoicemsg.Answer
 
 	accMu    sync.Mutex
 	access   wire.Access
