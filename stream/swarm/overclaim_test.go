@@ -83,3 +83,30 @@ func TestSlowRetryDisbelievesOnEvidenceOnly(t *testing.T) {
 		})
 	}
 }
+
+// Time the swarm's loop did not run (its process descheduled or starved) does not count
+// against the source: its judging clocks move forward by the gap beyond two steps.
+func TestPausedTimeDoesNotCountAgainstTheSource(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		name      string
+		last, now time.Time
+		want      time.Duration
+	}{
+		{"first step", time.Time{}, t0, 0},
+		{"on time", t0, t0.Add(stepEvery), 0},
+		{"two steps", t0, t0.Add(2 * stepEvery), 0},
+		{"woken early", t0, t0.Add(stepEvery / 4), 0},
+		{"paused 1 s", t0, t0.Add(time.Second + 2*stepEvery), time.Second},
+	} {
+		if got := pausedFor(tc.last, tc.now); got != tc.want {
+			t.Errorf("%s: paused for %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	u := &upstream{started: t0, lastUp: t0.Add(time.Second), lastGrow: t0.Add(2 * time.Second)}
+	u.discount(time.Second)
+	if u.started != t0.Add(time.Second) || u.lastUp != t0.Add(2*time.Second) || u.lastGrow != t0.Add(3*time.Second) ||
+		!u.slowSince.IsZero() || !u.orphaned.IsZero() {
+		t.Fatalf("after a 1 s discount: %+v", u)
+	}
+}

@@ -172,6 +172,8 @@ type Swarm struct {
 	switches atomic.Uint64
 	nbanned  atomic.Int64
 	running  atomic.Bool
+
+	lastStep time.Time // when step last ran (Run's goroutine only)
 }
 
 // New checks cfg and makes a swarm; Run starts it.
@@ -519,6 +521,14 @@ func (s *Swarm) step(ctx context.Context) error {
 		}
 		s.haves.poke()
 	}
+	if lost := pausedFor(s.lastStep, now); u != nil && lost > 0 {
+		// This loop did not run for a while (the process was descheduled or starved):
+		// what the source did not send meanwhile was not observed, so it does not count
+		// against it. Else every viewer of a paused process judged its source stalled at
+		// once on waking and dropped it together with the others.
+		u.discount(lost)
+	}
+	s.lastStep = now
 	if u != nil {
 		if reason, retry, ban := s.judge(u, now); reason != "" {
 			s.log.Debug("changing source", "source", u.id, "why", reason)
@@ -549,6 +559,24 @@ func (s *Swarm) step(ctx context.Context) error {
 	s.standbys(ctx, now)
 	s.updateDepth()
 	return nil
+}
+
+// pausedFor is how much of the time since the last step (zero: none yet) this loop was not
+// running: the gap beyond two steps.
+func pausedFor(last, now time.Time) time.Duration {
+	if last.IsZero() {
+		return 0
+	}
+	return max(now.Sub(last)-2*stepEvery, 0)
+}
+
+// discount moves the source's judging clocks forward by d, time that is not to count.
+func (u *upstream) discount(d time.Duration) {
+	for _, t := range []*time.Time{&u.started, &u.lastUp, &u.lastGrow, &u.slowSince, &u.orphaned} {
+		if !t.IsZero() {
+			*t = t.Add(d)
+		}
+	}
 }
 
 // judge says why the source in use must go (empty: it stays), when to try it again, and
