@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/wakeup"
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 )
@@ -112,12 +112,11 @@ type readerSource struct {
 
 // arrivals wakes readers waiting for a block; the viewer's source and its run views share it.
 type arrivals struct {
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced whenever a block arrives
+	changed wakeup.Signal // notified whenever a block arrives
 }
 
 func newReaderSource() *readerSource {
-	return &readerSource{arrivals: &arrivals{changed: make(chan struct{})}}
+	return &readerSource{arrivals: &arrivals{}}
 }
 
 // at is a view of s whose blocks are numbered from the header at index base, for one player.
@@ -138,19 +137,10 @@ func (s *readerSource) raise(h uint64) {
 }
 
 // arrived wakes readers waiting for a block.
-func (s *arrivals) arrived() {
-	s.mu.Lock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
-}
+func (s *arrivals) arrived() { s.changed.Notify() }
 
 // wait is closed when the next block arrives.
-func (s *arrivals) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
+func (s *arrivals) wait() <-chan struct{} { return s.changed.C() }
 
 func (s *readerSource) Len() uint64 {
 	if n, base := s.length(), s.base.Load(); n > base {

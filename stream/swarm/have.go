@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/wakeup"
 	"github.com/dazaarvision/dazaar-vision/stream/swarm/swarmwire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -69,14 +70,13 @@ type haves struct {
 
 	mu     sync.Mutex
 	links  map[linkKey]*link
-	poked  chan struct{} // closed and replaced when our state changed
+	poked  wakeup.Signal // notified when our state changed
 	closed bool
 	opened atomic.Uint64 // links this host opened (outbound)
 }
 
 func newHaves(h host.Host, disc [32]byte, state func() Have, maxIn int, log *slog.Logger) *haves {
-	hv := &haves{h: h, disc: disc, state: state, maxIn: maxIn, log: log, links: map[linkKey]*link{},
-		poked: make(chan struct{})}
+	hv := &haves{h: h, disc: disc, state: state, maxIn: maxIn, log: log, links: map[linkKey]*link{}}
 	hv.ctx, hv.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(HaveProtocol, hv.handle)
 	hv.wg.Add(1)
@@ -108,17 +108,10 @@ func (hv *haves) watch() {
 
 // poke tells every link our state may have changed.
 func (hv *haves) poke() {
-	hv.mu.Lock()
-	close(hv.poked)
-	hv.poked = make(chan struct{})
-	hv.mu.Unlock()
+	hv.poked.Notify()
 }
 
-func (hv *haves) pokedC() <-chan struct{} {
-	hv.mu.Lock()
-	defer hv.mu.Unlock()
-	return hv.poked
-}
+func (hv *haves) pokedC() <-chan struct{} { return hv.poked.C() }
 
 func (hv *haves) handle(str network.Stream) {
 	hv.start(linkKey{str.Conn().RemotePeer(), false}, str)

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dazaarvision/dazaar-vision/internal/wakeup"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
 )
@@ -21,32 +22,16 @@ import (
 type relayFeed struct {
 	replicate.Feed
 	sp atomic.Uint64 // the source's newest sync point + 1 (0: none)
-
-	mu sync.Mutex
-	// wake is closed, and replaced, when a block arrived: every subscriber (one per viewer
-	// served) wakes. A coalescing token woke one of them; the others held their heads back
-	// until the next upgrade, and after the last one for good.
-	wake chan struct{}
+	// wake is notified when a block arrived: every subscriber (one per viewer served) wakes.
+	// A coalescing token woke one of them; the others held their heads back until the next
+	// upgrade, and after the last one for good.
+	wake wakeup.Signal
 }
 
-func newRelayFeed(f replicate.Feed) *relayFeed {
-	return &relayFeed{Feed: f, wake: make(chan struct{})}
-}
+func newRelayFeed(f replicate.Feed) *relayFeed { return &relayFeed{Feed: f} }
 
 // arrived tells the feed that a block was verified and stored.
-func (f *relayFeed) arrived() {
-	f.mu.Lock()
-	close(f.wake)
-	f.wake = make(chan struct{})
-	f.mu.Unlock()
-}
-
-// woken is closed by the next arrival.
-func (f *relayFeed) woken() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.wake
-}
+func (f *relayFeed) arrived() { f.wake.Notify() }
 
 func (f *relayFeed) patch(h *feed.Head) {
 	if sp := f.sp.Load(); sp > 0 && sp-1 < h.Length && (!h.HasSyncPoint || h.SyncPoint < sp-1) {
@@ -74,7 +59,7 @@ func (f *relayFeed) Subscribe() (<-chan feed.Head, func()) {
 			hasSP            bool
 		}
 		var sent mark
-		woken := f.woken()
+		woken := f.wake.C()
 		for {
 			select {
 			case <-done:
@@ -88,7 +73,7 @@ func (f *relayFeed) Subscribe() (<-chan feed.Head, func()) {
 			}
 			// The next arrival's signal is taken before the head is read, so a block stored
 			// after this look wakes the loop again.
-			woken = f.woken()
+			woken = f.wake.C()
 			h := f.Head() // the newest, whichever woke us
 			m := mark{h.Fork, h.Length, h.SyncPoint, h.HasSyncPoint}
 			if m == sent || (h.Length > 0 && !f.Feed.Has(h.Length-1)) {
