@@ -126,13 +126,9 @@ func (m *microphone) AudioRecord(inputProp prop.Media) (audio.Reader, error) {
 	}
 
 	cancelCtx, cancel := context.WithCancel(context.Background())
-	// miniaudio's thread hands each chunk over and waits until it is taken or the device
-	// closes: the channel holds one chunk (as the original driver's).
+	chunkChan := m.chunkChan
 	callbacks := malgo.DeviceCallbacks{Data: func(_, chunk []byte, _ uint32) {
-		select {
-		case <-cancelCtx.Done():
-		case m.chunkChan <- chunk:
-		}
+		handOver(cancelCtx, chunkChan, chunk)
 	}}
 	device, err := malgo.InitDevice(micCtx.Context, config, callbacks)
 	if err != nil {
@@ -201,4 +197,17 @@ func (m *microphone) Properties() []prop.Media {
 		props = append(props, p)
 	}
 	return props
+}
+
+// handOver passes one captured chunk from miniaudio's thread to the reader. malgo's chunk is a
+// view of miniaudio's own buffer, valid only during the callback (when miniaudio converts the
+// format or rate it is a stack buffer refilled for the next callback; PulseAudio takes it back
+// on return), so the reader gets a copy. It waits until the chunk is taken or the device
+// closes: the channel holds one chunk (as the original driver's).
+func handOver(ctx context.Context, ch chan<- []byte, chunk []byte) {
+	c := append([]byte(nil), chunk...)
+	select {
+	case <-ctx.Done():
+	case ch <- c:
+	}
 }
