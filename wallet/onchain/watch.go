@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -65,7 +66,12 @@ type Watcher interface {
 	Watch(addrs ...btcutil.Address) error
 	// Run watches until ctx ends. Events go to the OnEvent callback, one at a time.
 	Run(ctx context.Context) error
-	// Height is the highest block scanned, to persist and pass as StartHeight after a restart.
+	// Height is the highest block whose payments have all been reported: every event for it
+	// and the blocks below it has been passed to OnEvent. It moves up only when a scan has
+	// completed (a scan that fails part-way, or finds the chain moving, exposes nothing), drops
+	// to the fork when a reorganisation disconnects blocks above it, and is -1 before the first
+	// scan completes. Persist it and start a later run at most one block above it (StartHeight):
+	// no payment in the blocks up to it goes unreported.
 	Height() int32
 	// Resume hands over payments a previous run reported (OutPoint and Address set; Kind Seen,
 	// or Confirmed with its Height): on its first scan the watcher reports each as Confirmed
@@ -84,7 +90,8 @@ type Watcher interface {
 type WatchConfig struct {
 	Node NodeConfig
 	Net  *chaincfg.Params
-	// OnEvent receives events in order from one goroutine; it should return quickly.
+	// OnEvent receives events in order, one at a time; it is called with the watcher's lock
+	// held, so it should return quickly and must not call the watcher.
 	OnEvent func(Event)
 	// Interval between polls (poller, default 2 s) or between safety resyncs (websocket,
 	// default 30 s).
@@ -104,24 +111,39 @@ type tracked struct {
 	height   int32 // 0 while unconfirmed
 	emitted  bool
 	reorgMsg string
-	inputs   []wire.OutPoint
-	resumed  int32 // block height a previous run reported it confirmed at
+	inputs   []wire.OutPoint // set once, never changed after
+	resumed  int32           // block height a previous run reported it confirmed at
+	pushed   uint64          // tracker.poolGen when the websocket last pushed its transaction
 }
 
 // tracker is the chain-following core both backends share.
+//
+// A sync talks to the node for as long as it takes (on the first scan, one getrawtransaction per
+// mempool transaction: minutes on mainnet), so it holds syncMu, which serialises syncs and owns
+// the chain view (hashes, base, tip, start). mu guards what Watch, Resume, the websocket's pushes
+// and Height share with a sync, and is never held across an RPC: a sync takes it only to scan a
+// fetched block or transaction against the scripts watched at that moment, and to judge and
+// report payments.
 type tracker struct {
 	cfg WatchConfig
 	rpc *rpcClient
 	log *slog.Logger
 
+	syncMu sync.Mutex
+	hashes map[int32]chainhash.Hash
+	base   int32 // lowest height in hashes
+	tip    int32 // highest scanned height; -1 before the first sync
+	start  int32 // first height scanned
+
 	mu       sync.Mutex
 	scripts  map[string]string // pkScript → address
 	payments map[wire.OutPoint]*tracked
-	hashes   map[int32]chainhash.Hash
-	base     int32 // lowest height in hashes
-	tip      int32 // highest scanned height; -1 before the first sync
-	start    int32 // first height scanned
 	seenTx   map[chainhash.Hash]bool
+	reported int32 // Height: every event up to this block emitted; -1 before the first sync
+	// poolGen counts the syncs' mempool listings, bumped just before each is asked for: a
+	// payment pushed at the current generation may be missing from the listing only because it
+	// arrived after it.
+	poolGen uint64
 }
 
 func newTracker(cfg WatchConfig) (*tracker, error) {
@@ -143,7 +165,7 @@ func newTracker(cfg WatchConfig) (*tracker, error) {
 	}
 	return &tracker{cfg: cfg, rpc: rpc, log: cfg.Log, scripts: map[string]string{},
 		payments: map[wire.OutPoint]*tracked{}, hashes: map[int32]chainhash.Hash{}, tip: -1,
-		seenTx: map[chainhash.Hash]bool{}}, nil
+		reported: -1, seenTx: map[chainhash.Hash]bool{}}, nil
 }
 
 // Resume implements Watcher.
@@ -175,10 +197,11 @@ func (t *tracker) FollowDepth(confs int32) {
 	t.cfg.FinalDepth = max(t.cfg.FinalDepth, confs+6)
 }
 
+// Height implements Watcher.
 func (t *tracker) Height() int32 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.tip
+	return t.reported
 }
 
 func (t *tracker) watch(addrs []btcutil.Address) error {
@@ -197,7 +220,10 @@ func (t *tracker) watch(addrs []btcutil.Address) error {
 	// Mempool transactions already looked at are not fetched again: an address is watched
 	// before it is handed out, so none of them can pay it. (Addresses watched at start-up, before
 	// the first scan, meet the whole mempool anyway.) On mainnet this saves refetching a mempool
-	// of 100 000 transactions per invoice.
+	// of 100 000 transactions per invoice. A scan under way does not hold this up: it reads the
+	// scripts under t.mu as it looks at each transaction, so one it looks at from now on is
+	// checked against these addresses too, and one it fetched earlier existed before they were
+	// handed out.
 	return nil
 }
 
@@ -210,7 +236,8 @@ func rbf(tx *wire.MsgTx) bool {
 	return false
 }
 
-// scanTx records outputs of tx paying watched scripts at height (0: mempool). Locked.
+// scanTx records outputs of tx paying watched scripts at height (0: mempool). t.mu held: the
+// scripts are those watched at this moment.
 func (t *tracker) scanTx(tx *wire.MsgTx, height int32) {
 	var txid chainhash.Hash
 	hashed := false
@@ -264,6 +291,7 @@ func (t *tracker) acceptMempoolTx(tx *wire.MsgTx) (conflict bool) {
 	t.scanTx(tx, 0)
 	for i := range tx.TxOut {
 		if p := t.payments[wire.OutPoint{Hash: txid, Index: uint32(i)}]; p != nil && p.height == 0 {
+			p.pushed = t.poolGen
 			t.emit(p, Seen, 0, "")
 		}
 	}
@@ -311,9 +339,14 @@ func (t *tracker) sync(ctx context.Context) error {
 	}
 }
 
+// syncOnce scans the node once. It holds t.syncMu throughout and t.mu only briefly, never
+// across an RPC.
 func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
+	t.syncMu.Lock()
+	defer t.syncMu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	final := t.cfg.FinalDepth
+	t.mu.Unlock()
 	best, err := t.rpc.blockCount(ctx)
 	if err != nil {
 		return false, err
@@ -321,7 +354,7 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 	if t.tip < 0 {
 		start := t.cfg.StartHeight
 		if start <= 0 {
-			start = best - t.cfg.FinalDepth
+			start = best - final
 		}
 		start = max(1, min(start, best+1))
 		t.start = start
@@ -344,18 +377,22 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 			}
 		}
 		t.log.Warn("onchain: block disconnected (reorg)", "height", t.tip, "hash", t.hashes[t.tip])
+		t.mu.Lock()
 		for _, p := range t.payments {
 			if p.height == t.tip {
 				p.height = 0
 				p.reorgMsg = fmt.Sprintf("its block %d was replaced by a reorganisation of the chain", t.tip)
 			}
 		}
+		// What the replaced block held is not reported yet: Height stays below it.
+		t.reported = min(t.reported, t.tip-1)
+		t.mu.Unlock()
 		delete(t.hashes, t.tip)
 		t.tip--
 	}
 	// The walk stopped at base, whose hash was never checked: a reorg deeper than the depth
 	// kept (FinalDepth+1) replaced it too. Go further back until the node agrees, and rescan.
-	for depth := t.cfg.FinalDepth + 1; t.tip == t.base && t.base > 0; depth *= 2 {
+	for depth := final + 1; t.tip == t.base && t.base > 0; depth *= 2 {
 		h, err := t.rpc.blockHash(ctx, t.base)
 		if err != nil {
 			return false, err
@@ -370,13 +407,16 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 		}
 		t.log.Error("onchain: the chain was reorganised deeper than the watcher follows payments; rescanning. "+
 			"Payments settled in the replaced blocks are not revoked", "from_height", t.base, "rescan_from", newBase+1,
-			"final_depth", t.cfg.FinalDepth)
+			"final_depth", final)
+		t.mu.Lock()
 		for _, p := range t.payments {
 			if p.height > newBase {
 				p.reorgMsg = fmt.Sprintf("its block %d was replaced by a deep reorganisation of the chain", p.height)
 				p.height = 0
 			}
 		}
+		t.reported = min(t.reported, newBase)
+		t.mu.Unlock()
 		clear(t.hashes)
 		t.hashes[newBase] = nh
 		t.base, t.tip = newBase, newBase
@@ -394,22 +434,33 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 		if blk.Header.PrevBlock != t.hashes[h-1] {
 			return false, nil // the chain moved under us; start over
 		}
+		t.mu.Lock()
 		for _, tx := range blk.Transactions {
 			t.scanTx(tx, h)
 		}
+		t.mu.Unlock()
 		t.hashes[h] = hash
 		t.tip = h
 	}
+	t.mu.Lock()
+	t.poolGen++
+	gen := t.poolGen
+	t.mu.Unlock()
 	pool, err := t.rpc.rawMempool(ctx)
 	if err != nil {
 		return false, err
 	}
 	inPool := make(map[chainhash.Hash]bool, len(pool))
+	var fetch []chainhash.Hash
+	t.mu.Lock()
 	for _, id := range pool {
 		inPool[id] = true
-		if t.seenTx[id] {
-			continue
+		if !t.seenTx[id] {
+			fetch = append(fetch, id)
 		}
+	}
+	t.mu.Unlock()
+	for _, id := range fetch {
 		tx, err := t.rpc.rawTx(ctx, id)
 		if errors.Is(err, errTxNotFound) {
 			continue // left the mempool since getrawmempool
@@ -417,9 +468,16 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 		if err != nil {
 			return false, err
 		}
+		t.mu.Lock()
 		t.scanTx(tx, 0)
+		t.mu.Unlock()
 	}
-	t.seenTx = inPool
+	// seenTx gets its own copy: the websocket's pushes add to it while this sync reads inPool.
+	// (A transaction pushed since the listing is dropped from it and fetched once more next time.)
+	seen := maps.Clone(inPool)
+	t.mu.Lock()
+	t.seenTx = seen
+	t.mu.Unlock()
 	// Judge missing transactions only against a chain that did not move meanwhile.
 	bestHash, err := t.rpc.bestBlockHash(ctx)
 	if err != nil {
@@ -428,74 +486,113 @@ func (t *tracker) syncOnce(ctx context.Context) (stable bool, err error) {
 	if bestHash != t.hashes[t.tip] {
 		return false, nil
 	}
-	for op, p := range t.payments {
-		switch {
-		case p.height > 0:
-			confs := t.tip - p.height + 1
-			t.emit(p, Confirmed, confs, "")
-			if confs > t.cfg.FinalDepth {
-				delete(t.payments, op)
-			}
-		case inPool[op.Hash]:
-			spent, err := t.inputSpentInChain(ctx, p, inPool)
-			if err != nil {
-				return false, err
-			}
-			if spent {
-				// A node may keep a transaction in its mempool after a reorg confirmed a
-				// conflicting one (btcd does); it can never confirm.
-				if p.emitted {
-					t.emit(p, Gone, 0, "the payment was double-spent: a transaction in the chain spends the same coins")
-				}
-				delete(t.payments, op)
-				continue
-			}
-			t.emit(p, Seen, 0, p.reorgMsg)
-			p.reorgMsg = ""
-		case p.resumed > 0 && p.resumed < t.start:
-			delete(t.payments, op) // confirmed below what this run scanned: nothing to judge by
-		case p.inputs == nil:
-			// Handed over by Resume and found neither in the blocks scanned nor in the
-			// mempool: it may have confirmed below them while the app was down. Ask the node
-			// about the output before calling it gone.
-			confs, found, err := t.txOut(ctx, op)
-			if err != nil {
-				return false, err
-			}
-			if !found {
-				reason := "the transaction left the mempool unconfirmed while the app was not running: it was replaced by another (RBF), dropped, or its output already spent"
-				if p.reorgMsg != "" {
-					reason = "the transaction is no longer valid: " + p.reorgMsg + " and the node does not know its output"
-				}
-				t.emit(p, Gone, 0, reason)
-				delete(t.payments, op)
-				continue
-			}
-			if confs > 0 {
-				p.height = t.tip - confs + 1
-				t.emit(p, Confirmed, confs, "")
-				if confs > t.cfg.FinalDepth {
-					delete(t.payments, op)
-				}
-			}
-		default:
-			reason := "the transaction left the mempool unconfirmed: it was replaced by another (RBF) or dropped"
-			if p.reorgMsg != "" {
-				reason = "the transaction is no longer valid: " + p.reorgMsg + " and it did not return to the mempool"
-			}
-			if p.emitted {
-				t.emit(p, Gone, 0, reason)
-			}
-			delete(t.payments, op)
+	// Judge the payments known now, one at a time: t.mu is let go for the RPCs some need, and
+	// each is looked up again after them.
+	t.mu.Lock()
+	ops := make([]wire.OutPoint, 0, len(t.payments))
+	for op := range t.payments {
+		ops = append(ops, op)
+	}
+	t.mu.Unlock()
+	for _, op := range ops {
+		if err := t.judge(ctx, op, inPool, gen, final); err != nil {
+			return false, err
 		}
 	}
 	for h := range t.hashes {
-		if h < t.tip-t.cfg.FinalDepth-1 {
+		if h < t.tip-final-1 {
 			delete(t.hashes, h)
 		}
 	}
-	t.base = max(t.base, t.tip-t.cfg.FinalDepth-1)
+	t.base = max(t.base, t.tip-final-1)
+	// Every payment in the blocks up to the tip has been reported.
+	t.mu.Lock()
+	t.reported = t.tip
+	t.mu.Unlock()
 	return true, nil
+}
+
+// judge emits what changed for one payment, against the blocks scanned up to t.tip and the
+// mempool listing inPool, asked for at generation gen. Called by syncOnce without t.mu.
+func (t *tracker) judge(ctx context.Context, op wire.OutPoint, inPool map[chainhash.Hash]bool, gen uint64, final int32) error {
+	t.mu.Lock()
+	p := t.payments[op]
+	switch {
+	case p == nil:
+	case p.height > 0:
+		confs := t.tip - p.height + 1
+		t.emit(p, Confirmed, confs, "")
+		if confs > final {
+			delete(t.payments, op)
+		}
+	case inPool[op.Hash]:
+		inputs := p.inputs
+		t.mu.Unlock()
+		spent, err := t.inputSpentInChain(ctx, inputs, inPool)
+		if err != nil {
+			return err
+		}
+		t.mu.Lock()
+		if t.payments[op] != p || p.height > 0 {
+			break // only this sync confirms or deletes: cannot happen, but never judge a stale view
+		}
+		if spent {
+			// A node may keep a transaction in its mempool after a reorg confirmed a
+			// conflicting one (btcd does); it can never confirm.
+			if p.emitted {
+				t.emit(p, Gone, 0, "the payment was double-spent: a transaction in the chain spends the same coins")
+			}
+			delete(t.payments, op)
+			break
+		}
+		t.emit(p, Seen, 0, p.reorgMsg)
+		p.reorgMsg = ""
+	case p.pushed >= gen:
+		// Pushed by the websocket after the listing was asked for: its absence from it says
+		// nothing. The next sync judges it.
+	case p.resumed > 0 && p.resumed < t.start:
+		delete(t.payments, op) // confirmed below what this run scanned: nothing to judge by
+	case p.inputs == nil:
+		// Handed over by Resume and found neither in the blocks scanned nor in the
+		// mempool: it may have confirmed below them while the app was down. Ask the node
+		// about the output before calling it gone.
+		t.mu.Unlock()
+		confs, found, err := t.txOut(ctx, op)
+		if err != nil {
+			return err
+		}
+		t.mu.Lock()
+		if t.payments[op] != p || p.inputs != nil || p.height > 0 {
+			break // pushed by the websocket meanwhile: the next sync judges it
+		}
+		if !found {
+			reason := "the transaction left the mempool unconfirmed while the app was not running: it was replaced by another (RBF), dropped, or its output already spent"
+			if p.reorgMsg != "" {
+				reason = "the transaction is no longer valid: " + p.reorgMsg + " and the node does not know its output"
+			}
+			t.emit(p, Gone, 0, reason)
+			delete(t.payments, op)
+			break
+		}
+		if confs > 0 {
+			p.height = t.tip - confs + 1
+			t.emit(p, Confirmed, confs, "")
+			if confs > final {
+				delete(t.payments, op)
+			}
+		}
+	default:
+		reason := "the transaction left the mempool unconfirmed: it was replaced by another (RBF) or dropped"
+		if p.reorgMsg != "" {
+			reason = "the transaction is no longer valid: " + p.reorgMsg + " and it did not return to the mempool"
+		}
+		if p.emitted {
+			t.emit(p, Gone, 0, reason)
+		}
+		delete(t.payments, op)
+	}
+	t.mu.Unlock()
+	return nil
 }
 
 // txOut asks the node about an unspent output (mempool included): found is false when the
@@ -513,10 +610,10 @@ func (t *tracker) txOut(ctx context.Context, op wire.OutPoint) (confs int32, fou
 	return out.Confirmations, true, nil
 }
 
-// inputSpentInChain reports whether an input of an unconfirmed payment is already spent (or
-// gone) in the best chain. Inputs from unconfirmed parents are not checked.
-func (t *tracker) inputSpentInChain(ctx context.Context, p *tracked, inPool map[chainhash.Hash]bool) (bool, error) {
-	for _, in := range p.inputs {
+// inputSpentInChain reports whether an input of an unconfirmed payment (its inputs) is already
+// spent (or gone) in the best chain. Inputs from unconfirmed parents are not checked.
+func (t *tracker) inputSpentInChain(ctx context.Context, inputs []wire.OutPoint, inPool map[chainhash.Hash]bool) (bool, error) {
+	for _, in := range inputs {
 		if inPool[in.Hash] {
 			continue
 		}
