@@ -91,13 +91,18 @@ func (s *Seller) settleKey(node string) string {
 
 // reconcileLightning looks up every Lightning invoice still within its monitoring window that
 // the ledger has no credit for, and credits those LND reports settled; it reports whether it
-// asked about them all.
+// asked about them all. Until it has done so once in this run (the start-up lookups), the window
+// is judged against the time the last run watched up to: an invoice may have settled while the
+// seller was off for longer than the window.
 func (s *Seller) reconcileLightning(ctx context.Context) bool {
 	s.mu.Lock()
-	now := s.clock.Now()
+	at := s.clock.Now()
+	if !s.lnChecked && s.horizon.Before(at) {
+		at = s.horizon
+	}
 	var hashes []string
 	for _, inv := range s.invoices {
-		if inv.Hash == "" || now.After(inv.Expires.Add(s.cfg.Monitoring)) {
+		if inv.Hash == "" || !s.monitored(inv, at) {
 			continue
 		}
 		if inv.Paid { // credited, unless the ledger write failed after all
@@ -121,6 +126,11 @@ func (s *Seller) reconcileLightning(ctx context.Context) bool {
 				all = false
 			}
 		}
+	}
+	if all {
+		s.mu.Lock()
+		s.lnChecked = true
+		s.mu.Unlock()
 	}
 	return all
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -400,5 +401,57 @@ func TestLegacyStoreWithoutKeys(t *testing.T) {
 		}
 		s.Close()
 		l.Close()
+	}
+}
+
+// Regression test for a reviewer's finding; the defect was: the gap-limit help and the status
+// advice said that viewers who have paid do not count, but a combined invoice paid by Lightning
+// leaves its address unused on-chain, so the watching wallet's gap window does not move and the
+// address rightly keeps its place until its monitoring window ends.
+func TestCombinedInvoicePaidByLightningKeepsGapPlace(t *testing.T) {
+	dir := t.TempDir()
+	clk := mockClock()
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true },
+		Ledger: l, StorePath: filepath.Join(dir, "invoices"), Lightning: &fakeLN{settled: map[string]Settled{}},
+		OnChain: &OnChain{Key: accountKey(t), Watcher: fakeWatcher{}, GapLimit: 4}, Clock: clk, Burst: 1000, RatePerSec: 1000, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 4; i++ {
+		v := "viewer" + strconv.Itoa(i)
+		a := s.Handle(context.Background(), v, invoicemsg.Request{Stream: streamID, Method: invoicemsg.Any, Minutes: 10})
+		if a.Code != invoicemsg.OK {
+			t.Fatalf("%d: %s", i, a.Error)
+		}
+		inv, _ := s.Invoice(a.ID)
+		if err := s.LightningSettled(Settled{Hash: inv.Hash, AmtPaidMsat: a.Sats * 1000, SettleIndex: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+		if r := l.Remaining(ledger.Key{Stream: streamID, Viewer: v}); r != 10*time.Minute {
+			t.Fatalf("not credited: %v", r)
+		}
+		if i == 2 { // 3 of 4: the advice shows
+			st := s.Status()
+			if st.OutstandingAddresses != 3 || st.GapAdvice == "" {
+				t.Fatalf("status %+v", st)
+			}
+			if strings.Contains(st.GapAdvice, "who have not paid") || !strings.Contains(st.GapAdvice, "Lightning") {
+				t.Fatalf("the advice does not say that combined invoices paid by Lightning count: %q", st.GapAdvice)
+			}
+		}
+	}
+	// The behaviour stays: the addresses are unused, so no fresh one is handed out.
+	if a := s.Handle(context.Background(), "newcomer", invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: 10}); a.Code != invoicemsg.Unavailable {
+		t.Fatalf("a fifth address beyond the gap limit of 4: %+v", a)
+	}
+	if strings.Contains(GapLimitHelp, "Viewers who have paid (even before the first confirmation) do not count.") ||
+		!strings.Contains(GapLimitHelp, "Lightning") {
+		t.Fatalf("GapLimitHelp does not say that combined invoices paid by Lightning count: %q", GapLimitHelp)
 	}
 }

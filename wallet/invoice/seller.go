@@ -60,7 +60,9 @@ type OnChain struct {
 	// BIP44 standard): at most this many handed-out addresses have no payment yet, so the
 	// seller's wallet, which looks this many addresses past the last used one, sees every
 	// payment. An address paid in the mempool no longer waits, so the bound limits viewers who
-	// asked and have not paid yet, not payers per block. Show GapLimitHelp where it is set.
+	// asked and have not paid on-chain yet, not payers per block. A combined (Any) invoice paid by
+	// Lightning leaves its address unused, so it waits (the wallet's gap window does not move)
+	// until its monitoring window ends. Show GapLimitHelp where it is set.
 	GapLimit uint32
 	// MinSats is the smallest on-chain invoice (default 1 000; dust is 294).
 	MinSats uint64
@@ -70,12 +72,14 @@ type OnChain struct {
 const DefaultGapLimit = 20
 
 // GapLimitHelp is the advice to show beside the gap-limit setting.
-const GapLimitHelp = "How many viewers may hold an unpaid bitcoin address at once. Your wallet only looks this " +
-	"many addresses past the last one that received money, so set the same gap limit in your wallet " +
+const GapLimitHelp = "How many bitcoin addresses handed out to viewers may wait for a payment at once. Your wallet " +
+	"only looks this many addresses past the last one that received money, so set the same gap limit in your wallet " +
 	"(Sparrow: Settings → Gap limit; Electrum: wallet.change_gap_limit(N) in the console) or payments " +
 	"beyond it will not show up there. The default, 20, is what most wallets use; raise both together if " +
-	"viewers are told that no more bitcoin addresses can be handed out right now. Viewers who have paid " +
-	"(even before the first confirmation) do not count."
+	"viewers are told that no more bitcoin addresses can be handed out right now. An address stops counting " +
+	"once it is paid on-chain (even before the first confirmation), or a day after its invoice expired. " +
+	"An invoice offering both bitcoin and Lightning that is paid by Lightning leaves its address unused, " +
+	"so that address counts until then too."
 
 // Config configures a Seller.
 type Config struct {
@@ -86,8 +90,11 @@ type Config struct {
 	OnChain   *OnChain
 	Lightning Lightning
 
-	Expiry     time.Duration // default 15 min
-	Monitoring time.Duration // late payments are still credited this long after expiry; default 24 h
+	Expiry time.Duration // default 15 min
+	// Monitoring is how long after expiry a late payment is still credited (default 24 h). Time
+	// the seller was not running does not count: after a restart it is judged against the time
+	// up to which the last run watched for payments (see Run).
+	Monitoring time.Duration
 
 	PerViewer        int     // unpaid, unexpired invoices per viewer and stream (default 3)
 	RatePerSec       float64 // global invoice creation rate (default 2/s)
@@ -96,7 +103,7 @@ type Config struct {
 
 	Label string // BIP21 label, default "Dazaar Vision"
 	// Clock is the desk's time (expiry, the monitoring window, the rate limit, the height
-	// saver's ticker); nil means the real one. Tests pass clock.NewMock().
+	// saver's ticker, the time watched up to); nil means the real one. Tests pass clock.NewMock().
 	Clock clock.Clock
 	Log   *slog.Logger
 }
@@ -141,6 +148,44 @@ type Seller struct {
 	// stored per node. lnRestart asks the subscription to start over when the node changes.
 	lnNode    string
 	lnRestart chan struct{}
+
+	// horizon is the time up to which the last run watched for payments (now if none was
+	// saved): New and the start-up Lightning lookups judge the monitoring window against it,
+	// so that time spent switched off does not use the window up. lnChecked is set once this
+	// run's start-up Lightning lookups asked about every invoice; later lookups judge on now.
+	horizon   time.Time
+	lnChecked bool
+}
+
+// watchedKey names the ledger meta entry holding the time (RFC 3339, UTC) up to which the seller
+// watched for payments; watchedEvery is how often Run saves it.
+const (
+	watchedKey   = "invoice.watched_until"
+	watchedEvery = time.Minute
+)
+
+// watchedUntil is the time up to which the last run watched for payments, as it saved it, or now
+// if none is saved (a first run, or data from an older version) or it lies ahead of now.
+func watchedUntil(l *ledger.Ledger, now time.Time, log *slog.Logger) time.Time {
+	v, ok := l.Meta(watchedKey)
+	if !ok {
+		return now
+	}
+	at, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		log.Warn("invoice: unreadable time up to which payments were watched; judging invoices on the present", "value", v, "err", err)
+		return now
+	}
+	if at.Before(now) {
+		return at
+	}
+	return now
+}
+
+// monitored reports whether a payment to inv is still credited at the time at: before its
+// expiry or within the monitoring window after it.
+func (s *Seller) monitored(inv *Invoice, at time.Time) bool {
+	return !at.After(inv.Expires.Add(s.cfg.Monitoring))
 }
 
 // New opens the invoice store and loads what was issued before.
@@ -254,11 +299,13 @@ func New(cfg Config) (*Seller, error) {
 		return nil, err
 	}
 	// Unpaid invoices whose monitoring window has ended are forgotten when the file is
-	// rewritten; paid ones are kept (they say which viewer an address or hash belongs to).
-	now := s.clock.Now()
+	// rewritten; paid ones are kept (they say which viewer an address or hash belongs to). The
+	// window is judged against the time the last run watched up to, not the present: a payment
+	// made in time may have confirmed (or settled) while the seller was off, however long.
+	s.horizon = watchedUntil(cfg.Ledger, s.clock.Now(), s.log)
 	var keep []*Invoice
 	for _, inv := range s.invoices {
-		if inv.Paid || !now.After(inv.Expires.Add(cfg.Monitoring)) {
+		if inv.Paid || s.monitored(inv, s.horizon) {
 			keep = append(keep, inv)
 		}
 	}
@@ -275,7 +322,7 @@ func New(cfg Config) (*Seller, error) {
 	if cfg.OnChain != nil {
 		var addrs []btcutil.Address
 		for _, inv := range s.invoices {
-			if inv.Address == "" || now.After(inv.Expires.Add(cfg.Monitoring)) && !inv.Paid {
+			if inv.Address == "" || !inv.Paid && !s.monitored(inv, s.horizon) {
 				continue
 			}
 			a, err := onchain.ParseAddress(inv.Address, cfg.OnChain.Key.Net())
@@ -295,7 +342,7 @@ func New(cfg Config) (*Seller, error) {
 		for _, inv := range s.invoices {
 			// Also unpaid ones in their monitoring window: a credit may have been written
 			// just before a crash kept the invoice from being marked paid.
-			if inv.Address == "" || !inv.Paid && now.After(inv.Expires.Add(cfg.Monitoring)) {
+			if inv.Address == "" || !inv.Paid && !s.monitored(inv, s.horizon) {
 				continue
 			}
 			for _, c := range cfg.Ledger.Credits(ledger.Key{Stream: inv.Stream, Viewer: inv.Viewer}) {
@@ -388,10 +435,15 @@ func (s *Seller) Close() error {
 	return s.st.close()
 }
 
-// Run follows Lightning payments and the chain until ctx ends.
+// Run follows Lightning payments and the chain until ctx ends. About once a minute, and when it
+// ends, it saves in the ledger the time up to which it watched for payments (once its watcher has
+// scanned the chain and its start-up Lightning lookups are done), so that the next New does not
+// count the time the seller was off against invoices' monitoring windows.
 func (s *Seller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
+	wg.Add(1)
+	go func() { defer wg.Done(); s.saveWatched(ctx) }()
 	if s.cfg.OnChain != nil {
 		wg.Add(2)
 		go func() { defer wg.Done(); errs <- s.cfg.OnChain.Watcher.Run(ctx) }()
@@ -411,6 +463,45 @@ func (s *Seller) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// saveWatched saves the time watched up to every watchedEvery and when ctx ends.
+func (s *Seller) saveWatched(ctx context.Context) {
+	save := func() {
+		if !s.watching() {
+			return
+		}
+		err := s.cfg.Ledger.SetMeta(watchedKey, s.clock.Now().UTC().Format(time.RFC3339Nano))
+		if err != nil && !errors.Is(err, ledger.ErrClosed) {
+			s.log.Error("invoice: saving the time payments were watched up to failed", "err", err)
+		}
+	}
+	t := s.clock.Ticker(watchedEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			save()
+			return
+		case <-t.C:
+			save()
+		}
+	}
+}
+
+// watching reports whether this run watches for payments: its watcher has reached its node and
+// scanned, and its start-up Lightning lookups asked about every invoice. Until then the time the
+// last run saved stays, so invoices it kept in their window are kept again if the app stops now.
+func (s *Seller) watching() bool {
+	if s.cfg.OnChain != nil && s.cfg.OnChain.Watcher.Height() <= 0 {
+		return false
+	}
+	if s.cfg.Lightning != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.lnChecked
+	}
+	return true
+}
+
 // Invoice returns an issued invoice by ID.
 func (s *Seller) Invoice(id string) (Invoice, bool) {
 	s.mu.Lock()
@@ -427,8 +518,9 @@ type Status struct {
 	// UnusedAddresses is the run of addresses handed out after the last one with a settled
 	// payment (expired ones included: they stay unused for good).
 	UnusedAddresses int64
-	// OutstandingAddresses await payment (unexpired, or expired but still monitored); the
-	// desk hands out a fresh address only while they are fewer than GapLimit.
+	// OutstandingAddresses await an on-chain payment (unexpired, or expired but still monitored;
+	// combined invoices paid by Lightning included: their address is unused); the desk hands out
+	// a fresh address only while they are fewer than GapLimit.
 	OutstandingAddresses int
 	GapLimit             uint32 // 0 without on-chain invoices
 	UnpaidLN             int    // unexpired, unpaid Lightning invoices
@@ -451,17 +543,28 @@ func (s *Seller) Status() Status {
 	st.UnusedAddresses = int64(s.next[s.keyID]) - (s.usedUpTo + 1)
 	st.OutstandingAddresses = s.outstanding(now)
 	if 4*st.OutstandingAddresses >= 3*int(st.GapLimit) {
-		st.GapAdvice = fmt.Sprintf("%d of the %d bitcoin addresses that may wait for payment at once are handed out "+
-			"to viewers who have not paid yet; at %d, further viewers cannot pay on-chain until some pay or their "+
-			"invoices expire. To allow more, raise the gap limit in your wallet and here together. %s",
-			st.OutstandingAddresses, st.GapLimit, st.GapLimit, GapLimitHelp)
+		st.GapAdvice = fmt.Sprintf("%d of the %d bitcoin addresses that may wait for payment at once are handed "+
+			"out and not paid on-chain (an invoice offering both bitcoin and Lightning that was paid by "+
+			"Lightning leaves its address unused, so it counts too); at %d, further viewers cannot pay on-chain "+
+			"until some addresses are paid or their invoices expired more than %s ago. To allow more, raise the "+
+			"gap limit in your wallet and here together. %s",
+			st.OutstandingAddresses, st.GapLimit, st.GapLimit, plainHours(s.cfg.Monitoring), GapLimitHelp)
 	} else if 4*st.UnusedAddresses >= 3*int64(st.GapLimit) {
-		st.GapAdvice = fmt.Sprintf("%d addresses in a row after your last confirmed payment were handed out to "+
-			"viewers who have not paid (yet). A wallet restored from its seed stops looking after %d unused addresses "+
-			"in a row, so a payment beyond them would not show up in it: raise the gap limit in your wallet "+
-			"(Sparrow: Settings → Gap limit; Electrum: `wallet.change_gap_limit(N)` in the console; BlueWallet "+
-			"and others: see their settings) to at least %d, and the gap limit here to the same number.",
+		st.GapAdvice = fmt.Sprintf("%d addresses in a row after your last confirmed payment were handed out and "+
+			"have no confirmed payment (yet, or were paid by Lightning instead). A wallet restored from its "+
+			"seed stops looking after %d unused addresses in a row, so a payment beyond them would not show up "+
+			"in it: raise the gap limit in your wallet (Sparrow: Settings → Gap limit; Electrum: "+
+			"`wallet.change_gap_limit(N)` in the console; BlueWallet and others: see their settings) to at "+
+			"least %d, and the gap limit here to the same number.",
 			st.UnusedAddresses, st.GapLimit, st.UnusedAddresses+int64(st.GapLimit))
 	}
 	return st
+}
+
+// plainHours says d in words for the seller: "a day", or a number of hours.
+func plainHours(d time.Duration) string {
+	if d == 24*time.Hour {
+		return "a day"
+	}
+	return strconv.FormatFloat(d.Hours(), 'f', -1, 64) + " hours"
 }

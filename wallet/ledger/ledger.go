@@ -6,7 +6,8 @@
 // PersistEveryMillis (1 s of media): a plain append handed to the OS, no fsync, so a killed or
 // crashed process gives a viewer back less than 1 s of media. Flush (the owner calls it about
 // once a second) writes every account's remainder and syncs, so a power loss gives back what was
-// delivered since the last Flush, at most one Flush interval's worth of delivery.
+// delivered since the last Flush, at most one Flush interval's worth of delivery. Flush syncs
+// outside the lock Consume takes: a slow disk delays the next Flush, never a viewer's Consume.
 package ledger
 
 import (
@@ -126,11 +127,19 @@ type record struct {
 }
 
 // Ledger is safe for concurrent use.
+//
+// Lock order: syncMu, then mu. mu guards the state and the writer; Flush and SetMeta sync the
+// file holding only syncMu, so that Consume (every paid viewer's send loop) never waits for the
+// disk. Every path that closes or replaces f (Close, compaction) holds both, so a sync never
+// runs on a closed file. SetCredit syncs under mu (payments are rare; its changed/At logic
+// stays atomic).
 type Ledger struct {
 	path string
 	log  *slog.Logger
 
 	lock *filelock.Lock // path + ".lock", held from Open to Close
+
+	syncMu sync.Mutex // serialises syncs outside mu and the closing or replacing of f; taken before mu
 
 	mu       sync.Mutex
 	f        *os.File
@@ -138,9 +147,11 @@ type Ledger struct {
 	accounts map[Key]*account
 	meta     map[string]string
 	closed   bool
-	records  int  // records in the file, to compact it while running once most are stale
-	unsynced bool // records written since the last sync (Consume's totals)
+	records  int    // records in the file, to compact it while running once most are stale
+	seq      uint64 // records appended since Open
+	synced   uint64 // seq up to which records are synced to disk
 	clock    clock.Clock
+	syncFile func(*os.File) error // (*os.File).Sync; tests slow it down
 }
 
 // Option configures Open.
@@ -160,7 +171,8 @@ func Open(path string, log *slog.Logger, opts ...Option) (*Ledger, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	l := &Ledger{path: path, log: log, accounts: map[Key]*account{}, meta: map[string]string{}, clock: clock.New()}
+	l := &Ledger{path: path, log: log, accounts: map[Key]*account{}, meta: map[string]string{}, clock: clock.New(),
+		syncFile: (*os.File).Sync}
 	for _, o := range opts {
 		o(l)
 	}
@@ -238,9 +250,13 @@ func (l *Ledger) compactAt() int {
 
 // maybeCompactLocked rewrites the file once it holds mostly superseded records (consumption is
 // rewritten every Flush, so a seller with 1 000 viewers would otherwise add ~0.5 GB an hour).
-// A failure leaves the old file in use. Locked; the writer must have been flushed.
+// A failure leaves the old file in use. Holds syncMu and mu (it replaces f).
 func (l *Ledger) maybeCompactLocked() {
 	if l.records <= l.compactAt() {
+		return
+	}
+	if err := l.w.Flush(); err != nil {
+		l.log.Warn("ledger: not compacting: writing the ledger failed", "err", err)
 		return
 	}
 	if err := l.f.Close(); err != nil {
@@ -248,6 +264,8 @@ func (l *Ledger) maybeCompactLocked() {
 	}
 	if err := l.compact(); err != nil {
 		l.log.Error("ledger: compacting the ledger failed; it keeps growing until the next try", "err", err)
+	} else {
+		l.synced = l.seq // the rewritten file holds the whole state, synced
 	}
 	if err := l.openAppend(); err != nil {
 		// Nothing can be written any more: later writes report the closed file.
@@ -458,57 +476,113 @@ func (l *Ledger) Meta(name string) (string, bool) {
 	return v, ok
 }
 
-// SetMeta stores a value durably.
+// SetMeta stores a value durably: it is synced to disk when SetMeta returns, and Meta returns it
+// from then on. The sync runs outside the lock Consume takes (the seller saves meta values every
+// minute or so).
 func (l *Ledger) SetMeta(name, value string) error {
 	if len(name) > MaxIDLen || len(value) > 4096 {
 		return errors.New("ledger: meta entry too long")
 	}
+	l.syncMu.Lock() // also keeps other SetMeta calls out until this value is in l.meta
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return ErrClosed
 	}
 	if v, ok := l.meta[name]; ok && v == value {
+		l.mu.Unlock()
 		return nil
 	}
-	if err := l.writeLocked(record{Op: "meta", Name: name, Value: value}, true); err != nil {
+	err := l.writeLocked(record{Op: "meta", Name: name, Value: value}, false)
+	if err == nil {
+		if err = l.w.Flush(); err != nil {
+			err = fmt.Errorf("ledger: write: %w", err)
+		}
+	}
+	upTo, f := l.seq, l.f
+	l.mu.Unlock()
+	if err != nil {
 		return err
 	}
+	if err := l.syncUnlocked(f, upTo); err != nil {
+		return err
+	}
+	l.mu.Lock()
 	l.meta[name] = value
+	l.mu.Unlock()
 	return nil
 }
 
-// Flush writes consumption since the last Flush and syncs the file.
-func (l *Ledger) Flush() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return ErrClosed
+// syncUnlocked syncs f, which holds the records up to seq upTo, without holding mu, so Consume
+// goes on meanwhile; records written during the sync stay unsynced. Holds syncMu (which keeps f
+// open: Close and compaction take it before closing or replacing f), not mu.
+func (l *Ledger) syncUnlocked(f *os.File, upTo uint64) error {
+	if err := l.syncFile(f); err != nil {
+		return fmt.Errorf("ledger: sync: %w", err)
 	}
-	return l.flushLocked()
+	l.mu.Lock()
+	l.synced = max(l.synced, upTo)
+	l.mu.Unlock()
+	return nil
 }
 
-func (l *Ledger) flushLocked() error {
-	n := 0
+// Flush writes consumption since the last Flush and syncs the file. The sync runs outside the
+// lock Consume takes, so viewers' sending does not wait for the disk; records written meanwhile
+// are synced by the next Flush.
+func (l *Ledger) Flush() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	upTo, err := l.writePendingLocked()
+	f := l.f
+	l.mu.Unlock()
+	if err != nil || upTo == 0 {
+		return err
+	}
+	if err := l.syncUnlocked(f, upTo); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.maybeCompactLocked()
+	return nil
+}
+
+// writePendingLocked writes every account's unwritten consumption and hands the writer's buffer
+// to the OS; upTo is the seq a sync now would cover, 0 when everything is synced already. Locked.
+func (l *Ledger) writePendingLocked() (upTo uint64, err error) {
 	for k, a := range l.accounts {
 		if a.written == a.bal.ConsumedMillis {
 			continue
 		}
 		if err := l.writeConsumedLocked(k, a); err != nil {
-			return err
+			return 0, err
 		}
-		n++
 	}
-	if n == 0 && !l.unsynced {
-		return nil
+	if l.seq == l.synced {
+		return 0, nil
 	}
 	if err := l.w.Flush(); err != nil {
-		return fmt.Errorf("ledger: write: %w", err)
+		return 0, fmt.Errorf("ledger: write: %w", err)
 	}
-	if err := l.f.Sync(); err != nil {
+	return l.seq, nil
+}
+
+// flushLocked is Flush for Close: it syncs under mu. Holds syncMu and mu.
+func (l *Ledger) flushLocked() error {
+	upTo, err := l.writePendingLocked()
+	if err != nil || upTo == 0 {
+		return err
+	}
+	if err := l.syncFile(l.f); err != nil {
 		return fmt.Errorf("ledger: sync: %w", err)
 	}
-	l.unsynced = false
+	l.synced = upTo
 	l.maybeCompactLocked()
 	return nil
 }
@@ -522,17 +596,17 @@ func (l *Ledger) writeLocked(r record, sync bool) error {
 		return fmt.Errorf("ledger: write: %w", err)
 	}
 	l.records++
+	l.seq++
 	if !sync {
-		l.unsynced = true
 		return nil
 	}
 	if err := l.w.Flush(); err != nil {
 		return fmt.Errorf("ledger: write: %w", err)
 	}
-	if err := l.f.Sync(); err != nil {
+	if err := l.syncFile(l.f); err != nil {
 		return fmt.Errorf("ledger: sync: %w", err)
 	}
-	l.unsynced = false
+	l.synced = l.seq
 	return nil
 }
 
@@ -552,8 +626,10 @@ func (l *Ledger) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Close flushes and closes the file.
+// Close flushes and closes the file (after any Flush's sync under way).
 func (l *Ledger) Close() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
