@@ -116,7 +116,7 @@ func TestFitSize(t *testing.T) {
 func TestVideoQueueNextWakesOnThePushAfterIt(t *testing.T) {
 	q := newVideoQueue(4)
 	for i := range 3 {
-		f, pushed := q.next()
+		f, _, pushed := q.next()
 		if f != nil {
 			t.Fatalf("round %d: a frame in an empty queue", i)
 		}
@@ -131,9 +131,10 @@ func TestVideoQueueNextWakesOnThePushAfterIt(t *testing.T) {
 		default:
 			t.Fatalf("round %d: the push after the look did not wake it", i)
 		}
-		if f, pushed := q.next(); f == nil || f.PTS != time.Duration(i) || pushed != nil {
+		f, _, pushed = q.next()
+		if f == nil || f.PTS != time.Duration(i) || pushed != nil {
 			t.Fatalf("round %d: next gives %v, %v", i, f, pushed)
 		}
-		q.pop()
+		q.remove(f)
 	}
 }

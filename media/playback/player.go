@@ -173,6 +173,11 @@ type Stats struct {
 	// than Config.CatchUp behind; CatchUpSkipped is the media time jumped over.
 	CatchUps       int64
 	CatchUpSkipped time.Duration
+
+	// AudioGapFilled is the silence a replay played where its stream has no sound (the
+	// broadcaster lost it for a while, or it starts late or ends early), so that the audio
+	// clock, and the pictures, went on at their pace.
+	AudioGapFilled time.Duration
 }
 
 // Player plays one stream. Create with New, run with Run.
@@ -232,6 +237,7 @@ func (p *Player) Stats() Stats {
 	}
 	if jb := p.jb.Load(); jb != nil {
 		s.AudioUnderruns, s.AudioDropped, s.AudioBuffered = jb.stats()
+		s.AudioGapFilled = jb.filled()
 	}
 	s.Clock, _ = p.clock()
 	if v, ok := p.out.Load().(string); ok {
@@ -269,6 +275,11 @@ func (p *Player) Run(ctx context.Context) error {
 	}
 	if h.Video != nil && h.Video.Codec != block.CodecVP8 {
 		return fmt.Errorf("%w: video codec %q", ErrUnsupported, h.Video.Codec)
+	}
+	if v := h.Video; v != nil && p.cfg.Frames != nil && (v.Width > vp8.MaxWidth || v.Height > vp8.MaxHeight) {
+		// The header is the seller's word (block allows up to MaxDimension); the decoder
+		// refuses every key frame above its caps, so no picture of this stream would show.
+		return fmt.Errorf("%w: pictures of %d×%d pixels (the decoder's limit is %d×%d)", ErrUnsupported, v.Width, v.Height, vp8.MaxWidth, vp8.MaxHeight)
 	}
 	if h.Audio != nil && (h.Audio.Codec != block.CodecOpus || h.Audio.Channels > 2) {
 		return fmt.Errorf("%w: audio codec %q with %d channels", ErrUnsupported, h.Audio.Codec, h.Audio.Channels)
@@ -347,10 +358,10 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 	}
 	p.start.Store(i)
 	p.log.Debug("playing", "from block", i, "of", p.cfg.Source.Len())
+	// The pictures' pool takes the size of the pictures decoded, not the header's (the
+	// seller's word, which a picture may not match): made at the first picture, made anew
+	// when a key frame changes the size.
 	var pool *framePool
-	if h.Video != nil {
-		pool = newFramePool(h.Video.Width, h.Video.Height, frameQueue+4)
-	}
 	var pcm []float32
 	if adec != nil {
 		pcm = make([]float32, adec.MaxSamples()*h.Audio.Channels)
@@ -442,14 +453,17 @@ func (p *Player) read(ctx context.Context, h *block.Header, vdec *vp8.Decoder, a
 						}
 					}
 				}
-				img := pool.get()
-				img, err := vdec.DecodeRGBA(u.Payload, img)
+				dst := pool.get()
+				img, err := vdec.DecodeRGBA(u.Payload, dst)
 				if err != nil {
-					pool.put(img)
+					pool.put(dst)
 					p.damaged.Add(1)
 					needKey = true
 					p.log.Warn("a picture does not decode; waiting for the next key frame", "block", i, "err", err)
 					continue
+				}
+				if w, h := img.Rect.Dx(), img.Rect.Dy(); pool == nil || pool.w != w || pool.h != h {
+					pool = newFramePool(w, h, frameQueue+4)
 				}
 				needKey = false
 				cu.pts = max(cu.pts, u.PTS)
@@ -593,8 +607,7 @@ func (p *Player) jump(from, to uint64, skipped time.Duration) {
 	p.catchUps.Add(1)
 	p.catchUpSkipped.Add(int64(skipped))
 	p.start.Add(to - from)
-	p.late.Add(int64(p.vq.len()))
-	p.vq.drain()
+	p.late.Add(int64(p.vq.drain()))
 	if jb := p.jb.Load(); jb != nil {
 		jb.reset()
 	}
@@ -603,12 +616,26 @@ func (p *Player) jump(from, to uint64, skipped time.Duration) {
 	}
 }
 
-// waitRoom waits until the jitter buffer and the picture queue have room.
+// waitRoom waits until the jitter buffer and the picture queue have room. While it waits
+// for the pictures with room for sound, no sound comes before the pictures queued play: if
+// the sound read does not reach the newest of them, the stream has none there (the
+// broadcaster lost it, and its timeline jumped), and silence in its place keeps the audio
+// clock going (without it the clock stopped when the sound ran dry, and the pictures waited
+// for it: a replay froze for good). Sound that comes for part of it replaces the silence not
+// yet played.
 func (p *Player) waitRoom(ctx context.Context) error {
 	for {
 		jb := p.jb.Load()
-		if (jb == nil || !jb.full()) && p.vq.len() < frameQueue-4 {
+		full := jb != nil && jb.full()
+		if !full && p.vq.len() < frameQueue-4 {
 			return nil
+		}
+		if jb != nil && !full {
+			if oldest, newest, ok := p.vq.span(); ok {
+				if d := jb.fillGap(oldest, newest, true); d > 0 {
+					p.log.Debug("no sound in the stream before this picture: playing silence", "pts", newest, "silence", d)
+				}
+			}
 		}
 		t := time.NewTimer(5 * time.Millisecond)
 		select {
@@ -627,8 +654,15 @@ func (p *Player) playOut(ctx context.Context) {
 	for {
 		audioLeft := false
 		if jb := p.jb.Load(); jb != nil {
-			_, _, buffered := jb.stats()
-			audioLeft = buffered > 0 && jb.isPlaying()
+			if p.cfg.FromBlock != 0 && !jb.full() {
+				// A replay whose sound ends before its pictures: silence up to the last of
+				// them plays them at their pace (the reader has read everything: no more
+				// sound is coming).
+				if oldest, newest, ok := p.vq.span(); ok {
+					jb.fillGap(oldest, newest, false)
+				}
+			}
+			audioLeft = jb.playsOn()
 		}
 		if !audioLeft && p.vq.peek() == nil {
 			return
@@ -652,7 +686,9 @@ func (p *Player) playOut(ctx context.Context) {
 func (p *Player) present(ctx context.Context) {
 	lat, _ := p.cfg.Frames.(DisplayLatency)
 	for {
-		f, pushed := p.vq.next()
+		// f stays queued until remove takes it: the reader may drop it meanwhile (a push
+		// onto the full queue, a catch-up jump's drain), and then it is gone, released.
+		f, next, pushed := p.vq.next()
 		if f == nil {
 			select {
 			case <-pushed:
@@ -669,14 +705,18 @@ func (p *Player) present(ctx context.Context) {
 		ended := p.ended.Load()
 		due := func(f *Frame) bool { return ended || ok && f.PTS <= now+lead }
 		if due(f) {
-			if next := p.vq.second(); next != nil && due(next) {
+			if next != nil && due(next) {
 				// Behind: skip to the newest due frame.
-				p.log.Debug("picture late", "pts", f.PTS, "clock", now)
-				p.vq.pop().Release()
-				p.late.Add(1)
+				if p.vq.remove(f) {
+					p.log.Debug("picture late", "pts", f.PTS, "clock", now)
+					f.Release()
+					p.late.Add(1)
+				}
 				continue
 			}
-			p.vq.pop()
+			if !p.vq.remove(f) {
+				continue // dropped meanwhile (and counted late): look again
+			}
 			p.shown.Add(1)
 			f.Due = p.cfg.Clock.Now()
 			if !ended {

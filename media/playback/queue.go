@@ -3,6 +3,7 @@ package playback
 import (
 	"image"
 	"sync"
+	"time"
 )
 
 // videoQueue holds decoded frames in stream order until they are due. It is bounded: a
@@ -21,6 +22,7 @@ func (q *videoQueue) push(f *Frame) (dropped bool) {
 	defer q.mu.Unlock()
 	if len(q.frames) >= q.cap {
 		q.frames[0].Release()
+		q.frames[0] = nil
 		q.frames = q.frames[1:]
 		dropped = true
 	}
@@ -36,16 +38,31 @@ func (q *videoQueue) len() int {
 	return len(q.frames)
 }
 
-// next returns the oldest frame, or nil and a channel the next push closes. Both are taken
-// under one lock: a frame pushed between a look at an empty queue and taking the channel
-// would otherwise wake nobody, and sit there until the push after it.
-func (q *videoQueue) next() (*Frame, <-chan struct{}) {
+// next returns the oldest frame and the one after it (nil if none), or nil and a channel
+// the next push closes. They are taken under one lock: a frame pushed between a look at an
+// empty queue and taking the channel would otherwise wake nobody, and sit there until the
+// push after it. The frames stay queued: the reader may still drop (and release) them, so
+// the presenter takes one with remove before it shows or releases it.
+func (q *videoQueue) next() (f, second *Frame, pushed <-chan struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch len(q.frames) {
+	case 0:
+		return nil, nil, q.ch
+	case 1:
+		return q.frames[0], nil, nil
+	}
+	return q.frames[0], q.frames[1], nil
+}
+
+// span is the oldest and the newest frame's PTS; ok is false when the queue is empty.
+func (q *videoQueue) span() (oldest, newest time.Duration, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.frames) == 0 {
-		return nil, q.ch
+		return 0, 0, false
 	}
-	return q.frames[0], nil
+	return q.frames[0].PTS, q.frames[len(q.frames)-1].PTS, true
 }
 
 func (q *videoQueue) peek() *Frame {
@@ -57,33 +74,30 @@ func (q *videoQueue) peek() *Frame {
 	return q.frames[0]
 }
 
-func (q *videoQueue) second() *Frame {
+// remove takes f off the queue if it is still the oldest frame, and reports whether it was.
+// When it is not, a push onto the full queue or a drain took it and released it: its
+// picture may already be reused, and f is nobody's to show or release any more.
+func (q *videoQueue) remove(f *Frame) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.frames) < 2 {
-		return nil
+	if len(q.frames) == 0 || q.frames[0] != f {
+		return false
 	}
-	return q.frames[1]
-}
-
-func (q *videoQueue) pop() *Frame {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.frames) == 0 {
-		return nil
-	}
-	f := q.frames[0]
+	q.frames[0] = nil
 	q.frames = q.frames[1:]
-	return f
+	return true
 }
 
-func (q *videoQueue) drain() {
+// drain releases every queued frame and reports how many there were.
+func (q *videoQueue) drain() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	n := len(q.frames)
 	for _, f := range q.frames {
 		f.Release()
 	}
 	q.frames = nil
+	return n
 }
 
 // framePool recycles RGBA pictures of one size; it keeps at most n spare.
