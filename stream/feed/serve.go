@@ -76,19 +76,32 @@ func (pp *PendingProof) SignatureContext(ctx context.Context) ([]byte, error) {
 	if pp.Durable() {
 		return pp.sig, nil
 	}
-	w, err := pp.f.syncWaiter(pp.seq)
-	if err != nil {
+	if err := pp.f.syncToContext(ctx, pp.seq); err != nil {
 		return nil, err
+	}
+	return pp.sig, nil
+}
+
+// syncToContext is syncTo that stops waiting when ctx ends: the sync itself goes on, on a
+// goroutine the feed owns and Close waits for (syncWaiter), and a later call waits for the
+// same sync.
+func (f *Feed) syncToContext(ctx context.Context, seq uint64) error {
+	f.mu.Lock()
+	done := f.syncedSeq >= seq
+	f.mu.Unlock()
+	if done {
+		return nil
+	}
+	w, err := f.syncWaiter(seq)
+	if err != nil {
+		return err
 	}
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("feed: waiting for the disk to sync: %w", ctx.Err())
+		return fmt.Errorf("feed: waiting for the disk to sync: %w", ctx.Err())
 	}
-	if w.err != nil {
-		return nil, w.err
-	}
-	return pp.sig, nil
+	return w.err
 }
 
 // syncWait is a sync started for SignatureContext's callers; done is closed when it ended
@@ -151,12 +164,25 @@ func (f *Feed) syncBeforeSharing() bool { return f.s != nil && f.dur != ForkOnPo
 // something of both plaintexts. (ForkOnPowerLoss moves to a new fork, which
 // changes the nonce.)
 func (f *Feed) ProofPending(req Request) (*PendingProof, error) {
+	return f.proofPending(req, f.syncTo)
+}
+
+// ProofPendingContext is ProofPending that stops waiting for the disk (an encrypted feed's
+// block under SyncBeforeShare) when ctx ends, with ctx's error: a disk whose sync hangs must
+// not hold the caller. The sync goes on, on a goroutine the feed owns and Close waits for,
+// and a later call waits for the same sync.
+func (f *Feed) ProofPendingContext(ctx context.Context, req Request) (*PendingProof, error) {
+	return f.proofPending(req, func(seq uint64) error { return f.syncToContext(ctx, seq) })
+}
+
+// proofPending is ProofPending, waiting for the disk with syncTo.
+func (f *Feed) proofPending(req Request, syncTo func(seq uint64) error) (*PendingProof, error) {
 	p, length, seq, err := f.proof(req)
 	if err != nil {
 		return nil, err
 	}
 	if f.meta.encrypted && p.Block != nil && f.syncBeforeSharing() {
-		if err := f.syncTo(seq); err != nil {
+		if err := syncTo(seq); err != nil {
 			return nil, err
 		}
 	}

@@ -37,16 +37,22 @@ type cachedProof struct {
 	ready chan struct{} // closed once made (or failed)
 	size  int           // bytes it holds, set with the fields below (under proofCache.mu)
 	// Set before ready is closed, read only after.
-	length uint64 // the signed length the proof's upgrade reaches
-	enc    []byte // feed.Proof encoding (without the signature when early)
-	block  *feed.BlockProof
-	early  *feed.PendingProof // for early entries: hands out the signature once durable
-	err    error
+	length  uint64             // the signed length the proof's upgrade reaches
+	proof   *feed.Proof        // without its upgrade's signature when pending is set
+	pending *feed.PendingProof // a proof with an upgrade: hands out the signature once durable
+	enc     []byte             // the encoding without the signature, for early data (made while not durable)
+	block   *feed.BlockProof
+	err     error
+	// signed is the encoding with the signature, made once durable by the first session
+	// to send it (proofCache.signed).
+	signOnce sync.Once
+	signed   []byte
+	signErr  error
 }
 
 type reqKey struct {
-	fork, index, nodes, start, upLength   uint64
-	hasBlock, hasUpgrade, manifest, early bool
+	fork, index, nodes, start, upLength uint64
+	hasBlock, hasUpgrade, manifest      bool
 }
 
 func keyOf(r feed.Request) reqKey {
@@ -109,6 +115,44 @@ func (c *proofCache) evictOldest() {
 	if c.byKey[old.key] == old {
 		delete(c.byKey, old.key)
 	}
+}
+
+// signed returns e's encoding with the upgrade's signature sig (once the disk has what it
+// signs), made by the first session to send it and counted in the cache's bytes from then on.
+func (c *proofCache) signed(e *cachedProof, sig []byte) ([]byte, error) {
+	e.signOnce.Do(func() {
+		e.signed, e.signErr = withSignature(e.proof, sig).AppendBinary(nil)
+		if e.signErr == nil {
+			c.grow(e, len(e.signed))
+		}
+	})
+	return e.signed, e.signErr
+}
+
+// grow counts n more bytes held by an entry already made, and makes room for them as made
+// does.
+func (c *proofCache) grow(e *cachedProof, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byKey[e.key] != e {
+		return // evicted or dropped: it holds nothing here
+	}
+	e.size += n
+	c.bytes += n
+	for c.bytes > cacheBytes && c.n > 1 {
+		c.evictOldest()
+	}
+}
+
+// withSignature is p with sig in its upgrade: a copy, since p may be shared.
+func withSignature(p *feed.Proof, sig []byte) *feed.Proof {
+	if p.Upgrade == nil || sig == nil {
+		return p
+	}
+	q, u := *p, *p.Upgrade
+	u.Signature = sig
+	q.Upgrade = &u
+	return &q
 }
 
 // drop removes a failed entry so that the next lookup tries again. Its ring slot stays until

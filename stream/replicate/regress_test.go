@@ -83,6 +83,13 @@ func (c *countingFeed) ProofLength(r feed.Request) (*feed.Proof, uint64, error) 
 	return c.Feed.ProofLength(r)
 }
 
+func (c *countingFeed) ProofPending(r feed.Request) (*feed.PendingProof, error) {
+	if r.Upgrade != nil && r.Block != nil {
+		c.upgrades.Add(1)
+	}
+	return c.Feed.ProofPending(r)
+}
+
 // The shared live-proof cache is single flight: the sessions woken by one append wait for the
 // first one's proof instead of each making it (once 400 proofs for 20 appends to 20 viewers).
 func TestLiveProofMadeOncePerAppendForManyViewers(t *testing.T) {

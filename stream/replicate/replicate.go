@@ -20,12 +20,19 @@ import (
 
 // SellerFeed is what a Seller needs of the feed it serves: *feed.Feed, writable for the
 // stream's seller, or a reader's feed relaying the signatures it verified.
+//
+// The seller never waits for the feed's disk without bound: requests with an upgrade go to
+// ProofPending, whose signature it waits for with a context (SellerConfig.SyncTimeout), and
+// a feed that also has Encrypted() and ProofPendingContext (an encrypted *feed.Feed, whose
+// ProofPending waits for the disk to let a new block out) is asked through
+// ProofPendingContext instead.
 type SellerFeed interface {
 	Head() feed.Head
 	Length() uint64
 	MaxBlockSize() int
 	// ProofLength answers a request and returns the signed length the proof's upgrade
-	// reaches.
+	// reaches. The seller asks it only requests without an upgrade, which it answers
+	// without waiting for the disk.
 	ProofLength(feed.Request) (*feed.Proof, uint64, error)
 	// ProofPending is ProofLength with the upgrade's signature held back until the feed
 	// has made the state it signs durable (the block can travel meanwhile).
@@ -77,9 +84,11 @@ type Allowance struct {
 // Gate decides which viewers get blocks. The app implements it with the wallet.
 type Gate interface {
 	// Check is called when a viewer connects, when Seller.Recheck names it (a payment
-	// arrived) and when its deadline passes. An error refuses the viewer: it is logged on
-	// the seller, and the viewer is told only that its payment could not be checked (the
-	// error's text never leaves the seller). Check may block (it runs on its own goroutine per viewer), and should honour ctx.
+	// arrived) and when its deadline passes. An error refuses the viewer for now: it is
+	// logged on the seller, and the viewer is told only that its payment could not be
+	// checked (the error's text never leaves the seller); the session asks again after 1 s,
+	// then twice as late each time the gate fails again, up to every 30 s, until it answers.
+	// Check may block (it runs on its own goroutine per viewer), and should honour ctx.
 	Check(ctx context.Context, viewer peer.ID) (Allowance, error)
 	// Delivered is told of each block sent to a viewer (paid time is billed on what was
 	// delivered), once the block has been written to the viewer's stream: a block still in

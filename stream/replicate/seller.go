@@ -42,9 +42,12 @@ type SellerConfig struct {
 	// that a viewer can tell a seller with nothing to send (a paused stream, a viewer whose
 	// paid time ran out) from a stalled one (ViewerConfig.IdleTimeout). Default 10 s.
 	KeepAlive time.Duration
-	// SyncTimeout bounds how long a session waits for the disk to sync what an early live
-	// push's signature covers; past it the session ends (a hung disk must not hold it).
-	// Meanwhile its control messages (refusals) still go out. Default 10 s.
+	// SyncTimeout bounds how long a session waits for the disk to sync what a signature it
+	// shares covers (an early live push's, or any proof with an upgrade: a live push, a
+	// skip-ahead, a range's or a request's), or an encrypted feed's new block; past it the
+	// session ends (a hung disk must not hold it), and the viewer comes back in a new one.
+	// Meanwhile its control messages (refusals) still go out, a refusal ends the wait, and
+	// Close does not wait for the disk. Default 10 s.
 	SyncTimeout time.Duration
 	// MaxViewers bounds the viewers (distinct peers) served at once; 0 is no bound. A new
 	// viewer past it is not served: it gets Full's app message (if any) and an access refusal

@@ -311,69 +311,221 @@ func (l *sendLoop) refusal() string {
 
 // send makes the proof for req and writes it, if the viewer may have it. After a request
 // with an upgrade the viewer's length is the signed length the proof reached (the feed may
-// have grown since the caller looked at it).
+// have grown since the caller looked at it). A proof whose upgrade's signature the disk has
+// not synced yet waits for it as waitDisk does (control messages go out meanwhile, a refusal
+// ends the wait): it returns false when the viewer was refused meanwhile (and told).
 func (l *sendLoop) send(id uint64, req feed.Request) (bool, error) {
-	f := l.ss.s.cfg.Feed
 	if !l.ss.allowed() {
 		return false, l.noData(id, l.refusal())
 	}
+	wasRange := id != 0 && l.rng != nil && l.rng.ID == id
 	var (
-		p      *feed.Proof
-		block  *feed.BlockProof
-		length uint64
-		enc    []byte // cached encoding, for live pushes
-		err    error
+		e       *cachedProof
+		refused bool
+		err     error
 	)
 	if id == 0 {
-		e, err := l.ss.shared(keyOf(req), func(e *cachedProof) {
-			var p *feed.Proof
-			if p, e.length, e.err = f.ProofLength(req); e.err == nil {
-				e.block = p.Block
-				e.enc, e.err = p.AppendBinary(nil)
-			}
-		})
-		if err != nil {
-			return false, err
-		}
-		if e.err != nil {
-			return false, l.fault(id, faultProof, e.err)
-		}
-		block, length, enc = e.block, e.length, e.enc
+		e, refused, err = l.shared(req)
 	} else {
-		if p, length, err = f.ProofLength(req); err != nil {
-			return false, l.fault(id, faultProof, err)
-		}
-		block = p.Block
+		e = &cachedProof{}
+		refused, err = l.makeProof(e, req)
+	}
+	if err != nil {
+		return false, err
+	}
+	if refused {
+		return false, l.refusedWhileWaiting(id, wasRange)
+	}
+	if e.err != nil {
+		return false, l.fault(id, faultProof, e.err)
+	}
+	if wasRange && l.rng == nil {
+		return false, nil // refused (and answered) while the proof waited for the disk
+	}
+	return l.sendProof(id, e, wasRange)
+}
+
+// sendProof writes e's proof (made for request id) as a data message, with its signature
+// once the disk has what it signs.
+func (l *sendLoop) sendProof(id uint64, e *cachedProof, wasRange bool) (bool, error) {
+	sig, ok, err := l.signatureOf(id, e.pending, wasRange)
+	if err != nil || !ok {
+		return false, err
 	}
 	// The deadline may have passed while the proof was made.
 	if !l.ss.allowed() {
 		return false, l.noData(id, l.refusal())
 	}
-	l.arm(true)
-	if enc != nil {
+	if id == 0 {
+		enc, err := l.ss.s.cache.signed(e, sig)
+		if err != nil {
+			return false, l.fault(id, faultProof, err)
+		}
+		l.arm(true)
 		var hdr [binary.MaxVarintLen64]byte
 		err = l.w.FrameParts(wire.TData, binary.AppendUvarint(hdr[:0], id), enc)
+		if err != nil {
+			return false, err
+		}
 	} else {
-		err = l.w.Frame(wire.TData, func(b []byte) ([]byte, error) {
+		p := withSignature(e.proof, sig)
+		l.arm(true)
+		err := l.w.Frame(wire.TData, func(b []byte) ([]byte, error) {
 			return wire.AppendTagged(b, id, p.AppendBinary)
 		})
-	}
-	if err != nil {
-		return false, err
+		if err != nil {
+			return false, err
+		}
 	}
 	d := delivery{end: l.w.BytesWritten(), proof: true}
-	if block != nil {
-		d.block, d.index, d.size = true, block.Index, len(block.Value)
+	if e.block != nil {
+		d.block, d.index, d.size = true, e.block.Index, len(e.block.Value)
 	}
 	l.pending = append(l.pending, d)
 	l.settle()
-	if req.Upgrade != nil {
-		l.vlen, l.lenSet = length, true
+	if e.pending != nil { // the request had an upgrade
+		l.vlen, l.lenSet = e.length, true
 	}
-	if id == 0 && block != nil {
-		l.remember(block.Index)
+	if id == 0 && e.block != nil {
+		l.remember(e.block.Index)
 	}
 	return true, nil
+}
+
+// signatureOf returns pp's signature (nil and ok for a proof that needs no wait), waiting for
+// the disk as waitDisk does. It returns !ok when the viewer was refused meanwhile, or when
+// the sync failed (the viewer was told of request id's fault), and an error that ends the
+// session.
+func (l *sendLoop) signatureOf(id uint64, pp *feed.PendingProof, wasRange bool) ([]byte, bool, error) {
+	if pp == nil {
+		return nil, true, nil
+	}
+	if pp.Durable() {
+		sig, err := pp.SignatureContext(context.Background()) // returns at once
+		if err != nil {
+			return nil, false, l.fault(id, faultSync, err)
+		}
+		return sig, true, nil
+	}
+	var sig []byte
+	var serr error
+	refused, err := l.waitDisk(func(ctx context.Context) bool {
+		sig, serr = pp.SignatureContext(ctx)
+		return serr == nil || ctx.Err() == nil
+	})
+	switch {
+	case err != nil:
+		return nil, false, err
+	case refused:
+		return nil, false, l.refusedWhileWaiting(id, wasRange)
+	case serr != nil:
+		return nil, false, l.fault(id, faultSync, serr)
+	case wasRange && l.rng == nil:
+		// The range was refused (and answered) while the disk synced, then allowed again:
+		// the viewer asks again.
+		return nil, false, nil
+	}
+	return sig, true, nil
+}
+
+// refusedWhileWaiting answers request id, which the viewer was refused while the send loop
+// waited for the disk: a live push (id 0) needs no answer, a range the refusal ended was
+// answered with it.
+func (l *sendLoop) refusedWhileWaiting(id uint64, wasRange bool) error {
+	if id == 0 || (wasRange && l.rng == nil) {
+		return nil
+	}
+	return l.noData(id, l.refusal())
+}
+
+// pendingContexter is the part of a SellerFeed whose ProofPending itself may wait for the
+// disk: an encrypted *feed.Feed under SyncBeforeShare holds a new block until it is durable.
+// The send loop asks such a feed ProofPendingContext instead, so that the wait is bounded.
+type pendingContexter interface {
+	Encrypted() bool
+	ProofPendingContext(context.Context, feed.Request) (*feed.PendingProof, error)
+}
+
+// makeProof makes the proof for req into e (e.err when the feed could not), without waiting
+// for the disk's sync of its signature: a request with an upgrade is asked of ProofPending,
+// which holds the signature back until the disk has what it signs (e.pending), one without
+// of ProofLength, which does not wait. An encrypted feed's ProofPending waits for the disk to
+// let a new block out: that wait is waitDisk's (refused, or an error that ends the session).
+func (l *sendLoop) makeProof(e *cachedProof, req feed.Request) (refused bool, err error) {
+	f := l.ss.s.cfg.Feed
+	if req.Upgrade == nil {
+		var p *feed.Proof
+		if p, e.length, e.err = f.ProofLength(req); e.err == nil {
+			e.proof, e.block = p, p.Block
+		}
+		return false, nil
+	}
+	var pp *feed.PendingProof
+	if pc, ok := f.(pendingContexter); ok && pc.Encrypted() {
+		refused, err = l.waitDisk(func(ctx context.Context) bool {
+			pp, e.err = pc.ProofPendingContext(ctx, req)
+			return e.err == nil || ctx.Err() == nil
+		})
+		if refused || err != nil {
+			return refused, err
+		}
+	} else {
+		pp, e.err = f.ProofPending(req)
+	}
+	if e.err == nil {
+		e.proof, e.pending, e.block, e.length = pp.Proof, pp, pp.Proof.Block, pp.Length
+	}
+	return false, nil
+}
+
+// errAbandoned marks a shared proof whose maker stopped waiting for the disk (its session
+// ended, or its viewer was refused meanwhile): a session that waited for it makes it again.
+var errAbandoned = errors.New("the proof's maker stopped waiting for the disk")
+
+// shared returns the proof cache's entry for req: made by this session when it asks first,
+// else made by another session and waited for (as waitDisk waits). The entry's signature may
+// still wait for the disk.
+func (l *sendLoop) shared(req feed.Request) (*cachedProof, bool, error) {
+	c := &l.ss.s.cache
+	k := keyOf(req)
+	for {
+		e, mine := c.lookup(k)
+		if mine {
+			refused, err := l.makeProof(e, req)
+			if e.err == nil && (refused || err != nil) {
+				e.err = errAbandoned
+			}
+			if e.err == nil && e.pending != nil && !e.pending.Durable() {
+				// Early data: the block and proof without the signature.
+				e.enc, e.err = e.proof.AppendBinary(nil)
+			}
+			if e.err != nil {
+				c.drop(e)
+			} else {
+				c.made(e)
+			}
+			close(e.ready)
+			return e, refused, err
+		}
+		select {
+		case <-e.ready:
+		default:
+			refused, err := l.waitDisk(func(ctx context.Context) bool {
+				select {
+				case <-e.ready:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			})
+			if refused || err != nil {
+				return nil, refused, err
+			}
+		}
+		if !errors.Is(e.err, errAbandoned) {
+			return e, false, nil
+		}
+	}
 }
 
 // sendEarly sends a live push as early data: the block and proof at once, without the
@@ -386,23 +538,15 @@ func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
 	if !ss.allowed() {
 		return false, l.noData(0, l.refusal())
 	}
-	k := keyOf(req)
-	k.early = true
-	e, err := ss.shared(k, func(e *cachedProof) {
-		var pp *feed.PendingProof
-		if pp, e.err = ss.s.cfg.Feed.ProofPending(req); e.err == nil {
-			e.early, e.block, e.length = pp, pp.Proof.Block, pp.Length
-			e.enc, e.err = pp.Proof.AppendBinary(nil)
-		}
-	})
-	if err != nil {
+	e, refused, err := l.shared(req)
+	if err != nil || refused {
 		return false, err
 	}
 	if e.err != nil {
 		return false, l.fault(0, faultProof, e.err)
 	}
-	if e.early.Durable() || e.block == nil {
-		return l.send(0, req)
+	if e.pending == nil || e.block == nil || e.pending.Durable() {
+		return l.sendProof(0, e, false)
 	}
 	if !ss.allowed() {
 		return false, l.noData(0, l.refusal())
@@ -419,25 +563,16 @@ func (l *sendLoop) sendEarly(req feed.Request) (bool, error) {
 	}
 	// The send loop waits for the disk here: a sync of a few milliseconds, bounded (a hung
 	// disk holds neither the session's control messages nor Close).
-	sig, refused, err := l.signature(e.early)
-	if err != nil {
-		if ss.ctx.Err() != nil {
-			return false, ss.ctx.Err()
-		}
-		if errors.Is(err, errSyncTimeout) {
-			return false, err // the session ends; the viewer comes back in a new one
-		}
-		return false, l.fault(0, faultSync, err)
-	}
-	if refused {
-		return false, nil // the refusal went out while the disk synced
+	sig, ok, err := l.signatureOf(0, e.pending, false)
+	if err != nil || !ok {
+		return false, err // refused: the refusal went out while the disk synced
 	}
 	// The deadline may have passed during the sync: then the block stays unverifiable.
 	if !ss.allowed() {
 		return false, l.noData(0, l.refusal())
 	}
 	l.arm(true)
-	if err := l.w.Frame(wire.TSignature, wire.Signature{Fork: e.early.Proof.Fork, Length: e.length, Sig: sig}.AppendBinary); err != nil {
+	if err := l.w.Frame(wire.TSignature, wire.Signature{Fork: e.proof.Fork, Length: e.length, Sig: sig}.AppendBinary); err != nil {
 		return false, err
 	}
 	l.pending = append(l.pending, delivery{end: l.w.BytesWritten(), proof: true})
@@ -493,34 +628,46 @@ const (
 	controlPoll        = 50 * time.Millisecond
 )
 
-var errSyncTimeout = errors.New("the seller's disk did not sync in time for an early push's signature")
+var errSyncTimeout = errors.New("the seller's disk did not sync in time to share what it signs")
 
-// signature waits for an early push's signature: until the disk has synced what it signs,
-// the session ends, or SyncTimeout passes (errSyncTimeout). Meanwhile the session's control
-// messages go out, and a refusal among them ends the wait (refused).
-func (l *sendLoop) signature(pp *feed.PendingProof) (sig []byte, refused bool, err error) {
+// waitDisk is how the send loop waits for the disk (a signature to share, an encrypted
+// block to let out, or another session making the same proof meanwhile): until wait reports
+// done, the session ends, or SyncTimeout passes (errSyncTimeout, which ends the session: the
+// viewer comes back in a new one). What is buffered goes out first; meanwhile the session's
+// control messages go out, and a refusal among them (or the viewer's deadline) ends the wait
+// (refused). wait is called in slices of controlPoll: it returns false when its ctx ended
+// before it was done.
+func (l *sendLoop) waitDisk(wait func(ctx context.Context) (done bool)) (refused bool, err error) {
 	ss := l.ss
-	ctx, cancel := context.WithTimeout(ss.ctx, ss.s.cfg.SyncTimeout)
+	if err := l.flush(); err != nil {
+		return false, err
+	}
+	sctx, limit := ss.ctx, ss.s.cfg.SyncTimeout
+	if sctx == nil { // a session made by hand (tests)
+		sctx = context.Background()
+	}
+	if limit <= 0 {
+		limit = defaultSyncTimeout
+	}
+	ctx, cancel := context.WithTimeout(sctx, limit)
 	defer cancel()
 	for {
 		wctx, wcancel := context.WithTimeout(ctx, controlPoll)
-		sig, err := pp.SignatureContext(wctx)
+		done := wait(wctx)
 		wcancel()
 		switch {
-		case err == nil:
-			return sig, false, nil
-		case ss.ctx.Err() != nil:
-			return nil, false, ss.ctx.Err()
+		case done:
+			return false, nil
+		case sctx.Err() != nil:
+			return false, sctx.Err()
 		case ctx.Err() != nil:
-			return nil, false, fmt.Errorf("%w (%v)", errSyncTimeout, ss.s.cfg.SyncTimeout)
-		case !errors.Is(err, context.DeadlineExceeded):
-			return nil, false, err
+			return false, fmt.Errorf("%w (%v)", errSyncTimeout, limit)
 		}
 		for {
 			select {
 			case it := <-ss.ctrl:
 				if err := l.control(it); err != nil {
-					return nil, false, err
+					return false, err
 				}
 				continue
 			default:
@@ -528,7 +675,7 @@ func (l *sendLoop) signature(pp *feed.PendingProof) (sig []byte, refused bool, e
 			break
 		}
 		if !ss.allowed() {
-			return nil, true, nil
+			return true, nil
 		}
 	}
 }

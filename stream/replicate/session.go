@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
@@ -77,40 +78,6 @@ func newSellerSession(s *Seller, str network.Stream, c *peerCounters) *sellerSes
 	return ss
 }
 
-// shared returns the proof cache's entry for k: made by fill (which sets its fields, e.err on
-// failure) when this session asks first, else made by another session and waited for.
-func (ss *sellerSession) shared(k reqKey, fill func(*cachedProof)) (*cachedProof, error) {
-	e, mine := ss.s.cache.lookup(k)
-	if mine {
-		fill(e)
-		if e.err != nil {
-			ss.s.cache.drop(e)
-		} else {
-			ss.s.cache.made(e)
-		}
-		close(e.ready)
-		return e, nil
-	}
-	if err := ss.waitFor(e.ready); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
-// waitFor waits until ready is closed or the session ends.
-func (ss *sellerSession) waitFor(ready <-chan struct{}) error {
-	var done <-chan struct{}
-	if ss.ctx != nil {
-		done = ss.ctx.Done()
-	}
-	select {
-	case <-ready:
-		return nil
-	case <-done:
-		return ss.ctx.Err()
-	}
-}
-
 func (ss *sellerSession) wake() {
 	select {
 	case ss.live <- struct{}{}:
@@ -167,9 +134,18 @@ func (ss *sellerSession) run() error {
 	return err
 }
 
-// gateLoop asks the gate on connect and whenever a recheck is wanted (payment, deadline).
+// Backoff of the gate's checks after an error: the first retry after gateRetryMin, each next
+// one twice as late, up to gateRetryMax; an answer resets it.
+const (
+	gateRetryMin = time.Second
+	gateRetryMax = 30 * time.Second
+)
+
+// gateLoop asks the gate on connect and whenever a recheck is wanted (payment, deadline, and
+// after a gate error, with backoff).
 func (ss *sellerSession) gateLoop() error {
 	ss.recheck()
+	var retry time.Duration // the last wait before asking again after an error; 0 after an answer
 	for {
 		select {
 		case <-ss.ctx.Done():
@@ -217,10 +193,20 @@ func (ss *sellerSession) gateLoop() error {
 			ss.timer.Stop()
 			ss.timer = nil
 		}
-		if msg.State == wire.Allowed {
+		switch {
+		case err != nil:
+			// The gate could not answer (a wallet busy or offline): ask again, later each
+			// time while it keeps failing, as the viewer was told. The timer is the session's
+			// (run stops it).
+			retry = min(max(2*retry, gateRetryMin), gateRetryMax)
+			ss.timer = ss.s.cfg.Clock.AfterFunc(retry, ss.recheck)
+		case msg.State == wire.Allowed:
 			// Re-ask at the deadline: the gate may know of a top-up by then, and if not the
 			// viewer is told. allowed() already stops blocks at the deadline itself.
 			ss.timer = ss.s.cfg.Clock.AfterFunc(a.Until.Sub(now), ss.recheck)
+		}
+		if err == nil {
+			retry = 0
 		}
 		ss.mu.Unlock()
 		ss.s.log.Debug("gate", "viewer", ss.peer, "access", describeAllowance(a, now))

@@ -303,6 +303,11 @@ func (v *Viewer) session(ctx context.Context) error {
 		s.closeRanges()
 		v.notify()
 	}()
+	// SetLive from here on finds the session and tells the seller; one made since the status
+	// above read the flag is told now.
+	if err := s.resendLive(); err != nil {
+		return fmt.Errorf("send status: %w", err)
+	}
 	err = s.run(sctx)
 	if errors.Is(err, io.EOF) {
 		err = errors.New("the seller closed the stream")
@@ -357,8 +362,9 @@ type viewerSession struct {
 	f   ViewerFeed // the reader for this session's life
 	str network.Stream
 
-	wmu sync.Mutex
-	w   *wire.Writer
+	wmu      sync.Mutex
+	w        *wire.Writer
+	sentLive bool // the live flag of the last status written (under wmu)
 
 	mu     sync.Mutex
 	nextID uint64
@@ -390,17 +396,45 @@ type viewerSession struct {
 const verifyBatch = 32
 
 // sendStatus tells the seller what this viewer holds and whether it follows the live edge now.
+// The live flag is read under the write lock, so the last status written carries the newest.
 func (s *viewerSession) sendStatus() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.statusLocked()
+}
+
+func (s *viewerSession) statusLocked() error {
+	live := s.v.cfg.Live && !s.v.unlive.Load()
 	st := wire.Status{Length: s.f.Length()}
-	if s.v.cfg.Live && !s.v.unlive.Load() {
+	if live {
 		st.Flags |= wire.StatusLive | wire.StatusEarly
 	}
-	return s.write(wire.TStatus, st.AppendBinary)
+	if err := s.writeLocked(wire.TStatus, st.AppendBinary); err != nil {
+		return err
+	}
+	s.sentLive = live
+	return nil
+}
+
+// resendLive sends the status again when the live flag changed since the last status went
+// out: a SetLive made while the session's first status was on its way, before the session
+// was registered where SetLive finds it, is not lost.
+func (s *viewerSession) resendLive() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if live := s.v.cfg.Live && !s.v.unlive.Load(); live == s.sentLive {
+		return nil
+	}
+	return s.statusLocked()
 }
 
 func (s *viewerSession) write(t wire.Type, fill func([]byte) ([]byte, error)) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	return s.writeLocked(t, fill)
+}
+
+func (s *viewerSession) writeLocked(t wire.Type, fill func([]byte) ([]byte, error)) error {
 	// A seller (or relay) that keeps sending but stops reading would block the write for
 	// ever, and with it the goroutine that wrote (the handler, a Fetch, Send): a write
 	// gets IdleTimeout, like a read, and ends the session when it runs out.
