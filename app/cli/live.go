@@ -73,11 +73,15 @@ func pickDevice(kind capture.Kind, choice string) (*capture.Device, error) {
 	return &d, nil
 }
 
-// checkPaymentFlags refuses payment flags that would be ignored: any on a free stream, the
-// macaroon and certificate files beside -lnd-dir (which reads its own), and the node's
-// settings without -xpub.
+// checkPaymentFlags refuses payment flags that would be ignored: any on a free stream (the
+// network of its payments too), the macaroon and certificate files beside -lnd-dir (which
+// reads its own), and the node's settings without -xpub.
 func checkPaymentFlags(set map[string]bool, free bool) error {
 	var lnd, chain []string
+	var all []string // every payment flag given, for a free stream's refusal
+	if set["network"] {
+		all = append(all, "-network")
+	}
 	for _, f := range []string{"lnd-dir", "lnd-host", "lnd-macaroon", "lnd-cert"} {
 		if set[f] {
 			lnd = append(lnd, "-"+f)
@@ -88,9 +92,10 @@ func checkPaymentFlags(set map[string]bool, free bool) error {
 			chain = append(chain, "-"+f)
 		}
 	}
+	all = append(append(all, lnd...), chain...)
 	switch {
-	case free && len(lnd)+len(chain) > 0:
-		return usagef("a free stream takes no payment settings (%s); give -price to sell", strings.Join(append(lnd, chain...), " "))
+	case free && len(all) > 0:
+		return usagef("a free stream takes no payment settings (%s); give -price to sell", strings.Join(all, " "))
 	case set["lnd-dir"] && (set["lnd-macaroon"] || set["lnd-cert"]):
 		return usagef("-lnd-dir reads the macaroon and certificate from LND's directory: give -lnd-dir, or -lnd-macaroon and -lnd-cert, not both")
 	case len(chain) > 0 && !set["xpub"]:
@@ -161,6 +166,11 @@ func (e *env) live(args []string) error {
 	if err != nil {
 		return usagef("-price: %v", err)
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := checkPaymentFlags(set, p.IsFree()); err != nil {
+		return err
+	}
 	vd, err := pickDevice(capture.Camera, *video)
 	if err != nil {
 		return err
@@ -176,11 +186,6 @@ func (e *env) live(args []string) error {
 	cfg := session.BroadcasterConfig{Data: data, Secrets: store, Resume: *resume, Name: *name, Description: *desc,
 		Preset: preset, Video: vd, Audio: ad, Price: p, Logger: e.log,
 		Network: session.NetworkConfig{Listen: listen, LAN: *lan, Public: *lan}, UplinkKbps: *uplink, DirectViewers: *direct}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := checkPaymentFlags(set, p.IsFree()); err != nil {
-		return err
-	}
 	if !p.IsFree() {
 		switch {
 		case *lndDir != "":

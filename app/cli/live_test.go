@@ -131,6 +131,8 @@ func TestPaymentFlagsNotIgnored(t *testing.T) {
 		{set: []string{"btc-node", "btc-user"}, want: "-btc-node -btc-user set the on-chain payments, which need -xpub"},
 		{set: []string{"provisional-cap"}, want: "need -xpub"},
 		{set: []string{"xpub"}, free: true, want: "a free stream takes no payment settings (-xpub)"},
+		{set: []string{"network"}, free: true, want: "a free stream takes no payment settings (-network)"},
+		{set: []string{"network", "lnd-dir"}},
 	}
 	for _, tc := range tests {
 		set := map[string]bool{}
@@ -144,5 +146,17 @@ func TestPaymentFlagsNotIgnored(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%v free=%v: %v, want %q", tc.set, tc.free, err, tc.want)
 		}
+	}
+}
+
+// `live -price free -network testnet` is refused before anything opens: a free stream has no
+// payments, so the network would be ignored (before, it was, silently).
+func TestLiveFreeRefusesNetwork(t *testing.T) {
+	tmp := t.TempDir()
+	r := run(t, "", "-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc"),
+		"live", "-video", "test", "-audio", "test", "-price", "free", "-network", "testnet")
+	want := "a free stream takes no payment settings (-network); give -price to sell"
+	if r.code != 2 || !strings.Contains(r.err, want) || strings.Contains(r.out, "dzv1") {
+		t.Fatalf("live -price free -network testnet: code %d (want 2, saying %q)\nstdout: %s\nstderr: %s", r.code, want, r.out, r.err)
 	}
 }

@@ -50,7 +50,7 @@ func (e *env) watch(args []string) error {
 	sats := fs.Uint64("sats", 0, "buy for this many sats at once (paid streams)")
 	method := fs.String("method", "", "pay with lightning, onchain or any (default: Lightning when the seller takes it)")
 	out := fs.String("o", "", "when done, write what was watched to this WebM file; - streams it live to stdout as WebM (watch CARD -o - | mpv -)")
-	fromFlag := fs.String("from", "", "play from this far into the stream (1m30s or 1:30; from the key frame at or before it), not from the live edge")
+	fromFlag := fs.String("from", "", "play (with -no-play: download) from this far into the stream (1m30s or 1:30; from the key frame at or before it), not from the live edge")
 	dur := fs.Duration("duration", 0, "stop after this long (0: until interrupted or quit)")
 	noPlay := fs.Bool("no-play", false, "only download (no sound, no decoding)")
 	var listen listFlag
@@ -88,6 +88,9 @@ func (e *env) watch(args []string) error {
 	c, err := e.readCardArg(rest[0])
 	if err != nil {
 		return err
+	}
+	if c.Price.IsFree() && (*minutes > 0 || *sats > 0 || *method != "") {
+		return usagef("this stream is free: there is no time to buy, so leave out -minutes, -sats and -method")
 	}
 	m, err := methodFlag(*method)
 	if err != nil {
@@ -134,10 +137,15 @@ func (e *env) watch(args []string) error {
 			}
 			return
 		}
+		// Without playback (-no-play) the download goes on from there instead.
+		doing := "playing"
+		if *noPlay {
+			doing = "downloading"
+		}
 		if live {
-			fmt.Fprintf(text, "%v is past the live edge (%v): playing live\n", t, at.Round(time.Millisecond))
+			fmt.Fprintf(text, "%v is past the live edge (%v): %s live\n", t, at.Round(time.Millisecond), doing)
 		} else {
-			fmt.Fprintf(text, "playing from %v\n", at.Round(time.Millisecond))
+			fmt.Fprintf(text, "%s from %v\n", doing, at.Round(time.Millisecond))
 		}
 		if v.Snapshot().Resumed && !toldRuns.Swap(true) {
 			fmt.Fprintln(text, "The broadcaster resumed this stream: times count from the start of its current run, and earlier runs cannot be played here.")

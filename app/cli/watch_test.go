@@ -232,6 +232,9 @@ func TestWatchNoPlayToFile(t *testing.T) {
 // watch refuses contradictory or malformed flags before it reads the card or dials anyone.
 func TestWatchUsage(t *testing.T) {
 	text := testCard(t).String()
+	free := testCard(t)
+	free.Price, free.Methods, free.Network = price.Free, nil, ""
+	freeText := free.String()
 	cases := []struct {
 		name    string
 		args    []string
@@ -240,6 +243,10 @@ func TestWatchUsage(t *testing.T) {
 		{"minutes and sats", []string{"watch", "-minutes", "5", "-sats", "100", text}, "give -minutes or -sats, not both"},
 		{"bad -from", []string{"watch", "-from", "soon", text}, "-from:"},
 		{"no card", []string{"watch"}, "usage: watch"},
+		// A free stream has no time to buy: the flags would be ignored.
+		{"minutes on a free stream", []string{"watch", "-minutes", "5", freeText}, "this stream is free: there is no time to buy"},
+		{"sats on a free stream", []string{"watch", "-sats", "100", freeText}, "leave out -minutes, -sats and -method"},
+		{"a method on a free stream", []string{"watch", "-method", "lightning", freeText}, "this stream is free"},
 	}
 	for _, tc := range cases {
 		r := run(t, "", tc.args...)
@@ -249,8 +256,9 @@ func TestWatchUsage(t *testing.T) {
 	}
 }
 
-// `seek` past the live edge says it plays live instead of naming the edge's time as if it
-// were the time asked for; a seek inside the stream names where it starts.
+// `seek` past the live edge says it follows the live edge instead of naming the edge's time
+// as if it were the time asked for; a seek inside the stream names where it starts, and with
+// -no-play says that the download (not playback) goes on from there.
 func TestWatchSeekPastLive(t *testing.T) {
 	t.Setenv(EnvPassphrase, "correct horse") // stdin is for the commands
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -287,7 +295,7 @@ func TestWatchSeekPastLive(t *testing.T) {
 		}
 	}
 	say("seek 1h", "1h0m0s is past the live edge (")
-	say("seek 0:00", "playing from 0s")
+	say("seek 0:00", "downloading from 0s") // -no-play: nothing plays, the download moves
 	if strings.Contains(outb.String(), "resumed") {
 		t.Fatalf("a stream never resumed is said to be:\n%s", outb.String())
 	}
@@ -295,5 +303,32 @@ func TestWatchSeekPastLive(t *testing.T) {
 	typed.Close()
 	if code := <-done; code != 0 {
 		t.Fatalf("watch exited %d:\n%s\n%s", code, outb.String(), errb.String())
+	}
+}
+
+// `watch -no-play -from T` downloads from T (the key frame at or before it) and says so; before,
+// -from was accepted, ignored, and the command said it was playing from T.
+func TestWatchNoPlayFrom(t *testing.T) {
+	t.Setenv(EnvPassphrase, "correct horse")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := startTestBroadcast(ctx, t, broadcast.Low)
+	for b.Snapshot().Blocks < 30 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the broadcaster appended only %d blocks", b.Snapshot().Blocks)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	tmp := t.TempDir()
+	var outb, errb xtest.SyncBuffer
+	code := Run(ctx, []string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc"),
+		"watch", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0", "-duration", "5s", "-no-play", "-from", "0:00", b.Card().String()},
+		strings.NewReader(""), &outb, &errb)
+	if code != 0 {
+		t.Fatalf("watch -no-play -from exited %d:\n%s\n%s", code, outb.String(), errb.String())
+	}
+	if !strings.Contains(outb.String(), "downloading from 0s") || strings.Contains(outb.String(), "playing from") {
+		t.Fatalf("watch -no-play -from 0:00 said:\n%s", outb.String())
 	}
 }

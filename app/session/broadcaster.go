@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/filecoin-project/go-clock"
@@ -142,6 +143,9 @@ type Broadcaster struct {
 	lastStat broadcast.Stats
 	lastAt   time.Time
 	stopOnce sync.Once
+	// wentLive is set once Start has made the stream's card and saved its record: a new
+	// stream that never went live leaves nothing behind in the list of streams (Stop).
+	wentLive atomic.Bool
 }
 
 // NewBroadcaster checks cfg.
@@ -159,8 +163,12 @@ func NewBroadcaster(cfg BroadcasterConfig) (*Broadcaster, error) {
 		cfg.Preset = broadcast.Medium
 	}
 	// A description typed on Windows has \r\n line ends; the card refuses control characters.
-	cfg.Description = strings.ReplaceAll(cfg.Description, "\r\n", "\n")
-	cfg.Name = strings.TrimSpace(strings.ReplaceAll(cfg.Name, "\r\n", " "))
+	cfg.Name, cfg.Description = streamText(cfg.Name, cfg.Description)
+	// Before the camera, the feed and the network are opened: text the card refuses would
+	// otherwise fail going live only once all of them were.
+	if err := CheckStreamText(cfg.Name, cfg.Description); err != nil {
+		return nil, err
+	}
 	if len(cfg.Description) > block.MaxDescription {
 		return nil, fmt.Errorf("the description is %d bytes; at most %d fit", len(cfg.Description), block.MaxDescription)
 	}
@@ -255,10 +263,26 @@ func (b *Broadcaster) openFeed() error {
 	opts.KeyPair = &kp
 	f, err := feed.Create(filepath.Join(b.cfg.Data.streamDir(b.id), "feed"), opts)
 	if err != nil {
+		if ferr := b.forgetSeed(dk); ferr != nil {
+			b.log.Warn("cannot remove the signing key of a stream never made", "err", ferr)
+		}
 		return plain(b.log, "cannot make the stream's feed", err)
 	}
 	b.feed = f
 	b.record = StreamRecord{ID: b.id, Created: time.Now()}
+	return nil
+}
+
+// forgetSeed removes the signing seed of a new stream that never went live from the secret
+// store (when the store can delete).
+func (b *Broadcaster) forgetSeed(dk [32]byte) error {
+	d, ok := b.cfg.Secrets.(interface{ Delete(name string) error })
+	if !ok {
+		return nil
+	}
+	if err := d.Delete(secrets.FeedSeedName(hex.EncodeToString(dk[:]))); err != nil && !errors.Is(err, secrets.ErrNotFound) {
+		return fmt.Errorf("cannot remove the signing key of the stream that did not go live: %w", err)
+	}
 	return nil
 }
 
@@ -423,6 +447,7 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	b.wentLive.Store(true)
 	b.run(ctx, "capture", func(ctx context.Context) error { return pipe.Run(ctx) })
 	capturing = true
 	b.run(ctx, "figures", b.figuresLoop)
@@ -765,10 +790,19 @@ func (b *Broadcaster) Stop() error {
 			if !b.record.LastLive.IsZero() {
 				b.record.LastLive = time.Now()
 			}
-			if b.record.ID != "" {
+			live := b.wentLive.Load() || b.cfg.Resume != "" // a resumed stream's record is there already
+			if b.record.ID != "" && live {
 				errs = append(errs, b.cfg.Data.saveStream(b.record))
 			}
+			dk := b.feed.DiscoveryKey()
 			errs = append(errs, b.feed.Close())
+			if b.record.ID != "" && !live {
+				// A new stream that failed to go live (the camera busy, the network refused):
+				// nothing of it was shared, and a record without its name, card and price
+				// would be listed under my streams and resume as a free stream. Its signing
+				// key goes too: no card names its feed.
+				errs = append(errs, b.cfg.Data.removeStream(b.record.ID), b.forgetSeed(dk))
+			}
 		}
 		b.figMu.Lock()
 		// The figures loop last ran up to a second before the last block: the stop figures

@@ -183,6 +183,17 @@ func (d DataDir) saveStream(r StreamRecord) error {
 	return writeJSON(filepath.Join(d.streamDir(r.ID), "stream.json"), r)
 }
 
+// removeStream removes one of my streams (its feed and record) from the data directory.
+func (d DataDir) removeStream(id string) error {
+	if id == "" || strings.ContainsAny(id, `/\.`) {
+		return fmt.Errorf("no stream of yours has the ID %q", id)
+	}
+	if err := os.RemoveAll(d.streamDir(id)); err != nil {
+		return fmt.Errorf("cannot remove the stream that did not go live: %w", err)
+	}
+	return nil
+}
+
 // Stream is one of my streams by ID.
 func (d DataDir) Stream(id string) (StreamRecord, error) { return d.loadStream(id) }
 

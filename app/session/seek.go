@@ -28,13 +28,20 @@ var ErrSeekEmpty = errors.New("the stream has no pictures or sound yet")
 // at a time, so a seek downloads about log2(length) blocks, not the stream), and the player
 // restarts at the sync block at or before it, so the first picture decodes. A time past
 // the newest block goes live. It returns the media time the player restarts at, and whether
-// that is the live edge because t was past it.
+// that is the live edge because t was past it. Without playback (NoPlayback) the download
+// goes on from that block instead.
 func (v *Viewer) Seek(ctx context.Context, t time.Duration) (at time.Duration, live bool, err error) {
 	src, k, at, err := v.seekBlock(ctx, t)
 	if err != nil {
 		return 0, false, err
 	}
 	if v.cfg.NoPlayback {
+		// Nothing plays: the download goes on from there instead (past the live edge it
+		// follows the edge, as it does).
+		if k > 0 {
+			v.downloadFrom(src.base.Load() + k)
+		}
+		v.log.Info("seek (download only)", "to", t, "block", k, "starts at", at)
 		return at, k == 0, nil
 	}
 	if k == 0 {

@@ -133,3 +133,32 @@ func SavedPayments(d DataDir, store SecretStore) (ln *LightningSetup, oc *OnChai
 	}
 	return ln, oc, nil
 }
+
+// SavedForm is what RememberPayments kept, as the Go live form shows it again: the Lightning
+// host and network, and the on-chain fields with the secrets the store holds (store may be
+// nil: those are then left empty, as are secrets missing from it). Nil for a back-end never
+// set up.
+func SavedForm(d DataDir, store SecretStore) (ln *LightningSettings, oc *OnChainForm, err error) {
+	s, err := d.LoadSettings()
+	if err != nil {
+		return nil, nil, err
+	}
+	ln = s.Lightning
+	if c := s.OnChain; c != nil {
+		oc = &OnChainForm{Network: c.Network, Node: c.Node, User: c.User, CookieFile: c.CookieFile,
+			Websocket: c.Websocket, MinConf: c.MinConf, GapLimit: c.GapLimit,
+			ProvisionalCapSats: c.ProvisionalCapSats, ProvisionalTotalCapSats: c.ProvisionalTotalCapSats}
+		if store != nil {
+			if key, err := store.Get(secrets.NameOnChainAccountKey); err == nil {
+				oc.AccountKey = string(key)
+			}
+			if p, err := store.Get(secrets.NameOnChainNodePass); err == nil {
+				oc.Pass = string(p)
+			}
+			if cert, err := store.Get(secrets.NameOnChainNodeCert); err == nil {
+				oc.CACert = cert
+			}
+		}
+	}
+	return ln, oc, nil
+}

@@ -147,6 +147,10 @@ type OnChainForm struct {
 	Websocket  bool   // the node is btcd
 	MinConf    int32
 	GapLimit   uint32 // 0: the default (GapLimitHelp says what it means)
+	// ProvisionalCapSats and ProvisionalTotalCapSats are OnChainSetup's (kept from the
+	// settings of the last paid stream; the wizard has no field for them).
+	ProvisionalCapSats      uint64
+	ProvisionalTotalCapSats uint64
 }
 
 func (f OnChainForm) setup() *OnChainSetup {
@@ -155,6 +159,7 @@ func (f OnChainForm) setup() *OnChainSetup {
 		mc = 1
 	}
 	return &OnChainSetup{AccountKey: strings.TrimSpace(f.AccountKey), Network: f.Network, Websocket: f.Websocket, MinConf: mc, GapLimit: f.GapLimit,
+		ProvisionalCapSats: f.ProvisionalCapSats, ProvisionalTotalCapSats: f.ProvisionalTotalCapSats,
 		Node: onchain.NodeConfig{Host: strings.TrimSpace(f.Node), User: f.User, Pass: f.Pass, CookieFile: f.CookieFile, CACert: f.CACert}}
 }
 
@@ -178,6 +183,9 @@ type GoLive struct {
 func (g GoLive) Config(d DataDir, store SecretStore, n NetworkConfig, log *slog.Logger) (BroadcasterConfig, error) {
 	cfg := BroadcasterConfig{Data: d, Secrets: store, Resume: g.Resume, Name: strings.TrimSpace(g.Name),
 		Description: strings.TrimSpace(g.Description), Price: g.Price, Lightning: g.Lightning, Network: n, Logger: log, Preview: g.Preview}
+	if err := CheckStreamText(cfg.Name, cfg.Description); err != nil {
+		return cfg, err
+	}
 	if g.Video == nil && g.Audio == nil {
 		return cfg, errors.New("pick a camera or the screen, a microphone, or both")
 	}

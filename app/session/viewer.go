@@ -156,6 +156,11 @@ type Viewer struct {
 	accMu    sync.Mutex
 	access   wire.Access
 	accessAt time.Time
+	// The paid time played since accessAt, for Remaining's countdown (paused time is not
+	// charged): played is what was played up to the last pause, playFrom when playing last
+	// started again (zero: before accessAt). Both are changed with paused (setPaused).
+	played   time.Duration
+	playFrom time.Time
 
 	linkMu sync.Mutex
 	link   string // why the link to the broadcaster is down (Snapshot's Reason), "" when fine
@@ -180,6 +185,9 @@ type Viewer struct {
 	playing     atomic.Bool
 	playErr     atomic.Pointer[string] // why the player stopped on its own (ViewFigures.PlaybackStopped)
 	followMu    sync.Mutex             // one tellFollow telling the seller at a time
+	// dlFrom hands the download (NoPlayback) the block a seek found, counted from the
+	// feed's start (capacity 1: a newer seek replaces one not taken yet).
+	dlFrom chan uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -211,7 +219,7 @@ func NewViewer(cfg ViewerConfig) (*Viewer, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &Viewer{cfg: cfg, log: cfg.Logger, ev: newEvents(), answers: make(chan invoicemsg.Answer, 1), done: make(chan struct{}),
-		hdrPoke: make(chan struct{}, 1)}, nil
+		hdrPoke: make(chan struct{}, 1), dlFrom: make(chan uint64, 1)}, nil
 }
 
 // Events reports what happens (bounded; see events).
@@ -360,14 +368,21 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 
 // download fetches, when nothing plays (NoPlayback: watch -no-play, -o FILE), what a player
 // would: the stream header in force (block 0, or the one the seller announced for a resumed
-// stream's current run), then every block from the seller's newest sync point on. Live
-// pushes bring the blocks appended after this viewer joined; this fills the rest, so the
-// stored copy is one playable run that grows as the blocks come.
+// stream's current run), then every block from the seller's newest sync point on, or from
+// where a seek found (watch -no-play -from). Live pushes bring the blocks appended after
+// this viewer joined; this fills the rest, so the stored copy is one playable run that grows
+// as the blocks come.
 func (v *Viewer) download(ctx context.Context) error {
 	var base, next uint64
+	var want uint64 // the block a seek found, not downloaded from yet (0: none)
 	started := false
 	for {
 		ch := v.src.wait()
+		select {
+		case at := <-v.dlFrom:
+			want = at
+		default:
+		}
 		st := v.rv.Status()
 		var start, end uint64
 		if b := v.src.base.Load(); !started || b != base {
@@ -380,6 +395,10 @@ func (v *Viewer) download(ctx context.Context) error {
 				start, end = b, b+1
 			}
 		} else {
+			if want > base { // a seek in this run: on from there (a seek in an older one is gone)
+				next = want
+			}
+			want = 0
 			f := v.currentFeed()
 			for next < st.Length && f.Has(next) {
 				next++
@@ -401,6 +420,24 @@ func (v *Viewer) download(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ch:
+		case at := <-v.dlFrom:
+			want = at
+		}
+	}
+}
+
+// downloadFrom has the download (NoPlayback) fetch on from block index (counted from the
+// feed's start), as a seek would have a player play from it.
+func (v *Viewer) downloadFrom(index uint64) {
+	for {
+		select {
+		case v.dlFrom <- index:
+			return
+		default:
+		}
+		select { // a seek not taken yet: the newer one replaces it
+		case <-v.dlFrom:
+		default:
 		}
 	}
 }
@@ -482,7 +519,7 @@ func (v *Viewer) onFork(fork uint64) (replicate.Feed, error) {
 func (v *Viewer) onAccess(a wire.Access) {
 	v.accMu.Lock()
 	prev := v.access
-	v.access, v.accessAt = a, time.Now()
+	v.access, v.accessAt, v.played = a, time.Now(), 0
 	v.accMu.Unlock()
 	text := ""
 	switch a.State {
@@ -621,14 +658,46 @@ func (v *Viewer) checkHeader(ctx context.Context, h uint64) (ok, settled bool) {
 	return block.KindOf(b) == block.KindHeader, true
 }
 
-// Remaining is the paid time left, counting down between the seller's updates.
+// Remaining is the paid time left, counting down between the seller's updates while the
+// stream plays; it stands still while paused (the seller does not charge paused time).
 func (v *Viewer) Remaining() time.Duration {
 	v.accMu.Lock()
 	defer v.accMu.Unlock()
 	if v.access.State != wire.Allowed {
 		return 0
 	}
-	return max(0, time.Duration(v.access.RemainingMs)*time.Millisecond-time.Since(v.accessAt))
+	return max(0, time.Duration(v.access.RemainingMs)*time.Millisecond-v.playedLocked(time.Now()))
+}
+
+// playedLocked is the time played since the seller's last update, with accMu held.
+func (v *Viewer) playedLocked(now time.Time) time.Duration {
+	if v.paused.Load() {
+		return v.played
+	}
+	return v.played + now.Sub(latest(v.accessAt, v.playFrom))
+}
+
+// setPaused pauses or unpauses the countdown (and says whether it was paused): the time
+// played so far is kept at a pause, and counting starts again when playing does.
+func (v *Viewer) setPaused(paused bool) (was bool) {
+	v.accMu.Lock()
+	defer v.accMu.Unlock()
+	now := time.Now()
+	if paused && !v.paused.Load() {
+		v.played = v.playedLocked(now)
+	}
+	was = v.paused.Swap(paused)
+	if !paused && was {
+		v.playFrom = now
+	}
+	return was
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Access is the seller's last decision.
@@ -801,10 +870,17 @@ func (v *Viewer) startPlayerLocked(base, from uint64) {
 			if h == 0 {
 				return // the stream ended
 			}
-			// The broadcaster stopped and resumed here: play on under the new header.
+			// The broadcaster stopped and resumed here: play on under the new header. A player
+			// following the live edge goes on live (from the new run's newest key frame, and
+			// catching up after a stall, as at the start); a replay the user chose (a seek,
+			// Go to start, play after a pause) plays the new run from its start.
 			v.src.raise(h - 1)
 			src = v.src.at(h - 1)
-			if p, err = v.newPlayer(src, 1); err != nil {
+			next := uint64(1)
+			if from == 0 {
+				next = 0
+			}
+			if p, err = v.newPlayer(src, next); err != nil {
 				v.ev.emit(Event{Kind: EventError, Text: err.Error()})
 				return
 			}
@@ -869,7 +945,7 @@ func (v *Viewer) Pause() {
 	defer v.tellFollow() // after ctlMu is let go (defers run last first)
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
-	if v.paused.Swap(true) {
+	if v.setPaused(true) {
 		return
 	}
 	base, pos := v.position()
@@ -884,7 +960,7 @@ func (v *Viewer) Resume() {
 	defer v.tellFollow() // after ctlMu is let go
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
-	if !v.paused.Swap(false) {
+	if !v.setPaused(false) {
 		return
 	}
 	v.playMu.Lock()
@@ -913,7 +989,7 @@ func (v *Viewer) playNewest(from uint64) {
 	if v.src == nil {
 		return // not started
 	}
-	v.paused.Store(false)
+	v.setPaused(false)
 	v.startPlayerLocked(v.src.base.Load(), from)
 }
 
@@ -923,7 +999,7 @@ func (v *Viewer) playAt(base, from uint64) {
 	defer v.tellFollow() // after ctlMu is let go
 	v.ctlMu.Lock()
 	defer v.ctlMu.Unlock()
-	v.paused.Store(false)
+	v.setPaused(false)
 	v.startPlayerLocked(base, from)
 }
 

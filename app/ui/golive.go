@@ -107,6 +107,10 @@ type goLiveScreen struct {
 	chainBox    *fyne.Container
 	paidBox     *fyne.Container
 	steps       []fyne.CanvasObject
+	// The payment settings of the last paid stream (settings.json and the secret store), put
+	// into the payment step's fields; nil for a back-end never set up.
+	savedLN *session.LightningSettings
+	savedOC *session.OnChainForm
 }
 
 // showGoLive opens the wizard; resume preselects one of my streams.
@@ -395,6 +399,8 @@ type goLiveLists struct {
 	streams        []session.StreamRecord
 	videos, audios []session.Source
 	hasLN          bool
+	savedLN        *session.LightningSettings
+	savedOC        *session.OnChainForm
 }
 
 // load lists my streams and the capture devices off Fyne's goroutine.
@@ -407,8 +413,14 @@ func (g *goLiveScreen) load(resume string) {
 		var err error
 		l.streams, err = g.u.opts.Data.MyStreams()
 		l.videos, l.audios = session.Sources()
+		var st session.SecretStore // nil until the store is open: the saved secrets are left out
 		if store != nil {
 			l.hasLN = session.HasLightning(store)
+			st = store
+		}
+		var serr error
+		if l.savedLN, l.savedOC, serr = session.SavedForm(g.u.opts.Data, st); serr != nil {
+			g.u.log.Warn("the saved payment settings could not be read", "err", serr)
 		}
 		return l, err
 	}, func(l goLiveLists, err error) {
@@ -448,6 +460,43 @@ func (g *goLiveScreen) fill(l goLiveLists, resume string) {
 		g.lnHow.Options = []string{lnSaved, lnByDir, lnByFiles}
 		g.lnHow.SetSelected(lnSaved)
 		g.lnHow.Refresh()
+	}
+	g.fillPayments(l.savedLN, l.savedOC)
+}
+
+// fillPayments puts the payment settings of the last paid stream into the payment step: the
+// LND host and network, and the on-chain wallet's fields (what the wizard has no field for,
+// and the node's certificate, are kept and used while the node stays the same).
+func (g *goLiveScreen) fillPayments(ln *session.LightningSettings, oc *session.OnChainForm) {
+	g.savedLN, g.savedOC = ln, oc
+	if oc != nil {
+		if oc.Network != "" {
+			g.network.SetSelected(oc.Network)
+		}
+		g.node.SetText(oc.Node)
+		g.nodeUser.SetText(oc.User)
+		g.nodePass.SetText(oc.Pass)
+		if len(oc.CACert) > 0 {
+			g.nodeCert.SetPlaceHolder("the certificate saved earlier (or a path of rpc.cert to replace it)")
+		}
+		if oc.GapLimit > 0 {
+			g.gapLimit.SetText(strconv.FormatUint(uint64(oc.GapLimit), 10))
+		}
+		g.btcd.SetChecked(oc.Websocket)
+		g.xpub.SetText(oc.AccountKey)
+		g.useChain.SetChecked(true)
+		g.useLN.SetChecked(ln != nil) // the last paid stream took on-chain payments only
+	}
+	if ln != nil {
+		if ln.Host != "" {
+			g.lnHost.SetText(ln.Host)
+		}
+		if ln.Network != "" {
+			g.network.SetSelected(ln.Network)
+		}
+	}
+	if oc != nil {
+		g.checkAccountKeyField() // against the network chosen last
 	}
 }
 
@@ -565,12 +614,9 @@ func (g *goLiveScreen) goNext() {
 func (g *goLiveScreen) checkStep(i int) error {
 	switch i {
 	case 0:
-		if len(g.name.Text) > 128 {
-			return errors.New("the title is too long: at most 128 bytes fit on a card")
-		}
-		if len(g.desc.Text) > 1024 {
-			return errors.New("the description is too long: at most 1024 bytes fit on a card")
-		}
+		// As the card will, before the camera, the feed and the network are opened (a soft
+		// hyphen or a zero-width space pasted from a web page is invisible here).
+		return session.CheckStreamText(g.name.Text, g.desc.Text)
 	case 1:
 		if g.video.Selected == optNoVideo && g.audio.Selected == optNoAudio {
 			return errors.New("pick a camera or the screen, a microphone, or both")
@@ -679,6 +725,9 @@ func (g *goLiveScreen) lightning() (*session.LightningSetup, error) {
 	switch g.lnHow.Selected {
 	case lnSaved:
 		host := strings.TrimSpace(g.lnHost.Text)
+		if host == "" && g.savedLN != nil {
+			host = g.savedLN.Host
+		}
 		if host == "" {
 			host = "127.0.0.1:8080"
 		}
@@ -741,6 +790,14 @@ func (g *goLiveScreen) onChain() (*session.OnChainForm, error) {
 		return nil, err
 	}
 	f.CACert = cert
+	if o := g.savedOC; o != nil && strings.TrimSpace(f.Node) == o.Node {
+		// The same node as the last paid stream: what the wizard has no field for stays.
+		f.CookieFile, f.MinConf = o.CookieFile, o.MinConf
+		f.ProvisionalCapSats, f.ProvisionalTotalCapSats = o.ProvisionalCapSats, o.ProvisionalTotalCapSats
+		if len(f.CACert) == 0 {
+			f.CACert = o.CACert
+		}
+	}
 	return f, nil
 }
 
@@ -837,7 +894,7 @@ func (g *goLiveScreen) start() {
 // startForm goes live with answers f (the wizard's, or Options.GoLive).
 func (g *goLiveScreen) startForm(f session.GoLive) {
 	g.stopCheck()
-	g.u.withStore(func(store *secrets.Store) {
+	g.u.withStoreOr(func(store *secrets.Store) {
 		checked := g.checkDone // going live opens the devices the check had open
 		var preview *videoView // the live view's picture; given back if going live fails
 		if f.Video != nil {
@@ -892,7 +949,7 @@ func (g *goLiveScreen) startForm(f session.GoLive) {
 				}
 			})
 		})
-	})
+	}, func(err error) { g.errLabel.SetText(storeMessage(err)) })
 }
 
 // previewFailed begins the message shown when the chosen devices cannot be opened.

@@ -61,7 +61,7 @@ func newHarness(t *testing.T, a fyne.App, opts Options) *harness {
 		}
 		opts.Data = d
 	}
-	if opts.Store == nil {
+	if opts.Store == nil && opts.OpenStore == nil {
 		opts.Store = secrets.NewMemory()
 	}
 	if len(opts.Network.Listen) == 0 {

@@ -25,13 +25,16 @@ type homeScreen struct {
 	u *UI
 	w worker
 
-	root     fyne.CanvasObject
-	status   *widget.Label // the secret store, or a message from the last screen
-	mine     *fyne.Container
-	watched  *fyne.Container
-	goLive   *widget.Button
-	watch    *widget.Button
-	settings *widget.Button
+	root   fyne.CanvasObject
+	status *widget.Label // the secret store, or a message from the last screen
+	// storeText is what status says of the secret store (replaced when the store's state
+	// changes; a message from the last screen is not).
+	storeText string
+	mine      *fyne.Container
+	watched   *fyne.Container
+	goLive    *widget.Button
+	watch     *widget.Button
+	settings  *widget.Button
 }
 
 func (u *UI) showHome() { u.showHomeWith("") }
@@ -72,20 +75,22 @@ func (h *homeScreen) build(msg string) {
 		container.NewPadded(lists))
 }
 
-// refreshStore shows whether the secret store is open (it is opened on a goroutine at start).
+// refreshStore shows whether the secret store is open (it is opened on a goroutine at start,
+// and again when something needs it after it could not be).
 func (h *homeScreen) refreshStore() {
 	u := h.u
-	if h.status.Text != "" && !strings.HasPrefix(h.status.Text, "Opening") && !strings.HasPrefix(h.status.Text, "Secrets:") {
+	if h.status.Text != "" && h.status.Text != h.storeText {
 		return // a message from the last screen stays
 	}
 	switch {
+	case u.store != nil:
+		h.storeText = "Secrets: " + u.store.Description()
 	case u.storeErr != nil:
-		h.status.SetText("The secret store could not be opened: " + u.storeErr.Error())
-	case u.store == nil:
-		h.status.SetText("Opening the secret store…")
+		h.storeText = storeMessage(u.storeErr)
 	default:
-		h.status.SetText("Secrets: " + u.store.Description())
+		h.storeText = "Opening the secret store…"
 	}
+	h.status.SetText(h.storeText)
 }
 
 func heading(s string) fyne.CanvasObject {

@@ -54,7 +54,7 @@ func Run(ctx context.Context, opts Options) error {
 	a.Lifecycle().SetOnStarted(func() {
 		u.log.Info("window started", "since process start", time.Since(processStart).Round(time.Millisecond))
 		time.AfterFunc(100*time.Millisecond, stopProfile) // before the store opens
-		if u.store == nil && u.storeErr == nil {
+		if u.store == nil && u.storeErr == nil && !u.storeOpening {
 			// Once the first frames are drawn: a secrets file's key derivation (Argon2, a few
 			// hundred milliseconds on every core) or the keyring's D-Bus probe would otherwise
 			// compete with the window's start (GL set-up, fonts, the first paint).

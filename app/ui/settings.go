@@ -35,7 +35,7 @@ func (u *UI) showSettings() {
 	s := &settingsScreen{u: u, w: newWorker(u)}
 	s.build()
 	u.show(s)
-	u.withStore(func(*secrets.Store) { s.fill() })
+	u.withStoreOr(func(*secrets.Store) { s.fill() }, func(err error) { s.store.SetText(storeMessage(err)) })
 }
 
 func (s *settingsScreen) content() fyne.CanvasObject { return s.root }
@@ -81,8 +81,11 @@ func (s *settingsScreen) fill() {
 	s.root.Refresh()
 }
 
+// storeFailed says that the secret store could not be opened for a backup or a restore.
+func (s *settingsScreen) storeFailed(err error) { s.result.SetText(storeMessage(err)) }
+
 func (s *settingsScreen) backupDialog() {
-	s.u.withStore(func(st *secrets.Store) {
+	s.u.withStoreOr(func(st *secrets.Store) {
 		pass, again := widget.NewPasswordEntry(), widget.NewPasswordEntry()
 		path := widget.NewEntry()
 		path.SetPlaceHolder("where to write the backup")
@@ -111,7 +114,7 @@ func (s *settingsScreen) backupDialog() {
 		}, s.u.win)
 		d.Resize(fyne.NewSize(520, 260))
 		d.Show()
-	})
+	}, s.storeFailed)
 }
 
 // backup writes the encrypted backup on a goroutine (the key derivation takes a moment).
@@ -147,7 +150,7 @@ func backupTo(st *secrets.Store, path, pass string) (int, error) {
 }
 
 func (s *settingsScreen) restoreDialog() {
-	s.u.withStore(func(st *secrets.Store) {
+	s.u.withStoreOr(func(st *secrets.Store) {
 		pass := widget.NewPasswordEntry()
 		path := widget.NewEntry()
 		path.SetPlaceHolder("the backup file")
@@ -170,7 +173,7 @@ func (s *settingsScreen) restoreDialog() {
 		}, s.u.win)
 		d.Resize(fyne.NewSize(520, 220))
 		d.Show()
-	})
+	}, s.storeFailed)
 }
 
 func (s *settingsScreen) restore(st *secrets.Store, path, pass string) {

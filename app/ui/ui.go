@@ -74,11 +74,13 @@ type UI struct {
 	do func(func())
 
 	// Touched on Fyne's goroutine only.
-	cur       screen
-	store     *secrets.Store
-	storeErr  error
-	storeWait []func()
-	ownStore  bool
+	cur          screen
+	store        *secrets.Store
+	storeErr     error // why the last attempt to open the store failed (it is tried again)
+	storeWait    []storeWaiter
+	storeOpening bool
+	storeLater   bool // Run opens the store once the window is drawn: withStoreOr waits for that
+	ownStore     bool
 }
 
 // screen is one of the window's screens.
@@ -123,6 +125,8 @@ func newUIWindow(a fyne.App, win fyne.Window, opts Options, do func(func()), lat
 	u.store = opts.Store
 	if u.store == nil && (!later || opts.OpenStore == nil) {
 		u.openStore(0)
+	} else if u.store == nil {
+		u.storeLater = true
 	}
 	switch {
 	case opts.GoLive != nil:
@@ -177,31 +181,42 @@ func (u *UI) goDo(fn func()) {
 	}()
 }
 
-// withStore runs fn once the secret store is open (at once if it is); an error opening it is
-// shown instead.
-func (u *UI) withStore(fn func(*secrets.Store)) {
-	switch {
-	case u.store != nil:
+// withStoreOr runs fn once the secret store is open (at once if it is). A store not open yet
+// is opened (asking for the secrets file's passphrase again after a wrong one or Cancel); when
+// it cannot be, fn is not run: the error was shown in a dialog (unless the passphrase was
+// declined) and failed, when set, is told why (on Fyne's goroutine), so a screen that waited
+// for the store does not wait for good.
+func (u *UI) withStoreOr(fn func(*secrets.Store), failed func(error)) {
+	if u.store != nil {
 		fn(u.store)
-	case u.storeErr != nil:
-		u.showError(u.storeErr)
-	default:
-		u.storeWait = append(u.storeWait, func() {
-			if u.store != nil {
-				fn(u.store)
-			}
-		})
+		return
 	}
+	u.storeWait = append(u.storeWait, storeWaiter{ok: fn, failed: failed})
+	if !u.storeOpening && !u.storeLater {
+		u.openStore(0)
+	}
+}
+
+// storeWaiter is what withStoreOr was asked to run once the store is open, or not.
+type storeWaiter struct {
+	ok     func(*secrets.Store)
+	failed func(error)
 }
 
 // openStore opens the secret store on a goroutine, after delay; the passphrase of a secrets
 // file is asked for in a dialog (or taken from $DAZAAR_VISION_PASSPHRASE). Whatever needs the
-// store waits for it (withStore).
+// store waits for it (withStoreOr). A store that cannot be opened stays closed: the next
+// withStoreOr tries again.
 func (u *UI) openStore(delay time.Duration) {
-	if u.opts.OpenStore == nil {
-		u.storeErr = errors.New("no secret store is configured")
+	u.storeLater = false
+	if u.storeOpening || u.store != nil {
 		return
 	}
+	if u.opts.OpenStore == nil {
+		u.storeFailed(errNoStore)
+		return
+	}
+	u.storeOpening = true
 	ctx := u.ctx
 	u.goDo(func() {
 		if delay > 0 {
@@ -213,26 +228,89 @@ func (u *UI) openStore(delay time.Duration) {
 		}
 		s, err := u.opts.OpenStore(ctx, func() ([]byte, error) { return u.askPassphrase(ctx) })
 		u.do(func() {
+			u.storeOpening = false
 			if ctx.Err() != nil {
 				if s != nil {
 					s.Close()
 				}
 				return
 			}
-			u.store, u.storeErr, u.ownStore = s, err, s != nil
-			if err != nil {
-				u.showError(err)
+			if err != nil || s == nil {
+				if err == nil {
+					err = errNoStore
+				}
+				u.storeFailed(err)
+				return
 			}
+			u.store, u.storeErr, u.ownStore = s, nil, true
 			waits := u.storeWait
 			u.storeWait = nil
 			for _, w := range waits {
-				w()
+				w.ok(s)
 			}
-			if h, ok := u.cur.(*homeScreen); ok {
-				h.refreshStore()
-			}
+			u.refreshHomeStore()
 		})
 	})
+}
+
+// storeFailed keeps why the store could not be opened (Home shows it), says it in a dialog
+// unless the passphrase was declined, and tells whatever waited for the store.
+func (u *UI) storeFailed(err error) {
+	u.log.Warn("the secret store was not opened", "err", err)
+	u.storeErr = err
+	waits := u.storeWait
+	u.storeWait = nil
+	// A declined passphrase needs no dialog, nor does a window without a store until
+	// something needs one (Home says so).
+	if !errors.Is(err, errLocked) && (len(waits) > 0 || !errors.Is(err, errNoStore)) {
+		dialog.ShowError(errors.New(storeMessage(err)), u.win)
+	}
+	for _, w := range waits {
+		if w.failed != nil {
+			w.failed(err)
+		}
+	}
+	u.refreshHomeStore()
+}
+
+// refreshHomeStore shows the store's state on Home, when Home shows.
+func (u *UI) refreshHomeStore() {
+	if h, ok := u.cur.(*homeScreen); ok {
+		h.refreshStore()
+	}
+}
+
+var (
+	// errLocked: the passphrase dialog was cancelled.
+	errLocked = errors.New("no passphrase given")
+	// errNoStore: the window was given no way to open a secret store.
+	errNoStore = errors.New("no secret store is configured")
+)
+
+// storeMessage says in plain words why the secret store is not open (the errors of
+// OpenStore name files and wrap one another).
+func storeMessage(err error) string {
+	switch {
+	case errors.Is(err, secrets.ErrWrongPassphrase):
+		return "Wrong passphrase. Try again."
+	case errors.Is(err, secrets.ErrEmptyPassphrase):
+		return "The passphrase is empty. Try again."
+	case errors.Is(err, errLocked):
+		return "Your secrets are locked: streams cannot be signed or paid until you unlock them. You will be asked for the passphrase again when they are needed."
+	case errors.Is(err, secrets.ErrCorrupt):
+		return "The secrets file is damaged or was altered, so it cannot be opened. Restore it from a backup."
+	case errors.Is(err, errNoStore):
+		return "No secret store is configured."
+	}
+	// The innermost error: the outer ones add the file's path and what was being done.
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			break
+		}
+		err = next
+	}
+	return "The secret store could not be opened: " + err.Error()
 }
 
 // EnvPassphrase supplies the secrets file's passphrase without a dialog.
@@ -260,7 +338,7 @@ func (u *UI) askPassphrase(ctx context.Context) ([]byte, error) {
 	select {
 	case p := <-answer:
 		if p == nil {
-			return nil, errors.New("no passphrase given: the secrets file stays locked (streams cannot be signed or paid until it is unlocked)")
+			return nil, errLocked
 		}
 		return p, nil
 	case <-ctx.Done():

@@ -106,7 +106,7 @@ func TestGoLiveWizardChecks(t *testing.T) {
 	if f, err := g.onChain(); err != nil || f.GapLimit != 100 {
 		t.Errorf("gap limit 100: %+v, %v", f, err)
 	}
-	h.mustShow("How many viewers may hold an unpaid bitcoin address at once")
+	h.mustShow(session.GapLimitHelp)
 	// The field itself says what is wrong with a pasted private key.
 	g.xpub.SetText(testZprv)
 	if !strings.Contains(g.xpubCheck.Text, "extended public key") {

@@ -39,9 +39,10 @@ type watchScreen struct {
 	body *fyne.Container
 
 	// Pasting a card.
-	paste     *widget.Entry
-	pasteErr  *widget.Label
-	clipOffer *fyne.Container
+	pasteStage fyne.CanvasObject
+	paste      *widget.Entry
+	pasteErr   *widget.Label
+	clipOffer  *fyne.Container
 
 	// Watching.
 	card      card.Card
@@ -111,7 +112,8 @@ func (s *watchScreen) build() {
 		widget.NewRichTextFromMarkdown("## Watch a stream"),
 		widget.NewLabel("A stream's card is the one text its broadcaster shares. Paste it to see the terms and watch."),
 		s.paste, container.NewHBox(watchBtn), s.pasteErr, s.clipOffer)
-	s.body = container.NewStack(container.NewPadded(pasteStage))
+	s.pasteStage = container.NewPadded(pasteStage)
+	s.body = container.NewStack(s.pasteStage)
 	s.root = container.NewBorder(container.NewHBox(home), nil, nil, nil, s.body)
 }
 
@@ -151,7 +153,22 @@ func (s *watchScreen) open() {
 	// The card field is gone: let go of the keyboard, or the space bar would type into it
 	// instead of pausing (tapping Watch leaves the focus where it was).
 	s.u.win.Canvas().Unfocus()
-	s.u.withStore(func(store *secrets.Store) { s.startViewer(store) })
+	s.u.withStoreOr(func(store *secrets.Store) { s.startViewer(store) }, s.storeFailed)
+}
+
+// storeFailed goes back to the card when the secret store could not be opened (a wrong
+// passphrase, or Cancel): watching needs it, and Watch asks for the passphrase again.
+func (s *watchScreen) storeFailed(err error) {
+	if s.w.ctx.Err() != nil || s.stopping {
+		return
+	}
+	if s.video != nil {
+		s.video.release()
+		s.video = nil
+	}
+	s.body.Objects = []fyne.CanvasObject{s.pasteStage}
+	s.body.Refresh()
+	s.pasteErr.SetText(storeMessage(err) + " Tap Watch to unlock your secrets and watch.")
 }
 
 // cardError puts card.Parse's error in a sentence.

@@ -1,0 +1,59 @@
+package session
+
+import (
+	"testing"
+	"time"
+
+	"github.com/dazaarvision/dazaar-vision/stream/wire"
+)
+
+// The paid time left counts down while the stream plays and stands still while it is paused:
+// the seller does not charge paused time.
+func TestRemainingStopsWhilePaused(t *testing.T) {
+	allowed := wire.Access{State: wire.Allowed, RemainingMs: 60_000}
+	cases := []struct {
+		name   string
+		paused bool
+		want   time.Duration
+	}{
+		{"playing: 10 s of the minute used", false, 50 * time.Second},
+		{"paused since the seller's update: none used", true, 60 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := &Viewer{}
+			v.access, v.accessAt = allowed, time.Now().Add(-10*time.Second)
+			v.paused.Store(c.paused)
+			if got := v.Remaining(); !near(got, c.want) {
+				t.Fatalf("Remaining() = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// near says whether a countdown read got is want, less at most the 2 s a loaded machine may
+// take between setting up and reading it.
+func near(got, want time.Duration) bool { return got <= want && got > want-2*time.Second }
+
+// Paused 10 s after the seller's update: 50 s stay left however long the pause lasts; playing
+// on counts down again from there.
+func TestRemainingPauseAndPlay(t *testing.T) {
+	allowed := wire.Access{State: wire.Allowed, RemainingMs: 60_000}
+	v := &Viewer{}
+	v.access, v.accessAt = allowed, time.Now().Add(-10*time.Second)
+	if was := v.setPaused(true); was {
+		t.Fatal("the viewer was paused already")
+	}
+	first := v.Remaining()
+	time.Sleep(300 * time.Millisecond)
+	if got := v.Remaining(); !near(first, 50*time.Second) || got != first {
+		t.Fatalf("paused: Remaining() went from %v to %v, want 50 s both times", first, got)
+	}
+	if was := v.setPaused(false); !was {
+		t.Fatal("the viewer was not paused")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := v.Remaining(); got > first-250*time.Millisecond || got < first-2*time.Second {
+		t.Fatalf("playing again: Remaining() = %v, want about %v less 300 ms", got, first)
+	}
+}
