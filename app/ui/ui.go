@@ -346,15 +346,6 @@ func (u *UI) askPassphrase(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// showError shows err in a dialog, in its own words (the sessions' errors are written for
-// people).
-func (u *UI) showError(err error) {
-	if err == nil {
-		return
-	}
-	dialog.ShowError(err, u.win)
-}
-
 // worker is a screen's goroutine owner: goroutines started with goDo end when the screen
 // closes (its context is cancelled) and are waited for by UI.Close.
 type worker struct {
