@@ -237,8 +237,11 @@ func (c *Client) AddInvoice(ctx context.Context, msat uint64, memo string, expir
 		RHash          string `json:"r_hash"`
 		PaymentRequest string `json:"payment_request"`
 	}
-	req := map[string]string{"value_msat": strconv.FormatUint(msat, 10), "memo": memo,
-		"expiry": strconv.FormatInt(int64(expiry/time.Second), 10)}
+	// private: LND adds route hints to the node's private channels only when asked. A small
+	// node whose channels are all private (one channel to an LSP) would otherwise hand out
+	// invoices no payer can find a route for; a node with public channels only gets none.
+	req := map[string]any{"value_msat": strconv.FormatUint(msat, 10), "memo": memo,
+		"expiry": strconv.FormatInt(int64(expiry/time.Second), 10), "private": true}
 	if err := c.do(ctx, http.MethodPost, "/v1/invoices", req, &out); err != nil {
 		return "", "", err
 	}

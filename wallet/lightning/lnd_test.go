@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ type fakeLND struct {
 	scripts  [][]string
 	invoice  map[string]string
 	macaroon string
+	lastAdd  map[string]any // the body of the last invoice request
 }
 
 func (f *fakeLND) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +51,11 @@ func (f *fakeLND) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done() // hold the stream open
 		}
 	case "/v1/invoices":
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		f.mu.Lock()
+		f.lastAdd = body
+		f.mu.Unlock()
 		w.Write([]byte(`{"r_hash":"` + f.invoice["hash"] + `","payment_request":"` + f.invoice["pr"] + `"}`))
 	default:
 		http.NotFound(w, r)
@@ -138,6 +145,13 @@ func TestAddInvoiceChecksLNDsAnswer(t *testing.T) {
 	if err != nil || h != specHash || pr != vecCoffee {
 		t.Fatalf("%s %s %v", h, pr, err)
 	}
+	// Route hints to private channels: without them a node whose channels are all private
+	// (one channel to an LSP) hands out invoices no payer can route to.
+	f.mu.Lock()
+	if f.lastAdd["private"] != true {
+		t.Errorf("the invoice request asks for no route hints to private channels: %v", f.lastAdd)
+	}
+	f.mu.Unlock()
 	if _, _, err := c.AddInvoice(context.Background(), 1000, "1 cup coffee", time.Minute); err == nil {
 		t.Error("amount mismatch accepted")
 	}
