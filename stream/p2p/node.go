@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -191,6 +193,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		// address in use); what was made here is closed.
 		_ = rm.Close()
 		_ = cm.Close()
+		if inUse(err) {
+			return nil, &AddrInUseError{Addrs: cfg.ListenAddrs, cause: err}
+		}
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	n.host = h
@@ -639,4 +644,29 @@ func keepDirect(in []ma.Multiaddr) []ma.Multiaddr {
 		}
 	}
 	return out
+}
+
+// AddrInUseError says that the node could not listen because another program holds its
+// address (often another copy of the app with the same -listen port).
+type AddrInUseError struct {
+	Addrs []string // the listen addresses asked for
+	cause error
+}
+
+func (e *AddrInUseError) Error() string {
+	at := "the default ports"
+	if len(e.Addrs) > 0 {
+		at = strings.Join(e.Addrs, ", ")
+	}
+	return fmt.Sprintf("another program is already listening at %s (another copy of Dazaar Vision?); "+
+		"close it or choose other addresses", at)
+}
+
+func (e *AddrInUseError) Unwrap() error { return e.cause }
+
+// inUse reports whether libp2p failed to listen because an address is taken. go-libp2p
+// formats its listen errors with %s, so the errno is lost and only the text says it.
+func inUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") ||
+		strings.Contains(err.Error(), "Only one usage of each socket address") // Windows' WSAEADDRINUSE
 }
