@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -101,12 +102,10 @@ func (f *Feed) append(blocks [][]byte, sync bool) (Head, error) {
 	f.apply(r)
 	if f.dur == SyncEveryAppend {
 		if err := f.syncFilesLocked(); err != nil {
-			f.failed = err
-			return Head{}, fmt.Errorf("feed: sync: %w: %w", ErrStorage, err)
+			return Head{}, err
 		}
 	}
 	if err := f.maybeCheckpoint(); err != nil {
-		f.failed = err
 		return Head{}, err
 	}
 	h := f.headLocked()
@@ -197,15 +196,46 @@ func (f *Feed) writeRecord(r *record) error {
 	return err
 }
 
+// syncFilesLocked syncs the data and log files with f.mu held (SyncEveryAppend, and a
+// takeover). A failure fails the feed (see syncFile).
 func (f *Feed) syncFilesLocked() error {
-	if err := f.fs.data.Sync(); err != nil {
-		return err
+	if err := f.syncFile(&f.dataSyncMu, f.fs.data); err != nil {
+		f.fail(err)
+		return fmt.Errorf("feed: sync data: %w: %w", ErrStorage, err)
 	}
-	if err := f.fs.log.Sync(); err != nil {
-		return err
+	if err := f.syncFile(&f.logSyncMu, f.fs.log); err != nil {
+		f.fail(err)
+		return fmt.Errorf("feed: sync log: %w: %w", ErrStorage, err)
 	}
 	f.syncedSeq, f.syncedLog = f.seq, f.fs.logSize
 	return nil
+}
+
+// syncFile syncs file, one sync of it at a time (gate), and fails every sync of the feed
+// after one failed. A failed sync is final: Linux reports a writeback error to one fsync
+// only and marks the lost pages clean, so the next sync of the file returns nil over
+// bytes the disk does not have. Two syncs of one file at once could share the error
+// between them (one reports it, the other, a checkpoint's, succeeds), so they never
+// run together, and the failure is recorded before the gate opens again.
+func (f *Feed) syncFile(gate *sync.Mutex, file *os.File) error {
+	gate.Lock()
+	defer gate.Unlock()
+	if p := f.syncErr.Load(); p != nil {
+		return fmt.Errorf("an earlier sync failed: %w", *p)
+	}
+	if err := file.Sync(); err != nil {
+		f.syncErr.CompareAndSwap(nil, &err)
+		return err
+	}
+	return nil
+}
+
+// fail marks the feed failed (f.mu held): memory and disk may differ, and every later call
+// returns ErrStorage until it is reopened.
+func (f *Feed) fail(err error) {
+	if f.failed == nil {
+		f.failed = err
+	}
 }
 
 // Sync makes everything appended so far durable on disk.
@@ -217,18 +247,19 @@ func (f *Feed) Sync() error {
 }
 
 // syncTo syncs the data and log files unless seq is already synced. Concurrent
-// callers share one sync (group commit); appends go on meanwhile.
+// callers share one sync (group commit); appends go on meanwhile. A failed sync
+// fails the feed: nothing it should have made durable is signed for a peer
+// afterwards (see syncFile).
 func (f *Feed) syncTo(seq uint64) error {
 	f.mu.Lock()
 	done := f.syncedSeq >= seq
-	data, log := f.fs.data, f.fs.log
-	closed := f.closed
+	err := f.usable()
 	f.mu.Unlock()
 	if done {
 		return nil
 	}
-	if closed {
-		return fmt.Errorf("feed: %w", ErrClosed)
+	if err != nil {
+		return err
 	}
 	f.syncMu.Lock()
 	defer f.syncMu.Unlock()
@@ -237,26 +268,41 @@ func (f *Feed) syncTo(seq uint64) error {
 		f.mu.Unlock()
 		return nil
 	}
+	if err := f.usable(); err != nil {
+		f.mu.Unlock()
+		return err
+	}
 	target, logSize := f.seq, f.fs.logSize
+	data, log := f.fs.data, f.fs.log
 	f.mu.Unlock()
 	faults.BeforeSync(f.dir)
 	// Both files at once: the wait is one sync, not two. Their order does not
 	// matter: a log record whose block bytes did not reach the disk is rolled
 	// back on open, and nothing is shared before both syncs returned.
 	dataErr := make(chan error, 1)
-	go func() { dataErr <- data.Sync() }()
-	lerr := log.Sync()
-	if err := <-dataErr; err != nil {
-		return fmt.Errorf("feed: sync data: %w: %w", ErrStorage, err)
-	}
-	if lerr != nil {
-		return fmt.Errorf("feed: sync log: %w", lerr)
-	}
+	go func() { dataErr <- f.syncFile(&f.dataSyncMu, data) }()
+	lerr := f.syncFile(&f.logSyncMu, log)
+	derr := <-dataErr
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if derr != nil || lerr != nil {
+		if f.closed && (errors.Is(derr, os.ErrClosed) || errors.Is(lerr, os.ErrClosed)) {
+			// Close closed the files under the sync; its checkpoint synced them first.
+			if f.syncedSeq >= seq {
+				return nil
+			}
+			return fmt.Errorf("feed: %w", ErrClosed)
+		}
+		if derr != nil {
+			f.fail(derr)
+			return fmt.Errorf("feed: sync data: %w: %w", ErrStorage, derr)
+		}
+		f.fail(lerr)
+		return fmt.Errorf("feed: sync log: %w: %w", ErrStorage, lerr)
+	}
 	if target > f.syncedSeq {
 		f.syncedSeq, f.syncedLog = target, logSize
 	}
-	f.mu.Unlock()
 	return nil
 }
 
@@ -268,9 +314,40 @@ func (f *Feed) maybeCheckpoint() error {
 	return f.checkpointLocked()
 }
 
+// checkpointLocked folds the log into the tree and blocks files. Any failure fails the
+// feed (the files may be half written, and a failed sync is final, see syncFile).
 func (f *Feed) checkpointLocked() error {
 	if f.fs.logRecords == 0 && len(f.dirty) == 0 && len(f.dirtyBl) == 0 {
 		return nil
+	}
+	if err := f.writeCheckpoint(); err != nil {
+		f.fail(err)
+		return err
+	}
+	f.fs.logSize, f.fs.logRecords = 0, 0
+	clear(f.dirty)
+	clear(f.dirtyBl)
+	f.cpData = 0
+	f.t.nodes.markClean()
+	f.syncedSeq, f.syncedLog = f.seq, 0
+	return nil
+}
+
+// writeCheckpoint writes a checkpoint, in an order that survives power loss at any point:
+//
+//  1. data is synced before any block entry is written: open trusts every entry in the
+//     blocks file (only log records are checked against data on replay), so an entry must
+//     never reach the disk before the bytes it points at, or a block would be reported
+//     stored while every read of it fails, and a reader would never fetch it again;
+//  2. the tree nodes and block entries are written and synced;
+//  3. only then does the header slot not in use get the new checkpoint (synced);
+//  4. and only then is the log truncated.
+//
+// Entries and nodes that reached the disk without the header name bytes that are on disk
+// (step 1), and the log still holds what the old header lacks.
+func (f *Feed) writeCheckpoint() error {
+	if err := f.syncFile(&f.dataSyncMu, f.fs.data); err != nil {
+		return fmt.Errorf("feed: checkpoint sync data: %w: %w", ErrStorage, err)
 	}
 	if err := writeRuns(f.fs.tree, f.dirty, nodeRecordSize, func(b []byte, n Node) { putNodeRecord(b, n) }); err != nil {
 		return fmt.Errorf("feed: checkpoint tree: %w: %w", ErrStorage, err)
@@ -278,9 +355,9 @@ func (f *Feed) checkpointLocked() error {
 	if err := writeRuns(f.fs.blocks, f.dirtyBl, blockRecordSize, putBlockRecord); err != nil {
 		return fmt.Errorf("feed: checkpoint blocks: %w: %w", ErrStorage, err)
 	}
-	for _, file := range []*os.File{f.fs.data, f.fs.tree, f.fs.blocks} {
+	for _, file := range []*os.File{f.fs.tree, f.fs.blocks} {
 		if err := file.Sync(); err != nil {
-			return fmt.Errorf("feed: checkpoint sync: %w: %w", ErrStorage, err)
+			return fmt.Errorf("feed: checkpoint sync %s: %w: %w", filepath.Base(file.Name()), ErrStorage, err)
 		}
 	}
 	cp := &checkpoint{seq: f.seq, fork: f.t.fork, length: f.t.length, byteLength: f.t.byteLength, signature: f.t.signature, syncPoint: f.syncPt}
@@ -290,12 +367,6 @@ func (f *Feed) checkpointLocked() error {
 	if err := f.fs.log.Truncate(0); err != nil {
 		return fmt.Errorf("feed: checkpoint log: %w: %w", ErrStorage, err)
 	}
-	f.fs.logSize, f.fs.logRecords = 0, 0
-	clear(f.dirty)
-	clear(f.dirtyBl)
-	f.cpData = 0
-	f.t.nodes.markClean()
-	f.syncedSeq, f.syncedLog = f.seq, 0
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/internal/filelock"
@@ -126,7 +127,7 @@ type Feed struct {
 
 	mu      sync.Mutex
 	closed  bool
-	failed  error // a write failed: memory and disk may differ; reopen to recover
+	failed  error // a write or sync failed: memory and disk may differ; reopen to recover
 	t       tree
 	v       *verifier // nil for a reader that does not know its signer yet
 	s       *signer   // nil for readers
@@ -152,6 +153,10 @@ type Feed struct {
 	syncedSeq uint64         // guarded by mu
 	waiting   *syncWait      // the sync SignatureContext's callers wait for, guarded by mu
 	syncedLog int64          // log size covered by the last sync (for power-loss tests)
+
+	// One sync of each file at a time, and the first sync that failed (see syncFile).
+	dataSyncMu, logSyncMu sync.Mutex
+	syncErr               atomic.Pointer[error]
 }
 
 // bitset marks the stored blocks in pages of 2^16 bits (8 KiB), each made when a block in it is
@@ -263,7 +268,7 @@ func (f *Feed) usable() error {
 		return fmt.Errorf("feed: %w", ErrClosed)
 	}
 	if f.failed != nil {
-		return fmt.Errorf("feed: an earlier write failed, reopen the feed: %w: %w", ErrStorage, f.failed)
+		return fmt.Errorf("feed: an earlier write or sync failed, reopen the feed: %w: %w", ErrStorage, f.failed)
 	}
 	return nil
 }

@@ -32,8 +32,9 @@ import (
 // CRC on open and is cut off with everything after it, so the feed reopens at
 // the last complete record: the last signed state. Block bytes a torn record
 // would have referenced are never served. Every so often (and on Close) the
-// log is checkpointed: nodes and block entries are written to tree and
-// blocks, those files are synced, the header slot not in use gets the new
+// log is checkpointed: data is synced (a block entry never reaches the disk
+// before the bytes it points at), nodes and block entries are written to tree
+// and blocks, those files are synced, the header slot not in use gets the new
 // checkpoint and is synced, and only then is the log truncated.
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

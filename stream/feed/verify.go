@@ -178,8 +178,7 @@ func (f *Feed) storeLocked(results []*verified, signature []byte) error {
 		f.t.roots = head.roots
 	}
 	if err := f.maybeCheckpoint(); err != nil {
-		f.failed = err
-		return err
+		return err // the checkpoint failed the feed
 	}
 	if head != nil {
 		f.notify(f.headLocked())
