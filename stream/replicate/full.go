@@ -31,27 +31,56 @@ func (s *Seller) viewersLocked() int {
 	return n
 }
 
-// IdleEvict is how long a viewer of a full server may go without a block delivered before a
-// newcomer takes its place. Every viewer that follows a live stream gets blocks several times
-// a second; one that opens a session and takes nothing (asks for no range, follows nothing, or
-// never reads) would otherwise hold one of the few slots for as long as it likes.
+// IdleEvict is how long a viewer of a full server may go without a block delivered, while
+// there is one for it to take, before a newcomer takes its place. Every viewer that follows a
+// live stream gets blocks several times a second; one that opens a session and takes nothing
+// (asks for no range, follows nothing, or never reads) would otherwise hold one of the few
+// slots for as long as it likes. A viewer that holds all there is (idleLocked) is not idle,
+// however long ago its last block was: when the broadcaster pauses, nobody gets a block, and
+// counting that as idleness let every newcomer evict a caught-up viewer, which came back as a
+// newcomer and evicted the next, round all of them.
 const IdleEvict = 5 * time.Second
 
-// makeRoomLocked ends the session of the viewer that took no block for the longest, when
-// that is at least IdleEvict, and says whether it did (s.mu held). The ended session leaves
-// on its own goroutine; viewersLocked no longer counts it.
+// idleLocked reports whether session ss counts as idle at now (unix ns, the seller's clock):
+// it took no block for IdleEvict and it is behind the feed's head, so there was something to
+// deliver that it did not take (s.mu held).
+//
+// The seller does not track each viewer's length here, so "behind" is read from what the
+// session shows: a viewer that follows the live edge and may have blocks is caught up once its
+// send loop has taken the newest head (its coalescing new-head flag is clear: the loop pushes
+// everything up to that head, or skips ahead to it, when it takes the flag); a stalled or
+// unread follower holds the flag from the next append on. Any other viewer is caught up only
+// when its last status said it holds the head's length (a paused viewer says so when it
+// pauses); one that said nothing, asked for nothing or is refused blocks is behind.
+func (s *Seller) idleLocked(ss *sellerSession, now int64) bool {
+	if ss.ctx.Err() != nil || now-ss.took.Load() < int64(IdleEvict) {
+		return false
+	}
+	head := s.currentHead().Length
+	ss.mu.Lock()
+	follow, hinted, vlen := ss.follow, ss.hinted, ss.vlenHint
+	ss.mu.Unlock()
+	if follow && ss.allowed() {
+		return len(ss.live) > 0
+	}
+	return !hinted || vlen < head
+}
+
+// makeRoomLocked ends the session of the idle viewer (idleLocked) that took no block for the
+// longest and says whether it did (s.mu held). The ended session leaves on its own goroutine;
+// viewersLocked no longer counts it.
 func (s *Seller) makeRoomLocked() bool {
 	now := s.cfg.Clock.Now().UnixNano()
 	var idlest *sellerSession
 	for ss := range s.sessions {
-		if ss.ctx.Err() == nil && now-ss.took.Load() >= int64(IdleEvict) && (idlest == nil || ss.took.Load() < idlest.took.Load()) {
+		if (idlest == nil || ss.took.Load() < idlest.took.Load()) && s.idleLocked(ss, now) {
 			idlest = ss
 		}
 	}
 	if idlest == nil {
 		return false
 	}
-	s.log.Info("a viewer took no block for a while; its place goes to a new one", "viewer", idlest.peer, "limit", s.cfg.MaxViewers)
+	s.log.Info("a viewer behind the stream took no block for a while; its place goes to a new one", "viewer", idlest.peer, "limit", s.cfg.MaxViewers)
 	for ss := range s.byPeer[idlest.peer] {
 		ss.stop()
 	}

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -81,3 +82,100 @@ func TestFullSellerMakesRoom(t *testing.T) {
 	waitFor(t, 20*time.Second, "the newcomer let in in an idle viewer's place", func() bool { return c.feed.Has(7) })
 	waitFor(t, 20*time.Second, "the idle viewer's session gone", func() bool { return len(s.Viewers()) == 2 })
 }
+
+// A viewer that holds everything is not idle while the broadcaster appends nothing: with the
+// stream paused for longer than IdleEvict a newcomer to a full seller is refused, and the
+// caught-up viewer keeps its session. (Before, the newcomer evicted it; the evicted viewer came
+// back as a newcomer and evicted the next caught-up viewer, and so on round all of them.)
+func TestFullSellerKeepsCaughtUpViewerOfPausedStream(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 8, 512)
+	sn := newNode(t, nil)
+	clk := clock.NewMock()
+	s, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, MaxViewers: 1, Logger: quietLogger(), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a := startViewer(t, nil, sn.AddrInfo(), sf.Key(), true)
+	waitFor(t, 20*time.Second, "the first viewer caught up", func() bool { return a.feed.Has(7) })
+	clk.Add(IdleEvict + time.Minute) // the stream stays paused
+	b := startViewer(t, nil, sn.AddrInfo(), sf.Key(), true)
+	b.waitAccess(t, wire.Refused)
+	if b.feed.Has(0) {
+		t.Fatal("the newcomer got data")
+	}
+	if v := s.Viewers(); len(v) != 1 || v[0] != a.node.ID() {
+		t.Fatalf("viewers %v, want only the caught-up one %s", v, a.node.ID())
+	}
+	if n := a.viewer.nsess.Load(); n != 1 {
+		t.Fatalf("the caught-up viewer had %d sessions, want 1 (it was evicted)", n)
+	}
+	// It still follows the stream when it resumes.
+	appendBlocks(t, sf, 8, 1, 512)
+	waitFor(t, 20*time.Second, "the caught-up viewer to get the next block", func() bool { return a.feed.Has(8) })
+}
+
+// idleLocked, session by session: only a viewer with something to take that it did not take
+// for IdleEvict is made room for.
+func TestIdleMeansBehind(t *testing.T) {
+	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 8, 512)
+	clk := clock.NewMock()
+	s := &Seller{cfg: SellerConfig{Feed: sf, Clock: clk}, log: quietLogger(),
+		sessions: map[*sellerSession]struct{}{}, byPeer: map[peer.ID]map[*sellerSession]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.cancel()
+	cases := []struct {
+		name         string
+		follow, free bool
+		hint         *uint64
+		newHead      bool // a new head waits for the session's send loop
+		idle         bool
+	}{
+		{name: "follower that took the newest head", follow: true, free: true},
+		{name: "follower with a new head it does not take", follow: true, free: true, newHead: true, idle: true},
+		{name: "follower refused blocks", follow: true, idle: true},
+		{name: "no status, asks for nothing", idle: true},
+		{name: "not following, holds the head", hint: ptr(uint64(8))},
+		{name: "not following, behind the head", hint: ptr(uint64(3)), idle: true},
+	}
+	for i, tc := range cases {
+		ss := &sellerSession{s: s, peer: peer.ID(rune('a' + i)), live: make(chan struct{}, 1),
+			follow: tc.follow, decided: true, allow: Allowance{Free: tc.free}}
+		ss.ctx, ss.stop = context.WithCancel(s.ctx)
+		if tc.hint != nil {
+			ss.vlenHint, ss.hinted = *tc.hint, true
+		}
+		if tc.newHead {
+			ss.wake()
+		}
+		ss.took.Store(clk.Now().UnixNano())
+		s.mu.Lock()
+		if got := s.idleLocked(ss, clk.Now().Add(IdleEvict-time.Millisecond).UnixNano()); got {
+			t.Errorf("%s: idle before IdleEvict", tc.name)
+		}
+		if got := s.idleLocked(ss, clk.Now().Add(IdleEvict).UnixNano()); got != tc.idle {
+			t.Errorf("%s: idle %v after IdleEvict, want %v", tc.name, got, tc.idle)
+		}
+		s.sessions[ss] = struct{}{}
+		s.byPeer[ss.peer] = map[*sellerSession]struct{}{ss: {}}
+		s.mu.Unlock()
+	}
+	// makeRoomLocked ends one idle session, never a caught-up one.
+	clk.Add(IdleEvict)
+	for {
+		s.mu.Lock()
+		made := s.makeRoomLocked()
+		s.mu.Unlock()
+		if !made {
+			break
+		}
+	}
+	for ss := range s.sessions {
+		c := cases[ss.peer[0]-'a']
+		if ended := ss.ctx.Err() != nil; ended != c.idle {
+			t.Errorf("%s: ended %v, want %v", c.name, ended, c.idle)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -35,6 +35,19 @@ const (
 	haveWriteWait = 10 * time.Second
 )
 
+// maxFreeClaim caps the free slots a peer's Have is taken to claim: a relay serves
+// DefaultMaxViewers unless configured otherwise, and nothing checks a claim, so a peer saying
+// 65535 would otherwise come first in every redirect (Server.relaysFor) over honest relays. A
+// seller or relay with more room than this ranks as one with this much.
+const maxFreeClaim = DefaultMaxViewers
+
+// clampHave bounds the counts of a received Have that rank it (Free) to what an honest peer
+// claims.
+func clampHave(h Have) Have {
+	h.Free = min(h.Free, maxFreeClaim)
+	return h
+}
+
 // haveEntry is the newest Have from a peer and when it came.
 type haveEntry struct {
 	Have
@@ -287,7 +300,7 @@ func (hv *haves) read(p peer.ID, l *link, str network.Stream) error {
 			return fmt.Errorf("%w: the peer's have is for another feed", errMalformed)
 		}
 		hv.mu.Lock()
-		l.have, l.got = haveEntry{Have: h, at: time.Now()}, true
+		l.have, l.got = haveEntry{Have: clampHave(h), at: time.Now()}, true
 		hv.mu.Unlock()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -168,8 +169,10 @@ func (s *Server) Close() error {
 }
 
 // full builds the redirect for a viewer turned away: linked peers that relay, on our fork,
-// within edgeSlack of our length; those with free slots first (most first), then the
-// freshest. Peers without free slots are named too: they send the viewer further on.
+// within edgeSlack of our length; those with free slots first (most first, a claim counting
+// up to maxFreeClaim), then the freshest (a claim counting up to our own length), then the
+// shallowest, and peers alike in all three in random order. Peers without free slots are
+// named too: they send the viewer further on.
 func (s *Server) full(p peer.ID) ([]byte, string) {
 	s.turned.Add(1)
 	return swarmwire.EncodeRedirect(s.relaysFor(p)), ReasonFull
@@ -188,8 +191,14 @@ func (s *Server) relaysFor(p peer.ID) []peer.AddrInfo {
 		}
 		cs = append(cs, cand{q, h})
 	}
-	slices.SortFunc(cs, func(a, b cand) int {
-		return cmp.Or(-cmp.Compare(a.h.Free, b.h.Free), -cmp.Compare(a.h.Length, b.h.Length), cmp.Compare(a.h.Depth, b.h.Depth))
+	// Nothing checks a Have's claims: counted beyond what an honest peer can claim (more free
+	// slots than a relay has, more blocks than we hold), they put whoever lies first. A tie
+	// after that is broken at random, so that peers claiming the most cannot take every
+	// place from honest relays claiming as much.
+	rand.Shuffle(len(cs), func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
+	slices.SortStableFunc(cs, func(a, b cand) int {
+		return cmp.Or(-cmp.Compare(min(a.h.Free, maxFreeClaim), min(b.h.Free, maxFreeClaim)),
+			-cmp.Compare(min(a.h.Length, head.Length), min(b.h.Length, head.Length)), cmp.Compare(a.h.Depth, b.h.Depth))
 	})
 	var out []peer.AddrInfo
 	for _, c := range cs {

@@ -754,22 +754,32 @@ func (s *Swarm) ranked(now time.Time, n int) candList {
 	f := s.Feed()
 	fork, length := f.Head().Fork, f.Length()
 	hv := s.haves.all()
-	best := length
+	self := s.cfg.Node.Host().ID()
 	s.mu.Lock()
+	var downs []peer.ID
+	if s.srv != nil {
+		downs = s.srv.Seller().Viewers()
+	}
+	// A Have's length sets what counts as fresh only from a peer we would take data from
+	// (usable: a known candidate, not banned, its claims believed, not one of our viewers)
+	// and whose Have the ranking below would accept. Anyone may open a have link to us (a
+	// banned peer coming back, our own viewers): one claim of a million blocks more from
+	// such a link made every candidate look stale, so the ranking fell back on depth and
+	// free slots and could take a stale source over the fresh one.
+	best := length
 	for p, h := range hv {
-		if c := s.cands[p]; (h.Fork == fork || length == 0) && (c == nil || !now.Before(c.overclaimed)) {
-			best = max(best, h.Length)
+		c := s.cands[p]
+		if c == nil || p == self || !s.banned[p].IsZero() || now.Before(c.overclaimed) || slices.Contains(downs, p) ||
+			(length > 0 && h.Fork != fork) || h.Depth >= maxDepth || !h.Relay {
+			continue
 		}
+		best = max(best, h.Length)
 	}
 	active := peer.ID("")
 	if s.active != nil {
 		active = s.active.id
 	}
 	lastGood := s.lastGood
-	var downs []peer.ID
-	if s.srv != nil {
-		downs = s.srv.Seller().Viewers()
-	}
 	type scored struct {
 		c                        *cand
 		risk, fresh, free, depth int
@@ -777,7 +787,6 @@ func (s *Swarm) ranked(now time.Time, n int) candList {
 	}
 	var list []scored
 	ps := s.cfg.Node.Host().Peerstore()
-	self := s.cfg.Node.Host().ID()
 	for id, c := range s.cands {
 		if id == active || id == self || now.Before(c.retryAt) || slices.Contains(downs, id) {
 			continue
