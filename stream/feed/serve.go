@@ -52,6 +52,21 @@ type PendingProof struct {
 	f      *Feed
 	seq    uint64
 	sig    []byte
+	// blockWait: the block may not leave before the log up to seq is synced (an encrypted
+	// feed's new block under SyncBeforeShare, from ProofPendingDeferred); BlockDurable waits.
+	blockWait bool
+}
+
+// BlockDurable waits, until ctx ends, for the disk to have what a proof from
+// ProofPendingDeferred carries, when its block may not leave before (an encrypted feed's new
+// block under SyncBeforeShare); it returns nil at once otherwise. It may be called again after
+// ctx ended: the sync goes on, on a goroutine the feed owns and Close waits for, and a later
+// call waits for the same sync.
+func (pp *PendingProof) BlockDurable(ctx context.Context) error {
+	if !pp.blockWait {
+		return nil
+	}
+	return pp.f.syncToContext(ctx, pp.seq)
 }
 
 // Signature waits until the signed state is on disk and returns its
@@ -164,29 +179,33 @@ func (f *Feed) syncBeforeSharing() bool { return f.s != nil && f.dur != ForkOnPo
 // something of both plaintexts. (ForkOnPowerLoss moves to a new fork, which
 // changes the nonce.)
 func (f *Feed) ProofPending(req Request) (*PendingProof, error) {
-	return f.proofPending(req, f.syncTo)
+	return f.proofPending(req, false)
 }
 
-// ProofPendingContext is ProofPending that stops waiting for the disk (an encrypted feed's
-// block under SyncBeforeShare) when ctx ends, with ctx's error: a disk whose sync hangs must
-// not hold the caller. The sync goes on, on a goroutine the feed owns and Close waits for,
-// and a later call waits for the same sync.
-func (f *Feed) ProofPendingContext(ctx context.Context, req Request) (*PendingProof, error) {
-	return f.proofPending(req, func(seq uint64) error { return f.syncToContext(ctx, seq) })
+// ProofPendingDeferred is ProofPending that returns at once: an encrypted feed's new block
+// under SyncBeforeShare, which ProofPending holds until the disk has it, must wait for
+// BlockDurable before it leaves. The caller bounds that wait with a context (a disk whose
+// sync hangs must not hold it) and waits for the proof's one sync, not a newer one.
+func (f *Feed) ProofPendingDeferred(req Request) (*PendingProof, error) {
+	return f.proofPending(req, true)
 }
 
-// proofPending is ProofPending, waiting for the disk with syncTo.
-func (f *Feed) proofPending(req Request, syncTo func(seq uint64) error) (*PendingProof, error) {
+// proofPending is ProofPending; deferBlock leaves the wait for an encrypted block to
+// BlockDurable.
+func (f *Feed) proofPending(req Request, deferBlock bool) (*PendingProof, error) {
 	p, length, seq, err := f.proof(req)
 	if err != nil {
 		return nil, err
 	}
+	wait := false
 	if f.meta.encrypted && p.Block != nil && f.syncBeforeSharing() {
-		if err := syncTo(seq); err != nil {
+		if deferBlock {
+			wait = true
+		} else if err := f.syncTo(seq); err != nil {
 			return nil, err
 		}
 	}
-	pp := &PendingProof{Proof: p, Length: length, f: f, seq: seq}
+	pp := &PendingProof{Proof: p, Length: length, f: f, seq: seq, blockWait: wait}
 	if p.Upgrade != nil {
 		pp.sig, p.Upgrade.Signature = p.Upgrade.Signature, nil
 	}

@@ -56,6 +56,9 @@ func (s *Seller) idleLocked(ss *sellerSession, now int64) bool {
 	if ss.ctx.Err() != nil || now-ss.took.Load() < int64(IdleEvict) {
 		return false
 	}
+	if !ss.allowed() {
+		return true // refused blocks: it holds a place it cannot use (it may pay and come back)
+	}
 	head := s.currentHead().Length
 	ss.mu.Lock()
 	follow, hinted, vlen := ss.follow, ss.hinted, ss.vlenHint

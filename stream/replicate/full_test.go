@@ -135,8 +135,10 @@ func TestIdleMeansBehind(t *testing.T) {
 		{name: "follower with a new head it does not take", follow: true, free: true, newHead: true, idle: true},
 		{name: "follower refused blocks", follow: true, idle: true},
 		{name: "no status, asks for nothing", idle: true},
-		{name: "not following, holds the head", hint: ptr(uint64(8))},
-		{name: "not following, behind the head", hint: ptr(uint64(3)), idle: true},
+		{name: "not following, holds the head", free: true, hint: ptr(uint64(8))},
+		{name: "not following, behind the head", free: true, hint: ptr(uint64(3)), idle: true},
+		// Its paid time ran out while the broadcaster paused: it holds a place it cannot use.
+		{name: "refused blocks, holds the head", hint: ptr(uint64(8)), idle: true},
 	}
 	for i, tc := range cases {
 		ss := &sellerSession{s: s, peer: peer.ID(rune('a' + i)), live: make(chan struct{}, 1),

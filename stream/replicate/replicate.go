@@ -23,9 +23,9 @@ import (
 //
 // The seller never waits for the feed's disk without bound: requests with an upgrade go to
 // ProofPending, whose signature it waits for with a context (SellerConfig.SyncTimeout), and
-// a feed that also has Encrypted() and ProofPendingContext (an encrypted *feed.Feed, whose
+// a feed that also has Encrypted() and ProofPendingDeferred (an encrypted *feed.Feed, whose
 // ProofPending waits for the disk to let a new block out) is asked through
-// ProofPendingContext instead.
+// ProofPendingDeferred instead, the block's wait bounded the same way (BlockDurable).
 type SellerFeed interface {
 	Head() feed.Head
 	Length() uint64

@@ -438,12 +438,13 @@ func (l *sendLoop) refusedWhileWaiting(id uint64, wasRange bool) error {
 	return l.noData(id, l.refusal())
 }
 
-// pendingContexter is the part of a SellerFeed whose ProofPending itself may wait for the
+// pendingDeferrer is the part of a SellerFeed whose ProofPending itself may wait for the
 // disk: an encrypted *feed.Feed under SyncBeforeShare holds a new block until it is durable.
-// The send loop asks such a feed ProofPendingContext instead, so that the wait is bounded.
-type pendingContexter interface {
+// The send loop asks such a feed ProofPendingDeferred instead and waits for the block's sync
+// itself (BlockDurable), so that the wait is bounded and is for that one sync.
+type pendingDeferrer interface {
 	Encrypted() bool
-	ProofPendingContext(context.Context, feed.Request) (*feed.PendingProof, error)
+	ProofPendingDeferred(feed.Request) (*feed.PendingProof, error)
 }
 
 // makeProof makes the proof for req into e (e.err when the feed could not), without waiting
@@ -461,13 +462,20 @@ func (l *sendLoop) makeProof(e *cachedProof, req feed.Request) (refused bool, er
 		return false, nil
 	}
 	var pp *feed.PendingProof
-	if pc, ok := f.(pendingContexter); ok && pc.Encrypted() {
-		refused, err = l.waitDisk(func(ctx context.Context) bool {
-			pp, e.err = pc.ProofPendingContext(ctx, req)
-			return e.err == nil || ctx.Err() == nil
-		})
-		if refused || err != nil {
-			return refused, err
+	if pc, ok := f.(pendingDeferrer); ok && pc.Encrypted() {
+		// The proof is made once; the polls wait for its own sync (a proof made again at
+		// each poll would chase the newest append's sync and, on a disk slower than the
+		// appends, never catch one).
+		if pp, e.err = pc.ProofPendingDeferred(req); e.err == nil {
+			var werr error
+			refused, err = l.waitDisk(func(ctx context.Context) bool {
+				werr = pp.BlockDurable(ctx)
+				return werr == nil || ctx.Err() == nil
+			})
+			if refused || err != nil {
+				return refused, err
+			}
+			e.err = werr
 		}
 	} else {
 		pp, e.err = f.ProofPending(req)
@@ -492,8 +500,8 @@ func (l *sendLoop) shared(req feed.Request) (*cachedProof, bool, error) {
 		e, mine := c.lookup(k)
 		if mine {
 			refused, err := l.makeProof(e, req)
-			if e.err == nil && (refused || err != nil) {
-				e.err = errAbandoned
+			if refused || err != nil {
+				e.err = errAbandoned // whatever the last poll's error: the others make it again
 			}
 			if e.err == nil && e.pending != nil && !e.pending.Durable() {
 				// Early data: the block and proof without the signature.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"github.com/dazaarvision/dazaar-vision/stream/internal/faults"
 	"path/filepath"
 	"testing"
 	"time"
@@ -176,4 +177,46 @@ func rawAccess(t *testing.T, c *rawClient, off int, want wire.AccessState) *wire
 		}
 	}
 	return nil
+}
+
+// An encrypted feed whose syncs are slower than its appends still pushes live blocks: the
+// proof is made once and waits for its own sync. Made again at every 50 ms poll, it chased
+// the newest append's sync and never caught one, and the session ended after SyncTimeout.
+func TestEncryptedLivePushOnASlowDisk(t *testing.T) {
+	sf := newStallWriter(t, true)
+	dir := sf.Dir()
+	restore := faults.SetBeforeSync(func(d string) {
+		if d == dir {
+			time.Sleep(150 * time.Millisecond)
+		}
+	})
+	defer restore()
+	gate := newTestGate()
+	sn := newNode(t, nil)
+	seller, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, Gate: gate, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seller.Close() })
+	hn := newNode(t, nil)
+	gate.set(hn.ID(), Allowance{Until: time.Now().Add(time.Hour)})
+	c := dialRaw(t, hn, sn.AddrInfo())
+	waitFor(t, 20*time.Second, "access", func() bool { return rawAccess(t, c, 0, wire.Allowed) != nil })
+	c.frame(t, wire.TStatus, wire.Status{Length: 5, Flags: wire.StatusLive}.AppendBinary)
+	time.Sleep(200 * time.Millisecond)
+	mark := c.len()
+	for i := 0; i < 100; i++ { // 3 s of appends, one every 30 ms
+		appendBlocks(t, sf, 5+i, 1, 1024)
+		time.Sleep(30 * time.Millisecond)
+	}
+	pushed := func() int {
+		n := 0
+		for _, f := range c.framesAfter(t, mark) {
+			if f.t == wire.TData {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 20*time.Second, "live pushes on a disk slower than the appends", func() bool { return pushed() >= 10 })
 }
