@@ -276,11 +276,6 @@ func (p *Player) Run(ctx context.Context) error {
 	if h.Video != nil && h.Video.Codec != block.CodecVP8 {
 		return fmt.Errorf("%w: video codec %q", ErrUnsupported, h.Video.Codec)
 	}
-	if v := h.Video; v != nil && p.cfg.Frames != nil && (v.Width > vp8.MaxWidth || v.Height > vp8.MaxHeight) {
-		// The header is the seller's word (block allows up to MaxDimension); the decoder
-		// refuses every key frame above its caps, so no picture of this stream would show.
-		return fmt.Errorf("%w: pictures of %d×%d pixels (the decoder's limit is %d×%d)", ErrUnsupported, v.Width, v.Height, vp8.MaxWidth, vp8.MaxHeight)
-	}
 	if h.Audio != nil && (h.Audio.Codec != block.CodecOpus || h.Audio.Channels > 2) {
 		return fmt.Errorf("%w: audio codec %q with %d channels", ErrUnsupported, h.Audio.Codec, h.Audio.Channels)
 	}
