@@ -48,9 +48,12 @@ type goLiveScreen struct {
 	body     *fyne.Container
 	back     *widget.Button
 	next     *widget.Button
-	home     *widget.Button
-	errLabel *widget.Label
-	progress *widget.ProgressBarInfinite
+	// awaitingStore: going live waits for the secret store (its passphrase asked for, its key
+	// derived); a second start meanwhile is ignored. Fyne's goroutine.
+	awaitingStore bool
+	home          *widget.Button
+	errLabel      *widget.Label
+	progress      *widget.ProgressBarInfinite
 
 	// Step 1: the stream.
 	streams []session.StreamRecord
@@ -893,8 +896,18 @@ func (g *goLiveScreen) start() {
 
 // startForm goes live with answers f (the wizard's, or Options.GoLive).
 func (g *goLiveScreen) startForm(f session.GoLive) {
+	if g.awaitingStore {
+		return // a second click while the passphrase is asked for or its key derived
+	}
 	g.stopCheck()
+	g.awaitingStore = true
+	g.next.Disable()
 	g.u.withStoreOr(func(store *secrets.Store) {
+		g.awaitingStore = false
+		if g.w.ctx.Err() != nil {
+			return // the wizard was left while the store opened: do not go live unseen
+		}
+		g.next.Enable()        // until going live starts below
 		checked := g.checkDone // going live opens the devices the check had open
 		var preview *videoView // the live view's picture; given back if going live fails
 		if f.Video != nil {
@@ -949,7 +962,11 @@ func (g *goLiveScreen) startForm(f session.GoLive) {
 				}
 			})
 		})
-	}, func(err error) { g.errLabel.SetText(storeMessage(err)) })
+	}, func(err error) {
+		g.awaitingStore = false
+		g.next.Enable()
+		g.errLabel.SetText(storeMessage(err))
+	})
 }
 
 // previewFailed begins the message shown when the chosen devices cannot be opened.

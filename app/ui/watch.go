@@ -153,7 +153,12 @@ func (s *watchScreen) open() {
 	// The card field is gone: let go of the keyboard, or the space bar would type into it
 	// instead of pausing (tapping Watch leaves the focus where it was).
 	s.u.win.Canvas().Unfocus()
-	s.u.withStoreOr(func(store *secrets.Store) { s.startViewer(store) }, s.storeFailed)
+	s.u.withStoreOr(func(store *secrets.Store) {
+		if s.w.ctx.Err() != nil || s.stopping {
+			return // left while the store opened: no viewer for a screen that is gone
+		}
+		s.startViewer(store)
+	}, s.storeFailed)
 }
 
 // storeFailed goes back to the card when the secret store could not be opened (a wrong
