@@ -27,6 +27,8 @@ import (
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
 	"github.com/pion/mediadevices/pkg/wave"
+
+	"github.com/dazaarvision/dazaar-vision/media/vp8"
 )
 
 // Kind is what a device captures.
@@ -336,7 +338,25 @@ func OpenVideo(dev Device, want VideoWant) (*VideoSource, error) {
 		return nil, fmt.Errorf("capture: starting %s %q at %dx%d: %w", dev.Kind, dev.Label, p.Width, p.Height, err)
 	}
 	g := &closeGuard{d: d}
-	return &VideoSource{Reader: guardVideo(g, r), Width: p.Width, Height: p.Height, FrameRate: float64(p.FrameRate), Device: dev, guard: g}, nil
+	w, h := p.Width, p.Height
+	if dev.Kind == Screen {
+		r, w, h = fitDecoder(r, w, h)
+	}
+	return &VideoSource{Reader: guardVideo(g, r), Width: w, Height: h, FrameRate: float64(p.FrameRate), Device: dev, guard: g}, nil
+}
+
+// fitDecoder scales pictures larger than a viewer's VP8 decoder takes (vp8.MaxWidth ×
+// MaxHeight) down to fit, keeping their shape: a screen shared across two monitors (5120×1440)
+// would otherwise be encoded at its full size and no viewer could show it. Sizes stay even
+// (4:2:0). Smaller pictures pass untouched.
+func fitDecoder(r video.Reader, w, h int) (video.Reader, int, int) {
+	if w <= vp8.MaxWidth && h <= vp8.MaxHeight {
+		return r, w, h
+	}
+	f := max(float64(w)/vp8.MaxWidth, float64(h)/vp8.MaxHeight)
+	sw, sh := int(float64(w)/f)&^1, int(float64(h)/f)&^1
+	sw, sh = max(min(sw, vp8.MaxWidth), 2), max(min(sh, vp8.MaxHeight), 2)
+	return video.Scale(sw, sh, nil)(r), sw, sh
 }
 
 func nearestVideo(ps []prop.Media, want VideoWant) prop.Media {
