@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"image/color"
 	"os"
 	"os/exec"
 	"testing"
@@ -16,8 +17,21 @@ import (
 // xlogo window on it), encodes the captures to VP8 and checks the decoded pictures show
 // both.
 func TestScreenSourceUnderXvfb(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		w, h, wantW, wantH int
+	}{
+		{"one screen", 640, 480, 640, 480},
+		// Wider than a viewer's decoder takes: scaled down to fit (TestScreenFitsTheDecoder).
+		{"two monitors side by side", 5120, 1440, 4096, 1152},
+	} {
+		t.Run(tc.name, func(t *testing.T) { screenUnderXvfb(t, tc.w, tc.h, tc.wantW, tc.wantH) })
+	}
+}
+
+func screenUnderXvfb(t *testing.T, w, h, wantW, wantH int) {
 	// -wr: a white root window, which the test looks for in the captures.
-	t.Setenv("DISPLAY", xtest.Xvfb(t, 640, 480, "-wr"))
+	t.Setenv("DISPLAY", xtest.Xvfb(t, w, h, "-wr"))
 	if _, err := exec.LookPath("xlogo"); err != nil {
 		t.Fatalf("xlogo is not installed (make test installs x11-apps): %v", err)
 	}
@@ -66,11 +80,13 @@ func TestScreenSourceUnderXvfb(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if img.Rect.Dx() != 640 || img.Rect.Dy() != 480 {
-			t.Fatalf("screen picture is %v", img.Rect)
+		if img.Rect.Dx() != wantW || img.Rect.Dy() != wantH {
+			t.Fatalf("screen picture is %v, want %d×%d", img.Rect, wantW, wantH)
 		}
-		// Red (BT.601 limited: Y≈81, Cr≈240) inside the window, white (Y≈235) outside.
-		in, out := img.YCbCrAt(140, 140), img.YCbCrAt(500, 400)
+		// Red (BT.601 limited: Y≈81, Cr≈240) inside the window, white (Y≈235) outside, at
+		// the screen's (140, 140) and (500, 400) in the picture's scale.
+		at := func(x, y int) color.YCbCr { return img.YCbCrAt(x*wantW/w, y*wantH/h) }
+		in, out := at(140, 140), at(500, 400)
 		if in.Cr > 200 && in.Y < 110 && out.Y > 220 && out.Cr > 118 && out.Cr < 138 {
 			t.Logf("frame %d: window Y=%d Cr=%d, root Y=%d", i, in.Y, in.Cr, out.Y)
 			return
