@@ -132,36 +132,85 @@ func (c Card) Validate() error {
 	return nil
 }
 
+// TextProblem is what is wrong with a card's name or description (TextError).
+type TextProblem int
+
+// Text problems.
+const (
+	TextTooLong   TextProblem = iota + 1 // over its cap (Len, Max)
+	TextNotUTF8                          // not valid UTF-8
+	TextControl                          // a control character (Rune) that could rewrite a terminal
+	TextReorder                          // a character that reorders text on screen (Rune)
+	TextInvisible                        // a line or paragraph separator or an invisible formatting character (Rune)
+	TextEmpty                            // nothing visible in it
+)
+
+// TextError is a name or description a card refuses. Its Error is in the card's words; the
+// fields let a form say it in its own (which character to remove).
+type TextError struct {
+	Field    string // "name" or "description"
+	Problem  TextProblem
+	Rune     rune // the character, for TextControl, TextReorder and TextInvisible
+	Len, Max int  // for TextTooLong
+}
+
+func (e *TextError) Error() string {
+	var m string
+	switch e.Problem {
+	case TextTooLong:
+		m = fmt.Sprintf("the %s is %d bytes long; at most %d fit", e.Field, e.Len, e.Max)
+	case TextNotUTF8:
+		m = fmt.Sprintf("the %s is not valid UTF-8 text", e.Field)
+	case TextControl, TextReorder:
+		m = fmt.Sprintf("the %s contains the control character %U", e.Field, e.Rune)
+	case TextInvisible:
+		m = fmt.Sprintf("the %s contains the invisible character %U", e.Field, e.Rune)
+	default:
+		m = fmt.Sprintf("the %s has nothing visible in it", e.Field)
+	}
+	return ErrInvalid.Error() + ": " + m
+}
+
+// Unwrap makes a TextError an ErrInvalid.
+func (e *TextError) Unwrap() error { return ErrInvalid }
+
+// CheckName and CheckDescription check a stream's name or description as Validate does, so a
+// form can refuse them before a card is made; the error is a *TextError.
+func CheckName(s string) error        { return checkText("name", s, MaxName, false) }
+func CheckDescription(s string) error { return checkText("description", s, MaxDescription, true) }
+
 // checkText checks a name or description: valid UTF-8 within its cap, and no control
 // characters that could rewrite a terminal or reorder text (newlines and tabs are allowed in
 // a description).
 func checkText(what, s string, max int, multiline bool) error {
 	if len(s) > max {
-		return invalidf("the %s is %d bytes long; at most %d fit", what, len(s), max)
+		return &TextError{Field: what, Problem: TextTooLong, Len: len(s), Max: max}
 	}
 	if !utf8.ValidString(s) {
-		return invalidf("the %s is not valid UTF-8 text", what)
+		return &TextError{Field: what, Problem: TextNotUTF8}
 	}
 	visible := false
 	for _, r := range s {
 		if multiline && (r == '\n' || r == '\t') {
 			continue
 		}
-		if unicode.IsControl(r) || isBidiControl(r) {
-			return invalidf("the %s contains the control character %U", what, r)
-		}
-		if unicode.In(r, unicode.Zl, unicode.Zp) || (unicode.Is(unicode.Cf, r) && r != 0x200c && r != 0x200d) {
+		switch {
+		case unicode.IsControl(r):
+			return &TextError{Field: what, Problem: TextControl, Rune: r}
+		case isBidiControl(r):
+			return &TextError{Field: what, Problem: TextReorder, Rune: r}
+		case unicode.In(r, unicode.Zl, unicode.Zp) || (unicode.Is(unicode.Cf, r) && r != 0x200c && r != 0x200d):
 			// Line and paragraph separators break a one-line name; formatting characters
 			// (zero-width spaces, tags, the byte-order mark) hide text. Zero-width
 			// (non-)joiners stay: emoji and several scripts need them.
-			return invalidf("the %s contains the invisible character %U", what, r)
+			return &TextError{Field: what, Problem: TextInvisible, Rune: r}
 		}
 		if !unicode.IsSpace(r) && r != 0x200c && r != 0x200d && !unicode.Is(unicode.Mn, r) {
 			visible = true
 		}
 	}
 	if s != "" && !visible {
-		return invalidf("the %s has nothing visible in it", what)
+		return &TextError{Field: what, Problem: TextEmpty}
 	}
 	return nil
 }

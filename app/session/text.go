@@ -1,38 +1,27 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
 )
 
 // CheckStreamText checks a stream's title and description as its card will (app/card's
-// rules: length, control characters, characters that reorder text, invisible formatting
-// characters, a title with nothing visible), so a form refuses them before the camera, the
-// feed or the network are opened, in words that say which character to remove. The text is
-// taken as going live takes it (Windows line ends, a title trimmed).
+// CheckName and CheckDescription), so a form refuses them before the camera, the feed or the
+// network are opened, in words that say which character to remove. The text is taken as going
+// live takes it (Windows line ends, a title trimmed).
 func CheckStreamText(name, description string) error {
 	name, description = streamText(name, description)
-	if err := checkCardText("title", name, card.MaxName, false); err != nil {
-		return err
+	if err := card.CheckName(name); err != nil {
+		return textError("title", err)
 	}
-	if err := checkCardText("description", description, card.MaxDescription, true); err != nil {
-		return err
-	}
-	// The card's own check, whatever the words above missed.
-	c := card.Card{Name: name, Description: description, Feed: [32]byte{1}, Seller: textCheckSeller}
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("the title or the description cannot be put on the stream's card: %s", strings.TrimPrefix(err.Error(), card.ErrInvalid.Error()+": "))
+	if err := card.CheckDescription(description); err != nil {
+		return textError("description", err)
 	}
 	return nil
 }
-
-// textCheckSeller is a well-formed peer ID (an Ed25519 key's), so that a card made to check a
-// title and description fails on nothing else.
-const textCheckSeller = "12D3KooWR2KSRQWyanR1dPvnZkXt296xgf3FFn8135szya3zYYwY"
 
 // streamText is the title and description as a stream goes live with them.
 func streamText(name, description string) (string, string) {
@@ -41,40 +30,26 @@ func streamText(name, description string) (string, string) {
 	return name, description
 }
 
-// checkCardText is card's checkText in words for the wizard and the command line.
-func checkCardText(what, s string, max int, multiline bool) error {
-	if len(s) > max {
-		return fmt.Errorf("the %s is %d bytes long; at most %d fit on a card", what, len(s), max)
+// textError says a card's refusal of the title or description in words for the wizard and the
+// command line, naming the character to remove.
+func textError(what string, err error) error {
+	var te *card.TextError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("the %s cannot be put on the stream's card: %w", what, err)
 	}
-	if !utf8.ValidString(s) {
+	switch te.Problem {
+	case card.TextTooLong:
+		return fmt.Errorf("the %s is %d bytes long; at most %d fit on a card", what, te.Len, te.Max)
+	case card.TextNotUTF8:
 		return fmt.Errorf("the %s is not valid text (it is not UTF-8)", what)
+	case card.TextControl:
+		return fmt.Errorf("the %s contains a control character (%s); remove it", what, runeName(te.Rune))
+	case card.TextReorder:
+		return fmt.Errorf("the %s contains a character that reorders text (%s); remove it", what, runeName(te.Rune))
+	case card.TextInvisible:
+		return fmt.Errorf("the %s contains an invisible character (%s); remove it", what, runeName(te.Rune))
 	}
-	visible := false
-	for _, r := range s {
-		if multiline && (r == '\n' || r == '\t') {
-			continue
-		}
-		switch {
-		case unicode.IsControl(r):
-			return fmt.Errorf("the %s contains a control character (%s); remove it", what, runeName(r))
-		case isBidiControl(r):
-			return fmt.Errorf("the %s contains a character that reorders text (%s); remove it", what, runeName(r))
-		case unicode.In(r, unicode.Zl, unicode.Zp) || (unicode.Is(unicode.Cf, r) && r != 0x200c && r != 0x200d):
-			return fmt.Errorf("the %s contains an invisible character (%s); remove it", what, runeName(r))
-		}
-		if !unicode.IsSpace(r) && r != 0x200c && r != 0x200d && !unicode.Is(unicode.Mn, r) {
-			visible = true
-		}
-	}
-	if s != "" && !visible {
-		return fmt.Errorf("the %s has nothing visible in it", what)
-	}
-	return nil
-}
-
-// isBidiControl is card's: the characters that reorder text on screen.
-func isBidiControl(r rune) bool {
-	return (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c
+	return fmt.Errorf("the %s has nothing visible in it", what)
 }
 
 // runeNames are the names of the characters a pasted title or description may hide.
