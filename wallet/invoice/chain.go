@@ -261,12 +261,17 @@ func (s *Seller) saveHeights(ctx context.Context) {
 	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	saveUntilDone(ctx, t.C, save)
+}
+
+// saveUntilDone calls save at every tick and once more when ctx ends, then returns.
+func saveUntilDone(ctx context.Context, tick <-chan time.Time, save func()) {
 	for {
 		select {
 		case <-ctx.Done():
 			save()
 			return
-		case <-t.C:
+		case <-tick:
 			save()
 		}
 	}

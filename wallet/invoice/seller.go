@@ -476,15 +476,7 @@ func (s *Seller) saveWatched(ctx context.Context) {
 	}
 	t := s.clock.Ticker(watchedEvery)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			save()
-			return
-		case <-t.C:
-			save()
-		}
-	}
+	saveUntilDone(ctx, t.C, save)
 }
 
 // watching reports whether this run watches for payments: its watcher has reached its node and
