@@ -5,14 +5,43 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"github.com/dazaarvision/dazaar-vision/stream/internal/faults"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/internal/faults"
+	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 )
+
+// stallTestSeller serves sf with a test gate, its configuration adjusted by mod (nil: as is).
+func stallTestSeller(t *testing.T, sf *feed.Feed, mod func(*SellerConfig)) (*Seller, *testGate, *p2p.Node) {
+	t.Helper()
+	gate := newTestGate()
+	sn := newNode(t, nil)
+	cfg := SellerConfig{Host: sn.Host(), Feed: sf, Gate: gate, Logger: quietLogger()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	seller, err := NewSeller(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seller.Close() })
+	return seller, gate, sn
+}
+
+// allowedRawClient dials sn's seller as a raw client the gate lets in for an hour, once its
+// access has arrived.
+func allowedRawClient(t *testing.T, sn *p2p.Node, gate *testGate) (*rawClient, *p2p.Node) {
+	t.Helper()
+	hn := newNode(t, nil)
+	gate.set(hn.ID(), Allowance{Until: time.Now().Add(time.Hour)})
+	c := dialRaw(t, hn, sn.AddrInfo())
+	waitFor(t, 20*time.Second, "access", func() bool { return rawAccess(t, c, 0, wire.Allowed) != nil })
+	return c, hn
+}
 
 // closeWithin closes the seller and fails the test when Close does not return within d
 // (release lets a stalled disk go, so that Close can end after all).
@@ -35,15 +64,9 @@ func closeWithin(t *testing.T, s *Seller, d time.Duration, release func()) {
 // A non-live viewer fetches a range whose upgrade waits for a stalled disk: the refusal still
 // goes out, nothing unsynced reaches the viewer, and Seller.Close returns.
 func TestStalledSyncRangeUpgradeRefusesAndCloses(t *testing.T) {
-	gate := newTestGate()
 	sf, _ := newWriter(t, filepath.Join(t.TempDir(), "seller"), 5, 1024)
-	sn := newNode(t, nil)
-	seller, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, Gate: gate, Logger: quietLogger(),
-		SyncTimeout: time.Hour}) // only the wait's own bounds may let the refusal through
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { seller.Close() })
+	// Only the wait's own bounds may let the refusal through.
+	seller, gate, sn := stallTestSeller(t, sf, func(c *SellerConfig) { c.SyncTimeout = time.Hour })
 	release := stallSellerSyncs(t, sf.Dir())
 	appendBlocks(t, sf, 5, 1, 1024)
 	vn := newNode(t, nil)
@@ -96,18 +119,8 @@ func TestStalledSyncEveryPathRefusesAndCloses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sf := newStallWriter(t, tc.encrypted)
-			gate := newTestGate()
-			sn := newNode(t, nil)
-			seller, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, Gate: gate, Logger: quietLogger(),
-				SyncTimeout: time.Hour, MaxLiveLag: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { seller.Close() })
-			hn := newNode(t, nil)
-			gate.set(hn.ID(), Allowance{Until: time.Now().Add(time.Hour)})
-			c := dialRaw(t, hn, sn.AddrInfo())
-			waitFor(t, 20*time.Second, "access", func() bool { return rawAccess(t, c, 0, wire.Allowed) != nil })
+			seller, gate, sn := stallTestSeller(t, sf, func(c *SellerConfig) { c.SyncTimeout, c.MaxLiveLag = time.Hour, 1 })
+			c, hn := allowedRawClient(t, sn, gate)
 			if tc.before != nil {
 				tc.before(t, c)
 			}
@@ -191,17 +204,8 @@ func TestEncryptedLivePushOnASlowDisk(t *testing.T) {
 		}
 	})
 	defer restore()
-	gate := newTestGate()
-	sn := newNode(t, nil)
-	seller, err := NewSeller(SellerConfig{Host: sn.Host(), Feed: sf, Gate: gate, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { seller.Close() })
-	hn := newNode(t, nil)
-	gate.set(hn.ID(), Allowance{Until: time.Now().Add(time.Hour)})
-	c := dialRaw(t, hn, sn.AddrInfo())
-	waitFor(t, 20*time.Second, "access", func() bool { return rawAccess(t, c, 0, wire.Allowed) != nil })
+	_, gate, sn := stallTestSeller(t, sf, nil)
+	c, _ := allowedRawClient(t, sn, gate)
 	c.frame(t, wire.TStatus, wire.Status{Length: 5, Flags: wire.StatusLive}.AppendBinary)
 	time.Sleep(200 * time.Millisecond)
 	mark := c.len()
