@@ -135,6 +135,18 @@ func TestWatchToStdout(t *testing.T) {
 	}
 }
 
+// waitBlocks waits until b has appended n blocks (the test fails when ctx ends first).
+func waitBlocks(ctx context.Context, t *testing.T, b *session.Broadcaster, n uint64) {
+	t.Helper()
+	for b.Snapshot().Blocks < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the broadcaster appended only %d blocks: %+v", b.Snapshot().Blocks, b.Snapshot())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // startTestBroadcast goes live on loopback with the test camera and microphone, free of
 // charge; the broadcaster stops when the test ends.
 func startTestBroadcast(ctx context.Context, t *testing.T, preset broadcast.Preset) *session.Broadcaster {
@@ -189,13 +201,7 @@ func TestWatchNoPlayToFile(t *testing.T) {
 	b := startTestBroadcast(ctx, t, preset)
 	// The watch joins a stream already under way: its header was appended long before, and
 	// only a viewer that asks for it gets it.
-	for b.Snapshot().Blocks < 60 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the broadcaster appended only %d blocks: %+v", b.Snapshot().Blocks, b.Snapshot())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitBlocks(ctx, t, b, 60)
 	cardText := b.Card().String()
 	tmp := t.TempDir()
 	out := filepath.Join(tmp, "watched.webm")
@@ -264,13 +270,7 @@ func TestWatchSeekPastLive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	b := startTestBroadcast(ctx, t, broadcast.Low)
-	for b.Snapshot().Blocks < 30 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the broadcaster appended only %d blocks", b.Snapshot().Blocks)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitBlocks(ctx, t, b, 30)
 	tmp := t.TempDir()
 	in, typed := io.Pipe()
 	var outb, errb xtest.SyncBuffer
@@ -313,13 +313,7 @@ func TestWatchNoPlayFrom(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	b := startTestBroadcast(ctx, t, broadcast.Low)
-	for b.Snapshot().Blocks < 30 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the broadcaster appended only %d blocks", b.Snapshot().Blocks)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitBlocks(ctx, t, b, 30)
 	tmp := t.TempDir()
 	var outb, errb xtest.SyncBuffer
 	code := Run(ctx, []string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc"),
