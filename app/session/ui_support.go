@@ -102,6 +102,31 @@ func Sources() (video, audio []Source) {
 	return video, audio
 }
 
+// DefaultVideo is the index in video (as Sources lists it) of the picture a new broadcast
+// starts on: the first camera, else the test camera (the moving colour bars before the test
+// scene), else len(video), which the wizard shows as "No picture". The screen is never the
+// default, even on a machine without a camera: sharing it is the broadcaster's own choice.
+func DefaultVideo(video []Source) int {
+	test, other := -1, -1
+	for i, s := range video {
+		switch {
+		case s.Kind == SourceCamera && !s.Test:
+			return i
+		case s.Kind == SourceCamera && test < 0 && !capture.IsScene(s.dev):
+			test = i
+		case s.Kind == SourceCamera && other < 0:
+			other = i
+		}
+	}
+	switch {
+	case test >= 0:
+		return test
+	case other >= 0:
+		return other
+	}
+	return len(video)
+}
+
 func screenAvailable() bool {
 	return runtime.GOOS != "linux" || os.Getenv("DISPLAY") != ""
 }

@@ -176,3 +176,32 @@ func TestHasLightning(t *testing.T) {
 		t.Fatal("the stored credentials are not seen")
 	}
 }
+
+// A new broadcast starts on a camera, never on the screen: on a machine without a camera the
+// screen is listed first, and the wizard still starts on the test camera.
+func TestDefaultVideoIsNeverTheScreen(t *testing.T) {
+	screen := Source{Kind: SourceScreen, Label: "Screen: X11Screen0"}
+	cam := Source{Kind: SourceCamera, Label: "Camera: USB"}
+	testCam := Source{Kind: SourceCamera, Label: "Test camera (no camera found)", Test: true}
+	scene := Source{Kind: SourceCamera, Label: "Test scene", Test: true}
+	scene.dev.Label = "TestScene" // capture's label for the test scene
+	for _, c := range []struct {
+		name  string
+		video []Source
+		want  int
+	}{
+		{"camera first", []Source{cam, screen, testCam}, 0},
+		{"camera after the screen", []Source{screen, cam, testCam}, 1},
+		{"no camera", []Source{screen, testCam, scene}, 1},
+		{"the test camera before the scene", []Source{screen, scene, testCam}, 2},
+		{"only the scene", []Source{screen, scene}, 1},
+		{"only the screen", []Source{screen}, 1}, // "No picture"
+		{"nothing", nil, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := DefaultVideo(c.video); got != c.want {
+				t.Errorf("DefaultVideo = %d, want %d", got, c.want)
+			}
+		})
+	}
+}

@@ -457,7 +457,7 @@ func (g *goLiveScreen) fill(l goLiveLists, resume string) {
 	}
 	g.video.SetOptions(append(vo, optNoVideo))
 	g.audio.SetOptions(append(ao, optNoAudio))
-	g.video.SetSelectedIndex(0)
+	g.video.SetSelectedIndex(session.DefaultVideo(l.videos))
 	g.audio.SetSelectedIndex(0)
 	if l.hasLN {
 		g.lnHow.Options = []string{lnSaved, lnByDir, lnByFiles}

@@ -142,6 +142,13 @@ func TestGoLiveScreenPreview(t *testing.T) {
 	h.u.showGoLive("")
 	g := h.u.cur.(*goLiveScreen)
 	h.waitFor("the devices", func() bool { return len(g.video.Options) > 1 })
+	// The screen is listed (first, as there is no camera) but not chosen for the broadcaster.
+	if !strings.HasPrefix(g.video.Options[0], "Screen: ") {
+		t.Fatalf("the screen is not listed first: %q", g.video.Options)
+	}
+	if !strings.HasPrefix(g.video.Selected, "Test camera") {
+		t.Errorf("the wizard starts on %q, want the test camera", g.video.Selected)
+	}
 	test.Tap(g.next)
 	selectPrefix(t, g.video, "Screen: ")
 	g.audio.SetSelected(optNoAudio)
