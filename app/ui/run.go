@@ -46,7 +46,9 @@ func Run(ctx context.Context, opts Options) error {
 	fonts := warmFonts()
 	win := newWindow(a, opts)
 	<-fonts
-	u := newUIWindow(a, win, opts, fyne.Do, true)
+	loop := newAfterLoop()
+	u := newUIWindow(a, win, opts, loop.do, true)
+	u.loop = loop
 	u.win.SetMaster()
 	win.Show()
 	visCtx, visStop := context.WithCancel(ctx)
@@ -68,6 +70,7 @@ func Run(ctx context.Context, opts Options) error {
 	// GLFW (two start-up runs in five, stopped with SIGINT as soon as drawn).
 	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Driver().Quit) })
 	a.Run()
+	loop.end()
 	stop()
 	visStop()
 	<-visDone

@@ -70,8 +70,10 @@ type UI struct {
 	wg     sync.WaitGroup // every goroutine the UI started
 
 	// do runs a function on Fyne's goroutine: fyne.Do (tests replace it with a queue their
-	// goroutine drains, standing in for Fyne's event loop).
+	// goroutine drains, standing in for Fyne's event loop); Run's loop.do.
 	do func(func())
+	// loop is Run's: once the event loop has ended, Close runs what do was handed.
+	loop *afterLoop
 
 	// Touched on Fyne's goroutine only.
 	cur          screen
@@ -166,7 +168,25 @@ func (u *UI) Close() {
 		u.cur = nil
 	}
 	u.cancel()
-	u.wg.Wait()
+	if u.loop == nil {
+		u.wg.Wait()
+	} else {
+		// Run's goroutine, where the event loop ran: what the UI's goroutines hand to Fyne's
+		// goroutine from now on (a screen's last release of its pictures) runs here while they end.
+		done := make(chan struct{})
+		go func() {
+			u.wg.Wait()
+			close(done)
+		}()
+		for end := false; !end; {
+			select {
+			case <-u.loop.ready:
+			case <-done:
+				end = true
+			}
+			u.loop.runQueued()
+		}
+	}
 	if u.ownStore && u.store != nil {
 		u.store.Close()
 	}
@@ -373,4 +393,57 @@ func async[T any](w worker, work func(ctx context.Context) (T, error), done func
 			}
 		})
 	})
+}
+
+// afterLoop hands functions to Fyne's goroutine (fyne.Do) while the event loop runs, and, once
+// it has ended, to UI.Close, which runs them on the goroutine the loop ran on. Fyne itself
+// runs a function handed to it after its loop on the caller's goroutine, and logs "Error in
+// Fyne call thread" for each widget it touches there (every live or watch view released its
+// picture so on each exit). The queue is unbounded: it holds only what the UI's goroutines hand
+// over while they end (about one function each), and Close drains it until they have.
+type afterLoop struct {
+	mu    sync.Mutex
+	ended bool
+	fns   []func()
+	ready chan struct{} // one slot: something was queued since Close last looked
+}
+
+func newAfterLoop() *afterLoop { return &afterLoop{ready: make(chan struct{}, 1)} }
+
+func (q *afterLoop) do(fn func()) {
+	q.mu.Lock()
+	if !q.ended {
+		q.mu.Unlock()
+		fyne.Do(fn)
+		return
+	}
+	q.fns = append(q.fns, fn)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// end is called on the loop's goroutine when the event loop has returned.
+func (q *afterLoop) end() {
+	q.mu.Lock()
+	q.ended = true
+	q.mu.Unlock()
+}
+
+// runQueued runs what was handed over since the last call, in order.
+func (q *afterLoop) runQueued() {
+	for {
+		q.mu.Lock()
+		fns := q.fns
+		q.fns = nil
+		q.mu.Unlock()
+		if len(fns) == 0 {
+			return
+		}
+		for _, fn := range fns {
+			fn()
+		}
+	}
 }
