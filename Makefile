@@ -34,9 +34,11 @@ APT_TEST := $(APT_RUN) xvfb xauth x11-apps imagemagick ffmpeg zbar-tools dbus db
 all: build
 
 deps-run:
+	@GO=$(GO) scripts/go-check.sh
 	@scripts/apt.sh $(APT_RUN)
 
 deps-test:
+	@GO=$(GO) scripts/go-check.sh
 	@scripts/apt.sh $(APT_TEST)
 	@command -v npm >/dev/null || scripts/apt.sh nodejs npm   # the reference benchmarks and vector generator
 

@@ -90,7 +90,8 @@ shlibs=$(cd "$work/shlibs" && dpkg-shlibdeps -O -e"$deb/usr/bin/$pkg" 2>"$work/s
 depends=${shlibs#shlibs:Depends=}
 soname_pkg() { # the installed package that ships a library soname
   local path
-  path=$(ldconfig -p | awk -v so="$1" '$1 == so && /x86-64|x32|AArch64|64bit/ { print $NF; exit } $1 == so && !p { p = $NF } END { if (p) print p }' | head -1)
+  # ldconfig is in /sbin, which a normal user's PATH on Debian leaves out.
+  path=$({ command -v ldconfig >/dev/null && ldconfig -p || /sbin/ldconfig -p; } | awk -v so="$1" '$1 == so && /x86-64|x32|AArch64|64bit/ { print $NF; exit } $1 == so && !p { p = $NF } END { if (p) print p }' | head -1)
   [ -n "$path" ] || fail "$1 is not installed here, so the package that ships it is unknown"
   dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1 || fail "no package ships $path"
 }
@@ -98,7 +99,7 @@ for so in libasound.so.2 libpulse.so.0; do
   grep -aq "$so" "$work/$pkg" || fail "the binary no longer names $so: check the run-time libraries in build.sh"
 done
 depends="$depends, $(soname_pkg libasound.so.2)"
-recommends=$(soname_pkg libpulse.so.0)
+recommends="$(soname_pkg libpulse.so.0), xdg-utils" # xdg-open: "Open in wallet" hands invoices to the wallet
 
 mkdir -p "$deb/DEBIAN"
 installed_size=$(du -sk --apparent-size "$deb/usr" | cut -f1)

@@ -81,7 +81,10 @@ app="$work/app/$name.app"
 plist=$app/Contents/Info.plist
 pb() { /usr/libexec/PlistBuddy -c "$1" "$plist"; }
 pb "Delete :NSCameraUsageDescription" 2>/dev/null || true
-pb "Add :NSCameraUsageDescription string $name uses the camera when you go live, to film what you broadcast."
+pb "Add :NSCameraUsageDescription string '$name uses the camera when you go live, to film what you broadcast.'"
+# fyne package leaves the category empty ("public.app-category."): only fyne release sets one.
+pb "Delete :LSApplicationCategoryType" 2>/dev/null || true
+pb "Add :LSApplicationCategoryType string public.app-category.video"
 pb "Print :NSMicrophoneUsageDescription" >/dev/null || fail "FyneApp.toml's [Capabilities] gave no microphone usage string"
 pb "Set :LSMinimumSystemVersion $min_macos"
 plutil -lint "$plist"

@@ -42,8 +42,11 @@ VIAddVersionKey /LANG=1033 "ProductVersion" "${VERSION}"
 !define MUI_ICON "${SRC}/icon.ico"
 !define MUI_UNICON "${SRC}/icon.ico"
 !define MUI_ABORTWARNING
-!define MUI_FINISHPAGE_RUN "$INSTDIR\DazaarVision.exe"
+; "Open" on the last page starts the app through Explorer, so it runs as the signed-in user
+; (their own AppData and credentials), not with the installer's administrator rights.
+!define MUI_FINISHPAGE_RUN
 !define MUI_FINISHPAGE_RUN_TEXT "Open ${APPNAME}"
+!define MUI_FINISHPAGE_RUN_FUNCTION OpenAsUser
 !insertmacro MUI_PAGE_DIRECTORY
 !insertmacro MUI_PAGE_INSTFILES
 !insertmacro MUI_PAGE_FINISH
@@ -59,6 +62,11 @@ FunctionEnd
 Function un.onInit
   SetRegView 64
   SetShellVarContext all
+FunctionEnd
+
+
+Function OpenAsUser
+  Exec '"$WINDIR\explorer.exe" "$INSTDIR\DazaarVision.exe"'
 FunctionEnd
 
 Section "Install"

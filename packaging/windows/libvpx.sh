@@ -7,15 +7,22 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cache="${DV_TOOLS_CACHE:?DV_TOOLS_CACHE is not set (the Makefile sets it)}"
 exec 3>&1 1>&2
 
-# Debian's source stanza: the same URIs, suites and key as the binary one apt already uses.
+# Debian's source stanza: the same URIs, suites and key as the binary one apt already uses
+# (root's files: through sudo for a normal user, as scripts/apt.sh installs packages).
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "libvpx.sh: not root and no sudo; add deb-src lines for Debian's source packages by hand" >&2; exit 1; }
+  sudo="sudo"
+fi
 if ! apt-cache showsrc libvpx >/dev/null 2>&1 || [ -z "$(apt-cache showsrc libvpx 2>/dev/null)" ]; then
   if [ -f /etc/apt/sources.list.d/debian.sources ] && [ ! -f /etc/apt/sources.list.d/debian-src.sources ]; then
     echo "libvpx.sh: adding deb-src for Debian's source packages (/etc/apt/sources.list.d/debian-src.sources)"
-    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/debian-src.sources
+    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources | $sudo tee /etc/apt/sources.list.d/debian-src.sources >/dev/null
   elif [ -f /etc/apt/sources.list ] && ! grep -q '^deb-src' /etc/apt/sources.list; then
-    sed -n 's/^deb /deb-src /p' /etc/apt/sources.list > /etc/apt/sources.list.d/debian-src.list
+    echo "libvpx.sh: adding deb-src for Debian's source packages (/etc/apt/sources.list.d/debian-src.list)"
+    sed -n 's/^deb /deb-src /p' /etc/apt/sources.list | $sudo tee /etc/apt/sources.list.d/debian-src.list >/dev/null
   fi
-  apt-get update -qq
+  $sudo apt-get update -qq
 fi
 version="$(apt-cache showsrc libvpx | sed -n 's/^Version: //p' | sort -V | tail -1)"
 [ -n "$version" ] || { echo "libvpx.sh: apt knows no libvpx source package" >&2; exit 1; }

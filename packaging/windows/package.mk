@@ -2,7 +2,7 @@
 # dist/DazaarVision-<version>-windows-amd64-setup.exe and its .sha256 (packaging/windows/build.sh).
 # Signing: a test certificate unless DV_SIGN_PFX and DV_SIGN_PASS are set (DV_SIGN_TSA: a
 # timestamp server).
-APT_WINDOWS := clang gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 nasm nsis osslsigncode openssl librsvg2-bin
+APT_WINDOWS := dpkg-dev clang gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 nasm nsis osslsigncode openssl librsvg2-bin
 # What packaging/windows's test adds (it runs the installer and the app under wine).
 APT_WINDOWS_TEST := $(APT_WINDOWS) wine wine64 xvfb xauth imagemagick
 
