@@ -178,6 +178,70 @@ func TestPausedViewerIsNotCharged(t *testing.T) {
 	waitFor(t, "paid time burning again after the pause", time.Minute, func() bool { return consumed() > before+2*time.Second })
 }
 
+// A viewer that plays on behind the live edge after a pause is charged for what it plays
+// (and its read-ahead), not also for the live blocks pushed meanwhile, which it would reach
+// only a pause later and which, when its time ran out first, it would never see. Once it
+// goes live again the seller pushes the edge to it.
+func TestResumedViewerIsChargedForWhatItPlays(t *testing.T) {
+	btcd := nodetest.StartBtcd(t)
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b, _, payTo := onChainRig(t, ctx, btcd, 100_000)
+	defer b.Stop()
+	v := startViewerWith(ctx, t, b.Card(), func(c *ViewerConfig) { c.ReadAhead = 30 })
+	defer v.Stop()
+	payTo(v)
+	key := ledger.Key{Stream: b.id, Viewer: v.Self()}
+	consumed := func() time.Duration {
+		return time.Duration(b.wallet.ledger.Balance(key).ConsumedMillis) * time.Millisecond
+	}
+	waitFor(t, "paid time burning while playing", time.Minute, func() bool { return consumed() > 2*time.Second })
+	v.Pause()
+	const pause = 10 * time.Second
+	time.Sleep(pause)
+	before, resumed := consumed(), time.Now()
+	v.Resume()
+	time.Sleep(6 * time.Second)
+	played := time.Since(resumed)
+	// 30 blocks of read-ahead are up to 2.5 s of media (the low preset's blocks); the pushes
+	// the bug added were the whole pause.
+	if billed := consumed() - before; billed > played+4*time.Second {
+		t.Fatalf("%v charged in %v of play after an %v pause: the live edge is pushed (and charged) while the player is behind it",
+			billed.Round(time.Millisecond), played.Round(time.Millisecond), pause)
+	}
+	v.playMu.Lock()
+	shifted := v.shifted
+	v.playMu.Unlock()
+	if !shifted {
+		t.Fatal("the player behind the edge is not marked as such")
+	}
+	v.GoLive()
+	v.playMu.Lock()
+	shifted = v.shifted
+	v.playMu.Unlock()
+	if shifted {
+		t.Fatal("Go live left the player marked behind the edge")
+	}
+	frames := v.Snapshot().FramesDecoded
+	waitFor(t, "playing at the live edge", time.Minute, func() bool {
+		f := v.Snapshot()
+		return f.FramesDecoded > frames+10 && f.BehindLive < 30
+	})
+	at := consumed()
+	waitFor(t, "the live edge charged again after Go live", time.Minute, func() bool { return consumed() > at+2*time.Second })
+	// A pause shorter than the read-ahead: the resumed player's first fetch reaches the edge,
+	// and the seller follows it again.
+	v.Pause()
+	time.Sleep(300 * time.Millisecond)
+	v.Resume()
+	waitFor(t, "the resumed player following the edge again", time.Minute, func() bool {
+		v.playMu.Lock()
+		defer v.playMu.Unlock()
+		return !v.shifted
+	})
+}
+
 // One data directory sells one paid stream at a time: its sales ledger and its invoice
 // addresses have one owner. A second paid stream of the same directory is refused at Go live,
 // in words that say what to do, and the directory's next paid stream starts once the first

@@ -267,3 +267,29 @@ func TestSeek(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A pause as the player starts, before it has reached a block: play goes on where that player
+// was to start (here the live edge), not from the run's first block.
+func TestPauseAsThePlayerStartsKeepsItsPlace(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := startFreeBroadcaster(ctx, t)
+	defer b.Stop()
+	v := startLoopbackViewer(ctx, t, b.Card())
+	defer v.Stop()
+	waitFor(t, "a few seconds of stream, playing", time.Minute, func() bool {
+		f := v.Snapshot()
+		return f.FramesDecoded > 10 && f.BehindLive < 30 && b.Snapshot().Blocks > 60
+	})
+	v.GoLive()
+	v.Pause()
+	v.playMu.Lock()
+	from := v.from
+	v.playMu.Unlock()
+	if from != 0 && from < 30 {
+		t.Fatalf("paused as Go live's player started, play would go on from block %d of a stream of %d", from, b.Snapshot().Blocks)
+	}
+	v.Resume()
+	waitFor(t, "playing at the live edge again", time.Minute, func() bool { return v.Snapshot().BehindLive < 30 })
+}

@@ -182,9 +182,17 @@ type Viewer struct {
 	playWG      sync.WaitGroup
 	paused      atomic.Bool
 	from        uint64 // where the current player started (0: live)
-	playing     atomic.Bool
-	playErr     atomic.Pointer[string] // why the player stopped on its own (ViewFigures.PlaybackStopped)
-	followMu    sync.Mutex             // one tellFollow telling the seller at a time
+	// shifted says the current player plays behind the live edge (it started at a seek, Go to
+	// start, or after a pause): a paid stream's seller is then not asked to push the live
+	// blocks, which would be billed while the player is elsewhere and sit unwatched; the
+	// read-ahead fetches what the player reaches, and the seller follows again once that is
+	// within one read-ahead window of the edge (readAhead). playGen counts players: a fetch
+	// asked for by an older player does not end a newer one's shift.
+	shifted  bool
+	playGen  uint64
+	playing  atomic.Bool
+	playErr  atomic.Pointer[string] // why the player stopped on its own (ViewFigures.PlaybackStopped)
+	followMu sync.Mutex             // one tellFollow telling the seller at a time
 	// dlFrom hands the download (NoPlayback) the block a seek found, counted from the
 	// feed's start (capacity 1: a newer seek replaces one not taken yet).
 	dlFrom chan uint64
@@ -338,7 +346,9 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	fetchC := make(chan fetchWant, 1)
 	v.src.fetch = func(_ context.Context, start uint64, header bool) {
 		// One wanted position; a newer want replaces an older one (the player moved on).
-		w := fetchWant{start, header}
+		v.playMu.Lock()
+		w := fetchWant{start: start, header: header, gen: v.playGen}
+		v.playMu.Unlock()
 		select {
 		case fetchC <- w:
 		default:
@@ -466,7 +476,8 @@ func (v *Viewer) run(what string, fn func(context.Context) error) {
 // fetchWant is where a player waits for a block the viewer does not hold.
 type fetchWant struct {
 	start  uint64
-	header bool // block start is the stream header the player plays under
+	header bool   // block start is the stream header the player plays under
+	gen    uint64 // the player that wants it (Viewer.playGen)
 }
 
 // readAhead fetches a bounded window ahead of the play position when it is behind the live
@@ -479,11 +490,38 @@ func (v *Viewer) readAhead(ctx context.Context, want <-chan fetchWant) error {
 			return nil
 		case w := <-want:
 			start := w.start
-			end := min(start+v.cfg.ReadAhead, max(v.rv.Status().Length, start+1))
+			// The signed length the viewer knows: the seller's statuses, or the upgrades its
+			// answers to fetches carried (a shifted player's seller sends no live statuses).
+			known := func() uint64 { return max(v.rv.Status().Length, v.currentFeed().Length()) }
+			v.playMu.Lock()
+			shifted := v.shifted && w.gen == v.playGen
+			v.playMu.Unlock()
+			was := known()
+			end := min(start+v.cfg.ReadAhead, max(was, start+1))
+			if shifted && end < start+v.cfg.ReadAhead {
+				// The window stops at the length known: ask for one block past it, so that the
+				// seller's answer proves its newest length (it waits for that block only at
+				// the edge itself, as a following player's fetch does).
+				end++
+			}
+			// Only an answer that reached past the length known carries the seller's newest
+			// length: the edge is judged from those.
+			shifted = shifted && end > was
 			if w.header {
 				end = start + 1 // the stream header alone: the media after it is not wanted
 			}
-			if err := v.rv.Fetch(ctx, start, end); err != nil && ctx.Err() == nil {
+			err := v.rv.Fetch(ctx, start, end)
+			if err == nil && shifted && !w.header && known() <= end+v.cfg.ReadAhead {
+				// The shifted player has reached the edge: follow it again.
+				v.playMu.Lock()
+				follow := v.shifted && w.gen == v.playGen
+				v.shifted = v.shifted && !follow
+				v.playMu.Unlock()
+				if follow {
+					v.tellFollow()
+				}
+			}
+			if err != nil && ctx.Err() == nil {
 				v.log.Debug("read-ahead", "start", start, "err", err)
 				if errors.Is(err, replicate.ErrNotHeld) && start != told {
 					told = start
@@ -850,6 +888,8 @@ func (v *Viewer) startPlayerLocked(base, from uint64) {
 		return
 	}
 	v.player, v.playSrc, v.playCancel, v.from = p, src, cancel, from
+	v.shifted = from != 0
+	v.playGen++
 	v.playErr.Store(nil)
 	v.playWG.Add(1)
 	go func() {
@@ -951,7 +991,13 @@ func (v *Viewer) Pause() {
 	base, pos := v.position()
 	v.stopPlayerLocked()
 	v.playMu.Lock()
-	v.fromBase, v.from = base, max(pos, 1)
+	if pos > 0 {
+		v.fromBase, v.from = base, pos
+	} else {
+		// The player had not reached a block yet (paused as it started): play on from where
+		// it was to start, the live edge (0) or the block asked for, not the run's start.
+		v.fromBase = base
+	}
 	v.playMu.Unlock()
 }
 
@@ -1003,9 +1049,9 @@ func (v *Viewer) playAt(base, from uint64) {
 	v.startPlayerLocked(base, from)
 }
 
-// tellFollow asks a paid stream's seller to push each new block, or, while paused, not to:
-// paused time is neither sent nor charged (the blocks after the pause are fetched when it
-// plays on). A free stream's viewer keeps following: its own viewers may take the stream from
+// tellFollow asks a paid stream's seller to push each new block, or, while paused or playing
+// behind the live edge (shifted), not to: paused time is neither sent nor charged, and a
+// player behind the edge is sent (and charged for) what it reaches, fetched as it plays on. A free stream's viewer keeps following: its own viewers may take the stream from
 // it. Telling the seller is a write to the network, so the controls defer it until they have
 // let go of ctlMu (Stop takes ctlMu, and must not wait for a write; Stop's cancel ends a
 // write that waits). followMu makes each call send the pause state current when it runs, so
@@ -1017,7 +1063,10 @@ func (v *Viewer) tellFollow() {
 	}
 	v.followMu.Lock()
 	defer v.followMu.Unlock()
-	l.SetLive(!v.paused.Load())
+	v.playMu.Lock()
+	shifted := v.shifted
+	v.playMu.Unlock()
+	l.SetLive(!v.paused.Load() && !shifted)
 }
 
 // Snapshot is the newest figures.
