@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -225,4 +226,40 @@ func startFreeBroadcaster(ctx context.Context, t *testing.T) *Broadcaster {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A card this install sells, pasted into this install's own viewer (a seller trying their
+// stream on one machine): said in words at once, and nothing is kept under Watched.
+func TestWatchingOwnStreamIsSaid(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := secrets.NewMemory()
+	video, audio := testDevices(t)
+	sd, _ := OpenDataDir(t.TempDir())
+	b, err := NewBroadcaster(BroadcasterConfig{Data: sd, Secrets: store, Name: "mine", Preset: broadcast.Low,
+		Video: video, Audio: audio, Network: loopback, Logger: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	vd, _ := OpenDataDir(t.TempDir())
+	v, err := NewViewer(ViewerConfig{Data: vd, Secrets: store, Card: b.Card(), Network: loopback, Logger: testLog(t), Audio: silentAudio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = v.Start(ctx)
+	if !errors.Is(err, ErrOwnStream) {
+		t.Fatalf("watching one's own card: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("said after %v", d)
+	}
+	if w, _ := vd.Watched(); len(w) != 0 {
+		t.Errorf("the failed watch is kept under Watched: %+v", w)
+	}
 }

@@ -48,6 +48,24 @@ func identity(store SecretStore) ([]byte, error) {
 	return b, nil
 }
 
+// ErrOwnStream is Viewer.Start's answer to a card this install sells: the viewer would be
+// the seller's own network identity, which the seller cannot dial.
+var ErrOwnStream = errors.New("this card is your own broadcast: this install sells it, and a viewer needs a network identity of its own. " +
+	"Watch it from another computer or user account; while you are live, the Live view shows what viewers see")
+
+// selfID is the peer ID of this install's network identity (made on first use).
+func selfID(store SecretStore) (peer.ID, error) {
+	idb, err := identity(store)
+	if err != nil {
+		return "", err
+	}
+	key, err := p2p.ParseIdentity(idb)
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromPrivateKey(key)
+}
+
 func startNode(ctx context.Context, store SecretStore, nc NetworkConfig, log *slog.Logger) (*p2p.Node, error) {
 	idb, err := identity(store)
 	if err != nil {

@@ -269,6 +269,9 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 		}
 	}()
 	c := v.cfg.Card
+	if self, err := selfID(v.cfg.Secrets); err == nil && self.String() == c.Seller {
+		return ErrOwnStream
+	}
 	v.id = fmt.Sprintf("%x", c.Feed[:])
 	if gone, err := v.cfg.Data.EvictWatched(v.cfg.WatchedQuota, v.id); err != nil {
 		v.log.Warn("cannot apply the watched-streams quota", "err", err)
