@@ -41,7 +41,9 @@ func plain(log *slog.Logger, what string, err error) error {
 	default:
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	log.Warn(text, "err", err)
+	// The caller shows the sentence; the log keeps the cause (at Info: a warning would print
+	// the same failure twice on the command line, the second time with internal paths).
+	log.Info(text, "err", err)
 	return &plainError{text: text, cause: err}
 }
 

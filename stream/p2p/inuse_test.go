@@ -22,6 +22,11 @@ func TestListenAddressInUse(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "PASS") {
 			t.Fatalf("%v\n%s", err, out)
 		}
+		// The error says it once: nothing else on the process's output (fx logged the failed
+		// start as three error lines with module paths).
+		if strings.Contains(string(out), "OnStart hook failed") || strings.Contains(string(out), "start failed") {
+			t.Fatalf("the failed start was also logged:\n%s", out)
+		}
 		return
 	}
 	l, err := net.Listen("tcp4", "127.0.0.1:0")

@@ -32,6 +32,8 @@ import (
 	tcp "github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
 )
 
 // DHTProtocolPrefix keeps the app's DHT apart from other libp2p networks (such as IPFS's):
@@ -155,6 +157,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		libp2p.EnableRelay(),
 		libp2p.DisableMetrics(),
 		libp2p.UserAgent("dazaar-vision"),
+		// go-libp2p assembles the host with fx, whose own logger writes a start-up failure
+		// (an address in use) to stderr as three error lines with module paths, before New
+		// returns it; New's error says it, so fx says nothing (its last logger wins).
+		libp2p.WithFxOption(fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger })),
 	}
 	switch {
 	case cfg.NoListen:
