@@ -242,6 +242,33 @@ func TestResumedViewerIsChargedForWhatItPlays(t *testing.T) {
 	})
 }
 
+// The countdown stands still while the seller is gone: it charges nothing then, and a
+// countdown that went on falling would jump back at the reconnect (which the window took for
+// a paid top-up).
+func TestCountdownStandsStillWhileDisconnected(t *testing.T) {
+	btcd := nodetest.StartBtcd(t)
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b, viewer, payTo := onChainRig(t, ctx, btcd, 100_000)
+	defer b.Stop()
+	v := viewer()
+	defer v.Stop()
+	payTo(v)
+	waitFor(t, "the countdown running", time.Minute, func() bool {
+		r := v.Remaining()
+		time.Sleep(300 * time.Millisecond)
+		return r > 0 && v.Remaining() < r
+	})
+	b.Stop()
+	waitFor(t, "the seller gone", time.Minute, func() bool { return !v.Snapshot().Connected })
+	r1 := v.Remaining()
+	time.Sleep(3 * time.Second)
+	if r2 := v.Remaining(); r1-r2 > 300*time.Millisecond || r2 == 0 {
+		t.Fatalf("the countdown went from %v to %v in 3 s without a seller", r1, r2)
+	}
+}
+
 // One data directory sells one paid stream at a time: its sales ledger and its invoice
 // addresses have one owner. A second paid stream of the same directory is refused at Go live,
 // in words that say what to do, and the directory's next paid stream starts once the first

@@ -161,6 +161,7 @@ type Viewer struct {
 	// started again (zero: before accessAt). Both are changed with paused (setPaused).
 	played   time.Duration
 	playFrom time.Time
+	linkDown bool // the seller was not connected when last looked (Remaining): no counting
 
 	linkMu sync.Mutex
 	link   string // why the link to the broadcaster is down (Snapshot's Reason), "" when fine
@@ -700,10 +701,14 @@ func (v *Viewer) checkHeader(ctx context.Context, h uint64) (ok, settled bool) {
 }
 
 // Remaining is the paid time left, counting down between the seller's updates while the
-// stream plays; it stands still while paused (the seller does not charge paused time).
+// stream plays; it stands still while paused and while the seller is not connected (the
+// seller charges neither). The link is looked at here: the countdown stops within one call of
+// the link going down (the window asks four times a second, the command line once).
 func (v *Viewer) Remaining() time.Duration {
+	connected := v.rv != nil && v.rv.Connected()
 	v.accMu.Lock()
 	defer v.accMu.Unlock()
+	v.noteLinkLocked(connected, time.Now())
 	if v.access.State != wire.Allowed {
 		return 0
 	}
@@ -712,7 +717,7 @@ func (v *Viewer) Remaining() time.Duration {
 
 // playedLocked is the time played since the seller's last update, with accMu held.
 func (v *Viewer) playedLocked(now time.Time) time.Duration {
-	if v.paused.Load() {
+	if v.paused.Load() || v.linkDown {
 		return v.played
 	}
 	return v.played + now.Sub(latest(v.accessAt, v.playFrom))
@@ -732,6 +737,19 @@ func (v *Viewer) setPaused(paused bool) (was bool) {
 		v.playFrom = now
 	}
 	return was
+}
+
+// noteLinkLocked stops the countdown when the link to the seller goes down and starts it
+// again when it is back (the seller's next update then sets it), with accMu held.
+func (v *Viewer) noteLinkLocked(connected bool, now time.Time) {
+	switch {
+	case !connected && !v.linkDown:
+		v.played = v.playedLocked(now)
+		v.linkDown = true
+	case connected && v.linkDown:
+		v.linkDown = false
+		v.playFrom = now
+	}
 }
 
 func latest(a, b time.Time) time.Time {
