@@ -80,7 +80,8 @@ type WatchedRecord struct {
 	Bytes       uint64     `json:"bytes"` // stored on disk, for the quota
 }
 
-// Purchase is an invoice the viewer was given and checked.
+// Purchase is an invoice the viewer was given and checked (asked for: whether it was paid is
+// the seller's to say, in its access figures).
 type Purchase struct {
 	InvoiceID string    `json:"invoice"`
 	Method    string    `json:"method"`
@@ -88,7 +89,6 @@ type Purchase struct {
 	Millis    uint64    `json:"ms"`
 	URI       string    `json:"uri"`
 	Requested time.Time `json:"requested"`
-	Paid      bool      `json:"paid"` // the seller granted time after it
 }
 
 func writeJSON(path string, v any) error {

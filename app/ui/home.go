@@ -143,7 +143,7 @@ func (h *homeScreen) fill(l homeLists, err error) {
 		if cd, err := card.Parse(w.Card); err == nil {
 			terms = cd.Terms() + " · "
 		}
-		info := fmt.Sprintf("%s%s stored · watched %s · %d purchases", terms, human.Bytes(w.Bytes), ago(w.LastWatched), len(w.Purchases))
+		info := fmt.Sprintf("%s%s stored · watched %s · %s", terms, human.Bytes(w.Bytes), ago(w.LastWatched), invoices(len(w.Purchases)))
 		b := widget.NewButtonWithIcon("Watch again", theme.MediaPlayIcon(), func() { h.u.showWatch(c) })
 		h.watched.Add(row(title, w.Description, info, b))
 	}
@@ -203,4 +203,12 @@ func ago(t time.Time) string {
 		return fmt.Sprintf("%d h ago", int(d.Hours()))
 	}
 	return t.Format("2 Jan 2006")
+}
+
+// invoices says how many invoices were asked for (not how many were paid: the seller knows).
+func invoices(n int) string {
+	if n == 1 {
+		return "1 invoice"
+	}
+	return fmt.Sprintf("%d invoices", n)
 }
