@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +17,8 @@ func (e *env) card(args []string) error {
 		return usagef("card needs a subcommand: inspect")
 	}
 	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		return groupHelp("card")
 	case "inspect":
 		return e.cardInspect(args[1:])
 	}
@@ -59,8 +60,7 @@ func (e *env) cardText(arg string) (text string, fromFile bool, err error) {
 }
 
 func (e *env) cardInspect(args []string) error {
-	fs := e.flags("inspect")
-	fs.Init("card inspect", flag.ContinueOnError)
+	fs := e.flags("card inspect")
 	asJSON := fs.Bool("json", false, "print the card's JSON form")
 	rest, err := parse(fs, args, 1, -1, "[-json] CARD|FILE|-")
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
@@ -97,6 +98,17 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		e.store.Close()
 	}
 	if err != nil {
+		var help helpText
+		if errors.As(err, &help) {
+			fmt.Fprint(stdout, string(help))
+			return 0
+		}
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// The user interrupted (Ctrl-C) before the command got going: not a failure to
+			// explain, and 130 is what a shell reports for SIGINT.
+			fmt.Fprintln(stderr, "dazaar-vision: interrupted")
+			return 130
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "dazaar-vision: %v\n", err)
@@ -114,8 +126,34 @@ func (u usageError) Error() string { return u.msg }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `Dazaar Vision: paid peer-to-peer live video.
+// helpText is help the user asked for (`live -h`, `card help`): Run prints it to stdout and
+// exits 0.
+type helpText string
+
+func (h helpText) Error() string { return string(h) }
+
+// groupHelp is the help of a group of subcommands (feed, card, secrets): its lines of the
+// usage text.
+func groupHelp(group string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: dazaar-vision %s SUBCOMMAND ...\n\n", group)
+	in := false
+	for _, l := range strings.Split(usageText, "\n") {
+		if strings.HasPrefix(l, "  "+group+" ") {
+			in = true
+		} else if !strings.HasPrefix(l, "   ") {
+			in = false // a continuation line is indented further than a command's
+		}
+		if in {
+			b.WriteString(l + "\n")
+		}
+	}
+	return helpText(b.String())
+}
+
+func usage(w io.Writer) { fmt.Fprint(w, usageText) }
+
+const usageText = `Dazaar Vision: paid peer-to-peer live video.
 
 Usage: dazaar-vision [-data-dir DIR] [-secrets auto|keyring|file] [-secrets-file PATH] [-v] COMMAND ...
        dazaar-vision --version    (or: dazaar-vision version)
@@ -159,8 +197,7 @@ Secrets (feed signing keys, the network identity, Lightning credentials):
 
 The secrets file's passphrase is read from $DAZAAR_VISION_PASSPHRASE, a backup's from
 $DAZAAR_VISION_BACKUP_PASSPHRASE; either is asked for when unset (typed without echo).
-`)
-}
+`
 
 func defaultSecretsFile() string {
 	dir, err := os.UserConfigDir()
@@ -200,6 +237,22 @@ func (e *env) secrets(args []string) error {
 	if len(args) == 0 {
 		return usagef("secrets needs a subcommand: where, export or import")
 	}
+	what, n := "FILE", 1
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		return groupHelp("secrets")
+	case "where":
+		what, n = "", 0
+	case "export", "import":
+	default:
+		return usagef("unknown secrets subcommand %q", args[0])
+	}
+	// The arguments are checked before the store is opened: a mistyped command asks for no
+	// passphrase.
+	rest, err := parse(e.flags("secrets "+args[0]), args[1:], n, n, what)
+	if err != nil {
+		return err
+	}
 	s, err := e.openSecrets()
 	if err != nil {
 		return err
@@ -209,9 +262,6 @@ func (e *env) secrets(args []string) error {
 		fmt.Fprintf(e.out, "%s\n(%s)\n", s.Description(), s.Reason())
 		return nil
 	case "export":
-		if len(args) != 2 {
-			return usagef("usage: secrets export FILE")
-		}
 		p, err := e.backupPassphrase(true)
 		if err != nil {
 			return err
@@ -220,33 +270,28 @@ func (e *env) secrets(args []string) error {
 		if err != nil {
 			return fmt.Errorf("cannot export the secrets: %w", err)
 		}
-		if err := secrets.WriteBackupFile(args[1], blob); err != nil {
+		if err := secrets.WriteBackupFile(rest[0], blob); err != nil {
 			return fmt.Errorf("cannot write the backup: %w", err)
 		}
 		names, _ := s.List()
-		fmt.Fprintf(e.out, "backed up %d secrets to %s (encrypted with the passphrase)\n", len(names), args[1])
-		return nil
-	case "import":
-		if len(args) != 2 {
-			return usagef("usage: secrets import FILE")
-		}
-		blob, err := secrets.ReadBackupFile(args[1])
-		if err != nil {
-			return fmt.Errorf("cannot read the backup: %w", err)
-		}
-		p, err := e.backupPassphrase(false)
-		if err != nil {
-			return err
-		}
-		names, err := s.Import(blob, p)
-		if errors.Is(err, secrets.ErrWrongPassphrase) {
-			return errors.New("wrong passphrase for this backup: nothing was restored")
-		}
-		if err != nil {
-			return fmt.Errorf("cannot restore the backup: %w", err)
-		}
-		fmt.Fprintf(e.out, "restored %d secrets\n", len(names))
+		fmt.Fprintf(e.out, "backed up %d secrets to %s (encrypted with the passphrase)\n", len(names), rest[0])
 		return nil
 	}
-	return usagef("unknown secrets subcommand %q", args[0])
+	blob, err := secrets.ReadBackupFile(rest[0])
+	if err != nil {
+		return fmt.Errorf("cannot read the backup: %w", err)
+	}
+	p, err := e.backupPassphrase(false)
+	if err != nil {
+		return err
+	}
+	names, err := s.Import(blob, p)
+	if errors.Is(err, secrets.ErrWrongPassphrase) {
+		return errors.New("wrong passphrase for this backup: nothing was restored")
+	}
+	if err != nil {
+		return fmt.Errorf("cannot restore the backup: %w", err)
+	}
+	fmt.Fprintf(e.out, "restored %d secrets\n", len(names))
+	return nil
 }

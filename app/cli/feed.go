@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
@@ -21,6 +23,8 @@ func (e *env) feed(args []string) error {
 		return usagef("feed needs a subcommand: create, append, info, verify or get")
 	}
 	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		return groupHelp("feed")
 	case "create":
 		return e.feedCreate(args[1:])
 	case "append":
@@ -35,8 +39,10 @@ func (e *env) feed(args []string) error {
 	return usagef("unknown feed subcommand %q", args[0])
 }
 
+// flags makes the flag set of the command name as the user types it after the program name
+// ("live", "feed create", "card inspect"): parse names it in usage messages and help.
 func (e *env) flags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("feed "+name, flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.err)
 	return fs
 }
@@ -44,11 +50,28 @@ func (e *env) flags(name string) *flag.FlagSet {
 // parse reads a command's flags wherever they stand, before or after its arguments (`watch
 // CARD -o -` as well as `watch -o - CARD`; after "--" everything is an argument), and checks
 // that there are at least min arguments and at most max (max < 0: no limit), so no word the
-// user typed is silently ignored.
+// user typed is silently ignored. what is the command's argument line, shown in its usage.
+//
+// -h or -help returns a helpText (the usage line and the flags) that Run prints to stdout,
+// exiting 0; a flag error still prints the flag package's message and the usage to fs's output.
 func parse(fs *flag.FlagSet, args []string, min, max int, what string) ([]string, error) {
+	line := strings.TrimSpace(fs.Name() + " " + what)
+	out := fs.Output()
+	var buf bytes.Buffer
+	fs.SetOutput(&buf) // help goes to stdout, errors to out: decided once Parse returns
+	defer fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: dazaar-vision %s\n", line)
+		fs.PrintDefaults()
+	}
 	var rest []string
 	for {
+		buf.Reset()
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, helpText(buf.String())
+			}
+			out.Write(buf.Bytes())
 			return nil, usagef("%v", err)
 		}
 		left := fs.Args()
@@ -64,15 +87,15 @@ func parse(fs *flag.FlagSet, args []string, min, max int, what string) ([]string
 	}
 	if len(rest) < min || (max >= 0 && len(rest) > max) {
 		if max >= 0 && len(rest) > max {
-			return nil, usagef("unexpected %q; usage: %s %s", rest[max], fs.Name(), what)
+			return nil, usagef("unexpected %q; usage: %s", rest[max], line)
 		}
-		return nil, usagef("usage: %s %s", fs.Name(), what)
+		return nil, usagef("usage: %s", line)
 	}
 	return rest, nil
 }
 
 func (e *env) feedCreate(args []string) error {
-	fs := e.flags("create")
+	fs := e.flags("feed create")
 	mode := fs.String("mode", "compat", "key mode: compat (Hypercore v10) or manifest (v11)")
 	maxBlock := fs.Int("max-block", feed.DefaultMaxBlockSize, "largest block in bytes")
 	rest, err := parse(fs, args, 1, 1, "[-mode compat|manifest] [-max-block BYTES] DIR")
@@ -146,7 +169,7 @@ func (e *env) openWritable(dir string, dur feed.Durability) (*feed.Feed, error) 
 }
 
 func (e *env) feedAppend(args []string) error {
-	fs := e.flags("append")
+	fs := e.flags("feed append")
 	syncPoint := fs.Bool("sync-point", false, "mark the first block as a sync point")
 	lines := fs.Bool("lines", false, "each line of input is one block (without its newline)")
 	rest, err := parse(fs, args, 2, -1, "[-sync-point] [-lines] DIR FILE... (- for stdin)")
@@ -221,7 +244,7 @@ type infoJSON struct {
 }
 
 func (e *env) feedInfo(args []string) error {
-	fs := e.flags("info")
+	fs := e.flags("feed info")
 	asJSON := fs.Bool("json", false, "print JSON")
 	rest, err := parse(fs, args, 1, 1, "[-json] DIR")
 	if err != nil {
@@ -258,7 +281,7 @@ func (e *env) feedInfo(args []string) error {
 }
 
 func (e *env) feedVerify(args []string) error {
-	rest, err := parse(e.flags("verify"), args, 1, 1, "DIR")
+	rest, err := parse(e.flags("feed verify"), args, 1, 1, "DIR")
 	if err != nil {
 		return err
 	}
@@ -290,7 +313,7 @@ func nodesJSON(ns []feed.Node) []nodeJSON {
 }
 
 func (e *env) feedGet(args []string) error {
-	fs := e.flags("get")
+	fs := e.flags("feed get")
 	raw := fs.Bool("raw", false, "write only the block's bytes")
 	rest, err := parse(fs, args, 2, 2, "[-raw] DIR INDEX")
 	if err != nil {

@@ -106,7 +106,6 @@ func checkPaymentFlags(set map[string]bool, free bool) error {
 
 func (e *env) live(args []string) error {
 	fs := e.flags("live")
-	fs.Init("live", 0)
 	name := fs.String("name", "", "the stream's title on its card")
 	desc := fs.String("description", "", "what the stream is about (on the card and in the stream)")
 	presetName := fs.String("preset", "medium", "quality: low, medium or high")

@@ -36,7 +36,6 @@ func (s feedSource) Block(_ context.Context, i uint64) ([]byte, error) { return 
 
 func (e *env) record(args []string) error {
 	fs := e.flags("record")
-	fs.Init("record", 0)
 	presetName := fs.String("preset", "medium", "quality: low, medium or high")
 	dur := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	testDevices := fs.Bool("test-devices", false, "use the built-in test camera and microphone even when real ones exist")
@@ -159,7 +158,6 @@ func (e *env) record(args []string) error {
 
 func (e *env) exportCmd(args []string) error {
 	fs := e.flags("export")
-	fs.Init("export", 0)
 	from := fs.Duration("from", 0, "start this far into the stream")
 	to := fs.Duration("to", 0, "end this far into the stream (0: the end)")
 	rest, err := parse(fs, args, 2, 2, "[-from D] [-to D] DIR OUT.webm")

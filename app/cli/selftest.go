@@ -29,7 +29,6 @@ import (
 // It prints one line a check and fails with the first check that does not pass.
 func (e *env) selftest(args []string) error {
 	fs := e.flags("selftest")
-	fs.Init("selftest", 0)
 	frames := fs.Int("frames", 10, "pictures to take from the test camera (2 to 300)")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	if _, err := parse(fs, args, 0, 0, "[-frames N] [-timeout D]"); err != nil {

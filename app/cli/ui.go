@@ -27,7 +27,6 @@ func hasDisplay() bool {
 // ui opens the desktop window: `dazaar-vision [ui [CARD]]`.
 func (e *env) ui(args []string) error {
 	fs := e.flags("ui")
-	fs.Init("ui", 0)
 	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections (a LAN, or testing on one machine)")
 	var listen listFlag
 	fs.Var(&listen, "listen", "multiaddrs to listen on (default: every interface, TCP and QUIC)")

@@ -45,7 +45,6 @@ func (e *env) readCardArg(arg string) (card.Card, error) {
 
 func (e *env) watch(args []string) error {
 	fs := e.flags("watch")
-	fs.Init("watch", 0)
 	minutes := fs.Uint("minutes", 0, "buy this many minutes at once (paid streams)")
 	sats := fs.Uint64("sats", 0, "buy for this many sats at once (paid streams)")
 	method := fs.String("method", "", "pay with lightning, onchain or any (default: Lightning when the seller takes it)")

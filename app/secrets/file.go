@@ -11,13 +11,18 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/dazaarvision/dazaar-vision/internal/atomicfile"
+	"github.com/dazaarvision/dazaar-vision/internal/filelock"
 )
 
 // ErrChangedOnDisk is returned when the encrypted file was replaced by
-// someone else (another instance of the app) since this Store read it; the
-// write is refused so that neither side's secrets are silently lost.
+// someone else since this Store read it in a way this Store cannot merge
+// with (another passphrase or key-derivation salt: the file was made anew);
+// the write is refused so that neither side's secrets are silently lost.
+// A file another instance of the app changed with the same key is merged:
+// see change.
 var ErrChangedOnDisk = errors.New("the secrets file was changed by another program; reopen it")
 
 // fileBackend keeps all secrets in memory, decrypted, and rewrites the whole
@@ -140,45 +145,115 @@ func (b *fileBackend) set(name string, value []byte) error {
 }
 
 func (b *fileBackend) setMany(in map[string][]byte) error {
-	next := make(map[string][]byte, len(b.entries)+len(in))
-	for n, v := range b.entries {
-		next[n] = v
-	}
-	for n, v := range in {
-		next[n] = append([]byte{}, v...)
-	}
-	if err := b.write(next, false); err != nil {
-		for n := range in {
-			wipe(next[n]) // fresh copies, referenced nowhere else
+	return b.change(func(next map[string][]byte) error {
+		for n, v := range in {
+			next[n] = append([]byte{}, v...)
 		}
+		return nil
+	})
+}
+
+func (b *fileBackend) del(name string) error {
+	return b.change(func(next map[string][]byte) error {
+		if _, ok := next[name]; !ok {
+			return ErrNotFound
+		}
+		delete(next, name)
+		return nil
+	})
+}
+
+// lockWait bounds how long change waits for another instance's write to the file.
+const lockWait = 10 * time.Second
+
+// change applies edit to a copy of the secrets and writes them. Instances of the app that
+// share the file (two windows, a window and the command line, started together) take turns
+// through a lock file beside it (path + ".lock"); one that finds the file changed since it
+// last read it reads the other's secrets (same key: the same file's salt and passphrase) and
+// applies its own change on top, so neither side's secrets are lost. A file made anew (another
+// salt or passphrase) is not merged: ErrChangedOnDisk.
+func (b *fileBackend) change(edit func(next map[string][]byte) error) error {
+	l, err := takeLock(b.path+".lock", lockWait)
+	if err != nil {
 		return err
 	}
-	for n := range in {
-		if old, ok := b.entries[n]; ok {
-			wipe(old) // replaced by a fresh copy in next
-		}
+	defer l.Unlock()
+	base := b.entries
+	var fresh map[string][]byte // the other instance's secrets, read here
+	cur, err := readCapped(b.path, maxFileSize)
+	if err != nil {
+		return fmt.Errorf("re-reading secrets file before writing: %w", err)
 	}
+	sum := sha256.Sum256(cur)
+	if sum != b.sum {
+		if fresh, err = b.reread(cur); err != nil {
+			return err
+		}
+		base = fresh
+	}
+	next := make(map[string][]byte, len(base)+1)
+	for n, v := range base {
+		next[n] = v
+	}
+	if err := edit(next); err != nil {
+		wipeAllBut(fresh, nil)
+		return err
+	}
+	b.sum = sum // checked above, under the lock
+	if err := b.write(next, false); err != nil {
+		wipeAllBut(next, base) // the edit's fresh copies
+		wipeAllBut(fresh, nil)
+		return err
+	}
+	wipeAllBut(b.entries, next) // replaced, deleted, or superseded by the other's copy
 	b.entries = next
 	return nil
 }
 
-func (b *fileBackend) del(name string) error {
-	old, ok := b.entries[name]
-	if !ok {
-		return ErrNotFound
+// reread decrypts the file as another instance left it, with this backend's key.
+func (b *fileBackend) reread(data []byte) (map[string][]byte, error) {
+	e, err := parseEnvelope(data)
+	if err != nil {
+		return nil, fmt.Errorf("re-reading secrets file: %w", err)
 	}
-	next := make(map[string][]byte, len(b.entries))
-	for n, v := range b.entries {
-		if n != name {
-			next[n] = v
+	if e.purpose != purposeStore || e.salt != b.key.salt || e.kdf != b.key.kdf {
+		return nil, ErrChangedOnDisk
+	}
+	pt, err := b.key.open(e)
+	if err != nil {
+		return nil, ErrChangedOnDisk // another passphrase
+	}
+	entries, err := decodePayload(pt)
+	wipe(pt)
+	if err != nil {
+		return nil, fmt.Errorf("re-reading secrets file: %w", err)
+	}
+	return entries, nil
+}
+
+// wipeAllBut wipes the values of m that are not values of keep (compared by identity).
+func wipeAllBut(m, keep map[string][]byte) {
+	for n, v := range m {
+		if k, ok := keep[n]; ok && len(k) > 0 && len(v) > 0 && &k[0] == &v[0] {
+			continue
 		}
+		wipe(v)
 	}
-	if err := b.write(next, false); err != nil {
-		return err
+}
+
+// takeLock takes the lock file at path, waiting up to wait for another instance to let it go.
+func takeLock(path string, wait time.Duration) (*filelock.Lock, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		l, err := filelock.Take(path)
+		if err == nil || !errors.Is(err, filelock.ErrLocked) || time.Now().After(deadline) {
+			if err != nil {
+				return nil, fmt.Errorf("the secrets file is being written by another program: %w", err)
+			}
+			return l, nil
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	wipe(old)
-	b.entries = next
-	return nil
 }
 
 func (b *fileBackend) list() ([]string, error) {
@@ -297,6 +372,12 @@ func (s *Store) ChangePassphrase(newPassphrase []byte, kdf KDFParams) error {
 	if err != nil {
 		return err
 	}
+	l, err := takeLock(b.path+".lock", lockWait)
+	if err != nil {
+		key.wipe()
+		return err
+	}
+	defer l.Unlock()
 	old := b.key
 	b.key = key
 	if err := b.write(b.entries, false); err != nil {
