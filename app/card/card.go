@@ -233,7 +233,7 @@ func SellerID(s string) (peer.ID, error) {
 	}
 	id, err := peer.Decode(s)
 	if err != nil {
-		return "", invalidf("the seller's peer ID %q cannot be read: %v", s, err)
+		return "", invalidf("the seller's peer ID %q is not a libp2p peer ID (they start 12D3KooW or Qm)", s)
 	}
 	if err := checkPeerBytes([]byte(id)); err != nil {
 		return "", err

@@ -125,7 +125,7 @@ func TestValidate(t *testing.T) {
 		{"name of spaces and joiners", func(c *Card) { c.Name = " \u200d\u3000 " }, "nothing visible"},
 		{"zero feed", func(c *Card) { c.Feed = [32]byte{} }, "feed key is missing"},
 		{"no seller", func(c *Card) { c.Seller = "" }, "peer ID is missing"},
-		{"seller garbage", func(c *Card) { c.Seller = "12D3KooWnotapeerid" }, "cannot be read"},
+		{"seller garbage", func(c *Card) { c.Seller = "12D3KooWnotapeerid" }, "is not a libp2p peer ID"},
 		{"seller as CID", func(c *Card) { c.Seller = peerCID(t, c.Seller) }, "written unusually"},
 		{"too many addresses", func(c *Card) {
 			for len(c.Addrs) <= MaxAddrs {

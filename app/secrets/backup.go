@@ -126,7 +126,7 @@ func WriteBackupFile(path string, blob []byte) error {
 	if len(blob) > 7 && blob[7] != purposeBackup {
 		return errors.New("refusing to write: not a backup")
 	}
-	return writeAtomic(path, blob)
+	return writeAtomic(path, blob, "backup")
 }
 
 // ReadBackupFile reads a backup blob from path, capped at the format's

@@ -297,7 +297,7 @@ func (b *fileBackend) write(entries map[string][]byte, creating bool) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(b.path, img); err != nil {
+	if err := writeAtomic(b.path, img, "secrets file"); err != nil {
 		return err
 	}
 	b.sum = sha256.Sum256(img)
@@ -313,19 +313,23 @@ var testHookBeforeRename func() error
 // synced temporary file (0600, in the same directory) and renames it over
 // path, then the directory is synced so the rename survives a power loss.
 // Errors name the secrets file, never the temporary one.
-func writeAtomic(path string, data []byte) error {
+func writeAtomic(path string, data []byte, what string) error {
+	st, err := os.Stat(path)
+	if err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a directory: give the %s a file name", path, what)
+	}
 	// atomic keeps the mode of the file it replaces: make sure that is 0600.
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm() != 0o600 && runtime.GOOS != "windows" {
+	if err == nil && st.Mode().Perm() != 0o600 && runtime.GOOS != "windows" {
 		if err := os.Chmod(path, 0o600); err != nil {
-			return fmt.Errorf("setting secrets file mode: %w", err)
+			return fmt.Errorf("setting the %s's mode: %w", what, err)
 		}
 	}
 	r := &faultReader{r: bytes.NewReader(data), fault: testHookBeforeRename}
 	if err := atomicfile.Write(path, r, true); err != nil {
 		if r.err != nil {
-			return fmt.Errorf("replacing secrets file: %w", r.err)
+			return fmt.Errorf("writing the %s: %w", what, r.err)
 		}
-		return fmt.Errorf("replacing secrets file: %w", err)
+		return fmt.Errorf("writing the %s: %w", what, err)
 	}
 	return nil
 }
