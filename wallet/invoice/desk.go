@@ -189,8 +189,8 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 			s.log.Error("invoice: Lightning node refused an invoice", "err", err)
 			return refuse(invoicemsg.Unavailable, "the seller's Lightning node is not answering; try again later or pay on-chain")
 		}
-		inv.Hash, inv.Bolt11 = hash, bolt11
-		if k := payee(bolt11); k != "" {
+		inv.Hash, inv.Bolt11, inv.Node = hash, bolt11, payee(bolt11)
+		if k := inv.Node; k != "" {
 			s.mu.Lock()
 			old := s.lnNode
 			s.lnNode = k

@@ -92,23 +92,23 @@ func (s *Seller) settleKey(node string) string {
 // reconcileLightning looks up every Lightning invoice still within its monitoring window that
 // the ledger has no credit for, and credits those LND reports settled; it reports whether it
 // asked about them all. Until it has done so once in this run (the start-up lookups), the window
-// is judged against the time the last run watched up to: an invoice may have settled while the
-// seller was off for longer than the window.
+// is judged against the time up to which the last runs watched the invoice's node: an invoice
+// may have settled while the seller was off, or ran without Lightning, for longer than the window.
 func (s *Seller) reconcileLightning(ctx context.Context) bool {
 	s.mu.Lock()
-	at := s.clock.Now()
-	if !s.lnChecked && s.horizon.Before(at) {
-		at = s.horizon
-	}
+	now := s.clock.Now()
 	var hashes []string
 	for _, inv := range s.invoices {
-		if inv.Hash == "" || !s.monitored(inv, at) {
+		if inv.Hash == "" {
 			continue
 		}
 		if inv.Paid { // credited, unless the ledger write failed after all
 			if _, ok := s.cfg.Ledger.Credit(ledger.Key{Stream: inv.Stream, Viewer: inv.Viewer}, "ln:"+inv.Hash); ok {
 				continue
 			}
+		}
+		if s.lnChecked && !s.monitored(inv, now) || !s.lnChecked && !s.lnOpen(inv) {
+			continue
 		}
 		hashes = append(hashes, inv.Hash)
 	}

@@ -219,7 +219,7 @@ func TestLightningSettledWhileOfflineLongerThanMonitoring(t *testing.T) {
 // While it runs the seller saves, about once a minute and when it stops, the time up to which
 // it watched for payments; not before its watcher has scanned the chain.
 func TestWatchedUntilIsSaved(t *testing.T) {
-	const key = "invoice.watched_until"
+	const key = "invoice.watched_until.chain.simnet" // the on-chain time of the watcher's network
 	dir, clk := t.TempDir(), mockClock()
 	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
 	if err != nil {

@@ -92,8 +92,9 @@ type Config struct {
 
 	Expiry time.Duration // default 15 min
 	// Monitoring is how long after expiry a late payment is still credited (default 24 h). Time
-	// the seller was not running does not count: after a restart it is judged against the time
-	// up to which the last run watched for payments (see Run).
+	// the seller was not watching an invoice's method does not count (switched off, or running
+	// without that method): after a restart it is judged against the time up to which the last
+	// runs watched that method's back-end for payments (see Run).
 	Monitoring time.Duration
 
 	PerViewer        int     // unpaid, unexpired invoices per viewer and stream (default 3)
@@ -149,37 +150,146 @@ type Seller struct {
 	lnNode    string
 	lnRestart chan struct{}
 
-	// horizon is the time up to which the last run watched for payments (now if none was
-	// saved): New and the start-up Lightning lookups judge the monitoring window against it,
-	// so that time spent switched off does not use the window up. lnChecked is set once this
-	// run's start-up Lightning lookups asked about every invoice; later lookups judge on now.
-	horizon   time.Time
+	// watched holds the times up to which the last runs watched each back-end for payments:
+	// New and the start-up Lightning lookups judge each invoice's monitoring window against its
+	// own method's time, so that time spent switched off (or running without that method) does
+	// not use the window up. lnChecked is set once this run's start-up Lightning lookups asked
+	// about every invoice; later lookups judge on now.
+	watched   watchedTimes
 	lnChecked bool
 }
 
-// watchedKey names the ledger meta entry holding the time (RFC 3339, UTC) up to which the seller
-// watched for payments; watchedEvery is how often Run saves it.
+// The ledger's meta entries holding the time (RFC 3339, UTC) up to which the seller watched a
+// back-end for payments, one per back-end: watchedChainKey per network for on-chain payments
+// (the watcher watches every stored address of its network, whichever account key it derives
+// from), watchedLNKey per Lightning node. Each is advanced only by runs in which that back-end
+// was watched, every watchedEvery.
 const (
-	watchedKey   = "invoice.watched_until"
-	watchedEvery = time.Minute
+	watchedPrefix = "invoice.watched_until"
+	watchedEvery  = time.Minute
+	// watchedUnknownNode stands for the node of Lightning invoices whose signer cannot be read.
+	watchedUnknownNode = "unknown"
 )
 
-// watchedUntil is the time up to which the last run watched for payments, as it saved it, or now
-// if none is saved (a first run, or data from an older version) or it lies ahead of now.
-func watchedUntil(l *ledger.Ledger, now time.Time, log *slog.Logger) time.Time {
-	v, ok := l.Meta(watchedKey)
-	if !ok {
-		return now
+// watchedChainKey names the time up to which the chain of network was watched.
+func watchedChainKey(network string) string { return watchedPrefix + ".chain." + network }
+
+// watchedLNKey names the time up to which the Lightning node with key node (hex) was watched: a
+// node is on one network, and invoices another node signed are not watched by this one.
+func watchedLNKey(node string) string {
+	if node == "" {
+		node = watchedUnknownNode
 	}
-	at, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		log.Warn("invoice: unreadable time up to which payments were watched; judging invoices on the present", "value", v, "err", err)
-		return now
+	return watchedPrefix + ".ln." + node
+}
+
+// chainNetworks are the networks whose addresses the seller may have handed out.
+var chainNetworks = []string{"mainnet", "testnet", "signet", "regtest", "simnet"}
+
+// watchedChainKeys names the times that may apply to an address: those of the networks it
+// decodes for (testnet and signet share their addresses).
+func watchedChainKeys(addr string) []string {
+	var keys []string
+	for _, n := range chainNetworks {
+		net, err := onchain.Network(n)
+		if err != nil {
+			continue
+		}
+		if _, err := onchain.ParseAddress(addr, net); err == nil {
+			keys = append(keys, watchedChainKey(n))
+		}
 	}
-	if at.Before(now) {
+	return keys
+}
+
+// watchedTimes are the times up to which the last runs watched each back-end, as New found them.
+type watchedTimes struct {
+	saved map[string]time.Time // by meta name; the zero time for one that cannot be read
+	// any: some such time is saved, also the single one of older versions (legacyWatchedKey).
+	any bool
+	now time.Time // New's time: no saved time counts beyond it
+}
+
+// legacyWatchedKey is the single time the previous version saved for all back-ends together. A
+// run that watched one method (on-chain only, or Lightning only) advanced it, so it does not say
+// up to when any given method was watched: it judges no invoice. While it is the only time saved
+// for a method, that method's invoices are kept and watched as if their windows were open: keeping
+// an invoice costs a line in a file; forgetting one loses a payment made in time. The first run
+// that watches the method saves the method's own time.
+const legacyWatchedKey = watchedPrefix
+
+// loadWatched reads the saved times. A time ahead of now counts as now.
+func loadWatched(l *ledger.Ledger, now time.Time, log *slog.Logger) watchedTimes {
+	w := watchedTimes{saved: map[string]time.Time{}, now: now}
+	for name, v := range l.MetaPrefixed(watchedPrefix) {
+		if name != legacyWatchedKey && !strings.HasPrefix(name, watchedPrefix+".") {
+			continue
+		}
+		w.any = true
+		if name == legacyWatchedKey {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			log.Warn("invoice: unreadable time up to which payments were watched; keeping the invoices it judges",
+				"name", name, "value", v, "err", err)
+			at = time.Time{}
+		} else if at.After(now) {
+			at = now
+		}
+		w.saved[name] = at
+	}
+	return w
+}
+
+// at is the time up to which a back-end named by one of keys was watched (the earliest of those
+// saved). With none saved: now if no time is saved at all (a first run, or data from before the
+// times were saved: judged on the present, as then), else the zero time, before every window's
+// end (this method was never watched since the times were saved: its invoices are kept).
+func (w watchedTimes) at(keys ...string) time.Time {
+	var at time.Time
+	found := false
+	for _, k := range keys {
+		if t, ok := w.saved[k]; ok && (!found || t.Before(at)) {
+			at, found = t, true
+		}
+	}
+	switch {
+	case found:
 		return at
+	case w.any:
+		return time.Time{}
 	}
-	return now
+	return w.now
+}
+
+// chainOpen reports whether inv has an address whose monitoring window was open at the time up
+// to which the chain was watched: New watches it and resumes its payments. Locked (or in New).
+func (s *Seller) chainOpen(inv *Invoice) bool {
+	if inv.Address == "" {
+		return false
+	}
+	// No saved time lies beyond New's time: a window open then needs no look at them.
+	return s.monitored(inv, s.watched.now) || s.monitored(inv, s.watched.at(watchedChainKeys(inv.Address)...))
+}
+
+// lnOpen reports whether inv has a Lightning invoice whose monitoring window was open at the time
+// up to which its node was watched: the start-up lookups ask about it. Locked (or in New).
+func (s *Seller) lnOpen(inv *Invoice) bool {
+	if inv.Hash == "" {
+		return false
+	}
+	return s.monitored(inv, s.watched.now) || s.monitored(inv, s.watched.at(watchedLNKey(s.nodeOf(inv))))
+}
+
+// nodeOf is the key (hex) of the Lightning node that signed inv's invoice, "" if it cannot be
+// read; read from the BOLT11 string once for invoices stored before it was recorded. Locked (or
+// in New).
+func (s *Seller) nodeOf(inv *Invoice) string {
+	if inv.Node == "" && inv.Bolt11 != "" {
+		inv.Node = payee(inv.Bolt11)
+	}
+	return inv.Node
 }
 
 // monitored reports whether a payment to inv is still credited at the time at: before its
@@ -290,7 +400,7 @@ func New(cfg Config) (*Seller, error) {
 			}
 		}
 		if newest != nil {
-			s.lnNode = payee(newest.Bolt11)
+			s.lnNode = s.nodeOf(newest)
 		}
 		return st, n, nil
 	}
@@ -300,12 +410,14 @@ func New(cfg Config) (*Seller, error) {
 	}
 	// Unpaid invoices whose monitoring window has ended are forgotten when the file is
 	// rewritten; paid ones are kept (they say which viewer an address or hash belongs to). The
-	// window is judged against the time the last run watched up to, not the present: a payment
-	// made in time may have confirmed (or settled) while the seller was off, however long.
-	s.horizon = watchedUntil(cfg.Ledger, s.clock.Now(), s.log)
+	// window is judged against the time up to which the invoice's own method was watched, not
+	// the present: a payment made in time may have confirmed (or settled) while the seller was
+	// off, or ran without that method, however long. A combined invoice is kept while either
+	// method's window is open.
+	s.watched = loadWatched(cfg.Ledger, s.clock.Now(), s.log)
 	var keep []*Invoice
 	for _, inv := range s.invoices {
-		if inv.Paid || s.monitored(inv, s.horizon) {
+		if inv.Paid || s.chainOpen(inv) || s.lnOpen(inv) {
 			keep = append(keep, inv)
 		}
 	}
@@ -322,7 +434,7 @@ func New(cfg Config) (*Seller, error) {
 	if cfg.OnChain != nil {
 		var addrs []btcutil.Address
 		for _, inv := range s.invoices {
-			if inv.Address == "" || !inv.Paid && !s.monitored(inv, s.horizon) {
+			if inv.Address == "" || !inv.Paid && !s.chainOpen(inv) {
 				continue
 			}
 			a, err := onchain.ParseAddress(inv.Address, cfg.OnChain.Key.Net())
@@ -342,7 +454,7 @@ func New(cfg Config) (*Seller, error) {
 		for _, inv := range s.invoices {
 			// Also unpaid ones in their monitoring window: a credit may have been written
 			// just before a crash kept the invoice from being marked paid.
-			if inv.Address == "" || !inv.Paid && !s.monitored(inv, s.horizon) {
+			if inv.Address == "" || !inv.Paid && !s.chainOpen(inv) {
 				continue
 			}
 			for _, c := range cfg.Ledger.Credits(ledger.Key{Stream: inv.Stream, Viewer: inv.Viewer}) {
@@ -436,9 +548,10 @@ func (s *Seller) Close() error {
 }
 
 // Run follows Lightning payments and the chain until ctx ends. About once a minute, and when it
-// ends, it saves in the ledger the time up to which it watched for payments (once its watcher has
-// scanned the chain and its start-up Lightning lookups are done), so that the next New does not
-// count the time the seller was off against invoices' monitoring windows.
+// ends, it saves in the ledger the time up to which it watched each of its back-ends for payments
+// (the chain once its watcher has scanned, Lightning once its start-up lookups are done), so that
+// the next New does not count the time the seller was off, or ran without a method, against that
+// method's invoices' monitoring windows.
 func (s *Seller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
@@ -463,15 +576,16 @@ func (s *Seller) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// saveWatched saves the time watched up to every watchedEvery and when ctx ends.
+// saveWatched saves the time watched up to, for each back-end watched, every watchedEvery and
+// when ctx ends.
 func (s *Seller) saveWatched(ctx context.Context) {
 	save := func() {
-		if !s.watching() {
-			return
-		}
-		err := s.cfg.Ledger.SetMeta(watchedKey, s.clock.Now().UTC().Format(time.RFC3339Nano))
-		if err != nil && !errors.Is(err, ledger.ErrClosed) {
-			s.log.Error("invoice: saving the time payments were watched up to failed", "err", err)
+		now := s.clock.Now().UTC().Format(time.RFC3339Nano)
+		for _, key := range s.watching() {
+			err := s.cfg.Ledger.SetMeta(key, now)
+			if err != nil && !errors.Is(err, ledger.ErrClosed) {
+				s.log.Error("invoice: saving the time payments were watched up to failed", "name", key, "err", err)
+			}
 		}
 	}
 	t := s.clock.Ticker(watchedEvery)
@@ -479,19 +593,27 @@ func (s *Seller) saveWatched(ctx context.Context) {
 	saveUntilDone(ctx, t.C, save)
 }
 
-// watching reports whether this run watches for payments: its watcher has reached its node and
-// scanned, and its start-up Lightning lookups asked about every invoice. Until then the time the
-// last run saved stays, so invoices it kept in their window are kept again if the app stops now.
-func (s *Seller) watching() bool {
-	if s.cfg.OnChain != nil && s.cfg.OnChain.Watcher.Height() <= 0 {
-		return false
+// watching names the times of the back-ends this run watches for payments: the chain of its
+// network once its watcher has reached its node and scanned, the Lightning node once the start-up
+// lookups asked about every invoice (the node that signed the newest invoice: the invoice
+// macaroon cannot ask LND who it is, so its identity is known from the invoices it signs; a run
+// reaching another node while the old node's invoices are open fails to look them up, so it saves
+// no Lightning time). Until then a back-end's time the last run saved stays, so
+// invoices it kept in their window are kept again if the app stops now; a run without a back-end
+// leaves that back-end's time alone.
+func (s *Seller) watching() []string {
+	var keys []string
+	if s.cfg.OnChain != nil && s.cfg.OnChain.Watcher.Height() > 0 {
+		keys = append(keys, watchedChainKey(onchain.NetworkName(s.cfg.OnChain.Key.Net())))
 	}
 	if s.cfg.Lightning != nil {
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.lnChecked
+		if s.lnChecked {
+			keys = append(keys, watchedLNKey(s.lnNode))
+		}
+		s.mu.Unlock()
 	}
-	return true
+	return keys
 }
 
 // Invoice returns an issued invoice by ID.

@@ -28,6 +28,7 @@ type Invoice struct {
 	Index   uint32            `json:"index,omitempty"` // derivation index of Address
 	Hash    string            `json:"hash,omitempty"`  // Lightning payment hash, hex
 	Bolt11  string            `json:"bolt11,omitempty"`
+	Node    string            `json:"node,omitempty"` // key (hex) of the Lightning node that signed Bolt11
 	Paid    bool              `json:"paid,omitempty"` // some payment was seen for it
 	// Used: a payment to Address settled (MinConf confirmations). Only used addresses move the
 	// wallet's gap window; an unconfirmed payment that is later replaced does not.

@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -474,6 +475,19 @@ func (l *Ledger) Meta(name string) (string, bool) {
 	defer l.mu.Unlock()
 	v, ok := l.meta[name]
 	return v, ok
+}
+
+// MetaPrefixed returns the stored values whose names start with prefix, by name.
+func (l *Ledger) MetaPrefixed(prefix string) map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]string{}
+	for name, v := range l.meta {
+		if strings.HasPrefix(name, prefix) {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // SetMeta stores a value durably: it is synced to disk when SetMeta returns, and Meta returns it

@@ -67,6 +67,12 @@ func TestCreditsConsumeAndRestart(t *testing.T) {
 	if v, _ := l.Meta("lnd.settle_index"); v != "42" {
 		t.Fatalf("meta lost: %q", v)
 	}
+	if m := l.MetaPrefixed("lnd."); len(m) != 1 || m["lnd.settle_index"] != "42" {
+		t.Fatalf("MetaPrefixed(lnd.) = %v", m)
+	}
+	if m := l.MetaPrefixed("invoice."); len(m) != 0 {
+		t.Fatalf("MetaPrefixed(invoice.) = %v", m)
+	}
 	if len(l.Credits(k)) != 3 {
 		t.Fatalf("credits: %+v", l.Credits(k))
 	}
