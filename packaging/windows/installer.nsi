@@ -71,6 +71,17 @@ FunctionEnd
 
 Section "Install"
   SetOutPath "$INSTDIR"
+  ; A running copy holds its .exe, and File would leave the old program under the new version:
+  ; ask for it to be closed (the window, or a dazaar-vision command) instead.
+  retry:
+  ClearErrors
+  IfFileExists "$INSTDIR\DazaarVision.exe" 0 +2
+    Delete "$INSTDIR\DazaarVision.exe"
+  IfFileExists "$INSTDIR\dazaar-vision.exe" 0 +2
+    Delete "$INSTDIR\dazaar-vision.exe"
+  IfErrors 0 +3
+    MessageBox MB_RETRYCANCEL|MB_ICONEXCLAMATION "${APPNAME} is running. Close it (and any dazaar-vision command), then choose Retry." /SD IDCANCEL IDRETRY retry
+    Abort "${APPNAME} is running: close it and run the installer again."
   File "${SRC}/DazaarVision.exe"
   File "${SRC}/dazaar-vision.exe"
   WriteUninstaller "$INSTDIR\uninstall.exe"
@@ -92,9 +103,14 @@ Section "Install"
 SectionEnd
 
 Section "Uninstall"
-  Delete "$SMPROGRAMS\${APPNAME}.lnk"
+  ; A running copy holds its .exe: stop before the uninstall entry is removed, so that it can be
+  ; run again once the app is closed.
+  ClearErrors
   Delete "$INSTDIR\DazaarVision.exe"
   Delete "$INSTDIR\dazaar-vision.exe"
+  IfErrors 0 +2
+    Abort "${APPNAME} is running: close it (and any dazaar-vision command), then uninstall again."
+  Delete "$SMPROGRAMS\${APPNAME}.lnk"
   Delete "$INSTDIR\uninstall.exe"
   RMDir "$INSTDIR"
   DeleteRegKey HKLM "${UNINSTKEY}"
