@@ -80,6 +80,9 @@ func (e *env) cardInspect(args []string) error {
 			return err // it was read: the message says what it is and where it lives
 		}
 		if errors.Is(err, card.ErrNotCard) && !fromFile && rest[0] != "-" && !strings.ContainsAny(rest[0], "{\n") {
+			if fi, serr := os.Stat(rest[0]); serr == nil && fi.IsDir() {
+				return fmt.Errorf("cannot read the card: %q is a directory; give a card, a file holding one, or -", rest[0])
+			}
 			return fmt.Errorf("cannot read the card: %w; and there is no file named %q", err, rest[0])
 		}
 		return fmt.Errorf("cannot read the card: %w", err)
@@ -96,11 +99,7 @@ func (e *env) cardInspect(args []string) error {
 		return nil
 	}
 	const indent = "\n             "
-	name := c.Name
-	if name == "" {
-		name = "(no name)"
-	}
-	fmt.Fprintf(e.out, "name:        %s\n", name)
+	fmt.Fprintf(e.out, "name:        %s\n", shownName(c.Name))
 	if c.Description != "" {
 		fmt.Fprintf(e.out, "description: %s\n", strings.ReplaceAll(c.Description, "\n", indent))
 	}

@@ -113,7 +113,7 @@ func TestCardInspect(t *testing.T) {
 		{"a key, not a card", "", []string{"card", "inspect", strings.Repeat("0f", 32)}, 1, nil, "a key, not a card"},
 		{"empty stdin", "", []string{"card", "inspect", "-"}, 1, nil, "nothing to read"},
 		{"huge stdin", strings.Repeat("q", card.MaxInput+10), []string{"card", "inspect", "-"}, 1, nil, "more than any card"},
-		{"directory", "", []string{"card", "inspect", tmp}, 1, nil, "not a Dazaar Vision card"},
+		{"directory", "", []string{"card", "inspect", tmp}, 1, nil, fmt.Sprintf("cannot read the card: %q is a directory; give a card, a file holding one, or -", tmp)},
 		{"no card", "", []string{"card", "inspect"}, 2, nil, "usage: card inspect"},
 		{"two cards", "", []string{"card", "inspect", text, text}, 2, nil, "takes one card"},
 		{"unknown flag", "", []string{"card", "inspect", "-yaml", text}, 2, nil, "flag provided but not defined"},

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
@@ -56,7 +57,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	e.log = slog.New(slog.NewTextHandler(logWriter{e}, &slog.HandlerOptions{Level: level}))
 	rest := gf.Args()
 	if len(rest) == 0 {
 		rest = []string{"ui"} // no command: the desktop window (app/cli/ui.go)
@@ -186,8 +187,9 @@ Media:
   record [-preset low|medium|high] [-duration D] [-test-devices] [-description TEXT] DIR
                               capture camera and microphone (the test ones when none
                               exist), encode VP8 + Opus and append to a new feed in DIR
-  export [-from D] [-to D] DIR OUT.webm
+  export [-from D] [-to D] DIR OUT.webm|-
                               write the stream (or part of it) to a WebM file
+                              (- writes it to stdout: export DIR - | mpv -)
   selftest                    check this install: VP8 on the test camera, a feed over libp2p TCP
 
 Secrets (feed signing keys, the network identity, Lightning credentials):
@@ -216,6 +218,8 @@ type env struct {
 	secretsFile string
 	dataDir     string
 	store       *secrets.Store
+	// status is the running status line of live or watch, which log messages end first.
+	status atomic.Pointer[statusLine]
 }
 
 // openSecrets opens the secret store on first use, asking for the secrets file's passphrase

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 type result struct {
@@ -139,5 +140,45 @@ func TestParseFlagsAnywhere(t *testing.T) {
 		if err != nil || !slices.Equal(rest, tc.rest) || *out != tc.out {
 			t.Errorf("%q: %q, -o %q, %v; want %q, -o %q", tc.args, rest, *out, err, tc.rest, tc.out)
 		}
+	}
+}
+
+// Flag values that would be ignored or misread are refused, each saying what it takes, before
+// anything is made; messages say a thing once.
+func TestFlagValues(t *testing.T) {
+	t.Setenv(EnvPassphrase, "correct horse")
+	tmp := t.TempDir()
+	global := []string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc")}
+	dir := filepath.Join(tmp, "made")
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		code    int
+		want    string
+		notWant string
+	}{
+		{"record, negative duration", []string{"record", "-test-devices", "-duration", "-3s", dir}, 2, "-duration -3s cannot be negative", ""},
+		{"live, negative duration", []string{"live", "-video", "test", "-audio", "test", "-duration", "-3s"}, 2, "-duration -3s cannot be negative", ""},
+		{"feed create, negative -max-block", []string{"feed", "create", "-max-block", "-5", dir}, 2, "-max-block is the largest block in bytes, 1 to 1073741824 (default 4194304), not -5", ""},
+		{"feed create, -max-block 0", []string{"feed", "create", "-max-block", "0", dir}, 2, "1 to 1073741824", ""},
+		{"feed create, -max-block over the limit", []string{"feed", "create", "-max-block", "1073741825", dir}, 2, "1 to 1073741824", ""},
+		{"live, unknown -video", []string{"live", "-video", "foo"}, 2, `-video "foo": choose camera, screen, test, scene or none`, ""},
+		{"live, unknown -audio", []string{"live", "-video", "test", "-audio", "foo"}, 2, `-audio "foo": choose mic, test or none`, ""},
+		{"live, unreadable price", []string{"live", "-price", "abc"}, 2, `-price: cannot read "abc"`, "price: price"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A negative duration used to be taken for none: the command ran until interrupted.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var out, errb bytes.Buffer
+			code := Run(ctx, append(global, tc.args...), strings.NewReader(""), &out, &errb)
+			r := result{code, out.String(), errb.String()}
+			if r.code != tc.code || !strings.Contains(r.err, tc.want) || tc.notWant != "" && strings.Contains(r.err, tc.notWant) {
+				t.Fatalf("code %d (want %d), stderr %q, want it to say %q", r.code, tc.code, r.err, tc.want)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("%s was made", dir)
+			}
+		})
 	}
 }

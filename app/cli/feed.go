@@ -102,6 +102,9 @@ func (e *env) feedCreate(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *maxBlock < 1 || *maxBlock > feed.MaxBlockSizeLimit {
+		return usagef("-max-block is the largest block in bytes, 1 to %d (default %d), not %d", feed.MaxBlockSizeLimit, feed.DefaultMaxBlockSize, *maxBlock)
+	}
 	var m feed.Mode
 	switch *mode {
 	case "compat":

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,10 @@ func (e *env) openData() (session.DataDir, error) {
 
 // pickDevice resolves a -video/-audio choice to a device (nil for none).
 func pickDevice(kind capture.Kind, choice string) (*capture.Device, error) {
+	flagName, choices := "-video", "camera, screen, test, scene or none"
+	if kind != capture.Camera {
+		flagName, choices = "-audio", "mic, test or none"
+	}
 	var d capture.Device
 	var err error
 	switch choice {
@@ -65,7 +70,7 @@ func pickDevice(kind capture.Kind, choice string) (*capture.Device, error) {
 		}
 		return nil, errors.New("no screen to capture (is a display running?)")
 	default:
-		return nil, usagef("unknown device choice %q", choice)
+		return nil, usagef("%s %q: choose %s", flagName, choice, choices)
 	}
 	if err != nil {
 		return nil, err
@@ -161,9 +166,13 @@ func (e *env) live(args []string) error {
 	if *uplink < 0 || *direct < 0 {
 		return usagef("-uplink and -direct-viewers cannot be negative")
 	}
+	if err := checkDuration(*dur); err != nil {
+		return err
+	}
 	p, err := price.Parse(*priceText)
 	if err != nil {
-		return usagef("-price: %v", err)
+		// The price package's errors say "price: ..." already.
+		return usagef("-price: %s", strings.TrimPrefix(err.Error(), "price: "))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -257,11 +266,15 @@ func (e *env) live(args []string) error {
 	if err := b.Start(ctx); err != nil {
 		return fmt.Errorf("cannot go live: %w", err)
 	}
+	// The figures are rewritten in place on a terminal, so the card stays on the screen.
+	status, stopStatus := e.startStatus(e.err)
+	defer stopStatus()
+	out := status.Writer(e.out)
 	c := b.Card()
-	fmt.Fprintf(e.out, "Live: %s\nStream ID %s (resume it with -resume)\nShare this card with viewers:\n%s\n", c.Terms(), b.ID(), c.String())
+	fmt.Fprintf(out, "Live: %s\nStream ID %s (resume it with -resume)\nShare this card with viewers:\n%s\n", c.Terms(), b.ID(), c.String())
 	if *cardFile != "" {
 		if err := os.WriteFile(*cardFile, []byte(c.String()+"\n"), 0o644); err != nil {
-			fmt.Fprintf(e.err, "cannot write the card to %s: %v\n", *cardFile, err)
+			fmt.Fprintf(status.Writer(e.err), "cannot write the card to %s: %v\n", *cardFile, err)
 		}
 	}
 	tick := time.NewTicker(time.Second)
@@ -272,19 +285,20 @@ func (e *env) live(args []string) error {
 			b.Stop()
 			// After Stop the figures are the feed's final state (the last block appended).
 			f := b.Snapshot()
-			fmt.Fprintf(e.out, "stopped after %s live: %d blocks (%s) in the stream; resume it with -resume %s\n",
+			fmt.Fprintf(out, "stopped after %s live: %d blocks (%s) in the stream; resume it with -resume %s\n",
 				f.Until.Sub(f.Since).Round(time.Second), f.Blocks, human.Bytes(f.FeedBytes), b.ID())
 			return nil
 		case <-b.Done():
 			return fmt.Errorf("the broadcast stopped: %w", b.Err())
 		case ev := <-b.Events():
 			if ev.Kind == session.EventPayment || ev.Kind == session.EventViewer || ev.Kind == session.EventError {
-				fmt.Fprintf(e.out, "%s %s %s\n", ev.Time.Format("15:04:05"), short(ev.Viewer), ev.Text)
+				fmt.Fprintf(out, "%s %s %s\n", ev.Time.Format("15:04:05"), short(ev.Viewer), ev.Text)
 			}
 		case <-tick.C:
 			f := b.Snapshot()
-			fmt.Fprintf(e.err, "viewers %d (paying %d) · earned %d sats (+%d unconfirmed) · uploaded %s · %.0f fps %.0f kbit/s\n",
-				f.Viewers, f.Paying, f.EarnedMsat/1000, f.ProvisionalMsat/1000, human.Bytes(f.BytesUp), f.FPS, f.VideoKbps+f.AudioKbps)
+			status.Show(time.Now(), fmt.Sprintf("viewers %d (paying %d) · earned %d sats (+%d unconfirmed) · uploaded %s · %.0f fps %.0f kbit/s",
+				f.Viewers, f.Paying, f.EarnedMsat/1000, f.ProvisionalMsat/1000, human.Bytes(f.BytesUp), f.FPS, f.VideoKbps+f.AudioKbps),
+				fmt.Sprintf("%d %d", f.Viewers, f.Paying))
 		}
 	}
 }
@@ -311,8 +325,8 @@ func (e *env) streams(args []string) error {
 		fmt.Fprintln(e.out, "  (none yet: go live with `dazaar-vision live`)")
 	}
 	for _, s := range mine {
-		fmt.Fprintf(e.out, "  %s  %q  %d blocks, %s, last live %s\n    resume: dazaar-vision live -resume %s\n",
-			s.ID[:8]+"…"+s.ID[len(s.ID)-4:], strings.TrimSpace(s.Name+" "+s.Description), s.Blocks, human.Bytes(s.Bytes), s.LastLive.Format(time.DateTime), s.ID)
+		fmt.Fprintf(e.out, "  %s  %s  %d blocks, %s, last live %s\n    resume: dazaar-vision live -resume %s\n",
+			s.ID[:8]+"…"+s.ID[len(s.ID)-4:], listedName(s.Name, s.Description), s.Blocks, human.Bytes(s.Bytes), s.LastLive.Format(time.DateTime), s.ID)
 	}
 	watched, err2 := data.Watched()
 	fmt.Fprintln(e.out, "Watched:")
@@ -320,8 +334,37 @@ func (e *env) streams(args []string) error {
 		fmt.Fprintln(e.out, "  (none yet: paste a card into `dazaar-vision watch`)")
 	}
 	for _, w := range watched {
-		fmt.Fprintf(e.out, "  %s  %q  %s stored, last watched %s, %d purchases\n    open again: dazaar-vision watch %s\n",
-			w.ID[:8]+"…"+w.ID[len(w.ID)-4:], strings.TrimSpace(w.Name+" "+w.Description), human.Bytes(w.Bytes), w.LastWatched.Format(time.DateTime), len(w.Purchases), w.Card)
+		fmt.Fprintf(e.out, "  %s  %s  %s stored, last watched %s, %d purchases\n    open again: dazaar-vision watch %s\n",
+			w.ID[:8]+"…"+w.ID[len(w.ID)-4:], listedName(w.Name, w.Description), human.Bytes(w.Bytes), w.LastWatched.Format(time.DateTime), len(w.Purchases), w.Card)
 	}
 	return errors.Join(err1, err2)
+}
+
+// listedName is a stream's name and description as `streams` lists them, quoted, or
+// "(no name)" (unquoted, as `card inspect` says it) when both are blank.
+func listedName(name, description string) string {
+	t := strings.TrimSpace(name + " " + description)
+	if t == "" {
+		return noName
+	}
+	return strconv.Quote(t)
+}
+
+// noName stands for a blank stream name wherever one is shown.
+const noName = "(no name)"
+
+// shownName is a card's name as shown, "(no name)" when it is blank.
+func shownName(name string) string {
+	if strings.TrimSpace(name) == "" {
+		return noName
+	}
+	return name
+}
+
+// checkDuration refuses a negative -duration (0, or none given, means until interrupted).
+func checkDuration(d time.Duration) error {
+	if d < 0 {
+		return usagef("-duration %v cannot be negative: give how long to run, or leave it out to run until interrupted", d)
+	}
+	return nil
 }

@@ -20,7 +20,8 @@ var listedBlocks = regexp.MustCompile(`"([^"]*)"  (\d+) blocks`)
 
 // TestLiveStopsWithFinalFigures runs `live` for a few seconds: the figures it prints when it
 // stops are the feed's final length and size, and `streams` then lists the stream with the
-// same count and its title without trailing space.
+// same count and its title without trailing space. Its running figures on stderr, no
+// terminal here, are one whole line in those seconds, not one a second.
 func TestLiveStopsWithFinalFigures(t *testing.T) {
 	t.Setenv(EnvPassphrase, "correct horse")
 	tmp := t.TempDir()
@@ -34,6 +35,11 @@ func TestLiveStopsWithFinalFigures(t *testing.T) {
 	m := regexp.MustCompile(`stopped after \S+ live: (\d+) blocks \(([^)]*)\) in the stream; resume it with -resume ([0-9a-f]{64})`).FindStringSubmatch(r.out)
 	if m == nil {
 		t.Fatalf("no stop line:\n%s", r.out)
+	}
+	// stderr is no terminal: the figures come as whole lines, but not every second (8 of
+	// them would bury the card and the events): one at the start, the next after 10 s.
+	if n := strings.Count(r.err, "viewers "); n != 1 || strings.Contains(r.err, "\r") {
+		t.Fatalf("%d status lines in 8 s on a non-terminal stderr (want 1, no carriage returns):\n%s", n, r.err)
 	}
 	h, err := feed.ReadHead(filepath.Join(data, "streams", m[3], "feed"))
 	if err != nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/media/export"
@@ -49,6 +51,9 @@ func (e *env) record(args []string) error {
 	preset, err := broadcast.PresetByName(*presetName)
 	if err != nil {
 		return usagef("%v", err)
+	}
+	if err := checkDuration(*dur); err != nil {
+		return err
 	}
 	var videoKind capture.Kind
 	switch *source {
@@ -145,8 +150,12 @@ func (e *env) record(args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *dur)
 		defer cancel()
 	}
-	fmt.Fprintf(e.err, "recording %s (%dx%d at %d fps) from %s into %s; interrupt to stop\n",
-		preset.Name, preset.Width, preset.Height, preset.FrameRate, strings.Join(labels, " and "), dir)
+	until := "interrupt to stop"
+	if *dur > 0 {
+		until = fmt.Sprintf("stops after %v (interrupt to stop sooner)", *dur)
+	}
+	fmt.Fprintf(e.err, "recording %s (%dx%d at %d fps) from %s into %s; %s\n",
+		preset.Name, preset.Width, preset.Height, preset.FrameRate, strings.Join(labels, " and "), dir, until)
 	err = b.Run(ctx)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("recording stopped: %w", err)
@@ -160,7 +169,7 @@ func (e *env) exportCmd(args []string) error {
 	fs := e.flags("export")
 	from := fs.Duration("from", 0, "start this far into the stream")
 	to := fs.Duration("to", 0, "end this far into the stream (0: the end)")
-	rest, err := parse(fs, args, 2, 2, "[-from D] [-to D] DIR OUT.webm")
+	rest, err := parse(fs, args, 2, 2, "[-from D] [-to D] DIR OUT.webm|-")
 	if err != nil {
 		return err
 	}
@@ -170,6 +179,14 @@ func (e *env) exportCmd(args []string) error {
 	if *to > 0 && *to <= *from {
 		return usagef("-to %v must come after -from %v", *to, *from)
 	}
+	// "-" is stdout, as with watch -o -: the video goes there, every message to stderr.
+	out, toStdout := rest[1], rest[1] == "-"
+	if toStdout {
+		if err := e.videoToStdout("the output -", "export DIR - | mpv -"); err != nil {
+			return err
+		}
+		out = "stdout"
+	}
 	f, err := feed.Open(rest[0], feed.Options{Logger: e.log, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("cannot open the feed: %w", err)
@@ -178,21 +195,157 @@ func (e *env) exportCmd(args []string) error {
 	if f.Encrypted() {
 		return errors.New("this feed is encrypted; exporting it needs its key, which the command line does not hold yet")
 	}
-	bar := &export.Bar{W: e.err}
+	rng := export.Range{From: *from, To: *to}
+	src := &walkedSource{BlockSource: feedSource{f}}
 	start := time.Now()
-	res, err := export.ToFile(e.ctx, feedSource{f}, rest[1], export.Options{Range: export.Range{From: *from, To: *to}, Progress: bar, Logger: e.log})
+	text := e.out
+	var res export.Result
+	if toStdout {
+		// Written as it is read, as watch -o - does: stdout may be a pipe, which cannot seek
+		// back to fill in sizes.
+		text = e.err
+		res, err = export.Live(e.ctx, endingSource{src}, e.out, 1, export.Options{Range: rng, Logger: e.log})
+		if e.ctx.Err() != nil {
+			// Interrupted: what was written is a complete stream, but not all of it.
+			return e.ctx.Err()
+		}
+	} else {
+		term := isTerminalWriter(e.err)
+		bar := &export.Bar{W: e.err, Terminal: &term}
+		res, err = export.ToFile(e.ctx, src, out, export.Options{Range: rng, Progress: bar, Logger: e.log})
+	}
 	if err != nil {
-		return fmt.Errorf("export failed: %w", err)
+		return src.explain(err, rng)
 	}
 	runs := ""
 	if res.Runs > 1 {
 		runs = fmt.Sprintf(" (%d runs of a resumed stream, back to back)", res.Runs)
 	}
-	fmt.Fprintf(e.out, "exported %v of video%s (from %v) to %s in %v: %d video frames, %d audio packets, %d damaged blocks skipped\n",
-		res.Duration.Round(time.Millisecond), runs, res.Start.Round(time.Millisecond), rest[1], time.Since(start).Round(time.Millisecond),
+	fmt.Fprintf(text, "exported %v of video%s (from %v) to %s in %v: %d video frames, %d audio packets, %d damaged blocks skipped\n",
+		res.Duration.Round(time.Millisecond), runs, res.Start.Round(time.Millisecond), out, time.Since(start).Round(time.Millisecond),
 		res.VideoFrames, res.AudioPackets, res.DamagedBlocks)
 	if res.EndedAt > 0 {
-		fmt.Fprintf(e.out, "the export ends at block %d: the broadcaster resumed the stream there with another picture size or other tracks, which one WebM file cannot hold\n", res.EndedAt)
+		fmt.Fprintf(text, "the export ends at block %d: the broadcaster resumed the stream there with another picture size or other tracks, which one WebM file cannot hold\n", res.EndedAt)
 	}
 	return nil
 }
+
+// videoToStdout refuses a terminal as stdout for WebM video (what: watch's -o -, export's
+// output -): pipe it into a player (example says how) or give a file name.
+func (e *env) videoToStdout(what, example string) error {
+	if isTerminalWriter(e.out) {
+		return usagef("%s writes video to stdout, which is a terminal here: pipe it into a player (%s) or give a file name", what, example)
+	}
+	return nil
+}
+
+// walkedSource is an export's block source that notes what the export read: how far the
+// stream's timeline reached (the runs of a resumed stream joined as the export joins them)
+// and the first block this copy does not hold, so that a failure can be said in words.
+type walkedSource struct {
+	export.BlockSource
+	runs       *block.Runs
+	shapeEnd   bool          // a later header changed the tracks: the export ends there
+	end        time.Duration // where the units read so far end
+	missing    uint64        // the first block not stored here, when hasMissing
+	hasMissing bool
+}
+
+func (s *walkedSource) Block(ctx context.Context, i uint64) ([]byte, error) {
+	b, err := s.BlockSource.Block(ctx, i)
+	if err != nil {
+		if errors.Is(err, feed.ErrNotStored) && !s.hasMissing {
+			s.missing, s.hasMissing = i, true
+		}
+		return b, err
+	}
+	if s.shapeEnd {
+		return b, nil
+	}
+	if block.KindOf(b) == block.KindHeader {
+		if h, err := block.DecodeHeader(b); err == nil {
+			if s.runs == nil {
+				s.runs = block.NewRuns(h)
+			} else if !s.runs.Next(h) {
+				s.shapeEnd = true
+			}
+		}
+		return b, nil
+	}
+	if m, err := block.DecodeMedia(b); err == nil && s.runs != nil {
+		for _, u := range m.Units {
+			s.runs.Place(&u)
+			s.end = max(s.end, u.PTS+u.Duration)
+		}
+	}
+	return b, nil
+}
+
+// explain says in words why the export of rng failed.
+func (s *walkedSource) explain(err error, rng export.Range) error {
+	switch {
+	case errors.Is(err, export.ErrEmpty):
+		// Only the whole stream, read to its end, tells its length: a resumed stream's
+		// runs are joined back to back, and their headers are found by reading.
+		if s.end == 0 {
+			return wordedError{"nothing to export: the stream holds no pictures or sound yet", err}
+		}
+		where := ""
+		switch {
+		case rng.From > 0 && rng.To > 0:
+			where = fmt.Sprintf(" between %v and %v", rng.From, rng.To)
+		case rng.From > 0:
+			where = fmt.Sprintf(" from %v on", rng.From)
+		case rng.To > 0:
+			where = fmt.Sprintf(" before %v", rng.To)
+		}
+		what := "the stream is"
+		if s.shapeEnd {
+			what = "the part of the stream one file can hold (its tracks change later) is"
+		}
+		return wordedError{fmt.Sprintf("nothing to export%s: %s %v long", where, what, roundLength(s.end)), err}
+	case s.hasMissing && errors.Is(err, feed.ErrNotStored):
+		if s.end == 0 {
+			return wordedError{fmt.Sprintf("this copy holds only part of the stream (block %d, at its start, is missing): "+
+				"watch the stream again to fetch it (watch CARD -o FILE also writes what a copy holds, its gaps left out)", s.missing), err}
+		}
+		return wordedError{fmt.Sprintf("this copy holds only part of the stream (block %d, %v into it, is missing): "+
+			"export the part before it with -to, or watch the stream again to fetch the rest", s.missing, roundLength(s.end)), err}
+	}
+	return wordedError{"export failed: " + exportErrText(err), err}
+}
+
+// roundLength rounds a stream's length for reading: to a tenth of a second under 10 s, else
+// to the second.
+func roundLength(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
+// exportErrText is an export error without the package's "export: " prefix, for a message
+// that says what failed already.
+func exportErrText(err error) string { return strings.TrimPrefix(err.Error(), "export: ") }
+
+// wordedError is err said in other words; errors.Is and As still see err.
+type wordedError struct {
+	msg string
+	err error
+}
+
+func (w wordedError) Error() string { return w.msg }
+func (w wordedError) Unwrap() error { return w.err }
+
+// endingSource is a stored stream for export.Live: its end (a block past the length) is
+// io.EOF, and it is written from block 1, never from the newest sync point.
+type endingSource struct{ *walkedSource }
+
+func (s endingSource) Block(ctx context.Context, i uint64) ([]byte, error) {
+	if i >= s.Len() {
+		return nil, io.EOF
+	}
+	return s.walkedSource.Block(ctx, i)
+}
+
+func (endingSource) LatestSync() (uint64, bool) { return 0, false }

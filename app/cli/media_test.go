@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dazaarvision/dazaar-vision/internal/xtest"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
 )
 
 // TestRecordAndExport goes from the test camera and microphone through VP8 and
@@ -26,6 +28,10 @@ func TestRecordAndExport(t *testing.T) {
 	r := run(t, "", append(sec, "record", "-test-devices", "-preset", "low", "-duration", "2s", dir)...)
 	if r.code != 0 || !strings.Contains(r.out, "recorded") {
 		t.Fatalf("record: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	// With a duration it stops by itself: it says so, not "interrupt to stop".
+	if !strings.Contains(r.err, "; stops after 2s (interrupt to stop sooner)\n") {
+		t.Fatalf("record -duration 2s does not say it stops after it:\n%s", r.err)
 	}
 	if r := run(t, "", "feed", "verify", dir); r.code != 0 {
 		t.Fatalf("verify: %s", r.err)
@@ -46,6 +52,113 @@ func TestRecordAndExport(t *testing.T) {
 		t.Fatalf("export of an empty range: %d %s", r.code, r.err)
 	}
 	exportEdges(t, tmp, dir, out)
+	exportWords(t, tmp, dir)
+	exportToStdout(t, tmp, dir)
+}
+
+// exportWords: an export that cannot be made says why in words, once: a range past the end
+// names the stream's length, and a copy missing blocks (a watched stream the viewer joined
+// late or left) says it holds only part of the stream and which block is missing, not
+// "export failed: export: reading block 1: feed: block 1: block is not stored here".
+func exportWords(t *testing.T, tmp, dir string) {
+	w, err := feed.Open(dir, feed.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := w.Length()
+	var head, tail []uint64 // the first half of the blocks; the header and the second half
+	for i := uint64(0); i < n; i++ {
+		if i < n/2 {
+			head = append(head, i)
+		} else {
+			tail = append(tail, i)
+		}
+	}
+	tail = append([]uint64{0}, tail...)
+	startMissing := sparseFeedCopy(t, w, tail)
+	endMissing := sparseFeedCopy(t, w, head)
+	w.Close()
+	out := filepath.Join(tmp, "words.webm")
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"a range past the end", []string{"-from", "10m", dir, out}, []string{"nothing to export from 10m0s on: the stream is ", "s long"}},
+		{"a range past the end, both ends", []string{"-from", "1h", "-to", "2h", dir, out}, []string{"nothing to export between 1h0m0s and 2h0m0s: the stream is "}},
+		{"a copy without its start", []string{startMissing, out}, []string{"this copy holds only part of the stream (block 1, at its start, is missing)", "watch the stream again"}},
+		{"a copy without its end", []string{endMissing, out}, []string{fmt.Sprintf("this copy holds only part of the stream (block %d, ", n/2), "s into it, is missing): export the part before it with -to"}},
+		{"a folder as the output", []string{dir, tmp}, []string{"export failed: " + tmp + " is a folder"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := run(t, "", append([]string{"export"}, c.args...)...)
+			if r.code != 1 || strings.Contains(r.err, "export: ") || strings.Contains(r.err, "not stored here") {
+				t.Fatalf("code %d (want 1), stderr:\n%s", r.code, r.err)
+			}
+			for _, want := range c.want {
+				if !strings.Contains(r.err, want) {
+					t.Errorf("%q does not say %q", r.err, want)
+				}
+			}
+		})
+	}
+	// As the message says, the part before the missing block exports with -to.
+	if r := run(t, "", "export", "-to", "300ms", endMissing, out); r.code != 0 {
+		t.Fatalf("export -to of the part a copy holds: %d %s", r.code, r.err)
+	}
+}
+
+// sparseFeedCopy is a reader of w's stream holding only the blocks held, each verified, in a
+// directory of its own.
+func sparseFeedCopy(t *testing.T, w *feed.Feed, held []uint64) string {
+	t.Helper()
+	key := w.Key()
+	dir := filepath.Join(t.TempDir(), "copy")
+	r, err := feed.Create(dir, feed.Options{Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, i := range held {
+		req := feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: r.MissingNodes(i)}, Manifest: true}
+		if l := w.Length(); r.Length() < l {
+			req.Upgrade = &feed.UpgradeRequest{Start: r.Length(), Length: l - r.Length()}
+			req.Block.Nodes = 0
+		}
+		if _, known := r.Mode(); known {
+			req.Manifest = false
+		}
+		p, err := w.Proof(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Verify(p); err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	return dir
+}
+
+// exportToStdout: "-" as the output is stdout, as with watch -o -: WebM that ffprobe reads
+// comes out there, every message goes to stderr, and no file named "-" is written.
+func exportToStdout(t *testing.T, tmp, dir string) {
+	t.Chdir(tmp)
+	r := run(t, "", "export", "-to", "1s", dir, "-")
+	if r.code != 0 || !strings.HasPrefix(r.out, "\x1a\x45\xdf\xa3") || !strings.Contains(r.err, "to stdout") {
+		t.Fatalf("export DIR -: code %d, %d bytes on stdout starting %q\nstderr: %s", r.code, len(r.out), r.out[:min(len(r.out), 16)], r.err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "-")); !os.IsNotExist(err) {
+		t.Fatalf("export DIR - wrote a file named -: %v", err)
+	}
+	piped := filepath.Join(tmp, "piped.webm")
+	if err := os.WriteFile(piped, []byte(r.out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", piped).CombinedOutput()
+	if err != nil || !strings.Contains(string(probe), "vp8") || !strings.Contains(string(probe), "opus") {
+		t.Fatalf("ffprobe on what export DIR - wrote: %v\n%s", err, probe)
+	}
+	ffmpegClean(t, piped)
 }
 
 // exportEdges: the progress goes to stderr, which is no terminal here: plain lines, no

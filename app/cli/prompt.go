@@ -89,9 +89,17 @@ func (e *env) stdinTerminal() bool {
 }
 
 // isTerminal reports whether f is a terminal (not merely a character device: /dev/null is one
-// and takes video fine).
+// and takes video fine). It is the command line's one test for a terminal: secrets typed
+// without echo, the status line rewritten in place, the export's progress bar, video refused
+// on stdout.
 func isTerminal(f *os.File) bool {
 	return term.IsTerminal(int(f.Fd()))
+}
+
+// isTerminalWriter reports whether w is a terminal (a buffer or pipe is not).
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
 }
 
 // askSecret prints prompt on stderr and reads one line from stdin: without echo from a

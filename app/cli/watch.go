@@ -65,6 +65,15 @@ func (e *env) watch(args []string) error {
 	if *minutes > 0 && *sats > 0 {
 		return usagef("give -minutes or -sats, not both: -minutes buys that much time, -sats spends that much")
 	}
+	if err := checkDuration(*dur); err != nil {
+		return err
+	}
+	// The method is checked before the card is read: a mistyped one is refused as such,
+	// whatever the stream's terms.
+	m, err := methodFlag(*method)
+	if err != nil {
+		return err
+	}
 	from := time.Duration(-1)
 	if *fromFlag != "" {
 		if from, err = mediatime.Parse(*fromFlag); err != nil {
@@ -74,15 +83,20 @@ func (e *env) watch(args []string) error {
 	// With -o -, stdout carries the video: every message goes to stderr, and the pipe is the
 	// playback (no sound of our own, nothing decoded twice).
 	toStdout := *out == "-"
-	// Written from the loop and the live export's goroutine.
-	var text io.Writer = &lockedWriter{w: e.out}
-	status := &lockedWriter{w: e.err}
 	if toStdout {
-		if f, ok := e.out.(*os.File); ok && isTerminal(f) {
-			return usagef("-o - writes video to stdout, which is a terminal here: pipe it into a player (watch CARD -o - | mpv -) or give a file name")
+		if err := e.videoToStdout("-o -", "watch CARD -o - | mpv -"); err != nil {
+			return err
 		}
-		text = status
 		*noPlay = true
+	}
+	// The figures are rewritten in place on a terminal, so the terms and an invoice's QR stay
+	// on the screen; the other messages end the status line first. Written from the loop and
+	// from goroutines (seeks, invoices, the live export): the status line serialises them.
+	st, stopStatus := e.startStatus(e.err)
+	defer stopStatus()
+	text, status := st.Writer(e.out), st.Writer(e.err)
+	if toStdout {
+		text = status
 	}
 	c, err := e.readCardArg(rest[0])
 	if err != nil {
@@ -90,10 +104,6 @@ func (e *env) watch(args []string) error {
 	}
 	if c.Price.IsFree() && (*minutes > 0 || *sats > 0 || *method != "") {
 		return usagef("this stream is free: there is no time to buy, so leave out -minutes, -sats and -method")
-	}
-	m, err := methodFlag(*method)
-	if err != nil {
-		return err
 	}
 	store, err := e.openSecrets()
 	if err != nil {
@@ -103,7 +113,11 @@ func (e *env) watch(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(text, "%s\n%s\nTerms: %s\n", c.Name, c.Description, c.Terms())
+	fmt.Fprintln(text, shownName(c.Name))
+	if c.Description != "" {
+		fmt.Fprintln(text, c.Description)
+	}
+	fmt.Fprintf(text, "Terms: %s\n", c.Terms())
 	v, err := session.NewViewer(session.ViewerConfig{Data: data, Secrets: store, Card: c, NoPlayback: *noPlay, Logger: e.log,
 		Network: session.NetworkConfig{Listen: listen, LAN: *lan, Public: *lan}})
 	if err != nil {
@@ -176,7 +190,7 @@ func (e *env) watch(args []string) error {
 			}
 			res, err := export.Live(ctx, src, e.out, start, export.Options{Logger: e.log})
 			if err != nil && ctx.Err() == nil {
-				fmt.Fprintf(text, "stopped writing to stdout: %v\n", err)
+				fmt.Fprintf(text, "stopped writing to stdout: %s\n", exportErrText(err))
 				cancel()
 				return
 			}
@@ -197,7 +211,7 @@ func (e *env) watch(args []string) error {
 			return
 		}
 		fmt.Fprintf(text, "Pay %d sats for %v of video (expires %s):\ninvoice %s\n", inv.Sats, inv.Media, inv.Expires.Format(time.TimeOnly), inv.URI)
-		if f, ok := e.err.(*os.File); ok && isTerminal(f) {
+		if isTerminalWriter(e.err) {
 			fmt.Fprintln(status, paymentqr.QRText(inv.URI))
 		}
 	}
@@ -274,8 +288,10 @@ loop:
 		case <-tick.C:
 			f := v.Snapshot()
 			lastRemaining = max(lastRemaining, f.Remaining)
-			fmt.Fprintf(status, "%s %s%s · downloaded %s · %d blocks stored · %d behind live · decoded %d frames\n",
-				time.Now().Format("15:04:05.000"), connText(f), timeLeftText(c.Price.IsFree(), f), human.Bytes(f.BytesDown), f.Stored, f.BehindLive, f.FramesDecoded)
+			now := time.Now()
+			st.Show(now, fmt.Sprintf("%s %s%s · downloaded %s · %d blocks stored · %d behind live · decoded %d frames",
+				now.Format("15:04:05.000"), connText(f), timeLeftText(c.Price.IsFree(), f), human.Bytes(f.BytesDown), f.Stored, f.BehindLive, f.FramesDecoded),
+				connText(f))
 		}
 	}
 	if liveDone != nil {
@@ -302,7 +318,7 @@ func exportHeld(e *env, c card.Card, data session.DataDir, out string) error {
 	defer closeFn()
 	res, err := export.ToFile(context.Background(), src, out, export.Options{Logger: e.log})
 	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", out, err)
+		return wordedError{fmt.Sprintf("cannot write %s: %s", out, exportErrText(err)), err}
 	}
 	pieces, from, to := src.Span()
 	held := fmt.Sprintf("the stored blocks %d to %d", from, to-1)
@@ -348,17 +364,4 @@ func methodFlag(s string) (invoicemsg.Method, error) {
 		return invoicemsg.Any, nil
 	}
 	return 0, usagef("-method is lightning, onchain or any, not %q", s)
-}
-
-// lockedWriter serialises writes from several goroutines (a plain buffer as stdout or stderr
-// is not safe for that, a terminal or pipe is).
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }

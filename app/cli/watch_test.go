@@ -253,6 +253,10 @@ func TestWatchUsage(t *testing.T) {
 		{"minutes on a free stream", []string{"watch", "-minutes", "5", freeText}, "this stream is free: there is no time to buy"},
 		{"sats on a free stream", []string{"watch", "-sats", "100", freeText}, "leave out -minutes, -sats and -method"},
 		{"a method on a free stream", []string{"watch", "-method", "lightning", freeText}, "this stream is free"},
+		// A method that does not exist is refused as such, whatever the stream's terms.
+		{"an unknown method on a free stream", []string{"watch", "-method", "paypal", freeText}, `-method is lightning, onchain or any, not "paypal"`},
+		{"an unknown method", []string{"watch", "-method", "paypal", text}, `-method is lightning, onchain or any, not "paypal"`},
+		{"negative duration", []string{"watch", "-duration", "-1s", text}, "-duration -1s cannot be negative"},
 	}
 	for _, tc := range cases {
 		r := run(t, "", tc.args...)
@@ -324,5 +328,28 @@ func TestWatchNoPlayFrom(t *testing.T) {
 	}
 	if !strings.Contains(outb.String(), "downloading from 0s") || strings.Contains(outb.String(), "playing from") {
 		t.Fatalf("watch -no-play -from 0:00 said:\n%s", outb.String())
+	}
+}
+
+// A card with no name and no description: watch shows "(no name)" as card inspect does, and
+// no empty line for the description; `streams` then lists the watched stream as "(no name)",
+// not as "". The status lines, stderr being no terminal, come as whole lines but not every
+// second (the seller, on an unreachable test address, is never reached).
+func TestWatchBlankCard(t *testing.T) {
+	t.Setenv(EnvPassphrase, "correct horse")
+	c := testCard(t)
+	c.Name, c.Description, c.Price, c.Methods, c.Network = "", "", price.Free, nil, ""
+	tmp := t.TempDir()
+	global := []string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc")}
+	r := run(t, "", append(global, "watch", "-lan", "-listen", "/ip4/127.0.0.1/tcp/0", "-no-play", "-duration", "5s", c.String())...)
+	if r.code != 0 || !strings.HasPrefix(r.out, "(no name)\nTerms: Free\n") {
+		t.Fatalf("watch: code %d\nstdout: %q\nstderr: %s", r.code, r.out, r.err)
+	}
+	if n := strings.Count(r.err, "downloaded "); n < 1 || n > 2 {
+		t.Fatalf("%d status lines in 5 s (want one, and one more on a change of state):\n%s", n, r.err)
+	}
+	r = run(t, "", append(global, "streams")...)
+	if r.code != 0 || !strings.Contains(r.out, "  (no name)  ") || strings.Contains(r.out, `""`) {
+		t.Fatalf("streams: code %d\n%s\n%s", r.code, r.out, r.err)
 	}
 }
