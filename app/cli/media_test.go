@@ -11,6 +11,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/feed/feedtest"
 )
 
 // TestRecordAndExport goes from the test camera and microphone through VP8 and
@@ -112,29 +113,9 @@ func exportWords(t *testing.T, tmp, dir string) {
 // directory of its own.
 func sparseFeedCopy(t *testing.T, w *feed.Feed, held []uint64) string {
 	t.Helper()
-	key := w.Key()
 	dir := filepath.Join(t.TempDir(), "copy")
-	r, err := feed.Create(dir, feed.Options{Key: &key})
-	if err != nil {
+	if err := feedtest.SparseCopy(t, w, dir, held).Close(); err != nil {
 		t.Fatal(err)
-	}
-	defer r.Close()
-	for _, i := range held {
-		req := feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: r.MissingNodes(i)}, Manifest: true}
-		if l := w.Length(); r.Length() < l {
-			req.Upgrade = &feed.UpgradeRequest{Start: r.Length(), Length: l - r.Length()}
-			req.Block.Nodes = 0
-		}
-		if _, known := r.Mode(); known {
-			req.Manifest = false
-		}
-		p, err := w.Proof(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Verify(p); err != nil {
-			t.Fatalf("block %d: %v", i, err)
-		}
 	}
 	return dir
 }

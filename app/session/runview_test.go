@@ -13,6 +13,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
+	"github.com/dazaarvision/dazaar-vision/stream/feed/feedtest"
 )
 
 // A player plays a view of the viewer's source numbered from the header it started under: a
@@ -241,29 +242,8 @@ func TestHeldStreamLeavesHolesOut(t *testing.T) {
 // sparseCopy is a reader of w's stream holding only the blocks held, each verified.
 func sparseCopy(t *testing.T, w *feed.Feed, held []uint64) *feed.Feed {
 	t.Helper()
-	key := w.Key()
-	r, err := feed.Create(filepath.Join(t.TempDir(), "copy"), feed.Options{Key: &key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := feedtest.SparseCopy(t, w, filepath.Join(t.TempDir(), "copy"), held)
 	t.Cleanup(func() { r.Close() })
-	for _, i := range held {
-		req := feed.Request{Block: &feed.BlockRequest{Index: i, Nodes: r.MissingNodes(i)}, Manifest: true}
-		if l := w.Length(); r.Length() < l {
-			req.Upgrade = &feed.UpgradeRequest{Start: r.Length(), Length: l - r.Length()}
-			req.Block.Nodes = 0
-		}
-		if _, known := r.Mode(); known {
-			req.Manifest = false
-		}
-		p, err := w.Proof(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Verify(p); err != nil {
-			t.Fatalf("block %d: %v", i, err)
-		}
-	}
 	return r
 }
 
