@@ -36,10 +36,10 @@ func TestLiveStopsWithFinalFigures(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no stop line:\n%s", r.out)
 	}
-	// stderr is no terminal: the figures come as whole lines, but not every second (8 of
-	// them would bury the card and the events): one at the start, the next after 10 s.
-	if n := strings.Count(r.err, "viewers "); n != 1 || strings.Contains(r.err, "\r") {
-		t.Fatalf("%d status lines in 8 s on a non-terminal stderr (want 1, no carriage returns):\n%s", n, r.err)
+	// stderr is no terminal: the figures come as whole lines, a line a second (a log that
+	// scripts read), never rewritten in place.
+	if n := strings.Count(r.err, "viewers "); n < 3 || n > 10 || strings.Contains(r.err, "\r") {
+		t.Fatalf("%d status lines in 8 s on a non-terminal stderr (want about 8, no carriage returns):\n%s", n, r.err)
 	}
 	h, err := feed.ReadHead(filepath.Join(data, "streams", m[3], "feed"))
 	if err != nil {

@@ -12,8 +12,9 @@ import (
 )
 
 // statusEvery is how often a status line is printed where it cannot be rewritten in place
-// (a pipe, a file): more often would bury what else is printed under figures.
-const statusEvery = 10 * time.Second
+// (a pipe, a file): a log of the figures, a line a second, which scripts (and the end-to-end
+// tests) read as it comes.
+const statusEvery = time.Second
 
 // statusLine prints the running figures of `live` and `watch`. On a terminal it is one line
 // rewritten in place ("\r", the line cut to the terminal's width, erase to the end of the

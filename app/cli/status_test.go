@@ -41,7 +41,8 @@ func TestWatchStatusText(t *testing.T) {
 // TestStatusLine: on a terminal the status line is rewritten in place ("\r", the line cut
 // one column short of the terminal's width, erase to the end of the line) and ended with a
 // newline before anything else printed through its Writer; elsewhere (a pipe, a file) whole
-// lines, at most every 10 s, and at once when the key (viewer count, access state) changes.
+// lines, at most every `every` (statusEvery; 10 s here to see the spacing), and at once when
+// the key (viewer count, access state) changes.
 func TestStatusLine(t *testing.T) {
 	at := func(s int) time.Time { return time.Unix(1000, 0).Add(time.Duration(s) * time.Second) }
 	type step struct {
@@ -73,7 +74,7 @@ func TestStatusLine(t *testing.T) {
 			if s.term {
 				t.Fatal("a buffer is taken for a terminal")
 			}
-			s.term, s.width = tc.term, func() int { return 22 }
+			s.term, s.width, s.every = tc.term, func() int { return 22 }, 10*time.Second
 			for _, st := range tc.steps {
 				if st.key == "print" {
 					fmt.Fprint(s.Writer(&b), st.line)

@@ -705,10 +705,16 @@ func (v *Viewer) checkHeader(ctx context.Context, h uint64) (ok, settled bool) {
 // seller charges neither). The link is looked at here: the countdown stops within one call of
 // the link going down (the window asks four times a second, the command line once).
 func (v *Viewer) Remaining() time.Duration {
-	connected := v.rv != nil && v.rv.Connected()
+	var connected *bool // (no replication yet: nothing to look at)
+	if v.rv != nil {
+		c := v.rv.Connected()
+		connected = &c
+	}
 	v.accMu.Lock()
 	defer v.accMu.Unlock()
-	v.noteLinkLocked(connected, time.Now())
+	if connected != nil {
+		v.noteLinkLocked(*connected, time.Now())
+	}
 	if v.access.State != wire.Allowed {
 		return 0
 	}
