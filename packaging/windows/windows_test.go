@@ -192,17 +192,6 @@ func windowUnderWine(t *testing.T, w *wine) {
 	if m := regexp.MustCompile(`window started.*`).FindString(stderr()); m != "" {
 		t.Logf("the app's log: %s", m)
 	}
-	// Uninstalling while the window runs stops before anything is removed, so that it can be
-	// run again once the app is closed (_?= runs the uninstaller in place, and waits).
-	un := w.cmd(ctx, installDir+`\uninstall.exe`, "/S", `_?=`+installDir)
-	_, _, err = runWithTimeout(un, 2*time.Minute)
-	t.Logf("uninstalling while the app runs: %v", err)
-	if _, err := os.Stat(filepath.Join(w.unix(installDir), "DazaarVision.exe")); err != nil {
-		t.Errorf("the running program was removed (%v)", err)
-	}
-	if out, _, err := runWithTimeout(w.cmd(context.Background(), "reg", "query", uninstKey), time.Minute); err != nil {
-		t.Fatalf("the Add/Remove Programs entry went while the app ran (%v):\n%s", err, out)
-	}
 }
 
 // bootIDUnderWine runs stream/feed's Windows tests, cross-compiled, under wine: twice on one
