@@ -184,8 +184,7 @@ func (b *fileBackend) change(edit func(next map[string][]byte) error) error {
 	if err != nil {
 		return fmt.Errorf("re-reading secrets file before writing: %w", err)
 	}
-	sum := sha256.Sum256(cur)
-	if sum != b.sum {
+	if sha256.Sum256(cur) != b.sum {
 		if fresh, err = b.reread(cur); err != nil {
 			return err
 		}
@@ -199,13 +198,13 @@ func (b *fileBackend) change(edit func(next map[string][]byte) error) error {
 		wipeAllBut(fresh, nil)
 		return err
 	}
-	b.sum = sum // checked above, under the lock
-	if err := b.write(next, false); err != nil {
+	if err := b.write(next, true); err != nil { // compared with the file above, under the lock
 		wipeAllBut(next, base) // the edit's fresh copies
 		wipeAllBut(fresh, nil)
 		return err
 	}
 	wipeAllBut(b.entries, next) // replaced, deleted, or superseded by the other's copy
+	wipeAllBut(fresh, next)     // the other's, deleted by the edit
 	b.entries = next
 	return nil
 }
@@ -276,10 +275,10 @@ func (b *fileBackend) close() error {
 // write encrypts entries and replaces the file atomically: a temporary file
 // in the same directory (mode 0600), fsync, rename over the old file, fsync
 // of the directory. Until the rename the old file is untouched. Unless
-// creating, it first checks that the file on disk is still the one this
-// backend last read or wrote.
-func (b *fileBackend) write(entries map[string][]byte, creating bool) error {
-	if !creating {
+// checked (a new file, or change compared it already), it first checks that
+// the file on disk is still the one this backend last read or wrote.
+func (b *fileBackend) write(entries map[string][]byte, checked bool) error {
+	if !checked {
 		cur, err := readCapped(b.path, maxFileSize)
 		if err != nil {
 			return fmt.Errorf("re-reading secrets file before writing: %w", err)

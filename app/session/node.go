@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
@@ -53,20 +54,8 @@ func identity(store SecretStore) ([]byte, error) {
 var ErrOwnStream = errors.New("this card is your own broadcast: this install sells it, and a viewer needs a network identity of its own. " +
 	"Watch it from another computer or user account; while you are live, the Live view shows what viewers see")
 
-// selfID is the peer ID of this install's network identity (made on first use).
-func selfID(store SecretStore) (peer.ID, error) {
-	idb, err := identity(store)
-	if err != nil {
-		return "", err
-	}
-	key, err := p2p.ParseIdentity(idb)
-	if err != nil {
-		return "", err
-	}
-	return peer.IDFromPrivateKey(key)
-}
-
-func startNode(ctx context.Context, store SecretStore, nc NetworkConfig, log *slog.Logger) (*p2p.Node, error) {
+// identityKey is this install's network identity as a key (made on first use).
+func identityKey(store SecretStore) (crypto.PrivKey, error) {
 	idb, err := identity(store)
 	if err != nil {
 		return nil, err
@@ -74,6 +63,23 @@ func startNode(ctx context.Context, store SecretStore, nc NetworkConfig, log *sl
 	key, err := p2p.ParseIdentity(idb)
 	if err != nil {
 		return nil, fmt.Errorf("the stored network identity is damaged: %w", err)
+	}
+	return key, nil
+}
+
+// selfID is the peer ID of this install's network identity.
+func selfID(store SecretStore) (peer.ID, error) {
+	key, err := identityKey(store)
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromPrivateKey(key)
+}
+
+func startNode(ctx context.Context, store SecretStore, nc NetworkConfig, log *slog.Logger) (*p2p.Node, error) {
+	key, err := identityKey(store)
+	if err != nil {
+		return nil, err
 	}
 	cfg := p2p.Config{Identity: key, ListenAddrs: nc.Listen, PrivateAddrs: nc.LAN,
 		Protocols: []protocol.ID{wire.Protocol, swarm.HaveProtocol}, Logger: log}

@@ -705,15 +705,12 @@ func (v *Viewer) checkHeader(ctx context.Context, h uint64) (ok, settled bool) {
 // seller charges neither). The link is looked at here: the countdown stops within one call of
 // the link going down (the window asks four times a second, the command line once).
 func (v *Viewer) Remaining() time.Duration {
-	var connected *bool // (no replication yet: nothing to look at)
-	if v.rv != nil {
-		c := v.rv.Connected()
-		connected = &c
-	}
+	started := v.rv != nil // (before, there is no link to look at)
+	connected := started && v.rv.Connected()
 	v.accMu.Lock()
 	defer v.accMu.Unlock()
-	if connected != nil {
-		v.noteLinkLocked(*connected, time.Now())
+	if started {
+		v.noteLinkLocked(connected, time.Now())
 	}
 	if v.access.State != wire.Allowed {
 		return 0
@@ -1078,8 +1075,8 @@ func (v *Viewer) playAt(base, from uint64) {
 
 // tellFollow asks a paid stream's seller to push each new block, or, while paused or playing
 // behind the live edge (shifted), not to: paused time is neither sent nor charged, and a
-// player behind the edge is sent (and charged for) what it reaches, fetched as it plays on. A free stream's viewer keeps following: its own viewers may take the stream from
-// it. Telling the seller is a write to the network, so the controls defer it until they have
+// player behind the edge is sent (and charged for) what it reaches, fetched as it plays on. A
+// free stream's viewer keeps following: its own viewers may take the stream from it. Telling the seller is a write to the network, so the controls defer it until they have
 // let go of ctlMu (Stop takes ctlMu, and must not wait for a write; Stop's cancel ends a
 // write that waits). followMu makes each call send the pause state current when it runs, so
 // calls that overtake each other still leave the seller told the last one.
