@@ -68,7 +68,13 @@ func Run(ctx context.Context, opts Options) error {
 	// with that handler: when Fyne's loop ended first, fyne.Do ran it on this goroutine after
 	// GLFW terminated (a panic), and a pointer event polled while the window closed crashed in
 	// GLFW (two start-up runs in five, stopped with SIGINT as soon as drawn).
-	stop := context.AfterFunc(ctx, func() { fyne.Do(a.Driver().Quit) })
+	// From the moment the loop is asked to stop, what goroutines hand to Fyne's goroutine waits
+	// for Close (loop.end): Fyne, draining, would run it on their goroutines.
+	a.Lifecycle().SetOnStopped(loop.end)
+	stop := context.AfterFunc(ctx, func() {
+		loop.end()
+		fyne.Do(a.Driver().Quit)
+	})
 	a.Run()
 	loop.end()
 	stop()
