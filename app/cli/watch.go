@@ -216,7 +216,7 @@ func (e *env) watch(args []string) error {
 		}
 	}
 	if !c.Price.IsFree() && (*minutes > 0 || *sats > 0) {
-		seeks.Go(func() { buy(session.BuyRequest{Minutes: uint32(*minutes), Sats: *sats}) })
+		seeks.Go(func() { buy(session.BuyRequest{Minutes: buyMinutes(uint64(*minutes)), Sats: *sats}) })
 	} else if !c.Price.IsFree() {
 		fmt.Fprintln(text, "Type `buy N` for N minutes, or `sats N`.")
 	}
@@ -246,7 +246,7 @@ loop:
 			n, _ := strconv.ParseUint(strings.TrimSpace(arg), 10, 64)
 			switch cmd {
 			case "buy", "topup":
-				seeks.Go(func() { buy(session.BuyRequest{Minutes: uint32(n)}) })
+				seeks.Go(func() { buy(session.BuyRequest{Minutes: buyMinutes(n)}) })
 			case "sats":
 				seeks.Go(func() { buy(session.BuyRequest{Sats: n}) })
 			case "pause", "resume", "live", "start":
@@ -364,4 +364,10 @@ func methodFlag(s string) (invoicemsg.Method, error) {
 		return invoicemsg.Any, nil
 	}
 	return 0, usagef("-method is lightning, onchain or any, not %q", s)
+}
+
+// buyMinutes is n as a request's minutes: a number past what one invoice can buy stays past
+// it (Buy then says the bound) instead of wrapping to a small one.
+func buyMinutes(n uint64) uint32 {
+	return uint32(min(n, session.MaxBuyMinutes+1))
 }

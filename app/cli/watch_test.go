@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -351,5 +352,18 @@ func TestWatchBlankCard(t *testing.T) {
 	r = run(t, "", append(global, "streams")...)
 	if r.code != 0 || !strings.Contains(r.out, "  (no name)  ") || strings.Contains(r.out, `""`) {
 		t.Fatalf("streams: code %d\n%s\n%s", r.code, r.out, r.err)
+	}
+}
+
+// A number of minutes past what one invoice buys stays past it, whatever its size: `buy
+// 4294967297` must not wrap to one minute.
+func TestBuyMinutesDoesNotWrap(t *testing.T) {
+	for _, tt := range []struct {
+		n    uint64
+		want uint32
+	}{{0, 0}, {90, 90}, {session.MaxBuyMinutes, session.MaxBuyMinutes}, {session.MaxBuyMinutes + 1, session.MaxBuyMinutes + 1}, {1<<32 + 1, session.MaxBuyMinutes + 1}, {math.MaxUint64, session.MaxBuyMinutes + 1}} {
+		if got := buyMinutes(tt.n); got != tt.want {
+			t.Errorf("buyMinutes(%d) = %d, want %d", tt.n, got, tt.want)
+		}
 	}
 }

@@ -483,7 +483,7 @@ func (b *Broadcaster) run(ctx context.Context, what string, fn func(context.Cont
 	go func() {
 		defer b.wg.Done()
 		if err := fn(ctx); err != nil && ctx.Err() == nil {
-			b.fail(diskFull(fmt.Errorf("%s stopped: %w", what, err)))
+			b.fail(stopped(b.log, what, err))
 		}
 	}()
 }

@@ -122,6 +122,16 @@ func TestViewerRefusesMismatchedInvoices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Stop()
+	// Asks no seller could answer are said in words before anything is sent.
+	for r, words := range map[BuyRequest]string{
+		{Minutes: MaxBuyMinutes + 1}:   "at most a week (10080 minutes) can be bought at once",
+		{Sats: invoicemsg.MaxSats + 1}: "that is more than all the bitcoin there is",
+		{Method: invoicemsg.OnChain}:   "say how many minutes (or sats) to buy",
+	} {
+		if _, err := v.Buy(ctx, r); err == nil || err.Error() != words {
+			t.Fatalf("Buy(%+v): %v, want %q", r, err, words)
+		}
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			current = tc.edit

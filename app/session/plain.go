@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/playback"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 )
@@ -38,6 +40,8 @@ func plain(log *slog.Logger, what string, err error) error {
 		text = what + ": the disk is full"
 	case errors.Is(err, fs.ErrPermission):
 		text = what + ": Dazaar Vision may not write to its data directory (check its owner and permissions)"
+	case errors.Is(err, feed.ErrStorage):
+		text = what + ": the disk failed to read or write the stream's files; check the disk and try again"
 	default:
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -45,6 +49,48 @@ func plain(log *slog.Logger, what string, err error) error {
 	// the same failure twice on the command line, the second time with internal paths).
 	log.Info(text, "err", err)
 	return &plainError{text: text, cause: err}
+}
+
+// stopped says why a live broadcast ended in one sentence a person can act on, when the cause
+// is one they can (a full disk, a source that stopped, a disk that failed); what names the
+// session's part that returned err ("capture"). The cause stays reachable and goes to the log.
+func stopped(log *slog.Logger, what string, err error) error {
+	const kept = "everything recorded so far is kept"
+	var text string
+	switch {
+	case errors.Is(err, syscall.ENOSPC) || diskFullWindows(err):
+		text = "the disk is full: recording stopped, and " + kept + ". Free some space, then resume the stream"
+	case errors.Is(err, broadcast.ErrVideoStopped):
+		text = "the camera (or screen) stopped giving pictures: it may have been unplugged or taken by another program; " + kept + ", and resuming the stream goes on from there"
+	case errors.Is(err, broadcast.ErrAudioStopped):
+		text = "the microphone stopped giving sound: it may have been unplugged or taken by another program; " + kept + ", and resuming the stream goes on from there"
+	case errors.Is(err, feed.ErrStorage):
+		text = "writing the stream to the disk failed: recording stopped, and " + kept + ". Check the disk, then resume the stream"
+	default:
+		return fmt.Errorf("%s stopped: %w", what, err)
+	}
+	log.Warn("the broadcast stopped", "part", what, "err", err)
+	return &plainError{text: text, cause: err}
+}
+
+// playStopped says why the player stopped, in words where the cause is one a person can
+// understand without the internal chain; the cause goes to the log.
+func playStopped(log *slog.Logger, err error) string {
+	var why string
+	switch {
+	case errors.Is(err, playback.ErrUnsupported):
+		why = "this stream is in a format this version of Dazaar Vision cannot play (a newer version may)"
+	case errors.Is(err, playback.ErrBadHeader):
+		why = "the stream's first block, which says what it holds, is damaged"
+	case errors.Is(err, syscall.ENOSPC) || diskFullWindows(err):
+		why = "the disk is full"
+	case errors.Is(err, feed.ErrStorage):
+		why = "reading the stream's copy from the disk failed (check the disk)"
+	default:
+		return fmt.Sprintf("playback stopped: %v", err)
+	}
+	log.Warn("playback stopped", "err", err)
+	return "playback stopped: " + why
 }
 
 // Windows' "disk full" errors (ERROR_HANDLE_DISK_FULL, ERROR_DISK_FULL), which syscall.ENOSPC

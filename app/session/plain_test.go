@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/media/broadcast"
+	"github.com/dazaarvision/dazaar-vision/media/playback"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 )
@@ -30,6 +32,8 @@ func TestPlainErrors(t *testing.T) {
 		{"a full disk", &fs.PathError{Op: "write", Path: inner, Err: syscall.ENOSPC}, "cannot keep a copy of this stream: the disk is full"},
 		{"no permission", &fs.PathError{Op: "open", Path: inner, Err: syscall.EACCES},
 			"cannot keep a copy of this stream: Dazaar Vision may not write to its data directory (check its owner and permissions)"},
+		{"a failing disk", fmt.Errorf("feed: read block 3: %w: %w", feed.ErrStorage, &fs.PathError{Op: "read", Path: inner, Err: syscall.EIO}),
+			"cannot keep a copy of this stream: the disk failed to read or write the stream's files; check the disk and try again"},
 		{"anything else", errors.New("feed: meta: bad magic"), ""},
 	}
 	for _, tt := range tests {
@@ -72,4 +76,69 @@ func TestSecondViewerOfOneCopyIsTold(t *testing.T) {
 		t.Fatalf("a second viewer of one copy: %v", err)
 	}
 	waitFor(t, "blocks at the first viewer", 30*time.Second, func() bool { return first.Snapshot().Stored > 3 })
+}
+
+// A live broadcast that ends on its own says why in a sentence when the cause is one a person
+// can act on, and keeps the cause reachable; other causes name the part that stopped.
+func TestStoppedSentences(t *testing.T) {
+	inner := "/home/u/.config/dazaar-vision/streams/ab12/feed/data"
+	tests := []struct {
+		name, part string
+		cause      error
+		want       string // the sentence's start; "" for "part stopped: cause"
+	}{
+		{"a full disk", "capture", fmt.Errorf("broadcast: storing block: %w", &fs.PathError{Op: "write", Path: inner, Err: syscall.ENOSPC}),
+			"the disk is full: recording stopped, and everything recorded so far is kept."},
+		{"a full disk under the feed's storage error", "capture", fmt.Errorf("broadcast: storing block: feed: write blocks: %w: %w", feed.ErrStorage, syscall.ENOSPC),
+			"the disk is full:"},
+		{"the camera gone", "capture", fmt.Errorf("broadcast: video: %w: %w", broadcast.ErrVideoStopped, errors.New("v4l2: read /dev/video0: no such device")),
+			"the camera (or screen) stopped giving pictures:"},
+		{"the microphone gone", "capture", fmt.Errorf("broadcast: audio: %w: %w", broadcast.ErrAudioStopped, errors.New("alsa: device disconnected")),
+			"the microphone stopped giving sound:"},
+		{"a failing disk", "capture", fmt.Errorf("broadcast: storing block: feed: write log: %w: %w", feed.ErrStorage, &fs.PathError{Op: "write", Path: inner, Err: syscall.EIO}),
+			"writing the stream to the disk failed: recording stopped, and everything recorded so far is kept."},
+		{"anything else", "invoice desk", errors.New("invoice: the node said no"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := stopped(testLog(t), tt.part, tt.cause)
+			if !errors.Is(err, tt.cause) {
+				t.Fatalf("the cause is not reachable from %v", err)
+			}
+			if tt.want == "" {
+				if want := tt.part + " stopped: " + tt.cause.Error(); err.Error() != want {
+					t.Fatalf("got  %q\nwant %q", err, want)
+				}
+				return
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), inner) || strings.Contains(err.Error(), "broadcast:") {
+				t.Fatalf("got %q, want a sentence starting %q without the internal chain", err, tt.want)
+			}
+		})
+	}
+}
+
+// The player's stops are said in words for the causes a person can understand.
+func TestPlayStoppedSentences(t *testing.T) {
+	tests := []struct {
+		name  string
+		cause error
+		want  string
+	}{
+		{"unsupported", fmt.Errorf("%w: video codec %q", playback.ErrUnsupported, "AV1"),
+			"playback stopped: this stream is in a format this version of Dazaar Vision cannot play (a newer version may)"},
+		{"damaged header", fmt.Errorf("%w: %w", playback.ErrBadHeader, errors.New("block: header: bad magic")),
+			"playback stopped: the stream's first block, which says what it holds, is damaged"},
+		{"failing disk", fmt.Errorf("playback: reading block 7: feed: %w: %w", feed.ErrStorage, syscall.EIO),
+			"playback stopped: reading the stream's copy from the disk failed (check the disk)"},
+		{"anything else", errors.New("playback: reading block 7: the seller went away"),
+			"playback stopped: playback: reading block 7: the seller went away"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := playStopped(testLog(t), tt.cause); got != tt.want {
+				t.Fatalf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
 }

@@ -1,12 +1,10 @@
 package session
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // DefaultWatchedQuota bounds what copies of watched streams may take on disk together.
@@ -52,12 +50,4 @@ func (d DataDir) EvictWatched(quota int64, keep string) ([]string, error) {
 		removed = append(removed, ws[i].ID)
 	}
 	return removed, nil
-}
-
-// diskFull rewrites a full-disk error in words a person can act on.
-func diskFull(err error) error {
-	if errors.Is(err, syscall.ENOSPC) {
-		return fmt.Errorf("the disk is full: recording stopped, and everything recorded so far is kept. Free some space, then resume the stream (%w)", err)
-	}
-	return err
 }

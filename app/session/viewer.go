@@ -771,10 +771,13 @@ func (v *Viewer) Access() wire.Access {
 
 // BuyRequest is what the viewer buys: minutes of media, or an amount in sats.
 type BuyRequest struct {
-	Minutes uint32
+	Minutes uint32 // at most MaxBuyMinutes
 	Sats    uint64
 	Method  invoicemsg.Method // Lightning, OnChain or Any
 }
+
+// MaxBuyMinutes is the most time one invoice can be asked for: a week.
+const MaxBuyMinutes = invoicemsg.MaxMinutes
 
 // Buy asks the seller for an invoice for this viewer alone and checks it against the card
 // (amount, memo, network, expiry) before returning it to be shown.
@@ -788,6 +791,14 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 		if !slices.Contains(c.Methods, card.Lightning) {
 			r.Method = invoicemsg.OnChain
 		}
+	}
+	switch {
+	case r.Minutes > MaxBuyMinutes:
+		return Invoice{}, fmt.Errorf("at most a week (%d minutes) can be bought at once", MaxBuyMinutes)
+	case r.Sats > invoicemsg.MaxSats:
+		return Invoice{}, errors.New("that is more than all the bitcoin there is")
+	case r.Sats == 0 && r.Minutes == 0:
+		return Invoice{}, errors.New("say how many minutes (or sats) to buy")
 	}
 	req := invoicemsg.Request{Stream: v.id, Method: r.Method, Sats: r.Sats, Minutes: r.Minutes}
 	if err := req.Validate(); err != nil {
@@ -924,7 +935,7 @@ func (v *Viewer) startPlayerLocked(base, from uint64) {
 				return
 			}
 			if err != nil {
-				text := fmt.Sprintf("playback stopped: %v", err)
+				text := playStopped(v.log, err)
 				v.playErr.Store(&text)
 				v.playing.Store(false)
 				v.ev.emit(Event{Kind: EventError, Text: text})

@@ -195,6 +195,10 @@ func TestWatchStates(t *testing.T) {
 	h.mustShow("90 minutes = 1500 sats")
 	s.minutes.SetText("x")
 	h.mustShow("type a whole number of minutes")
+	for _, past := range []string{"10081", "99999999999999999999"} { // past a week; past uint64
+		s.minutes.SetText(past)
+		h.mustShow("at most a week (10080 minutes) can be bought at once")
+	}
 	// An invoice.
 	s.showInvoice(session.Invoice{Sats: 84, Media: 5 * time.Minute, Expires: time.Date(2026, 1, 1, 12, 34, 0, 0, time.Local),
 		URI: "lightning:lnsb840n1ptest", Bolt11: "lnsb840n1ptest", QRPNG: mustQR(t, "lightning:lnsb840n1ptest")})

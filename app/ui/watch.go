@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -279,6 +280,9 @@ func durText(d time.Duration) string {
 // typedMinutes is the calculator's number of minutes.
 func (s *watchScreen) typedMinutes() (uint32, error) {
 	n, err := strconv.ParseUint(strings.TrimSpace(s.minutes.Text), 10, 32)
+	if err != nil && errors.Is(err, strconv.ErrRange) || err == nil && n > session.MaxBuyMinutes {
+		return 0, fmt.Errorf("at most a week (%d minutes) can be bought at once", session.MaxBuyMinutes)
+	}
 	if err != nil || n == 0 {
 		return 0, fmt.Errorf("type a whole number of minutes")
 	}

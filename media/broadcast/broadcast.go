@@ -97,6 +97,13 @@ type Stats struct {
 	AudioSurplus time.Duration
 }
 
+// Run's errors when a source stops giving what it captures (a camera unplugged or taken by
+// another program, a microphone gone), so a caller can say which one in words.
+var (
+	ErrVideoStopped = errors.New("the picture source stopped")
+	ErrAudioStopped = errors.New("the sound source stopped")
+)
+
 // Broadcaster runs the pipeline. Create it with New, run it with Run.
 type Broadcaster struct {
 	cfg Config
@@ -275,7 +282,7 @@ func (b *Broadcaster) runVideo(ctx context.Context, enc *vp8.ReadEncoder, out ch
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("broadcast: video: %w", err)
+			return fmt.Errorf("broadcast: video: %w: %w", ErrVideoStopped, err)
 		}
 		if first {
 			c := enc.Encoder().Config()
@@ -330,7 +337,7 @@ func (b *Broadcaster) runAudio(ctx context.Context, enc mdcodec.ReadCloser, in *
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("broadcast: audio: %w", err)
+			return fmt.Errorf("broadcast: audio: %w: %w", ErrAudioStopped, err)
 		}
 		// Packet k holds output samples k·960 to (k+1)·960: 20 ms after the previous
 		// packet, or later where sound was lost (audioin.go).

@@ -260,6 +260,10 @@ func (p *Player) clock() (time.Duration, bool) {
 // ErrUnsupported is returned for streams this player cannot decode.
 var ErrUnsupported = errors.New("playback: unsupported stream")
 
+// ErrBadHeader is returned when the stream's first block, which says what the stream
+// holds, cannot be decoded.
+var ErrBadHeader = errors.New("playback: the stream header is unreadable")
+
 // Run plays until ctx ends, the source fails, or the stream header cannot be read.
 // Damaged blocks do not stop it.
 func (p *Player) Run(ctx context.Context) error {
@@ -271,7 +275,7 @@ func (p *Player) Run(ctx context.Context) error {
 	}
 	h, err := block.DecodeHeader(b0)
 	if err != nil {
-		return fmt.Errorf("playback: the stream header is unreadable: %w", err)
+		return fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
 	if h.Video != nil && h.Video.Codec != block.CodecVP8 {
 		return fmt.Errorf("%w: video codec %q", ErrUnsupported, h.Video.Codec)

@@ -223,6 +223,11 @@ func (f *Feed) load() error {
 			continue
 		}
 		if bad := f.checkBlocks(r); bad != nil {
+			if errors.Is(bad, ErrStorage) {
+				// The disk failed to answer: nothing is known to be missing, so the
+				// log is kept as it is and opening fails (a later Open reads again).
+				return bad
+			}
 			f.log.Warn("feed: a logged block is missing or damaged on disk (power loss?); rolling back to the record before it",
 				"dir", f.dir, "err", bad, "length", f.t.length)
 			end = offs[k]
@@ -250,6 +255,10 @@ func (f *Feed) load() error {
 	// Roots of the signed length.
 	if f.t.length > 0 {
 		roots, err := f.t.rootsFor(f.t.length)
+		if err != nil && f.t.nodes.err != nil {
+			// A failed read of the tree file shows as a missing node: say what it is.
+			return fmt.Errorf("feed: read tree: %w: %w", ErrStorage, f.t.nodes.err)
+		}
 		if err != nil {
 			return fmt.Errorf("feed: %w: %v", ErrCorrupt, err)
 		}
@@ -261,7 +270,7 @@ func (f *Feed) load() error {
 		}
 	}
 	if f.t.nodes.err != nil {
-		return fmt.Errorf("feed: read tree: %w", f.t.nodes.err)
+		return fmt.Errorf("feed: read tree: %w: %w", ErrStorage, f.t.nodes.err)
 	}
 	// Only the checkpoint and records a later record vouches for are known
 	// to be on disk: the rest may have been in the page cache of a killed
@@ -321,7 +330,10 @@ func (f *Feed) checkBlocks(r *record) error {
 	for _, b := range r.blocks {
 		buf := make([]byte, b.entry.length)
 		if n, err := f.fs.data.ReadAt(buf, int64(b.entry.offset)); n != len(buf) {
-			return fmt.Errorf("block %d: %d of %d bytes on disk: %v", b.index, n, len(buf), err)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("feed: read block %d: %w: %w", b.index, ErrStorage, err)
+			}
+			return fmt.Errorf("block %d: %d of %d bytes on disk", b.index, n, len(buf))
 		}
 		if crc32.Checksum(buf, crcTable) != b.entry.crc {
 			return fmt.Errorf("block %d: checksum mismatch", b.index)
