@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"log/slog"
 	"os"
@@ -25,12 +26,7 @@ import (
 // leakOptions ignores goroutines libp2p's dependencies and the capture drivers start once per
 // process and never stop.
 func leakOptions() []goleak.Option {
-	return []goleak.Option{
-		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"),
-	}
+	return xtest.LeakOptions()
 }
 
 func TestMain(m *testing.M) {

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"crypto/ed25519"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"math/big"
 	"strings"
@@ -23,15 +24,11 @@ import (
 // leakOptions ignores goroutines that libp2p's dependencies, the capture drivers and Fyne's
 // test driver start once per process and never stop.
 func leakOptions() []goleak.Option {
-	return []goleak.Option{
-		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"),
+	return xtest.LeakOptions(
 		goleak.IgnoreAnyFunction("fyne.io/fyne/v2/internal/animation.(*Runner).runAnimations"),
 		goleak.IgnoreAnyFunction("fyne.io/fyne/v2/test.(*app).Run"),
 		goleak.IgnoreAnyFunction("fyne.io/fyne/v2/internal/async.(*UnboundedChan[...]).processing"),
-	}
+	)
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leakOptions()...) }

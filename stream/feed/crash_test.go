@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go.uber.org/goleak"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -29,7 +30,8 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
-	os.Exit(m.Run())
+	// The feed's own goroutines (the background sync, Proof's group commit) end with Close.
+	goleak.VerifyTestMain(m)
 }
 
 func crashBlock(i uint64) []byte {

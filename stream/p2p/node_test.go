@@ -3,6 +3,7 @@ package p2p
 import (
 	"bytes"
 	"context"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"io"
 	"os"
 	"slices"
@@ -33,12 +34,7 @@ func TestMain(m *testing.M) {
 // leakOptions lists goroutines that libp2p and its dependencies start once per process and
 // never stop, so that goleak reports only goroutines our code leaves behind.
 func leakOptions() []goleak.Option {
-	return []goleak.Option{
-		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"),
-	}
+	return xtest.LeakOptions()
 }
 
 func newTestNode(t *testing.T, cfg Config) *Node {

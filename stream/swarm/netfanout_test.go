@@ -16,6 +16,7 @@ package swarm_test
 
 import (
 	"context"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"io"
 	"log/slog"
 	"os"
@@ -97,11 +98,7 @@ func TestAudienceWithRelaysOnAndOff(t *testing.T) {
 	}
 	// The processes are children; this one keeps no goroutine past Measure (libp2p's own
 	// process-wide ones aside, as in swarm_test.go).
-	defer goleak.VerifyNone(t,
-		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"))
+	defer goleak.VerifyNone(t, xtest.LeakOptions()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	const viewers, secs = 50, 10

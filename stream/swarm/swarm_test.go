@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"io"
 	"log/slog"
 	"os"
@@ -30,12 +31,7 @@ import (
 // swarmLeakOptions lists goroutines that libp2p and its dependencies start once per process
 // and never stop, so that goleak reports only goroutines our code leaves behind.
 func swarmLeakOptions() []goleak.Option {
-	return []goleak.Option{
-		goleak.IgnoreTopFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"),
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2.(*PipeReader).Read"),
-	}
+	return xtest.LeakOptions()
 }
 
 // checkLeaks registers the goroutine-leak check first, so that it runs after every other
