@@ -749,19 +749,6 @@ func (b *Broadcaster) Sales() []Sale {
 	return out
 }
 
-// Ban stops serving a viewer for the rest of this session.
-func (b *Broadcaster) Ban(viewer string) error {
-	p, err := peer.Decode(viewer)
-	if err != nil {
-		return fmt.Errorf("%q is not a viewer's peer ID: %w", viewer, err)
-	}
-	if b.gate == nil {
-		return errors.New("a free stream has no one to refuse")
-	}
-	b.gate.Ban(p)
-	return nil
-}
-
 // Stop ends the broadcast: capture stops, viewers are disconnected, everything is closed and
 // every goroutine waited for. What was appended is kept; the stream can be resumed.
 func (b *Broadcaster) Stop() error {

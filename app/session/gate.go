@@ -33,7 +33,6 @@ type ledgerGate struct {
 	log        *slog.Logger
 
 	mu        sync.Mutex
-	banned    map[peer.ID]bool
 	exhausted map[peer.ID]bool      // told to recheck once; cleared by the next allowed check
 	joins     map[peer.ID][2]uint64 // each admitted viewer's unbilled join window, kept for the broadcast
 }
@@ -44,12 +43,6 @@ func (g *ledgerGate) key(p peer.ID) ledger.Key {
 
 // Check implements replicate.Gate.
 func (g *ledgerGate) Check(_ context.Context, p peer.ID) (replicate.Allowance, error) {
-	g.mu.Lock()
-	banned := g.banned[p]
-	g.mu.Unlock()
-	if banned {
-		return replicate.Allowance{Reason: "The seller has blocked you from this stream."}, nil
-	}
 	rem := g.ledger.Remaining(g.key(p))
 	if rem <= 0 {
 		return replicate.Allowance{Reason: refusal(g.ledger.Credits(g.key(p)))}, nil
@@ -115,18 +108,5 @@ func (g *ledgerGate) Delivered(p peer.ID, index uint64, _ int) {
 		if first && g.recheck != nil {
 			g.recheck(p)
 		}
-	}
-}
-
-// Ban refuses p from now on (until the session ends).
-func (g *ledgerGate) Ban(p peer.ID) {
-	g.mu.Lock()
-	if g.banned == nil {
-		g.banned = map[peer.ID]bool{}
-	}
-	g.banned[p] = true
-	g.mu.Unlock()
-	if g.recheck != nil {
-		g.recheck(p)
 	}
 }

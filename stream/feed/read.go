@@ -98,17 +98,6 @@ func (f *Feed) Bitfield(start, end uint64, fn func(i uint64) bool) {
 	}
 }
 
-// ContiguousLength is the number of blocks stored from block 0 on without a gap.
-func (f *Feed) ContiguousLength() uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var i uint64
-	for i < f.t.length && f.present.has(i) {
-		i++
-	}
-	return i
-}
-
 // Get reads block i. It checks the block's checksum, so bytes damaged on disk
 // are reported (ErrCorrupt), never returned.
 func (f *Feed) Get(i uint64) ([]byte, error) {

@@ -179,15 +179,6 @@ func (s *Seller) Recheck(p peer.ID) {
 	}
 }
 
-// RecheckAll asks the gate again about every connected viewer.
-func (s *Seller) RecheckAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ss := range s.sessions {
-		ss.recheck()
-	}
-}
-
 // Send sends an application message to viewer p on every session it has open.
 func (s *Seller) Send(p peer.ID, msg []byte) error {
 	if len(msg) > wire.MaxApp {
