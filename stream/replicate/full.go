@@ -126,9 +126,10 @@ func (s *Seller) turnAway(str network.Stream, p peer.ID) {
 	_ = str.CloseWrite()
 	// Wait (bounded by the deadline, ended by Close) for the viewer to close its side so the
 	// refusal is read, not reset.
-	done := make(chan struct{})
-	defer close(done)
+	done, exited := make(chan struct{}), make(chan struct{})
+	defer func() { close(done); <-exited }()
 	go func() {
+		defer close(exited)
 		select {
 		case <-s.ctx.Done():
 			_ = str.Reset()

@@ -288,8 +288,10 @@ func (v *Viewer) session(ctx context.Context) error {
 	}
 	s := &viewerSession{v: v, f: v.Feed(), str: str, w: wire.NewWriter(str), ranges: map[uint64]*pending{}}
 	sctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
+	resetDone := make(chan struct{})
+	defer func() { stop(); <-resetDone }()
+	go func() { // ends with the session: the stream is reset and the goroutine waited for
+		defer close(resetDone)
 		<-sctx.Done()
 		_ = str.Reset()
 	}()

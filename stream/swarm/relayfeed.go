@@ -47,13 +47,14 @@ func (f *relayFeed) Head() feed.Head {
 }
 
 // Subscribe passes the reader's heads on with the sync point added, each once its newest
-// block is held. Its goroutine ends with the returned cancel function. Overflow policy as the
+// block is held. Its goroutine ends with the returned cancel function, which waits for it. Overflow policy as the
 // feed's: one head held, a newer one replaces it.
 func (f *relayFeed) Subscribe() (<-chan feed.Head, func()) {
 	in, unsub := f.Feed.Subscribe()
 	out := make(chan feed.Head, 1)
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		type mark struct {
 			fork, length, sp uint64
 			hasSP            bool
@@ -95,5 +96,5 @@ func (f *relayFeed) Subscribe() (<-chan feed.Head, func()) {
 		}
 	}()
 	var once sync.Once
-	return out, func() { once.Do(func() { close(done); unsub() }) }
+	return out, func() { once.Do(func() { close(done); unsub(); <-exited }) }
 }
