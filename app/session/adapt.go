@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -228,20 +227,3 @@ func waitArrival(ctx context.Context, ch <-chan struct{}, t *time.Timer) error {
 
 // refetchEvery is how often a player waiting for a signed block not held asks for it again.
 const refetchEvery = time.Second
-
-// headerMsg is the app message in which a broadcaster tells a viewer where the newest stream
-// header is (a resumed stream has one per run). Its first byte is never an invoicemsg version.
-const headerMsg = 0xd5
-
-func encodeHeaderMsg(index uint64) []byte { return binary.AppendUvarint([]byte{headerMsg}, index) }
-
-func decodeHeaderMsg(b []byte) (uint64, bool) {
-	if len(b) < 2 || b[0] != headerMsg {
-		return 0, false
-	}
-	v, n := binary.Uvarint(b[1:])
-	if n <= 0 || 1+n != len(b) {
-		return 0, false
-	}
-	return v, true
-}

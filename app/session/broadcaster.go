@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"log/slog"
 	"math/bits"
 	"path/filepath"
@@ -543,7 +544,7 @@ func (b *Broadcaster) watchViewers(ctx context.Context) error {
 		for _, p := range b.seller.Viewers() {
 			seen[p] = true
 			if _, ok := granted[p]; !ok { // every new viewer, also of a stream never resumed (0)
-				if err := b.seller.Send(p, encodeHeaderMsg(b.header)); err != nil {
+				if err := b.seller.Send(p, headermsg.Encode(b.header)); err != nil {
 					b.log.Debug("cannot tell a viewer where the stream header is", "viewer", p, "err", err)
 				}
 			}

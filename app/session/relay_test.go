@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"image"
 	"slices"
 	"strings"
@@ -128,7 +129,7 @@ func TestFreeStreamViewerChecksHeaderClaims(t *testing.T) {
 	// Both claims go to the viewer as its source's word (here the seller's node stands for a
 	// lying relay: the viewer cannot tell them apart, and checks both the same way).
 	for _, h := range []uint64{1 << 40, 3} {
-		if err := b.seller.Send(v.self, encodeHeaderMsg(h)); err != nil {
+		if err := b.seller.Send(v.self, headermsg.Encode(h)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -148,7 +149,7 @@ func TestFreeStreamViewerChecksHeaderClaims(t *testing.T) {
 		t.Fatalf("the viewer reports a resumed stream: %+v", f)
 	}
 	if fwd := v.sw.Forwarded(); fwd != nil {
-		if h, _ := decodeHeaderMsg(fwd); h != 0 {
+		if h, _ := headermsg.Decode(fwd); h != 0 {
 			t.Fatalf("the viewer passes on a header claim it did not check: block %d", h)
 		}
 	}

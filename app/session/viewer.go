@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"image"
 	"io"
 	"log/slog"
@@ -579,7 +580,7 @@ func (v *Viewer) onAccess(a wire.Access) {
 }
 
 func (v *Viewer) onApp(msg []byte) {
-	if h, ok := decodeHeaderMsg(msg); ok {
+	if h, ok := headermsg.Decode(msg); ok {
 		if v.sw != nil && h > v.src.base.Load() {
 			// A free stream's source may be any relaying viewer, and app messages are not
 			// signed: the header is checked against the feed before anything moves to it.
@@ -664,7 +665,7 @@ func (v *Viewer) checkHeaders(ctx context.Context) error {
 				continue
 			}
 			v.acceptHeader(h)
-			v.sw.Forward(encodeHeaderMsg(h))
+			v.sw.Forward(headermsg.Encode(h))
 		}
 		select {
 		case <-ctx.Done():
