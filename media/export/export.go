@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dazaarvision/dazaar-vision/internal/atomicfile"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -105,10 +106,7 @@ func ToFile(ctx context.Context, src BlockSource, path string, opt Options) (Res
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return res, fmt.Errorf("export: cannot put the file in place at %s: %w", path, plainErr(err))
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // the rename survives a power loss; best effort (not every OS syncs folders)
-		d.Close()
-	}
+	_ = atomicfile.SyncDir(dir) // the rename survives a power loss; best effort: the file is in place
 	return res, nil
 }
 

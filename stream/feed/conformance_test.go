@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
+	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 	"golang.org/x/crypto/blake2b"
 )
 

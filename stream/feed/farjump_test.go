@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
+	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 )
 
 // forgeBlock is what a hostile key holder can sign without building anything: a tree of length

@@ -5,7 +5,7 @@ import (
 	"hash"
 	"sync"
 
-	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
+	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 	"golang.org/x/crypto/blake2b"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
+	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 )
 
 // Regression tests from the review of this package.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
+	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 )
 
 // nodeSet holds tree nodes by flat-tree index in pages of 1024. Without a

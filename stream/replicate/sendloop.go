@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
-	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
+	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 )
 

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
-	"github.com/dazaarvision/dazaar-vision/stream/internal/flattree"
+	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 )
 
 // A relay's reader can hold a signed length before its newest block (an upgrade that reached

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/ed25519"
 	"encoding/binary"
+	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 	"os"
 	"path/filepath"
 	"time"
@@ -43,7 +44,7 @@ func (w *workloads) boltAppendRun(size, n, batch int, fsync bool) map[string]flo
 			roots = append(roots, n)
 			for len(roots) > 1 {
 				a, c := roots[len(roots)-2], roots[len(roots)-1]
-				if !siblings(a.Index, c.Index) {
+				if flattree.Offset(a.Index)&1 != 0 || flattree.Sibling(a.Index) != c.Index { // c is not a's right sibling
 					break
 				}
 				p := feed.ParentNode(a, c)
@@ -82,22 +83,3 @@ func (w *workloads) boltAppendRun(size, n, batch int, fsync bool) map[string]flo
 }
 
 func u64key(i uint64) []byte { return binary.BigEndian.AppendUint64(nil, i) }
-
-// siblings reports whether flat-tree nodes a (left) and b are siblings.
-func siblings(a, b uint64) bool {
-	da, db := depth(a), depth(b)
-	if da != db {
-		return false
-	}
-	oa := a >> (da + 1)
-	return oa&1 == 0 && b == a+(2<<da)
-}
-
-func depth(i uint64) uint {
-	d := uint(0)
-	for i&1 == 1 {
-		i >>= 1
-		d++
-	}
-	return d
-}
