@@ -143,9 +143,12 @@ type Feed struct {
 	cpData  uint64 // block bytes written since the last checkpoint
 	lock    *filelock.Lock
 	ro      bool
-	scratch []byte
-	frame   []byte
-	subs    map[chan Head]struct{}
+	// lostShared: Open cut log records that were written, not torn (a damaged record in
+	// the middle of the log); a writer moves to a new fork.
+	lostShared bool
+	scratch    []byte
+	frame      []byte
+	subs       map[chan Head]struct{}
 
 	syncMu    sync.Mutex     // serialises syncs; held without mu
 	syncWG    sync.WaitGroup // early syncs started by append, and the background sync

@@ -2,10 +2,12 @@ package feed
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -372,16 +374,22 @@ func TestDamagedFiles(t *testing.T) {
 		damage  func(dir string)
 		wantLen uint64 // 0: open must fail
 		wantErr bool
+		// The fork after recovery: a torn tail was never shared, but a damaged record
+		// with complete ones after it was written and maybe shared, so the writer moves
+		// to a new fork rather than sign other blocks at those lengths.
+		wantFork uint64
 	}{
-		{"torn log tail", func(dir string) { truncateBy(dir, "oplog", 7) }, 24, false},
-		{"garbage appended to log", func(dir string) { appendTo(dir, "oplog", []byte("garbage!garbage!")) }, 25, false},
-		{"log cut to nothing", func(dir string) { os.Truncate(filepath.Join(dir, "oplog"), 0) }, 20, false},
-		{"flipped bit in log", func(dir string) { flip(dir, "oplog", 30) }, 20, false},
-		{"flipped bit in block data", func(dir string) { flip(dir, "data", 150) }, 25, false},
-		{"truncated meta", func(dir string) { os.Truncate(filepath.Join(dir, "meta"), 10) }, 0, true},
-		{"garbage meta", func(dir string) { os.WriteFile(filepath.Join(dir, "meta"), []byte("not a feed at all"), 0o600) }, 0, true},
-		{"both header slots torn", func(dir string) { os.WriteFile(filepath.Join(dir, "header"), bytes.Repeat([]byte{0xff}, 1024), 0o600) }, 0, true},
-		{"tampered tree node", func(dir string) { flip(dir, "tree", 40*5+10) }, 0, true},
+		{"torn log tail", func(dir string) { truncateBy(dir, "oplog", 7) }, 24, false, 0},
+		{"garbage appended to log", func(dir string) { appendTo(dir, "oplog", []byte("garbage!garbage!")) }, 25, false, 0},
+		// A power loss can leave a file longer than what was written, the rest zeros.
+		{"zeros past the log's end", func(dir string) { appendTo(dir, "oplog", make([]byte, 4096)) }, 25, false, 0},
+		{"log cut to nothing", func(dir string) { os.Truncate(filepath.Join(dir, "oplog"), 0) }, 20, false, 0},
+		{"flipped bit in log", func(dir string) { flip(dir, "oplog", 30) }, 20, false, 1},
+		{"flipped bit in block data", func(dir string) { flip(dir, "data", 150) }, 25, false, 0},
+		{"truncated meta", func(dir string) { os.Truncate(filepath.Join(dir, "meta"), 10) }, 0, true, 0},
+		{"garbage meta", func(dir string) { os.WriteFile(filepath.Join(dir, "meta"), []byte("not a feed at all"), 0o600) }, 0, true, 0},
+		{"both header slots torn", func(dir string) { os.WriteFile(filepath.Join(dir, "header"), bytes.Repeat([]byte{0xff}, 1024), 0o600) }, 0, true, 0},
+		{"tampered tree node", func(dir string) { flip(dir, "tree", 40*5+10) }, 0, true, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -405,8 +413,8 @@ func TestDamagedFiles(t *testing.T) {
 				t.Fatalf("open: %v", err)
 			}
 			defer f.Close()
-			if f.Length() != c.wantLen {
-				t.Fatalf("length %d after recovery, want %d", f.Length(), c.wantLen)
+			if f.Length() != c.wantLen || f.Head().Fork != c.wantFork {
+				t.Fatalf("length %d, fork %d after recovery, want %d, %d", f.Length(), f.Head().Fork, c.wantLen, c.wantFork)
 			}
 			if c.name == "flipped bit in block data" {
 				if _, err := f.Get(1); !errors.Is(err, ErrCorrupt) {
@@ -574,5 +582,76 @@ func TestProofLengthAndCompatKey(t *testing.T) {
 	}
 	if err := r.Verify(p); err != nil || r.Length() != length {
 		t.Fatalf("verify: %v, length %d", err, r.Length())
+	}
+}
+
+// A damaged length or offset in the blocks file is caught before anything is allocated or
+// written by it: the block reads as damaged (ErrCorrupt, served to nobody), the others read
+// as before, and new blocks still go where the data file ends, not out past a huge hole.
+func TestDamagedBlockEntry(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		field  int // byte offset in the 16-byte entry: 0 offset, 8 length+1
+		value  uint64
+		fields int // bytes written
+	}{
+		{"length", 8, 0xF0000000, 4},
+		{"offset", 0, 1 << 50, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kp := testKeyPair(t, 5)
+			dir := t.TempDir()
+			f, err := Create(dir, Options{KeyPair: &kp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 4; i++ {
+				mustAppend(t, f, block(i, 100))
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "blocks")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v [8]byte
+			binary.LittleEndian.PutUint64(v[:], tc.value)
+			copy(b[blockRecordSize*2+tc.field:], v[:tc.fields])
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			g, err := Open(dir, Options{KeyPair: &kp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err = g.Get(2)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Get(2) = %v, want ErrCorrupt", err)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+				t.Fatalf("reading the damaged entry allocated %d bytes", got)
+			}
+			if _, err := g.Proof(Request{Block: &BlockRequest{Index: 2}}); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Proof(2) = %v, want ErrCorrupt", err)
+			}
+			for _, i := range []uint64{0, 1, 3} {
+				if b := mustGet(t, g, i); !bytes.Equal(b, block(int(i), 100)) {
+					t.Fatalf("block %d: %q", i, b)
+				}
+			}
+			mustAppend(t, g, block(4, 100))
+			if b := mustGet(t, g, 4); !bytes.Equal(b, block(4, 100)) {
+				t.Fatalf("block 4: %q", b)
+			}
+			if st, err := os.Stat(filepath.Join(dir, "data")); err != nil || st.Size() > 1<<20 {
+				t.Fatalf("the data file after one more block: %v bytes, %v", st.Size(), err)
+			}
+		})
 	}
 }

@@ -159,11 +159,16 @@ func (f *Feed) takeOwnership(boot string) error {
 	if err != nil {
 		return fmt.Errorf("feed: read the owner file: %w", err)
 	}
-	if prev.mayHaveLostShared(boot) {
-		if err := f.bumpFork(); err != nil {
+	switch {
+	case f.lostShared:
+		if err := f.bumpFork("the log was damaged where Open cut it, and what was cut may have been shared"); err != nil {
 			return err
 		}
-	} else if prev.held && prev.mode == ForkOnPowerLoss {
+	case prev.mayHaveLostShared(boot):
+		if err := f.bumpFork("the last writer died with appends that a power loss may have taken"); err != nil {
+			return err
+		}
+	case prev.held && prev.mode == ForkOnPowerLoss:
 		// Its process died on this boot: what it shared is in the OS cache,
 		// not necessarily on disk. Sync it before this writer's owner record
 		// (which may not ask for a new fork after a power loss) replaces it.
@@ -192,10 +197,27 @@ func (f *Feed) load() error {
 	if err := f.scanBlocks(); err != nil {
 		return err
 	}
+	// New blocks go where the data file ends: an entry that says it reaches past it
+	// (damaged, or its block lost to a power loss) cannot move that end out into a
+	// hole, and its block reads as damaged.
+	if st, err := f.fs.data.Stat(); err != nil {
+		return fmt.Errorf("feed: %w: %w", ErrStorage, err)
+	} else if size := uint64(st.Size()); f.dataEnd > size {
+		f.log.Warn("feed: the blocks file names data past the end of the data file; those blocks read as damaged",
+			"dir", f.dir, "data end", f.dataEnd, "file size", size)
+		f.dataEnd = size
+	}
 	// The log: records after the checkpoint, up to the first torn one.
-	recs, offs, end, err := f.fs.readLog()
+	recs, offs, end, damaged, err := f.fs.readLog()
 	if err != nil {
 		return fmt.Errorf("feed: read log: %w", err)
+	}
+	if damaged {
+		// Not a torn write: a record in the middle of the log is damaged. What follows
+		// it is cut, and a writer may have shared signatures over it: it moves to a new
+		// fork (takeOwnership) rather than sign other blocks at the same lengths.
+		f.log.Warn("feed: a log record is damaged, not torn; cutting the log there", "dir", f.dir, "offset", end)
+		f.lostShared = true
 	}
 	cpSeq := f.seq
 	// Records up to the newest sync any intact record vouches for have

@@ -105,7 +105,7 @@ func (o ownerState) mayHaveLostShared(boot string) bool {
 // that whatever this feed signs from now on cannot be confused with what a
 // lost tail of the old fork signed. Called from Open, before the feed is
 // shared with anyone (so without f.mu).
-func (f *Feed) bumpFork() error {
+func (f *Feed) bumpFork(why string) error {
 	nt := f.t
 	nt.fork++
 	sig := f.s.sign(nt.hash(), nt.length, nt.fork)
@@ -118,7 +118,7 @@ func (f *Feed) bumpFork() error {
 	if err := f.syncFilesLocked(); err != nil {
 		return fmt.Errorf("feed: sync the new fork: %w", err)
 	}
-	f.log.Warn("feed: the last writer died with appends that a power loss may have taken; moved to a new fork (viewers start again from it)",
+	f.log.Warn("feed: "+why+"; moved to a new fork (viewers start again from it)",
 		"dir", f.dir, "fork", nt.fork, "length", nt.length)
 	return nil
 }

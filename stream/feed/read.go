@@ -22,6 +22,11 @@ func (f *Feed) entry(i uint64) (blockEntry, error) {
 	if l == 0 {
 		return blockEntry{}, fmt.Errorf("feed: block %d: %w (its entry is empty)", i, ErrCorrupt)
 	}
+	// A damaged length is caught here, before readBlock allocates it: no block this
+	// feed stored is longer than its maximum block size.
+	if limit := max(uint64(f.maxBlock), f.meta.maxBlockSize); uint64(l-1) > limit {
+		return blockEntry{}, fmt.Errorf("feed: block %d: %w (its entry says %d bytes, more than the feed's blocks hold, %d)", i, ErrCorrupt, l-1, limit)
+	}
 	return blockEntry{offset: leU64(rec[:]), length: l - 1, crc: leU32(rec[12:])}, nil
 }
 

@@ -348,34 +348,50 @@ func (fs *files) writeHeader(c *checkpoint) error {
 // readLog returns the log's complete records, in order, with the offset each
 // starts at, and the offset where the valid log ends (a torn tail starts
 // there). A record whose checksum holds but which does not decode is not a
-// torn write: it is reported as corruption.
-func (fs *files) readLog() ([]*record, []int64, int64, error) {
+// torn write: it is reported as corruption. damaged says the log does not end
+// in a torn write where it stops: a complete record follows the one that failed
+// its checksum, so what was cut there was written, and may have been shared.
+// A record of length 0 (never written: the zeros a power loss can leave past
+// the end of a file) ends the log like a torn one.
+func (fs *files) readLog() (recs []*record, offs []int64, end int64, damaged bool, err error) {
 	raw, err := io.ReadAll(io.NewSectionReader(fs.log, 0, 1<<62))
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, false, err
 	}
-	var out []*record
-	var offs []int64
 	off := 0
 	for len(raw)-off >= 8 {
-		n := binary.LittleEndian.Uint32(raw[off:])
-		sum := binary.LittleEndian.Uint32(raw[off+4:])
-		if n > maxRecordSize || int(n) > len(raw)-off-8 {
+		n, ok := logRecordAt(raw, off)
+		if !ok {
+			if n > 0 && n <= maxRecordSize && off+8+n <= len(raw) {
+				if m, ok := logRecordAt(raw, off+8+n); ok && m > 0 {
+					damaged = true
+				}
+			}
 			break
 		}
-		body := raw[off+8 : off+8+int(n)]
-		if crc32.Checksum(body, crcTable) != sum {
-			break
-		}
-		r, err := decodeRecord(body)
+		r, err := decodeRecord(raw[off+8 : off+8+n])
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("%w: log record at offset %d: %v", ErrCorrupt, off, err)
+			return nil, nil, 0, false, fmt.Errorf("%w: log record at offset %d: %v", ErrCorrupt, off, err)
 		}
-		out = append(out, r)
+		recs = append(recs, r)
 		offs = append(offs, int64(off))
-		off += 8 + int(n)
+		off += 8 + n
 	}
-	return out, offs, int64(off), nil
+	return recs, offs, int64(off), damaged, nil
+}
+
+// logRecordAt reads the frame at off of a log: its body's length, and whether
+// the frame is complete, not empty and its checksum holds.
+func logRecordAt(raw []byte, off int) (int, bool) {
+	if len(raw)-off < 8 {
+		return 0, false
+	}
+	n := binary.LittleEndian.Uint32(raw[off:])
+	sum := binary.LittleEndian.Uint32(raw[off+4:])
+	if n == 0 || n > maxRecordSize || int(n) > len(raw)-off-8 {
+		return int(min(n, maxRecordSize+1)), false
+	}
+	return int(n), crc32.Checksum(raw[off+8:off+8+int(n)], crcTable) == sum
 }
 
 // appendLog writes one framed record at the end of the log.
