@@ -137,6 +137,21 @@ func TestTornTailIsDroppedCorruptionIsReported(t *testing.T) {
 		t.Fatalf("after append past torn write: %v", got)
 	}
 	l.Close()
+	// A power loss that lengthened the file without writing it: zeros past the end.
+	zeros, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	zeros.Write(make([]byte, 4096))
+	zeros.Close()
+	l = open(t, path)
+	if got := l.Remaining(k); got != 2*time.Second {
+		t.Fatalf("after zeros past the end: %v", got)
+	}
+	l.SetCredit(k, Credit{ID: "ln:4", Msat: 1000, Millis: 1000, State: Settled})
+	l.Close()
+	l = open(t, path)
+	if got := l.Remaining(k); got != 3*time.Second {
+		t.Fatalf("after append past the zeros: %v", got)
+	}
+	l.Close()
 	// A flipped bit in the first record is damage, not a torn write: refuse to open.
 	b, _ := os.ReadFile(path)
 	b[12] ^= 0x40

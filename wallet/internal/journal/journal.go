@@ -29,6 +29,11 @@ func AppendFrame(w io.Writer, payload []byte) error {
 	if len(payload) > MaxFrame {
 		return fmt.Errorf("journal: record of %d bytes exceeds %d", len(payload), MaxFrame)
 	}
+	if len(payload) == 0 {
+		// Its frame would be eight zero bytes, which a reader takes for the zeros a
+		// power loss leaves past a file's written end.
+		return errors.New("journal: an empty record cannot be written")
+	}
 	var hdr [8]byte
 	binary.BigEndian.PutUint32(hdr[:4], uint32(len(payload)))
 	binary.BigEndian.PutUint32(hdr[4:], crc32.Checksum(payload, castagnoli))
@@ -58,6 +63,17 @@ func ReadFrames(f *os.File, fn func([]byte) error) (int64, error) {
 			return off, err
 		}
 		n := int64(binary.BigEndian.Uint32(hdr[:4]))
+		if n == 0 && binary.BigEndian.Uint32(hdr[4:]) == 0 {
+			// Writers never write an empty frame: zeros are what a power loss can leave
+			// where a file was lengthened but not written. A tail of nothing but zeros is
+			// torn; anything after them is damage.
+			if zero, err := allZero(r); err != nil {
+				return off, err
+			} else if zero {
+				return off, nil
+			}
+			return off, fmt.Errorf("%w: an empty record at offset %d, with data after it", ErrCorrupt, off)
+		}
 		if n > MaxFrame {
 			if off+8+n > size {
 				return off, nil // torn write of a garbage length at the tail
@@ -84,6 +100,25 @@ func ReadFrames(f *os.File, fn func([]byte) error) (int64, error) {
 			return off, fmt.Errorf("%w: record at offset %d: %v", ErrCorrupt, off, err)
 		}
 		off += 8 + n
+	}
+}
+
+// allZero reads r to its end and says whether every byte was zero.
+func allZero(r io.Reader) (bool, error) {
+	var b [4096]byte
+	for {
+		n, err := r.Read(b[:])
+		for _, c := range b[:n] {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
 	}
 }
 

@@ -15,7 +15,7 @@ func TestFramesOfAllSizes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j")
 	var want [][]byte
 	err := WriteAtomically(path, func(w io.Writer) error {
-		for _, n := range []int{0, 1, 511, 512, 513, 4096, MaxFrame} {
+		for _, n := range []int{1, 511, 512, 513, 4096, MaxFrame} {
 			p := bytes.Repeat([]byte{byte(n)}, n)
 			want = append(want, p)
 			if err := AppendFrame(w, p); err != nil {
@@ -29,6 +29,9 @@ func TestFramesOfAllSizes(t *testing.T) {
 	}
 	if err := AppendFrame(io.Discard, make([]byte, MaxFrame+1)); err == nil {
 		t.Fatal("oversized frame written")
+	}
+	if err := AppendFrame(io.Discard, nil); err == nil {
+		t.Fatal("empty frame written: it reads as the zeros past a file's end")
 	}
 	f, _ := os.Open(path)
 	defer f.Close()
@@ -66,6 +69,50 @@ func FuzzReadFrames(f *testing.F) {
 			t.Fatalf("end %d of %d", end, len(data))
 		}
 	})
+}
+
+// The end of a journal after a power loss: zeros past the written end (a file lengthened but
+// not written) are a torn tail like a half-written frame, and the frames before them stand;
+// zeros with data after them are damage.
+func TestTornTails(t *testing.T) {
+	var good bytes.Buffer
+	AppendFrame(&good, []byte(`{"a":1}`))
+	AppendFrame(&good, []byte(`{"b":2}`))
+	tests := []struct {
+		name    string
+		tail    []byte
+		corrupt bool
+	}{
+		{"nothing", nil, false},
+		{"a half-written header", []byte{0, 0, 0}, false},
+		{"zeros", make([]byte, 4096), false},
+		{"one zero header", make([]byte, 8), false},
+		{"zeros then data", append(make([]byte, 100), 'x'), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "j")
+			if err := os.WriteFile(path, append(bytes.Clone(good.Bytes()), tt.tail...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			frames := 0
+			end, err := ReadFrames(f, func([]byte) error { frames++; return nil })
+			if tt.corrupt {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("read: %v, want ErrCorrupt", err)
+				}
+				return
+			}
+			if err != nil || frames != 2 || end != int64(good.Len()) {
+				t.Fatalf("read %d frames to %d (want 2 to %d): %v", frames, end, good.Len(), err)
+			}
+		})
+	}
 }
 
 // TestWriteAtomicallyErrorsHideTheTemporaryFile: a failed replacement says which file could not
