@@ -59,6 +59,30 @@ func (e *env) cardText(arg string) (text string, fromFile bool, err error) {
 	return text, true, err
 }
 
+// parseCardArg reads and parses a card argument (the card, a file holding one, or - for
+// stdin), saying in words what is wrong with one that is not a card.
+func (e *env) parseCardArg(arg string) (card.Card, card.Report, error) {
+	text, fromFile, err := e.cardText(arg)
+	if err != nil {
+		return card.Card{}, card.Report{}, err
+	}
+	c, rep, err := card.ParseReport(text)
+	if err != nil {
+		var fe *card.ForeignCardError
+		if errors.As(err, &fe) {
+			return c, rep, err // it was read: the message says what it is and where it lives
+		}
+		if errors.Is(err, card.ErrNotCard) && !fromFile && arg != "-" && !strings.ContainsAny(arg, "{\n") {
+			if fi, serr := os.Stat(arg); serr == nil && fi.IsDir() {
+				return c, rep, fmt.Errorf("cannot read the card: %q is a directory; give a card, a file holding one, or -", arg)
+			}
+			return c, rep, fmt.Errorf("cannot read the card: %w; and there is no file named %q", err, arg)
+		}
+		return c, rep, fmt.Errorf("cannot read the card: %w", err)
+	}
+	return c, rep, nil
+}
+
 func (e *env) cardInspect(args []string) error {
 	fs := e.flags("card inspect")
 	asJSON := fs.Bool("json", false, "print the card's JSON form")
@@ -69,23 +93,9 @@ func (e *env) cardInspect(args []string) error {
 	if len(rest) != 1 {
 		return usagef("card inspect takes one card (put a card with spaces in quotes, or give a file or -)")
 	}
-	text, fromFile, err := e.cardText(rest[0])
+	c, rep, err := e.parseCardArg(rest[0])
 	if err != nil {
 		return err
-	}
-	c, rep, err := card.ParseReport(text)
-	if err != nil {
-		var fe *card.ForeignCardError
-		if errors.As(err, &fe) {
-			return err // it was read: the message says what it is and where it lives
-		}
-		if errors.Is(err, card.ErrNotCard) && !fromFile && rest[0] != "-" && !strings.ContainsAny(rest[0], "{\n") {
-			if fi, serr := os.Stat(rest[0]); serr == nil && fi.IsDir() {
-				return fmt.Errorf("cannot read the card: %q is a directory; give a card, a file holding one, or -", rest[0])
-			}
-			return fmt.Errorf("cannot read the card: %w; and there is no file named %q", err, rest[0])
-		}
-		return fmt.Errorf("cannot read the card: %w", err)
 	}
 	if *asJSON {
 		b, err := json.MarshalIndent(c, "", "  ")

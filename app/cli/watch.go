@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,21 +20,10 @@ import (
 	"github.com/dazaarvision/dazaar-vision/wallet/paymentqr"
 )
 
-// readCardArg reads a card given as text, as a file name, or - for stdin.
+// readCardArg reads a card given as text, as a file name, or - for stdin (at most a card's
+// size from either), and prints the parser's note on it.
 func (e *env) readCardArg(arg string) (card.Card, error) {
-	text := arg
-	if arg == "-" {
-		b, err := io.ReadAll(io.LimitReader(e.stdin, 1<<20))
-		if err != nil {
-			return card.Card{}, fmt.Errorf("cannot read the card from stdin: %w", err)
-		}
-		text = string(b)
-	} else if !strings.HasPrefix(strings.TrimSpace(arg), card.Prefix) && !strings.HasPrefix(strings.TrimSpace(arg), "{") {
-		if b, err := os.ReadFile(arg); err == nil {
-			text = string(b)
-		}
-	}
-	c, rep, err := card.ParseReport(text)
+	c, rep, err := e.parseCardArg(arg)
 	if err == nil && rep.Note() != "" {
 		fmt.Fprintln(e.err, rep.Note())
 	}

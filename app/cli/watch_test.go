@@ -367,3 +367,22 @@ func TestBuyMinutesDoesNotWrap(t *testing.T) {
 		}
 	}
 }
+
+// watch reads a card named by a file as card inspect does: at most a card's size (a device
+// that never ends is refused, not read into memory), and a directory or a missing file is
+// said as such, not as "not a card".
+func TestWatchCardFromFile(t *testing.T) {
+	tmp := t.TempDir()
+	global := []string{"-data-dir", filepath.Join(tmp, "data"), "-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc")}
+	t.Setenv(EnvPassphrase, "correct horse")
+	for _, tt := range []struct{ arg, want string }{
+		{"/dev/zero", "/dev/zero holds more than 65536 bytes, more than any card"},
+		{tmp, "is a directory; give a card, a file holding one, or -"},
+		{filepath.Join(tmp, "missing.card"), "and there is no file named"},
+	} {
+		r := run(t, "", append(global, "watch", "-no-play", tt.arg)...)
+		if r.code == 0 || !strings.Contains(r.err, tt.want) {
+			t.Errorf("watch %s: code %d, stderr %q; want it to say %q", tt.arg, r.code, r.err, tt.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strconv"
@@ -680,12 +681,40 @@ func readBytes(text string) ([]byte, error) {
 			text = h + text[1:]
 		}
 	}
-	if b, err := os.ReadFile(text); err == nil {
+	if b, err := readSmallFile(text); err == nil {
 		return b, nil
-	} else if !strings.Contains(text, "-----BEGIN") && !isHex(text) {
+	} else if errors.Is(err, errTooLarge) || !strings.Contains(text, "-----BEGIN") && !isHex(text) {
 		return nil, fmt.Errorf("cannot read %s: %w", text, err)
 	}
 	return []byte(text), nil
+}
+
+// maxCredentialFile is the most readBytes reads from a file: macaroons and certificates are
+// a few kilobytes.
+const maxCredentialFile = 1 << 20
+
+var errTooLarge = fmt.Errorf("it is larger than %d KiB, more than any macaroon or certificate", maxCredentialFile>>10)
+
+// readSmallFile reads a regular file of at most maxCredentialFile bytes.
+func readSmallFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if fi.IsDir() {
+		return nil, errors.New("it is a folder")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxCredentialFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxCredentialFile {
+		return nil, errTooLarge
+	}
+	return b, nil
 }
 
 func isHex(s string) bool {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -429,4 +430,37 @@ func wizardHoldDisplay(t *testing.T, display string) func() {
 		t.Fatalf("connecting to %s: %v", display, err)
 	}
 	return c.Close
+}
+
+// A credential field names a file or holds the credential itself: a file is read up to a
+// credential's size (a device that never ends is refused, not read into memory), a folder
+// is said as such, and pasted hex or PEM is taken as it is.
+func TestReadBytes(t *testing.T) {
+	dir := t.TempDir()
+	mac := filepath.Join(dir, "invoice.macaroon")
+	if err := os.WriteFile(mac, []byte{2, 1, 3}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		text, want, err string
+	}{
+		{mac, "\x02\x01\x03", ""},
+		{"0201", "0201", ""},
+		{"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", ""},
+		{"/dev/zero", "", "larger than 1024 KiB"},
+		{dir, "", "it is a folder"},
+		{filepath.Join(dir, "missing"), "", "no such file"},
+	}
+	for _, tt := range tests {
+		b, err := readBytes(tt.text)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("readBytes(%q): %v, want an error saying %q", tt.text, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || string(b) != tt.want {
+			t.Errorf("readBytes(%q) = %q, %v; want %q", tt.text, b, err, tt.want)
+		}
+	}
 }
