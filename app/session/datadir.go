@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -210,12 +211,25 @@ func (d DataDir) saveWatched(r WatchedRecord) error {
 	return writeJSON(filepath.Join(d.watchedDir(r.ID), "watched.json"), r)
 }
 
-func (d DataDir) loadWatched(id string) (WatchedRecord, bool) {
+// loadWatched reads a watched stream's record; none yet is an empty record. A damaged one is
+// moved aside (watched.json.damaged, replacing an older one there), so that the record saved
+// next, which starts empty, does not overwrite the purchases it may still show a person.
+func (d DataDir) loadWatched(id string, log *slog.Logger) WatchedRecord {
 	var r WatchedRecord
-	if err := readJSON(filepath.Join(d.watchedDir(id), "watched.json"), &r); err != nil {
-		return r, false
+	path := filepath.Join(d.watchedDir(id), "watched.json")
+	err := readJSON(path, &r)
+	switch {
+	case err == nil, errors.Is(err, fs.ErrNotExist):
+	default:
+		aside := path + ".damaged"
+		if rerr := os.Rename(path, aside); rerr != nil {
+			log.Warn("a watched stream's record cannot be read or moved aside; a new one replaces it", "err", err, "move", rerr)
+		} else {
+			log.Warn("a watched stream's record cannot be read; it is kept beside the new one", "err", err, "kept", aside)
+		}
+		r = WatchedRecord{}
 	}
-	return r, true
+	return r
 }
 
 var _ = card.Card{}

@@ -1,10 +1,13 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,5 +143,36 @@ func TestPlayStoppedSentences(t *testing.T) {
 				t.Fatalf("got  %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A damaged watched-stream record is moved aside, not overwritten by the empty record saved
+// next: the purchases it lists stay readable.
+func TestDamagedWatchedRecordIsKept(t *testing.T) {
+	d := DataDir{Root: t.TempDir()}
+	const id = "ab12"
+	if r := d.loadWatched(id, testLog(t)); r.ID != "" || len(r.Purchases) != 0 {
+		t.Fatalf("no record yet: %+v", r)
+	}
+	good := WatchedRecord{ID: id, Name: "Night sky", Purchases: []Purchase{{InvoiceID: "ln:1", Sats: 84}}}
+	if err := d.saveWatched(good); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.loadWatched(id, testLog(t)); r.Name != "Night sky" || len(r.Purchases) != 1 {
+		t.Fatalf("the saved record: %+v", r)
+	}
+	path := filepath.Join(d.watchedDir(id), "watched.json")
+	damaged := []byte(`{"id":"ab12","purchases":[{"invoice":"ln:1","sats":8`)
+	if err := os.WriteFile(path, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.loadWatched(id, testLog(t)); r.ID != "" || len(r.Purchases) != 0 {
+		t.Fatalf("a damaged record read as %+v", r)
+	}
+	if b, err := os.ReadFile(path + ".damaged"); err != nil || !bytes.Equal(b, damaged) {
+		t.Fatalf("the damaged record was not kept aside: %q, %v", b, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the damaged record is still in place: %v", err)
 	}
 }

@@ -286,7 +286,7 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 		return plain(v.log, "cannot keep a copy of this stream", err)
 	}
 	v.feed, v.feeds = f, []*feed.Feed{f}
-	rec, _ := v.cfg.Data.loadWatched(v.id)
+	rec := v.cfg.Data.loadWatched(v.id, v.log)
 	rec.ID, rec.Card, rec.Name, rec.Description, rec.LastWatched = v.id, c.String(), c.Name, c.Description, time.Now()
 	v.rec = rec
 	if err := v.cfg.Data.saveWatched(rec); err != nil {
