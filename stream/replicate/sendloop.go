@@ -8,8 +8,8 @@ import (
 	"math/bits"
 	"time"
 
-	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/internal/flattree"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 )
 

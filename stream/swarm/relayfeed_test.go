@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/internal/flattree"
+	"github.com/dazaarvision/dazaar-vision/stream/feed"
 )
 
 // A relay's reader can hold a signed length before its newest block (an upgrade that reached

@@ -641,8 +641,16 @@ func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) 
 	} else if mine > u.lastLen {
 		u.lastLen, u.lastGrow, u.delivered = mine, now, true
 	}
-	best, _ := s.freshest(u.id)
+	best, _ := s.freshest(u.id, false)
 	ahead := best != nil && best.Length > mine+s.cfg.SlowLag
+	if !ahead && now.Sub(u.lastGrow) >= s.cfg.SlowFor {
+		// A source that has sent nothing for SlowFor is no better than a full standby well
+		// ahead: visited, that one redirects to relays with free slots, which this viewer
+		// may not know. Without this, a viewer whose relay stalled while every other source
+		// it knew was full stayed on it for good (its keep-alives hold the session).
+		best, _ = s.freshest(u.id, true)
+		ahead = best != nil && best.Length > mine+s.cfg.SlowLag
+	}
 	if ahead && u.delivered && now.Sub(u.lastGrow) >= s.cfg.SlowFor {
 		return "it stalled", s.slowRetry(u, mine, now), false
 	}
@@ -703,15 +711,17 @@ func (s *Swarm) slowRetry(u *upstream, mine uint64, now time.Time) time.Duration
 	return hold
 }
 
-// freshest is the linked standby (not except) that holds the most of our fork and relays.
-func (s *Swarm) freshest(except peer.ID) (*Have, peer.ID) {
+// freshest is the linked standby (not except) that holds the most of our fork and relays;
+// with full, standbys without free slots count too.
+func (s *Swarm) freshest(except peer.ID, full bool) (*Have, peer.ID) {
 	f := s.Feed()
 	fork, length := f.Head().Fork, f.Length()
 	var best *Have
 	var id peer.ID
 	for p, h := range s.haves.all() {
-		// A standby that is full would only redirect us: it is no reason to leave a source.
-		if p == except || !h.Relay || h.Free == 0 || h.Depth >= maxDepth || (length > 0 && h.Fork != fork) || !s.usable(p) {
+		// A standby that is full would only redirect us: it is no reason to leave a source
+		// that sends (judge counts one when the source sends nothing).
+		if p == except || !h.Relay || (h.Free == 0 && !full) || h.Depth >= maxDepth || (length > 0 && h.Fork != fork) || !s.usable(p) {
 			continue
 		}
 		if best == nil || h.Length > best.Length {
