@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -55,5 +56,45 @@ func TestRemainingPauseAndPlay(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if got := v.Remaining(); got > first-250*time.Millisecond || got < first-2*time.Second {
 		t.Fatalf("playing again: Remaining() = %v, want about %v less 300 ms", got, first)
+	}
+}
+
+// connectedUpstream is a link that is up and carries nothing.
+type connectedUpstream struct{}
+
+func (connectedUpstream) Run(ctx context.Context) error               { <-ctx.Done(); return nil }
+func (connectedUpstream) Status() wire.Status                         { return wire.Status{} }
+func (connectedUpstream) Connected() bool                             { return true }
+func (connectedUpstream) Send([]byte) error                           { return nil }
+func (connectedUpstream) Fetch(context.Context, uint64, uint64) error { return nil }
+
+// While no block arrives (the broadcaster's machine died: its link looks up for 30 s more) the
+// countdown stands still, as the seller charges for blocks delivered; it counts again from the
+// next block.
+func TestCountdownStandsStillWhileNoBlockArrives(t *testing.T) {
+	v := &Viewer{rv: connectedUpstream{}, src: newReaderSource()}
+	v.access, v.accessAt = wire.Access{State: wire.Allowed, RemainingMs: 60_000}, time.Now()
+	v.onBlock(0, []byte("a block"))
+	time.Sleep(300 * time.Millisecond)
+	flowing := v.Remaining()
+	if flowing > 60*time.Second-250*time.Millisecond {
+		t.Fatalf("blocks arriving: Remaining() = %v, want it counting down", flowing)
+	}
+	v.lastBlock.Store(time.Now().Add(-StarvedAfter - time.Second).UnixNano()) // the last block, long ago
+	first := v.Remaining()
+	time.Sleep(300 * time.Millisecond)
+	if got := v.Remaining(); got != first {
+		t.Fatalf("no block for %v: Remaining() went from %v to %v, want it standing still", StarvedAfter, first, got)
+	}
+	if s := v.starved(); s < StarvedAfter {
+		t.Fatalf("starved() = %v, want at least %v", s, StarvedAfter)
+	}
+	v.onBlock(1, []byte("the next block"))
+	time.Sleep(300 * time.Millisecond)
+	if got := v.Remaining(); got > first-250*time.Millisecond || got < first-2*time.Second {
+		t.Fatalf("blocks again: Remaining() = %v, want about %v less 300 ms", got, first)
+	}
+	if s := v.starved(); s != 0 {
+		t.Fatalf("starved() = %v with blocks arriving", s)
 	}
 }

@@ -83,9 +83,14 @@ type ViewFigures struct {
 	Access    wire.AccessState
 	// Reason is why the seller refuses, in its words; while not connected, why not, when
 	// something is wrong (the broadcaster cannot be reached, or went away).
-	Reason        string
-	Remaining     time.Duration // paid time left (countdown)
-	BytesDown     uint64        // bytes of verified blocks received (the seller's or a relay's)
+	Reason    string
+	Remaining time.Duration // paid time left (countdown)
+	// Starved is how long no verified block has arrived while paid time is left and the
+	// viewer is not paused (0 below StarvedAfter): the broadcaster, or its connection, may
+	// be down before the link says so (its keep-alives time out after 30 s). The seller
+	// charges for blocks delivered, so the countdown stands still meanwhile.
+	Starved       time.Duration
+	BytesDown     uint64 // bytes of verified blocks received (the seller's or a relay's)
 	Peers         int
 	Buffer        time.Duration // sound buffered
 	BehindLive    uint64        // blocks between the play position and the seller's newest
@@ -143,9 +148,11 @@ type Viewer struct {
 	// received counts the bytes of the verified blocks that arrived (from the seller or a
 	// relay): the watch view's "Downloaded", current with every block.
 	received atomic.Uint64
-	feedMu   sync.Mutex
-	feed     *feed.Feed
-	feeds    []*feed.Feed // every reader opened (forks), closed at Stop
+	// lastBlock is when the newest verified block arrived (Unix ns; 0: none yet).
+	lastBlock atomic.Int64
+	feedMu    sync.Mutex
+	feed      *feed.Feed
+	feeds     []*feed.Feed // every reader opened (forks), closed at Stop
 
 	recMu sync.Mutex // guards rec's changes and saves (Buy and Stop)
 	buyMu sync.Mutex // one invoice request at a time
@@ -162,7 +169,8 @@ type Viewer struct {
 	// started again (zero: before accessAt). Both are changed with paused (setPaused).
 	played   time.Duration
 	playFrom time.Time
-	linkDown bool // the seller was not connected when last looked (Remaining): no counting
+	linkDown bool      // the seller was not connected, or no block came, when last looked (Remaining): no counting
+	downAt   time.Time // when linkDown was last set
 
 	linkMu sync.Mutex
 	link   string // why the link to the broadcaster is down (Snapshot's Reason), "" when fine
@@ -708,15 +716,50 @@ func (v *Viewer) checkHeader(ctx context.Context, h uint64) (ok, settled bool) {
 func (v *Viewer) Remaining() time.Duration {
 	started := v.rv != nil // (before, there is no link to look at)
 	connected := started && v.rv.Connected()
+	now := time.Now()
 	v.accMu.Lock()
 	defer v.accMu.Unlock()
 	if started {
-		v.noteLinkLocked(connected, time.Now())
+		// Blocks are what the seller charges for: while none arrive the countdown stands
+		// still, as it does while the link is down.
+		v.noteLinkLocked(connected && v.starvedLocked(now) == 0, now)
 	}
 	if v.access.State != wire.Allowed {
 		return 0
 	}
 	return max(0, time.Duration(v.access.RemainingMs)*time.Millisecond-v.playedLocked(time.Now()))
+}
+
+// StarvedAfter is how long without a verified block a paid, unpaused viewer waits before
+// the countdown stands still and ViewFigures.Starved says so: far above the gap between two
+// blocks (a frame, 33 ms at 30 fps; an audio-only stream's blocks are 20 ms of sound).
+const StarvedAfter = 1500 * time.Millisecond
+
+// starvedLocked is how long no block has arrived while paid and not paused (0 below
+// StarvedAfter, before the first block as well), with accMu held.
+func (v *Viewer) starvedLocked(now time.Time) time.Duration {
+	if v.access.State != wire.Allowed || v.paused.Load() {
+		return 0
+	}
+	last := v.lastBlock.Load()
+	if last == 0 {
+		return StarvedAfter // paid before any block: nothing plays yet, nothing is charged
+	}
+	if d := now.Sub(time.Unix(0, last)); d >= StarvedAfter {
+		return d
+	}
+	return 0
+}
+
+// starved is ViewFigures.Starved: how long no block has arrived since the last one, while
+// paid and not paused (0 before the first block: "waiting for the first picture" says it).
+func (v *Viewer) starved() time.Duration {
+	if v.lastBlock.Load() == 0 {
+		return 0
+	}
+	v.accMu.Lock()
+	defer v.accMu.Unlock()
+	return v.starvedLocked(time.Now())
 }
 
 // playedLocked is the time played since the seller's last update, with accMu held.
@@ -749,10 +792,17 @@ func (v *Viewer) noteLinkLocked(connected bool, now time.Time) {
 	switch {
 	case !connected && !v.linkDown:
 		v.played = v.playedLocked(now)
-		v.linkDown = true
+		v.linkDown, v.downAt = true, now
 	case connected && v.linkDown:
 		v.linkDown = false
 		v.playFrom = now
+		// Counting starts again from the block that ended a wait for blocks, not from
+		// when the countdown was next read.
+		if lb := v.lastBlock.Load(); lb != 0 {
+			if at := time.Unix(0, lb); at.After(v.downAt) && at.Before(now) {
+				v.playFrom = at
+			}
+		}
 	}
 }
 
@@ -1054,6 +1104,7 @@ func (v *Viewer) Resume() {
 // onBlock is told of each verified block stored, whichever source sent it.
 func (v *Viewer) onBlock(_ uint64, b []byte) {
 	v.received.Add(uint64(len(b)))
+	v.lastBlock.Store(time.Now().UnixNano())
 	v.src.arrived()
 }
 
@@ -1113,6 +1164,9 @@ func (v *Viewer) Snapshot() ViewFigures {
 	}
 	a := v.Access()
 	f.Connected, f.Access, f.Reason, f.Remaining = v.rv.Connected(), a.State, a.Reason, v.Remaining()
+	if f.Connected {
+		f.Starved = v.starved()
+	}
 	if !f.Connected {
 		f.Reason = v.linkText()
 	}
