@@ -199,7 +199,9 @@ func (e *env) watch(args []string) error {
 		}
 		fmt.Fprintf(text, "Pay %d sats for %v of video (expires %s):\ninvoice %s\n", inv.Sats, inv.Media, inv.Expires.Format(time.TimeOnly), inv.URI)
 		if isTerminalWriter(e.err) {
-			fmt.Fprintln(status, paymentqr.QRText(inv.URI))
+			if qr, err := paymentqr.Terminal(inv.URI); err == nil {
+				fmt.Fprint(status, qr)
+			}
 		}
 	}
 	if !c.Price.IsFree() && (*minutes > 0 || *sats > 0) {

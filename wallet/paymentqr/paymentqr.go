@@ -1,5 +1,5 @@
-// Package paymentqr renders a payment URI (BIP21/BIP321 or lightning:) as a QR code PNG for the
-// UI to show.
+// Package paymentqr renders a payment URI (BIP21/BIP321 or lightning:) as a QR code: a PNG for
+// the window, or text for a terminal.
 package paymentqr
 
 import (
@@ -61,4 +61,46 @@ func QRText(uri string) string {
 		return strings.ToUpper(uri)
 	}
 	return uri
+}
+
+// Terminal renders uri as a QR code in text for a terminal: two rows of modules a line with
+// the half-block characters, black on bright white set with ANSI colours (so it scans on dark
+// and light terminals alike), with the standard quiet zone. Low error correction keeps it
+// narrow: a terminal's cells are sharp. Each line ends with a reset and a newline.
+func Terminal(uri string) (string, error) {
+	if uri == "" {
+		return "", errors.New("paymentqr: empty URI")
+	}
+	text := QRText(uri)
+	limit := MaxURILen
+	if alphanumeric(text) {
+		limit = MaxAlphanumericLen
+	}
+	if len(text) > limit {
+		return "", fmt.Errorf("%w: %d characters, at most %d", ErrTooLong, len(text), limit)
+	}
+	q, err := qrcode.New(text, qrcode.Low)
+	if err != nil {
+		return "", fmt.Errorf("paymentqr: %w", err)
+	}
+	bm := q.Bitmap() // true: a dark module; the quiet zone included
+	var b strings.Builder
+	for y := 0; y < len(bm); y += 2 {
+		b.WriteString("\x1b[30;107m")
+		for x := range bm[y] {
+			top, bottom := bm[y][x], y+1 < len(bm) && bm[y+1][x]
+			switch {
+			case top && bottom:
+				b.WriteString("█")
+			case top:
+				b.WriteString("▀")
+			case bottom:
+				b.WriteString("▄")
+			default:
+				b.WriteByte(' ')
+			}
+		}
+		b.WriteString("\x1b[0m\n")
+	}
+	return b.String(), nil
 }

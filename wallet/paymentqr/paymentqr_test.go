@@ -1,7 +1,11 @@
 package paymentqr
 
 import (
+	"bytes"
 	"errors"
+	"image"
+	"image/color"
+	"image/png"
 	"strings"
 	"testing"
 
@@ -49,5 +53,57 @@ func TestQRDecodesToURI(t *testing.T) {
 	}
 	if _, err := PNG("", 512); err == nil {
 		t.Error("empty URI rendered")
+	}
+}
+
+// The terminal's QR, read back cell by cell into a picture, decodes to the URI: each line is
+// two rows of modules in half blocks, black on white.
+func TestTerminalDecodesToURI(t *testing.T) {
+	for _, u := range []string{
+		onchain.PaymentURI{Address: "bcrt1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu", Sats: 1500, Message: "5 min of Night sky"}.String(),
+		"lightning:lnsb600n1pjdazaar" + strings.Repeat("x", 250),
+	} {
+		text, err := Terminal(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows [][]bool
+		for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			if !strings.HasPrefix(line, "\x1b[30;107m") || !strings.HasSuffix(line, "\x1b[0m") {
+				t.Fatalf("a line without its colours: %q", line)
+			}
+			line = strings.TrimSuffix(strings.TrimPrefix(line, "\x1b[30;107m"), "\x1b[0m")
+			var top, bottom []bool
+			for _, r := range line {
+				top = append(top, r == '█' || r == '▀')
+				bottom = append(bottom, r == '█' || r == '▄')
+			}
+			rows = append(rows, top, bottom)
+		}
+		const scale = 8
+		img := image.NewGray(image.Rect(0, 0, len(rows[0])*scale, len(rows)*scale))
+		for y, row := range rows {
+			for x, dark := range row {
+				c := color.Gray{Y: 255}
+				if dark {
+					c = color.Gray{}
+				}
+				for dy := range scale {
+					for dx := range scale {
+						img.SetGray(x*scale+dx, y*scale+dy, c)
+					}
+				}
+			}
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		if got := xtest.DecodeQR(t, buf.Bytes()); got != QRText(u) {
+			t.Errorf("the terminal's QR decodes to\n%s\nwant\n%s", got, QRText(u))
+		}
+	}
+	if _, err := Terminal(strings.Repeat("a", MaxURILen+1)); !errors.Is(err, ErrTooLong) {
+		t.Errorf("oversized URI: %v", err)
 	}
 }
