@@ -113,7 +113,7 @@ func (e *env) live(args []string) error {
 	fs := e.flags("live")
 	name := fs.String("name", "", "the stream's title on its card")
 	desc := fs.String("description", "", "what the stream is about (on the card and in the stream)")
-	presetName := fs.String("preset", "medium", "quality: low, medium or high")
+	presetName := fs.String("preset", "medium", "quality: low, medium or high (a resumed stream keeps its own unless this is given)")
 	video := fs.String("video", "camera", "camera (the test camera when none exists), screen, test, scene (a camera-like test picture) or none")
 	audio := fs.String("audio", "mic", "mic (the test microphone when none exists), test or none")
 	priceText := fs.String("price", "", `the price, e.g. "1000 sats per hour", "10 sats per 30 seconds" or free (default: free, or the resumed stream's price)`)
@@ -137,12 +137,14 @@ func (e *env) live(args []string) error {
 	gapLimit := fs.Uint("gap-limit", 0, "on-chain: how many viewers may hold an unpaid address at once; set the same gap limit in your wallet (0: the default, 20)")
 	var listen listFlag
 	fs.Var(&listen, "listen", "multiaddrs to listen on (default: every interface, TCP and QUIC)")
-	uplink := fs.Int64("uplink", 0, "free streams: your upload speed in kbit/s; viewers beyond what it carries are sent to viewers who relay (0: unknown, 4 served directly)")
+	uplink := fs.Int64("uplink", 0, "free streams: your upload speed in kbit/s; viewers beyond what it carries are sent to viewers who relay (0: unknown, 3 served directly)")
 	direct := fs.Int("direct-viewers", 0, "free streams: serve at most this many viewers yourself, the rest through relaying viewers (overrides -uplink)")
 	lan := fs.Bool("lan", false, "use private and loopback addresses for direct connections (a LAN, or testing on one machine)")
 	if _, err := parse(fs, args, 0, 0, "[flags]"); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	preset, err := broadcast.PresetByName(*presetName)
 	if err != nil {
 		return usagef("%v", err)
@@ -159,6 +161,10 @@ func (e *env) live(args []string) error {
 		if *priceText == "" {
 			*priceText = rec.Price
 		}
+		// A resumed stream keeps its quality unless told otherwise (as the window does).
+		if p, err := broadcast.PresetByName(rec.Preset); err == nil && !set["preset"] {
+			preset = p
+		}
 	}
 	if *priceText == "" {
 		*priceText = "free"
@@ -174,8 +180,6 @@ func (e *env) live(args []string) error {
 		// The price package's errors say "price: ..." already.
 		return usagef("-price: %s", strings.TrimPrefix(err.Error(), "price: "))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if err := checkPaymentFlags(set, p.IsFree()); err != nil {
 		return err
 	}

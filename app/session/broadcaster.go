@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"log/slog"
 	"math/bits"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
@@ -298,11 +298,13 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 			b.Stop()
 		}
 	}()
+	var resumed StreamRecord
 	if b.cfg.Resume != "" {
 		rec, err := b.cfg.Data.loadStream(b.cfg.Resume)
 		if err != nil {
 			return err
 		}
+		resumed = rec
 		if old, perr := price.Parse(rec.Price); rec.Price != "" && perr == nil && !samePrice(old, b.cfg.Price) {
 			return fmt.Errorf("a resumed stream keeps its price (%s): viewers hold cards with it, and their "+
 				"invoices would not match another; go live as a new stream to sell at %s", old, b.cfg.Price)
@@ -326,6 +328,9 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 			return err
 		}
 		b.wallet, network = w, net
+		if err := keepsCardTerms(resumed.Card, network, b.cfg.Lightning != nil, b.cfg.OnChain != nil); err != nil {
+			return err
+		}
 	}
 	if err := b.openFeed(); err != nil {
 		return err
@@ -464,6 +469,32 @@ func (b *Broadcaster) Start(ctx context.Context) (err error) {
 		b.log.Info("resumed", "blocks before", sink.offset)
 	}
 	b.log.Info("live", "stream", b.id, "peer", b.node.ID(), "price", b.cfg.Price.String())
+	return nil
+}
+
+// keepsCardTerms refuses payment settings that would break a resumed stream's card (cardText;
+// "" for a new stream): viewers hold cards that name its network and ways to pay, and a card
+// saying Lightning for a stream that now takes only on-chain payments cannot be paid with.
+// Adding a way to pay is fine: the old cards still work.
+func keepsCardTerms(cardText, network string, lightning, onChain bool) error {
+	if cardText == "" {
+		return nil
+	}
+	old, err := card.Parse(cardText)
+	if err != nil || old.Price.IsFree() {
+		return nil // the price check speaks for a free stream made paid
+	}
+	if old.Network != "" && old.Network != network {
+		return fmt.Errorf("a resumed stream keeps its bitcoin network (%s): viewers hold cards that name it; "+
+			"give payment settings on %s, or go live as a new stream", old.Network, old.Network)
+	}
+	for _, m := range old.Methods {
+		name := map[card.Method]string{card.Lightning: "Lightning", card.OnChain: "on-chain"}[m]
+		if m == card.Lightning && !lightning || m == card.OnChain && !onChain {
+			return fmt.Errorf("a resumed stream keeps its ways to pay: viewers hold cards that offer %s payments; "+
+				"give the %s settings again (adding a way is fine), or go live as a new stream", name, name)
+		}
+	}
 	return nil
 }
 

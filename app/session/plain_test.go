@@ -13,10 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/playback"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
+	"github.com/dazaarvision/dazaar-vision/wallet/price"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // The causes a person can act on are said in one sentence, without the internal chain (a
@@ -174,5 +178,48 @@ func TestDamagedWatchedRecordIsKept(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the damaged record is still in place: %v", err)
+	}
+}
+
+// A resumed paid stream keeps the network and the ways to pay its card names (viewers hold
+// it); adding a way is fine.
+func TestResumeKeepsCardTerms(t *testing.T) {
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seller, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid, _ := price.Parse("600 sats per minute")
+	mk := func(methods ...card.Method) string {
+		c := card.Card{Name: "night sky", Price: paid, Methods: methods, Network: "simnet", Seller: seller.String(),
+			Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}
+		c.Feed[0] = 1
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return c.String()
+	}
+	tests := []struct {
+		name, card, network string
+		ln, chain           bool
+		refused             string // "" when kept
+	}{
+		{"a new stream", "", "mainnet", true, false, ""},
+		{"the same terms", mk(card.Lightning, card.OnChain), "simnet", true, true, ""},
+		{"a way to pay added", mk(card.Lightning), "simnet", true, true, ""},
+		{"Lightning dropped", mk(card.Lightning, card.OnChain), "simnet", false, true, "cards that offer Lightning payments"},
+		{"on-chain dropped", mk(card.OnChain), "simnet", true, false, "cards that offer on-chain payments"},
+		{"another network", mk(card.Lightning), "mainnet", true, false, "keeps its bitcoin network (simnet)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := keepsCardTerms(tt.card, tt.network, tt.ln, tt.chain)
+			if tt.refused == "" && err != nil || tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)) {
+				t.Fatalf("keepsCardTerms: %v, want %q", err, tt.refused)
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"errors"
-	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"image"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/playback"

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/media/audioout"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"crypto/ed25519"
-	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"image"
 	"math/big"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
@@ -271,4 +271,15 @@ func (h *harness) capture(name string) image.Image {
 	img := h.u.win.Canvas().Capture()
 	savePNG(h.t, img, name)
 	return img
+}
+
+// mustNotShow fails when the window shows any of text.
+func (h *harness) mustNotShow(text ...string) {
+	h.t.Helper()
+	s := h.screenText()
+	for _, w := range text {
+		if strings.Contains(s, w) {
+			h.t.Fatalf("the screen shows %q; it shows:\n%s", w, s)
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dazaarvision/dazaar-vision/internal/atomicfile"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/atomicfile"
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/webm"
 )

@@ -3,13 +3,13 @@ package p2p
 import (
 	"bytes"
 	"context"
-	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"io"
 	"os"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"

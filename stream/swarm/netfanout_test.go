@@ -16,13 +16,13 @@ package swarm_test
 
 import (
 	"context"
-	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"io"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/xtest"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/internal/fanoutlab"
 	"github.com/dazaarvision/dazaar-vision/stream/internal/netsim"

@@ -3,13 +3,13 @@ package main
 import (
 	"crypto/ed25519"
 	"encoding/binary"
-	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 	"os"
 	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/dazaarvision/dazaar-vision/internal/flattree"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 )
 
