@@ -338,7 +338,7 @@ func (e *env) streams(args []string) error {
 		fmt.Fprintln(e.out, "  (none yet: paste a card into `dazaar-vision watch`)")
 	}
 	for _, w := range watched {
-		fmt.Fprintf(e.out, "  %s  %s  %s stored, last watched %s, %d purchases\n    open again: dazaar-vision watch %s\n",
+		fmt.Fprintf(e.out, "  %s  %s  %s on disk, last watched %s, %d invoices asked for\n    open again: dazaar-vision watch %s\n",
 			w.ID[:8]+"…"+w.ID[len(w.ID)-4:], listedName(w.Name, w.Description), human.Bytes(w.Bytes), w.LastWatched.Format(time.DateTime), len(w.Purchases), w.Card)
 	}
 	return errors.Join(err1, err2)

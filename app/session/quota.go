@@ -10,13 +10,14 @@ import (
 // DefaultWatchedQuota bounds what copies of watched streams may take on disk together.
 const DefaultWatchedQuota = 4 << 30
 
-// dirSize is the bytes the files under dir take.
+// dirSize is the disk space the files under dir take (allocated, not their lengths: a viewer's
+// copy of a stream joined late is a sparse file).
 func dirSize(dir string) int64 {
 	var n int64
 	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if info, err := d.Info(); err == nil {
-				n += info.Size()
+				n += allocated(info)
 			}
 		}
 		return nil

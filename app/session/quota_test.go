@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -27,8 +28,17 @@ func TestEvictWatchedOldestFirst(t *testing.T) {
 		}
 	}
 	oldest, newest := fmt.Sprintf("%064d", 0), fmt.Sprintf("%064d", 3)
+	// A copy of a stream joined late is a sparse file: its hole takes no space, and does
+	// not count (1 GiB of it here).
+	if err := os.Truncate(filepath.Join(d.watchedDir(newest), "feed", "data"), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	one := dirSize(d.watchedDir(oldest))
+	if got := dirSize(d.watchedDir(newest)); runtime.GOOS != "windows" && got > one+64<<10 {
+		t.Fatalf("a copy with a 1 GiB hole counts %d bytes, one without %d", got, one)
+	}
 	// Room for about two copies; the oldest is being opened again, so the next oldest go.
-	gone, err := d.EvictWatched(2500, oldest)
+	gone, err := d.EvictWatched(one*5/2, oldest)
 	if err != nil {
 		t.Fatal(err)
 	}

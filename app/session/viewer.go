@@ -1247,9 +1247,7 @@ func (v *Viewer) Stop() error {
 		if v.id != "" {
 			v.recMu.Lock() // a Buy may still be answered while the session stops
 			v.rec.LastWatched = time.Now()
-			if fd := v.currentFeed(); fd != nil {
-				v.rec.Bytes = fd.Head().ByteLength
-			}
+			v.rec.Bytes = uint64(dirSize(v.cfg.Data.watchedDir(v.id))) // what this copy takes on disk
 			errs = append(errs, v.cfg.Data.saveWatched(v.rec))
 			v.recMu.Unlock()
 		}
