@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/internal/human"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/wallet/onchain"

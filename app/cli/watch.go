@@ -12,8 +12,8 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/app/cli/mediatime"
-	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/internal/human"
 	"github.com/dazaarvision/dazaar-vision/media/export"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
@@ -197,7 +197,7 @@ func (e *env) watch(args []string) error {
 			}
 			return
 		}
-		fmt.Fprintf(text, "Pay %d sats for %v of video (expires %s):\ninvoice %s\n", inv.Sats, inv.Media, inv.Expires.Format(time.TimeOnly), inv.URI)
+		fmt.Fprintf(text, "Pay %d sats for %s of video (expires %s):\ninvoice %s\n", inv.Sats, human.Duration(inv.Media), inv.Expires.Format(time.TimeOnly), inv.URI)
 		if isTerminalWriter(e.err) {
 			if qr, err := paymentqr.Terminal(inv.URI); err == nil {
 				fmt.Fprint(status, qr)

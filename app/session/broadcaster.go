@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/human"
+
 	"github.com/filecoin-project/go-clock"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -590,7 +592,7 @@ func (b *Broadcaster) watchViewers(ctx context.Context) error {
 			now := paidState{bal.GrantedMillis, bal.Pending}
 			if prev, ok := granted[p]; ok && now != prev {
 				if now.granted > prev.granted {
-					b.ev.emit(Event{Kind: EventPayment, Viewer: p.String(), Text: fmt.Sprintf("payment: %v more", time.Duration(now.granted-prev.granted)*time.Millisecond)})
+					b.ev.emit(Event{Kind: EventPayment, Viewer: p.String(), Text: fmt.Sprintf("payment: %s more", human.Duration(time.Duration(now.granted-prev.granted)*time.Millisecond))})
 				} else if now.pending > prev.pending {
 					b.ev.emit(Event{Kind: EventPayment, Viewer: p.String(), Text: "payment seen, waiting for its confirmation"})
 				}

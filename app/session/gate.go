@@ -60,6 +60,14 @@ func (g *ledgerGate) Check(_ context.Context, p peer.ID) (replicate.Allowance, e
 	return replicate.Allowance{Until: g.clock.Now().Add(rem)}, nil
 }
 
+// paymentSeenReason is a refused viewer's reason while its on-chain payment waits for its
+// confirmation; the wire carries only the text, so ViewFigures.PaymentSeen recognises it by
+// paymentSeenPrefix.
+const (
+	paymentSeenPrefix = "Your payment was seen"
+	paymentSeenReason = paymentSeenPrefix + ": the video starts once it is confirmed in a block."
+)
+
 // refusal says in plain words why a viewer with no paid time left is refused, from its credits:
 // an on-chain payment seen but not yet confirmed (which buys nothing until it confirms when
 // the seller gives no provisional access, or buys only what the cap allows) is told apart
@@ -69,7 +77,7 @@ func refusal(credits []ledger.Credit) string {
 	for _, c := range credits {
 		switch c.State {
 		case ledger.Provisional:
-			return "Your payment was seen: the video starts once it is confirmed in a block."
+			return paymentSeenReason
 		case ledger.Settled:
 			paid = true
 		}

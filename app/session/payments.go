@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
@@ -65,31 +64,12 @@ func LNDFromDir(dir, network, host string) (LightningSetup, error) {
 		return LightningSetup{}, fmt.Errorf("no invoice.macaroon for %s in the LND directory (looked for %s): %w", network, macPath, err)
 	}
 	if host == "" {
-		host = restListen(filepath.Join(dir, "lnd.conf"))
+		host = lightning.RESTListenFromConf(filepath.Join(dir, "lnd.conf"))
 	}
 	if host == "" {
 		host = "127.0.0.1:8080"
 	}
 	return LightningSetup{Host: host, Network: network, Macaroon: mac, TLSCert: cert}, nil
-}
-
-// restListen reads restlisten= from lnd.conf, if there is one.
-func restListen(conf string) string {
-	b, err := os.ReadFile(conf)
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
-		if ok && strings.TrimSpace(k) == "restlisten" {
-			v = strings.TrimSpace(v)
-			if strings.HasPrefix(v, ":") {
-				v = "127.0.0.1" + v
-			}
-			return v
-		}
-	}
-	return ""
 }
 
 // lightningClient stores any credentials given and opens the LND client from the secret store.

@@ -325,6 +325,13 @@ func (f ViewFigures) State() ViewState {
 	return ViewRefused
 }
 
+// PaymentSeen says the seller refuses because the viewer's on-chain payment was seen and waits
+// for its confirmation in a block (the seller's ledger gate says so in its reason, which is all
+// the wire carries).
+func (f ViewFigures) PaymentSeen() bool {
+	return f.State() == ViewRefused && strings.HasPrefix(f.Reason, paymentSeenPrefix)
+}
+
 // QRPNG draws text (a card, a payment URI) as a QR code PNG size pixels wide.
 func QRPNG(text string, size int) ([]byte, error) { return paymentqr.PNG(text, size) }
 

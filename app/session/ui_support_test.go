@@ -8,6 +8,7 @@ import (
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
@@ -154,6 +155,26 @@ func TestViewState(t *testing.T) {
 	for _, c := range cases {
 		if got := c.f.State(); got != c.want {
 			t.Errorf("%+v: %v, want %v", c.f, got, c.want)
+		}
+	}
+}
+
+// TestViewFiguresPaymentSeen: the ledger gate's reason for a payment awaiting its confirmation
+// is told apart from the other refusals.
+func TestViewFiguresPaymentSeen(t *testing.T) {
+	seen := refusal([]ledger.Credit{{ID: "btc:a:0", State: ledger.Provisional}})
+	for _, c := range []struct {
+		f    ViewFigures
+		want bool
+	}{
+		{ViewFigures{Connected: true, Access: wire.Refused, Reason: seen}, true},
+		{ViewFigures{Connected: true, Access: wire.Refused, Reason: refusal(nil)}, false},
+		{ViewFigures{Connected: true, Access: wire.Refused, Reason: refusal([]ledger.Credit{{ID: "ln:x", Msat: 1000, Millis: 1, State: ledger.Settled}})}, false},
+		{ViewFigures{Connected: true, Access: wire.Allowed, Reason: seen}, false},
+		{ViewFigures{Reason: seen}, false},
+	} {
+		if got := c.f.PaymentSeen(); got != c.want {
+			t.Errorf("%+v: PaymentSeen %v, want %v", c.f, got, c.want)
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/internal/human"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -577,7 +579,7 @@ func (v *Viewer) onAccess(a wire.Access) {
 	case wire.Free:
 		text = "Stream is free of charge"
 	case wire.Allowed:
-		text = fmt.Sprintf("Paid time left: %v", (time.Duration(a.RemainingMs) * time.Millisecond).Round(time.Second))
+		text = fmt.Sprintf("Paid time left: %s", human.Duration(time.Duration(a.RemainingMs)*time.Millisecond))
 	default:
 		text = a.Reason
 	}
@@ -899,7 +901,7 @@ func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
 	if err != nil {
 		v.log.Warn("cannot record the purchase", "err", err)
 	}
-	v.ev.emit(Event{Kind: EventInvoice, Text: fmt.Sprintf("Pay %d sats for %v", a.Sats, inv.Media)})
+	v.ev.emit(Event{Kind: EventInvoice, Text: fmt.Sprintf("Pay %d sats for %s", a.Sats, human.Duration(inv.Media))})
 	return inv, nil
 }
 

@@ -15,9 +15,9 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
-	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/assets"
+	"github.com/dazaarvision/dazaar-vision/internal/human"
 )
 
 // homeScreen: Go live and Watch; my streams to resume; recently watched streams.

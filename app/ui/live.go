@@ -15,8 +15,8 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
-	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/internal/human"
 )
 
 // liveScreen: the card (text, QR, Copy), live figures, the sales list, Stop.
@@ -207,7 +207,7 @@ func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
 	if !f.Live {
 		live = "stopped"
 	} else if !f.Since.IsZero() {
-		live = "live for " + time.Since(f.Since).Round(time.Second).String()
+		live = "live for " + human.Duration(time.Since(f.Since))
 	}
 	vals := []string{live, fmt.Sprintf("%d (paying %d)", f.Viewers, f.Paying), earned, human.Bytes(f.BytesUp),
 		fmt.Sprintf("%.0f frames a second, video %.0f kbit/s, sound %.0f kbit/s", f.FPS, f.VideoKbps, f.AudioKbps),
@@ -235,7 +235,7 @@ func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
 			l.sales.Add(widget.NewLabel(fmt.Sprintf("… and %d earlier", len(sales)-50)))
 			break
 		}
-		what := fmt.Sprintf("%d sats by %s for %v of video · %s · %v", s.Msat/1000, s.Method, time.Duration(s.Millis)*time.Millisecond, shortID(s.Viewer), s.State)
+		what := fmt.Sprintf("%d sats by %s for %s of video · %s · %v", s.Msat/1000, s.Method, human.Duration(time.Duration(s.Millis)*time.Millisecond), shortID(s.Viewer), s.State)
 		if !s.At.IsZero() {
 			what = s.At.Local().Format("Jan 2 15:04") + " · " + what
 		}

@@ -11,9 +11,9 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/internal/human"
 )
 
 // settingsScreen: the data directory and its quota, the secret store in use and why, payment

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/test"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
@@ -181,6 +182,7 @@ func TestWatchStates(t *testing.T) {
 	s.build()
 	h.u.show(s)
 	s.card = paidCard(t)
+	s.now = func() time.Time { return time.Date(2026, 1, 1, 12, 0, 0, 0, time.Local) } // before the invoices expire
 	s.buildWatching()
 
 	// Connecting.
@@ -189,8 +191,8 @@ func TestWatchStates(t *testing.T) {
 	s.render(session.ViewFigures{Reason: "The broadcaster went away; trying to reconnect"}, session.ViewConnecting)
 	h.mustShow("The broadcaster went away; trying to reconnect")
 	// Not paid yet: the buy panel with presets and the calculator.
-	s.render(session.ViewFigures{Connected: true, Reason: "Pay to watch this stream"}, session.ViewRefused)
-	h.mustShow("Buy time to start watching. The seller says: Pay to watch this stream", "[5 min · 84 sats]", "[1 hour · 1000 sats]", "10 minutes = 167 sats", "No paid time")
+	s.render(session.ViewFigures{Connected: true, Reason: "Not paid"}, session.ViewRefused)
+	h.mustShow("Buy time to start watching. The seller says: Not paid", "[5 min · 84 sats]", "[1 hour · 1000 sats]", "10 minutes = 167 sats", "No paid time")
 	s.minutes.SetText("90")
 	h.mustShow("90 minutes = 1500 sats")
 	s.minutes.SetText("x")
@@ -259,6 +261,162 @@ func TestWatchStates(t *testing.T) {
 	h.mustShow("Paid time is over: top up to keep watching. The seller says: No time left on subscription", "Buy time")
 	if !s.buyPanel.Visible() {
 		t.Fatal("no buy panel after expiry")
+	}
+}
+
+// paidWatch is the watch view of a paid stream on h's window, without a session.
+func paidWatch(t *testing.T, h *harness) *watchScreen {
+	t.Helper()
+	s := &watchScreen{u: h.u, w: newWorker(h.u)}
+	s.build()
+	h.u.show(s)
+	s.card = paidCard(t)
+	s.buildWatching()
+	return s
+}
+
+// invoiceQRShown says whether the invoice's QR is drawn.
+func invoiceQRShown(s *watchScreen) bool {
+	shown := false
+	walkVisible(s.invoice, func(o fyne.CanvasObject) bool {
+		if img, ok := o.(*canvas.Image); ok && img.Resource != nil && img.Resource.Name() == "invoice.png" {
+			shown = true
+		}
+		return true
+	})
+	return shown
+}
+
+// TestWatchInvoiceExpires: an invoice past its expiry (by the view's clock) is no longer offered
+// for payment: its QR, Copy invoice and Open in wallet go, the panel says when it expired, and
+// a button asks for a new invoice for the same amount.
+func TestWatchInvoiceExpires(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	s := paidWatch(t, h)
+	now := time.Date(2026, 1, 1, 23, 5, 0, 0, time.Local)
+	s.now = func() time.Time { return now }
+	refused := session.ViewFigures{Connected: true, Reason: "Not paid yet: buy minutes to start watching."}
+	s.render(refused, session.ViewRefused)
+	s.showInvoice(session.Invoice{Sats: 84, Media: 5 * time.Minute, Expires: time.Date(2026, 1, 1, 23, 20, 0, 0, time.Local),
+		URI: "lightning:lnsb840n1ptest", Bolt11: "lnsb840n1ptest", QRPNG: mustQR(t, "lightning:lnsb840n1ptest")})
+	s.render(refused, session.ViewRefused)
+	h.mustShow("The invoice expires at 23:20.", "[Copy invoice]", "[Open in wallet]")
+	if !invoiceQRShown(s) {
+		t.Fatal("no QR for an invoice that can be paid")
+	}
+	// 23:20:45: expired.
+	now = time.Date(2026, 1, 1, 23, 20, 45, 0, time.Local)
+	s.render(refused, session.ViewRefused)
+	h.mustShow("This invoice expired at 23:20; it can no longer be paid.", "[New invoice for 5 min]", "[Another amount]")
+	h.mustNotShow("[Copy invoice]", "[Open in wallet]")
+	if invoiceQRShown(s) {
+		t.Fatal("the QR of an expired invoice is still drawn")
+	}
+	// A payment seen, waiting for its confirmation: no new invoice is offered.
+	seen := session.ViewFigures{Connected: true, Reason: "Your payment was seen: the video starts once it is confirmed in a block."}
+	s.render(seen, session.ViewRefused)
+	h.mustShow("This invoice expired at 23:20. A payment was seen: it counts once it is confirmed in a block.")
+	h.mustNotShow("[New invoice for 5 min]", "[Copy invoice]")
+	s.render(refused, session.ViewRefused)
+	// The new invoice is asked for (here there is no session to ask).
+	test.Tap(h.button("New invoice for 5 min"))
+	h.mustShow("Not connected to the seller yet")
+}
+
+// TestWatchPaymentSeen: while an on-chain payment waits for its confirmation, the viewer is
+// told so, not asked to pay (again); the on-chain invoice says the video starts once the
+// payment is confirmed in a block, a Lightning one once the seller sees the payment.
+func TestWatchPaymentSeen(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	s := paidWatch(t, h)
+	const seen = "Payment seen: the video starts once it is confirmed in a block (about 10 minutes on the bitcoin network)."
+	// The ledger gate's reason (app/session's refusal) while a payment is in the mempool.
+	seenFigs := session.ViewFigures{Connected: true, Reason: "Your payment was seen: the video starts once it is confirmed in a block."}
+	s.render(session.ViewFigures{Connected: true, Reason: "Not paid yet: buy minutes to start watching."}, session.ViewRefused)
+	uri := "bitcoin:sb1qtest?amount=0.00000084"
+	s.showInvoice(session.Invoice{Method: session.BuyOnChain, Sats: 84, Media: 5 * time.Minute, Expires: time.Now().Add(time.Hour),
+		URI: uri, Address: "sb1qtest", QRPNG: mustQR(t, uri)})
+	h.mustShow("Video starts once the payment is confirmed in a block.")
+	h.mustNotShow("Video starts once the seller sees the payment")
+	// First purchase: seen, not confirmed.
+	s.render(seenFigs, session.ViewRefused)
+	h.mustShow(seen)
+	h.mustNotShow("Buy time to start watching", "Paid time is over")
+	// A top-up after paid time ran out.
+	s.render(session.ViewFigures{Connected: true, Remaining: time.Minute, FramesShown: 10}, session.ViewPaid)
+	s.render(seenFigs, session.ViewRefused)
+	h.mustShow(seen)
+	h.mustNotShow("Paid time is over", "top up to keep watching")
+	// Lightning keeps its wording.
+	s.clearInvoice()
+	s.showInvoice(session.Invoice{Sats: 84, Media: 5 * time.Minute, Expires: time.Now().Add(time.Hour),
+		URI: "lightning:lnsb840n1ptest", Bolt11: "lnsb840n1ptest", QRPNG: mustQR(t, "lightning:lnsb840n1ptest")})
+	h.mustShow("Video starts once the seller sees the payment.")
+}
+
+// TestWatchBuyErrorClearedWhenPaid: an error from buying does not stay in the Top up panel once
+// paid time arrives.
+func TestWatchBuyErrorClearedWhenPaid(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	s := paidWatch(t, h)
+	s.render(session.ViewFigures{Connected: true, Reason: "Not paid yet: buy minutes to start watching."}, session.ViewRefused)
+	s.buy(5) // no session: the panel says so
+	h.mustShow("Not connected to the seller yet")
+	// Paid (an invoice paid earlier, say): the panel goes; Top up opens it without the error.
+	s.render(session.ViewFigures{Connected: true, Remaining: 5 * time.Minute, FramesShown: 10}, session.ViewPaid)
+	test.Tap(s.topUpBtn)
+	if !s.buyPanel.Visible() {
+		t.Fatal("Top up does not open the buy panel")
+	}
+	h.mustNotShow("Not connected to the seller yet")
+}
+
+// TestWatchRefusalOneInstruction: when the seller's reason already says what to do, the status
+// keeps the seller's words without an instruction of its own before them.
+func TestWatchRefusalOneInstruction(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	s := paidWatch(t, h)
+	s.render(session.ViewFigures{Connected: true, Reason: "Not paid yet: buy minutes to start watching."}, session.ViewRefused)
+	h.mustShow("The seller says: Not paid yet: buy minutes to start watching.")
+	h.mustNotShow("Buy time to start watching.")
+	s.render(session.ViewFigures{Connected: true, Remaining: time.Minute, FramesShown: 10}, session.ViewPaid)
+	s.render(session.ViewFigures{Connected: true, Reason: "No paid time left: top up to keep watching.", FramesShown: 10}, session.ViewRefused)
+	h.mustShow("The seller says: No paid time left: top up to keep watching.")
+	h.mustNotShow("Paid time is over")
+	// A reason that says no more than why keeps the view's instruction.
+	s.render(session.ViewFigures{Connected: true, Reason: "No time left on subscription", FramesShown: 10}, session.ViewRefused)
+	h.mustShow("Paid time is over: top up to keep watching. The seller says: No time left on subscription")
+}
+
+// TestWatchDurationsWritten: what an invoice buys is written as people say it, never as Go's
+// "5m2s".
+func TestWatchDurationsWritten(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	s := paidWatch(t, h)
+	s.render(session.ViewFigures{Connected: true, Reason: "Not paid yet: buy minutes to start watching."}, session.ViewRefused)
+	h.mustShow("[5 min · 84 sats]", "[30 min · 500 sats]", "[1 hour · 1000 sats]", "[2 hours · 2000 sats]")
+	for _, c := range []struct {
+		media time.Duration
+		want  string
+	}{
+		{302400 * time.Millisecond, "Pay 84 sats for 5 min 2 s of video."}, // 84 sats at 1000 sats an hour
+		{time.Hour, "Pay 84 sats for 1 hour of video."},
+		{90 * time.Minute, "Pay 84 sats for 1 h 30 min of video."},
+	} {
+		s.clearInvoice()
+		s.showInvoice(session.Invoice{Sats: 84, Media: c.media, Expires: time.Now().Add(time.Hour),
+			URI: "lightning:lnsb840n1ptest", Bolt11: "lnsb840n1ptest"})
+		h.mustShow(c.want)
 	}
 }
 
@@ -436,6 +594,7 @@ func TestLiveRender(t *testing.T) {
 	l := &liveScreen{u: h.u, w: newWorker(h.u), card: paidCard(t)}
 	l.build()
 	h.u.show(l)
+	l.stopping = true // no session to stop (set first, so that a failure does not stop a nil one)
 	h.mustShow("You are live: Alice's garden, live", "1000 sats per hour", "No payments yet.", "[Copy card]", "[Stop broadcasting]")
 	if l.qr.Resource == nil {
 		t.Fatal("no QR of the card")
@@ -449,7 +608,7 @@ func TestLiveRender(t *testing.T) {
 	}
 	l.render(f, sales)
 	h.mustShow("3 (paying 2)", "250 sats (+84 sats unconfirmed)", "5.0 MiB", "30 frames a second, video 1180 kbit/s, sound 32 kbit/s", "1800 blocks, 9.0 MiB",
-		"84 sats by on-chain for 5m0s of video", "provisional", "167 sats by Lightning for 10m0s of video", "settled")
+		"84 sats by on-chain for 5 min of video", "provisional", "167 sats by Lightning for 10 min of video", "settled", "live for 1 min")
 	if txt := h.screenText(); strings.Index(txt, "84 sats by on-chain") > strings.Index(txt, "167 sats by Lightning") {
 		t.Fatal("sales are not newest first")
 	}
@@ -463,5 +622,4 @@ func TestLiveRender(t *testing.T) {
 	sales[1].State, sales[1].Note = 1, "0 confirmations"
 	l.render(f, sales)
 	h.capture("live-paid.png")
-	l.stopping = true // no session to stop
 }

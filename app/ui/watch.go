@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
@@ -18,9 +19,9 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
-	"github.com/dazaarvision/dazaar-vision/app/internal/human"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
+	"github.com/dazaarvision/dazaar-vision/internal/human"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
 
@@ -66,6 +67,13 @@ type watchScreen struct {
 	buyErr    *widget.Label
 	invoice   *fyne.Container
 	inv       *session.Invoice
+	asked     session.BuyRequest // the request of the invoice being asked for or shown
+	invQR     *canvas.Image      // the shown invoice's QR, its way to pay, and what replaces
+	invPay    *fyne.Container    // them once it expired
+	invExpiry *fyne.Container
+	expNote   *widget.Label
+	renewBtn  *widget.Button
+	expired   bool // the shown invoice expired
 	buying    bool
 	topUp     bool // the buy panel was opened with Top up
 	everPaid  bool // paid time was granted at least once (so a refusal means it ran out)
@@ -75,6 +83,7 @@ type watchScreen struct {
 	lastEvent string
 	autoBuy   bool // Options.BuyMinutes was asked for
 	payBtn    *widget.Button
+	now       func() time.Time // the view's clock (nil: the wall clock); tests move it
 }
 
 // showWatch opens the watch view; with a card it starts watching at once.
@@ -233,7 +242,7 @@ func (s *watchScreen) buildBuy() {
 	presets := container.NewGridWithColumns(2)
 	for _, pr := range p.Presets(price.DefaultPresetDurations) {
 		mins := uint32(pr.Duration / time.Minute)
-		presets.Add(widget.NewButton(fmt.Sprintf("%s · %d sats", durText(pr.Duration), pr.Sats), func() { s.buy(mins) }))
+		presets.Add(widget.NewButton(fmt.Sprintf("%s · %d sats", human.Duration(pr.Duration), pr.Sats), func() { s.buy(mins) }))
 	}
 	s.minutes = widget.NewEntry()
 	s.minutes.SetText("10")
@@ -265,16 +274,6 @@ func (s *watchScreen) buildBuy() {
 	s.chooser = container.NewVBox(presets, minutesRow, s.calc, s.method, get)
 	s.buyBox.Objects = []fyne.CanvasObject{heading("Buy time (you pay only for video delivered)"), s.chooser, s.buyErr, s.invoice}
 	s.buyBox.Refresh()
-}
-
-func durText(d time.Duration) string {
-	if d >= time.Hour && d%time.Hour == 0 {
-		if d == time.Hour {
-			return "1 hour"
-		}
-		return fmt.Sprintf("%d hours", d/time.Hour)
-	}
-	return fmt.Sprintf("%d min", d/time.Minute)
 }
 
 // typedMinutes is the calculator's number of minutes.
@@ -316,8 +315,17 @@ func (s *watchScreen) buyTyped() {
 	s.buy(n)
 }
 
-// buy asks the seller for an invoice on a goroutine (up to 30 s).
+// buy asks the seller for an invoice for minutes by the chosen method.
 func (s *watchScreen) buy(minutes uint32) {
+	req := session.BuyRequest{Minutes: minutes}
+	if s.method.Selected == methodOnChain {
+		req.Method = session.BuyOnChain
+	}
+	s.request(req)
+}
+
+// request asks the seller for an invoice on a goroutine (up to 30 s).
+func (s *watchScreen) request(req session.BuyRequest) {
 	v := s.v
 	if v == nil {
 		s.setBuyErr("Not connected to the seller yet: wait a moment, then try again.")
@@ -327,13 +335,10 @@ func (s *watchScreen) buy(minutes uint32) {
 		return
 	}
 	s.buying = true
+	s.asked = req
 	s.setBuyErr("")
 	s.invoice.Objects = []fyne.CanvasObject{widget.NewProgressBarInfinite(), widget.NewLabel("Asking the seller for an invoice…")}
 	s.invoice.Refresh()
-	req := session.BuyRequest{Minutes: minutes}
-	if s.method.Selected == methodOnChain {
-		req.Method = session.BuyOnChain
-	}
 	async(s.w, func(ctx context.Context) (session.Invoice, error) { return v.Buy(ctx, req) },
 		func(inv session.Invoice, err error) {
 			s.buying = false
@@ -346,9 +351,10 @@ func (s *watchScreen) buy(minutes uint32) {
 		})
 }
 
-// showInvoice draws the invoice: QR, amount, what it buys, Copy and Open in wallet.
+// showInvoice draws the invoice: QR, amount, what it buys, Copy and Open in wallet; and, hidden
+// until it expires (render), what replaces them then.
 func (s *watchScreen) showInvoice(inv session.Invoice) {
-	s.inv = &inv
+	s.inv, s.expired = &inv, false
 	qr := canvas.NewImageFromResource(nil)
 	if len(inv.QRPNG) > 0 {
 		qr.Resource = fyne.NewStaticResource("invoice.png", inv.QRPNG)
@@ -356,7 +362,8 @@ func (s *watchScreen) showInvoice(inv session.Invoice) {
 	qr.FillMode = canvas.ImageFillContain
 	qr.ScaleMode = canvas.ImageScalePixels
 	qr.SetMinSize(fyne.NewSize(180, 180))
-	what := fmt.Sprintf("Pay %d sats for %s of video. The invoice expires at %s.", inv.Sats, mediaText(inv.Media), inv.Expires.Format("15:04"))
+	what := fmt.Sprintf("Pay %d sats for %s of video. The invoice expires at %s. %s", inv.Sats, human.Duration(inv.Media),
+		inv.Expires.Format("15:04"), startsText(inv))
 	text := inv.Bolt11
 	if text == "" {
 		text = inv.Address
@@ -378,16 +385,29 @@ func (s *watchScreen) showInvoice(inv session.Invoice) {
 	code := widget.NewLabel(shortInvoice(text))
 	code.Importance = widget.LowImportance
 	other := widget.NewButtonWithIcon("Another amount", theme.NavigateBackIcon(), s.clearInvoice)
-	objs := []fyne.CanvasObject{container.NewCenter(qr), wrapLabel(what + " Video starts once the seller sees the payment."), code}
+	s.invPay = container.NewVBox()
 	s.payBtn = nil
 	if p := s.u.opts.Payer; p != nil && inv.Bolt11 != "" {
 		// The demo's one click: pay from its simnet test wallet (the button has the keyboard,
 		// so Space pays too).
 		s.payBtn = widget.NewButtonWithIcon("Pay with the demo wallet", theme.ConfirmIcon(), func() { s.payDemo(p, inv.Bolt11) })
 		s.payBtn.Importance = widget.SuccessImportance
-		objs = append(objs, s.payBtn)
+		s.invPay.Add(s.payBtn)
 	}
-	s.invoice.Objects = append(objs, container.NewHBox(copyBtn, open), other)
+	s.invPay.Add(container.NewHBox(copyBtn, open))
+	// Once it expired: the same amount again, by the same method.
+	again := s.asked
+	if again.Minutes == 0 { // shown without asking (tests): what it buys, in whole minutes
+		again = session.BuyRequest{Minutes: uint32(max(inv.Media.Round(time.Minute)/time.Minute, 1)), Method: inv.Method}
+	}
+	s.expNote = wrapLabel("")
+	s.renewBtn = widget.NewButtonWithIcon("New invoice for "+human.Duration(time.Duration(again.Minutes)*time.Minute), theme.ViewRefreshIcon(),
+		func() { s.clearInvoice(); s.request(again) })
+	s.renewBtn.Importance = widget.HighImportance
+	s.invExpiry = container.NewVBox(s.expNote, s.renewBtn)
+	s.invExpiry.Hide()
+	s.invQR = qr
+	s.invoice.Objects = []fyne.CanvasObject{container.NewCenter(qr), wrapLabel(what), code, s.invPay, s.invExpiry, other}
 	s.invoice.Refresh()
 	s.chooser.Hide()
 	s.buyBox.Refresh()
@@ -397,6 +417,58 @@ func (s *watchScreen) showInvoice(inv session.Invoice) {
 	}
 }
 
+// startsText says when the video starts once the invoice is paid: an on-chain payment counts
+// once it is confirmed in a block.
+func startsText(inv session.Invoice) string {
+	switch {
+	case inv.Bolt11 == "":
+		return "Video starts once the payment is confirmed in a block."
+	case inv.Address != "":
+		return "Video starts once the seller sees a Lightning payment, or once an on-chain payment is confirmed in a block."
+	}
+	return "Video starts once the seller sees the payment."
+}
+
+// expireInvoice stops offering the shown invoice for payment once it expired: its QR and ways to
+// pay go, and a note says so, with a button for a new invoice for the same amount (render keeps
+// the note up to date).
+func (s *watchScreen) expireInvoice() {
+	s.expired = true
+	if s.payBtn != nil && s.u.win.Canvas().Focused() == s.payBtn {
+		s.u.win.Canvas().Unfocus() // Space would pay it
+	}
+	s.invQR.Hide()
+	s.invPay.Hide()
+	s.invExpiry.Show()
+	s.invoice.Refresh()
+	s.buyBox.Refresh()
+}
+
+// expiredNote says the shown invoice expired; when a payment was seen (it waits for its
+// confirmation) it offers no new invoice, which would be paid twice.
+func (s *watchScreen) expiredNote(seen bool) {
+	at := s.inv.Expires.Format("15:04")
+	if seen {
+		setLabel(s.expNote, "This invoice expired at "+at+". A payment was seen: it counts once it is confirmed in a block.")
+		if s.renewBtn.Visible() {
+			s.renewBtn.Hide()
+		}
+		return
+	}
+	setLabel(s.expNote, "This invoice expired at "+at+"; it can no longer be paid.")
+	if !s.renewBtn.Visible() {
+		s.renewBtn.Show()
+	}
+}
+
+// timeNow is the view's clock.
+func (s *watchScreen) timeNow() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
 // payDemo pays the invoice from the demo's wallet on a goroutine.
 func (s *watchScreen) payDemo(p Payer, bolt11 string) {
 	btn := s.payBtn
@@ -404,6 +476,9 @@ func (s *watchScreen) payDemo(p Payer, bolt11 string) {
 	s.setBuyErr("Paying from the demo wallet…")
 	async(s.w, func(ctx context.Context) (struct{}, error) { return struct{}{}, p.Pay(ctx, bolt11) },
 		func(_ struct{}, err error) {
+			if s.payBtn != btn {
+				return // the invoice went meanwhile (paid time arrived, another amount)
+			}
 			if err != nil {
 				btn.Enable()
 				s.setBuyErr("The demo wallet could not pay: " + err.Error())
@@ -415,7 +490,7 @@ func (s *watchScreen) payDemo(p Payer, bolt11 string) {
 
 // clearInvoice goes back to choosing an amount.
 func (s *watchScreen) clearInvoice() {
-	s.inv = nil
+	s.inv, s.payBtn, s.expired = nil, nil, false
 	s.invoice.RemoveAll()
 	s.chooser.Show()
 	s.setBuyErr("")
@@ -446,17 +521,6 @@ func shortInvoice(s string) string {
 		return s[:24] + "…" + s[len(s)-8:]
 	}
 	return s
-}
-
-func mediaText(d time.Duration) string {
-	d = d.Round(time.Second)
-	switch {
-	case d >= time.Hour:
-		return fmt.Sprintf("%d h %02d min", d/time.Hour, (d%time.Hour)/time.Minute)
-	case d >= time.Minute && d%time.Minute == 0:
-		return fmt.Sprintf("%d min", d/time.Minute)
-	}
-	return d.String()
 }
 
 // startViewer starts the session on a goroutine, then draws it 4 times a second.
@@ -546,19 +610,28 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 		status = "Paid: video flows while paid time is left. Top up any time."
 	case session.ViewRefused:
 		reason := f.Reason
+		countdown = "No paid time"
 		switch {
-		case s.everPaid:
-			status = "Paid time is over: top up to keep watching."
-		case paid:
-			status = "Buy time to start watching."
+		case f.PaymentSeen():
+			// Paid, on-chain: asking to pay (again) would be wrong.
+			status = "Payment seen: the video starts once it is confirmed in a block (about 10 minutes on the bitcoin network)."
+			countdown = "Waiting for confirmation"
+		case instructs(reason):
+			status = "The seller says: " + reason // one instruction, the seller's
 		default:
-			status = "The seller is not sending."
-		}
-		if reason != "" {
-			status += " The seller says: " + reason
+			switch {
+			case s.everPaid:
+				status = "Paid time is over: top up to keep watching."
+			case paid:
+				status = "Buy time to start watching."
+			default:
+				status = "The seller is not sending."
+			}
+			if reason != "" {
+				status += " The seller says: " + reason
+			}
 		}
 		overlay = status
-		countdown = "No paid time"
 	}
 	if st != session.ViewConnecting && st != session.ViewRefused && f.FramesShown == 0 && s.video.shown.Load() == 0 {
 		overlay = "Waiting for the first picture…"
@@ -609,11 +682,27 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 		// The invoice was paid when the seller let a refused viewer in, or added at least half
 		// of what the invoice buys: not when a reconnect shows the time that was already paid
 		// for, nor when the seller's count corrects the local countdown by a few seconds.
-		if st == session.ViewPaid && s.inv != nil && (prev.State() == session.ViewRefused ||
-			f.Remaining > prev.Remaining+max(2*time.Second, s.inv.Media/2)) {
-			// Clear the invoice so a top-up starts afresh.
-			s.clearInvoice()
-			s.topUp = false
+		// Paid time arriving clears the invoice, or an old message, so a top-up starts afresh.
+		grow := 30 * time.Second // less than a minute, the least that can be bought
+		if s.inv != nil {
+			grow = max(2*time.Second, s.inv.Media/2)
+		}
+		if st == session.ViewPaid && (prev.State() == session.ViewRefused || f.Remaining > prev.Remaining+grow) {
+			if s.inv != nil {
+				s.clearInvoice()
+				s.topUp = false
+			} else if s.buyErr.Text != "" {
+				s.setBuyErr("")
+			}
+		}
+		// An expired invoice is no longer offered for payment.
+		if s.inv != nil && s.invQR != nil && !s.inv.Expires.IsZero() {
+			if !s.expired && s.timeNow().After(s.inv.Expires) {
+				s.expireInvoice()
+			}
+			if s.expired {
+				s.expiredNote(f.PaymentSeen())
+			}
 		}
 		show := st == session.ViewRefused || s.topUp || (s.inv != nil && st != session.ViewPaid)
 		if show != s.buyPanel.Visible() {
@@ -624,6 +713,21 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 			}
 		}
 	}
+}
+
+// instructs says whether the seller's reason already tells the viewer to pay (buy, pay, top
+// up), so the view adds no instruction of its own.
+func instructs(reason string) bool {
+	words := strings.FieldsFunc(strings.ToLower(reason), func(r rune) bool { return !unicode.IsLetter(r) })
+	for i, w := range words {
+		switch {
+		case w == "buy" || w == "pay" || w == "purchase":
+			return true
+		case w == "top" && i+1 < len(words) && words[i+1] == "up":
+			return true
+		}
+	}
+	return false
 }
 
 // clock writes a countdown as h:mm:ss or m:ss.

@@ -358,6 +358,11 @@ func (fs *files) readLog() (recs []*record, offs []int64, end int64, damaged boo
 	if err != nil {
 		return nil, nil, 0, false, err
 	}
+	return parseLog(raw)
+}
+
+// parseLog is readLog over the log's bytes.
+func parseLog(raw []byte) (recs []*record, offs []int64, end int64, damaged bool, err error) {
 	off := 0
 	for len(raw)-off >= 8 {
 		n, ok := logRecordAt(raw, off)
@@ -466,21 +471,33 @@ func (m *metaInfo) encode() []byte {
 	return e.b
 }
 
+// readMeta reads the feed's identity. A meta file that is not one (a bad size or checksum, an
+// unknown version, mode or encoding, a field over its limit) is ErrCorrupt.
 func readMeta(dir string) (*metaInfo, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, metaFile))
 	if err != nil {
 		return nil, err
 	}
+	m, err := decodeMeta(raw)
+	if err != nil {
+		return nil, fmt.Errorf("feed: %s/meta: %w", dir, err)
+	}
+	return m, nil
+}
+
+// decodeMeta decodes a meta file's bytes (a CRC-32C, then the encoding); its errors wrap
+// ErrCorrupt.
+func decodeMeta(raw []byte) (*metaInfo, error) {
 	if len(raw) < 4 || len(raw) > maxMetaSize {
-		return nil, fmt.Errorf("feed: %s/meta has a bad size (%d bytes)", dir, len(raw))
+		return nil, fmt.Errorf("%w: bad size (%d bytes)", ErrCorrupt, len(raw))
 	}
 	body := raw[4:]
 	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(raw) {
-		return nil, fmt.Errorf("feed: %s/meta is corrupt (checksum mismatch)", dir)
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	d := decoder{b: body}
 	if v := d.uint(); d.err == nil && v != 1 {
-		return nil, fmt.Errorf("feed: %s/meta has version %d", dir, v)
+		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
 	m := &metaInfo{}
 	d.fixed(m.key[:])
@@ -492,7 +509,11 @@ func readMeta(dir string) (*metaInfo, error) {
 		d.fail(fmt.Errorf("unknown mode %d", mode))
 	}
 	m.manifest = append([]byte(nil), d.bytes(maxManifestSize)...)
-	m.maxBlockSize = d.uint()
+	// Reads trust the cap before allocating a block (Feed.entry): no feed is made with one
+	// over the limit.
+	if m.maxBlockSize = d.uint(); m.maxBlockSize > MaxBlockSizeLimit {
+		d.fail(fmt.Errorf("a maximum block size of %d is over the %d limit", m.maxBlockSize, MaxBlockSizeLimit))
+	}
 	switch enc := d.uint(); enc {
 	case 0:
 	case 1:
@@ -501,7 +522,7 @@ func readMeta(dir string) (*metaInfo, error) {
 		d.fail(fmt.Errorf("unknown block encoding %d", enc))
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("feed: %s/meta: %w", dir, d.err)
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, d.err)
 	}
 	return m, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg"
+	"github.com/dazaarvision/dazaar-vision/internal/human"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
 )
@@ -78,16 +79,34 @@ func describe(inv *Invoice, paidSats uint64, late bool) string {
 	var msg string
 	switch {
 	case paidSats < inv.Sats:
-		msg = fmt.Sprintf("underpaid: %d of %d sats, credited as %v of access", paidSats, inv.Sats, inv.Price.DurationFor(paidSats))
+		msg = fmt.Sprintf("underpaid: %d of %d sats, credited as %s of access", paidSats, inv.Sats, human.Duration(inv.Price.DurationFor(paidSats)))
 	case paidSats > inv.Sats:
-		msg = fmt.Sprintf("overpaid: %d sats for a %d-sat invoice, all credited as %v of access", paidSats, inv.Sats, inv.Price.DurationFor(paidSats))
+		msg = fmt.Sprintf("overpaid: %d sats for a %d-sat invoice, all credited as %s of access", paidSats, inv.Sats, human.Duration(inv.Price.DurationFor(paidSats)))
 	default:
-		msg = fmt.Sprintf("paid in full: %v of access", inv.Price.DurationFor(paidSats))
+		msg = fmt.Sprintf("paid in full: %s of access", human.Duration(inv.Price.DurationFor(paidSats)))
 	}
 	if late {
 		msg += "; paid after the invoice expired, credited anyway"
 	}
 	return msg
+}
+
+// quoted is the invoice whose amount a payment of paid sats to inv's address answers, for the
+// payment's note: inv, or an earlier unpaid invoice of the same viewer and stream for the same
+// address and price asking exactly that amount (one inv superseded and took the address over
+// from, or one that expired before inv reused its address), so that paying the amount of an
+// invoice shown earlier is not called an under- or overpayment. The credit does not depend on
+// it: it is what was paid, at inv's price. Locked.
+func (s *Seller) quoted(inv *Invoice, paid uint64) *Invoice {
+	if paid == inv.Sats {
+		return inv
+	}
+	for o := range s.unpaid[viewerStream{inv.Viewer, inv.Stream}] {
+		if o != inv && o.Address == inv.Address && o.Sats == paid && o.Price == inv.Price {
+			return o
+		}
+	}
+	return inv
 }
 
 // OnChainEvent turns a watcher event into ledger credit. Pass it as the watcher's OnEvent.
@@ -131,7 +150,7 @@ func (s *Seller) onChainEvent(e onchain.Event) error {
 		c.Millis = inv.Price.MillisFor(c.Msat)
 		c.State = ledger.Settled
 		c.Height = e.Height
-		c.Note = describe(inv, paid, late)
+		c.Note = describe(s.quoted(inv, paid), paid, late)
 	default: // in the mempool, or confirmed fewer times than MinConf
 		s.provisional[id] = provPayment{sats: paid, address: e.Address}
 		s.setLive(e.Address, id, true)
@@ -187,9 +206,10 @@ func (s *Seller) provisionalCredit(inv *Invoice, key ledger.Key, id string, paid
 	}
 	c := ledger.Credit{ID: id, State: ledger.Provisional, Msat: min(paid*1000, capMsat)}
 	c.Millis = inv.Price.MillisFor(c.Msat)
-	c.Note = "unconfirmed; provisional until confirmed: " + describe(inv, paid, late)
+	q := s.quoted(inv, paid)
+	c.Note = "unconfirmed; provisional until confirmed: " + describe(q, paid, late)
 	if reason != "" {
-		c.Note = "unconfirmed again (" + reason + "): " + describe(inv, paid, late)
+		c.Note = "unconfirmed again (" + reason + "): " + describe(q, paid, late)
 	}
 	return c
 }

@@ -1,5 +1,18 @@
 // The desk's front: a viewer's request is admitted against the caps (a ticket holds its place
 // while the invoice is made), then answered with an invoice.
+//
+// The per-viewer cap (Config.PerViewer) does not refuse: a viewer who compares amounts (the
+// window's "Another amount", the command line's "buy N") asks again and again and cannot see
+// the invoices they were shown before, so refusing them locked them out of buying for the
+// invoice expiry, even right after their paid time ran out. At the cap, a request supersedes the
+// viewer's oldest unpaid, unexpired invoice for the stream instead: that invoice stops counting
+// toward the cap but stays payable and is still credited (a Lightning invoice stays open at LND
+// until its expiry and counts toward MaxOutstandingLN until then; an address keeps mapping to
+// the same viewer and stream), and an on-chain request takes over its address, so one viewer
+// holds at most PerViewer addresses however often they ask. Bounding what the seller can be made
+// to create was never the per-viewer cap's job: peer IDs cost nothing, and a client that makes
+// new ones meets no per-viewer cap at all. The global caps do it, for any number of viewers: the
+// creation rate, MaxOutstandingLN, and the gap limit on the addresses waiting for payment.
 
 package invoice
 
@@ -11,6 +24,7 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/btcutil"
+	"github.com/dazaarvision/dazaar-vision/internal/human"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
@@ -25,25 +39,43 @@ type viewerStream struct{ viewer, stream string }
 type ticket struct {
 	s     *Seller
 	key   viewerStream
-	ln    bool     // holds a place among unpaid Lightning invoices
-	fresh bool     // holds a place among the addresses waiting for payment
-	reuse *Invoice // an expired, unpaid invoice of this viewer whose address is handed out again
-	now   time.Time
-	done  bool
+	ln    bool // holds a place among unpaid Lightning invoices
+	fresh bool // holds a place among the addresses waiting for payment
+	// reuse is an unpaid invoice of this viewer whose address is handed out again: the one
+	// superseded, or one that expired, or one superseded earlier by a request without an address.
+	reuse *Invoice
+	// old is the invoice this request supersedes (nil below the per-viewer cap): taken out of
+	// the viewer's count at admission, and counted again if no invoice is issued after all.
+	old    *Invoice
+	issued bool // the invoice is indexed
+	now    time.Time
+	done   bool
 }
 
 // admit is the admission step: it checks a request against the caps using the indexes (this
 // viewer's unpaid invoices, the unpaid Lightning invoices, the addresses waiting for payment)
 // and the global rate limit, and returns a ticket holding the request's place, or the refusal.
+// At the per-viewer cap the ticket supersedes the viewer's oldest unpaid, unexpired invoice for
+// the stream (see the file comment); the global caps refuse as before, whoever asks.
 func (s *Seller) admit(viewer, stream string, wantChain, wantLN bool) (*ticket, invoicemsg.Answer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
 	key := viewerStream{viewer, stream}
-	mine, reuse := s.viewerInvoices(key, now, wantChain)
-	mine += s.pendingViewer[key]
-	if mine >= s.cfg.PerViewer {
-		return nil, refuse(invoicemsg.RateLimited, "you already have %d unpaid invoices for this stream; pay one or wait for them to expire", mine)
+	mine, oldest, reuse := s.viewerInvoices(key, now, wantChain)
+	var old *Invoice
+	if mine+s.pendingViewer[key] >= s.cfg.PerViewer {
+		if oldest == nil {
+			// Only requests still being answered fill the cap: a client asking many times at
+			// once, not a person comparing amounts.
+			return nil, refuse(invoicemsg.RateLimited, "your earlier requests for this stream are still being answered; try again in a moment")
+		}
+		old = oldest
+		if wantChain && s.reusable(old) {
+			// The superseded invoice's address: the same viewer's, so no privacy cost, and no
+			// new address to count toward the gap limit.
+			reuse = old
+		}
 	}
 	if wantLN && s.unpaidLNLocked(now)+s.pendingLN >= s.cfg.MaxOutstandingLN {
 		return nil, refuse(invoicemsg.RateLimited, "the seller has too many unpaid Lightning invoices; try again in a few minutes")
@@ -61,6 +93,9 @@ func (s *Seller) admit(viewer, stream string, wantChain, wantLN bool) (*ticket, 
 	if !s.limiter.AllowN(now, 1) {
 		return nil, refuse(invoicemsg.RateLimited, "the seller is creating too many invoices; try again in a few seconds")
 	}
+	if old != nil {
+		old.superseded = true // no longer counted, nor superseded again, while this one is made
+	}
 	s.pendingViewer[key]++
 	if wantLN {
 		s.pendingLN++
@@ -68,17 +103,20 @@ func (s *Seller) admit(viewer, stream string, wantChain, wantLN bool) (*ticket, 
 	if fresh {
 		s.pendingChain++
 	}
-	return &ticket{s: s, key: key, ln: wantLN, fresh: fresh, reuse: reuse, now: now}, invoicemsg.Answer{}
+	return &ticket{s: s, key: key, ln: wantLN, fresh: fresh, reuse: reuse, old: old, now: now}, invoicemsg.Answer{}
 }
 
 // releaseLocked gives the ticket's places back; once the invoice is indexed it is counted there
-// instead. Idempotent. Locked.
+// instead. Without an invoice, the one it was to supersede counts again. Idempotent. Locked.
 func (t *ticket) releaseLocked() {
 	if t.done {
 		return
 	}
 	t.done = true
 	s := t.s
+	if t.old != nil && !t.issued {
+		t.old.superseded = false
+	}
 	if s.pendingViewer[t.key]--; s.pendingViewer[t.key] <= 0 {
 		delete(s.pendingViewer, t.key)
 	}
@@ -96,27 +134,38 @@ func (t *ticket) release() {
 	t.s.mu.Unlock()
 }
 
-// viewerInvoices counts key's unpaid, unexpired invoices and, if chain is set, finds the
-// expired unpaid invoice of theirs (still monitored) whose address should be handed out again
-// rather than a fresh one: a late payment to it still goes to the same viewer and stream. It
-// drops invoices past their monitoring window from the index. Locked.
-func (s *Seller) viewerInvoices(key viewerStream, now time.Time, chain bool) (mine int, reuse *Invoice) {
+// viewerInvoices counts key's unpaid, unexpired invoices that are not superseded and finds the
+// oldest of them (the one a request at the cap supersedes). If chain is set, it also finds an
+// unpaid invoice of theirs (still monitored) whose address should be handed out again rather
+// than a fresh one: an expired one, or one superseded by a request that needed no address. A
+// payment to it still goes to the same viewer and stream. It drops invoices past their
+// monitoring window from the index. Locked.
+func (s *Seller) viewerInvoices(key viewerStream, now time.Time, chain bool) (mine int, oldest, reuse *Invoice) {
 	m := s.unpaid[key]
 	for inv := range m {
 		switch {
 		case now.After(inv.Expires.Add(s.cfg.Monitoring)):
 			delete(m, inv)
-		case !now.After(inv.Expires):
+		case !now.After(inv.Expires) && !inv.superseded:
 			mine++
-		case chain && inv.Address != "" && inv.Key == s.keyID && s.byAddress[inv.Address] == inv &&
-			(reuse == nil || inv.Index < reuse.Index):
+			if oldest == nil || inv.Created.Before(oldest.Created) || inv.Created.Equal(oldest.Created) && inv.ID < oldest.ID {
+				oldest = inv
+			}
+		case chain && s.reusable(inv) && (reuse == nil || inv.Index < reuse.Index):
 			reuse = inv
 		}
 	}
 	if m != nil && len(m) == 0 {
 		delete(s.unpaid, key)
 	}
-	return mine, reuse
+	return mine, oldest, reuse
+}
+
+// reusable reports whether inv's address may be handed out again to its viewer: an address of
+// the current account key whose newest invoice inv is (not one a newer invoice took over). inv is
+// unpaid, so no payment to the address was seen. Locked.
+func (s *Seller) reusable(inv *Invoice) bool {
+	return inv.Address != "" && inv.Key == s.keyID && s.byAddress[inv.Address] == inv
 }
 
 // unpaidLNLocked counts the unpaid, unexpired Lightning invoices, dropping expired ones from
@@ -183,6 +232,15 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 	rand.Read(idb)
 	inv := &Invoice{ID: hex.EncodeToString(idb), Stream: req.Stream, Viewer: viewer, Method: req.Method, Sats: sats,
 		Price: p, Created: now, Expires: now.Add(s.cfg.Expiry)}
+	if t.old != nil {
+		inv.Supersedes = t.old.ID // recorded with the invoice: the next New knows it too
+	}
+	if wantChain && reuse != nil && !inv.Created.After(reuse.Created) {
+		// The address's newest invoice is the one created last (index, whatever order the
+		// store is replayed in): make that strict even where the clock has not moved since
+		// the invoice whose address this one takes over.
+		inv.Created = reuse.Created.Add(time.Nanosecond)
+	}
 	if wantLN {
 		hash, bolt11, err := s.cfg.Lightning.AddInvoice(ctx, sats*1000, Memo(req.Stream, viewer), s.cfg.Expiry)
 		if err != nil {
@@ -234,6 +292,7 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 	err := s.st.put(storeRecord{Invoice: inv})
 	if err == nil {
 		s.index(inv) // counted by the indexes from now on: the ticket's place is no longer needed
+		t.issued = true
 		t.releaseLocked()
 	}
 	s.mu.Unlock()
@@ -252,13 +311,14 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 	if wantChain {
 		ans.Network = onchain.NetworkName(s.cfg.OnChain.Key.Net())
 		ans.URI = onchain.PaymentURI{Address: inv.Address, Sats: sats, Label: s.cfg.Label,
-			Message:   fmt.Sprintf("%s of stream %s", time.Duration(ans.Millis)*time.Millisecond, short(inv.Stream)),
+			Message:   fmt.Sprintf("%s of stream %s", human.Duration(time.Duration(ans.Millis)*time.Millisecond), short(inv.Stream)),
 			Lightning: inv.Bolt11}.String()
 	} else {
 		ans.Network = s.cfg.Lightning.Network()
 		ans.URI = "lightning:" + inv.Bolt11
 	}
-	s.log.Info("invoice: issued", "id", inv.ID, "stream", inv.Stream, "viewer", viewer, "sats", sats, "method", inv.Method.String())
+	s.log.Info("invoice: issued", "id", inv.ID, "stream", inv.Stream, "viewer", viewer, "sats", sats, "method", inv.Method.String(),
+		"supersedes", inv.Supersedes)
 	return ans
 }
 

@@ -50,8 +50,10 @@ func TestAdmissionIndexes(t *testing.T) {
 			}
 			addrs = append(addrs, a.Address)
 		}
-		if a := ask(fmt.Sprint("viewer", v)); a.Code != invoicemsg.RateLimited {
-			t.Fatalf("viewer %d: a 4th unpaid invoice: %+v", v, a)
+		// A 4th supersedes one of the three and takes over its address.
+		if a := ask(fmt.Sprint("viewer", v)); a.Code != invoicemsg.OK || a.Address != addrs[len(addrs)-1] &&
+			a.Address != addrs[len(addrs)-2] && a.Address != addrs[len(addrs)-3] {
+			t.Fatalf("viewer %d: a 4th invoice: %+v", v, a)
 		}
 	}
 	s.mu.Lock()

@@ -97,7 +97,13 @@ type Config struct {
 	// runs watched that method's back-end for payments (see Run).
 	Monitoring time.Duration
 
-	PerViewer        int     // unpaid, unexpired invoices per viewer and stream (default 3)
+	// PerViewer is how many unpaid, unexpired invoices per viewer and stream count as theirs
+	// (default 3). It refuses nothing: a request beyond it supersedes the viewer's oldest such
+	// invoice, which stays payable (and is credited if paid) but no longer counts, and an on-chain
+	// request takes over its address, so one viewer holds at most PerViewer addresses. What
+	// the seller can be made to create is bounded by the global caps (RatePerSec and Burst,
+	// MaxOutstandingLN, OnChain.GapLimit), which a client making new peer IDs meets too.
+	PerViewer        int
 	RatePerSec       float64 // global invoice creation rate (default 2/s)
 	Burst            int     // default 20
 	MaxOutstandingLN int     // unpaid, unexpired Lightning invoices (default 1 000)
@@ -382,6 +388,13 @@ func New(cfg Config) (*Seller, error) {
 		if err != nil {
 			return nil, 0, err
 		}
+		// Superseded invoices no longer count toward their viewer's cap (in whatever order the
+		// records came: a compacted store is not in the order of issue).
+		for _, inv := range s.invoices {
+			if x := s.invoices[inv.Supersedes]; inv.Supersedes != "" && x != nil {
+				x.superseded = true
+			}
+		}
 		// A counter from before keys were recorded belongs to the current key unless its
 		// invoices show otherwise (when unsure, a higher index is safe; reusing one is not).
 		if n, ok := s.next[""]; ok {
@@ -433,14 +446,22 @@ func New(cfg Config) (*Seller, error) {
 	s.st = st
 	if cfg.OnChain != nil {
 		var addrs []btcutil.Address
+		foreign := map[*Invoice]bool{} // addresses of another network: this node sees none of their payments
 		for _, inv := range s.invoices {
 			if inv.Address == "" || !inv.Paid && !s.chainOpen(inv) {
 				continue
 			}
 			a, err := onchain.ParseAddress(inv.Address, cfg.OnChain.Key.Net())
 			if err != nil {
+				if len(watchedChainKeys(inv.Address)) > 0 {
+					// Handed out when the wallet was on another network (the data directory is
+					// shared by all of them): neither watched nor resumed here.
+					foreign[inv] = true
+					s.log.Warn("invoice: not watching an address of another network", "address", inv.Address, "invoice", inv.ID)
+					continue
+				}
 				st.close()
-				return nil, fmt.Errorf("invoice: stored address: %w", err)
+				return nil, fmt.Errorf("invoice: stored address: %w: %w", ErrCorrupt, err)
 			}
 			addrs = append(addrs, a)
 		}
@@ -454,7 +475,7 @@ func New(cfg Config) (*Seller, error) {
 		for _, inv := range s.invoices {
 			// Also unpaid ones in their monitoring window: a credit may have been written
 			// just before a crash kept the invoice from being marked paid.
-			if inv.Address == "" || !inv.Paid && !s.chainOpen(inv) {
+			if inv.Address == "" || !inv.Paid && !s.chainOpen(inv) || foreign[inv] {
 				continue
 			}
 			for _, c := range cfg.Ledger.Credits(ledger.Key{Stream: inv.Stream, Viewer: inv.Viewer}) {

@@ -3,6 +3,7 @@ package invoice
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +34,12 @@ type Invoice struct {
 	// Used: a payment to Address settled (MinConf confirmations). Only used addresses move the
 	// wallet's gap window; an unconfirmed payment that is later replaced does not.
 	Used bool `json:"used,omitempty"`
+	// Supersedes is the ID of the same viewer's invoice for the stream that this one superseded
+	// at the per-viewer cap (see desk.go): that one stays payable but no longer counts toward
+	// the cap.
+	Supersedes string `json:"supersedes,omitempty"`
+	// superseded: a newer invoice supersedes this one (known from its Supersedes on load).
+	superseded bool
 }
 
 // store persists invoices and the next address index in a journal file. Every write is synced
@@ -49,6 +56,11 @@ type storeRecord struct {
 	Key       string   `json:"key,omitempty"` // the account key NextIndex counts for ("" before keys were recorded)
 }
 
+// ErrCorrupt means the invoice file is damaged (not merely cut short by a crash): a record that
+// fails its checksum, does not decode, could not be written back, or names an address of no
+// network. It is ledger.ErrCorrupt too (both files are wallet/internal/journal's).
+var ErrCorrupt = journal.ErrCorrupt
+
 // openStore replays the file and returns the number of records read.
 func openStore(path string, onInvoice func(Invoice), onNext func(key string, next uint32)) (*store, int, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -58,8 +70,8 @@ func openStore(path string, onInvoice func(Invoice), onNext func(key string, nex
 	records := 0
 	end, err := journal.ReadFrames(f, func(b []byte) error {
 		records++
-		var r storeRecord
-		if err := json.Unmarshal(b, &r); err != nil {
+		r, err := decodeStoreRecord(b)
+		if err != nil {
 			return err
 		}
 		if r.Invoice != nil {
@@ -83,6 +95,24 @@ func openStore(path string, onInvoice func(Invoice), onNext func(key string, nex
 		return nil, 0, err
 	}
 	return &store{f: f, w: bufio.NewWriter(f)}, records, nil
+}
+
+// writeBackRoom is what loading may add to a record before compaction writes it again (the
+// account key's ID, the node's key, used).
+const writeBackRoom = 512
+
+// decodeStoreRecord decodes one record of the file. Compaction writes each record again: one that
+// would not fit a frame then (JSON escapes grow: "<" becomes "\u003c") is not one this package
+// wrote, and is refused.
+func decodeStoreRecord(b []byte) (storeRecord, error) {
+	var r storeRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return storeRecord{}, err
+	}
+	if again, err := json.Marshal(r); err != nil || len(again) > journal.MaxFrame-writeBackRoom {
+		return storeRecord{}, errors.New("a record too large to write back")
+	}
+	return r, nil
 }
 
 // rewriteStore replaces the file with the given invoices and next indexes per account key.

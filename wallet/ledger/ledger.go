@@ -197,11 +197,7 @@ func Open(path string, log *slog.Logger, opts ...Option) (*Ledger, error) {
 	records := 0
 	end, err := journal.ReadFrames(f, func(b []byte) error {
 		records++
-		var r record
-		if err := json.Unmarshal(b, &r); err != nil {
-			return err
-		}
-		return l.apply(r)
+		return l.applyRecord(b)
 	})
 	if err != nil {
 		f.Close()
@@ -274,13 +270,24 @@ func (l *Ledger) maybeCompactLocked() {
 	}
 }
 
+// applyRecord decodes one stored record and applies it (Open).
+func (l *Ledger) applyRecord(b []byte) error {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	return l.apply(r)
+}
+
 func (l *Ledger) apply(r record) error {
 	switch r.Op {
 	case "credit":
-		if r.Credit == nil || r.Key.validate() != nil {
+		if r.Credit == nil || r.Key.validate() != nil || r.Credit.check() != nil {
 			return errors.New("bad credit record")
 		}
-		l.setCredit(r.Key, *r.Credit)
+		c := *r.Credit
+		c.Millis = min(c.Millis, MaxCreditMillis) // as SetCredit caps it: sums of credits cannot overflow
+		l.setCredit(r.Key, c)
 	case "consumed":
 		if r.Key.validate() != nil {
 			return errors.New("bad consumed record")
@@ -288,6 +295,9 @@ func (l *Ledger) apply(r record) error {
 		a := l.account(r.Key)
 		a.bal.ConsumedMillis, a.written = r.Consumed, r.Consumed
 	case "meta":
+		if len(r.Name) > MaxIDLen || len(r.Value) > maxMetaValue {
+			return errors.New("bad meta record") // SetMeta stores none: compaction could not write it back
+		}
 		l.meta[r.Name] = r.Value
 	default:
 		return fmt.Errorf("unknown record %q", r.Op)
@@ -350,11 +360,8 @@ func (l *Ledger) SetCredit(k Key, c Credit) (changed bool, err error) {
 	if err := k.validate(); err != nil {
 		return false, err
 	}
-	if c.ID == "" || len(c.ID) > MaxIDLen || len(c.Note) > 1024 {
-		return false, errors.New("ledger: credit needs an ID of at most 256 bytes")
-	}
-	if c.State < Provisional || c.State > Revoked {
-		return false, fmt.Errorf("ledger: bad credit state %d", c.State)
+	if err := c.check(); err != nil {
+		return false, err
 	}
 	// One payment buys at most MaxCreditMillis, so that sums of credits cannot overflow.
 	c.Millis = min(c.Millis, MaxCreditMillis)
@@ -381,6 +388,17 @@ func (l *Ledger) SetCredit(k Key, c Credit) (changed bool, err error) {
 	}
 	l.setCredit(k, c)
 	return true, nil
+}
+
+// check refuses a credit SetCredit does not store: Open refuses a file holding one.
+func (c Credit) check() error {
+	if c.ID == "" || len(c.ID) > MaxIDLen || len(c.Note) > 1024 {
+		return errors.New("ledger: credit needs an ID of at most 256 bytes")
+	}
+	if c.State < Provisional || c.State > Revoked {
+		return fmt.Errorf("ledger: bad credit state %d", c.State)
+	}
+	return nil
 }
 
 // Credit returns the stored credit with id for k.
@@ -490,11 +508,14 @@ func (l *Ledger) MetaPrefixed(prefix string) map[string]string {
 	return out
 }
 
+// maxMetaValue caps a meta value.
+const maxMetaValue = 4096
+
 // SetMeta stores a value durably: it is synced to disk when SetMeta returns, and Meta returns it
 // from then on. The sync runs outside the lock Consume takes (the seller saves meta values every
 // minute or so).
 func (l *Ledger) SetMeta(name, value string) error {
-	if len(name) > MaxIDLen || len(value) > 4096 {
+	if len(name) > MaxIDLen || len(value) > maxMetaValue {
 		return errors.New("ledger: meta entry too long")
 	}
 	l.syncMu.Lock() // also keeps other SetMeta calls out until this value is in l.meta
@@ -660,33 +681,40 @@ func (l *Ledger) Close() error {
 
 func (l *Ledger) compact() error {
 	n := 0
-	err := journal.WriteAtomically(l.path, func(w io.Writer) error {
-		for name, v := range l.meta {
-			b, _ := json.Marshal(record{Op: "meta", Name: name, Value: v})
-			if err := journal.AppendFrame(w, b); err != nil {
-				return err
-			}
-			n++
-		}
-		for k, a := range l.accounts {
-			for _, c := range a.credits {
-				c := c
-				b, _ := json.Marshal(record{Op: "credit", Key: k, Credit: &c})
-				if err := journal.AppendFrame(w, b); err != nil {
-					return err
-				}
-				n++
-			}
-			b, _ := json.Marshal(record{Op: "consumed", Key: k, Consumed: a.bal.ConsumedMillis})
-			if err := journal.AppendFrame(w, b); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
+	err := journal.WriteAtomically(l.path, func(w io.Writer) (err error) {
+		n, err = l.writeState(w)
+		return err
 	})
 	if err == nil {
 		l.records = n
 	}
 	return err
+}
+
+// writeState writes the live state as records (compaction) and returns how many.
+func (l *Ledger) writeState(w io.Writer) (int, error) {
+	n := 0
+	for name, v := range l.meta {
+		b, _ := json.Marshal(record{Op: "meta", Name: name, Value: v})
+		if err := journal.AppendFrame(w, b); err != nil {
+			return n, err
+		}
+		n++
+	}
+	for k, a := range l.accounts {
+		for _, c := range a.credits {
+			c := c
+			b, _ := json.Marshal(record{Op: "credit", Key: k, Credit: &c})
+			if err := journal.AppendFrame(w, b); err != nil {
+				return n, err
+			}
+			n++
+		}
+		b, _ := json.Marshal(record{Op: "consumed", Key: k, Consumed: a.bal.ConsumedMillis})
+		if err := journal.AppendFrame(w, b); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

@@ -199,16 +199,23 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return fmt.Errorf("lightning: reading LND's answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	return decodeAnswer(resp.StatusCode, resp.Status, raw, out)
+}
+
+// decodeAnswer reads LND's answer (HTTP status code and status line, body): a success's JSON
+// into out; otherwise a refused macaroon wraps ErrRefused, and anything else is an *APIError with
+// LND's words (the status line when it gave none).
+func decodeAnswer(code int, status string, raw []byte, out any) error {
+	if code != http.StatusOK {
 		var e apiError
 		_ = json.Unmarshal(raw, &e)
 		if e.Message == "" {
-			e.Message = resp.Status
+			e.Message = status
 		}
-		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized || macaroonRefusal(e.Message) {
+		if code == http.StatusForbidden || code == http.StatusUnauthorized || macaroonRefusal(e.Message) {
 			return fmt.Errorf("lightning: %w: %s", ErrRefused, e.Message)
 		}
-		return fmt.Errorf("lightning: %w", &APIError{Status: resp.StatusCode, Message: e.Message})
+		return fmt.Errorf("lightning: %w", &APIError{Status: code, Message: e.Message})
 	}
 	return json.Unmarshal(raw, out)
 }
@@ -373,27 +380,19 @@ func (c *Client) subscribe(ctx context.Context, idx *uint64, onSettled func(Sett
 		if len(line) == 0 {
 			continue
 		}
-		var msg struct {
-			Result *lndInvoice `json:"result"`
-			Error  *apiError   `json:"error"`
-		}
-		if err := json.Unmarshal(line, &msg); err != nil {
-			return progressed, fmt.Errorf("undecodable message from LND: %w", err)
-		}
-		if msg.Error != nil {
-			return progressed, fmt.Errorf("LND: %s", msg.Error.Message)
+		inv, err := decodeStreamLine(line)
+		if err != nil {
+			return progressed, err
 		}
 		progressed = true
-		inv := msg.Result
-		if inv == nil || inv.State != "SETTLED" || uint64(inv.SettleIndex) <= *idx {
+		s, ok, err := settledAfter(inv, *idx)
+		if err != nil {
+			return progressed, err
+		}
+		if !ok {
 			continue
 		}
-		h, err := base64.StdEncoding.DecodeString(inv.RHash)
-		if err != nil || len(h) != 32 {
-			return progressed, errors.New("LND sent a settled invoice without a payment hash")
-		}
-		s := Settled{Hash: hex.EncodeToString(h), AmtPaidMsat: uint64(inv.AmtPaidMsat),
-			SettleIndex: uint64(inv.SettleIndex), Memo: inv.Memo, SeenAt: c.cfg.Clock.Now()}
+		s.SeenAt = c.cfg.Clock.Now()
 		if err := onSettled(s); err != nil {
 			return progressed, fmt.Errorf("crediting invoice %s: %w", s.Hash, err)
 		}
@@ -403,6 +402,36 @@ func (c *Client) subscribe(ctx context.Context, idx *uint64, onSettled func(Sett
 		return progressed, err
 	}
 	return progressed, io.ErrUnexpectedEOF
+}
+
+// decodeStreamLine reads one message of the invoice subscription: the invoice it carries (nil
+// for none), or LND's error, or an error saying the line is not a message.
+func decodeStreamLine(line []byte) (*lndInvoice, error) {
+	var msg struct {
+		Result *lndInvoice `json:"result"`
+		Error  *apiError   `json:"error"`
+	}
+	if err := json.Unmarshal(line, &msg); err != nil {
+		return nil, fmt.Errorf("undecodable message from LND: %w", err)
+	}
+	if msg.Error != nil {
+		return nil, fmt.Errorf("LND: %s", msg.Error.Message)
+	}
+	return msg.Result, nil
+}
+
+// settledAfter reports inv as a Settled (SeenAt left zero) when it is settled after settle index
+// idx; a settled invoice without a valid payment hash is an error.
+func settledAfter(inv *lndInvoice, idx uint64) (Settled, bool, error) {
+	if inv == nil || inv.State != "SETTLED" || uint64(inv.SettleIndex) <= idx {
+		return Settled{}, false, nil
+	}
+	h, err := base64.StdEncoding.DecodeString(inv.RHash)
+	if err != nil || len(h) != 32 {
+		return Settled{}, false, errors.New("LND sent a settled invoice without a payment hash")
+	}
+	return Settled{Hash: hex.EncodeToString(h), AmtPaidMsat: uint64(inv.AmtPaidMsat),
+		SettleIndex: uint64(inv.SettleIndex), Memo: inv.Memo}, true, nil
 }
 
 // Close releases idle connections to LND. The client stays usable.

@@ -195,12 +195,18 @@ func (c *rpcClient) call(ctx context.Context, method string, result any, params 
 		// btcd serves RPC over TLS by default; Go's server answers plain HTTP so.
 		return fmt.Errorf("onchain: %w", ErrNodeWantsTLS)
 	}
+	return decodeAnswer(raw, resp.Status, method, result)
+}
+
+// decodeAnswer reads the body of the node's answer (status and method are for the error) into
+// result: the node's own error as an *RPCError, a body that is not JSON-RPC as an error saying so.
+func decodeAnswer(raw []byte, status, method string, result any) error {
 	var env struct {
 		Result json.RawMessage `json:"result"`
 		Error  *RPCError       `json:"error"`
 	}
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("onchain: node answered %s to %s with something that is not JSON-RPC", resp.Status, method)
+		return fmt.Errorf("onchain: node answered %s to %s with something that is not JSON-RPC", status, method)
 	}
 	if env.Error != nil {
 		return env.Error
@@ -246,13 +252,22 @@ func (c *rpcClient) block(ctx context.Context, h chainhash.Hash) (*wire.MsgBlock
 	if err := c.call(ctx, "getblock", &s, h.String(), 0); err != nil {
 		return nil, err
 	}
-	b, err := hex.DecodeString(s)
+	blk, err := decodeBlock(s)
 	if err != nil {
 		return nil, fmt.Errorf("onchain: block %s: %w", h, err)
 	}
+	return blk, nil
+}
+
+// decodeBlock decodes a raw block as getblock (verbosity 0) answers it: hex.
+func decodeBlock(s string) (*wire.MsgBlock, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
 	var blk wire.MsgBlock
 	if err := blk.Deserialize(bytes.NewReader(b)); err != nil {
-		return nil, fmt.Errorf("onchain: block %s: %w", h, err)
+		return nil, err
 	}
 	return &blk, nil
 }
@@ -287,6 +302,7 @@ func (c *rpcClient) rawTx(ctx context.Context, h chainhash.Hash) (*wire.MsgTx, e
 	return decodeTx(s)
 }
 
+// decodeTx decodes a raw transaction as getrawtransaction (verbose false) answers it: hex.
 func decodeTx(s string) (*wire.MsgTx, error) {
 	b, err := hex.DecodeString(s)
 	if err != nil {
