@@ -541,6 +541,11 @@ func (b *Broadcaster) serveRequests(ctx context.Context, in <-chan appRequest) e
 			} else {
 				ans = b.wallet.desk.Handle(ctx, r.from.String(), req)
 			}
+			if ans.Code == invoicemsg.Unavailable {
+				// The broadcaster can act on it (a node down, addresses used up): say it here,
+				// not only in the log. The desk's words are the viewer's.
+				b.ev.emit(Event{Kind: EventError, Viewer: r.from.String(), Text: "A viewer could not be given an invoice; they were told: " + ans.Error})
+			}
 			out, err := ans.MarshalBinary()
 			if err != nil {
 				b.log.Warn("cannot encode an invoice answer", "err", err)

@@ -52,6 +52,12 @@ type ticket struct {
 	done   bool
 }
 
+// lightningAnswerTimeout bounds the wait for the seller's LND to make an invoice: well under a
+// viewer's wait for an answer (30 s in app/session), so a node that does not answer is said to
+// the viewer as such, with the on-chain way out, instead of the viewer giving up first; and the
+// requests queued behind it are not held for long.
+var lightningAnswerTimeout = 10 * time.Second // a variable for tests only
+
 // admit is the admission step: it checks a request against the caps using the indexes (this
 // viewer's unpaid invoices, the unpaid Lightning invoices, the addresses waiting for payment)
 // and the global rate limit, and returns a ticket holding the request's place, or the refusal.
@@ -242,7 +248,9 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 		inv.Created = reuse.Created.Add(time.Nanosecond)
 	}
 	if wantLN {
-		hash, bolt11, err := s.cfg.Lightning.AddInvoice(ctx, sats*1000, Memo(req.Stream, viewer), s.cfg.Expiry)
+		lnCtx, cancel := context.WithTimeout(ctx, lightningAnswerTimeout)
+		hash, bolt11, err := s.cfg.Lightning.AddInvoice(lnCtx, sats*1000, Memo(req.Stream, viewer), s.cfg.Expiry)
+		cancel()
 		if err != nil {
 			s.log.Error("invoice: Lightning node refused an invoice", "err", err)
 			return refuse(invoicemsg.Unavailable, "the seller's Lightning node is not answering; try again later or pay on-chain")

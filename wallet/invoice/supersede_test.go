@@ -27,11 +27,16 @@ import (
 type flakyLN struct {
 	*fakeLN
 	fail atomic.Bool
+	hang atomic.Bool // answers nothing until the caller gives up
 }
 
 func (f *flakyLN) AddInvoice(ctx context.Context, msat uint64, memo string, expiry time.Duration) (string, string, error) {
 	if f.fail.Load() {
 		return "", "", errors.New("LND is down")
+	}
+	if f.hang.Load() {
+		<-ctx.Done()
+		return "", "", ctx.Err()
 	}
 	return f.fakeLN.AddInvoice(ctx, msat, memo, expiry)
 }
@@ -408,5 +413,29 @@ func TestFailedRequestSupersedesNothing(t *testing.T) {
 		if got := supersedes(r.invoice(a.ID)); got != want {
 			t.Fatalf("supersedes %q, want %q", got, want)
 		}
+	}
+}
+
+// A Lightning node that does not answer is said to the viewer (with the on-chain way out)
+// before the viewer stops waiting for an answer, and the next request is not held behind it.
+func TestLightningNodeNotAnsweringIsSaidInTime(t *testing.T) {
+	old := lightningAnswerTimeout
+	lightningAnswerTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { lightningAnswerTimeout = old })
+	r := newSupersedeRig(t, nil, nil)
+	r.ln.hang.Store(true)
+	done := make(chan invoicemsg.Answer, 1)
+	go func() { done <- r.ask("viewer", invoicemsg.Lightning, 1) }()
+	select {
+	case a := <-done:
+		if a.Code != invoicemsg.Unavailable || !strings.Contains(a.Error, "pay on-chain") {
+			t.Fatalf("a node that does not answer: %+v", a)
+		}
+	case <-time.After(20 * time.Second): // only a request without a bound waits this long
+		t.Fatal("the request waited for the node without a bound")
+	}
+	r.ln.hang.Store(false)
+	if a := r.ask("viewer", invoicemsg.Lightning, 1); a.Code != invoicemsg.OK {
+		t.Fatalf("once the node answers: %+v", a)
 	}
 }
