@@ -112,6 +112,10 @@ type Sale struct {
 	At     time.Time // when the payment was first seen
 }
 
+// AwaitingConfirmation says the payment was seen and is worth nothing until confirmed in a
+// block (a stream that lets nobody watch before a confirmation credits it 0 meanwhile).
+func (s Sale) AwaitingConfirmation() bool { return s.State == ledger.Provisional && s.Msat == 0 }
+
 // Broadcaster is a live stream's session. Create with NewBroadcaster, then Start and Stop.
 type Broadcaster struct {
 	cfg    BroadcasterConfig

@@ -236,6 +236,11 @@ func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
 			break
 		}
 		what := fmt.Sprintf("%d sats by %s for %s of video · %s · %v", s.Msat/1000, s.Method, human.Duration(time.Duration(s.Millis)*time.Millisecond), shortID(s.Viewer), s.State)
+		if s.AwaitingConfirmation() {
+			// Seen, and worth nothing until confirmed (no viewing before a confirmation):
+			// not "0 sats for 0 s", which reads as a payment of nothing.
+			what = fmt.Sprintf("%s payment seen, waiting for its confirmation · %s", s.Method, shortID(s.Viewer))
+		}
 		if !s.At.IsZero() {
 			what = s.At.Local().Format("Jan 2 15:04") + " · " + what
 		}

@@ -619,6 +619,14 @@ func TestLiveRender(t *testing.T) {
 	if txt := h.screenText(); strings.Contains(txt, "provisional") {
 		t.Fatal("a sale that settled is still drawn as provisional")
 	}
+	// Seen in the mempool of a stream that lets nobody watch before a confirmation: worth
+	// nothing yet, said as such, not as a payment of 0 sats.
+	l.render(f, append(slices.Clone(sales), session.Sale{Viewer: peerID(5), Method: "on-chain", State: 1,
+		Note: "unconfirmed; provisional until confirmed: paid in full: 30 min of access", At: at.Add(9 * time.Minute)}))
+	h.mustShow("Dec 3 14:14 · on-chain payment seen, waiting for its confirmation")
+	if txt := h.screenText(); strings.Contains(txt, "0 sats by on-chain") {
+		t.Fatal("a payment seen and not yet confirmed is drawn as one of 0 sats")
+	}
 	sales[1].State, sales[1].Note = 1, "0 confirmations"
 	l.render(f, sales)
 	h.capture("live-paid.png")
