@@ -23,9 +23,11 @@ func TestWatchStatusText(t *testing.T) {
 		{"free stream, connecting", true, session.ViewFigures{}, "connecting", ""},
 		{"free stream, playing", true, session.ViewFigures{Connected: true, Access: wire.Free}, "free", ""},
 		{"free access on a card with a price", false, session.ViewFigures{Connected: true, Access: wire.Free}, "free", ""},
-		{"paid, connecting", false, session.ViewFigures{}, "connecting", " · time left 0s"},
-		{"paid, playing", false, session.ViewFigures{Connected: true, Access: wire.Allowed, Remaining: 90*time.Second + 400*time.Millisecond}, "paid", " · time left 1m30s"},
-		{"paid, refused", false, session.ViewFigures{Connected: true, Access: wire.Refused, Reason: "paid time is over"}, "not allowed: paid time is over", " · time left 0s"},
+		{"paid, connecting", false, session.ViewFigures{}, "connecting", " · time left 0 s"},
+		{"paid, playing", false, session.ViewFigures{Connected: true, Access: wire.Allowed, Remaining: 90*time.Second + 400*time.Millisecond}, "paid", " · time left 1 min 30 s"},
+		{"paid, no block for a while", false, session.ViewFigures{Connected: true, Access: wire.Allowed, Remaining: time.Minute, Starved: 4 * time.Second},
+			"paid, no video for 4 s (the broadcaster may be down; time left stands still)", " · time left 1 min"},
+		{"paid, refused", false, session.ViewFigures{Connected: true, Access: wire.Refused, Reason: "paid time is over"}, "not allowed: paid time is over", " · time left 0 s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := connText(tc.f); got != tc.conn {

@@ -324,7 +324,7 @@ func timeLeftText(free bool, f session.ViewFigures) string {
 	if free || f.Access == wire.Free {
 		return ""
 	}
-	return fmt.Sprintf(" · time left %v", f.Remaining.Round(time.Second))
+	return " · time left " + human.Duration(f.Remaining)
 }
 
 func connText(f session.ViewFigures) string {
@@ -335,6 +335,8 @@ func connText(f session.ViewFigures) string {
 		return "connecting"
 	case f.Access == wire.Free:
 		return "free"
+	case f.Access == wire.Allowed && f.Starved > 0:
+		return "paid, no video for " + human.Duration(f.Starved) + " (the broadcaster may be down; time left stands still)"
 	case f.Access == wire.Allowed:
 		return "paid"
 	}

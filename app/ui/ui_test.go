@@ -451,6 +451,9 @@ func TestWatchFreeStateAndErrors(t *testing.T) {
 	// A player that stops after pictures were shown says so too (before, only before the
 	// first picture: the picture stood still under "video flows").
 	s.lastEvent = ""
+	// Paid, and no block for a while (the broadcaster's machine died, its link not yet timed out).
+	s.render(session.ViewFigures{Connected: true, FramesShown: 40, Remaining: 10 * time.Minute, Starved: 4 * time.Second}, session.ViewPaid)
+	h.mustShow("No video from the broadcaster for 4 s: its connection or computer may be down. Paid time stands still meanwhile.")
 	s.render(session.ViewFigures{Connected: true, FramesShown: 40, PlaybackStopped: "playback stopped: the sound device is gone"}, session.ViewFree)
 	h.mustShow("playback stopped: the sound device is gone (Go live or Go to start plays again)")
 }

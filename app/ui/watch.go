@@ -608,6 +608,11 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 	case session.ViewPaid:
 		countdown = "Paid time left " + clock(f.Remaining)
 		status = "Paid: video flows while paid time is left. Top up any time."
+		if f.Starved > 0 {
+			// The link says up for 30 s after a broadcaster's machine dies: say what is seen.
+			status = fmt.Sprintf("No video from the broadcaster for %s: its connection or computer may be down. Paid time stands still meanwhile.",
+				human.Duration(f.Starved))
+		}
 	case session.ViewRefused:
 		reason := f.Reason
 		countdown = "No paid time"
