@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
@@ -60,8 +62,23 @@ func LNDFromDir(dir, network, host string) (LightningSetup, error) {
 	}
 	macPath := filepath.Join(dir, "data", "chain", "bitcoin", network, "invoice.macaroon")
 	mac, err := os.ReadFile(macPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The usual cause: the network chosen is not the node's. Say which it has.
+		var others []string
+		if ents, derr := os.ReadDir(filepath.Join(dir, "data", "chain", "bitcoin")); derr == nil {
+			for _, e := range ents {
+				if _, serr := os.Stat(filepath.Join(dir, "data", "chain", "bitcoin", e.Name(), "invoice.macaroon")); serr == nil {
+					others = append(others, e.Name())
+				}
+			}
+		}
+		if len(others) > 0 {
+			return LightningSetup{}, fmt.Errorf("this LND directory has no invoice macaroon for %s, only for %s: choose that network, or another LND", network, strings.Join(others, " and "))
+		}
+		return LightningSetup{}, fmt.Errorf("this LND directory has no invoice macaroon for %s (looked for %s): is it LND's directory, and has LND been started on %s?", network, macPath, network)
+	}
 	if err != nil {
-		return LightningSetup{}, fmt.Errorf("no invoice.macaroon for %s in the LND directory (looked for %s): %w", network, macPath, err)
+		return LightningSetup{}, fmt.Errorf("cannot read the invoice macaroon %s: %w", macPath, err)
 	}
 	if host == "" {
 		host = lightning.RESTListenFromConf(filepath.Join(dir, "lnd.conf"))

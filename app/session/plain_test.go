@@ -223,3 +223,29 @@ func TestResumeKeepsCardTerms(t *testing.T) {
 		})
 	}
 }
+
+// An LND directory without the chosen network's invoice macaroon says which networks it has
+// one for (the usual mistake: the default mainnet for a node on another network).
+func TestLNDFromDirNamesTheNodesNetwork(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tls.cert"), []byte("cert"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LNDFromDir(dir, "mainnet", ""); err == nil || !strings.Contains(err.Error(), "has LND been started on mainnet") {
+		t.Fatalf("no macaroon at all: %v", err)
+	}
+	sim := filepath.Join(dir, "data", "chain", "bitcoin", "simnet")
+	if err := os.MkdirAll(sim, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sim, "invoice.macaroon"), []byte{2, 1}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LNDFromDir(dir, "mainnet", "")
+	if err == nil || !strings.Contains(err.Error(), "no invoice macaroon for mainnet, only for simnet: choose that network") {
+		t.Fatalf("a simnet node taken for mainnet: %v", err)
+	}
+	if s, err := LNDFromDir(dir, "simnet", ""); err != nil || s.Network != "simnet" || s.Host != "127.0.0.1:8080" {
+		t.Fatalf("the node's own network: %+v, %v", s, err)
+	}
+}
