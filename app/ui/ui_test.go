@@ -451,6 +451,9 @@ func TestWatchFreeStateAndErrors(t *testing.T) {
 	// A player that stops after pictures were shown says so too (before, only before the
 	// first picture: the picture stood still under "video flows").
 	s.lastEvent = ""
+	// Paid, and the broadcaster went away: the paid time left is kept, and shown.
+	s.render(session.ViewFigures{Reason: "The broadcaster went away; trying to reconnect", FramesShown: 40, Remaining: 10 * time.Minute}, session.ViewConnecting)
+	h.mustShow("The broadcaster went away; trying to reconnect", "Paid time left 10:00 (kept while the broadcaster is away)")
 	// Paid, and no block for a while (the broadcaster's machine died, its link not yet timed out).
 	s.render(session.ViewFigures{Connected: true, FramesShown: 40, Remaining: 10 * time.Minute, Starved: 4 * time.Second}, session.ViewPaid)
 	h.mustShow("No video from the broadcaster for 4 s: its connection or computer may be down. Paid time stands still meanwhile.")

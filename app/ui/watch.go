@@ -603,6 +603,10 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 			status = f.Reason
 		}
 		overlay = status
+		if f.Remaining > 0 {
+			// Paid time stands still while the broadcaster is away: it is kept, so say so.
+			countdown = "Paid time left " + clock(f.Remaining) + " (kept while the broadcaster is away)"
+		}
 	case session.ViewFree:
 		status = "Stream is free of charge"
 	case session.ViewPaid:
