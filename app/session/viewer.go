@@ -88,9 +88,10 @@ type ViewFigures struct {
 	Reason    string
 	Remaining time.Duration // paid time left (countdown)
 	// Starved is how long no verified block has arrived while paid time is left and the
-	// viewer is not paused (0 below StarvedAfter): the broadcaster, or its connection, may
-	// be down before the link says so (its keep-alives time out after 30 s). The seller
-	// charges for blocks delivered, so the countdown stands still meanwhile.
+	// viewer follows the live edge, not paused (0 below StarvedAfter): the broadcaster, or its
+	// connection, may be down before the link says so (its keep-alives time out after 30 s).
+	// The seller charges for blocks delivered, so the countdown stands still meanwhile (also
+	// while a player behind the edge plays blocks it holds).
 	Starved       time.Duration
 	BytesDown     uint64 // bytes of verified blocks received (the seller's or a relay's)
 	Peers         int
@@ -1166,7 +1167,10 @@ func (v *Viewer) Snapshot() ViewFigures {
 	}
 	a := v.Access()
 	f.Connected, f.Access, f.Reason, f.Remaining = v.rv.Connected(), a.State, a.Reason, v.Remaining()
-	if f.Connected {
+	v.playMu.Lock()
+	shifted := v.shifted // playing held blocks behind the edge: none need to arrive
+	v.playMu.Unlock()
+	if f.Connected && !shifted {
 		f.Starved = v.starved()
 	}
 	if !f.Connected {
