@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,15 +21,12 @@ import (
 	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/playback"
-	"github.com/dazaarvision/dazaar-vision/media/vp8"
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/stream/p2p"
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
 	"github.com/dazaarvision/dazaar-vision/stream/swarm"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
-	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
-	"github.com/dazaarvision/dazaar-vision/wallet/paymentqr"
 )
 
 // ViewerConfig is everything "Watch" needs.
@@ -823,127 +818,6 @@ func (v *Viewer) Access() wire.Access {
 	return v.access
 }
 
-// BuyRequest is what the viewer buys: minutes of media, or an amount in sats.
-type BuyRequest struct {
-	Minutes uint32 // at most MaxBuyMinutes
-	Sats    uint64
-	Method  invoicemsg.Method // Lightning, OnChain or Any
-}
-
-// MaxBuyMinutes is the most time one invoice can be asked for: a week.
-const MaxBuyMinutes = invoicemsg.MaxMinutes
-
-// Buy asks the seller for an invoice for this viewer alone and checks it against the card
-// (amount, memo, network, expiry) before returning it to be shown.
-func (v *Viewer) Buy(ctx context.Context, r BuyRequest) (Invoice, error) {
-	c := v.cfg.Card
-	if c.Price.IsFree() {
-		return Invoice{}, errors.New("this stream is free: there is nothing to pay")
-	}
-	if r.Method == 0 {
-		r.Method = invoicemsg.Lightning
-		if !slices.Contains(c.Methods, card.Lightning) {
-			r.Method = invoicemsg.OnChain
-		}
-	}
-	switch {
-	case r.Minutes > MaxBuyMinutes:
-		return Invoice{}, fmt.Errorf("at most a week (%d minutes) can be bought at once", MaxBuyMinutes)
-	case r.Sats > invoicemsg.MaxSats:
-		return Invoice{}, errors.New("that is more than all the bitcoin there is")
-	case r.Sats == 0 && r.Minutes == 0:
-		return Invoice{}, errors.New("say how many minutes (or sats) to buy")
-	}
-	req := invoicemsg.Request{Stream: v.id, Method: r.Method, Sats: r.Sats, Minutes: r.Minutes}
-	if err := req.Validate(); err != nil {
-		return Invoice{}, fmt.Errorf("cannot ask for that: %w", err)
-	}
-	msg, err := req.MarshalBinary()
-	if err != nil {
-		return Invoice{}, err
-	}
-	v.buyMu.Lock()
-	defer v.buyMu.Unlock()
-	select { // an answer to an earlier, abandoned request is stale
-	case <-v.answers:
-		v.unanswered = max(v.unanswered-1, 0)
-	default:
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		if err = v.rv.Send(msg); err == nil {
-			break
-		}
-		if !errors.Is(err, replicate.ErrNoSession) {
-			return Invoice{}, fmt.Errorf("cannot ask the seller for an invoice: %w", err)
-		}
-		select { // not connected yet: wait for the session
-		case <-ctx.Done():
-			return Invoice{}, errors.New("the seller cannot be reached: check that the broadcast is live, then try again")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	a, err := awaitAnswer(ctx, v.answers, &v.unanswered, func(a invoicemsg.Answer) error {
-		return invoice.Check(invoice.Expect{Request: req, Viewer: v.self.String(), Price: c.Price, Network: c.Network, Now: time.Now()}, a)
-	})
-	if err != nil {
-		return Invoice{}, err
-	}
-	inv := Invoice{ID: a.ID, Method: a.Method, Sats: a.Sats, Media: time.Duration(a.Millis) * time.Millisecond,
-		Expires: time.Unix(a.ExpiresAt, 0), URI: a.URI, Bolt11: a.Bolt11, Address: a.Address, Requested: time.Now()}
-	if inv.QRPNG, err = invoiceQR(a); err != nil {
-		v.log.Warn("cannot draw the invoice as a QR code", "err", err)
-	}
-	v.recMu.Lock()
-	v.rec.Purchases = append(v.rec.Purchases, Purchase{InvoiceID: a.ID, Method: a.Method.String(), Sats: a.Sats, Millis: a.Millis, URI: a.URI, Requested: inv.Requested})
-	err = v.cfg.Data.saveWatched(v.rec)
-	v.recMu.Unlock()
-	if err != nil {
-		v.log.Warn("cannot record the purchase", "err", err)
-	}
-	v.ev.emit(Event{Kind: EventInvoice, Text: fmt.Sprintf("Pay %d sats for %s", a.Sats, human.Duration(inv.Media))})
-	return inv, nil
-}
-
-// awaitAnswer waits for the seller's answer that check accepts. Answers carry no request
-// number, so while earlier requests went unanswered (*late of them: the viewer gave up on a
-// slow seller) a late answer to one can arrive first: up to *late answers that do not match
-// this request (invoice.ErrMismatch) are passed over, each counted off, and a mismatch is told
-// only if no matching answer comes in time. With none outstanding, a mismatch is told at once
-// (a seller answering wrongly is not waited out). Giving up adds this request to *late.
-// maxLateAnswers bounds the late answers remembered as outstanding (a seller that never
-// answers would otherwise have every later mismatch waited out).
-const maxLateAnswers = 3
-
-func awaitAnswer(ctx context.Context, answers <-chan invoicemsg.Answer, late *int, check func(invoicemsg.Answer) error) (invoicemsg.Answer, error) {
-	var mismatch error
-	for {
-		select {
-		case a := <-answers:
-			err := check(a)
-			switch {
-			case err == nil:
-				return a, nil
-			case errors.Is(err, invoice.ErrRefused):
-				return a, err // the seller's own words, as one line
-			case errors.Is(err, invoice.ErrMismatch) && *late > 0:
-				*late--
-				mismatch = err
-				continue
-			default:
-				return a, fmt.Errorf("the seller's invoice was refused: %w", err)
-			}
-		case <-ctx.Done():
-			*late = min(*late+1, maxLateAnswers)
-			if mismatch != nil {
-				return invoicemsg.Answer{}, fmt.Errorf("the seller's invoice was refused: %w", mismatch)
-			}
-			return invoicemsg.Answer{}, errors.New("the seller did not answer with an invoice in time: try again")
-		}
-	}
-}
-
 // restartLive restarts a player that follows the live edge, so that it joins under the
 // stream's newest header; a player the user moved (a seek, a pause) is left where it is, in
 // the run it plays.
@@ -1218,22 +1092,6 @@ func (v *Viewer) Snapshot() ViewFigures {
 	return f
 }
 
-// invoiceQR draws the invoice's URI as a QR code; a URI too long for one (a BIP21 URI carrying
-// a long Lightning invoice as well) gives way to the Lightning invoice alone, which wallets
-// scan the same and which fits the denser alphanumeric mode.
-func invoiceQR(a invoicemsg.Answer) ([]byte, error) {
-	png, err := paymentqr.PNG(a.URI, 512)
-	if errors.Is(err, paymentqr.ErrTooLong) && a.Bolt11 != "" {
-		return paymentqr.PNG("lightning:"+a.Bolt11, 768)
-	}
-	return png, err
-}
-
-// HeldSource is the part of the stream this viewer holds, as a block source for export:
-// the header, then every held block from the first sync point on, holes left out (see
-// HeldStream).
-func (v *Viewer) HeldSource() (HeldStream, error) { return heldStream(v.currentFeed()) }
-
 // Stop ends the session and waits for its goroutines; what was downloaded stays stored.
 func (v *Viewer) Stop() error {
 	v.once.Do(func() {
@@ -1271,196 +1129,4 @@ func (v *Viewer) Stop() error {
 	v.errMu.Lock()
 	defer v.errMu.Unlock()
 	return v.err
-}
-
-// HeldStream is a stored copy's playable part: the stream header in force at its first held
-// sync block, then every held media block from there, in order, as one timeline. A hole (the
-// viewer was away, or its paid time ran out) is left out: the blocks after it join from the
-// next held sync block, placed right after what came before, so the file holds what the viewer
-// watched with no stretch of nothing for the time it missed. A resumed stream's later headers
-// are skipped the same way when the pictures and sound keep their shape (the next run's
-// timestamps, which start again at zero, are moved after the runs before it); a header that
-// changes them ends the copy, since one WebM file has one set of track parameters.
-//
-// After a hole the blocks are taken to be under the newest header held before them: a viewer
-// holds the header of every run it played, so only a run it never saw a block of could hide in
-// a hole, and that run's blocks are not held either.
-type HeldStream struct {
-	f      *feed.Feed
-	header uint64      // the header block in force at the first held sync block
-	pieces []heldPiece // the held media blocks, in order
-	total  uint64      // media blocks in all the pieces
-}
-
-// heldPiece is a stretch of consecutive stored media blocks, feed indexes [from, to), whose
-// units move by shift on the joined timeline; before is how many media blocks the earlier
-// pieces hold.
-type heldPiece struct {
-	from, to uint64
-	before   uint64
-	shift    time.Duration
-}
-
-func heldStream(f *feed.Feed) (HeldStream, error) {
-	if !f.Has(0) {
-		return HeldStream{}, errors.New("nothing of this stream was received yet (not even its header)")
-	}
-	var (
-		h      HeldStream
-		runs   *block.Runs   // nil until the first held sync block
-		hdr    *block.Header // the newest held header
-		hdrAt  uint64
-		open   bool          // the last piece is still growing
-		hole   bool          // blocks were missing since the last placed one
-		first  *block.Header // the header the file's tracks are described by
-		hdrErr error
-	)
-	n := f.Length()
-	for i := uint64(0); i < n; i++ {
-		if !f.Has(i) {
-			open, hole = false, true
-			continue
-		}
-		b, err := f.Read(i)
-		if err != nil {
-			open, hole = false, true
-			continue
-		}
-		if later, err := block.DecodeHeader(b); err == nil {
-			open = false
-			if runs != nil && !runs.Next(later) {
-				break // another shape: the file ends with the run before
-			}
-			hdr, hdrAt, hole = later, i, false
-			continue
-		} else if i == 0 {
-			hdrErr = fmt.Errorf("the stream header is unreadable: %w", err)
-		}
-		m, err := block.DecodeMedia(b)
-		if err != nil {
-			open, hole = false, true
-			continue
-		}
-		if !open {
-			if hdr == nil || !startsPicture(m, hdr) {
-				hole = true // a picture cannot start here, or its part's header is not held
-				continue
-			}
-			// A run whose header fell in a hole would be written under the tracks of the
-			// one before: its key frame's size tells it when the picture size differs.
-			shape := hdr
-			if first != nil {
-				shape = first
-			}
-			if !sizeMatches(m, shape) {
-				if runs == nil {
-					hole = true
-					continue
-				}
-				break
-			}
-			if runs == nil {
-				runs, h.header, first = block.NewRuns(hdr), hdrAt, hdr
-			} else if hole {
-				runs.Resume(m.Units)
-			}
-			h.pieces = append(h.pieces, heldPiece{from: i, to: i, before: h.total, shift: runs.Shift()})
-			open, hole = true, false
-		}
-		for k := range m.Units {
-			runs.Place(&m.Units[k])
-		}
-		h.pieces[len(h.pieces)-1].to = i + 1
-		h.total++
-	}
-	if runs == nil {
-		if hdrErr != nil {
-			return HeldStream{}, hdrErr
-		}
-		return HeldStream{}, errors.New("no key frame of this stream was received yet")
-	}
-	h.f = f
-	return h, nil
-}
-
-// startsPicture reports whether playback can start at m under hdr: with video, its first
-// video unit is a key frame (a block of sound alone, which IsSync takes, is followed by the
-// pictures that depend on an earlier key frame); without, any block.
-func startsPicture(m *block.Media, hdr *block.Header) bool {
-	if hdr.Video == nil {
-		return m.IsSync()
-	}
-	for _, u := range m.Units {
-		if u.Track == block.Video {
-			return u.Key
-		}
-	}
-	return false
-}
-
-// sizeMatches reports whether m's key frame (if it has one) declares hdr's picture size.
-func sizeMatches(m *block.Media, hdr *block.Header) bool {
-	if hdr.Video == nil {
-		return true
-	}
-	for _, u := range m.Units {
-		if u.Track == block.Video && u.Key {
-			w, h, ok := vp8.KeyFrameSize(u.Payload)
-			return !ok || (w == int(hdr.Video.Width) && h == int(hdr.Video.Height))
-		}
-	}
-	return true
-}
-
-// Len is the header plus the held media blocks.
-func (h HeldStream) Len() uint64 { return 1 + h.total }
-
-// Span says which of the stored blocks the copy is made of: pieces stretches of consecutive
-// blocks (holes and later headers between them are left out), from the first held sync block
-// to the end of the last piece (the feed's numbering).
-func (h HeldStream) Span() (pieces int, start, end uint64) {
-	return len(h.pieces), h.pieces[0].from, h.pieces[len(h.pieces)-1].to
-}
-
-// Block returns the header for 0 and the held media blocks renumbered from 1.
-func (h HeldStream) Block(_ context.Context, i uint64) ([]byte, error) {
-	if i == 0 {
-		return h.f.Read(h.header)
-	}
-	if i > h.total {
-		return nil, fmt.Errorf("block %d of a stored copy of %d: %w", i, h.Len(), io.EOF)
-	}
-	k := sort.Search(len(h.pieces), func(k int) bool { return h.pieces[k].before >= i }) - 1
-	p := h.pieces[k]
-	b, err := h.f.Read(p.from + i - 1 - p.before)
-	if err != nil {
-		return nil, err
-	}
-	m, err := block.DecodeMedia(b)
-	if err != nil {
-		return nil, err
-	}
-	m.Seq = i
-	if p.shift != 0 {
-		for k := range m.Units {
-			m.Units[k].PTS += p.shift
-		}
-	}
-	return m.MarshalBinary()
-}
-
-// OpenHeld opens the stored copy of a watched stream (the session must be stopped) as a block
-// source for export; close it with the returned function.
-func OpenHeld(d DataDir, c card.Card) (HeldStream, func() error, error) {
-	dir := filepath.Join(d.watchedDir(fmt.Sprintf("%x", c.Feed[:])), "feed")
-	f, err := feed.Open(dir, feed.Options{ReadOnly: true})
-	if err != nil {
-		return HeldStream{}, nil, fmt.Errorf("no stored copy of this stream: %w", err)
-	}
-	h, err := heldStream(f)
-	if err != nil {
-		f.Close()
-		return HeldStream{}, nil, err
-	}
-	return h, f.Close, nil
 }
