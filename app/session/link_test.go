@@ -79,14 +79,7 @@ func TestViewerToldBroadcasterUnreachable(t *testing.T) {
 	}
 	dead := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	_, pub, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seller, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seller := newPeerID(t)
 	paid, _ := price.Parse("600 sats per minute")
 	for _, tc := range []struct {
 		name string
@@ -262,4 +255,18 @@ func TestWatchingOwnStreamIsSaid(t *testing.T) {
 	if w, _ := vd.Watched(); len(w) != 0 {
 		t.Errorf("the failed watch is kept under Watched: %+v", w)
 	}
+}
+
+// newPeerID is a fresh peer's ID, for a card's seller nobody runs.
+func newPeerID(t *testing.T) peer.ID {
+	t.Helper()
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -19,8 +19,6 @@ import (
 	"github.com/dazaarvision/dazaar-vision/stream/feed"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // The causes a person can act on are said in one sentence, without the internal chain (a
@@ -184,14 +182,7 @@ func TestDamagedWatchedRecordIsKept(t *testing.T) {
 // A resumed paid stream keeps the network and the ways to pay its card names (viewers hold
 // it); adding a way is fine.
 func TestResumeKeepsCardTerms(t *testing.T) {
-	_, pub, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seller, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seller := newPeerID(t)
 	paid, _ := price.Parse("600 sats per minute")
 	mk := func(methods ...card.Method) string {
 		c := card.Card{Name: "night sky", Price: paid, Methods: methods, Network: "simnet", Seller: seller.String(),

@@ -81,20 +81,26 @@ func (f *relayFeed) Subscribe() (<-chan feed.Head, func()) {
 				continue
 			}
 			sent = m
-			select {
-			case out <- h:
-			default:
-				select {
-				case <-out:
-				default:
-				}
-				select {
-				case out <- h:
-				default:
-				}
-			}
+			offerNewest(out, h)
 		}
 	}()
 	var once sync.Once
 	return out, func() { once.Do(func() { close(done); unsub(); <-exited }) }
+}
+
+// offerNewest puts h in out, a channel of one head, replacing a head not yet taken: whoever
+// reads out wants the newest head, not every one (the feed's own subscriptions work so).
+func offerNewest(out chan feed.Head, h feed.Head) {
+	select {
+	case out <- h:
+	default:
+		select {
+		case <-out:
+		default:
+		}
+		select {
+		case out <- h:
+		default:
+		}
+	}
 }

@@ -67,18 +67,7 @@ func (f *freezable) Subscribe() (<-chan feed.Head, func()) {
 			if f.isFrozen() {
 				continue
 			}
-			select {
-			case out <- h:
-			default:
-				select {
-				case <-out:
-				default:
-				}
-				select {
-				case out <- h:
-				default:
-				}
-			}
+			offerNewest(out, h)
 		}
 	}()
 	var once sync.Once

@@ -17,22 +17,11 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/internal/journal"
+	"github.com/dazaarvision/dazaar-vision/wallet/internal/journal/journaltest"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/ledger"
 	"github.com/dazaarvision/dazaar-vision/wallet/price"
 )
-
-// fzFrameLines frames each line of b as one journal record, so that the fuzzer's JSON gets past
-// the checksums (the journal's framing itself is fuzzed by journal's FuzzReadFrames).
-func fzFrameLines(b []byte) []byte {
-	var out bytes.Buffer
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if len(line) > 0 && len(line) <= journal.MaxFrame {
-			journal.AppendFrame(&out, line)
-		}
-	}
-	return out.Bytes()
-}
 
 // fzState is what a seller loaded from its store: every invoice's stored fields, by ID, and the
 // next address index per account key.
@@ -126,7 +115,7 @@ func FuzzNew(f *testing.F) {
 	again := filepath.Join(dir, "again")
 	f.Fuzz(func(t *testing.T, b []byte, framed bool) {
 		if framed {
-			b = fzFrameLines(b)
+			b = journaltest.FrameLines(b)
 		}
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
@@ -182,7 +171,7 @@ func TestStoreWithAddressOfAnotherNetwork(t *testing.T) {
 	} {
 		path := filepath.Join(dir, "invoices")
 		rec := `{"inv":{"id":"a","stream":"s","viewer":"v","method":1,"sats":1000,"paid":true,"key":"k","addr":"` + tc.addr + `"}}`
-		if err := os.WriteFile(path, fzFrameLines([]byte(rec)), 0o600); err != nil {
+		if err := os.WriteFile(path, journaltest.FrameLines([]byte(rec)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		w := newHBWatcher(0)

@@ -14,19 +14,8 @@ import (
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/wallet/internal/journal"
+	"github.com/dazaarvision/dazaar-vision/wallet/internal/journal/journaltest"
 )
-
-// frameLines frames each line of b as one journal record, so that the fuzzer's JSON reaches
-// apply (the journal's own framing is fuzzed by journal's FuzzReadFrames).
-func frameLines(b []byte) []byte {
-	var out bytes.Buffer
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if len(line) > 0 && len(line) <= journal.MaxFrame {
-			journal.AppendFrame(&out, line)
-		}
-	}
-	return out.Bytes()
-}
 
 // snapshot is everything a ledger holds, in one comparable text.
 func snapshot(l *Ledger) string {
@@ -151,7 +140,7 @@ func FuzzOpen(f *testing.F) {
 	path := filepath.Join(dir, "ledger")
 	f.Fuzz(func(t *testing.T, b []byte, framed bool) {
 		if framed {
-			b = frameLines(b)
+			b = journaltest.FrameLines(b)
 		}
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
