@@ -224,6 +224,18 @@ func (s *Seller) Stats(p peer.ID) PeerStats {
 		BlockBytes: c.blockBytes.Load(), Proofs: c.proofs.Load()}
 }
 
+// BytesSent is what the seller sent its viewers so far, all of them together, framing
+// included (a refused peer's redirect is not counted).
+func (s *Seller) BytesSent() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for _, c := range s.stats {
+		n += c.sent.Load()
+	}
+	return n
+}
+
 // Close stops serving, ends every session and waits for their goroutines.
 func (s *Seller) Close() error {
 	s.mu.Lock()

@@ -68,14 +68,18 @@ type link struct {
 }
 
 // haves runs the Have links of one host: one per peer and direction at most, inbound ones
-// capped at maxIn (overflow policy: a new inbound link past the cap is reset; the peer
-// learns of us from redirects and data instead).
+// capped at maxIn (overflow policy: a new inbound link past the cap is reset, and the peer
+// learns of us from redirects and data instead; unless it is a viewer we serve, whose link
+// takes the place of the oldest inbound link of a peer we do not serve: links cost nothing
+// to open, and idle ones from throwaway identities would otherwise shut out the relays a
+// redirect should name).
 type haves struct {
-	h     host.Host
-	disc  [32]byte
-	state func() Have
-	maxIn int
-	log   *slog.Logger
+	h      host.Host
+	disc   [32]byte
+	state  func() Have
+	maxIn  int
+	log    *slog.Logger
+	served atomic.Pointer[func() map[peer.ID]bool] // the viewers our server serves (nil: none)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -125,6 +129,10 @@ func (hv *haves) poke() {
 }
 
 func (hv *haves) pokedC() <-chan struct{} { return hv.poked.C() }
+
+// preferServed has served name the viewers our server serves, whose links are kept past the
+// cap (see haves).
+func (hv *haves) preferServed(served func() map[peer.ID]bool) { hv.served.Store(&served) }
 
 func (hv *haves) handle(str network.Stream) {
 	hv.start(linkKey{str.Conn().RemotePeer(), false}, str)
@@ -224,16 +232,31 @@ func (hv *haves) close() {
 func (hv *haves) start(k linkKey, str network.Stream) {
 	ctx, cancel := context.WithCancel(hv.ctx)
 	l := &link{str: str, cancel: cancel, opened: time.Now()}
+	var served map[peer.ID]bool // asked before our lock: the server's seller has its own
+	if f := hv.served.Load(); f != nil && !k.out {
+		served = (*f)()
+	}
 	hv.mu.Lock()
 	full := false
 	if !k.out && hv.links[k] == nil { // the cap, checked under the same lock as the insert
 		in := 0
-		for q := range hv.links {
-			if !q.out {
-				in++
+		var victim linkKey
+		var oldest *link
+		for q, ql := range hv.links {
+			if q.out {
+				continue
+			}
+			in++
+			if !served[q.p] && (oldest == nil || ql.opened.Before(oldest.opened)) {
+				victim, oldest = q, ql
 			}
 		}
 		full = in >= hv.maxIn
+		if full && served[k.p] && oldest != nil {
+			oldest.cancel() // its goroutines end; the entry goes now, so the cap holds
+			delete(hv.links, victim)
+			full = false
+		}
 	}
 	if hv.closed || full {
 		hv.mu.Unlock()

@@ -125,7 +125,19 @@ func Serve(cfg ServeConfig) (*Server, error) {
 		return nil, fmt.Errorf("swarm: serve: %w", err)
 	}
 	s.seller.Store(seller)
+	s.haves.preferServed(s.served)
 	return s, nil
+}
+
+// served is the set of viewers the server serves now.
+func (s *Server) served() map[peer.ID]bool {
+	m := map[peer.ID]bool{}
+	if sl := s.seller.Load(); sl != nil {
+		for _, p := range sl.Viewers() {
+			m[p] = true
+		}
+	}
+	return m
 }
 
 // Seller is the replication server inside (viewers, stats, app messages).
@@ -169,7 +181,8 @@ func (s *Server) Close() error {
 }
 
 // full builds the redirect for a viewer turned away: linked peers that relay, on our fork,
-// within edgeSlack of our length; those with free slots first (most first, a claim counting
+// within edgeSlack of our length; the viewers we serve that have free slots first, then
+// those with free slots (most first, a claim counting
 // up to maxFreeClaim), then the freshest (a claim counting up to our own length), then the
 // shallowest, and peers alike in all three in random order. Peers without free slots are
 // named too: they send the viewer further on.
@@ -181,23 +194,31 @@ func (s *Server) full(p peer.ID) ([]byte, string) {
 func (s *Server) relaysFor(p peer.ID) []peer.AddrInfo {
 	head := s.cfg.Feed.Head()
 	type cand struct {
-		id peer.ID
-		h  haveEntry
+		id     peer.ID
+		h      haveEntry
+		proven int // 1: a viewer we serve that has free slots
 	}
+	served := s.served()
 	var cs []cand
 	for q, h := range s.haves.all() {
 		if q == p || !h.Relay || h.Fork != head.Fork || h.Depth == NoDepth || h.Length+edgeSlack < head.Length {
 			continue
 		}
-		cs = append(cs, cand{q, h})
+		c := cand{id: q, h: h}
+		if served[q] && h.Free > 0 {
+			c.proven = 1
+		}
+		cs = append(cs, c)
 	}
 	// Nothing checks a Have's claims: counted beyond what an honest peer can claim (more free
-	// slots than a relay has, more blocks than we hold), they put whoever lies first. A tie
-	// after that is broken at random, so that peers claiming the most cannot take every
-	// place from honest relays claiming as much.
+	// slots than a relay has, more blocks than we hold), they put whoever lies first. So the
+	// viewers we serve come first: they hold a place here, which throwaway identities
+	// opening links cannot take in numbers. A tie after the claims is broken at random, so
+	// that peers claiming the most cannot take every place from honest relays claiming as
+	// much.
 	rand.Shuffle(len(cs), func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
 	slices.SortStableFunc(cs, func(a, b cand) int {
-		return cmp.Or(-cmp.Compare(min(a.h.Free, maxFreeClaim), min(b.h.Free, maxFreeClaim)),
+		return cmp.Or(-cmp.Compare(a.proven, b.proven), -cmp.Compare(min(a.h.Free, maxFreeClaim), min(b.h.Free, maxFreeClaim)),
 			-cmp.Compare(min(a.h.Length, head.Length), min(b.h.Length, head.Length)), cmp.Compare(a.h.Depth, b.h.Depth))
 	})
 	var out []peer.AddrInfo

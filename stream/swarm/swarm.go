@@ -24,10 +24,8 @@ import (
 	"github.com/dazaarvision/dazaar-vision/stream/replicate"
 	"github.com/dazaarvision/dazaar-vision/stream/swarm/swarmwire"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
-	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 )
 
@@ -341,11 +339,9 @@ func (s *Swarm) Stats() Stats {
 	if srv != nil {
 		st.Downstreams = len(srv.Seller().Viewers())
 		st.TurnedAway = srv.TurnedAway()
-	}
-	if bw, ok := s.cfg.Node.(interface {
-		ProtocolBandwidth(protocol.ID) metrics.Stats
-	}); ok && srv != nil {
-		st.RelayedBytes = uint64(bw.ProtocolBandwidth(wire.Protocol).TotalOut)
+		// What our server sent its viewers: not our own requests upstream, which share the
+		// protocol (and so its bandwidth counter).
+		st.RelayedBytes = srv.Seller().BytesSent()
 	}
 	return st
 }
