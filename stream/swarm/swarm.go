@@ -42,6 +42,7 @@ const (
 	defaultSlowFor  = 500 * time.Millisecond // for this long, before the source is replaced
 	stepEvery       = 200 * time.Millisecond
 	connectGrace    = 3 * time.Second  // a source not connected this long is replaced
+	maxSellerRetry  = 5 * time.Second  // the card's seller, unreachable, is tried again at least this often (see unreachableRetry)
 	fullRetry       = 5 * time.Second  // a full source is tried again after this
 	slowRetry       = 10 * time.Second // a replaced slow source waits this long
 	overclaimHold   = 5 * time.Minute  // a source that delivered nothing of what its Have claimed: its claims are ignored this long
@@ -575,6 +576,18 @@ func (u *upstream) discount(d time.Duration) {
 	}
 }
 
+// unreachableRetry is how long a source that could not be reached fails times in a row waits
+// before it is tried again: doubling from 2 s up to a minute, and for the card's seller up to
+// maxSellerRetry, since a free stream's broadcaster that went away (a killed process, `live
+// -resume`) comes back at the same address and the viewer may know no one else.
+func unreachableRetry(fails int, seller bool) time.Duration {
+	d := min(time.Duration(1)<<min(fails, 6)*time.Second, time.Minute)
+	if seller {
+		d = min(d, maxSellerRetry)
+	}
+	return d
+}
+
 // judge says why the source in use must go (empty: it stays), when to try it again, and
 // whether it lied.
 func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) {
@@ -611,7 +624,7 @@ func (s *Swarm) judge(u *upstream, now time.Time) (string, time.Duration, bool) 
 			fails = c.fails
 		}
 		s.mu.Unlock()
-		return "it cannot be reached", min(time.Duration(1<<min(fails, 6))*time.Second, time.Minute), false
+		return "it cannot be reached", unreachableRetry(fails, u.id == s.cfg.Seller.ID), false
 	}
 	// Orphaned: a relay whose own source is gone (the broadcaster stopped, or its chain
 	// broke) keeps our session alive with keep-alives but will send nothing more; it goes
@@ -1058,9 +1071,13 @@ func (s *Swarm) standbys(ctx context.Context, now time.Time) {
 	if s.active != nil {
 		active = s.cands[s.active.id]
 	}
+	retry := active != nil && !now.Before(active.retryAt)
 	s.mu.Unlock()
-	if active != nil && !s.haves.linked(active.info.ID) {
-		s.link(ctx, active) // the link to the source in use broke (a dropped connection): open it again
+	if retry && !s.haves.linked(active.info.ID) {
+		// The link to the source in use broke (a dropped connection): open it again, when its
+		// backoff allows (else every step dialled a source that went away, a thousand times a
+		// second, and each failure lengthened the wait before it was tried again).
+		s.link(ctx, active)
 	}
 	// The best usable candidates are linked, up to MaxUpstreams-1 standbys. A standby that
 	// fell out of the best keeps its link for minStandbyLink after it opened (unless it is no
@@ -1128,7 +1145,7 @@ func (s *Swarm) link(ctx context.Context, c *cand) {
 		c.linking = false
 		if err != nil && ctx.Err() == nil {
 			c.fails++
-			c.retryAt = time.Now().Add(min(time.Duration(1<<min(c.fails, 6))*time.Second, time.Minute))
+			c.retryAt = time.Now().Add(unreachableRetry(c.fails, c.seller))
 		}
 		s.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
