@@ -406,7 +406,16 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 				}
 				pre = slices.Insert(pre, i, u)
 				preNewest = max(preNewest, u.PTS)
-				if k := lastKey(pre, min(rng.From, preNewest-reorderWindow)); k > 0 {
+				if h.Video == nil {
+					// Sound only: the file starts at From, so nothing before it is kept
+					// (else every unit of a long stream before a late range was, and each
+					// new one searched them all).
+					k := 0
+					for k < len(pre) && pre[k].PTS < rng.From {
+						k++
+					}
+					pre = pre[k:]
+				} else if k := lastKey(pre, min(rng.From, preNewest-reorderWindow)); k > 0 {
 					for k > 0 && pre[k-1].PTS == pre[k].PTS {
 						k-- // sound captured with the key frame stays
 					}

@@ -685,3 +685,53 @@ func TestRangeAcrossReordering(t *testing.T) {
 		t.Fatalf("range 1.05 s to 1.5 s: %+v; want the key frame at 1 s, 15 pictures and 25 sound packets", res)
 	}
 }
+
+// TestLateRangeOfLongSoundOnlyStream: a range near the end of a long stream without video
+// costs about what reading the stream costs. Before, every unit before the range was kept
+// and each new one searched them all: quadratic (2 m 14 s for one second at the end of two
+// hours). Timed against exporting the whole stream, in the same run: the whole export
+// writes every unit, the late range only reads them.
+func TestLateRangeOfLongSoundOnlyStream(t *testing.T) {
+	const ms = time.Millisecond
+	h := &block.Header{Start: time.Now(),
+		Audio: &block.AudioParams{Codec: block.CodecOpus, SampleRate: 48000, Channels: 1, FrameDuration: 20 * ms}}
+	hb, err := h.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := memfeed.New()
+	feed.Append(context.Background(), hb, true)
+	payload := make([]byte, 80)
+	payload[0] = 0xfc // an Opus packet's TOC: one 20 ms frame
+	const units = 20 * 60 * 50 // 20 minutes
+	for i, seq := 0, uint64(1); i < units; i, seq = i+5, seq+1 {
+		m := &block.Media{Seq: seq}
+		for k := range 5 {
+			m.Units = append(m.Units, block.Unit{Track: block.Audio, PTS: time.Duration(i+k) * 20 * ms, Duration: 20 * ms, Payload: payload})
+		}
+		b, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed.Append(context.Background(), b, true)
+	}
+	dir := t.TempDir()
+	best := func(rng Range) time.Duration {
+		d := time.Duration(math.MaxInt64)
+		for range 3 {
+			t0 := time.Now()
+			if _, err := ToFile(context.Background(), feed, filepath.Join(dir, "a.webm"), Options{Range: rng}); err != nil {
+				t.Fatal(err)
+			}
+			d = min(d, time.Since(t0))
+		}
+		return d
+	}
+	end := time.Duration(units) * 20 * ms
+	whole := best(Range{})
+	late := best(Range{From: end - 2*time.Second, To: end - time.Second})
+	t.Logf("whole stream %v, its last seconds but one %v", whole, late)
+	if late > 2*whole {
+		t.Fatalf("one second at the end took %v, the whole stream %v", late, whole)
+	}
+}
