@@ -221,8 +221,12 @@ func (e *env) exportCmd(args []string) error {
 	if res.Runs > 1 {
 		runs = fmt.Sprintf(" (%d runs of a resumed stream, back to back)", res.Runs)
 	}
-	fmt.Fprintf(text, "exported %v of video%s (from %v) to %s in %v: %d video frames, %d audio packets, %d damaged blocks skipped\n",
-		res.Duration.Round(time.Millisecond), runs, res.Start.Round(time.Millisecond), out, time.Since(start).Round(time.Millisecond),
+	kind := "video"
+	if res.VideoFrames == 0 {
+		kind = "sound" // a stream without pictures
+	}
+	fmt.Fprintf(text, "exported %v of %s%s (from %v) to %s in %v: %d video frames, %d audio packets, %d damaged blocks skipped\n",
+		res.Duration.Round(time.Millisecond), kind, runs, res.Start.Round(time.Millisecond), out, time.Since(start).Round(time.Millisecond),
 		res.VideoFrames, res.AudioPackets, res.DamagedBlocks)
 	if res.EndedAt > 0 {
 		fmt.Fprintf(text, "the export ends at block %d: the broadcaster resumed the stream there with another picture size or other tracks, which one WebM file cannot hold\n", res.EndedAt)
@@ -249,10 +253,14 @@ type walkedSource struct {
 	end        time.Duration // where the units read so far end
 	missing    uint64        // the first block not stored here, when hasMissing
 	hasMissing bool
+	firstPic   time.Duration // the first picture's time, when hasPic
+	hasPic     bool
+	readTo     uint64 // 1 + the newest block read
 }
 
 func (s *walkedSource) Block(ctx context.Context, i uint64) ([]byte, error) {
 	b, err := s.BlockSource.Block(ctx, i)
+	s.readTo = max(s.readTo, i+1)
 	if err != nil {
 		if errors.Is(err, feed.ErrNotStored) && !s.hasMissing {
 			s.missing, s.hasMissing = i, true
@@ -276,6 +284,9 @@ func (s *walkedSource) Block(ctx context.Context, i uint64) ([]byte, error) {
 		for _, u := range m.Units {
 			s.runs.Place(&u)
 			s.end = max(s.end, u.PTS+u.Duration)
+			if u.Track == block.Video && (!s.hasPic || u.PTS < s.firstPic) {
+				s.firstPic, s.hasPic = u.PTS, true
+			}
 		}
 	}
 	return b, nil
@@ -298,6 +309,13 @@ func (s *walkedSource) explain(err error, rng export.Range) error {
 			where = fmt.Sprintf(" from %v on", rng.From)
 		case rng.To > 0:
 			where = fmt.Sprintf(" before %v", rng.To)
+		}
+		if rng.To > 0 && s.hasPic && s.firstPic >= rng.To {
+			return wordedError{fmt.Sprintf("nothing to export%s: the stream's first picture is at %v", where, roundLength(s.firstPic)), err}
+		}
+		if s.readTo < s.Len() && !s.shapeEnd {
+			// The export stopped reading past To: what it read does not tell the length.
+			return wordedError{fmt.Sprintf("nothing to export%s: the stream has no pictures or sound there", where), err}
 		}
 		what := "the stream is"
 		if s.shapeEnd {

@@ -87,6 +87,8 @@ func exportWords(t *testing.T, tmp, dir string) {
 	}{
 		{"a range past the end", []string{"-from", "10m", dir, out}, []string{"nothing to export from 10m0s on: the stream is ", "s long"}},
 		{"a range past the end, both ends", []string{"-from", "1h", "-to", "2h", dir, out}, []string{"nothing to export between 1h0m0s and 2h0m0s: the stream is "}},
+		// (Before: "the stream is 0.3s long", from the blocks read before the export stopped.)
+		{"a range before the first picture", []string{"-to", "1ms", dir, out}, []string{"nothing to export before 1ms: the stream's first picture is at "}},
 		{"a copy without its start", []string{startMissing, out}, []string{"this copy holds only part of the stream (block 1, at its start, is missing)", "watch the stream again"}},
 		{"a copy without its end", []string{endMissing, out}, []string{fmt.Sprintf("this copy holds only part of the stream (block %d, ", n/2), "s into it, is missing): export the part before it with -to"}},
 		{"a folder as the output", []string{dir, tmp}, []string{"export failed: " + tmp + " is a folder"}},
@@ -216,8 +218,12 @@ func TestRecordSources(t *testing.T) {
 	}
 	for _, c := range []struct{ dir, want string }{{screen, "vp8,320,240\n"}, {sound, "opus,0,0\n"}} {
 		out := filepath.Join(tmp, filepath.Base(c.dir)+".webm")
-		if r := run(t, "", "export", c.dir, out); r.code != 0 {
+		r := run(t, "", "export", c.dir, out)
+		if r.code != 0 {
 			t.Fatalf("export %s: %d %s", c.dir, r.code, r.err)
+		}
+		if c.dir == sound && !strings.Contains(r.out+r.err, " of sound (from ") {
+			t.Errorf("a sound-only export is not said to be sound: %q", r.out+r.err)
 		}
 		probe, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", out).CombinedOutput()
 		got := strings.ReplaceAll(string(probe), ",,", ",0,0")
