@@ -347,13 +347,7 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 	}
 	v.src.feed = v.currentFeed
 	v.src.length = func() uint64 { return max(v.rv.Status().Length, v.currentFeed().Length()) }
-	v.src.latest = func() (uint64, bool) {
-		st := v.rv.Status()
-		if st.Length == 0 {
-			return 0, false
-		}
-		return st.SyncPoint, true
-	}
+	v.src.latest = func() (uint64, bool) { return believedSync(v.rv.Status(), v.currentFeed().Length()) }
 	fetchC := make(chan fetchWant, 1)
 	v.src.fetch = func(_ context.Context, start uint64, header bool) {
 		// One wanted position; a newer want replaces an older one (the player moved on).
@@ -396,7 +390,7 @@ func (v *Viewer) Start(ctx context.Context) (err error) {
 func (v *Viewer) download(ctx context.Context) error {
 	var base, next uint64
 	var want uint64 // the block a seek found, not downloaded from yet (0: none)
-	started := false
+	started, pick := false, false
 	for {
 		ch := v.src.wait()
 		select {
@@ -409,13 +403,18 @@ func (v *Viewer) download(ctx context.Context) error {
 		if b := v.src.base.Load(); !started || b != base {
 			if st.Length > b { // a new header to play under: start at it
 				base, started = b, true
-				next = b + 1
-				if st.Flags&wire.StatusHasSyncPoint != 0 && st.SyncPoint > b {
-					next = st.SyncPoint
-				}
+				next, pick = b+1, true
 				start, end = b, b+1
 			}
 		} else {
+			if pick {
+				// Decided once the header's answer upgraded what is verified, which a claimed
+				// sync point is believed against.
+				pick = false
+				if s, ok := believedSync(st, v.currentFeed().Length()); ok && s > b {
+					next = s
+				}
+			}
 			if want > base { // a seek in this run: on from there (a seek in an older one is gone)
 				next = want
 			}
@@ -461,6 +460,24 @@ func (v *Viewer) downloadFrom(index uint64) {
 		default:
 		}
 	}
+}
+
+// believedSync is where a live player starts (or a download from the edge begins): the
+// source's sync point when it lies within the length this viewer has verified, else the
+// verified edge, where the player waits for the next key frame. A status is not signed: a
+// source (a relay above all) claiming blocks or a sync point nobody can prove would
+// otherwise hold the player at a block that never comes. A status without a sync point
+// plays the run from its start, as before.
+func believedSync(st wire.Status, verified uint64) (uint64, bool) {
+	switch {
+	case st.Flags&wire.StatusHasSyncPoint == 0:
+		return 0, st.Length > 0
+	case st.SyncPoint < verified:
+		return st.SyncPoint, true
+	case verified == 0:
+		return 0, false
+	}
+	return verified - 1, true
 }
 
 func (v *Viewer) currentFeed() *feed.Feed {
