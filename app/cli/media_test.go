@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -235,6 +237,22 @@ func TestRecordSources(t *testing.T) {
 		}
 		ffmpegClean(t, out)
 	}
+	// A recording under half a second keeps its sound (before: 0 audio packets, the
+	// microphone's first, held window dropped at the stop, and half of what the encoders
+	// handed over after it).
+	short := filepath.Join(tmp, "short")
+	if r := run(t, "", append(sec, "record", "-test-devices", "-duration", "300ms", short)...); r.code != 0 {
+		t.Fatalf("record -duration 300ms: %d\n%s", r.code, r.err)
+	}
+	r = run(t, "", "export", short, short+".webm")
+	m := regexp.MustCompile(`(\d+) audio packets`).FindStringSubmatch(r.out + r.err)
+	if r.code != 0 || m == nil {
+		t.Fatalf("export of a 300 ms recording: %d\n%s%s", r.code, r.out, r.err)
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 5 {
+		t.Errorf("a 300 ms recording exported with %d audio packets: %s", n, r.out+r.err)
+	}
+	ffmpegClean(t, short+".webm")
 }
 
 // ffmpegClean decodes the file with ffmpeg, which must have nothing to say.

@@ -50,6 +50,7 @@ type audioIn struct {
 	started bool
 	bps     []breakpoint // timeline steps, oldest first
 	held    []float32    // mono sound read before the timeline started (at most 2 s)
+	ended   error        // the device's error, returned once the held sound went out
 
 	gaps, lostNs, skippedNs atomic.Int64
 }
@@ -87,21 +88,36 @@ func (a *audioIn) PTS(o int64) time.Duration {
 // Read implements audio.Reader. It is called by the encoder's goroutine only.
 func (a *audioIn) Read() (wave.Audio, func(), error) {
 	for {
+		if a.ended != nil {
+			return nil, func() {}, a.ended
+		}
 		chunk, release, err := a.st.Read()
-		if err != nil {
+		var in []float32
+		switch {
+		case err != nil && (a.started || len(a.held) == 0):
 			return chunk, release, err
-		}
-		info := chunk.ChunkInfo()
-		in := toMono(chunk)
-		release()
-		if a.rs == nil {
-			a.inRate = info.SamplingRate
-			if a.inRate <= 0 {
-				a.inRate = a.st.rate
+		case err != nil:
+			// The sound ended within the first window (a recording or a broadcast shorter
+			// than half a second): the held sound goes out on the map as it stands, then
+			// the error. Else such a stream had no sound at all.
+			if release != nil {
+				release()
 			}
-			a.rs = resample.New(a.inRate, opusRate)
+			a.ended = err
+			in, a.held = a.held, nil
+		default:
+			info := chunk.ChunkInfo()
+			in = toMono(chunk)
+			release()
+			if a.rs == nil {
+				a.inRate = info.SamplingRate
+				if a.inRate <= 0 {
+					a.inRate = a.st.rate
+				}
+				a.rs = resample.New(a.inRate, opusRate)
+			}
 		}
-		if !a.started {
+		if !a.started && a.ended == nil {
 			// The first window's sound is held until the stamper has measured it. The map's
 			// anchor is the first chunk's arrival, late by however long the start took (tens
 			// of milliseconds on a busy machine); the window's earliest arrival corrects it.

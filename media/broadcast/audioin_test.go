@@ -1,7 +1,9 @@
 package broadcast
 
 import (
+	"errors"
 	"image"
+	"io"
 	"math"
 	"testing"
 	"time"
@@ -367,5 +369,40 @@ func TestToneThroughAudioIn(t *testing.T) {
 		if math.Abs(rms-0.5/math.Sqrt2) > 0.03*0.5/math.Sqrt2 {
 			t.Errorf("%d Hz × %d: level %.4f RMS, sent %.4f", c.rate, c.ch, rms, 0.5/math.Sqrt2)
 		}
+	}
+}
+
+// TestAudioInShortStreamKeepsItsSound: sound that ends within the first window (a recording
+// or a broadcast under half a second) still goes out, then the device's error. Before, the
+// held window was dropped at the error: such a stream had no sound at all.
+func TestAudioInShortStreamKeepsItsSound(t *testing.T) {
+	var now time.Duration
+	const n = 480 // 10 ms at 48 kHz
+	chunks := 0
+	r := audioReaderFunc(func() (wave.Audio, func(), error) {
+		if chunks == 25 { // 250 ms, then the device stops
+			return nil, func() {}, io.EOF
+		}
+		chunks++
+		now = time.Duration(chunks) * 10 * time.Millisecond
+		return wave.NewFloat32Interleaved(wave.ChunkInfo{Len: n, Channels: 1, SamplingRate: 48000}), func() {}, nil
+	})
+	in := newAudioIn(newAudioStamper(r, func() time.Duration { return now }, 48000, nil))
+	var out int
+	for {
+		w, _, err := in.Read()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("the device's error became %v", err)
+			}
+			break
+		}
+		out += w.ChunkInfo().Len
+	}
+	if got := time.Duration(out) * time.Second / 48000; got < 240*time.Millisecond {
+		t.Fatalf("%v of the 250 ms of sound came out", got)
+	}
+	if _, _, err := in.Read(); !errors.Is(err, io.EOF) {
+		t.Fatalf("a read after the end: %v", err)
 	}
 }

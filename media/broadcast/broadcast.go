@@ -293,17 +293,32 @@ func (b *Broadcaster) runVideo(ctx context.Context, enc *vp8.ReadEncoder, out ch
 			continue // rate control dropped this picture (counted by the encoder)
 		}
 		u := block.Unit{Track: block.Video, Key: f.Key, PTS: f.Capture, Duration: dur, Payload: f.Data}
-		select {
-		case out <- u:
-			b.stats.vframes.Add(1)
-			b.stats.vbytes.Add(int64(len(f.Data)))
-			if f.Key {
-				b.stats.keys.Add(1)
-			}
-			b.stats.lastV.Store(int64(f.Capture))
-		case <-ctx.Done():
+		if !send(ctx, out, u) {
 			return ctx.Err()
 		}
+		b.stats.vframes.Add(1)
+		b.stats.vbytes.Add(int64(len(f.Data)))
+		if f.Key {
+			b.stats.keys.Add(1)
+		}
+		b.stats.lastV.Store(int64(f.Capture))
+	}
+}
+
+// send hands u to the framer, and reports whether it did. Once ctx has ended (a stop), a
+// unit still goes while the queue has room: the framer takes what the encoders hand over
+// until they end (frame), and a select between the two would drop about half of it.
+func send(ctx context.Context, out chan<- block.Unit, u block.Unit) bool {
+	select {
+	case out <- u:
+		return true
+	default:
+	}
+	select {
+	case out <- u:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -345,14 +360,12 @@ func (b *Broadcaster) runAudio(ctx context.Context, enc mdcodec.ReadCloser, in *
 		u := block.Unit{Track: block.Audio, PTS: pts, Duration: opusFrame, Payload: append([]byte(nil), pkt...)}
 		release()
 		k++
-		select {
-		case out <- u:
-			b.stats.apackets.Add(1)
-			b.stats.abytes.Add(int64(len(u.Payload)))
-			b.stats.lastA.Store(int64(pts))
-		case <-ctx.Done():
+		if !send(ctx, out, u) {
 			return ctx.Err()
 		}
+		b.stats.apackets.Add(1)
+		b.stats.abytes.Add(int64(len(u.Payload)))
+		b.stats.lastA.Store(int64(pts))
 	}
 }
 

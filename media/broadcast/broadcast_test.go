@@ -427,3 +427,21 @@ func TestGroupedBlocks(t *testing.T) {
 		t.Fatalf("blocks hold up to %d frames", most)
 	}
 }
+
+// TestSendAfterStop: once a broadcast is stopped, what the encoders still hand over goes to
+// the framer while its queue has room (the framer takes it until they end). Before, a
+// select between the queue and the stop dropped about half of it: the last sound and
+// pictures, and all the sound of a stream under half a second.
+func TestSendAfterStop(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := make(chan block.Unit, 100)
+	for i := range 100 {
+		if !send(ctx, out, block.Unit{PTS: time.Duration(i)}) {
+			t.Fatalf("unit %d of a stopped broadcast not sent with room in the queue", i)
+		}
+	}
+	if send(ctx, out, block.Unit{}) {
+		t.Fatal("a unit sent to a full queue after the stop")
+	}
+}

@@ -66,6 +66,11 @@ type Result struct {
 // units are held this long before being written, in time order.
 const reorderWindow = 200 * time.Millisecond
 
+// lateSound bounds how long past To a range's export reads for a track that has not reached
+// it: the first half second of a stream's sound reaches the stream with the picture about
+// half a second after it (media/broadcast holds the microphone's first window).
+const lateSound = 1500 * time.Millisecond
+
 // ToFile exports to path, writing a temporary file beside it and renaming it into place
 // only when the export succeeded, so a failed export leaves no half file behind. (The
 // WebM writer seeks back to fill in sizes, so the file is streamed to a temporary file
@@ -333,6 +338,8 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 		return nil
 	}
 
+	pastTo := map[block.Track]bool{} // tracks that reached a reorder window past To
+	pastAll := false                 // a unit reached lateSound past To
 	for i := first; live || i < total; i++ {
 		if err := ctx.Err(); err != nil {
 			if live {
@@ -377,14 +384,22 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 			log.Warn("export: skipping a damaged block", "block", i, "err", err)
 			continue
 		}
-		// A block wholly a reorder window past To ends the range (units before To can
-		// sit in blocks after one that reached it).
+		// A block wholly a reorder window past To ends the range once every track has
+		// reached that far, or any has reached lateSound past To (a track that stopped):
+		// units before To can sit in blocks after one that reached it, and the stream's
+		// first half second of sound reaches it about half a second late (media/broadcast).
 		done := len(m.Units) > 0 && rng.To > 0
 		for _, u := range m.Units {
 			u.Payload = append([]byte(nil), u.Payload...)
 			runs.Place(&u)
 			if rng.To > 0 && u.PTS >= rng.To {
 				done = done && u.PTS >= rng.To+reorderWindow
+				if u.PTS >= rng.To+reorderWindow {
+					pastTo[u.Track] = true
+				}
+				if u.PTS >= rng.To+lateSound {
+					pastAll = true
+				}
 				continue
 			}
 			done = false
@@ -432,6 +447,9 @@ func write(ctx context.Context, src BlockSource, first, total uint64, newMuxer f
 			if err := push(u, false); err != nil {
 				return res, err
 			}
+		}
+		if done && !pastAll && (h.Video != nil && !pastTo[block.Video] || h.Audio != nil && !pastTo[block.Audio]) {
+			done = false // a track has not reached past To yet: its units may still come
 		}
 		if done {
 			break

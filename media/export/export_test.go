@@ -735,3 +735,66 @@ func TestLateRangeOfLongSoundOnlyStream(t *testing.T) {
 		t.Fatalf("one second at the end took %v, the whole stream %v", late, whole)
 	}
 }
+
+// TestEarlyRangeKeepsTheLateFirstSound: the broadcaster holds the microphone's first half
+// second until it is measured, so that sound reaches the stream with the picture of about
+// 0.5 s, after blocks holding only pictures. A range ending in the first 0.3 s still has its
+// sound. Before, the export stopped at the first block a reorder window past To: one
+// audio packet in 50 ms of range instead of the six from its key frame on.
+func TestEarlyRangeKeepsTheLateFirstSound(t *testing.T) {
+	const ms = time.Millisecond
+	h := &block.Header{Start: time.Now(),
+		Video: &block.VideoParams{Codec: block.CodecVP8, Width: 64, Height: 48, FrameRateNum: 30, FrameRateDen: 1},
+		Audio: &block.AudioParams{Codec: block.CodecOpus, SampleRate: 48000, Channels: 1, FrameDuration: 20 * ms}}
+	hb, err := h.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := memfeed.New()
+	f.Append(context.Background(), hb, true)
+	opusPkt := []byte{0xfc, 1, 2, 3}
+	vp8Pkt := func(key bool) []byte {
+		if key {
+			return []byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 64, 0, 48, 0} // a key frame's header, 64x48
+		}
+		return []byte{0x11, 0x02, 0x00}
+	}
+	seq := uint64(1)
+	add := func(units ...block.Unit) {
+		b, err := (&block.Media{Seq: seq, Units: units}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Append(context.Background(), b, units[0].Key)
+		seq++
+	}
+	pic := func(i int) block.Unit {
+		return block.Unit{Track: block.Video, Key: i == 0, PTS: 34*ms + time.Duration(i)*100*ms/3, Duration: 33 * ms, Payload: vp8Pkt(i == 0)}
+	}
+	snd := func(k int) block.Unit {
+		return block.Unit{Track: block.Audio, PTS: time.Duration(k) * 20 * ms, Duration: 20 * ms, Payload: opusPkt}
+	}
+	for i := range 15 { // the pictures of the first half second, alone
+		add(pic(i))
+	}
+	first := []block.Unit{pic(15)}
+	for k := range 25 { // the first window's sound, with the picture of 0.534 s
+		first = append(first, snd(k))
+	}
+	add(first...)
+	for i, k := 16, 25; i < 60; i++ { // then each picture with the sound up to it
+		us := []block.Unit{pic(i)}
+		for ; snd(k).PTS <= pic(i).PTS; k++ {
+			us = append(us, snd(k))
+		}
+		add(us...)
+	}
+	res, err := ToFile(context.Background(), f, filepath.Join(t.TempDir(), "early.webm"), Options{Range: Range{From: 100 * ms, To: 150 * ms}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// From the key frame at 34 ms to 150 ms: the packets at 40 to 140 ms.
+	if res.AudioPackets < 6 {
+		t.Fatalf("%d audio packets in a range of sound from 34 to 150 ms: %+v", res.AudioPackets, res)
+	}
+}
