@@ -154,8 +154,13 @@ func (e *env) record(args []string) error {
 	if *dur > 0 {
 		until = fmt.Sprintf("stops after %v (interrupt to stop sooner)", *dur)
 	}
-	fmt.Fprintf(e.err, "recording %s (%dx%d at %d fps) from %s into %s; %s\n",
-		preset.Name, preset.Width, preset.Height, preset.FrameRate, strings.Join(labels, " and "), dir, until)
+	shape := "sound only"
+	if cfg.Video != nil {
+		// The source's own size: a screen is captured as it is, not at the preset's.
+		shape = fmt.Sprintf("%dx%d at %d fps", cfg.Video.Width, cfg.Video.Height, preset.FrameRate)
+	}
+	fmt.Fprintf(e.err, "recording %s (%s) from %s into %s; %s\n",
+		preset.Name, shape, strings.Join(labels, " and "), dir, until)
 	err = b.Run(ctx)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("recording stopped: %w", err)

@@ -214,6 +214,9 @@ func TestRecordSources(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.err, "screen") {
 		t.Fatalf("record -source screen: %d\n%s\n%s", r.code, r.out, r.err)
 	}
+	if !strings.Contains(r.err, "(320x240 at ") { // the screen's size, not the preset's (before: 640x360)
+		t.Errorf("record -source screen names another size: %s", r.err)
+	}
 	sound := filepath.Join(tmp, "sound")
 	if r := run(t, "", append(sec, "record", "-source", "none", "-test-devices", "-duration", "1s", sound)...); r.code != 0 {
 		t.Fatalf("record -source none: %d\n%s", r.code, r.err)
