@@ -53,7 +53,7 @@ func (e *env) flags(name string) *flag.FlagSet {
 // user typed is silently ignored. what is the command's argument line, shown in its usage.
 //
 // -h or -help returns a helpText (the usage line and the flags) that Run prints to stdout,
-// exiting 0; a flag error still prints the flag package's message and the usage to fs's output.
+// exiting 0; a flag error prints the usage to fs's output, and the error is returned.
 func parse(fs *flag.FlagSet, args []string, min, max int, what string) ([]string, error) {
 	line := strings.TrimSpace(fs.Name() + " " + what)
 	out := fs.Output()
@@ -71,7 +71,10 @@ func parse(fs *flag.FlagSet, args []string, min, max int, what string) ([]string
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, helpText(buf.String())
 			}
-			out.Write(buf.Bytes())
+			// The usage, then the error once (Run prints it): the flag package's own copy of
+			// the error, first in buf, is left out.
+			fs.SetOutput(out)
+			fs.Usage()
 			return nil, usagef("%v", err)
 		}
 		left := fs.Args()

@@ -30,8 +30,8 @@ func TestCommandHelp(t *testing.T) {
 		{[]string{"feed", "verify", "-h"}, "usage: dazaar-vision feed verify DIR", ""},
 		{[]string{"feed", "get", "DIR", "-h"}, "usage: dazaar-vision feed get [-raw] DIR INDEX", "-raw"},
 		{[]string{"record", "-h"}, "usage: dazaar-vision record [-preset low|medium|high]", "-test-devices"},
-		{[]string{"export", "-h"}, "usage: dazaar-vision export [-from D] [-to D] DIR OUT.webm", "-from"},
-		{[]string{"live", "-h"}, "usage: dazaar-vision live ", "-price"},
+		{[]string{"export", "-h"}, "usage: dazaar-vision export [-from T] [-to T] DIR OUT.webm", "-from"},
+		{[]string{"live", "-h"}, "usage: dazaar-vision live ", "-resume string"}, // (before: "-resume streams", from a back-quoted word)
 		{[]string{"watch", "-h"}, "usage: dazaar-vision watch [-minutes N | -sats N]", "-no-play"},
 		{[]string{"watch", "CARD", "--help"}, "usage: dazaar-vision watch [-minutes N | -sats N]", "-no-play"},
 		{[]string{"streams", "-h"}, "usage: dazaar-vision streams", ""},
@@ -94,7 +94,7 @@ func TestUsageNamesTheCommand(t *testing.T) {
 		{[]string{"streams", "x"}, `unexpected "x"; usage: streams` + "\n"},
 		{[]string{"live", "x"}, `unexpected "x"; usage: live`},
 		{[]string{"record"}, "usage: record ["},
-		{[]string{"export", "DIR"}, "usage: export [-from D]"},
+		{[]string{"export", "DIR"}, "usage: export [-from T]"},
 		{[]string{"selftest", "x"}, "usage: selftest ["},
 		{[]string{"feed", "verify"}, "usage: feed verify DIR"},
 		{[]string{"feed", "get", "DIR"}, "usage: feed get [-raw] DIR INDEX"},
@@ -146,6 +146,9 @@ func TestSecretsArguments(t *testing.T) {
 		if r.code != tc.code || !strings.Contains(r.out, tc.wantOut) || !strings.Contains(r.err, tc.wantErr) ||
 			strings.Contains(r.err, "Passphrase") || (tc.code != 0) != (r.out == "") {
 			t.Errorf("%s: code %d (want %d)\nstdout: %s\nstderr: %s", tc.name, r.code, tc.code, r.out, r.err)
+		}
+		if tc.wantErr != "" && strings.Count(r.err, tc.wantErr) > 1 { // (before: a flag error twice)
+			t.Errorf("%s: said more than once:\n%s", tc.name, r.err)
 		}
 	}
 	for _, f := range []string{"--help", "a", "b"} {

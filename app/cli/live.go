@@ -117,7 +117,7 @@ func (e *env) live(args []string) error {
 	video := fs.String("video", "camera", "camera (the test camera when none exists), screen, test, scene (a camera-like test picture) or none")
 	audio := fs.String("audio", "mic", "mic (the test microphone when none exists), test or none")
 	priceText := fs.String("price", "", `the price, e.g. "1000 sats per hour", "10 sats per 30 seconds" or free (default: free, or the resumed stream's price)`)
-	resume := fs.String("resume", "", "continue one of my streams (its ID, see `streams`) under the same card")
+	resume := fs.String("resume", "", "continue one of my streams (its ID: see the streams command) under the same card")
 	dur := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	cardFile := fs.String("card-file", "", "also write the card to this file")
 	lndDir := fs.String("lnd-dir", "", "LND's directory (tls.cert and data/chain/bitcoin/NETWORK/invoice.macaroon are read from it)")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dazaarvision/dazaar-vision/app/cli/mediatime"
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
@@ -172,9 +173,10 @@ func (e *env) record(args []string) error {
 
 func (e *env) exportCmd(args []string) error {
 	fs := e.flags("export")
-	from := fs.Duration("from", 0, "start this far into the stream")
-	to := fs.Duration("to", 0, "end this far into the stream (0: the end)")
-	rest, err := parse(fs, args, 2, 2, "[-from D] [-to D] DIR OUT.webm|-")
+	from, to := new(time.Duration), new(time.Duration)
+	fs.Var((*streamTime)(from), "from", "start this far into the stream (1m30s or 1:30)")
+	fs.Var((*streamTime)(to), "to", "end this far into the stream (1m30s or 1:30; 0: the end)")
+	rest, err := parse(fs, args, 2, 2, "[-from T] [-to T] DIR OUT.webm|-")
 	if err != nil {
 		return err
 	}
@@ -372,3 +374,23 @@ func (s endingSource) Block(ctx context.Context, i uint64) ([]byte, error) {
 }
 
 func (endingSource) LatestSync() (uint64, bool) { return 0, false }
+
+// streamTime is a flag's time into the stream: a Go duration (1m30s; negative ones are kept
+// so that the command can say what is wrong with them) or a clock reading (1:30), as watch
+// -from and seek take it.
+type streamTime time.Duration
+
+func (t *streamTime) String() string { return time.Duration(*t).String() }
+
+func (t *streamTime) Set(s string) error {
+	if d, err := time.ParseDuration(s); err == nil {
+		*t = streamTime(d)
+		return nil
+	}
+	d, err := mediatime.Parse(s)
+	if err != nil {
+		return errors.New("a time into the stream is written 1m30s or 1:30")
+	}
+	*t = streamTime(d)
+	return nil
+}

@@ -171,6 +171,8 @@ func exportEdges(t *testing.T, tmp, dir, out string) {
 	}{
 		{[]string{"export", "-from", "-3s", dir, filepath.Join(tmp, "neg.webm")}, []string{"-from", "negative"}},
 		{[]string{"export", "-from", "2s", "-to", "1s", dir, filepath.Join(tmp, "back.webm")}, []string{"-to 1s must come after -from 2s"}},
+		{[]string{"export", "-from", "0:02", "-to", "0:01", dir, filepath.Join(tmp, "back.webm")}, []string{"-to 1s must come after -from 2s"}}, // the clock form, as watch -from takes it
+		{[]string{"export", "-from", "1x", dir, filepath.Join(tmp, "back.webm")}, []string{"a time into the stream is written 1m30s or 1:30"}},
 		{[]string{"export", dir, missing}, []string{missing, "does not exist"}},
 		{[]string{"export", dir, tmp}, []string{tmp, "is a folder"}},
 	} {
