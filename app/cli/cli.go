@@ -257,6 +257,13 @@ func (e *env) secrets(args []string) error {
 	if err != nil {
 		return err
 	}
+	var blob []byte
+	if args[0] == "import" {
+		// Read and checked first: a file that is not a backup asks for no passphrase.
+		if blob, err = secrets.ReadBackupFile(rest[0]); err != nil {
+			return fmt.Errorf("cannot read the backup: %w", err)
+		}
+	}
 	s, err := e.openSecrets()
 	if err != nil {
 		return err
@@ -280,10 +287,6 @@ func (e *env) secrets(args []string) error {
 		names, _ := s.List()
 		fmt.Fprintf(e.out, "backed up %d secrets to %s (encrypted with the passphrase)\n", len(names), rest[0])
 		return nil
-	}
-	blob, err := secrets.ReadBackupFile(rest[0])
-	if err != nil {
-		return fmt.Errorf("cannot read the backup: %w", err)
 	}
 	p, err := e.backupPassphrase(false)
 	if err != nil {

@@ -118,6 +118,9 @@ func TestSecretsArguments(t *testing.T) {
 	sec := []string{"-secrets", "file", "-secrets-file", filepath.Join(tmp, "secrets.enc")}
 	t.Setenv(EnvPassphrase, "")
 	t.Setenv(EnvBackupPassphrase, "")
+	if err := os.WriteFile("card.txt", []byte("dazaar1qexample\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name             string
 		env              bool // the passphrases in the environment
@@ -135,6 +138,10 @@ func TestSecretsArguments(t *testing.T) {
 		{"export to a file named -x", true, []string{"export", "--", "-x"}, 0, "backed up 0 secrets to -x", ""},
 		{"import from a file named -x", true, []string{"import", "--", "-x"}, 0, "restored 0 secrets", ""},
 		{"where", true, []string{"where"}, 0, "chosen on the command line", ""},
+		// A file that is not a backup is refused before any passphrase is asked (before: both
+		// passphrases, then "secret file is damaged or was altered: … (bad magic)").
+		{"import a card", false, []string{"import", "card.txt"}, 1, "", "card.txt: not a Dazaar Vision backup"},
+		{"import the secrets file", false, []string{"import", "secrets.enc"}, 1, "", "secrets.enc: not a Dazaar Vision backup (it is a secrets file"},
 	} {
 		if tc.env {
 			t.Setenv(EnvPassphrase, "store pass")

@@ -129,8 +129,26 @@ func WriteBackupFile(path string, blob []byte) error {
 	return writeAtomic(path, blob, "backup")
 }
 
+// ErrNotBackup: a file given as a backup is not one (another file, or a secrets file).
+var ErrNotBackup = errors.New("not a Dazaar Vision backup")
+
 // ReadBackupFile reads a backup blob from path, capped at the format's
-// largest size.
+// largest size, and checks its header (no passphrase needed): a file that is not
+// a backup is refused before anyone is asked for the backup's passphrase.
 func ReadBackupFile(path string) ([]byte, error) {
-	return readCapped(path, maxFileSize)
+	blob, err := readCapped(path, maxFileSize)
+	if err != nil {
+		return nil, err
+	}
+	if len(blob) < len(magic) || string(blob[:len(magic)]) != magic {
+		return nil, fmt.Errorf("%s: %w", path, ErrNotBackup)
+	}
+	env, err := parseEnvelope(blob)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if env.purpose != purposeBackup {
+		return nil, fmt.Errorf("%s: %w (it is a secrets file; make a backup with secrets export)", path, ErrNotBackup)
+	}
+	return blob, nil
 }
