@@ -21,6 +21,7 @@ import (
 	"github.com/dazaarvision/dazaar-vision/media/capture"
 	"github.com/dazaarvision/dazaar-vision/media/playback"
 	"github.com/dazaarvision/dazaar-vision/stream/wire"
+	"github.com/dazaarvision/dazaar-vision/wallet/invoice"
 	"github.com/dazaarvision/dazaar-vision/wallet/invoicemsg"
 	"github.com/dazaarvision/dazaar-vision/wallet/lightning"
 	"github.com/dazaarvision/dazaar-vision/wallet/onchain"
@@ -251,6 +252,22 @@ func (g GoLive) Config(d DataDir, store SecretStore, n NetworkConfig, log *slog.
 		}
 	}
 	return cfg, nil
+}
+
+// OnChainMinSats is the smallest on-chain invoice a seller makes (fees make smaller ones
+// impractical): a viewer's window offers no smaller on-chain buy.
+const OnChainMinSats = invoice.DefaultOnChainMinSats
+
+// OnChainMinMinutes is the fewest whole minutes at p that cost OnChainMinSats or more (at
+// most MaxBuyMinutes).
+func OnChainMinMinutes(p price.Price) uint32 {
+	n := uint32(max(1, (p.DurationFor(OnChainMinSats)+time.Minute-1)/time.Minute))
+	for ; n < MaxBuyMinutes; n++ {
+		if sats, err := p.CostSats(time.Duration(n) * time.Minute); err != nil || sats >= OnChainMinSats {
+			break
+		}
+	}
+	return n
 }
 
 // CheckMacaroon refuses anything but an invoice macaroon, saying which file to use instead.

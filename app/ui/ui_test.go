@@ -15,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/test"
 
+	"github.com/dazaarvision/dazaar-vision/app/card"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/media/playback"
@@ -636,4 +637,52 @@ func TestLiveRender(t *testing.T) {
 	sales[1].State, sales[1].Note = 1, "0 confirmations"
 	l.render(f, sales)
 	h.capture("live-paid.png")
+}
+
+// TestOnChainMinimumInTheBuyPanel: a stream paid on-chain only at 60 sats a minute. The
+// seller makes no on-chain invoice under 1 000 sats, so the panel offers none: presets under
+// it are disabled, the minutes start at the fewest it takes (17), and the calculator says
+// why. Before, the presets (5 min · 300 sats) and the default 10 minutes were each refused
+// with a suggestion to pay with Lightning, which the seller does not take.
+func TestOnChainMinimumInTheBuyPanel(t *testing.T) {
+	defer checkLeaks(t)()
+	h := newHarness(t, test.NewTempApp(t), Options{})
+	defer h.close()
+	s := &watchScreen{u: h.u, w: newWorker(h.u)}
+	s.build()
+	h.u.show(s)
+	s.card = paidCard(t)
+	s.card.Price = price.Price{Sats: 60, Interval: 1, Unit: price.Minute}
+	s.card.Methods = []card.Method{card.OnChain}
+	s.buildWatching()
+	if s.minutes.Text != "17" {
+		t.Errorf("the minutes start at %q, want 17 (1 020 sats)", s.minutes.Text)
+	}
+	for _, pb := range s.presets {
+		if got, want := pb.b.Disabled(), pb.sats < session.OnChainMinSats; got != want {
+			t.Errorf("the preset %q: disabled %v, want %v", pb.b.Text, got, want)
+		}
+	}
+	s.minutes.SetText("10")
+	if want := "10 minutes = 600 sats. On-chain payments start at 1000 sats: 17 minutes"; s.calc.Text != want {
+		t.Errorf("the calculator says %q, want %q", s.calc.Text, want)
+	}
+
+	// A seller taking both: on-chain chosen, the same; Lightning chosen, every preset.
+	s2 := &watchScreen{u: h.u, w: newWorker(h.u)}
+	s2.build()
+	h.u.show(s2)
+	s2.card = paidCard(t)
+	s2.card.Price = price.Price{Sats: 60, Interval: 1, Unit: price.Minute}
+	s2.buildWatching()
+	s2.method.SetSelected(methodOnChain)
+	if !s2.presets[0].b.Disabled() {
+		t.Error("on-chain chosen: the 5-minute preset (300 sats) is offered")
+	}
+	s2.method.SetSelected(methodLightning)
+	for _, pb := range s2.presets {
+		if pb.b.Disabled() {
+			t.Errorf("Lightning chosen: the preset %q is disabled", pb.b.Text)
+		}
+	}
 }

@@ -64,6 +64,7 @@ type watchScreen struct {
 	minutes   *widget.Entry
 	calc      *widget.Label
 	method    *widget.Select
+	presets   []presetButton // the preset buttons, each with its price
 	buyErr    *widget.Label
 	invoice   *fyne.Container
 	inv       *session.Invoice
@@ -242,10 +243,18 @@ func (s *watchScreen) buildBuy() {
 	presets := container.NewGridWithColumns(2)
 	for _, pr := range p.Presets(price.DefaultPresetDurations) {
 		mins := uint32(pr.Duration / time.Minute)
-		presets.Add(widget.NewButton(fmt.Sprintf("%s · %d sats", human.Duration(pr.Duration), pr.Sats), func() { s.buy(mins) }))
+		b := widget.NewButton(fmt.Sprintf("%s · %d sats", human.Duration(pr.Duration), pr.Sats), func() { s.buy(mins) })
+		s.presets = append(s.presets, presetButton{b, pr.Sats})
+		presets.Add(b)
 	}
 	s.minutes = widget.NewEntry()
 	s.minutes.SetText("10")
+	if only := s.card.Methods; len(only) == 1 && only[0] == card.OnChain {
+		// A seller on-chain only: start at an amount it takes.
+		if n := session.OnChainMinMinutes(p); n > 10 {
+			s.minutes.SetText(strconv.FormatUint(uint64(n), 10))
+		}
+	}
 	s.calc = widget.NewLabel("")
 	s.minutes.OnChanged = func(string) { s.updateCalc() }
 	s.minutes.OnSubmitted = func(string) { s.buyTyped() }
@@ -258,7 +267,7 @@ func (s *watchScreen) buildBuy() {
 	if slices.Contains(s.card.Methods, card.OnChain) {
 		methods = append(methods, methodOnChain)
 	}
-	s.method = widget.NewSelect(methods, nil)
+	s.method = widget.NewSelect(methods, func(string) { s.updateCalc() })
 	if len(methods) > 0 {
 		s.method.SetSelectedIndex(0)
 	}
@@ -288,7 +297,31 @@ func (s *watchScreen) typedMinutes() (uint32, error) {
 	return uint32(n), nil
 }
 
+// presetButton is a preset's button and what it costs.
+type presetButton struct {
+	b    *widget.Button
+	sats uint64
+}
+
+// onChainChosen reports whether the invoice asked for will be on-chain (chosen, or the only
+// way the seller takes).
+func (s *watchScreen) onChainChosen() bool {
+	return s.method != nil && s.method.Selected == methodOnChain
+}
+
 func (s *watchScreen) updateCalc() {
+	if s.calc == nil {
+		return // the method's first selection, while the panel is built
+	}
+	onChain := s.onChainChosen()
+	for _, pb := range s.presets {
+		// On-chain payments start at a minimum: a preset under it would only be refused.
+		if onChain && pb.sats < session.OnChainMinSats {
+			pb.b.Disable()
+		} else {
+			pb.b.Enable()
+		}
+	}
 	n, err := s.typedMinutes()
 	if err != nil {
 		s.calc.SetText(err.Error())
@@ -303,7 +336,11 @@ func (s *watchScreen) updateCalc() {
 	if n == 1 {
 		unit = "minute"
 	}
-	s.calc.SetText(fmt.Sprintf("%d %s = %d sats", n, unit, sats))
+	text := fmt.Sprintf("%d %s = %d sats", n, unit, sats)
+	if onChain && sats < session.OnChainMinSats {
+		text += fmt.Sprintf(". On-chain payments start at %d sats: %d minutes", session.OnChainMinSats, session.OnChainMinMinutes(s.card.Price))
+	}
+	s.calc.SetText(text)
 }
 
 func (s *watchScreen) buyTyped() {

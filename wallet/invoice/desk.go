@@ -224,7 +224,11 @@ func (s *Seller) Handle(ctx context.Context, viewer string, req invoicemsg.Reque
 		return refuse(invoicemsg.Unavailable, "this seller takes on-chain payments only")
 	}
 	if wantChain && sats < s.cfg.OnChain.MinSats {
-		return refuse(invoicemsg.Refused, "on-chain payments start at %d sats (fees make smaller ones impractical); buy more time or pay with Lightning", s.cfg.OnChain.MinSats)
+		way := "buy more time"
+		if s.cfg.Lightning != nil {
+			way += " or pay with Lightning"
+		}
+		return refuse(invoicemsg.Refused, "on-chain payments start at %d sats (fees make smaller ones impractical); %s", s.cfg.OnChain.MinSats, way)
 	}
 
 	t, refusal := s.admit(viewer, req.Stream, wantChain, wantLN)

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -453,5 +454,35 @@ func TestCombinedInvoicePaidByLightningKeepsGapPlace(t *testing.T) {
 	if strings.Contains(GapLimitHelp, "Viewers who have paid (even before the first confirmation) do not count.") ||
 		!strings.Contains(GapLimitHelp, "Lightning") {
 		t.Fatalf("GapLimitHelp does not say that combined invoices paid by Lightning count: %q", GapLimitHelp)
+	}
+}
+
+// TestOnChainMinimumSaysWhatWorks: an on-chain invoice under the minimum is refused in words
+// that name the minimum and a way that works: a seller without Lightning does not suggest it
+// (before: "buy more time or pay with Lightning" from a seller on-chain only).
+func TestOnChainMinimumSaysWhatWorks(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.Open(filepath.Join(dir, "ledger"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(Config{PriceOf: func(string) (price.Price, bool) { return perMinute, true }, Ledger: l,
+		StorePath: filepath.Join(dir, "invoices"), OnChain: &OnChain{Key: accountKey(t), Watcher: fakeWatcher{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		minutes uint32
+		code    invoicemsg.Code
+	}{{9, invoicemsg.Refused}, {10, invoicemsg.OK}} { // 100 sats a minute: 1 000 at 10
+		a := s.Handle(context.Background(), "v", invoicemsg.Request{Stream: streamID, Method: invoicemsg.OnChain, Minutes: c.minutes})
+		if a.Code != c.code {
+			t.Fatalf("%d minutes: %+v", c.minutes, a)
+		}
+		if c.code == invoicemsg.Refused && (!strings.Contains(a.Error, fmt.Sprint(DefaultOnChainMinSats)) || strings.Contains(a.Error, "Lightning")) {
+			t.Errorf("%d minutes: %q", c.minutes, a.Error)
+		}
 	}
 }

@@ -64,9 +64,13 @@ type OnChain struct {
 	// Lightning leaves its address unused, so it waits (the wallet's gap window does not move)
 	// until its monitoring window ends. Show GapLimitHelp where it is set.
 	GapLimit uint32
-	// MinSats is the smallest on-chain invoice (default 1 000; dust is 294).
+	// MinSats is the smallest on-chain invoice (default DefaultOnChainMinSats; dust is 294).
 	MinSats uint64
 }
+
+// DefaultOnChainMinSats is the smallest on-chain invoice a seller makes unless told otherwise:
+// fees make smaller payments impractical. A viewer's window offers no smaller on-chain buy.
+const DefaultOnChainMinSats = 1000
 
 // DefaultGapLimit is the gap limit most wallets use (BIP44): the default OnChain.GapLimit.
 const DefaultGapLimit = 20
@@ -323,7 +327,7 @@ func New(cfg Config) (*Seller, error) {
 			cfg.OnChain.GapLimit = DefaultGapLimit
 		}
 		if cfg.OnChain.MinSats == 0 {
-			cfg.OnChain.MinSats = 1000
+			cfg.OnChain.MinSats = DefaultOnChainMinSats
 		}
 		// The watcher must follow each payment at least until it settles.
 		cfg.OnChain.Watcher.FollowDepth(cfg.OnChain.MinConf)
