@@ -300,8 +300,8 @@ func (e *env) live(args []string) error {
 			}
 		case <-tick.C:
 			f := b.Snapshot()
-			status.Show(time.Now(), fmt.Sprintf("viewers %d (paying %d) · earned %d sats (+%d unconfirmed) · uploaded %s · %.0f fps %.0f kbit/s",
-				f.Viewers, f.Paying, f.EarnedMsat/1000, f.ProvisionalMsat/1000, human.Bytes(f.BytesUp), f.FPS, f.VideoKbps+f.AudioKbps),
+			status.Show(time.Now(), fmt.Sprintf("viewers %d (paying %d) · earned %s · uploaded %s · %.0f fps %.0f kbit/s",
+				f.Viewers, f.Paying, f.Earned(), human.Bytes(f.BytesUp), f.FPS, f.VideoKbps+f.AudioKbps),
 				fmt.Sprintf("%d %d", f.Viewers, f.Paying))
 		}
 	}

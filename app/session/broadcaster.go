@@ -87,6 +87,7 @@ type BroadcastFigures struct {
 	Viewers, Paying      int
 	EarnedMsat           uint64 // settled
 	ProvisionalMsat      uint64 // unconfirmed on-chain payments counted towards access
+	Awaiting             int    // payments seen that count only once confirmed (not in the sums)
 	BytesUp              uint64 // to all viewers
 	PerViewer            []ViewerFigures
 	FPS                  float64 // encoder frames a second, over the last interval
@@ -110,6 +111,23 @@ type Sale struct {
 	State  ledger.State
 	Note   string
 	At     time.Time // when the payment was first seen
+}
+
+// Earned says what the stream earned: settled sats, unconfirmed ones counted towards access,
+// and payments seen that count once confirmed ("1200 sats (+300 unconfirmed), 1 payment
+// waiting for its confirmation").
+func (f BroadcastFigures) Earned() string {
+	s := fmt.Sprintf("%d sats", f.EarnedMsat/1000)
+	if f.ProvisionalMsat > 0 {
+		s += fmt.Sprintf(" (+%d unconfirmed)", f.ProvisionalMsat/1000)
+	}
+	switch {
+	case f.Awaiting == 1:
+		s += ", 1 payment waiting for its confirmation"
+	case f.Awaiting > 1:
+		s += fmt.Sprintf(", %d payments waiting for their confirmation", f.Awaiting)
+	}
+	return s
 }
 
 // AwaitingConfirmation says the payment was seen and is worth nothing until confirmed in a
@@ -748,6 +766,9 @@ func (b *Broadcaster) updateFigures() {
 			for _, c := range a.Credits {
 				if c.State == ledger.Provisional {
 					f.ProvisionalMsat += c.Msat
+					if c.Msat == 0 {
+						f.Awaiting++
+					}
 				}
 			}
 		}

@@ -144,3 +144,22 @@ func TestLedgerGateRefusalReasons(t *testing.T) {
 		})
 	}
 }
+
+// TestEarnedSaysPaymentsAwaitingConfirmation: the seller's earnings line names the payments
+// seen that count only once confirmed. Before, it read "earned 0 sats (+0 unconfirmed)" while
+// a viewer's payment waited in the mempool.
+func TestEarnedSaysPaymentsAwaitingConfirmation(t *testing.T) {
+	for _, c := range []struct {
+		f    BroadcastFigures
+		want string
+	}{
+		{BroadcastFigures{}, "0 sats"},
+		{BroadcastFigures{EarnedMsat: 1_200_000, ProvisionalMsat: 300_000}, "1200 sats (+300 unconfirmed)"},
+		{BroadcastFigures{Awaiting: 1}, "0 sats, 1 payment waiting for its confirmation"},
+		{BroadcastFigures{EarnedMsat: 5000, Awaiting: 2}, "5 sats, 2 payments waiting for their confirmation"},
+	} {
+		if got := c.f.Earned(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.f, got, c.want)
+		}
+	}
+}

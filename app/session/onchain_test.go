@@ -145,8 +145,13 @@ func TestOnChainPaymentSeenIsTold(t *testing.T) {
 		a := v.Access()
 		return a.State == wire.Refused && strings.HasPrefix(a.Reason, "Your payment was seen")
 	})
+	// The seller's figures say so too (before: "earned 0 sats (+0 unconfirmed)").
+	waitFor(t, "the seller's figures name the payment waiting", 10*time.Second, func() bool {
+		return b.Snapshot().Awaiting == 1 && strings.HasSuffix(b.Snapshot().Earned(), "1 payment waiting for its confirmation")
+	})
 	btcd.Generate(1)
 	waitFor(t, "access once confirmed", time.Minute, func() bool { return v.Access().State == wire.Allowed })
+	waitFor(t, "the payment counted", 10*time.Second, func() bool { return b.Snapshot().Awaiting == 0 })
 }
 
 // TestPausedViewerIsNotCharged: a paying viewer who pauses asks the seller to stop pushing,

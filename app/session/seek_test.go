@@ -293,3 +293,25 @@ func TestPauseAsThePlayerStartsKeepsItsPlace(t *testing.T) {
 	v.Resume()
 	waitFor(t, "playing at the live edge again", time.Minute, func() bool { return v.Snapshot().BehindLive < 30 })
 }
+
+// TestFiguresCountEveryPlayer: the pictures decoded and shown are the session's, not the
+// current player's: a control that starts a new player (Go to start, a seek, play after a
+// pause) does not take them back to zero. Before, `watch` ended on "decoded 129 frames" after
+// a session that decoded 1 542.
+func TestFiguresCountEveryPlayer(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := startFreeBroadcaster(ctx, t)
+	defer b.Stop()
+	v := startLoopbackViewer(ctx, t, b.Card())
+	defer v.Stop()
+	waitFor(t, "pictures", time.Minute, func() bool { return v.Snapshot().FramesDecoded > 20 })
+	before := v.Snapshot()
+	v.GoToStart()
+	after := v.Snapshot()
+	if after.FramesDecoded < before.FramesDecoded || after.FramesShown < before.FramesShown {
+		t.Fatalf("after Go to start: decoded %d, shown %d; before it %d, %d", after.FramesDecoded, after.FramesShown, before.FramesDecoded, before.FramesShown)
+	}
+	waitFor(t, "pictures from the start", time.Minute, func() bool { return v.Snapshot().FramesDecoded > before.FramesDecoded+10 })
+}

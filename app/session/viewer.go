@@ -179,7 +179,8 @@ type Viewer struct {
 	playMu     sync.Mutex // guards the fields below while a player runs
 	playCancel context.CancelFunc
 	player     *playback.Player
-	playSrc    *readerSource // the player's run view of src
+	past       playback.Stats // what the players before it decoded, handed over and skipped (under playMu)
+	playSrc    *readerSource  // the player's run view of src
 	// headerKnown says the seller (or a relay) announced the newest header: src.base is
 	// where the newest run starts, not the 0 it starts from.
 	headerKnown atomic.Bool
@@ -867,6 +868,7 @@ func (v *Viewer) startPlayerLocked(base, from uint64) {
 		v.ev.emit(Event{Kind: EventError, Text: err.Error()})
 		return
 	}
+	v.retireLocked()
 	v.player, v.playSrc, v.playCancel, v.from = p, src, cancel, from
 	v.shifted = from != 0
 	v.playGen++
@@ -905,10 +907,24 @@ func (v *Viewer) startPlayerLocked(base, from uint64) {
 				return
 			}
 			v.playMu.Lock()
+			v.retireLocked()
 			v.player, v.playSrc = p, src
 			v.playMu.Unlock()
 		}
 	}()
+}
+
+// retireLocked adds the player being replaced to the session's totals (playMu held): the
+// figures count every picture of the session, not only the current player's (a seek, a
+// pause and play, a resumed stream's next run each start a new player).
+func (v *Viewer) retireLocked() {
+	if v.player == nil {
+		return
+	}
+	st := v.player.Stats()
+	v.past.FramesDecoded += st.FramesDecoded
+	v.past.FramesShown += st.FramesShown
+	v.past.FramesLate += st.FramesLate
 }
 
 func (v *Viewer) newPlayer(src *readerSource, from uint64) (*playback.Player, error) {
@@ -1078,7 +1094,8 @@ func (v *Viewer) Snapshot() ViewFigures {
 	v.playMu.Lock()
 	if v.player != nil {
 		ps := v.player.Stats()
-		f.FramesDecoded, f.FramesShown, f.FramesLate, f.Buffer = ps.FramesDecoded, ps.FramesShown, ps.FramesLate, ps.AudioBuffered
+		f.FramesDecoded, f.FramesShown, f.FramesLate = v.past.FramesDecoded+ps.FramesDecoded, v.past.FramesShown+ps.FramesShown, v.past.FramesLate+ps.FramesLate
+		f.Buffer = ps.AudioBuffered
 		if h := v.player.Header(); h != nil {
 			f.Description = h.Description
 		}

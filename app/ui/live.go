@@ -199,10 +199,7 @@ func (l *liveScreen) watch() {
 
 // render shows the figures and the sales.
 func (l *liveScreen) render(f session.BroadcastFigures, sales []session.Sale) {
-	earned := fmt.Sprintf("%d sats", f.EarnedMsat/1000)
-	if f.ProvisionalMsat > 0 {
-		earned += fmt.Sprintf(" (+%d sats unconfirmed)", f.ProvisionalMsat/1000)
-	}
+	earned := f.Earned()
 	live := "live"
 	if !f.Live {
 		live = "stopped"

@@ -607,14 +607,14 @@ func TestLiveRender(t *testing.T) {
 		t.Fatal("no QR of the card")
 	}
 	f := session.BroadcastFigures{Live: true, Since: time.Now().Add(-time.Minute), Viewers: 3, Paying: 2, EarnedMsat: 250_000,
-		ProvisionalMsat: 84_000, BytesUp: 5 << 20, FPS: 30, VideoKbps: 1180, AudioKbps: 32, Blocks: 1800, FeedBytes: 9 << 20}
+		ProvisionalMsat: 84_000, Awaiting: 1, BytesUp: 5 << 20, FPS: 30, VideoKbps: 1180, AudioKbps: 32, Blocks: 1800, FeedBytes: 9 << 20}
 	at := time.Date(2026, 12, 3, 14, 5, 0, 0, time.Local)
 	sales := []session.Sale{
 		{Viewer: peerID(3), Method: "Lightning", Msat: 167_000, Millis: 600_000, State: 2, At: at},                                             // settled
 		{Viewer: peerID(4), Method: "on-chain", Msat: 84_000, Millis: 300_000, State: 1, Note: "0 confirmations", At: at.Add(7 * time.Minute)}, // provisional
 	}
 	l.render(f, sales)
-	h.mustShow("3 (paying 2)", "250 sats (+84 sats unconfirmed)", "5.0 MiB", "30 frames a second, video 1180 kbit/s, sound 32 kbit/s", "1800 blocks, 9.0 MiB",
+	h.mustShow("3 (paying 2)", "250 sats (+84 unconfirmed), 1 payment waiting for its confirmation", "5.0 MiB", "30 frames a second, video 1180 kbit/s, sound 32 kbit/s", "1800 blocks, 9.0 MiB",
 		"84 sats by on-chain for 5 min of video", "provisional", "167 sats by Lightning for 10 min of video", "settled", "live for 1 min")
 	if txt := h.screenText(); strings.Index(txt, "84 sats by on-chain") > strings.Index(txt, "167 sats by Lightning") {
 		t.Fatal("sales are not newest first")
