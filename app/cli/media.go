@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/dazaarvision/dazaar-vision/app/cli/mediatime"
+	"github.com/dazaarvision/dazaar-vision/app/session"
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/broadcast"
 	"github.com/dazaarvision/dazaar-vision/media/capture"
@@ -194,7 +197,13 @@ func (e *env) exportCmd(args []string) error {
 		}
 		out = "stdout"
 	}
-	f, err := feed.Open(rest[0], feed.Options{Logger: e.log, ReadOnly: true})
+	dir := rest[0]
+	if _, err := os.Stat(filepath.Join(dir, "meta")); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, "feed", "meta")); err == nil {
+			dir = filepath.Join(dir, "feed") // a stream's folder (as streams lists them), not its feed's
+		}
+	}
+	f, err := feed.Open(dir, feed.Options{Logger: e.log, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("cannot open the feed: %w", err)
 	}
@@ -204,6 +213,22 @@ func (e *env) exportCmd(args []string) error {
 	}
 	rng := export.Range{From: *from, To: *to}
 	src := &walkedSource{BlockSource: feedSource{f}}
+	gaps := ""
+	if !f.Writable() && hasGap(f) {
+		// A watched copy with gaps (the viewer joined late, left, or its paid time ran out):
+		// what it holds, joined, as watch -o writes it.
+		h, err := session.HeldOf(f)
+		if err != nil {
+			return wordedError{"nothing to export: " + err.Error(), err}
+		}
+		src.BlockSource = h
+		pieces, a, b := h.Span()
+		joined := ""
+		if pieces > 1 {
+			joined = fmt.Sprintf(" in %d stretches joined", pieces)
+		}
+		gaps = fmt.Sprintf("this copy has gaps: it exported the stored blocks %d to %d%s, the missing blocks left out (-from and -to count what it holds)\n", a, b-1, joined)
+	}
 	start := time.Now()
 	text := e.out
 	var res export.Result
@@ -235,10 +260,21 @@ func (e *env) exportCmd(args []string) error {
 	fmt.Fprintf(text, "exported %v of %s%s (from %v) to %s in %v: %d video frames, %d audio packets, %d damaged blocks skipped\n",
 		res.Duration.Round(time.Millisecond), kind, runs, res.Start.Round(time.Millisecond), out, time.Since(start).Round(time.Millisecond),
 		res.VideoFrames, res.AudioPackets, res.DamagedBlocks)
+	fmt.Fprint(text, gaps)
 	if res.EndedAt > 0 {
 		fmt.Fprintf(text, "the export ends at block %d: the broadcaster resumed the stream there with another picture size or other tracks, which one WebM file cannot hold\n", res.EndedAt)
 	}
 	return nil
+}
+
+// hasGap says whether f lacks a block below its length.
+func hasGap(f *feed.Feed) bool {
+	for i := range f.Length() {
+		if !f.Has(i) {
+			return true
+		}
+	}
+	return false
 }
 
 // videoToStdout refuses a terminal as stdout for WebM video (what: watch's -o -, export's

@@ -196,6 +196,9 @@ func (h HeldStream) Block(_ context.Context, i uint64) ([]byte, error) {
 	return m.MarshalBinary()
 }
 
+// HeldOf is the playable part of a stored copy already open (export DIR of a copy with gaps).
+func HeldOf(f *feed.Feed) (HeldStream, error) { return heldStream(f) }
+
 // OpenHeld opens the stored copy of a watched stream (the session must be stopped) as a block
 // source for export; close it with the returned function.
 func OpenHeld(d DataDir, c card.Card) (HeldStream, func() error, error) {
