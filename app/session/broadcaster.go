@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/internal/endmsg"
 	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"github.com/dazaarvision/dazaar-vision/app/secrets"
 	"github.com/dazaarvision/dazaar-vision/media/block"
@@ -133,6 +134,9 @@ func (f BroadcastFigures) Earned() string {
 // AwaitingConfirmation says the payment was seen and is worth nothing until confirmed in a
 // block (a stream that lets nobody watch before a confirmation credits it 0 meanwhile).
 func (s Sale) AwaitingConfirmation() bool { return s.State == ledger.Provisional && s.Msat == 0 }
+
+// farewellWait bounds how long Stop waits for its viewers to be told the stream ended.
+const farewellWait = time.Second
 
 // Broadcaster is a live stream's session. Create with NewBroadcaster, then Start and Stop.
 type Broadcaster struct {
@@ -821,6 +825,19 @@ func (b *Broadcaster) Stop() error {
 			b.cancel()
 		}
 		b.wg.Wait()
+		// Capture has ended and its last blocks were pushed: the viewers are told the stream
+		// ended (else they see the broadcaster go away, and say it will be back), briefly.
+		seller := b.seller
+		if b.server != nil {
+			seller = b.server.Seller()
+		}
+		if seller != nil {
+			fctx, cancel := context.WithTimeout(context.Background(), farewellWait)
+			if err := seller.Farewell(fctx, endmsg.Encode()); err != nil {
+				b.log.Info("not every viewer was told the stream ended", "err", err)
+			}
+			cancel()
+		}
 		var errs []error
 		if b.server != nil {
 			errs = append(errs, b.server.Close()) // closes its seller

@@ -26,6 +26,7 @@ const relayGrace = 5 * time.Second
 const (
 	textUnreachable = "The broadcaster cannot be reached"
 	textWentAway    = "The broadcaster went away; trying to reconnect"
+	textEnded       = "The broadcaster ended the stream (if they resume it, it plays on here)"
 	textRelayGone   = "No source of the stream answers (the viewer relaying it left, and no other was found): the broadcaster may have stopped; still looking"
 	textBack        = "Connected to the broadcaster again"
 	textBackRelay   = "Receiving the stream again, through another viewer"
@@ -52,6 +53,18 @@ func (v *Viewer) watchLink(ctx context.Context, seller peer.AddrInfo) error {
 		case <-t.C:
 		}
 		now := time.Now()
+		if v.ended.Load() {
+			// The broadcaster said it ended the stream: said at once, and kept while the
+			// viewer reconnects (a connection may come up briefly as the broadcaster's node
+			// closes) until the stream resumes.
+			if v.linkText() != textEnded {
+				v.log.Info("the broadcaster ended the stream")
+				v.setLink(textEnded)
+				v.ev.emit(Event{Kind: EventConnection, Text: textEnded})
+			}
+			ever, told, downSince = true, true, now
+			continue
+		}
 		if v.rv.Connected() {
 			fromSeller = v.sw == nil || v.sw.Stats().ActiveIsSeller
 			if told {

@@ -35,9 +35,10 @@ func waitEvent(ctx context.Context, t *testing.T, v *Viewer, kind EventKind, wan
 	}
 }
 
-// TestViewerToldBroadcasterWentAway stops a broadcaster while a viewer plays it: the viewer
-// is told in plain words that the broadcaster went away and that it is reconnecting, and its
-// figures say it is not connected and why.
+// TestViewerToldBroadcasterWentAway cuts a broadcaster's network while a viewer plays it (as
+// a killed process or a lost link does: no word from it first): the viewer is told in plain
+// words that the broadcaster went away and that it is reconnecting, and its figures say it is
+// not connected and why. (A broadcaster that stops says so: TestStoppedBroadcastIsSaidToHaveEnded.)
 func TestViewerToldBroadcasterWentAway(t *testing.T) {
 	defer checkLeaks(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -59,7 +60,7 @@ func TestViewerToldBroadcasterWentAway(t *testing.T) {
 	if f := v.Snapshot(); !f.Connected || f.Reason != "" {
 		t.Fatalf("playing, but the figures say %+v", f)
 	}
-	if err := b.Stop(); err != nil {
+	if err := b.node.Close(); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(ctx, t, v, EventError, "The broadcaster went away; trying to reconnect")
@@ -269,4 +270,35 @@ func newPeerID(t *testing.T) peer.ID {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// TestStoppedBroadcastIsSaidToHaveEnded: a broadcaster that stops tells its viewers, which say
+// the stream ended instead of "went away; trying to reconnect" (the words of a broadcaster
+// whose process died or whose network failed).
+func TestStoppedBroadcastIsSaidToHaveEnded(t *testing.T) {
+	defer checkLeaks(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := startFreeBroadcaster(ctx, t)
+	v := startLoopbackViewer(ctx, t, b.Card())
+	defer v.Stop()
+	waitFor(t, "pictures", time.Minute, func() bool { return v.Snapshot().FramesDecoded > 10 })
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the viewer saying the stream ended", 10*time.Second, func() bool { return v.Snapshot().Reason == textEnded })
+	for {
+		select {
+		case ev := <-v.Events():
+			if ev.Text == textWentAway {
+				t.Fatalf("the viewer also said %q", ev.Text)
+			}
+			if ev.Text != textEnded {
+				continue
+			}
+		case <-time.After(time.Second):
+			t.Fatal("no event said the stream ended")
+		}
+		break
+	}
 }

@@ -18,6 +18,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/dazaarvision/dazaar-vision/app/card"
+	"github.com/dazaarvision/dazaar-vision/app/internal/endmsg"
 	"github.com/dazaarvision/dazaar-vision/app/internal/headermsg"
 	"github.com/dazaarvision/dazaar-vision/media/block"
 	"github.com/dazaarvision/dazaar-vision/media/playback"
@@ -184,13 +185,17 @@ type Viewer struct {
 	// headerKnown says the seller (or a relay) announced the newest header: src.base is
 	// where the newest run starts, not the 0 it starts from.
 	headerKnown atomic.Bool
-	hdrMu       sync.Mutex
-	hdrClaims   []uint64      // announced headers not yet checked (a free stream), ascending
-	hdrPoke     chan struct{} // a claim was offered (capacity 1)
-	fromBase    uint64        // the header a paused player played under
-	playWG      sync.WaitGroup
-	paused      atomic.Bool
-	from        uint64 // where the current player started (0: live)
+	// ended says the broadcaster said it ended the stream (endmsg), until a block at or past
+	// endedAt, its length then, arrives (a resumed stream).
+	ended     atomic.Bool
+	endedAt   atomic.Uint64
+	hdrMu     sync.Mutex
+	hdrClaims []uint64      // announced headers not yet checked (a free stream), ascending
+	hdrPoke   chan struct{} // a claim was offered (capacity 1)
+	fromBase  uint64        // the header a paused player played under
+	playWG    sync.WaitGroup
+	paused    atomic.Bool
+	from      uint64 // where the current player started (0: live)
 	// shifted says the current player plays behind the live edge (it started at a seek, Go to
 	// start, or after a pause): a paid stream's seller is then not asked to push the live
 	// blocks, which would be billed while the player is elsewhere and sit unwatched; the
@@ -604,6 +609,17 @@ func (v *Viewer) onAccess(a wire.Access) {
 }
 
 func (v *Viewer) onApp(msg []byte) {
+	if endmsg.Is(msg) {
+		// Believed from the card's seller only (app messages are not signed, and a relay
+		// passes on only header messages): it changes the words once the link drops.
+		if v.sw == nil || v.sw.Stats().ActiveIsSeller {
+			// Blocks pushed before the word may still arrive; only one past the seller's
+			// length now says the stream resumed.
+			v.endedAt.Store(max(v.rv.Status().Length, v.currentFeed().Length()))
+			v.ended.Store(true)
+		}
+		return
+	}
 	if h, ok := headermsg.Decode(msg); ok {
 		if v.sw != nil && h > v.src.base.Load() {
 			// A free stream's source may be any relaying viewer, and app messages are not
@@ -1012,7 +1028,10 @@ func (v *Viewer) Resume() {
 }
 
 // onBlock is told of each verified block stored, whichever source sent it.
-func (v *Viewer) onBlock(_ uint64, b []byte) {
+func (v *Viewer) onBlock(i uint64, b []byte) {
+	if v.ended.Load() && i >= v.endedAt.Load() {
+		v.ended.Store(false) // past the end the broadcaster announced: a resumed stream
+	}
 	v.received.Add(uint64(len(b)))
 	v.lastBlock.Store(time.Now().UnixNano())
 	v.src.arrived()

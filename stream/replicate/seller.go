@@ -201,6 +201,40 @@ func (s *Seller) Send(p peer.ID, msg []byte) error {
 	return nil
 }
 
+// Farewell hands msg to every viewer with an open session as the session's last message: it
+// writes it, closes its side of the stream and sends nothing more. It waits, until ctx ends,
+// for each session to have ended (the viewer, having read to the end, hangs up): a stream
+// reset right after the write could lose what the viewer had not read yet. It is a last word
+// before Close, such as a broadcaster saying the stream ended. A session whose message queue
+// is full is passed over (overflow policy: its viewer does not get the message).
+func (s *Seller) Farewell(ctx context.Context, msg []byte) error {
+	if len(msg) > wire.MaxApp {
+		return fmt.Errorf("replicate: app message of %d bytes is over the %d byte limit", len(msg), wire.MaxApp)
+	}
+	s.mu.Lock()
+	targets := make([]*sellerSession, 0, len(s.sessions))
+	for ss := range s.sessions {
+		targets = append(targets, ss)
+	}
+	s.mu.Unlock()
+	var waits []*sellerSession
+	for _, ss := range targets {
+		select {
+		case ss.ctrl <- item{app: append([]byte(nil), msg...), last: true}:
+			waits = append(waits, ss)
+		default:
+		}
+	}
+	for _, ss := range waits {
+		select {
+		case <-ss.ctx.Done():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // Viewers lists the peers with an open session.
 func (s *Seller) Viewers() []peer.ID {
 	s.mu.Lock()

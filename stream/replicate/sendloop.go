@@ -280,7 +280,17 @@ func (l *sendLoop) control(it item) error {
 	if err != nil {
 		return err
 	}
-	return l.flush()
+	if err := l.flush(); err != nil {
+		return err
+	}
+	if it.last {
+		// Nothing more goes out: the viewer reads to the end and hangs up, which ends the
+		// session (its read loop); until then this loop waits.
+		_ = l.ss.str.CloseWrite()
+		<-l.ss.ctx.Done()
+		return l.ss.ctx.Err()
+	}
+	return nil
 }
 
 // viewerLength is the viewer's verified length: what this session last upgraded it to, or

@@ -27,6 +27,7 @@ type item struct {
 	rng    *wire.Range
 	id     uint64
 	app    []byte
+	last   bool // an app message that is the session's last (Farewell): its side of the stream closes after it
 	access *wire.Access
 }
 
