@@ -16,7 +16,7 @@ const MinBackupPassphrase = 8
 // old backups stay readable whatever this rule becomes.
 func CheckBackupPassphrase(passphrase []byte) error {
 	if len(passphrase) < MinBackupPassphrase {
-		return fmt.Errorf("use a passphrase of at least %d characters: the backup is only as safe as it", MinBackupPassphrase)
+		return fmt.Errorf("use a passphrase of at least %d characters: anyone with the backup file can try passphrases against it", MinBackupPassphrase)
 	}
 	return nil
 }
