@@ -702,7 +702,7 @@ func TestLateRangeOfLongSoundOnlyStream(t *testing.T) {
 	feed := memfeed.New()
 	feed.Append(context.Background(), hb, true)
 	payload := make([]byte, 80)
-	payload[0] = 0xfc // an Opus packet's TOC: one 20 ms frame
+	payload[0] = 0xfc          // an Opus packet's TOC: one 20 ms frame
 	const units = 20 * 60 * 50 // 20 minutes
 	for i, seq := 0, uint64(1); i < units; i, seq = i+5, seq+1 {
 		m := &block.Media{Seq: seq}
