@@ -412,6 +412,8 @@ func (v *Viewer) download(ctx context.Context) error {
 				next, pick = b+1, true
 				start, end = b, b+1
 			}
+		} else if pick && !v.currentFeed().Has(b) {
+			start, end = b, b+1 // the header first: its answer upgrades what is verified
 		} else {
 			if pick {
 				// Decided once the header's answer upgraded what is verified, which a claimed
