@@ -23,6 +23,9 @@ func TestWatchStatusText(t *testing.T) {
 		{"free stream, connecting", true, session.ViewFigures{}, "connecting", ""},
 		{"free stream, playing", true, session.ViewFigures{Connected: true, Access: wire.Free}, "free", ""},
 		{"free access on a card with a price", false, session.ViewFigures{Connected: true, Access: wire.Free}, "free", ""},
+		// (Before: "free" for the 30 s a dead broadcaster's link still says up.)
+		{"free, no block for a while", true, session.ViewFigures{Connected: true, Access: wire.Free, Starved: 4 * time.Second},
+			"free, no video for 4 s (the broadcaster may be down)", ""},
 		{"paid, connecting", false, session.ViewFigures{}, "connecting", " · time left 0 s"},
 		{"paid, playing", false, session.ViewFigures{Connected: true, Access: wire.Allowed, Remaining: 90*time.Second + 400*time.Millisecond}, "paid", " · time left 1 min 30 s"},
 		{"paid, no block for a while", false, session.ViewFigures{Connected: true, Access: wire.Allowed, Remaining: time.Minute, Starved: 4 * time.Second},

@@ -333,6 +333,8 @@ func connText(f session.ViewFigures) string {
 		return "not connected"
 	case !f.Connected:
 		return "connecting"
+	case f.Access == wire.Free && f.Starved > 0:
+		return "free, no video for " + human.Duration(f.Starved) + " (the broadcaster may be down)"
 	case f.Access == wire.Free:
 		return "free"
 	case f.Access == wire.Allowed && f.Starved > 0:

@@ -98,3 +98,23 @@ func TestCountdownStandsStillWhileNoBlockArrives(t *testing.T) {
 		t.Fatalf("starved() = %v with blocks arriving", s)
 	}
 }
+
+// TestFreeStreamStarvedIsTold: a free stream's figures say how long no block has arrived, as a
+// paid one's do (before: 0 always, so a dead broadcaster's viewers read "free" for the 30 s its
+// link still said up); not while paused.
+func TestFreeStreamStarvedIsTold(t *testing.T) {
+	v := &Viewer{rv: connectedUpstream{}, src: newReaderSource()}
+	v.access, v.accessAt = wire.Access{State: wire.Free}, time.Now()
+	v.onBlock(0, []byte("a block"))
+	if s := v.starved(); s != 0 {
+		t.Fatalf("blocks arriving: starved() = %v", s)
+	}
+	v.lastBlock.Store(time.Now().Add(-StarvedAfter - time.Second).UnixNano())
+	if s := v.starved(); s < StarvedAfter {
+		t.Fatalf("no block for %v: starved() = %v", StarvedAfter+time.Second, s)
+	}
+	v.paused.Store(true)
+	if s := v.starved(); s != 0 {
+		t.Fatalf("paused: starved() = %v", s)
+	}
+}

@@ -786,14 +786,23 @@ func (v *Viewer) starvedLocked(now time.Time) time.Duration {
 }
 
 // starved is ViewFigures.Starved: how long no block has arrived since the last one, while
-// paid and not paused (0 before the first block: "waiting for the first picture" says it).
+// paid or free and not paused (0 before the first block: "waiting for the first picture" says
+// it). A free stream's link, too, says up for a while after a broadcaster's machine dies.
 func (v *Viewer) starved() time.Duration {
-	if v.lastBlock.Load() == 0 {
+	last := v.lastBlock.Load()
+	if last == 0 {
 		return 0
 	}
 	v.accMu.Lock()
 	defer v.accMu.Unlock()
-	return v.starvedLocked(time.Now())
+	now := time.Now()
+	if v.access.State == wire.Free {
+		if d := now.Sub(time.Unix(0, last)); d >= StarvedAfter && !v.paused.Load() {
+			return d
+		}
+		return 0
+	}
+	return v.starvedLocked(now)
 }
 
 // playedLocked is the time played since the seller's last update, with accMu held.

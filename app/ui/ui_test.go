@@ -442,6 +442,8 @@ func TestWatchFreeStateAndErrors(t *testing.T) {
 	s.buildWatching()
 	s.render(session.ViewFigures{Connected: true}, session.ViewFree)
 	h.mustShow("Stream is free of charge", "Waiting for the first picture…")
+	s.render(session.ViewFigures{Connected: true, FramesShown: 40, Starved: 3 * time.Second}, session.ViewFree)
+	h.mustShow("No video from the broadcaster for 3 s: its connection or computer may be down.")
 	if s.topUpBtn.Visible() || s.buyPanel.Visible() {
 		t.Fatal("a free stream offers to buy time")
 	}

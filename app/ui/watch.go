@@ -646,6 +646,9 @@ func (s *watchScreen) render(f session.ViewFigures, st session.ViewState) {
 		}
 	case session.ViewFree:
 		status = "Stream is free of charge"
+		if f.Starved > 0 {
+			status = fmt.Sprintf("No video from the broadcaster for %s: its connection or computer may be down.", human.Duration(f.Starved))
+		}
 	case session.ViewPaid:
 		countdown = "Paid time left " + clock(f.Remaining)
 		status = "Paid: video flows while paid time is left. Top up any time."
