@@ -344,14 +344,18 @@ func (e *env) streams(args []string) error {
 	return errors.Join(err1, err2)
 }
 
-// listedName is a stream's name and description as `streams` lists them, quoted, or
-// "(no name)" (unquoted, as `card inspect` says it) when both are blank.
+// listedName is a stream's name, quoted, then its description in brackets, as `streams`
+// lists them; "(no name)" (unquoted, as `card inspect` says it) for a blank name.
 func listedName(name, description string) string {
-	t := strings.TrimSpace(name + " " + description)
-	if t == "" {
-		return noName
+	n := noName
+	if strings.TrimSpace(name) != "" {
+		n = strconv.Quote(name)
 	}
-	return strconv.Quote(t)
+	if d := strings.TrimSpace(description); d != "" {
+		// (Before, name and description were one quoted string, read as the title.)
+		n += " (" + strconv.Quote(d) + ")"
+	}
+	return n
 }
 
 // noName stands for a blank stream name wherever one is shown.

@@ -97,3 +97,18 @@ func TestStatusLine(t *testing.T) {
 		})
 	}
 }
+
+// TestListedName: `streams` shows a stream's name, then its description apart (before, one
+// quoted string, "Garden Live from the garden", read as the title).
+func TestListedName(t *testing.T) {
+	for _, c := range []struct{ name, desc, want string }{
+		{"Garden", "Live from the garden", `"Garden" ("Live from the garden")`},
+		{"Garden", "", `"Garden"`},
+		{"", "", "(no name)"},
+		{" ", "only a description", `(no name) ("only a description")`},
+	} {
+		if got := listedName(c.name, c.desc); got != c.want {
+			t.Errorf("listedName(%q, %q) = %s, want %s", c.name, c.desc, got, c.want)
+		}
+	}
+}
