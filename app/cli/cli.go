@@ -258,6 +258,13 @@ func (e *env) secrets(args []string) error {
 		return err
 	}
 	var blob []byte
+	if args[0] == "export" {
+		// An earlier backup is never replaced unasked: it may hold secrets this store no
+		// longer has (an identity, a stream's key), under another passphrase.
+		if _, err := os.Lstat(rest[0]); err == nil {
+			return fmt.Errorf("%s already exists: back up to a new file name (an earlier backup may hold what this store no longer has)", rest[0])
+		}
+	}
 	if args[0] == "import" {
 		// Read and checked first: a file that is not a backup asks for no passphrase.
 		if blob, err = secrets.ReadBackupFile(rest[0]); err != nil {

@@ -89,6 +89,14 @@ func TestFeedCommands(t *testing.T) {
 	if r := run(t, "", append(sec, "secrets", "export", backup)...); r.code != 0 {
 		t.Fatalf("export: %s", r.err)
 	}
+	// An earlier backup is not replaced (before: silently overwritten).
+	before, _ := os.ReadFile(backup)
+	if r := run(t, "", append(sec, "secrets", "export", backup)...); r.code != 1 || !strings.Contains(r.err, "already exists") {
+		t.Fatalf("export over a backup: code %d, %s", r.code, r.err)
+	}
+	if after, _ := os.ReadFile(backup); !bytes.Equal(before, after) {
+		t.Fatal("the earlier backup was changed")
+	}
 	fresh := []string{"-secrets", "file", "-secrets-file", filepath.Join(tmp, "fresh.enc")}
 	if r := run(t, "", append(fresh, "secrets", "import", backup)...); r.code != 0 || !strings.Contains(r.out, "restored") {
 		t.Fatalf("import: %s %s", r.out, r.err)
