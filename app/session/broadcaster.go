@@ -827,13 +827,9 @@ func (b *Broadcaster) Stop() error {
 		b.wg.Wait()
 		// Capture has ended and its last blocks were pushed: the viewers are told the stream
 		// ended (else they see the broadcaster go away, and say it will be back), briefly.
-		seller := b.seller
-		if b.server != nil {
-			seller = b.server.Seller()
-		}
-		if seller != nil {
+		if b.seller != nil { // (a free stream's is its server's)
 			fctx, cancel := context.WithTimeout(context.Background(), farewellWait)
-			if err := seller.Farewell(fctx, endmsg.Encode()); err != nil {
+			if err := b.seller.Farewell(fctx, endmsg.Encode()); err != nil {
 				b.log.Info("not every viewer was told the stream ended", "err", err)
 			}
 			cancel()

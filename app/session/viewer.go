@@ -756,7 +756,7 @@ func (v *Viewer) Remaining() time.Duration {
 	if started {
 		// Blocks are what the seller charges for: while none arrive the countdown stands
 		// still, as it does while the link is down.
-		v.noteLinkLocked(connected && v.starvedLocked(now) == 0, now)
+		v.noteLinkLocked(connected && v.starvedLocked(now, false) == 0, now)
 	}
 	if v.access.State != wire.Allowed {
 		return 0
@@ -769,10 +769,10 @@ func (v *Viewer) Remaining() time.Duration {
 // blocks (a frame, 33 ms at 30 fps; an audio-only stream's blocks are 20 ms of sound).
 const StarvedAfter = 1500 * time.Millisecond
 
-// starvedLocked is how long no block has arrived while paid and not paused (0 below
-// StarvedAfter, before the first block as well), with accMu held.
-func (v *Viewer) starvedLocked(now time.Time) time.Duration {
-	if v.access.State != wire.Allowed || v.paused.Load() {
+// starvedLocked is how long no block has arrived while paid (or free too, when free says so)
+// and not paused (0 below StarvedAfter, before the first block as well), with accMu held.
+func (v *Viewer) starvedLocked(now time.Time, free bool) time.Duration {
+	if !(v.access.State == wire.Allowed || free && v.access.State == wire.Free) || v.paused.Load() {
 		return 0
 	}
 	last := v.lastBlock.Load()
@@ -789,20 +789,12 @@ func (v *Viewer) starvedLocked(now time.Time) time.Duration {
 // paid or free and not paused (0 before the first block: "waiting for the first picture" says
 // it). A free stream's link, too, says up for a while after a broadcaster's machine dies.
 func (v *Viewer) starved() time.Duration {
-	last := v.lastBlock.Load()
-	if last == 0 {
+	if v.lastBlock.Load() == 0 {
 		return 0
 	}
 	v.accMu.Lock()
 	defer v.accMu.Unlock()
-	now := time.Now()
-	if v.access.State == wire.Free {
-		if d := now.Sub(time.Unix(0, last)); d >= StarvedAfter && !v.paused.Load() {
-			return d
-		}
-		return 0
-	}
-	return v.starvedLocked(now)
+	return v.starvedLocked(time.Now(), true)
 }
 
 // playedLocked is the time played since the seller's last update, with accMu held.

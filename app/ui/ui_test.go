@@ -268,10 +268,15 @@ func TestWatchStates(t *testing.T) {
 // paidWatch is the watch view of a paid stream on h's window, without a session.
 func paidWatch(t *testing.T, h *harness) *watchScreen {
 	t.Helper()
+	return watchOf(h, paidCard(t))
+}
+
+// watchOf shows the watch screen for card c, as after pasting it (no session runs).
+func watchOf(h *harness, c card.Card) *watchScreen {
 	s := &watchScreen{u: h.u, w: newWorker(h.u)}
 	s.build()
 	h.u.show(s)
-	s.card = paidCard(t)
+	s.card = c
 	s.buildWatching()
 	return s
 }
@@ -433,13 +438,9 @@ func TestWatchFreeStateAndErrors(t *testing.T) {
 	defer checkLeaks(t)()
 	h := newHarness(t, test.NewTempApp(t), Options{})
 	defer h.close()
-	s := &watchScreen{u: h.u, w: newWorker(h.u)}
-	s.build()
-	h.u.show(s)
 	c := paidCard(t)
 	c.Price, c.Methods, c.Network = price.Free, nil, ""
-	s.card = c
-	s.buildWatching()
+	s := watchOf(h, c)
 	s.render(session.ViewFigures{Connected: true}, session.ViewFree)
 	h.mustShow("Stream is free of charge", "Waiting for the first picture…")
 	s.render(session.ViewFigures{Connected: true, FramesShown: 40, Starved: 3 * time.Second}, session.ViewFree)
@@ -650,13 +651,11 @@ func TestOnChainMinimumInTheBuyPanel(t *testing.T) {
 	defer checkLeaks(t)()
 	h := newHarness(t, test.NewTempApp(t), Options{})
 	defer h.close()
-	s := &watchScreen{u: h.u, w: newWorker(h.u)}
-	s.build()
-	h.u.show(s)
-	s.card = paidCard(t)
-	s.card.Price = price.Price{Sats: 60, Interval: 1, Unit: price.Minute}
-	s.card.Methods = []card.Method{card.OnChain}
-	s.buildWatching()
+	c := paidCard(t)
+	c.Price = price.Price{Sats: 60, Interval: 1, Unit: price.Minute}
+	both := c
+	c.Methods = []card.Method{card.OnChain}
+	s := watchOf(h, c)
 	if s.minutes.Text != "17" {
 		t.Errorf("the minutes start at %q, want 17 (1 020 sats)", s.minutes.Text)
 	}
@@ -671,12 +670,7 @@ func TestOnChainMinimumInTheBuyPanel(t *testing.T) {
 	}
 
 	// A seller taking both: on-chain chosen, the same; Lightning chosen, every preset.
-	s2 := &watchScreen{u: h.u, w: newWorker(h.u)}
-	s2.build()
-	h.u.show(s2)
-	s2.card = paidCard(t)
-	s2.card.Price = price.Price{Sats: 60, Interval: 1, Unit: price.Minute}
-	s2.buildWatching()
+	s2 := watchOf(h, both)
 	s2.method.SetSelected(methodOnChain)
 	if !s2.presets[0].b.Disabled() {
 		t.Error("on-chain chosen: the 5-minute preset (300 sats) is offered")

@@ -8,10 +8,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
-
-	"github.com/dazaarvision/dazaar-vision/stream/p2p"
-	"github.com/dazaarvision/dazaar-vision/stream/wire"
 )
 
 // TestViewerReturnsToASellerThatCameBack: a free stream's broadcaster goes away (its process
@@ -21,26 +17,10 @@ import (
 // failed dial while it was away, so the viewer stayed disconnected for a minute.
 func TestViewerReturnsToASellerThatCameBack(t *testing.T) {
 	checkLeaks(t)
-	id, err := p2p.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := p2p.ParseIdentity(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := func(listen string) *p2p.Node {
-		n, err := p2p.New(context.Background(), p2p.Config{Identity: sk, PrivateAddrs: true,
-			ListenAddrs: []string{listen}, Reachability: p2p.ReachabilityPublic,
-			Protocols: []protocol.ID{wire.Protocol, HaveProtocol}, Logger: quiet()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	sk := newIdentity(t)
 	sf := newWriter(t, 30)
 	startAppending(t, sf)
-	n1 := start("/ip4/127.0.0.1/tcp/0")
+	n1 := nodeOn(t, sk, "/ip4/127.0.0.1/tcp/0")
 	srv1, err := Serve(ServeConfig{Host: n1.Host(), Feed: sf, Origin: true, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +34,7 @@ func TestViewerReturnsToASellerThatCameBack(t *testing.T) {
 	_ = srv1.Close()
 	_ = n1.Close()
 	time.Sleep(8 * time.Second) // away: the viewer's dials fail meanwhile
-	n2 := start(addr.String())
+	n2 := nodeOn(t, sk, addr.String())
 	t.Cleanup(func() { n2.Close() })
 	srv2, err := Serve(ServeConfig{Host: n2.Host(), Feed: sf, Origin: true, Logger: quiet()})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.uber.org/goleak"
@@ -50,6 +51,14 @@ func quiet() *slog.Logger {
 
 func newNode(t *testing.T, bootstrap ...peer.AddrInfo) *p2p.Node {
 	t.Helper()
+	n := nodeOn(t, newIdentity(t), "/ip4/127.0.0.1/tcp/0", bootstrap...)
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// newIdentity is a new node identity.
+func newIdentity(t *testing.T) crypto.PrivKey {
+	t.Helper()
 	id, err := p2p.NewIdentity()
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +67,18 @@ func newNode(t *testing.T, bootstrap ...peer.AddrInfo) *p2p.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sk
+}
+
+// nodeOn is a node with identity sk listening on listen; the caller closes it.
+func nodeOn(t *testing.T, sk crypto.PrivKey, listen string, bootstrap ...peer.AddrInfo) *p2p.Node {
+	t.Helper()
 	n, err := p2p.New(context.Background(), p2p.Config{Identity: sk, PrivateAddrs: true,
-		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Reachability: p2p.ReachabilityPublic,
+		ListenAddrs: []string{listen}, Reachability: p2p.ReachabilityPublic,
 		Protocols: []protocol.ID{wire.Protocol, HaveProtocol}, Bootstrap: bootstrap, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
 	return n
 }
 
